@@ -1,0 +1,121 @@
+//! Opening a data directory: backend detection and the directory lock.
+
+use std::fs::{File, OpenOptions as FsOpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::{Backend, Durability, LmdbVolume, MemVolume, RedbVolume, Volume, VolumeError};
+
+/// Names the backend of a data directory. Written once, at creation.
+const MARKER: &str = "VOLUME";
+/// Held (flock) while a process has the directory open.
+const LOCK: &str = "LOCK";
+const REDB_FILE: &str = "volume.redb";
+const LMDB_DIR: &str = "lmdb";
+
+/// How to open a data directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// The backend for a new directory; `None` means redb. On an existing
+    /// directory it must match what is there (or be `None`).
+    pub backend: Option<Backend>,
+    pub durability: Durability,
+}
+
+/// Opens the volume in `dir`, creating the directory and a volume of the
+/// requested backend if there is none. Reopening detects the backend from
+/// the `VOLUME` marker. The directory is locked for this process: a second
+/// process gets [`VolumeError::Locked`].
+pub fn open_dir(dir: &Path, options: OpenOptions) -> Result<Arc<dyn Volume>, VolumeError> {
+    std::fs::create_dir_all(dir).map_err(|e| VolumeError::io(dir, e))?;
+    let lock = lock(dir)?;
+    let marker = dir.join(MARKER);
+    let backend = match read_marker(&marker)? {
+        Some(found) => {
+            if let Some(requested) = options.backend
+                && requested != found
+            {
+                return Err(VolumeError::BackendMismatch {
+                    path: dir.to_path_buf(),
+                    found,
+                    requested,
+                });
+            }
+            found
+        }
+        None => {
+            let backend = options.backend.unwrap_or_default();
+            write_marker(&marker, backend)?;
+            backend
+        }
+    };
+    let d = options.durability;
+    Ok(match backend {
+        Backend::Redb => Arc::new(RedbVolume::open_locked(
+            &dir.join(REDB_FILE),
+            d,
+            Some(lock),
+        )?),
+        Backend::Lmdb => Arc::new(LmdbVolume::open_locked(&dir.join(LMDB_DIR), d, Some(lock))?),
+        Backend::Mem => Arc::new(MemVolume::new()),
+    })
+}
+
+/// The files that hold a directory's data (for size reports and tests).
+pub fn data_files(dir: &Path, backend: Backend) -> Vec<PathBuf> {
+    match backend {
+        Backend::Redb => vec![dir.join(REDB_FILE)],
+        Backend::Lmdb => vec![dir.join(LMDB_DIR).join("data.mdb")],
+        Backend::Mem => Vec::new(),
+    }
+}
+
+fn lock(dir: &Path) -> Result<File, VolumeError> {
+    let path = dir.join(LOCK);
+    let file = FsOpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| VolumeError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(VolumeError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(VolumeError::io(&path, e)),
+    }
+}
+
+fn read_marker(path: &Path) -> Result<Option<Backend>, VolumeError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(VolumeError::io(path, e)),
+    };
+    let bad = |reason: String| VolumeError::BadMarker {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("hydra-volume 1") {
+        return Err(bad("first line is not \"hydra-volume 1\"".into()));
+    }
+    let backend = lines
+        .next()
+        .and_then(|l| l.strip_prefix("backend "))
+        .ok_or_else(|| bad("no \"backend\" line".into()))?;
+    backend.parse().map(Some).map_err(bad)
+}
+
+fn write_marker(path: &Path, backend: Backend) -> Result<(), VolumeError> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "hydra-volume 1\nbackend {backend}")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| VolumeError::io(path, e))
+}
