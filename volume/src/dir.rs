@@ -58,7 +58,7 @@ pub fn open_dir(dir: &Path, options: OpenOptions) -> Result<Arc<dyn Volume>, Vol
             Some(lock),
         )?),
         Backend::Lmdb => Arc::new(LmdbVolume::open_locked(&dir.join(LMDB_DIR), d, Some(lock))?),
-        Backend::Mem => Arc::new(MemVolume::new()),
+        Backend::Mem => Arc::new(MemVolume::with_lock(lock)),
     })
 }
 

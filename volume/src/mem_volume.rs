@@ -1,6 +1,7 @@
 //! [`MemVolume`]: a volume held in memory, gone when dropped.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::ops::Bound;
 use std::sync::RwLock;
 
@@ -15,11 +16,21 @@ use crate::{
 #[derive(Debug, Default)]
 pub struct MemVolume {
     map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// The data directory lock, when opened through `open_dir`, so that a
+    /// daemon's in-memory directory is as exclusive as a persistent one.
+    _lock: Option<File>,
 }
 
 impl MemVolume {
     pub fn new() -> MemVolume {
         MemVolume::default()
+    }
+
+    pub(crate) fn with_lock(lock: File) -> MemVolume {
+        MemVolume {
+            _lock: Some(lock),
+            ..MemVolume::default()
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
