@@ -41,14 +41,15 @@ impl Codec {
             .find(|c| c.code() == code)
     }
 
-    fn tag(self) -> u8 {
+    /// One-byte tag for compact binary forms (postcard, volume keys).
+    pub const fn tag(self) -> u8 {
         match self {
             Codec::Raw => 0,
             Codec::Node => 1,
         }
     }
 
-    fn from_tag(tag: u8) -> Option<Codec> {
+    pub const fn from_tag(tag: u8) -> Option<Codec> {
         match tag {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Node),

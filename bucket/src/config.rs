@@ -1,0 +1,38 @@
+//! [`BucketConfig`]: a bucket's persisted, versioned configuration.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BucketName, Transforms};
+
+/// A bucket's configuration, stored as JSON in the volume so that later
+/// fields (policies) can be added without a migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketConfig {
+    pub id: BucketName,
+    /// Raised by every update; an update must give a higher one, so that
+    /// two writers of the same config cannot silently overwrite each other.
+    pub version: u64,
+    #[serde(default)]
+    pub transforms: Transforms,
+    #[serde(default)]
+    pub policies: Policies,
+    /// Internal number used in this volume's keys (not portable).
+    pub(crate) num: u32,
+}
+
+/// Policies attached to a bucket. Empty for now: replication (who this
+/// bucket follows, whose heads it accepts) arrives with the network layer
+/// and lands here without a change of format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policies {}
+
+/// A change to a bucket's config, applied by
+/// [`Store::update_bucket`](crate::Store::update_bucket).
+#[derive(Debug, Clone, Default)]
+pub struct BucketUpdate {
+    /// The new version; must exceed the current one.
+    pub version: u64,
+    /// A new zstd level (only for a bucket created with compression).
+    pub zstd_level: Option<i32>,
+    pub policies: Option<Policies>,
+}
