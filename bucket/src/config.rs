@@ -17,6 +17,7 @@ pub struct BucketConfig {
     #[serde(default)]
     pub policies: Policies,
     /// Internal number used in this volume's keys (not portable).
+    #[serde(rename = "internal_id")]
     pub(crate) num: u32,
 }
 

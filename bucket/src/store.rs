@@ -65,10 +65,10 @@ impl Shared {
 
     /// Records a root set while a collection of its bucket runs.
     pub fn note_root(&self, num: u32, r: Ref) {
-        if self.active.load(Ordering::SeqCst) {
-            if let Some(t) = self.tracking().as_mut().filter(|t| t.num == num) {
-                t.new_roots.push(r);
-            }
+        if self.active.load(Ordering::SeqCst)
+            && let Some(t) = self.tracking().as_mut().filter(|t| t.num == num)
+        {
+            t.new_roots.push(r);
         }
     }
 }

@@ -1,1 +1,55 @@
-fn main() {}
+//! `hydra`: the command-line interface to a Hydra data directory.
+//!
+//! Exit codes: 0 success; 1 an error (one line on stderr), or a negative
+//! answer (`block has` on an absent block, `volume verify` finding
+//! corruption); 2 a usage error.
+
+mod cli;
+mod context;
+mod output;
+
+use std::io::ErrorKind;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hydra: {}", one_line(&err));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause that
+/// the message above it already quotes.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !line.contains(&c) {
+            line.push_str(": ");
+            line.push_str(&c);
+        }
+    }
+    line.replace('\n', " ")
+}
+
+/// A closed stdout (`hydra object get k | head`) is how pipes end, not an
+/// error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
+            || matches!(
+                c.downcast_ref::<hydra_bucket::BucketError>(),
+                Some(hydra_bucket::BucketError::Write(e)) if e.kind() == ErrorKind::BrokenPipe
+            )
+    })
+}

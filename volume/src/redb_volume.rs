@@ -24,6 +24,15 @@ pub struct RedbVolume {
     _lock: Option<File>,
 }
 
+/// One item of a redb range over the table.
+type RangeItem<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 fn err(e: impl Into<redb::Error>) -> VolumeError {
     VolumeError::engine(Backend::Redb, e.into())
 }
@@ -122,10 +131,7 @@ impl Volume for RedbVolume {
         let iter = table.range::<&[u8]>(range.as_bounds()).map_err(err)?;
         let mut page = Vec::new();
         let mut bytes = 0;
-        let mut take = |e: Result<
-            (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-            redb::StorageError,
-        >| {
+        let mut take = |e: RangeItem<'_>| {
             let (k, v) = e.map_err(err)?;
             let (k, v) = (k.value().to_vec(), v.value().to_vec());
             bytes += k.len() + v.len();

@@ -190,11 +190,12 @@ impl Iterator for Scan<'_> {
     type Item = Result<Entry, VolumeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.page.is_empty() && !self.done {
-            if let Err(e) = self.fill() {
-                self.done = true;
-                return Some(Err(e));
-            }
+        if self.page.is_empty()
+            && !self.done
+            && let Err(e) = self.fill()
+        {
+            self.done = true;
+            return Some(Err(e));
         }
         self.page.pop_front().map(Ok)
     }

@@ -1,0 +1,141 @@
+//! The command line: what the user typed (clap), dispatched to one module
+//! per command group.
+
+mod block;
+mod bucket;
+mod gc;
+mod object;
+mod volume;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use hydra_bucket::BucketName;
+use hydra_volume::Backend;
+
+use crate::context::Ctx;
+
+const KEY_HELP: &str = "\
+Encrypted buckets need their 256-bit key for every read or write of plain \
+bytes. Give it with --key-file FILE (32 raw bytes or 64 hex digits) or with \
+the environment variable HYDRA_KEY (64 hex digits). The key is never stored \
+in the volume.";
+
+/// Hydra: a content-addressed block store and event store.
+///
+/// Works on a data directory (--data, HYDRA_DATA, default ./hydra-data),
+/// created on first use with the redb backend unless --backend says
+/// otherwise.
+#[derive(Debug, Parser)]
+#[command(name = "hydra", version, after_long_help = KEY_HELP)]
+pub struct Cli {
+    /// Data directory.
+    #[arg(long, global = true, env = "HYDRA_DATA", default_value = "hydra-data")]
+    pub data: PathBuf,
+
+    /// Storage engine for a new data directory: redb, lmdb or mem.
+    #[arg(long, global = true, env = "HYDRA_BACKEND", value_parser = parse_backend)]
+    pub backend: Option<Backend>,
+
+    /// Key file of an encrypted bucket (or set HYDRA_KEY).
+    #[arg(long, global = true, env = "HYDRA_KEY_FILE", long_help = KEY_HELP)]
+    pub key_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    s.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The volume: identity, size, integrity.
+    #[command(subcommand)]
+    Volume(volume::VolumeCmd),
+    /// Buckets: named block collections with transforms.
+    #[command(subcommand)]
+    Bucket(bucket::BucketCmd),
+    /// Blocks: content-addressed byte strings.
+    #[command(subcommand)]
+    Block(block::BlockCmd),
+    /// Objects: named byte streams of any size, chunked into blocks.
+    #[command(subcommand)]
+    Object(object::ObjectCmd),
+    /// Free blocks no root reaches and print what was freed.
+    Gc(gc::GcArgs),
+}
+
+/// `--bucket`, shared by the block, object and gc commands.
+#[derive(Debug, clap::Args)]
+pub struct BucketArg {
+    /// Bucket to use.
+    #[arg(long, short, default_value = "default", value_parser = parse_bucket)]
+    pub bucket: BucketName,
+}
+
+pub fn parse_bucket(s: &str) -> Result<BucketName, String> {
+    s.parse()
+        .map_err(|e: hydra_bucket::BucketError| e.to_string())
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx {
+        data: cli.data,
+        backend: cli.backend,
+        key_file: cli.key_file,
+    };
+    match cli.command {
+        Command::Volume(c) => volume::run(&ctx, c),
+        Command::Bucket(c) => bucket::run(&ctx, c),
+        Command::Block(c) => block::run(&ctx, c),
+        Command::Object(c) => object::run(&ctx, c),
+        Command::Gc(a) => gc::run(&ctx, a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_flags_parse_anywhere() {
+        let r = hydra_block::Ref::raw(b"x").to_string();
+        let cli = Cli::try_parse_from([
+            "hydra", "block", "get", "--data", "/tmp/d", "--bucket", "b1", &r,
+        ])
+        .unwrap();
+        assert_eq!(cli.data, PathBuf::from("/tmp/d"));
+        assert!(matches!(cli.command, Command::Block(_)));
+    }
+
+    #[test]
+    fn bad_backends_and_bucket_names_are_usage_errors() {
+        let e = Cli::try_parse_from(["hydra", "--backend", "rocks", "volume", "info"]).unwrap_err();
+        assert!(e.to_string().contains("unknown backend \"rocks\""), "{e}");
+        let e = Cli::try_parse_from(["hydra", "gc", "--bucket", "Bad/Name"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("bucket name \"Bad/Name\" is invalid"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn compress_flag_forms() {
+        use bucket::parse_compress;
+        assert_eq!(parse_compress("zstd").unwrap(), 3);
+        assert_eq!(parse_compress("zstd:19").unwrap(), 19);
+        assert!(parse_compress("gzip").is_err());
+        assert!(parse_compress("zstd:x").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,64 @@
+//! Resolving what the user typed into an open store, buckets and keys.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use hydra_bucket::{Bucket, BucketName, Key, Store};
+use hydra_volume::{Backend, Durability, OpenOptions, VolumeError, open_dir};
+
+/// Where the data lives and how to unlock it, from the global flags.
+pub struct Ctx {
+    pub data: PathBuf,
+    pub backend: Option<Backend>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// Opens the data directory, creating it on first use.
+    pub fn store(&self) -> Result<Store> {
+        let volume = open_dir(
+            &self.data,
+            OpenOptions {
+                backend: self.backend,
+                durability: Durability::Immediate,
+            },
+        )
+        .map_err(|e| match e {
+            VolumeError::Locked { path } => anyhow::anyhow!(
+                "data directory {} is in use by another process (is a hydra daemon running on it?)",
+                path.display()
+            ),
+            e => anyhow::Error::new(e),
+        })?;
+        Ok(Store::open(volume)?)
+    }
+
+    /// The key given on the command line or in the environment, if any.
+    pub fn key(&self) -> Result<Option<Key>> {
+        if let Some(path) = &self.key_file {
+            return Ok(Some(Key::from_file(path)?));
+        }
+        Ok(Key::from_env()?)
+    }
+
+    /// A handle on bucket `name`, unlocked with the given key when it is
+    /// encrypted.
+    pub fn bucket(&self, store: &Store, name: &BucketName) -> Result<Bucket> {
+        let key = self.key()?;
+        Ok(store.bucket(name, key.as_ref())?)
+    }
+}
+
+/// Opens `path` for reading, `-` meaning stdin. Returns the reader and the
+/// size when known.
+pub fn input(path: Option<&Path>) -> Result<(Box<dyn std::io::Read>, Option<u64>)> {
+    match path {
+        None => Ok((Box::new(std::io::stdin().lock()), None)),
+        Some(p) if p == Path::new("-") => Ok((Box::new(std::io::stdin().lock()), None)),
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            let len = f.metadata().ok().map(|m| m.len());
+            Ok((Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len))
+        }
+    }
+}
