@@ -13,6 +13,8 @@
 //! Encrypted layout: `nonce (12 bytes) || ciphertext || tag (16 bytes)`,
 //! with the associated data `hydra-block-v1`.
 
+use std::cell::RefCell;
+
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use serde::{Deserialize, Serialize};
@@ -81,8 +83,7 @@ impl Pipeline {
         let compressed;
         let data = match self.zstd_level {
             Some(level) => {
-                compressed = zstd::bulk::compress(plain, level)
-                    .expect("zstd compression of an in-memory buffer does not fail");
+                compressed = compress(level, plain);
                 &compressed[..]
             }
             None => plain,
@@ -137,11 +138,46 @@ impl Pipeline {
             None => stored,
         };
         match self.zstd_level {
-            Some(_) => zstd::bulk::decompress(&data, max_plain)
-                .map_err(|e| Undo::Decompress(e.to_string())),
+            Some(_) => decompress(&data, max_plain).map_err(|e| Undo::Decompress(e.to_string())),
             None => Ok(data),
         }
     }
+}
+
+thread_local! {
+    /// zstd contexts are expensive to create (tens of microseconds, more
+    /// than compressing a small block), so each thread keeps one. A reused
+    /// context produces the same bytes as a fresh one at the same level,
+    /// which deduplication relies on.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+fn compress(level: i32, plain: &[u8]) -> Vec<u8> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            let c = zstd::bulk::Compressor::new(level).expect("zstd accepts levels 1 to 22");
+            *slot = Some((level, c));
+        }
+        let (_, c) = slot.as_mut().expect("set above");
+        c.compress(plain)
+            .expect("zstd compression of an in-memory buffer does not fail")
+    })
+}
+
+fn decompress(data: &[u8], max_plain: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        slot.as_mut()
+            .expect("set above")
+            .decompress(data, max_plain)
+    })
 }
 
 #[cfg(test)]
@@ -172,6 +208,15 @@ mod tests {
         *flipped.last_mut().unwrap() ^= 1;
         assert!(matches!(p.open(flipped, 1 << 20), Err(Undo::Decrypt)));
         assert!(matches!(p.open(vec![1, 2], 1 << 20), Err(Undo::Decrypt)));
+    }
+
+    #[test]
+    fn reused_contexts_compress_like_fresh_ones() {
+        let data = b"the same block, compressed again and again".repeat(20);
+        let fresh = zstd::bulk::compress(&data, 7).unwrap();
+        assert_eq!(compress(7, &data), fresh);
+        assert_eq!(compress(3, &data), zstd::bulk::compress(&data, 3).unwrap());
+        assert_eq!(compress(7, &data), fresh);
     }
 
     #[test]
