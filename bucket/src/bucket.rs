@@ -330,7 +330,7 @@ impl BlockWriter<'_> {
     }
 
     /// Queues bytes already known to hash to `r`.
-    fn add_stored(&mut self, r: Ref, stored: Vec<u8>) -> Result<(), BucketError> {
+    pub(crate) fn add_stored(&mut self, r: Ref, stored: Vec<u8>) -> Result<(), BucketError> {
         let num = self.bucket.num();
         {
             // Pin and check under the gate, so that the collector cannot

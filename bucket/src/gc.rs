@@ -50,7 +50,7 @@ impl Drop for TrackingGuard<'_> {
     }
 }
 
-fn walk_error(e: WalkError<BucketError>) -> BucketError {
+pub(crate) fn walk_error(e: WalkError<BucketError>) -> BucketError {
     match e {
         WalkError::Load { source, .. } => source,
         WalkError::Decode { reference, source } => BucketError::Decode { reference, source },

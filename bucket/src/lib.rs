@@ -37,6 +37,7 @@ struct ReadmeDoctests;
 
 mod bucket;
 mod config;
+mod copy;
 mod error;
 mod gc;
 mod key;
@@ -49,6 +50,7 @@ mod verify;
 
 pub use bucket::{BlockWriter, Bucket, BucketStats, MAX_BLOCK_SIZE, WriteStats};
 pub use config::{BucketConfig, BucketUpdate, Policies};
+pub use copy::CopyReport;
 pub use error::BucketError;
 pub use gc::GcReport;
 pub use key::{KEY_ENV, Key};

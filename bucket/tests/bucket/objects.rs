@@ -166,3 +166,54 @@ impl std::io::Write for HashWriterRef<'_> {
         Ok(())
     }
 }
+
+/// A DAG copies between buckets: unchanged refs when the transforms are
+/// the same, a rebuilt DAG (new refs, same content) when they differ.
+#[test]
+fn objects_copy_between_buckets_and_check_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path(), Backend::Mem);
+    let src = store.bucket(&BucketName::default_bucket(), None).unwrap();
+    let data = noise(21, 2_000_000);
+    let info = src.put_object("doc", &data[..], |_| {}).unwrap();
+    let blocks = src.check_dag(info.root).unwrap();
+    assert!(blocks > 10);
+
+    let same: BucketName = "same".parse().unwrap();
+    store
+        .create_bucket(&same, CreateOptions::default())
+        .unwrap();
+    let same = store.bucket(&same, None).unwrap();
+    let (root, report) = src.copy_dag(info.root, &same).unwrap();
+    assert_eq!(root, info.root);
+    assert_eq!((report.blocks, report.written), (blocks, blocks));
+    assert_eq!(same.copy_dag(root, &same).unwrap().1.written, 0);
+
+    let key = hydra_bucket::Key::generate().unwrap();
+    let enc: BucketName = "enc".parse().unwrap();
+    store
+        .create_bucket(
+            &enc,
+            CreateOptions {
+                zstd_level: Some(3),
+                key: Some(&key),
+            },
+        )
+        .unwrap();
+    let enc = store.bucket(&enc, Some(&key)).unwrap();
+    let (root, report) = src.copy_dag(info.root, &enc).unwrap();
+    assert_ne!(root, info.root);
+    assert_eq!(report.blocks, blocks);
+    assert_eq!(enc.check_dag(root).unwrap(), blocks);
+    enc.set_root("o/doc", root).unwrap();
+    let mut out = Vec::new();
+    enc.get_object("doc", &mut out, |_| {}).unwrap();
+    assert!(out == data);
+
+    src.delete(&src.objects("").next().unwrap().unwrap().root)
+        .unwrap();
+    assert!(matches!(
+        src.check_dag(info.root),
+        Err(BucketError::BlockNotFound { .. })
+    ));
+}
