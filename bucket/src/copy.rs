@@ -51,7 +51,7 @@ impl Bucket {
         report: &mut CopyReport,
     ) -> Result<Ref, BucketError> {
         // Iterative post-order: children are copied before their parent.
-        let mut stack: Vec<(Ref, Vec<u8>, Vec<Ref>, Vec<Ref>)> = Vec::new();
+        let mut stack: Vec<Pending> = Vec::new();
         let mut done: std::collections::HashMap<Ref, Ref> = Default::default();
         let push = |r: Ref, stack: &mut Vec<_>| -> Result<(), BucketError> {
             let plain = self.try_get(&r)?.ok_or_else(|| self.missing(r))?;
@@ -116,6 +116,10 @@ impl Bucket {
         }
     }
 }
+
+/// A node being copied: its old ref, plain bytes, old links, and the new
+/// refs of the children copied so far.
+type Pending = (Ref, Vec<u8>, Vec<Ref>, Vec<Ref>);
 
 /// Re-encodes a node with new links (same kind and body).
 fn relink(old: Ref, plain: &[u8], links: &[Ref]) -> Result<Vec<u8>, BucketError> {
