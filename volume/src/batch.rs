@@ -44,6 +44,12 @@ impl WriteBatch {
         self
     }
 
+    /// Moves every op of `other` to the end of this batch.
+    pub fn append(&mut self, other: WriteBatch) {
+        self.bytes += other.bytes;
+        self.ops.extend(other.ops);
+    }
+
     pub fn ops(&self) -> &[Op] {
         &self.ops
     }

@@ -113,6 +113,20 @@ impl Volume for LmdbVolume {
             .map(<[u8]>::to_vec))
     }
 
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, VolumeError> {
+        let txn = self.env.read_txn().map_err(err)?;
+        keys.iter()
+            .map(|k| {
+                check_key(k, true)?;
+                Ok(self
+                    .db
+                    .get(&txn, &tagged(k))
+                    .map_err(err)?
+                    .map(<[u8]>::to_vec))
+            })
+            .collect()
+    }
+
     fn has(&self, key: &[u8]) -> Result<bool, VolumeError> {
         check_key(key, true)?;
         let txn = self.env.read_txn().map_err(err)?;

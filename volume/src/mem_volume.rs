@@ -54,6 +54,16 @@ impl Volume for MemVolume {
         Ok(self.read().get(key).cloned())
     }
 
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, VolumeError> {
+        let map = self.read();
+        keys.iter()
+            .map(|k| {
+                check_key(k, true)?;
+                Ok(map.get(*k).cloned())
+            })
+            .collect()
+    }
+
     fn has(&self, key: &[u8]) -> Result<bool, VolumeError> {
         check_key(key, true)?;
         Ok(self.read().contains_key(key))

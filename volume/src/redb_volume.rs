@@ -110,6 +110,17 @@ impl Volume for RedbVolume {
         Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, VolumeError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(KV).map_err(err)?;
+        keys.iter()
+            .map(|k| {
+                check_key(k, true)?;
+                Ok(table.get(*k).map_err(err)?.map(|v| v.value().to_vec()))
+            })
+            .collect()
+    }
+
     fn has(&self, key: &[u8]) -> Result<bool, VolumeError> {
         check_key(key, true)?;
         let txn = self.db.begin_read().map_err(err)?;

@@ -23,6 +23,14 @@ fn round_trip_overwrite_delete(vol: &dyn Volume) {
     vol.put(b"k", b"v1").unwrap();
     assert_eq!(vol.get(b"k").unwrap().as_deref(), Some(&b"v1"[..]));
     assert!(vol.has(b"k").unwrap());
+    assert_eq!(
+        vol.get_many(&[b"k", b"missing", b"k"]).unwrap(),
+        [Some(b"v1".to_vec()), None, Some(b"v1".to_vec())]
+    );
+    assert!(matches!(
+        vol.get_many(&[&[b'k'; MAX_KEY_LEN + 1]]),
+        Err(VolumeError::KeyTooLong { .. })
+    ));
     vol.put(b"k", b"v2").unwrap();
     assert_eq!(vol.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
     vol.delete(b"k").unwrap();

@@ -1,0 +1,140 @@
+use std::sync::Arc;
+
+use hydra_bucket::BucketError;
+use hydra_volume::VolumeError;
+use uuid::Uuid;
+
+use crate::{ExpectedVersion, StreamId, StreamIdError};
+
+/// What went wrong in the event log. Callers branch on the first few
+/// (concurrency conflicts, missing or deleted streams); the values in each
+/// message are the ones that differ.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("stream {stream} is at version {actual}, expected {expected}", actual = show_actual(*.actual))]
+    WrongExpectedVersion {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        /// The stream's last version, `None` when it does not exist.
+        actual: Option<u64>,
+    },
+    #[error("stream {0} does not exist")]
+    StreamNotFound(StreamId),
+    #[error("stream {0} is deleted (tombstoned) and can never be written or read again")]
+    StreamDeleted(StreamId),
+    #[error(transparent)]
+    BadStreamId(#[from] StreamIdError),
+    #[error("event type {0:?} is invalid: it must be 1 to 256 bytes")]
+    BadEventType(String),
+    #[error("event id {id} appears twice in one append")]
+    DuplicateInAppend { id: Uuid },
+    #[error("event id {id} was already appended to stream {stream} at version {version}")]
+    DuplicateEventId {
+        id: Uuid,
+        stream: StreamId,
+        version: u64,
+    },
+    #[error("an append needs at least one event")]
+    EmptyAppend,
+    #[error("stream {stream} appears twice in one multi-stream append")]
+    DuplicateStreamInAppend { stream: StreamId },
+    #[error("event {0} not found")]
+    EventNotFound(Uuid),
+    #[error("stream {stream} has no version {version} (its length is {length})")]
+    NoSuchVersion {
+        stream: StreamId,
+        version: u64,
+        length: u64,
+    },
+    #[error(
+        "event {version} of stream {stream} was scavenged: the head still commits to it, but its contents are gone"
+    )]
+    Scavenged { stream: StreamId, version: u64 },
+    #[error("head of length {old} cannot be proved against a head of length {new}")]
+    BadHeadOrder { old: u64, new: u64 },
+    #[error("subscription {0:?} does not exist")]
+    SubscriptionNotFound(String),
+    #[error("subscription {0:?} already exists")]
+    SubscriptionExists(String),
+    #[error(
+        "ack of position {ack} on subscription {name:?} is beyond what it delivered ({delivered:?})"
+    )]
+    AckBeyondDelivered {
+        name: String,
+        ack: u64,
+        delivered: Option<u64>,
+    },
+    #[error("no snapshot of stream {stream}{at}", at = .at.map(|v| format!(" at or before version {v}")).unwrap_or_default())]
+    SnapshotNotFound { stream: StreamId, at: Option<u64> },
+    #[error("stored {what} is unreadable: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("the event log is closed")]
+    Closed,
+    #[error(transparent)]
+    Volume(Arc<VolumeError>),
+    #[error(transparent)]
+    Bucket(Arc<BucketError>),
+}
+
+fn show_actual(actual: Option<u64>) -> String {
+    actual.map_or_else(|| "none (no stream)".to_owned(), |v| v.to_string())
+}
+
+// Storage errors are shared (`Arc`): one failed group commit answers
+// every appender in the group with the same error.
+impl From<VolumeError> for Error {
+    fn from(e: VolumeError) -> Error {
+        Error::Volume(Arc::new(e))
+    }
+}
+
+impl From<BucketError> for Error {
+    fn from(e: BucketError) -> Error {
+        Error::Bucket(Arc::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages() {
+        let s = StreamId::new("order-1").unwrap();
+        assert_eq!(
+            Error::WrongExpectedVersion {
+                stream: s.clone(),
+                expected: ExpectedVersion::Exact(3),
+                actual: Some(5)
+            }
+            .to_string(),
+            "stream order-1 is at version 5, expected 3"
+        );
+        assert_eq!(
+            Error::WrongExpectedVersion {
+                stream: s.clone(),
+                expected: ExpectedVersion::StreamExists,
+                actual: None
+            }
+            .to_string(),
+            "stream order-1 is at version none (no stream), expected stream_exists"
+        );
+        assert_eq!(
+            Error::SnapshotNotFound {
+                stream: s.clone(),
+                at: Some(9)
+            }
+            .to_string(),
+            "no snapshot of stream order-1 at or before version 9"
+        );
+        assert_eq!(
+            Error::SnapshotNotFound {
+                stream: s,
+                at: None
+            }
+            .to_string(),
+            "no snapshot of stream order-1"
+        );
+    }
+}

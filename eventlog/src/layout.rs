@@ -1,0 +1,258 @@
+//! Where the event log keeps things in its volume, and how records are
+//! encoded. Every keyspace carries a format version in its prefix.
+//!
+//! | key | value | written |
+//! | --- | --- | --- |
+//! | `log-0/` pos(8) | [`EventRecord`] | once per event: the `$all` order |
+//! | `sv-0/` num(8) version(8) | pos(8) | once per event |
+//! | `eid-0/` uuid(16) | num(8) version(8) pos(8) | once per event |
+//! | `st-0/` stream id | [`StreamState`] | once per stream per commit |
+//! | `sn-0/` num(8) | stream id | once per stream |
+//! | `smt-0/` num(8) level(1) index(8) | subtree hash | once per 128 events on average |
+//! | `slh-0/` num(8) version(8) | leaf hash of a scavenged event | at scavenge |
+//! | `psub-0/` name | persistent subscription | at create and ack |
+//! | `el-meta-0` | next position, next stream number | once per commit |
+//!
+//! Numbers are big-endian, so every per-event key is appended at the end
+//! of its range: inserts stay sequential, which is what keeps appends fast
+//! on a B-tree at millions of events. Streams get a dense number when
+//! created so that their keys are short and fixed-size.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::merkle::Hash;
+use crate::{Error, RecordedEvent, StreamId, StreamMetadata};
+
+pub const LOG: &[u8] = b"log-0/";
+pub const STREAM_VERSION: &[u8] = b"sv-0/";
+pub const EVENT_ID: &[u8] = b"eid-0/";
+pub const STREAM_STATE: &[u8] = b"st-0/";
+pub const STREAM_NAME: &[u8] = b"sn-0/";
+pub const SUBTREE: &[u8] = b"smt-0/";
+pub const SCAVENGED_LEAF: &[u8] = b"slh-0/";
+pub const SUBSCRIPTION: &[u8] = b"psub-0/";
+pub const META: &[u8] = b"el-meta-0";
+
+/// Subtrees of at least this many leaves are stored; smaller ones are
+/// recomputed from the events when a proof needs them.
+pub const STORED_SUBTREE_LEVEL: u32 = 8;
+
+pub fn log_key(pos: u64) -> Vec<u8> {
+    [LOG, &pos.to_be_bytes()].concat()
+}
+
+pub fn pos_of_log_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.strip_prefix(LOG)?.try_into().ok()?))
+}
+
+pub fn version_key(num: u64, version: u64) -> Vec<u8> {
+    [STREAM_VERSION, &num.to_be_bytes(), &version.to_be_bytes()].concat()
+}
+
+pub fn version_of_key(key: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(STREAM_VERSION)?;
+    Some(u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?))
+}
+
+pub fn event_id_key(id: &Uuid) -> Vec<u8> {
+    [EVENT_ID, id.as_bytes()].concat()
+}
+
+pub fn state_key(stream: &StreamId) -> Vec<u8> {
+    [STREAM_STATE, stream.as_str().as_bytes()].concat()
+}
+
+pub fn name_key(num: u64) -> Vec<u8> {
+    [STREAM_NAME, &num.to_be_bytes()].concat()
+}
+
+pub fn subtree_key(num: u64, level: u32, index: u64) -> Vec<u8> {
+    [
+        SUBTREE,
+        &num.to_be_bytes(),
+        &[level as u8],
+        &index.to_be_bytes(),
+    ]
+    .concat()
+}
+
+pub fn scavenged_leaf_key(num: u64, version: u64) -> Vec<u8> {
+    [SCAVENGED_LEAF, &num.to_be_bytes(), &version.to_be_bytes()].concat()
+}
+
+pub fn subscription_key(name: &str) -> Vec<u8> {
+    [SUBSCRIPTION, name.as_bytes()].concat()
+}
+
+pub fn u64_of(bytes: &[u8], what: &str) -> Result<u64, Error> {
+    Ok(u64::from_be_bytes(bytes.try_into().map_err(|_| {
+        Error::Corrupt {
+            what: what.into(),
+            reason: format!("{} bytes, expected 8", bytes.len()),
+        }
+    })?))
+}
+
+/// Format of [`EventRecord`] encodings.
+const RECORD_FORMAT: u8 = 1;
+
+/// An event as stored: what its Merkle leaf commits to. The global
+/// position is the record's key, not part of it, so a record's hash does
+/// not depend on how streams interleave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub id: [u8; 16],
+    pub stream: String,
+    pub version: u64,
+    pub event_type: String,
+    pub timestamp: u64,
+    pub data: Vec<u8>,
+    pub metadata: Vec<u8>,
+}
+
+impl EventRecord {
+    pub fn of(e: &RecordedEvent) -> EventRecord {
+        EventRecord {
+            id: *e.id.as_bytes(),
+            stream: e.stream.as_str().to_owned(),
+            version: e.version,
+            event_type: e.event_type.clone(),
+            timestamp: e.timestamp,
+            data: e.data.clone(),
+            metadata: e.metadata.clone(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(&(RECORD_FORMAT, self)).expect("records encode")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<EventRecord, Error> {
+        let corrupt = |reason: String| Error::Corrupt {
+            what: "event record".into(),
+            reason,
+        };
+        let ((format, record), rest): ((u8, EventRecord), _) =
+            postcard::take_from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+        if format != RECORD_FORMAT {
+            return Err(corrupt(format!("format {format}")));
+        }
+        if !rest.is_empty() {
+            return Err(corrupt(format!("{} trailing bytes", rest.len())));
+        }
+        Ok(record)
+    }
+
+    pub fn into_event(self, position: u64) -> Result<RecordedEvent, Error> {
+        Ok(RecordedEvent {
+            id: Uuid::from_bytes(self.id),
+            stream: StreamId::new(self.stream)?,
+            version: self.version,
+            position,
+            event_type: self.event_type,
+            data: self.data,
+            metadata: self.metadata,
+            timestamp: self.timestamp,
+        })
+    }
+}
+
+/// How a stream was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Deletion {
+    #[default]
+    None,
+    /// Hidden; an append recreates it, continuing the versions.
+    Soft,
+    /// A tombstone: never written or read again.
+    Hard,
+}
+
+/// Everything the log knows about one stream, in one small record.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StreamState {
+    pub num: u64,
+    /// Number of events ever appended: the next version.
+    pub length: u64,
+    /// Merkle peaks of the tree over all `length` events.
+    pub peaks: Vec<Hash>,
+    /// Global position of the last event.
+    pub last_position: Option<u64>,
+    pub deletion: Deletion,
+    /// Versions below this are hidden (set by a soft delete).
+    pub deleted_before: u64,
+    /// Versions below this have been physically removed.
+    pub scavenged_before: u64,
+    pub metadata: StreamMetadata,
+}
+
+impl StreamState {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("states encode")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<StreamState, Error> {
+        postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+            what: "stream state".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Does the stream exist for readers and expected-version checks?
+    pub fn exists(&self) -> bool {
+        self.deletion == Deletion::None && self.length > 0
+    }
+
+    /// The first version readers may see, before `max_age`.
+    pub fn first_visible(&self) -> u64 {
+        let mut first = self
+            .deleted_before
+            .max(self.metadata.truncate_before.unwrap_or(0));
+        if let Some(max) = self.metadata.max_count {
+            first = first.max(self.length.saturating_sub(max));
+        }
+        first.min(self.length)
+    }
+}
+
+/// Where an event id points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLocation {
+    pub num: u64,
+    pub version: u64,
+    pub position: u64,
+}
+
+impl EventLocation {
+    pub fn encode(&self) -> Vec<u8> {
+        [
+            self.num.to_be_bytes(),
+            self.version.to_be_bytes(),
+            self.position.to_be_bytes(),
+        ]
+        .concat()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<EventLocation, Error> {
+        if bytes.len() != 24 {
+            return Err(Error::Corrupt {
+                what: "event id entry".into(),
+                reason: format!("{} bytes, expected 24", bytes.len()),
+            });
+        }
+        let n = |i: usize| u64::from_be_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        Ok(EventLocation {
+            num: n(0),
+            version: n(8),
+            position: n(16),
+        })
+    }
+}
+
+/// Counters that survive restarts, rewritten with every commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Meta {
+    pub next_position: u64,
+    pub next_num: u64,
+}

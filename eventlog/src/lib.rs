@@ -1,0 +1,103 @@
+//! The event log: an embedded event store whose streams are signed
+//! Merkle trees.
+//!
+//! Streams of events with optimistic concurrency (`any`, `no_stream`,
+//! `stream_exists`, an exact version), idempotent retries by event id,
+//! atomic appends across streams, a gapless global order (`$all`), reads
+//! both ways, catch-up-then-live and persistent subscriptions, snapshots,
+//! soft and hard deletes with retention rules and scavenging, and what no
+//! other event store offers: every stream's history is a Merkle tree whose
+//! signed head proves each event and every earlier head.
+//!
+//! # Layout
+//!
+//! ```text
+//!   signed head {stream, length 6, root, position, signer, signature}
+//!                          root
+//!                 /                  \
+//!            h(0..4)                h(4..6)          Merkle tree (RFC 6962
+//!           /      \               /      \          shape, BLAKE3): peaks
+//!       h(0..2)   h(2..4)       e4        e5         kept in the stream state,
+//!       /    \     /    \                            subtrees of >= 256 leaves
+//!     e0     e1  e2     e3                           stored, smaller recomputed
+//!      |      |   |      |      |         |
+//!   log-0/<position>: the event records, in global ($all) order
+//!   sv-0/<stream>/<version> -> position    eid-0/<uuid> -> (stream, version, position)
+//! ```
+//!
+//! Events are written once, under their global position: a sequential
+//! key, so appends stay fast at any size. Per-stream and per-id indexes
+//! are sequential too (UUIDv7 ids when the client gives none). Appending
+//! costs O(1) amortised writes; reading version v is one index lookup and
+//! one record fetch; a range read streams pages of index entries and
+//! records. A stream's Merkle tree is kept as its peaks (at most 64
+//! hashes) plus the hashes of complete subtrees of 256 events and more,
+//! so a proof costs O(log n) lookups and at most two 256-event pages.
+//! Opening reads one counter record, whatever the log's size.
+//!
+//! All writes go through one writer thread that commits concurrent appends
+//! together (group commit): in `sync` mode they share one fsync.
+//!
+//! # Goals and non-goals
+//!
+//! Goals: the event-store semantics KurrentDB, SierraDB and erl-esdb users
+//! rely on, verifiable history, and the append and read rates of the
+//! storage engine underneath. Non-goals here: transport (HTTP, gRPC,
+//! RESP3 and replication live in higher crates) and projections.
+//!
+//! ```
+//! use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, Options, ReadFrom, StreamId};
+//! use hydra_volume::Direction;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let log = EventLog::open_dir(dir.path(), Options::default())?;
+//! let stream = StreamId::new("account-1")?;
+//! let r = log.append(&stream, ExpectedVersion::NoStream, vec![
+//!     NewEvent::new("Opened", br#"{"owner":"ada"}"#.to_vec()),
+//!     NewEvent::new("Deposited", br#"{"amount":100}"#.to_vec()),
+//! ])?;
+//! assert_eq!((r.first_version, r.version), (0, 1));
+//!
+//! let events: Vec<_> = log
+//!     .read(&stream, ReadFrom::Edge, 10, Direction::Forward)?
+//!     .collect::<Result<_, _>>()?;
+//! assert_eq!(events[1].event_type, "Deposited");
+//!
+//! // Prove event 1 against the signed head, with only the public key.
+//! let (head, proof) = log.prove(&stream, 1)?;
+//! hydra_eventlog::verify_event(&head, &log.identity().public_key(), &events[1], &proof)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod event;
+mod hex;
+mod id;
+mod layout;
+mod log;
+mod merkle;
+mod proof;
+mod read;
+mod reindex;
+mod retention;
+mod snapshot;
+mod subscribe;
+mod writer;
+
+pub use error::Error;
+pub use event::{
+    AllFilter, AppendResult, Direction, DurabilityMode, ExpectedVersion, MAX_EVENT_TYPE, NewEvent,
+    ReadFrom, RecordedEvent, StreamMetadata,
+};
+pub use id::{MAX_STREAM_ID, StreamId, StreamIdError};
+pub use log::{EventLog, Options, SNAPSHOT_BUCKET};
+pub use merkle::Hash;
+pub use proof::{
+    ConsistencyProof, Head, InclusionProof, ProofError, leaf_of, verify_consistency, verify_event,
+};
+pub use read::{AllEvents, StreamEvents, StreamInfo};
+pub use reindex::ReindexReport;
+pub use retention::ScavengeReport;
+pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
+pub use subscribe::{PersistentSubscription, Subscription, Target};
+pub use writer::StreamWrite;

@@ -1,0 +1,344 @@
+//! [`EventLog`]: opening, closing, and the write half of the API.
+
+use std::path::Path;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hydra_bucket::{Bucket, BucketName, CreateOptions, Store};
+use hydra_volume::{Durability, Identity, OpenOptions, Volume, open_dir};
+
+use crate::layout::{META, Meta};
+use crate::writer::{Request, StreamWrite, Writer};
+use crate::{
+    AppendResult, DurabilityMode, Error, ExpectedVersion, NewEvent, StreamId, StreamMetadata,
+};
+
+/// The bucket that holds snapshots.
+pub const SNAPSHOT_BUCKET: &str = "eventlog";
+
+/// How to open an event log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub durability: DurabilityMode,
+}
+
+/// Wakes subscribers when a commit lands.
+#[derive(Default)]
+pub(crate) struct Notify {
+    /// Next position after the last commit.
+    next: Mutex<u64>,
+    cond: Condvar,
+}
+
+impl Notify {
+    pub fn committed(&self, next_position: u64) {
+        *self.next.lock().unwrap_or_else(|e| e.into_inner()) = next_position;
+        self.cond.notify_all();
+    }
+
+    pub fn next_position(&self) -> u64 {
+        *self.next.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the log holds a position at or past `position`, or the
+    /// deadline passes; returns whether it does.
+    pub fn wait_past(&self, position: u64, deadline: Instant) -> bool {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        while *next <= position {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            next = self
+                .cond
+                .wait_timeout(next, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+pub(crate) struct Inner {
+    pub volume: Arc<dyn Volume>,
+    pub store: Store,
+    pub snapshots: Bucket,
+    pub identity: Identity,
+    pub notify: Arc<Notify>,
+    pub tx: Mutex<Option<SyncSender<Request>>>,
+    pub writer: Mutex<Option<JoinHandle<()>>>,
+    pub flusher: Mutex<Option<JoinHandle<()>>>,
+    pub subscriptions: Mutex<std::collections::HashMap<String, crate::subscribe::Delivery>>,
+}
+
+/// An embedded event store: streams of events with optimistic
+/// concurrency, a global order, reads both ways, subscriptions, snapshots
+/// and Merkle proofs. Cheap to clone; all clones share one writer.
+#[derive(Clone)]
+pub struct EventLog {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl EventLog {
+    /// Opens (creating if needed) the event log in a data directory. The
+    /// volume is opened with the durability the mode needs.
+    pub fn open_dir(dir: &Path, options: Options) -> Result<EventLog, Error> {
+        let durability = match options.durability {
+            DurabilityMode::Sync => Durability::Immediate,
+            _ => Durability::Eventual,
+        };
+        let volume = open_dir(
+            dir,
+            OpenOptions {
+                backend: None,
+                durability,
+            },
+        )?;
+        EventLog::open(Store::open(volume)?, options)
+    }
+
+    /// Opens the event log of a store. Opening reads a few keys whatever
+    /// the log's size: the indexes live in the volume.
+    pub fn open(store: Store, options: Options) -> Result<EventLog, Error> {
+        let volume = store.volume().clone();
+        let identity = Identity::load_or_create(&*volume)?;
+        let name: BucketName = SNAPSHOT_BUCKET.parse().expect("a valid bucket name");
+        if store.buckets()?.iter().all(|c| c.id != name) {
+            store.create_bucket(&name, CreateOptions::default())?;
+        }
+        let snapshots = store.bucket(&name, None)?;
+        let meta: Meta = match volume.get(META)? {
+            Some(b) => postcard::from_bytes(&b).map_err(|e| Error::Corrupt {
+                what: "event log counters".into(),
+                reason: e.to_string(),
+            })?,
+            None => Meta::default(),
+        };
+        let notify = Arc::new(Notify::default());
+        notify.committed(meta.next_position);
+
+        let (flush_tx, flusher) = match options.durability {
+            DurabilityMode::Async { interval, bytes } => {
+                let (tx, rx) = mpsc::channel::<u64>();
+                let vol = volume.clone();
+                let handle = std::thread::Builder::new()
+                    .name("hydra-flusher".into())
+                    .spawn(move || flush_loop(&*vol, &rx, interval, bytes))
+                    .expect("spawn the flusher thread");
+                (Some(tx), Some(handle))
+            }
+            _ => (None, None),
+        };
+        let writer = Writer {
+            volume: volume.clone(),
+            meta,
+            cache: Default::default(),
+            notify: notify.clone(),
+            flusher: flush_tx,
+        };
+        let (tx, rx) = mpsc::sync_channel(4096);
+        let handle = std::thread::Builder::new()
+            .name("hydra-writer".into())
+            .spawn(move || writer.run(rx))
+            .expect("spawn the writer thread");
+        Ok(EventLog {
+            inner: Arc::new(Inner {
+                volume,
+                store,
+                snapshots,
+                identity,
+                notify,
+                tx: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+                flusher: Mutex::new(flusher),
+                subscriptions: Default::default(),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn volume(&self) -> &Arc<dyn Volume> {
+        &self.inner.volume
+    }
+
+    /// The key that signs this log's heads.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    pub(crate) fn request<T>(
+        &self,
+        make: impl FnOnce(SyncSender<Result<T, Error>>) -> Request,
+    ) -> Result<T, Error> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(Error::Closed)?;
+        tx.send(make(reply)).map_err(|_| Error::Closed)?;
+        answer.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Appends `events` to `stream` atomically, if the stream is at
+    /// `expected`. Retrying an append whose events carry ids returns the
+    /// first result and writes nothing.
+    pub fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, Error> {
+        let writes = vec![StreamWrite {
+            stream: stream.clone(),
+            expected,
+            events,
+        }];
+        Ok(self
+            .request(|reply| Request::Append { writes, reply })?
+            .remove(0))
+    }
+
+    /// Appends to several streams, each with its own expectation, all or
+    /// nothing (SierraDB's EMAPPEND). Results come in the order given.
+    pub fn append_multi(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>, Error> {
+        self.request(|reply| Request::Append { writes, reply })
+    }
+
+    /// Deletes a stream. Soft: hidden, and an append recreates it with the
+    /// versions continuing. Hard: a tombstone, forever. Snapshots go too.
+    pub fn delete(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        hard: bool,
+    ) -> Result<(), Error> {
+        self.request(|reply| Request::Delete {
+            stream: stream.clone(),
+            expected,
+            hard,
+            reply,
+        })?;
+        self.delete_snapshots(stream)?;
+        Ok(())
+    }
+
+    /// Sets a stream's metadata (retention rules and application JSON).
+    pub fn set_metadata(&self, stream: &StreamId, metadata: StreamMetadata) -> Result<(), Error> {
+        self.request(|reply| Request::SetMetadata {
+            stream: stream.clone(),
+            metadata,
+            reply,
+        })
+    }
+
+    pub(crate) fn mark_scavenged(&self, stream: &StreamId, upto: u64) -> Result<(), Error> {
+        self.request(|reply| Request::Scavenged {
+            stream: stream.clone(),
+            upto,
+            reply,
+        })
+    }
+
+    /// Rebuilds every index (stream versions, event ids, Merkle subtrees,
+    /// stream lengths and peaks) from the event records, holding appends
+    /// meanwhile. For recovery after an index was damaged or lost.
+    pub fn reindex(&self) -> Result<crate::reindex::ReindexReport, Error> {
+        self.request(|reply| Request::Reindex { reply })
+    }
+
+    /// The position the next event will get: one past the last committed.
+    pub fn next_position(&self) -> u64 {
+        self.inner.notify.next_position()
+    }
+
+    /// Stops the writer after the appends already queued, flushes and
+    /// releases the volume's writer. Later calls fail with `Closed`.
+    pub fn close(&self) -> Result<(), Error> {
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(tx);
+        if let Some(h) = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+        if let Some(h) = self
+            .inner
+            .flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            // The flusher ends when the writer (its sender) is gone.
+            let _ = h.join();
+        }
+        self.inner.volume.flush()?;
+        // Wake subscribers so that they notice.
+        self.inner
+            .notify
+            .committed(self.inner.notify.next_position());
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        drop(self.tx.get_mut().map(Option::take));
+        if let Ok(h) = self.writer.get_mut()
+            && let Some(h) = h.take()
+        {
+            let _ = h.join();
+        }
+        if let Ok(h) = self.flusher.get_mut()
+            && let Some(h) = h.take()
+        {
+            let _ = h.join();
+        }
+        let _ = self.volume.flush();
+    }
+}
+
+/// `async` mode: fsync when `bytes` have been committed since the last
+/// flush, or `interval` after the first unflushed commit.
+fn flush_loop(volume: &dyn Volume, rx: &mpsc::Receiver<u64>, interval: Duration, bytes: u64) {
+    let mut pending = 0u64;
+    let mut since: Option<Instant> = None;
+    loop {
+        let wait = since.map_or(Duration::from_secs(3600), |s| {
+            interval.saturating_sub(s.elapsed())
+        });
+        match rx.recv_timeout(wait) {
+            Ok(n) => {
+                pending += n;
+                since.get_or_insert_with(Instant::now);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let due = since.is_some_and(|s| s.elapsed() >= interval) || pending >= bytes;
+        if due && pending > 0 {
+            // A failed flush is retried at the next tick; the data stays
+            // committed (and visible) meanwhile.
+            if volume.flush().is_ok() {
+                pending = 0;
+                since = None;
+            }
+        }
+    }
+}

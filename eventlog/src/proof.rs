@@ -1,0 +1,423 @@
+//! Signed heads and Merkle proofs: what no other event store offers.
+//!
+//! A [`Head`] is a stream's checkpoint: its id, length, Merkle root and
+//! last global position, signed with the volume's ed25519 key. With a head
+//! and the signer's public key, anyone can check that an event is the
+//! stream's event at some version ([`InclusionProof`], O(log n) hashes) and
+//! that an older head is a prefix of a newer one ([`ConsistencyProof`]),
+//! without trusting whoever served them. The `verify_*` functions read
+//! only their arguments.
+//!
+//! A scavenged event can no longer be proved (its bytes are gone), but
+//! heads and the proofs of every surviving event still verify: the store
+//! keeps the leaf hashes of what it scavenges.
+
+use serde::{Deserialize, Serialize};
+
+use crate::layout::{self, Deletion, EventRecord, STORED_SUBTREE_LEVEL, StreamState};
+use crate::merkle::{self, Hash, Subtrees};
+use crate::{Error, EventLog, RecordedEvent, StreamId, hex};
+
+/// A stream's signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub stream: StreamId,
+    /// Number of events: the next version.
+    pub length: u64,
+    /// Merkle root over the stream's events.
+    #[serde(with = "hex::fixed")]
+    pub root: Hash,
+    /// Global position of the stream's last event.
+    pub position: Option<u64>,
+    /// The signer's ed25519 public key.
+    #[serde(with = "hex::fixed")]
+    pub signer: [u8; 32],
+    #[serde(with = "hex::fixed")]
+    pub signature: [u8; 64],
+}
+
+impl Head {
+    /// The bytes the signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(&(
+            "hydra-head-v1",
+            self.stream.as_str(),
+            self.length,
+            self.root,
+            self.position,
+        ))
+        .expect("heads encode")
+    }
+
+    /// The libp2p peer id of the signer.
+    pub fn signer_peer_id(&self) -> String {
+        hydra_volume::peer_id_of(&self.signer)
+            .map_or_else(|_| hex::encode(&self.signer), |p| p.to_string())
+    }
+
+    /// Checks the signature, and that the signer is `trusted`.
+    pub fn verify(&self, trusted: &[u8; 32]) -> Result<(), ProofError> {
+        if &self.signer != trusted {
+            return Err(ProofError::UntrustedSigner {
+                signer: self.signer_peer_id(),
+            });
+        }
+        hydra_volume::verify(&self.signer, &self.signed_bytes(), &self.signature)
+            .map_err(|_| ProofError::BadSignature)
+    }
+}
+
+/// Proof that an event is a stream's event at `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProof {
+    pub stream: StreamId,
+    pub version: u64,
+    /// The tree size (head length) the proof is against.
+    pub length: u64,
+    #[serde(with = "hex::list")]
+    pub path: Vec<Hash>,
+}
+
+/// Proof that the stream's first `old_length` events are a prefix of its
+/// first `new_length`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    pub stream: StreamId,
+    pub old_length: u64,
+    pub new_length: u64,
+    #[serde(with = "hex::list")]
+    pub path: Vec<Hash>,
+}
+
+/// Why a proof was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProofError {
+    #[error("head is signed by {signer}, which is not the trusted signer")]
+    UntrustedSigner { signer: String },
+    #[error("head signature does not verify")]
+    BadSignature,
+    #[error("proof is for stream {proof}, head is for stream {head}")]
+    StreamMismatch { proof: String, head: String },
+    #[error(
+        "event is of stream {event} version {event_version}, proof is of stream {proof} version {proof_version}"
+    )]
+    EventMismatch {
+        event: String,
+        event_version: u64,
+        proof: String,
+        proof_version: u64,
+    },
+    #[error("proof is against length {proof}, head has length {head}")]
+    LengthMismatch { proof: u64, head: u64 },
+    #[error("Merkle path does not lead to the head's root")]
+    PathInvalid,
+}
+
+/// The Merkle leaf hash of an event: what the stream's root commits to.
+pub fn leaf_of(event: &RecordedEvent) -> Hash {
+    merkle::leaf_hash(&EventRecord::of(event).encode())
+}
+
+/// Checks that `event` is at `proof.version` in the stream that `head`
+/// (signed by `trusted`) describes.
+pub fn verify_event(
+    head: &Head,
+    trusted: &[u8; 32],
+    event: &RecordedEvent,
+    proof: &InclusionProof,
+) -> Result<(), ProofError> {
+    head.verify(trusted)?;
+    if proof.stream != head.stream {
+        return Err(ProofError::StreamMismatch {
+            proof: proof.stream.to_string(),
+            head: head.stream.to_string(),
+        });
+    }
+    if event.stream != proof.stream || event.version != proof.version {
+        return Err(ProofError::EventMismatch {
+            event: event.stream.to_string(),
+            event_version: event.version,
+            proof: proof.stream.to_string(),
+            proof_version: proof.version,
+        });
+    }
+    if proof.length != head.length {
+        return Err(ProofError::LengthMismatch {
+            proof: proof.length,
+            head: head.length,
+        });
+    }
+    if merkle::verify_inclusion(
+        proof.version,
+        proof.length,
+        &leaf_of(event),
+        &proof.path,
+        &head.root,
+    ) {
+        Ok(())
+    } else {
+        Err(ProofError::PathInvalid)
+    }
+}
+
+/// Checks that `old` is a prefix of `new`, both signed by `trusted`.
+pub fn verify_consistency(
+    old: &Head,
+    new: &Head,
+    trusted: &[u8; 32],
+    proof: &ConsistencyProof,
+) -> Result<(), ProofError> {
+    old.verify(trusted)?;
+    new.verify(trusted)?;
+    for h in [old, new] {
+        if h.stream != proof.stream {
+            return Err(ProofError::StreamMismatch {
+                proof: proof.stream.to_string(),
+                head: h.stream.to_string(),
+            });
+        }
+    }
+    if proof.old_length != old.length {
+        return Err(ProofError::LengthMismatch {
+            proof: proof.old_length,
+            head: old.length,
+        });
+    }
+    if proof.new_length != new.length {
+        return Err(ProofError::LengthMismatch {
+            proof: proof.new_length,
+            head: new.length,
+        });
+    }
+    if merkle::verify_consistency(old.length, new.length, &old.root, &new.root, &proof.path) {
+        Ok(())
+    } else {
+        Err(ProofError::PathInvalid)
+    }
+}
+
+/// Subtree hashes of one stream: stored ones from 256 leaves up, smaller
+/// ones recomputed from the events (or the leaf hashes kept at scavenge).
+struct StreamTree<'a> {
+    log: &'a EventLog,
+    stream: &'a StreamId,
+    num: u64,
+}
+
+impl StreamTree<'_> {
+    fn leaves(&self, start: u64, size: u64) -> Result<Vec<Hash>, Error> {
+        let keys: Vec<Vec<u8>> = (start..start + size)
+            .map(|v| layout::version_key(self.num, v))
+            .collect();
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let volume = &self.log.inner.volume;
+        let entries = volume.get_many(&refs)?;
+        let mut out = Vec::with_capacity(size as usize);
+        let mut positions = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let Some(p) = e {
+                positions.push((i, layout::u64_of(p, "stream index entry")?));
+            }
+        }
+        let logs: Vec<Vec<u8>> = positions.iter().map(|(_, p)| layout::log_key(*p)).collect();
+        let log_refs: Vec<&[u8]> = logs.iter().map(Vec::as_slice).collect();
+        let records = volume.get_many(&log_refs)?;
+        let mut by_index = std::collections::HashMap::new();
+        for ((i, _), r) in positions.iter().zip(records) {
+            if let Some(r) = r {
+                by_index.insert(*i, merkle::leaf_hash(&r));
+            }
+        }
+        for i in 0..size as usize {
+            let version = start + i as u64;
+            let h = match by_index.remove(&i) {
+                Some(h) => h,
+                None => self.scavenged_leaf(version)?,
+            };
+            out.push(h);
+        }
+        Ok(out)
+    }
+
+    fn scavenged_leaf(&self, version: u64) -> Result<Hash, Error> {
+        let b = self
+            .log
+            .inner
+            .volume
+            .get(&layout::scavenged_leaf_key(self.num, version))?
+            .ok_or_else(|| Error::Scavenged {
+                stream: self.stream.clone(),
+                version,
+            })?;
+        b.try_into().map_err(|_| Error::Corrupt {
+            what: "scavenged leaf hash".into(),
+            reason: "not 32 bytes".into(),
+        })
+    }
+}
+
+fn mth(leaves: &[Hash]) -> Hash {
+    if leaves.len() == 1 {
+        return leaves[0];
+    }
+    let k = leaves.len().next_power_of_two() / 2;
+    merkle::node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
+}
+
+impl Subtrees for StreamTree<'_> {
+    type Error = Error;
+
+    fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, Error> {
+        let level = size.trailing_zeros();
+        if level >= STORED_SUBTREE_LEVEL
+            && let Some(b) =
+                self.log
+                    .inner
+                    .volume
+                    .get(&layout::subtree_key(self.num, level, start / size))?
+        {
+            return b.try_into().map_err(|_| Error::Corrupt {
+                what: "subtree hash".into(),
+                reason: "not 32 bytes".into(),
+            });
+        }
+        if level > STORED_SUBTREE_LEVEL {
+            let half = size / 2;
+            let l = self.subtree(start, half)?;
+            let r = self.subtree(start + half, half)?;
+            return Ok(merkle::node_hash(&l, &r));
+        }
+        Ok(mth(&self.leaves(start, size)?))
+    }
+}
+
+impl EventLog {
+    /// The stream's current head, signed by this log's key.
+    pub fn head(&self, stream: &StreamId) -> Result<Head, Error> {
+        let st = self.head_state(stream)?;
+        Ok(self.sign_head(stream, &st))
+    }
+
+    fn head_state(&self, stream: &StreamId) -> Result<StreamState, Error> {
+        match self.state(stream)? {
+            Some(s) if s.deletion == Deletion::Hard => Err(Error::StreamDeleted(stream.clone())),
+            Some(s) if s.length > 0 => Ok(s),
+            _ => Err(Error::StreamNotFound(stream.clone())),
+        }
+    }
+
+    fn sign_head(&self, stream: &StreamId, st: &StreamState) -> Head {
+        let identity = &self.inner.identity;
+        let mut head = Head {
+            stream: stream.clone(),
+            length: st.length,
+            root: merkle::root_of_peaks(&st.peaks),
+            position: st.last_position,
+            signer: identity.public_key(),
+            signature: [0; 64],
+        };
+        head.signature = identity.sign(&head.signed_bytes());
+        head
+    }
+
+    /// A signed head for the stream as it was at `length` events.
+    pub fn head_at(&self, stream: &StreamId, length: u64) -> Result<Head, Error> {
+        let st = self.head_state(stream)?;
+        if length == 0 || length > st.length {
+            return Err(Error::NoSuchVersion {
+                stream: stream.clone(),
+                version: length,
+                length: st.length,
+            });
+        }
+        if length == st.length {
+            return Ok(self.sign_head(stream, &st));
+        }
+        let mut tree = StreamTree {
+            log: self,
+            stream,
+            num: st.num,
+        };
+        let root = merkle::range_root(&mut tree, 0, length)?;
+        let position = self
+            .inner
+            .volume
+            .get(&layout::version_key(st.num, length - 1))?
+            .map(|b| layout::u64_of(&b, "stream index entry"))
+            .transpose()?;
+        let identity = &self.inner.identity;
+        let mut head = Head {
+            stream: stream.clone(),
+            length,
+            root,
+            position,
+            signer: identity.public_key(),
+            signature: [0; 64],
+        };
+        head.signature = identity.sign(&head.signed_bytes());
+        Ok(head)
+    }
+
+    /// Proves that the event at `version` is in the stream's current head.
+    pub fn prove(&self, stream: &StreamId, version: u64) -> Result<(Head, InclusionProof), Error> {
+        let st = self.head_state(stream)?;
+        if version >= st.length {
+            return Err(Error::NoSuchVersion {
+                stream: stream.clone(),
+                version,
+                length: st.length,
+            });
+        }
+        if version < st.scavenged_before {
+            return Err(Error::Scavenged {
+                stream: stream.clone(),
+                version,
+            });
+        }
+        let mut tree = StreamTree {
+            log: self,
+            stream,
+            num: st.num,
+        };
+        let path = merkle::inclusion_path(&mut tree, version, st.length)?;
+        Ok((
+            self.sign_head(stream, &st),
+            InclusionProof {
+                stream: stream.clone(),
+                version,
+                length: st.length,
+                path,
+            },
+        ))
+    }
+
+    /// Proves that the stream at `old_length` events is a prefix of the
+    /// stream at `new_length`.
+    pub fn prove_consistency(
+        &self,
+        stream: &StreamId,
+        old_length: u64,
+        new_length: u64,
+    ) -> Result<ConsistencyProof, Error> {
+        let st = self.head_state(stream)?;
+        if old_length > new_length || new_length > st.length {
+            return Err(Error::BadHeadOrder {
+                old: old_length,
+                new: new_length,
+            });
+        }
+        let mut tree = StreamTree {
+            log: self,
+            stream,
+            num: st.num,
+        };
+        let path = merkle::consistency_path(&mut tree, old_length, new_length)?;
+        Ok(ConsistencyProof {
+            stream: stream.clone(),
+            old_length,
+            new_length,
+            path,
+        })
+    }
+}

@@ -1,0 +1,394 @@
+//! Reads: a stream both ways, `$all` with filters, one event by id, and
+//! what the log knows of its streams. Reads are iterators that fetch a
+//! page at a time, never whole streams.
+
+use std::collections::VecDeque;
+use std::ops::Bound;
+
+use hydra_volume::{Direction, KeyRange, PageLimit};
+use uuid::Uuid;
+
+use crate::layout::{self, Deletion, EventLocation, EventRecord, StreamState};
+use crate::writer::now_ms;
+use crate::{AllFilter, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
+
+/// Events fetched per page.
+const PAGE: usize = 512;
+
+/// What a listing says of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamInfo {
+    pub stream: StreamId,
+    /// Version of the last event; `None` for a stream without events.
+    pub version: Option<u64>,
+    pub deleted: bool,
+    pub tombstoned: bool,
+}
+
+impl EventLog {
+    pub(crate) fn state(&self, stream: &StreamId) -> Result<Option<StreamState>, Error> {
+        match self.inner.volume.get(&layout::state_key(stream))? {
+            Some(b) => StreamState::decode(&b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The state of a stream that readers may see.
+    pub(crate) fn readable(&self, stream: &StreamId) -> Result<StreamState, Error> {
+        match self.state(stream)? {
+            Some(s) if s.deletion == Deletion::Hard => Err(Error::StreamDeleted(stream.clone())),
+            Some(s) if s.exists() => Ok(s),
+            _ => Err(Error::StreamNotFound(stream.clone())),
+        }
+    }
+
+    /// Reads up to `count` events of `stream` from `from`, either way.
+    pub fn read(
+        &self,
+        stream: &StreamId,
+        from: ReadFrom,
+        count: u64,
+        direction: Direction,
+    ) -> Result<StreamEvents, Error> {
+        let st = self.readable(stream)?;
+        self.read_state(stream, &st, st.length, from, count, direction)
+    }
+
+    /// Reads the stream as it was when it had `length` events: time travel.
+    /// Versions at or past `length` are never returned.
+    pub fn read_at(
+        &self,
+        stream: &StreamId,
+        length: u64,
+        from: ReadFrom,
+        count: u64,
+        direction: Direction,
+    ) -> Result<StreamEvents, Error> {
+        let st = self.readable(stream)?;
+        if length > st.length {
+            return Err(Error::NoSuchVersion {
+                stream: stream.clone(),
+                version: length,
+                length: st.length,
+            });
+        }
+        self.read_state(stream, &st, length, from, count, direction)
+    }
+
+    fn read_state(
+        &self,
+        stream: &StreamId,
+        st: &StreamState,
+        end: u64,
+        from: ReadFrom,
+        count: u64,
+        direction: Direction,
+    ) -> Result<StreamEvents, Error> {
+        let lo = st.first_visible().max(st.scavenged_before);
+        let cursor = match (from, direction) {
+            (ReadFrom::Edge, Direction::Forward) => Some(lo),
+            (ReadFrom::Version(v), Direction::Forward) => Some(v.max(lo)),
+            (ReadFrom::Edge, Direction::Backward) => end.checked_sub(1),
+            (ReadFrom::Version(v), Direction::Backward) => Some(v.min(end.saturating_sub(1))),
+        };
+        let cursor = cursor.filter(|c| match direction {
+            Direction::Forward => *c < end,
+            Direction::Backward => end > 0 && *c >= lo,
+        });
+        Ok(StreamEvents {
+            log: self.clone(),
+            stream: stream.clone(),
+            num: st.num,
+            lo,
+            end,
+            cursor,
+            remaining: count,
+            direction,
+            min_timestamp: st
+                .metadata
+                .max_age
+                .map(|s| now_ms().saturating_sub(s.saturating_mul(1000))),
+            buf: VecDeque::new(),
+        })
+    }
+
+    /// Reads up to `count` events of all streams in global order, from
+    /// `from` (a position, inclusive; `None`: the start forwards, the end
+    /// backwards). Events of deleted or truncated streams appear until a
+    /// scavenge removes them.
+    pub fn read_all(
+        &self,
+        from: Option<u64>,
+        count: u64,
+        direction: Direction,
+        filter: AllFilter,
+    ) -> AllEvents {
+        let range = match (from, direction) {
+            (None, _) => KeyRange::prefix(layout::LOG),
+            (Some(p), Direction::Forward) => KeyRange {
+                start: Bound::Included(layout::log_key(p)),
+                end: KeyRange::prefix(layout::LOG).end,
+            },
+            (Some(p), Direction::Backward) => KeyRange {
+                start: Bound::Included(layout::LOG.to_vec()),
+                end: Bound::Included(layout::log_key(p)),
+            },
+        };
+        AllEvents {
+            log: self.clone(),
+            range,
+            direction,
+            filter,
+            remaining: count,
+            buf: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// One event by id.
+    pub fn get_event(&self, id: Uuid) -> Result<RecordedEvent, Error> {
+        let loc = self
+            .inner
+            .volume
+            .get(&layout::event_id_key(&id))?
+            .map(|b| EventLocation::decode(&b))
+            .transpose()?
+            .ok_or(Error::EventNotFound(id))?;
+        let bytes = self
+            .inner
+            .volume
+            .get(&layout::log_key(loc.position))?
+            .ok_or(Error::EventNotFound(id))?;
+        EventRecord::decode(&bytes)?.into_event(loc.position)
+    }
+
+    /// The version of the stream's last event; `None` when the stream does
+    /// not exist (or is soft-deleted).
+    pub fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>, Error> {
+        match self.state(stream)? {
+            Some(s) if s.deletion == Deletion::Hard => Err(Error::StreamDeleted(stream.clone())),
+            Some(s) if s.exists() => Ok(Some(s.length - 1)),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn exists(&self, stream: &StreamId) -> Result<bool, Error> {
+        Ok(self.state(stream)?.is_some_and(|s| s.exists()))
+    }
+
+    /// Streams whose id starts with `prefix`, ordered by id, deleted ones
+    /// included (and marked).
+    pub fn list_streams(
+        &self,
+        prefix: &str,
+    ) -> impl Iterator<Item = Result<StreamInfo, Error>> + use<> {
+        let log = self.clone();
+        let range = KeyRange::prefix(&[layout::STREAM_STATE, prefix.as_bytes()].concat());
+        let mut page: VecDeque<_> = VecDeque::new();
+        let mut range = Some(range);
+        std::iter::from_fn(move || {
+            if page.is_empty() {
+                let r = range.as_mut()?;
+                match log
+                    .inner
+                    .volume
+                    .scan_page(r, Direction::Forward, PageLimit::default())
+                {
+                    Ok(p) if p.is_empty() => {
+                        range = None;
+                        return None;
+                    }
+                    Ok(p) => {
+                        r.start = Bound::Excluded(p.last().expect("non-empty").0.clone());
+                        page.extend(p);
+                    }
+                    Err(e) => {
+                        range = None;
+                        return Some(Err(e.into()));
+                    }
+                }
+            }
+            let (k, v) = page.pop_front()?;
+            Some((|| {
+                let id = String::from_utf8_lossy(&k[layout::STREAM_STATE.len()..]).into_owned();
+                let st = StreamState::decode(&v)?;
+                Ok(StreamInfo {
+                    stream: StreamId::new(id)?,
+                    version: st.exists().then(|| st.length - 1),
+                    deleted: st.deletion != Deletion::None,
+                    tombstoned: st.deletion == Deletion::Hard,
+                })
+            })())
+        })
+    }
+
+    /// Fetches events by position, in one read transaction.
+    pub(crate) fn events_at(&self, positions: &[u64]) -> Result<Vec<Option<RecordedEvent>>, Error> {
+        let keys: Vec<Vec<u8>> = positions.iter().map(|p| layout::log_key(*p)).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        self.inner
+            .volume
+            .get_many(&refs)?
+            .into_iter()
+            .zip(positions)
+            .map(|(b, p)| {
+                b.map(|b| EventRecord::decode(&b)?.into_event(*p))
+                    .transpose()
+            })
+            .collect()
+    }
+}
+
+/// An iterator over a stream's events; see [`EventLog::read`].
+pub struct StreamEvents {
+    log: EventLog,
+    stream: StreamId,
+    num: u64,
+    /// First visible version, and one past the last readable.
+    lo: u64,
+    end: u64,
+    /// Next version to fetch; `None` when the range is exhausted.
+    cursor: Option<u64>,
+    remaining: u64,
+    direction: Direction,
+    min_timestamp: Option<u64>,
+    buf: VecDeque<RecordedEvent>,
+}
+
+impl StreamEvents {
+    pub fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    fn fill(&mut self) -> Result<(), Error> {
+        let Some(c) = self.cursor else {
+            return Ok(());
+        };
+        let range = match self.direction {
+            Direction::Forward => KeyRange::between(
+                &layout::version_key(self.num, c),
+                &layout::version_key(self.num, self.end),
+            ),
+            Direction::Backward => KeyRange {
+                start: Bound::Included(layout::version_key(self.num, self.lo)),
+                end: Bound::Included(layout::version_key(self.num, c)),
+            },
+        };
+        let limit = PageLimit {
+            entries: self.remaining.min(PAGE as u64) as usize,
+            bytes: usize::MAX,
+        };
+        let page = self
+            .log
+            .inner
+            .volume
+            .scan_page(&range, self.direction, limit)?;
+        let Some((last, _)) = page.last() else {
+            self.cursor = None;
+            return Ok(());
+        };
+        let last = layout::version_of_key(last).ok_or_else(|| Error::Corrupt {
+            what: "stream index key".into(),
+            reason: format!("{} bytes", last.len()),
+        })?;
+        self.cursor = match self.direction {
+            Direction::Forward => Some(last + 1).filter(|n| *n < self.end),
+            Direction::Backward => last.checked_sub(1).filter(|n| *n >= self.lo),
+        };
+        let positions = page
+            .iter()
+            .map(|(_, v)| layout::u64_of(v, "stream index entry"))
+            .collect::<Result<Vec<_>, _>>()?;
+        for e in self.log.events_at(&positions)?.into_iter().flatten() {
+            if self.min_timestamp.is_none_or(|t| e.timestamp >= t) {
+                self.buf.push_back(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for StreamEvents {
+    type Item = Result<RecordedEvent, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.remaining == 0 {
+                return None;
+            }
+            if let Some(e) = self.buf.pop_front() {
+                self.remaining -= 1;
+                return Some(Ok(e));
+            }
+            self.cursor?;
+            if let Err(e) = self.fill() {
+                self.cursor = None;
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+/// An iterator over `$all`; see [`EventLog::read_all`].
+pub struct AllEvents {
+    log: EventLog,
+    range: KeyRange,
+    direction: Direction,
+    filter: AllFilter,
+    remaining: u64,
+    buf: VecDeque<RecordedEvent>,
+    done: bool,
+}
+
+impl AllEvents {
+    fn fill(&mut self) -> Result<(), Error> {
+        let page = self.log.inner.volume.scan_page(
+            &self.range,
+            self.direction,
+            PageLimit {
+                entries: PAGE,
+                bytes: 8 << 20,
+            },
+        )?;
+        let Some((last, _)) = page.last() else {
+            self.done = true;
+            return Ok(());
+        };
+        match self.direction {
+            Direction::Forward => self.range.start = Bound::Excluded(last.clone()),
+            Direction::Backward => self.range.end = Bound::Excluded(last.clone()),
+        }
+        for (k, v) in page {
+            let pos = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
+                what: "log key".into(),
+                reason: format!("{} bytes", k.len()),
+            })?;
+            let e = EventRecord::decode(&v)?.into_event(pos)?;
+            if self.filter.matches(&e) {
+                self.buf.push_back(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for AllEvents {
+    type Item = Result<RecordedEvent, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        while self.buf.is_empty() {
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        self.remaining -= 1;
+        self.buf.pop_front().map(Ok)
+    }
+}

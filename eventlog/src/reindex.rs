@@ -1,0 +1,154 @@
+//! Rebuilding the indexes from the event records.
+//!
+//! The records under `log-0/` (and the leaf hashes kept for scavenged
+//! events) are the source of truth. Everything else the log reads — the
+//! per-stream version index, the event-id index, the stored Merkle
+//! subtrees, each stream's length, peaks and last position, the counters —
+//! can be derived from them, and `reindex` does so. What is not derivable
+//! is kept: stream deletions and metadata, persistent subscriptions.
+
+use std::collections::HashMap;
+
+use hydra_volume::{Direction, KeyRange, PageLimit, WriteBatch};
+use serde::Serialize;
+
+use crate::layout::{self, EventLocation, EventRecord, META, STORED_SUBTREE_LEVEL, StreamState};
+use crate::merkle::{Hash, push_leaf};
+use crate::writer::Writer;
+use crate::{Error, StreamId};
+
+/// What a reindex rebuilt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReindexReport {
+    pub streams: u64,
+    pub events: u64,
+}
+
+/// Deletes every key under `prefix`, a page at a time.
+fn clear(w: &Writer, prefix: &[u8]) -> Result<(), Error> {
+    loop {
+        let page = w.volume.scan_page(
+            &KeyRange::prefix(prefix),
+            Direction::Forward,
+            PageLimit::default(),
+        )?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        let mut b = WriteBatch::new();
+        for (k, _) in page {
+            b.delete(k);
+        }
+        w.volume.commit(b)?;
+    }
+}
+
+pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
+    w.cache.clear();
+    // Keep what cannot be derived: deletion, metadata, scavenge marks.
+    let mut states: HashMap<StreamId, StreamState> = HashMap::new();
+    for e in w
+        .volume
+        .scan(KeyRange::prefix(layout::STREAM_STATE), Direction::Forward)
+    {
+        let (k, v) = e?;
+        let id =
+            StreamId::new(String::from_utf8_lossy(&k[layout::STREAM_STATE.len()..]).into_owned())?;
+        let mut st = StreamState::decode(&v)?;
+        st.length = 0;
+        st.peaks.clear();
+        st.last_position = None;
+        states.insert(id, st);
+    }
+    for prefix in [layout::STREAM_VERSION, layout::EVENT_ID, layout::SUBTREE] {
+        clear(w, prefix)?;
+    }
+    let mut next_num = states.values().map(|s| s.num + 1).max().unwrap_or(0);
+    let mut next_position = 0;
+    let mut report = ReindexReport::default();
+    let mut batch = WriteBatch::new();
+    for e in w
+        .volume
+        .scan(KeyRange::prefix(layout::LOG), Direction::Forward)
+    {
+        let (k, v) = e?;
+        let pos = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
+            what: "log key".into(),
+            reason: format!("{} bytes", k.len()),
+        })?;
+        let record = EventRecord::decode(&v)?;
+        let stream = StreamId::new(record.stream.clone())?;
+        let st = states.entry(stream.clone()).or_insert_with(|| {
+            let num = next_num;
+            next_num += 1;
+            batch.put(layout::name_key(num), stream.as_str().as_bytes().to_vec());
+            StreamState {
+                num,
+                ..StreamState::default()
+            }
+        });
+        // Versions missing before this one were scavenged: their leaf
+        // hashes were kept.
+        while st.length < record.version {
+            let leaf = scavenged_leaf(w, st.num, st.length, &stream)?;
+            push(&mut batch, st, leaf);
+        }
+        push(&mut batch, st, crate::merkle::leaf_hash(&v));
+        st.last_position = Some(pos);
+        batch.put(
+            layout::version_key(st.num, record.version),
+            pos.to_be_bytes().to_vec(),
+        );
+        let loc = EventLocation {
+            num: st.num,
+            version: record.version,
+            position: pos,
+        };
+        batch.put(
+            layout::event_id_key(&uuid::Uuid::from_bytes(record.id)),
+            loc.encode(),
+        );
+        next_position = pos + 1;
+        report.events += 1;
+        if batch.bytes() > 8 << 20 {
+            w.volume.commit(std::mem::take(&mut batch))?;
+        }
+    }
+    for (stream, st) in &mut states {
+        // A stream whose tail was scavenged entirely.
+        while st.length < st.scavenged_before {
+            let leaf = scavenged_leaf(w, st.num, st.length, stream)?;
+            push(&mut batch, st, leaf);
+        }
+        batch.put(layout::state_key(stream), st.encode());
+        report.streams += 1;
+    }
+    let meta = layout::Meta {
+        next_position: next_position.max(w.meta.next_position),
+        next_num,
+    };
+    batch.put(META, postcard::to_allocvec(&meta).expect("meta encodes"));
+    w.volume.commit(batch)?;
+    w.meta = meta;
+    Ok(report)
+}
+
+fn push(batch: &mut WriteBatch, st: &mut StreamState, leaf: Hash) {
+    let num = st.num;
+    push_leaf(&mut st.peaks, st.length, leaf, |level, index, h| {
+        if level >= STORED_SUBTREE_LEVEL {
+            batch.put(layout::subtree_key(num, level, index), h.to_vec());
+        }
+    });
+    st.length += 1;
+}
+
+fn scavenged_leaf(w: &Writer, num: u64, version: u64, stream: &StreamId) -> Result<Hash, Error> {
+    w.volume
+        .get(&layout::scavenged_leaf_key(num, version))?
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::Corrupt {
+            what: format!("stream {stream} version {version}"),
+            reason: "neither its record nor its scavenged leaf hash is stored".into(),
+        })
+}

@@ -1,0 +1,117 @@
+//! Scavenging: physically removing the events no reader can see any more
+//! (deleted streams, events before `truncate_before`, beyond `max_count`,
+//! older than `max_age`).
+//!
+//! A scavenged event's record and index entries go; its Merkle leaf hash
+//! stays (32 bytes), so the stream's head, and the proofs of every event
+//! still stored, keep verifying. Proving a scavenged event fails with
+//! [`Error::Scavenged`](crate::Error::Scavenged): the head still commits to
+//! it, but nobody can show its contents any more. `$all` skips the
+//! positions it leaves empty; positions are never reused.
+
+use hydra_volume::{Direction, KeyRange, PageLimit, WriteBatch};
+use serde::Serialize;
+
+use crate::layout::{self, Deletion, EventRecord, StreamState};
+use crate::merkle::leaf_hash;
+use crate::writer::now_ms;
+use crate::{Error, EventLog, StreamId};
+
+/// What a scavenge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ScavengeReport {
+    pub streams: u64,
+    pub events: u64,
+    pub bytes: u64,
+}
+
+impl EventLog {
+    /// Removes every event that no read can return any more.
+    pub fn scavenge(&self) -> Result<ScavengeReport, Error> {
+        let mut report = ScavengeReport::default();
+        let states: Vec<(StreamId, StreamState)> = self
+            .inner
+            .volume
+            .scan(KeyRange::prefix(layout::STREAM_STATE), Direction::Forward)
+            .map(|e| {
+                let (k, v) = e?;
+                let id = String::from_utf8_lossy(&k[layout::STREAM_STATE.len()..]).into_owned();
+                Ok((StreamId::new(id)?, StreamState::decode(&v)?))
+            })
+            .collect::<Result<_, Error>>()?;
+        for (stream, st) in states {
+            let upto = self.removable(&st)?;
+            if upto <= st.scavenged_before {
+                continue;
+            }
+            let (events, bytes) = self.remove_versions(&st, st.scavenged_before, upto)?;
+            self.mark_scavenged(&stream, upto)?;
+            report.streams += 1;
+            report.events += events;
+            report.bytes += bytes;
+        }
+        Ok(report)
+    }
+
+    /// One past the last version of the stream that may be removed.
+    fn removable(&self, st: &StreamState) -> Result<u64, Error> {
+        if st.deletion == Deletion::Hard {
+            return Ok(st.length);
+        }
+        let mut upto = st.first_visible();
+        if let Some(max_age) = st.metadata.max_age {
+            let cutoff = now_ms().saturating_sub(max_age.saturating_mul(1000));
+            let from = upto.max(st.scavenged_before);
+            let range = KeyRange::between(
+                &layout::version_key(st.num, from),
+                &layout::version_key(st.num, st.length),
+            );
+            'scan: for e in self.inner.volume.scan(range, Direction::Forward) {
+                let (_, pos) = e?;
+                let pos = layout::u64_of(&pos, "stream index entry")?;
+                for ev in self.events_at(&[pos])?.into_iter().flatten() {
+                    if ev.timestamp >= cutoff {
+                        break 'scan;
+                    }
+                    upto = ev.version + 1;
+                }
+            }
+        }
+        Ok(upto)
+    }
+
+    /// Removes versions `[from, upto)`, keeping their leaf hashes.
+    fn remove_versions(&self, st: &StreamState, from: u64, upto: u64) -> Result<(u64, u64), Error> {
+        let volume = &self.inner.volume;
+        let range = KeyRange::between(
+            &layout::version_key(st.num, from),
+            &layout::version_key(st.num, upto),
+        );
+        let (mut events, mut bytes) = (0, 0);
+        loop {
+            let page = volume.scan_page(&range, Direction::Forward, PageLimit::default())?;
+            if page.is_empty() {
+                break;
+            }
+            let mut batch = WriteBatch::new();
+            for (k, v) in page {
+                let pos = layout::u64_of(&v, "stream index entry")?;
+                let version = layout::version_of_key(&k).unwrap_or_default();
+                if let Some(record) = volume.get(&layout::log_key(pos))? {
+                    let decoded = EventRecord::decode(&record)?;
+                    batch.put(
+                        layout::scavenged_leaf_key(st.num, version),
+                        leaf_hash(&record).to_vec(),
+                    );
+                    batch.delete(layout::event_id_key(&uuid::Uuid::from_bytes(decoded.id)));
+                    batch.delete(layout::log_key(pos));
+                    bytes += record.len() as u64;
+                    events += 1;
+                }
+                batch.delete(k);
+            }
+            volume.commit(batch)?;
+        }
+        Ok((events, bytes))
+    }
+}

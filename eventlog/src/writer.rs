@@ -1,0 +1,567 @@
+//! The single writer: group commit.
+//!
+//! One thread owns every change to the log. Appenders send requests down a
+//! channel and wait for the reply. The writer takes the first request,
+//! drains whatever else is queued, applies them in order to a staged view
+//! (expected-version checks see the earlier requests of the same group),
+//! commits the group in one volume transaction (one fsync in `sync`
+//! mode), and answers everyone. A request that fails its checks leaves no
+//! trace in the group; a commit that fails answers the whole group with
+//! the error and changes nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hydra_volume::{Volume, WriteBatch};
+use uuid::Uuid;
+
+use crate::layout::{
+    self, Deletion, EventLocation, EventRecord, META, Meta, STORED_SUBTREE_LEVEL, StreamState,
+};
+use crate::log::Notify;
+use crate::merkle::{leaf_hash, push_leaf};
+use crate::{
+    AppendResult, Error, ExpectedVersion, MAX_EVENT_TYPE, NewEvent, StreamId, StreamMetadata,
+};
+
+/// Most requests, and bytes, in one group commit.
+const GROUP_REQUESTS: usize = 4096;
+const GROUP_BYTES: usize = 32 << 20;
+/// Streams whose state the writer keeps in memory.
+const CACHE_STREAMS: usize = 100_000;
+
+pub(crate) type Reply<T> = SyncSender<Result<T, Error>>;
+
+/// Appends to one stream.
+#[derive(Debug, Clone)]
+pub struct StreamWrite {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+pub(crate) enum Request {
+    /// One or more streams, all or nothing.
+    Append {
+        writes: Vec<StreamWrite>,
+        reply: Reply<Vec<AppendResult>>,
+    },
+    Delete {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        hard: bool,
+        reply: Reply<()>,
+    },
+    SetMetadata {
+        stream: StreamId,
+        metadata: StreamMetadata,
+        reply: Reply<()>,
+    },
+    /// Records that versions below `upto` of a stream were scavenged.
+    Scavenged {
+        stream: StreamId,
+        upto: u64,
+        reply: Reply<()>,
+    },
+    /// Rebuilds every index from the log, with appends held meanwhile.
+    Reindex {
+        reply: Reply<crate::reindex::ReindexReport>,
+    },
+}
+
+impl Request {
+    fn bytes(&self) -> usize {
+        match self {
+            Request::Append { writes, .. } => writes
+                .iter()
+                .flat_map(|w| &w.events)
+                .map(|e| e.data.len() + e.metadata.len() + 64)
+                .sum(),
+            _ => 64,
+        }
+    }
+}
+
+/// What one group has staged so far.
+#[derive(Default)]
+struct Staged {
+    batch: WriteBatch,
+    states: HashMap<StreamId, StreamState>,
+    eids: HashMap<Uuid, EventLocation>,
+    names: HashMap<u64, StreamId>,
+    meta: Meta,
+}
+
+pub(crate) struct Writer {
+    pub volume: Arc<dyn Volume>,
+    pub meta: Meta,
+    pub cache: HashMap<StreamId, StreamState>,
+    pub notify: Arc<Notify>,
+    /// Told the bytes of each commit, in `async` mode.
+    pub flusher: Option<std::sync::mpsc::Sender<u64>>,
+}
+
+enum Answer {
+    Append(Reply<Vec<AppendResult>>, Result<Vec<AppendResult>, Error>),
+    Unit(Reply<()>, Result<(), Error>),
+}
+
+impl Writer {
+    pub fn run(mut self, rx: Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            let mut bytes = group[0].bytes();
+            while group.len() < GROUP_REQUESTS && bytes < GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        bytes += r.bytes();
+                        group.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        let mut staged = Staged {
+            meta: self.meta,
+            ..Staged::default()
+        };
+        let mut answers = Vec::with_capacity(group.len());
+        for req in group {
+            match req {
+                Request::Append { writes, reply } => {
+                    let r = self.stage(&mut staged, |w, tx| w.append(tx, &writes));
+                    answers.push(Answer::Append(reply, r));
+                }
+                Request::Delete {
+                    stream,
+                    expected,
+                    hard,
+                    reply,
+                } => {
+                    let r = self.stage(&mut staged, |w, tx| w.delete(tx, &stream, expected, hard));
+                    answers.push(Answer::Unit(reply, r));
+                }
+                Request::SetMetadata {
+                    stream,
+                    metadata,
+                    reply,
+                } => {
+                    let r = self.stage(&mut staged, |w, tx| w.set_metadata(tx, &stream, metadata));
+                    answers.push(Answer::Unit(reply, r));
+                }
+                Request::Scavenged {
+                    stream,
+                    upto,
+                    reply,
+                } => {
+                    let r = self.stage(&mut staged, |w, tx| w.scavenged(tx, &stream, upto));
+                    answers.push(Answer::Unit(reply, r));
+                }
+                Request::Reindex { reply } => {
+                    // Commit what came before, then rebuild on a quiet log.
+                    self.finish_group(std::mem::take(&mut staged), std::mem::take(&mut answers));
+                    let r = crate::reindex::rebuild(self);
+                    let _ = reply.send(r);
+                    staged = Staged {
+                        meta: self.meta,
+                        ..Staged::default()
+                    };
+                }
+            }
+        }
+        self.finish_group(staged, answers);
+    }
+
+    /// Commits a group and answers its requests.
+    fn finish_group(&mut self, mut staged: Staged, answers: Vec<Answer>) {
+        let outcome = if staged.batch.is_empty() {
+            Ok(())
+        } else {
+            staged.batch.put(
+                META,
+                postcard::to_allocvec(&staged.meta).expect("meta encodes"),
+            );
+            let bytes = staged.batch.bytes() as u64;
+            let r = self.volume.commit(std::mem::take(&mut staged.batch));
+            if r.is_ok()
+                && let Some(f) = &self.flusher
+            {
+                let _ = f.send(bytes);
+            }
+            r.map_err(Error::from)
+        };
+        match outcome {
+            Ok(()) => {
+                let committed_to = staged.meta.next_position;
+                if self.cache.len() + staged.states.len() > CACHE_STREAMS {
+                    self.cache.clear();
+                }
+                self.cache.extend(staged.states);
+                self.meta = staged.meta;
+                self.notify.committed(committed_to);
+                for a in answers {
+                    match a {
+                        Answer::Append(reply, r) => {
+                            let _ = reply.send(r);
+                        }
+                        Answer::Unit(reply, r) => {
+                            let _ = reply.send(r);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                // Nothing of the group is stored; the cache never saw it.
+                for a in answers {
+                    match a {
+                        Answer::Append(reply, r) => {
+                            let _ = reply.send(r.and(Err(e.clone())));
+                        }
+                        Answer::Unit(reply, r) => {
+                            let _ = reply.send(r.and(Err(e.clone())));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one request against a scratch copy of the group, keeping its
+    /// changes only if it succeeds.
+    fn stage<T>(
+        &self,
+        staged: &mut Staged,
+        f: impl FnOnce(&Self, &mut Tx<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut tx = Tx {
+            staged,
+            ops: WriteBatch::new(),
+            states: HashMap::new(),
+            eids: HashMap::new(),
+            names: HashMap::new(),
+            meta: staged.meta,
+        };
+        let r = f(self, &mut tx)?;
+        let Tx {
+            ops,
+            states,
+            eids,
+            names,
+            meta,
+            ..
+        } = tx;
+        staged.batch.append(ops);
+        staged.states.extend(states);
+        staged.eids.extend(eids);
+        staged.names.extend(names);
+        staged.meta = meta;
+        Ok(r)
+    }
+
+    fn state(&self, tx: &Tx<'_>, stream: &StreamId) -> Result<Option<StreamState>, Error> {
+        if let Some(s) = tx
+            .states
+            .get(stream)
+            .or_else(|| tx.staged.states.get(stream))
+        {
+            return Ok(Some(s.clone()));
+        }
+        if let Some(s) = self.cache.get(stream) {
+            return Ok(Some(s.clone()));
+        }
+        match self.volume.get(&layout::state_key(stream))? {
+            Some(b) => StreamState::decode(&b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn locate(&self, tx: &Tx<'_>, id: &Uuid) -> Result<Option<EventLocation>, Error> {
+        if let Some(l) = tx.eids.get(id).or_else(|| tx.staged.eids.get(id)) {
+            return Ok(Some(*l));
+        }
+        match self.volume.get(&layout::event_id_key(id))? {
+            Some(b) => EventLocation::decode(&b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn stream_name(&self, tx: &Tx<'_>, num: u64) -> Result<StreamId, Error> {
+        if let Some(s) = tx.names.get(&num).or_else(|| tx.staged.names.get(&num)) {
+            return Ok(s.clone());
+        }
+        let bytes = self
+            .volume
+            .get(&layout::name_key(num))?
+            .ok_or_else(|| Error::Corrupt {
+                what: format!("name of stream #{num}"),
+                reason: "missing".into(),
+            })?;
+        Ok(StreamId::new(String::from_utf8_lossy(&bytes).into_owned())?)
+    }
+
+    fn new_state(&self, tx: &mut Tx<'_>, stream: &StreamId) -> StreamState {
+        let num = tx.meta.next_num;
+        tx.meta.next_num += 1;
+        tx.ops
+            .put(layout::name_key(num), stream.as_str().as_bytes().to_vec());
+        tx.names.insert(num, stream.clone());
+        StreamState {
+            num,
+            ..StreamState::default()
+        }
+    }
+
+    fn append(&self, tx: &mut Tx<'_>, writes: &[StreamWrite]) -> Result<Vec<AppendResult>, Error> {
+        if writes.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        let mut seen_ids = std::collections::HashSet::new();
+        let mut seen_streams = std::collections::HashSet::new();
+        for w in writes {
+            if !seen_streams.insert(&w.stream) {
+                return Err(Error::DuplicateStreamInAppend {
+                    stream: w.stream.clone(),
+                });
+            }
+            if w.events.is_empty() {
+                return Err(Error::EmptyAppend);
+            }
+            for e in &w.events {
+                if e.event_type.is_empty() || e.event_type.len() > MAX_EVENT_TYPE {
+                    return Err(Error::BadEventType(e.event_type.clone()));
+                }
+                if let Some(id) = e.id
+                    && !seen_ids.insert(id)
+                {
+                    return Err(Error::DuplicateInAppend { id });
+                }
+            }
+        }
+        writes.iter().map(|w| self.append_one(tx, w)).collect()
+    }
+
+    fn append_one(&self, tx: &mut Tx<'_>, w: &StreamWrite) -> Result<AppendResult, Error> {
+        let current = self.state(tx, &w.stream)?;
+        if current
+            .as_ref()
+            .is_some_and(|s| s.deletion == Deletion::Hard)
+        {
+            return Err(Error::StreamDeleted(w.stream.clone()));
+        }
+        if let Some(done) = self.already_appended(tx, w, current.as_ref())? {
+            return Ok(done);
+        }
+        let exists = current.as_ref().is_some_and(StreamState::exists);
+        let last = current
+            .as_ref()
+            .filter(|s| s.exists())
+            .map(|s| s.length - 1);
+        let ok = match w.expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => !exists,
+            ExpectedVersion::StreamExists => exists,
+            ExpectedVersion::Exact(v) => last == Some(v),
+        };
+        if !ok {
+            return Err(Error::WrongExpectedVersion {
+                stream: w.stream.clone(),
+                expected: w.expected,
+                actual: last,
+            });
+        }
+        let mut st = match current {
+            Some(s) => s,
+            None => self.new_state(tx, &w.stream),
+        };
+        st.deletion = Deletion::None;
+        let now = now_ms();
+        let first_version = st.length;
+        let first_position = tx.meta.next_position;
+        for e in &w.events {
+            let id = e.id.unwrap_or_else(Uuid::now_v7);
+            let (version, position) = (st.length, tx.meta.next_position);
+            let record = EventRecord {
+                id: *id.as_bytes(),
+                stream: w.stream.as_str().to_owned(),
+                version,
+                event_type: e.event_type.clone(),
+                timestamp: e.timestamp.unwrap_or(now),
+                data: e.data.clone(),
+                metadata: e.metadata.clone(),
+            };
+            let bytes = record.encode();
+            let num = st.num;
+            push_leaf(
+                &mut st.peaks,
+                st.length,
+                leaf_hash(&bytes),
+                |level, index, h| {
+                    if level >= STORED_SUBTREE_LEVEL {
+                        tx.ops
+                            .put(layout::subtree_key(num, level, index), h.to_vec());
+                    }
+                },
+            );
+            tx.ops.put(layout::log_key(position), bytes);
+            tx.ops.put(
+                layout::version_key(num, version),
+                position.to_be_bytes().to_vec(),
+            );
+            let loc = EventLocation {
+                num,
+                version,
+                position,
+            };
+            tx.ops.put(layout::event_id_key(&id), loc.encode());
+            tx.eids.insert(id, loc);
+            st.length += 1;
+            st.last_position = Some(position);
+            tx.meta.next_position += 1;
+        }
+        tx.ops.put(layout::state_key(&w.stream), st.encode());
+        tx.states.insert(w.stream.clone(), st.clone());
+        Ok(AppendResult {
+            first_version,
+            version: st.length - 1,
+            first_position,
+            position: tx.meta.next_position - 1,
+        })
+    }
+
+    /// Idempotency: when every event carries an id and they are already the
+    /// stream's events at consecutive versions, the append already
+    /// happened: return its result and write nothing. An id found
+    /// anywhere else is an error.
+    fn already_appended(
+        &self,
+        tx: &Tx<'_>,
+        w: &StreamWrite,
+        current: Option<&StreamState>,
+    ) -> Result<Option<AppendResult>, Error> {
+        let mut found = Vec::new();
+        for e in &w.events {
+            let Some(id) = e.id else {
+                found.push(None);
+                continue;
+            };
+            found.push(self.locate(tx, &id)?.map(|l| (id, l)));
+        }
+        if found.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let num = current.map(|s| s.num);
+        let first = found[0].map(|(_, l)| l);
+        let retry = first.is_some_and(|f| {
+            Some(f.num) == num
+                && found.iter().enumerate().all(|(i, l)| {
+                    l.is_some_and(|(_, l)| l.num == f.num && l.version == f.version + i as u64)
+                })
+        });
+        if retry {
+            let (f, l) = (
+                found[0].expect("checked").1,
+                found[found.len() - 1].expect("checked").1,
+            );
+            return Ok(Some(AppendResult {
+                first_version: f.version,
+                version: l.version,
+                first_position: f.position,
+                position: l.position,
+            }));
+        }
+        let (id, l) = found.into_iter().flatten().next().expect("one was found");
+        Err(Error::DuplicateEventId {
+            id,
+            stream: self.stream_name(tx, l.num)?,
+            version: l.version,
+        })
+    }
+
+    fn delete(
+        &self,
+        tx: &mut Tx<'_>,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        hard: bool,
+    ) -> Result<(), Error> {
+        let Some(mut st) = self.state(tx, stream)? else {
+            return Err(Error::StreamNotFound(stream.clone()));
+        };
+        if st.deletion == Deletion::Hard {
+            return Err(Error::StreamDeleted(stream.clone()));
+        }
+        let last = st.exists().then(|| st.length - 1);
+        let ok = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => last.is_none(),
+            ExpectedVersion::StreamExists => last.is_some(),
+            ExpectedVersion::Exact(v) => last == Some(v),
+        };
+        if !ok {
+            return Err(Error::WrongExpectedVersion {
+                stream: stream.clone(),
+                expected,
+                actual: last,
+            });
+        }
+        if !hard && st.deletion == Deletion::Soft {
+            return Err(Error::StreamNotFound(stream.clone()));
+        }
+        st.deletion = if hard { Deletion::Hard } else { Deletion::Soft };
+        st.deleted_before = st.length;
+        tx.ops.put(layout::state_key(stream), st.encode());
+        tx.states.insert(stream.clone(), st);
+        Ok(())
+    }
+
+    fn scavenged(&self, tx: &mut Tx<'_>, stream: &StreamId, upto: u64) -> Result<(), Error> {
+        let Some(mut st) = self.state(tx, stream)? else {
+            return Err(Error::StreamNotFound(stream.clone()));
+        };
+        st.scavenged_before = st.scavenged_before.max(upto.min(st.length));
+        tx.ops.put(layout::state_key(stream), st.encode());
+        tx.states.insert(stream.clone(), st);
+        Ok(())
+    }
+
+    fn set_metadata(
+        &self,
+        tx: &mut Tx<'_>,
+        stream: &StreamId,
+        metadata: StreamMetadata,
+    ) -> Result<(), Error> {
+        let mut st = match self.state(tx, stream)? {
+            Some(s) if s.deletion == Deletion::Hard => {
+                return Err(Error::StreamDeleted(stream.clone()));
+            }
+            Some(s) => s,
+            None => self.new_state(tx, stream),
+        };
+        st.metadata = metadata;
+        tx.ops.put(layout::state_key(stream), st.encode());
+        tx.states.insert(stream.clone(), st);
+        Ok(())
+    }
+}
+
+/// One request's changes, on top of its group's.
+struct Tx<'a> {
+    staged: &'a Staged,
+    ops: WriteBatch,
+    states: HashMap<StreamId, StreamState>,
+    eids: HashMap<Uuid, EventLocation>,
+    names: HashMap<u64, StreamId>,
+    meta: Meta,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,174 @@
+use hydra_eventlog::{
+    AllFilter, Direction, Error, ExpectedVersion, ReadFrom, StreamMetadata, verify_event,
+};
+
+use crate::{ev, fill, open, read_all_of, sid};
+
+#[test]
+fn soft_delete_hides_and_a_new_append_continues_the_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let s = sid("cart");
+    fill(&log, &s, 3);
+    log.delete(&s, ExpectedVersion::Exact(2), false).unwrap();
+    assert!(matches!(
+        log.read(&s, ReadFrom::Edge, 10, Direction::Forward),
+        Err(Error::StreamNotFound(_))
+    ));
+    assert!(!log.exists(&s).unwrap());
+    assert_eq!(log.stream_version(&s).unwrap(), None);
+    let r = log
+        .append(&s, ExpectedVersion::NoStream, vec![ev("Again", "{}")])
+        .unwrap();
+    assert_eq!(r.version, 3, "versions continue after a soft delete");
+    let seen = read_all_of(&log, &s);
+    assert_eq!(seen.iter().map(|e| e.version).collect::<Vec<_>>(), [3]);
+}
+
+#[test]
+fn hard_delete_is_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let s = sid("gone");
+    fill(&log, &s, 3);
+    log.delete(&s, ExpectedVersion::Any, true).unwrap();
+    let err = log
+        .read(&s, ReadFrom::Edge, 1, Direction::Forward)
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "stream gone is deleted (tombstoned) and can never be written or read again"
+    );
+    assert!(matches!(
+        log.append(&s, ExpectedVersion::Any, vec![ev("X", "1")]),
+        Err(Error::StreamDeleted(_))
+    ));
+    assert!(matches!(
+        log.delete(&s, ExpectedVersion::Any, false),
+        Err(Error::StreamDeleted(_))
+    ));
+    drop(log);
+    let log = open(dir.path());
+    assert!(matches!(
+        log.append(&s, ExpectedVersion::Any, vec![ev("X", "1")]),
+        Err(Error::StreamDeleted(_))
+    ));
+}
+
+#[test]
+fn metadata_rules_limit_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let s = sid("sensor");
+    fill(&log, &s, 10);
+    let versions = |log: &hydra_eventlog::EventLog| {
+        read_all_of(log, &s)
+            .iter()
+            .map(|e| e.version)
+            .collect::<Vec<_>>()
+    };
+    log.set_metadata(
+        &s,
+        StreamMetadata {
+            max_count: Some(3),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(versions(&log), [7, 8, 9]);
+    log.set_metadata(
+        &s,
+        StreamMetadata {
+            truncate_before: Some(5),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(versions(&log), [5, 6, 7, 8, 9]);
+    let backward: Vec<_> = log
+        .read(&s, ReadFrom::Edge, 100, Direction::Backward)
+        .unwrap()
+        .map(|e| e.unwrap().version)
+        .collect();
+    assert_eq!(backward, [9, 8, 7, 6, 5]);
+    let mut old = ev("Old", "{}");
+    old.timestamp = Some(1000);
+    let aged = sid("aged");
+    log.append(&aged, ExpectedVersion::Any, vec![old.clone(), old])
+        .unwrap();
+    fill(&log, &aged, 2);
+    log.set_metadata(
+        &aged,
+        StreamMetadata {
+            max_age: Some(3600),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        read_all_of(&log, &aged)
+            .iter()
+            .map(|e| e.version)
+            .collect::<Vec<_>>(),
+        [2, 3]
+    );
+}
+
+#[test]
+fn scavenge_reclaims_hidden_events_and_survivors_still_prove() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let key = log.identity().public_key();
+    let (keep, drop_s, hard) = (sid("keep"), sid("drop"), sid("hard"));
+    fill(&log, &keep, 600);
+    fill(&log, &drop_s, 50);
+    fill(&log, &hard, 20);
+    log.set_metadata(
+        &keep,
+        StreamMetadata {
+            truncate_before: Some(300),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    log.delete(&drop_s, ExpectedVersion::Any, false).unwrap();
+    log.delete(&hard, ExpectedVersion::Any, true).unwrap();
+    let head_before = log.head(&keep).unwrap();
+
+    let report = log.scavenge().unwrap();
+    assert_eq!(report.events, 300 + 50 + 20);
+    assert_eq!(log.scavenge().unwrap().events, 0, "nothing left to do");
+    let all: Vec<_> = log
+        .read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(all.len(), 300);
+    assert!(all.iter().all(|e| e.stream == keep && e.version >= 300));
+
+    // The head is unchanged and survivors still prove, at every offset.
+    let head = log.head(&keep).unwrap();
+    assert_eq!(head.root, head_before.root);
+    let events = read_all_of(&log, &keep);
+    for e in [&events[0], &events[1], &events[150], &events[299]] {
+        let (h, p) = log.prove(&keep, e.version).unwrap();
+        verify_event(&h, &key, e, &p).unwrap();
+    }
+    assert!(matches!(
+        log.prove(&keep, 10),
+        Err(Error::Scavenged { version: 10, .. })
+    ));
+    // Versions go on after a scavenge, and new events prove too.
+    log.append(&keep, ExpectedVersion::Exact(599), vec![ev("After", "{}")])
+        .unwrap();
+    let last = read_all_of(&log, &keep).pop().unwrap();
+    let (h, p) = log.prove(&keep, 600).unwrap();
+    verify_event(&h, &key, &last, &p).unwrap();
+    // A soft-deleted stream can come back after a scavenge.
+    let r = log
+        .append(&drop_s, ExpectedVersion::NoStream, vec![ev("Back", "{}")])
+        .unwrap();
+    assert_eq!(r.version, 50);
+    let (h, p) = log.prove(&drop_s, 50).unwrap();
+    verify_event(&h, &key, &read_all_of(&log, &drop_s)[0], &p).unwrap();
+}
