@@ -6,6 +6,7 @@
 
 mod cli;
 mod context;
+mod events;
 mod output;
 
 use std::io::ErrorKind;

@@ -5,6 +5,8 @@ mod block;
 mod bucket;
 mod gc;
 mod object;
+mod snapshot;
+mod stream;
 mod volume;
 
 use std::path::PathBuf;
@@ -31,8 +33,9 @@ in the volume.";
 #[derive(Debug, Parser)]
 #[command(name = "hydra", version, after_long_help = KEY_HELP)]
 pub struct Cli {
-    /// Data directory.
-    #[arg(long, global = true, env = "HYDRA_DATA", default_value = "hydra-data")]
+    /// Data directory (give it before the subcommand: `--data` after
+    /// `stream append` is the event's payload).
+    #[arg(long, env = "HYDRA_DATA", default_value = "hydra-data")]
     pub data: PathBuf,
 
     /// Storage engine for a new data directory: redb, lmdb or mem.
@@ -67,6 +70,21 @@ pub enum Command {
     Object(object::ObjectCmd),
     /// Free blocks no root reaches and print what was freed.
     Gc(gc::GcArgs),
+    /// Event streams: append, read, $all, delete, proofs.
+    #[command(subcommand)]
+    Stream(stream::StreamCmd),
+    /// Events by id.
+    #[command(subcommand)]
+    Event(EventCmd),
+    /// Snapshots of streams.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCmd {
+    /// Print one event (JSON) by its id.
+    Get { id: uuid::Uuid },
 }
 
 /// `--bucket`, shared by the block, object and gc commands.
@@ -94,6 +112,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Block(c) => block::run(&ctx, c),
         Command::Object(c) => object::run(&ctx, c),
         Command::Gc(a) => gc::run(&ctx, a),
+        Command::Stream(c) => stream::run(&ctx, c),
+        Command::Event(EventCmd::Get { id }) => stream::get_event(&ctx, id),
+        Command::Snapshot(c) => snapshot::run(&ctx, c),
     }
 }
 
@@ -105,10 +126,20 @@ mod tests {
     fn global_flags_parse_anywhere() {
         let r = hydra_block::Ref::raw(b"x").to_string();
         let cli = Cli::try_parse_from([
-            "hydra", "block", "get", "--data", "/tmp/d", "--bucket", "b1", &r,
+            "hydra",
+            "--data",
+            "/tmp/d",
+            "block",
+            "get",
+            "--key-file",
+            "k",
+            "--bucket",
+            "b1",
+            &r,
         ])
         .unwrap();
         assert_eq!(cli.data, PathBuf::from("/tmp/d"));
+        assert_eq!(cli.key_file, Some(PathBuf::from("k")));
         assert!(matches!(cli.command, Command::Block(_)));
     }
 
@@ -122,6 +153,19 @@ mod tests {
                 .contains("bucket name \"Bad/Name\" is invalid"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn data_before_the_subcommand_is_the_directory_after_it_the_payload() {
+        let cli = Cli::try_parse_from([
+            "hydra", "--data", "dir", "stream", "append", "s", "-t", "T", "--data", "{}",
+        ])
+        .unwrap();
+        assert_eq!(cli.data, PathBuf::from("dir"));
+        let Command::Stream(stream::StreamCmd::Append { data, .. }) = cli.command else {
+            panic!("not an append");
+        };
+        assert_eq!(data.as_deref(), Some("{}"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod blocks;
 mod buckets;
 mod objects;
+mod streams;
 mod volume;
 
 use std::io::Write;
