@@ -107,8 +107,34 @@ pub struct EventRecord {
     pub version: u64,
     pub event_type: String,
     pub timestamp: u64,
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub metadata: Vec<u8>,
+}
+
+/// [`EventRecord`]'s encoding from borrowed parts, so that an append does
+/// not copy the payload before encoding it. Same fields, same order.
+#[derive(Serialize)]
+pub struct EventRecordRef<'a> {
+    pub id: [u8; 16],
+    pub stream: &'a str,
+    pub version: u64,
+    pub event_type: &'a str,
+    pub timestamp: u64,
+    #[serde(with = "serde_bytes")]
+    pub data: &'a [u8],
+    #[serde(with = "serde_bytes")]
+    pub metadata: &'a [u8],
+}
+
+impl EventRecordRef<'_> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(self.data.len() + self.metadata.len() + self.stream.len() + 64);
+        out.push(RECORD_FORMAT);
+        postcard::to_extend(self, out).expect("records encode")
+    }
 }
 
 impl EventRecord {
@@ -147,7 +173,8 @@ impl EventRecord {
     pub fn into_event(self, position: u64) -> Result<RecordedEvent, Error> {
         Ok(RecordedEvent {
             id: Uuid::from_bytes(self.id),
-            stream: StreamId::new(self.stream)?,
+            // Validated when it was appended.
+            stream: StreamId::trusted(self.stream),
             version: self.version,
             position,
             event_type: self.event_type,

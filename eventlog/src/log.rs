@@ -1,16 +1,18 @@
 //! [`EventLog`]: opening, closing, and the write half of the API.
 
 use std::path::Path;
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hydra_bucket::{Bucket, BucketName, CreateOptions, Store};
-use hydra_volume::{Durability, Identity, OpenOptions, Volume, open_dir};
+use hydra_volume::{
+    Direction, Durability, Identity, KeyRange, OpenOptions, PageLimit, Volume, open_dir,
+};
 
-use crate::layout::{META, Meta};
-use crate::writer::{Request, StreamWrite, Writer};
+use crate::layout::{self, META, Meta};
+use crate::writer::{Msg, Reply, Request, StreamWrite, Writer};
 use crate::{
     AppendResult, DurabilityMode, Error, ExpectedVersion, NewEvent, StreamId, StreamMetadata,
 };
@@ -22,6 +24,49 @@ pub const SNAPSHOT_BUCKET: &str = "eventlog";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     pub durability: DurabilityMode,
+}
+
+/// The counters, from the last log record and the last stream name (two
+/// seeks), raised to the stored floor that scavenge and reindex write
+/// (scavenging the newest events must not let positions be reused).
+pub(crate) fn load_meta(volume: &dyn Volume) -> Result<Meta, Error> {
+    let stored: Meta = match volume.get(META)? {
+        Some(b) => postcard::from_bytes(&b).map_err(|e| Error::Corrupt {
+            what: "event log counters".into(),
+            reason: e.to_string(),
+        })?,
+        None => Meta::default(),
+    };
+    let last = |prefix: &[u8]| -> Result<u64, Error> {
+        let page = volume.scan_page(
+            &KeyRange::prefix(prefix),
+            Direction::Backward,
+            PageLimit {
+                entries: 1,
+                bytes: 1,
+            },
+        )?;
+        Ok(match page.first() {
+            Some((k, _)) => layout::u64_of(&k[prefix.len()..], "log key")? + 1,
+            None => 0,
+        })
+    };
+    Ok(Meta {
+        next_position: stored.next_position.max(last(layout::LOG)?),
+        next_num: stored.next_num.max(last(layout::STREAM_NAME)?),
+    })
+}
+
+/// Stores the counters as a floor (see [`load_meta`]).
+pub(crate) fn store_meta(volume: &dyn Volume, meta: &Meta) -> Result<(), Error> {
+    volume.put(META, &postcard::to_allocvec(meta).expect("meta encodes"))?;
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic inside a critical section leaves the log's own state
+    // consistent (commits are atomic), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Wakes subscribers when a commit lands.
@@ -67,8 +112,11 @@ pub(crate) struct Inner {
     pub snapshots: Bucket,
     pub identity: Identity,
     pub notify: Arc<Notify>,
-    pub tx: Mutex<Option<SyncSender<Request>>>,
-    pub writer: Mutex<Option<JoinHandle<()>>>,
+    /// Requests waiting for the next leader.
+    pub queue: Mutex<Vec<Request>>,
+    /// The writer; `None` once closed.
+    pub writer: Mutex<Option<Writer>>,
+    pub closed: std::sync::atomic::AtomicBool,
     pub flusher: Mutex<Option<JoinHandle<()>>>,
     pub subscriptions: Mutex<std::collections::HashMap<String, crate::subscribe::Delivery>>,
 }
@@ -109,13 +157,7 @@ impl EventLog {
             store.create_bucket(&name, CreateOptions::default())?;
         }
         let snapshots = store.bucket(&name, None)?;
-        let meta: Meta = match volume.get(META)? {
-            Some(b) => postcard::from_bytes(&b).map_err(|e| Error::Corrupt {
-                what: "event log counters".into(),
-                reason: e.to_string(),
-            })?,
-            None => Meta::default(),
-        };
+        let meta = load_meta(&*volume)?;
         let notify = Arc::new(Notify::default());
         notify.committed(meta.next_position);
 
@@ -138,11 +180,6 @@ impl EventLog {
             notify: notify.clone(),
             flusher: flush_tx,
         };
-        let (tx, rx) = mpsc::sync_channel(4096);
-        let handle = std::thread::Builder::new()
-            .name("hydra-writer".into())
-            .spawn(move || writer.run(rx))
-            .expect("spawn the writer thread");
         Ok(EventLog {
             inner: Arc::new(Inner {
                 volume,
@@ -150,8 +187,9 @@ impl EventLog {
                 snapshots,
                 identity,
                 notify,
-                tx: Mutex::new(Some(tx)),
-                writer: Mutex::new(Some(handle)),
+                queue: Mutex::new(Vec::new()),
+                writer: Mutex::new(Some(writer)),
+                closed: Default::default(),
                 flusher: Mutex::new(flusher),
                 subscriptions: Default::default(),
             }),
@@ -171,20 +209,47 @@ impl EventLog {
         &self.inner.identity
     }
 
-    pub(crate) fn request<T>(
-        &self,
-        make: impl FnOnce(SyncSender<Result<T, Error>>) -> Request,
-    ) -> Result<T, Error> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let tx = self
-            .inner
-            .tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(Error::Closed)?;
-        tx.send(make(reply)).map_err(|_| Error::Closed)?;
-        answer.recv().map_err(|_| Error::Closed)?
+    /// Queues a request and waits for its answer, committing as the
+    /// leader when the writer is free (see the `writer` module).
+    pub(crate) fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {
+        let (reply, answer) = mpsc::channel();
+        lock(&self.inner.queue).push(make(reply));
+        let mut may_lead = true;
+        loop {
+            if may_lead {
+                self.lead()?;
+            }
+            match answer.recv() {
+                Ok(Msg::Done(r)) => return r,
+                Ok(Msg::Lead) => may_lead = true,
+                Err(_) => return Err(Error::Closed),
+            }
+        }
+    }
+
+    /// Commits what is queued if no one else is, then hands the lead to
+    /// the owner of the next queued request, if any.
+    fn lead(&self) -> Result<(), Error> {
+        let mut writer = match self.inner.writer.try_lock() {
+            Ok(w) => w,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            // Someone is leading; they hand over when done.
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+        };
+        let Some(w) = writer.as_mut() else {
+            lock(&self.inner.queue).clear();
+            return Err(Error::Closed);
+        };
+        let group = std::mem::take(&mut *lock(&self.inner.queue));
+        if !group.is_empty() {
+            w.commit(group);
+        }
+        drop(writer);
+        // After releasing: whatever was queued meanwhile gets a leader.
+        if let Some(next) = lock(&self.inner.queue).first() {
+            next.lead();
+        }
+        Ok(())
     }
 
     /// Appends `events` to `stream` atomically, if the stream is at
@@ -262,22 +327,13 @@ impl EventLog {
     /// Stops the writer after the appends already queued, flushes and
     /// releases the volume's writer. Later calls fail with `Closed`.
     pub fn close(&self) -> Result<(), Error> {
-        let tx = self
-            .inner
-            .tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        drop(tx);
-        if let Some(h) = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = h.join();
-        }
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Taking the writer waits for a commit in progress; dropping it
+        // drops the flusher's channel.
+        drop(lock(&self.inner.writer).take());
+        lock(&self.inner.queue).clear();
         if let Some(h) = self
             .inner
             .flusher
@@ -299,12 +355,7 @@ impl EventLog {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        drop(self.tx.get_mut().map(Option::take));
-        if let Ok(h) = self.writer.get_mut()
-            && let Some(h) = h.take()
-        {
-            let _ = h.join();
-        }
+        drop(self.writer.get_mut().map(Option::take));
         if let Ok(h) = self.flusher.get_mut()
             && let Some(h) = h.take()
         {

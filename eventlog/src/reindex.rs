@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use hydra_volume::{Direction, KeyRange, PageLimit, WriteBatch};
 use serde::Serialize;
 
-use crate::layout::{self, EventLocation, EventRecord, META, STORED_SUBTREE_LEVEL, StreamState};
+use crate::layout::{self, EventLocation, EventRecord, STORED_SUBTREE_LEVEL, StreamState};
 use crate::merkle::{Hash, push_leaf};
 use crate::writer::Writer;
 use crate::{Error, StreamId};
@@ -127,8 +127,8 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
         next_position: next_position.max(w.meta.next_position),
         next_num,
     };
-    batch.put(META, postcard::to_allocvec(&meta).expect("meta encodes"));
     w.volume.commit(batch)?;
+    crate::log::store_meta(&*w.volume, &meta)?;
     w.meta = meta;
     Ok(report)
 }

@@ -29,6 +29,11 @@ impl EventLog {
     /// Removes every event that no read can return any more.
     pub fn scavenge(&self) -> Result<ScavengeReport, Error> {
         let mut report = ScavengeReport::default();
+        // Removing the newest records must not let their positions be
+        // handed out again after a restart.
+        let mut meta = crate::log::load_meta(&*self.inner.volume)?;
+        meta.next_position = meta.next_position.max(self.next_position());
+        crate::log::store_meta(&*self.inner.volume, &meta)?;
         let states: Vec<(StreamId, StreamState)> = self
             .inner
             .volume

@@ -154,10 +154,8 @@ impl Subscription {
             if self
                 .log
                 .inner
-                .tx
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_none()
+                .closed
+                .load(std::sync::atomic::Ordering::SeqCst)
             {
                 return Err(Error::Closed);
             }

@@ -1,24 +1,26 @@
 //! The single writer: group commit.
 //!
-//! One thread owns every change to the log. Appenders send requests down a
-//! channel and wait for the reply. The writer takes the first request,
-//! drains whatever else is queued, applies them in order to a staged view
-//! (expected-version checks see the earlier requests of the same group),
-//! commits the group in one volume transaction (one fsync in `sync`
-//! mode), and answers everyone. A request that fails its checks leaves no
+//! One writer at a time owns every change to the log. Appenders queue their
+//! request, then take the writer's lock; whoever gets it first (the
+//! leader) drains the whole queue, applies the requests in order to a
+//! staged view (expected-version checks see the earlier requests of the
+//! same group), commits the group in one volume transaction (one fsync in
+//! `sync` mode), and answers everyone. The others, when they get the lock,
+//! find their answer waiting. A lone appender never hands off to another
+//! thread; concurrent ones share commits (group commit). A request that fails its checks leaves no
 //! trace in the group; a commit that fails answers the whole group with
 //! the error and changes nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Sender;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hydra_volume::{Volume, WriteBatch};
 use uuid::Uuid;
 
 use crate::layout::{
-    self, Deletion, EventLocation, EventRecord, META, Meta, STORED_SUBTREE_LEVEL, StreamState,
+    self, Deletion, EventLocation, EventRecordRef, Meta, STORED_SUBTREE_LEVEL, StreamState,
 };
 use crate::log::Notify;
 use crate::merkle::{leaf_hash, push_leaf};
@@ -32,7 +34,14 @@ const GROUP_BYTES: usize = 32 << 20;
 /// Streams whose state the writer keeps in memory.
 const CACHE_STREAMS: usize = 100_000;
 
-pub(crate) type Reply<T> = SyncSender<Result<T, Error>>;
+/// What a waiting appender receives: its answer, or the lead (the writer
+/// is free and requests are waiting: take it and commit them).
+pub(crate) enum Msg<T> {
+    Done(Result<T, Error>),
+    Lead,
+}
+
+pub(crate) type Reply<T> = Sender<Msg<T>>;
 
 /// Appends to one stream.
 #[derive(Debug, Clone)]
@@ -72,6 +81,18 @@ pub(crate) enum Request {
 }
 
 impl Request {
+    /// Hands the lead to this request's owner.
+    pub fn lead(&self) {
+        // A send fails only when the owner is gone; nobody to lead then.
+        let _ = match self {
+            Request::Append { reply, .. } => reply.send(Msg::Lead).is_ok(),
+            Request::Reindex { reply } => reply.send(Msg::Lead).is_ok(),
+            Request::Delete { reply, .. }
+            | Request::SetMetadata { reply, .. }
+            | Request::Scavenged { reply, .. } => reply.send(Msg::Lead).is_ok(),
+        };
+    }
+
     fn bytes(&self) -> usize {
         match self {
             Request::Append { writes, .. } => writes
@@ -109,20 +130,19 @@ enum Answer {
 }
 
 impl Writer {
-    pub fn run(mut self, rx: Receiver<Request>) {
-        while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            let mut bytes = group[0].bytes();
-            while group.len() < GROUP_REQUESTS && bytes < GROUP_BYTES {
-                match rx.try_recv() {
-                    Ok(r) => {
-                        bytes += r.bytes();
-                        group.push(r);
-                    }
-                    Err(_) => break,
-                }
+    /// Applies a group of requests and commits them together. Groups
+    /// larger than a commit should hold are split.
+    pub fn commit(&mut self, mut requests: Vec<Request>) {
+        while !requests.is_empty() {
+            let mut bytes = 0;
+            let mut n = 0;
+            while n < requests.len() && n < GROUP_REQUESTS && bytes < GROUP_BYTES {
+                bytes += requests[n].bytes();
+                n += 1;
             }
-            self.commit_group(group);
+            let rest = requests.split_off(n);
+            self.commit_group(requests);
+            requests = rest;
         }
     }
 
@@ -167,7 +187,7 @@ impl Writer {
                     // Commit what came before, then rebuild on a quiet log.
                     self.finish_group(std::mem::take(&mut staged), std::mem::take(&mut answers));
                     let r = crate::reindex::rebuild(self);
-                    let _ = reply.send(r);
+                    let _ = reply.send(Msg::Done(r));
                     staged = Staged {
                         meta: self.meta,
                         ..Staged::default()
@@ -183,10 +203,6 @@ impl Writer {
         let outcome = if staged.batch.is_empty() {
             Ok(())
         } else {
-            staged.batch.put(
-                META,
-                postcard::to_allocvec(&staged.meta).expect("meta encodes"),
-            );
             let bytes = staged.batch.bytes() as u64;
             let r = self.volume.commit(std::mem::take(&mut staged.batch));
             if r.is_ok()
@@ -208,10 +224,10 @@ impl Writer {
                 for a in answers {
                     match a {
                         Answer::Append(reply, r) => {
-                            let _ = reply.send(r);
+                            let _ = reply.send(Msg::Done(r));
                         }
                         Answer::Unit(reply, r) => {
-                            let _ = reply.send(r);
+                            let _ = reply.send(Msg::Done(r));
                         }
                     }
                 }
@@ -221,10 +237,10 @@ impl Writer {
                 for a in answers {
                     match a {
                         Answer::Append(reply, r) => {
-                            let _ = reply.send(r.and(Err(e.clone())));
+                            let _ = reply.send(Msg::Done(r.and(Err(e.clone()))));
                         }
                         Answer::Unit(reply, r) => {
-                            let _ = reply.send(r.and(Err(e.clone())));
+                            let _ = reply.send(Msg::Done(r.and(Err(e.clone()))));
                         }
                     }
                 }
@@ -386,16 +402,16 @@ impl Writer {
         for e in &w.events {
             let id = e.id.unwrap_or_else(Uuid::now_v7);
             let (version, position) = (st.length, tx.meta.next_position);
-            let record = EventRecord {
+            let bytes = EventRecordRef {
                 id: *id.as_bytes(),
-                stream: w.stream.as_str().to_owned(),
+                stream: w.stream.as_str(),
                 version,
-                event_type: e.event_type.clone(),
+                event_type: &e.event_type,
                 timestamp: e.timestamp.unwrap_or(now),
-                data: e.data.clone(),
-                metadata: e.metadata.clone(),
-            };
-            let bytes = record.encode();
+                data: &e.data,
+                metadata: &e.metadata,
+            }
+            .encode();
             let num = st.num;
             push_leaf(
                 &mut st.peaks,

@@ -172,3 +172,24 @@ fn scavenge_reclaims_hidden_events_and_survivors_still_prove() {
     let (h, p) = log.prove(&drop_s, 50).unwrap();
     verify_event(&h, &key, &read_all_of(&log, &drop_s)[0], &p).unwrap();
 }
+
+/// Scavenging the newest events must not let their positions be handed out
+/// again after a restart.
+#[test]
+fn positions_are_never_reused_after_scavenging_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    fill(&log, &sid("early"), 5);
+    fill(&log, &sid("late"), 5);
+    log.delete(&sid("late"), ExpectedVersion::Any, true)
+        .unwrap();
+    assert_eq!(log.scavenge().unwrap().events, 5);
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path());
+    assert_eq!(log.next_position(), 10);
+    let r = log
+        .append(&sid("new"), ExpectedVersion::Any, vec![ev("N", "{}")])
+        .unwrap();
+    assert_eq!(r.position, 10);
+}

@@ -1,0 +1,328 @@
+//! Event log throughput and latency, each beside raw redb doing the same
+//! work on the same bytes in the same run.
+//!
+//! Run: `cargo bench -p hydra-eventlog --bench eventlog` (prints Markdown).
+//! `HYDRA_BENCH_OPEN_EVENTS` sets the size of the store whose open time is
+//! measured (default 10,000,000; it takes a few minutes to build).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hydra_eventlog::{
+    AllFilter, Direction, DurabilityMode, EventLog, ExpectedVersion, NewEvent, Options, ReadFrom,
+    StreamId,
+};
+use redb::{Database, ReadableDatabase, TableDefinition};
+
+const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
+const EVENT: usize = 256;
+
+fn payload(i: u64) -> Vec<u8> {
+    let mut v = format!("{{\"n\":{i},\"pad\":\"").into_bytes();
+    v.resize(EVENT - 2, b'x');
+    v.extend_from_slice(b"\"}");
+    v
+}
+
+fn event(i: u64) -> NewEvent {
+    NewEvent::new("Bench", payload(i))
+}
+
+fn open(dir: &Path, durability: DurabilityMode) -> EventLog {
+    EventLog::open_dir(dir, Options { durability }).unwrap()
+}
+
+fn sid(s: String) -> StreamId {
+    StreamId::new(s).unwrap()
+}
+
+struct Figure {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn figure(n: u64, elapsed: Duration, mut lat: Vec<Duration>) -> Figure {
+    lat.sort();
+    let at = |q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Figure {
+        rate: n as f64 / elapsed.as_secs_f64(),
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// Raw redb: `commits` write transactions of `per_commit` sequential
+/// 256-byte inserts each.
+fn raw_redb(per_commit: u64, commits: u64, durable: bool) -> Figure {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("raw.redb")).unwrap();
+    let mut lat = Vec::with_capacity(commits as usize);
+    let value = payload(0);
+    let t = Instant::now();
+    let mut k = 0u64;
+    for _ in 0..commits {
+        let c = Instant::now();
+        let mut txn = db.begin_write().unwrap();
+        if !durable {
+            txn.set_durability(redb::Durability::None).unwrap();
+        }
+        {
+            let mut table = txn.open_table(TABLE).unwrap();
+            for _ in 0..per_commit {
+                table.insert(k, value.as_slice()).unwrap();
+                k += 1;
+            }
+        }
+        txn.commit().unwrap();
+        lat.push(c.elapsed());
+    }
+    figure(per_commit * commits, t.elapsed(), lat)
+}
+
+/// `writers` threads, each appending `each` batches of `batch` events to
+/// its own stream.
+fn appends(log: &EventLog, writers: u64, each: u64, batch: u64, tag: &str) -> Figure {
+    let t = Instant::now();
+    let threads: Vec<_> = (0..writers)
+        .map(|w| {
+            let log = log.clone();
+            let s = sid(format!("{tag}-{w}"));
+            std::thread::spawn(move || {
+                let mut lat = Vec::with_capacity(each as usize);
+                for i in 0..each {
+                    let events = (0..batch).map(|j| event(i * batch + j)).collect();
+                    let c = Instant::now();
+                    log.append(&s, ExpectedVersion::Any, events).unwrap();
+                    lat.push(c.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let lat: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    figure(writers * each * batch, t.elapsed(), lat)
+}
+
+fn row(name: &str, f: &Figure, raw: Option<&Figure>, note: &str) {
+    let (raw_rate, ratio) = match raw {
+        Some(r) => (format!("{:.0}", r.rate), format!("{:.2}", f.rate / r.rate)),
+        None => ("".into(), "".into()),
+    };
+    println!(
+        "| {name} | {:.0} | {} | {} | {raw_rate} | {ratio} | {note} |",
+        f.rate,
+        ms(f.p50),
+        ms(f.p99)
+    );
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    println!("| workload | events/s | p50 ms | p99 ms | raw redb/s | ratio | note |");
+    println!("|---|---|---|---|---|---|---|");
+
+    if std::env::var("HYDRA_BENCH_ONLY").as_deref() == Ok("batch") {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), DurabilityMode::Sync);
+        let b = appends(&log, 1, 500, 1000, "b1000");
+        row("batch only", &b, None, "");
+        return;
+    }
+    // Durable single appends and group commit.
+    let raw1 = raw_redb(1, 2000, true);
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), DurabilityMode::Sync);
+    let one = appends(&log, 1, 2000, 1, "one");
+    row(
+        "sync, 1 event/append, 1 writer",
+        &one,
+        Some(&raw1),
+        "raw: 1 insert per durable commit",
+    );
+    let eight = appends(&log, 8, 1000, 1, "eight");
+    row(
+        "sync, 1 event/append, 8 writers",
+        &eight,
+        Some(&raw1),
+        &format!("{:.1}x one writer (target 5x)", eight.rate / one.rate),
+    );
+    let many = appends(&log, 64, 300, 1, "many");
+    row(
+        "sync, 1 event/append, 64 writers",
+        &many,
+        Some(&raw1),
+        &format!("{:.1}x one writer (target 15x)", many.rate / one.rate),
+    );
+    drop(log);
+
+    // Batches.
+    let raw_batch = raw_redb(1000, 200, true);
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), DurabilityMode::Sync);
+    let b100 = appends(&log, 1, 2000, 100, "b100");
+    row(
+        "sync, 100 events/append",
+        &b100,
+        Some(&raw_batch),
+        "raw: 1,000 inserts per durable commit",
+    );
+    let b1000 = appends(&log, 1, 200, 1000, "b1000");
+    row(
+        "sync, 1,000 events/append",
+        &b1000,
+        Some(&raw_batch),
+        "target 0.33x",
+    );
+    drop(log);
+
+    if std::env::var("HYDRA_BENCH_ONLY").as_deref() == Ok("async") {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), DurabilityMode::async_default());
+        let asy = appends(&log, 1, 100000, 1, "async");
+        row("async only", &asy, None, "");
+        return;
+    }
+    // Async mode.
+    let raw_none = raw_redb(1, 20000, false);
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), DurabilityMode::async_default());
+    let asy = appends(&log, 1, 20000, 1, "async");
+    row(
+        "async, 1 event/append, 1 writer",
+        &asy,
+        Some(&raw_none),
+        "raw: Durability::None commits; target 0.8x",
+    );
+    drop(log);
+
+    // Append rate at 1k and at 1M events stored.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), DurabilityMode::Sync);
+    appends(&log, 1, 1, 1000, "fill");
+    let at_1k = appends(&log, 1, 500, 100, "size");
+    for i in 0..1000 {
+        let s = sid(format!("fill-{}", i % 100));
+        log.append(&s, ExpectedVersion::Any, (0..1000).map(event).collect())
+            .unwrap();
+    }
+    let at_1m = appends(&log, 1, 500, 100, "size");
+    row("sync, 100/append, 1k events stored", &at_1k, None, "");
+    row(
+        "sync, 100/append, 1M events stored",
+        &at_1m,
+        None,
+        &format!("{:.2}x the 1k rate (target 0.9x)", at_1m.rate / at_1k.rate),
+    );
+
+    // Reads, warm.
+    let s = sid("fill-7".into());
+    let count = log.stream_version(&s).unwrap().unwrap() + 1;
+    let _ = log
+        .read(&s, ReadFrom::Edge, u64::MAX, Direction::Forward)
+        .unwrap()
+        .count();
+    let t = Instant::now();
+    let n = log
+        .read(&s, ReadFrom::Edge, u64::MAX, Direction::Forward)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .count() as u64;
+    assert_eq!(n, count);
+    let stream_read = figure(n, t.elapsed(), vec![]);
+    let t = Instant::now();
+    let n = log
+        .read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
+        .map(|e| e.unwrap())
+        .count() as u64;
+    let all_read = figure(n, t.elapsed(), vec![]);
+    let raw_scan = {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("scan.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(TABLE).unwrap();
+            let v = payload(0);
+            for k in 0..n {
+                table.insert(k, v.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        let t = Instant::now();
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(TABLE).unwrap();
+        let mut bytes = 0;
+        for e in table.range(0..).unwrap() {
+            bytes += e.unwrap().1.value().len();
+        }
+        assert!(bytes > 0);
+        figure(n, t.elapsed(), vec![])
+    };
+    row(
+        &format!("read one stream ({count} events), warm"),
+        &stream_read,
+        Some(&raw_scan),
+        "raw: redb range scan",
+    );
+    row(
+        &format!("read $all ({n} events), warm"),
+        &all_read,
+        Some(&raw_scan),
+        "target 2M events/s",
+    );
+    log.close().unwrap();
+    drop(log);
+
+    // Open time of a large store.
+    let target: u64 = std::env::var("HYDRA_BENCH_OPEN_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path(), DurabilityMode::None);
+        let per = 1000;
+        let t = Instant::now();
+        for i in 0..target / per {
+            let s = sid(format!("big-{}", i % 1000));
+            log.append(
+                &s,
+                ExpectedVersion::Any,
+                (0..per).map(|j| event(i * per + j)).collect(),
+            )
+            .unwrap();
+        }
+        let built = t.elapsed();
+        log.close().unwrap();
+        eprintln!("built {target} events in {:.1}s", built.as_secs_f64());
+    }
+    let mut opens = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let log = open(dir.path(), DurabilityMode::Sync);
+        opens.push(t.elapsed());
+        assert_eq!(log.next_position(), target / 1000 * 1000);
+        log.close().unwrap();
+        drop(log);
+    }
+    opens.sort();
+    println!(
+        "| open a store of {target} events | | {} (median of 5) | | | | target < 100 ms |",
+        ms(opens[2])
+    );
+    let _ = Arc::new(());
+}
