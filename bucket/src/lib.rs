@@ -30,11 +30,6 @@
 //! # Ok::<(), hydra_bucket::BucketError>(())
 //! ```
 
-/// The README's examples, compiled by `cargo test`.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
-
 mod bucket;
 mod config;
 mod copy;

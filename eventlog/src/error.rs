@@ -51,6 +51,10 @@ pub enum Error {
         "event {version} of stream {stream} was scavenged: the head still commits to it, but its contents are gone"
     )]
     Scavenged { stream: StreamId, version: u64 },
+    #[error(
+        "the given head of length {length} is not a past state of stream {stream}: its root differs"
+    )]
+    HeadMismatch { stream: StreamId, length: u64 },
     #[error("head of length {old} cannot be proved against a head of length {new}")]
     BadHeadOrder { old: u64, new: u64 },
     #[error("subscription {0:?} does not exist")]

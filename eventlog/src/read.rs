@@ -75,6 +75,27 @@ impl EventLog {
         self.read_state(stream, &st, length, from, count, direction)
     }
 
+    /// Reads the stream as an earlier signed head describes it: checks
+    /// that the head's root is the root of the stream's first
+    /// `head.length` events (so the head really is a past state of this
+    /// stream), then reads as [`EventLog::read_at`].
+    pub fn read_at_head(
+        &self,
+        head: &crate::Head,
+        from: ReadFrom,
+        count: u64,
+        direction: Direction,
+    ) -> Result<StreamEvents, Error> {
+        let ours = self.head_at(&head.stream, head.length)?;
+        if ours.root != head.root {
+            return Err(Error::HeadMismatch {
+                stream: head.stream.clone(),
+                length: head.length,
+            });
+        }
+        self.read_at(&head.stream, head.length, from, count, direction)
+    }
+
     fn read_state(
         &self,
         stream: &StreamId,

@@ -131,3 +131,26 @@ fn listing_time_travel_and_versions() {
             .is_err()
     );
 }
+
+/// Time travel by head: an old signed head reads the stream as it was; a
+/// head of another history is refused.
+#[test]
+fn reading_at_an_old_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let s = sid("history");
+    fill(&log, &s, 300);
+    let old = log.head(&s).unwrap();
+    fill(&log, &s, 50);
+    let then = versions(
+        log.read_at_head(&old, ReadFrom::Edge, u64::MAX, Direction::Forward)
+            .unwrap(),
+    );
+    assert_eq!(then, (0..300).collect::<Vec<_>>());
+    let mut forged = old.clone();
+    forged.root[3] ^= 1;
+    assert!(matches!(
+        log.read_at_head(&forged, ReadFrom::Edge, 1, Direction::Forward),
+        Err(Error::HeadMismatch { length: 300, .. })
+    ));
+}
