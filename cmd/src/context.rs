@@ -24,10 +24,21 @@ impl Ctx {
             },
         )
         .map_err(|e| match e {
-            VolumeError::Locked { path } => anyhow::anyhow!(
-                "data directory {} is in use by another process (is a hydra daemon running on it?)",
-                path.display()
-            ),
+            VolumeError::Locked { path } => {
+                let daemon = std::fs::read_to_string(path.join(crate::daemon::ADDRESS_FILE))
+                    .ok()
+                    .map(|a| a.trim().to_owned());
+                match daemon {
+                    Some(url) => anyhow::anyhow!(
+                        "data directory {} is held by a running hydra daemon; use --api {url} (or HYDRA_API)",
+                        path.display()
+                    ),
+                    None => anyhow::anyhow!(
+                        "data directory {} is in use by another process; if a hydra daemon runs on it, use --api URL",
+                        path.display()
+                    ),
+                }
+            }
             e => anyhow::Error::new(e),
         })?;
         Ok(Store::open(volume)?)

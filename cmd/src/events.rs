@@ -1,65 +1,80 @@
-//! Events as the CLI prints and parses them.
+//! Events as the CLI and the HTTP API print and parse them.
+//!
+//! Payloads that are JSON appear as JSON, byte for byte as stored (a
+//! `RawValue`, never re-serialised); anything else appears as base64 under
+//! `data_base64` / `metadata_base64`.
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hydra_eventlog::RecordedEvent;
-use serde_json::{Value, json};
+use hydra_eventlog::{NewEvent, RecordedEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use uuid::Uuid;
 
-/// Bytes as JSON: the value itself when the bytes are JSON, else a base64
-/// string under `<name>_base64`.
-fn bytes_field(obj: &mut serde_json::Map<String, Value>, name: &str, bytes: &[u8]) {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(v) if !bytes.is_empty() => {
-            obj.insert(name.into(), v);
-        }
-        _ if bytes.is_empty() => {
-            obj.insert(name.into(), Value::Null);
-        }
-        _ => {
-            obj.insert(
-                format!("{name}_base64"),
-                Value::String(STANDARD.encode(bytes)),
-            );
+/// An event as JSON output.
+#[derive(Serialize)]
+pub struct EventOut<'a> {
+    pub stream: &'a str,
+    pub version: u64,
+    pub position: u64,
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    pub timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_base64: Option<String>,
+}
+
+/// JSON bytes as themselves, other non-empty bytes as base64.
+fn payload(bytes: &[u8], exact: bool) -> (Option<&RawValue>, Option<String>) {
+    if bytes.is_empty() {
+        return (None, None);
+    }
+    if !exact && let Ok(raw) = serde_json::from_slice::<&RawValue>(bytes) {
+        return (Some(raw), None);
+    }
+    (None, Some(STANDARD.encode(bytes)))
+}
+
+impl<'a> EventOut<'a> {
+    /// `exact`: payloads always as base64 (for proofs, which cover bytes).
+    pub fn new(e: &'a RecordedEvent, exact: bool) -> EventOut<'a> {
+        let (data, data_base64) = payload(&e.data, exact);
+        let (metadata, metadata_base64) = payload(&e.metadata, exact);
+        EventOut {
+            stream: e.stream.as_str(),
+            version: e.version,
+            position: e.position,
+            id: e.id,
+            event_type: &e.event_type,
+            timestamp: e.timestamp,
+            data,
+            data_base64,
+            metadata,
+            metadata_base64,
         }
     }
 }
 
-/// One event as a JSON object, payloads shown as JSON when they are.
+/// One event as a JSON value.
 pub fn event_json(e: &RecordedEvent) -> Value {
-    render(e, false)
+    serde_json::to_value(EventOut::new(e, false)).expect("events serialise")
 }
 
-/// One event as a JSON object whose payloads are base64, so that the exact
-/// bytes survive (a proof covers bytes, and JSON text does not keep key
-/// order or spacing).
+/// One event as a JSON value whose payloads are base64, so that the exact
+/// bytes survive any JSON tool (a proof covers bytes).
 pub fn event_json_exact(e: &RecordedEvent) -> Value {
-    render(e, true)
-}
-
-fn render(e: &RecordedEvent, exact: bool) -> Value {
-    let mut obj = json!({
-        "stream": e.stream.as_str(),
-        "version": e.version,
-        "position": e.position,
-        "id": e.id.to_string(),
-        "type": e.event_type,
-        "timestamp": e.timestamp,
-    });
-    let map = obj.as_object_mut().expect("an object");
-    for (name, bytes) in [("data", &e.data), ("metadata", &e.metadata)] {
-        if exact {
-            map.insert(
-                format!("{name}_base64"),
-                Value::String(STANDARD.encode(bytes)),
-            );
-        } else {
-            bytes_field(map, name, bytes);
-        }
-    }
-    obj
+    serde_json::to_value(EventOut::new(e, true)).expect("events serialise")
 }
 
 /// Parses an event printed by [`event_json`] back.
@@ -109,7 +124,7 @@ pub fn event_from_json(v: &Value) -> Result<RecordedEvent> {
 /// Prints one event: a JSON line, or a tab-separated line for people.
 pub fn print_event(out: &mut impl Write, e: &RecordedEvent, json: bool) -> Result<()> {
     if json {
-        serde_json::to_writer(&mut *out, &event_json(e))?;
+        serde_json::to_writer(&mut *out, &EventOut::new(e, false))?;
         writeln!(out)?;
     } else {
         writeln!(
@@ -125,6 +140,62 @@ pub fn print_event(out: &mut impl Write, e: &RecordedEvent, json: bool) -> Resul
     Ok(())
 }
 
+/// An event as JSON input (HTTP bodies): `type`, and optionally `id`,
+/// `data` (any JSON, stored byte for byte) or `data_base64`, `metadata`
+/// or `metadata_base64`, `timestamp` (ms).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventIn<'a> {
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(default, borrow)]
+    pub data: Option<&'a RawValue>,
+    #[serde(default)]
+    pub data_base64: Option<String>,
+    #[serde(default, borrow)]
+    pub metadata: Option<&'a RawValue>,
+    #[serde(default)]
+    pub metadata_base64: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<u64>,
+}
+
+impl EventIn<'_> {
+    pub fn into_new(self) -> Result<NewEvent, String> {
+        let pick =
+            |raw: Option<&RawValue>, b64: Option<String>, name: &str| -> Result<Vec<u8>, String> {
+                match (raw, b64) {
+                    (Some(_), Some(_)) => Err(format!("give {name} or {name}_base64, not both")),
+                    (Some(r), None) => Ok(r.get().as_bytes().to_vec()),
+                    (None, Some(b)) => STANDARD
+                        .decode(b.as_bytes())
+                        .map_err(|e| format!("{name}_base64 is not base64: {e}")),
+                    (None, None) => Ok(Vec::new()),
+                }
+            };
+        Ok(NewEvent {
+            id: self.id,
+            data: pick(self.data, self.data_base64, "data")?,
+            metadata: pick(self.metadata, self.metadata_base64, "metadata")?,
+            event_type: self.event_type,
+            timestamp: self.timestamp,
+        })
+    }
+}
+
+/// Parses a body holding one event object or an array of them.
+pub fn parse_events(body: &[u8]) -> Result<Vec<NewEvent>, String> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let events: Vec<EventIn<'_>> = match first {
+        Some(b'[') => serde_json::from_slice(body).map_err(|e| format!("bad events: {e}"))?,
+        Some(b'{') => vec![serde_json::from_slice(body).map_err(|e| format!("bad event: {e}"))?],
+        _ => return Err("the body must be a JSON event object or an array of them".into()),
+    };
+    events.into_iter().map(EventIn::into_new).collect()
+}
+
 /// `--data`-style input: literal text, `@FILE`, or `@-` for stdin.
 pub fn input_bytes(arg: Option<&str>) -> Result<Vec<u8>> {
     match arg {
@@ -138,5 +209,42 @@ pub fn input_bytes(arg: Option<&str>) -> Result<Vec<u8>> {
             std::fs::read(&s[1..]).with_context(|| format!("reading {}", &s[1..]))
         }
         Some(s) => Ok(s.as_bytes().to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_payloads_keep_their_bytes_and_others_go_base64() {
+        let events = parse_events(
+            br#"[{"type":"A","data":{"b": 1,  "a":2}},{"type":"B","data_base64":"AP8="}]"#,
+        )
+        .unwrap();
+        assert_eq!(events[0].data, br#"{"b": 1,  "a":2}"#);
+        assert_eq!(events[1].data, vec![0, 255]);
+        let one = parse_events(br#" {"type":"C"} "#).unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(parse_events(b"42").is_err());
+        assert!(
+            parse_events(br#"{"type":"A","bogus":1}"#)
+                .unwrap_err()
+                .contains("unknown field")
+        );
+        assert!(parse_events(br#"{"type":"A","data":1,"data_base64":"AA=="}"#).is_err());
+        let rec = RecordedEvent {
+            id: Uuid::nil(),
+            stream: "s".parse().unwrap(),
+            version: 0,
+            position: 0,
+            event_type: "A".into(),
+            data: br#"{"b": 1,  "a":2}"#.to_vec(),
+            metadata: vec![0, 1],
+            timestamp: 1,
+        };
+        let text = serde_json::to_string(&EventOut::new(&rec, false)).unwrap();
+        assert!(text.contains(r#""data":{"b": 1,  "a":2}"#), "{text}");
+        assert!(text.contains(r#""metadata_base64":"AAE=""#), "{text}");
     }
 }

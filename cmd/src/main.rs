@@ -6,6 +6,7 @@
 
 mod cli;
 mod context;
+mod daemon;
 mod events;
 mod output;
 

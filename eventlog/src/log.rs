@@ -118,6 +118,7 @@ pub(crate) struct Inner {
     pub writer: Mutex<Option<Writer>>,
     pub closed: std::sync::atomic::AtomicBool,
     pub flusher: Mutex<Option<JoinHandle<()>>>,
+    pub commits: Arc<std::sync::atomic::AtomicU64>,
     pub subscriptions: Mutex<std::collections::HashMap<String, crate::subscribe::Delivery>>,
 }
 
@@ -173,7 +174,9 @@ impl EventLog {
             }
             _ => (None, None),
         };
+        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer = Writer {
+            commits: commits.clone(),
             volume: volume.clone(),
             meta,
             cache: Default::default(),
@@ -191,6 +194,7 @@ impl EventLog {
                 writer: Mutex::new(Some(writer)),
                 closed: Default::default(),
                 flusher: Mutex::new(flusher),
+                commits,
                 subscriptions: Default::default(),
             }),
         })
@@ -317,6 +321,14 @@ impl EventLog {
     /// meanwhile. For recovery after an index was damaged or lost.
     pub fn reindex(&self) -> Result<crate::reindex::ReindexReport, Error> {
         self.request(|reply| Request::Reindex { reply })
+    }
+
+    /// Volume commits made by appends so far: one fsync each in `sync`
+    /// mode, so appends / commits is the group-commit factor.
+    pub fn commits(&self) -> u64 {
+        self.inner
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The position the next event will get: one past the last committed.

@@ -193,6 +193,15 @@ impl EventLog {
         }
     }
 
+    /// A stream's metadata (defaults for a stream that has none).
+    pub fn metadata(&self, stream: &StreamId) -> Result<crate::StreamMetadata, Error> {
+        match self.state(stream)? {
+            Some(s) if s.deletion == Deletion::Hard => Err(Error::StreamDeleted(stream.clone())),
+            Some(s) => Ok(s.metadata),
+            None => Err(Error::StreamNotFound(stream.clone())),
+        }
+    }
+
     pub fn exists(&self, stream: &StreamId) -> Result<bool, Error> {
         Ok(self.state(stream)?.is_some_and(|s| s.exists()))
     }

@@ -122,6 +122,8 @@ pub(crate) struct Writer {
     pub notify: Arc<Notify>,
     /// Told the bytes of each commit, in `async` mode.
     pub flusher: Option<std::sync::mpsc::Sender<u64>>,
+    /// Volume commits so far (each one fsync in `sync` mode).
+    pub commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 enum Answer {
@@ -205,6 +207,8 @@ impl Writer {
         } else {
             let bytes = staged.batch.bytes() as u64;
             let r = self.volume.commit(std::mem::take(&mut staged.batch));
+            self.commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if r.is_ok()
                 && let Some(f) = &self.flusher
             {

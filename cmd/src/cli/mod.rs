@@ -2,7 +2,7 @@
 //! per command group.
 
 mod block;
-mod bucket;
+pub(crate) mod bucket;
 mod gc;
 mod object;
 mod snapshot;
@@ -79,6 +79,8 @@ pub enum Command {
     /// Snapshots of streams.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCmd),
+    /// Run the daemon: HTTP API over the event log and the stores.
+    Daemon(crate::daemon::DaemonArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +96,8 @@ pub struct BucketArg {
     #[arg(long, short, default_value = "default", value_parser = parse_bucket)]
     pub bucket: BucketName,
 }
+
+pub use bucket::parse_compress;
 
 pub fn parse_bucket(s: &str) -> Result<BucketName, String> {
     s.parse()
@@ -115,6 +119,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stream(c) => stream::run(&ctx, c),
         Command::Event(EventCmd::Get { id }) => stream::get_event(&ctx, id),
         Command::Snapshot(c) => snapshot::run(&ctx, c),
+        Command::Daemon(a) => crate::daemon::run(&ctx, a),
     }
 }
 

@@ -41,7 +41,10 @@ fn a_directory_in_use_is_a_clear_error() {
     ok(dir.path(), &["volume", "info"]);
     let _held = hydra_volume::open_dir(&dir.path().join("data"), Default::default()).unwrap();
     let err = fails(dir.path(), &["block", "ls"]);
-    assert!(err.contains("is in use by another process"), "{err}");
+    assert!(
+        err.contains("is in use by another process; if a hydra daemon runs on it, use --api URL"),
+        "{err}"
+    );
 }
 
 /// Flip one byte of a stored value in the redb file: `block get` fails

@@ -1,0 +1,62 @@
+//! What every handler shares: the event log, the stores, keys, metrics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hydra_bucket::{Bucket, BucketName, Key, Store};
+use hydra_eventlog::EventLog;
+
+use super::error::{ApiError, ApiResult};
+use super::metrics::Metrics;
+
+pub struct App {
+    pub log: EventLog,
+    /// Stores by volume id, the event log's first.
+    pub stores: Vec<(String, Store)>,
+    /// Keys of encrypted buckets, by bucket id.
+    pub keys: HashMap<String, Key>,
+    pub metrics: Metrics,
+    pub shutting_down: AtomicBool,
+    pub timeout: Duration,
+}
+
+pub type Shared = Arc<App>;
+
+impl App {
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// The bucket of that name, in whichever volume has it.
+    pub fn bucket(&self, name: &str) -> ApiResult<Bucket> {
+        let name: BucketName = name
+            .parse()
+            .map_err(|e: hydra_bucket::BucketError| ApiError::bad_request(e.to_string()))?;
+        for (_, store) in &self.stores {
+            match store.bucket(&name, self.keys.get(name.as_str())) {
+                Ok(b) => return Ok(b),
+                Err(hydra_bucket::BucketError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::not_found(format!("bucket {name} does not exist")))
+    }
+}
+
+/// Runs blocking storage work off the async threads, within the request
+/// timeout.
+pub async fn blocking<T: Send + 'static>(
+    app: &Shared,
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::time::timeout(app.timeout, tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(ApiError::internal(format!("request worker failed: {e}"))),
+        Err(_) => Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("request timed out after {} s", app.timeout.as_secs()),
+        )),
+    }
+}

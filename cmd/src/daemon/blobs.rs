@@ -1,0 +1,252 @@
+//! Bucket, block and object routes. Objects stream both ways with bounded
+//! memory: the body feeds the chunker through a small channel.
+
+use std::io::Read;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use hydra_block::{Codec, Ref};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::app::{Shared, blocking};
+use super::error::{ApiError, ApiResult};
+
+fn parse_ref(s: &str) -> ApiResult<Ref> {
+    s.parse()
+        .map_err(|e: hydra_block::RefParseError| ApiError::bad_request(e.to_string()))
+}
+
+/// `GET /buckets`.
+pub async fn list(State(app): State<Shared>) -> ApiResult<Response> {
+    let a = app.clone();
+    let all = blocking(&app, move || {
+        let mut out = Vec::new();
+        for (volume, store) in &a.stores {
+            for c in store.buckets()? {
+                out.push(json!({"volume": volume, "config": c}));
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(all).into_response())
+}
+
+/// `GET /buckets/{b}`: config and size.
+pub async fn show(State(app): State<Shared>, Path(b): Path<String>) -> ApiResult<Response> {
+    let a = app.clone();
+    let v = blocking(&app, move || {
+        let bucket = a.bucket(&b)?;
+        let stats = bucket.stats()?;
+        Ok(json!({"config": bucket.config(), "blocks": stats.blocks, "stored_bytes": stats.stored_bytes}))
+    })
+    .await?;
+    Ok(Json(v).into_response())
+}
+
+/// `PUT /buckets/{b}/blocks`: the body is one raw block; 201 with its ref.
+pub async fn put_block(
+    State(app): State<Shared>,
+    Path(b): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let a = app.clone();
+    let n = body.len() as u64;
+    let r = blocking(&app, move || Ok(a.bucket(&b)?.put(Codec::Raw, &body)?)).await?;
+    app.metrics.bytes_in.inc_by(n);
+    Ok((StatusCode::CREATED, Json(json!({"reference": r}))).into_response())
+}
+
+/// `GET /buckets/{b}/blocks/{ref}`: the block's bytes, verified.
+pub async fn get_block(
+    State(app): State<Shared>,
+    Path((b, r)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let r = parse_ref(&r)?;
+    let a = app.clone();
+    let data = blocking(&app, move || Ok(a.bucket(&b)?.get(&r)?)).await?;
+    app.metrics.bytes_out.inc_by(data.len() as u64);
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+}
+
+/// `DELETE /buckets/{b}/blocks/{ref}`.
+pub async fn delete_block(
+    State(app): State<Shared>,
+    Path((b, r)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let r = parse_ref(&r)?;
+    let a = app.clone();
+    let bb = b.clone();
+    if blocking(&app, move || Ok(a.bucket(&bb)?.delete(&r)?)).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!(
+            "block {r} not found in bucket {b}"
+        )))
+    }
+}
+
+/// A `Read` over body chunks arriving on a channel.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// `PUT /buckets/{b}/objects/{key}`: streams the body into an object.
+pub async fn put_object(
+    State(app): State<Shared>,
+    Path((b, key)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<Response> {
+    let bucket = {
+        let a = app.clone();
+        blocking(&app, move || a.bucket(&b)).await?
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let reader = ChannelReader {
+        rx,
+        current: Bytes::new(),
+    };
+    let store = tokio::task::spawn_blocking(move || bucket.put_object(&key, reader, |_| {}));
+    let mut stream = body.into_data_stream();
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+        if let Ok(c) = &chunk {
+            bytes += c.len() as u64;
+        }
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let info = store
+        .await
+        .map_err(|e| ApiError::internal(format!("upload worker failed: {e}")))??;
+    app.metrics.bytes_in.inc_by(bytes);
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// A `Write` that sends what it gets down a channel, a chunk at a time.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 << 10 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buf));
+            self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// `GET /buckets/{b}/objects/{key}`: streams the object.
+pub async fn get_object(
+    State(app): State<Shared>,
+    Path((b, key)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let a = app.clone();
+    let k = key.clone();
+    let (bucket, info) = blocking(&app, move || {
+        let bucket = a.bucket(&b)?;
+        let info = bucket
+            .object(&k)?
+            .ok_or_else(|| hydra_bucket::BucketError::ObjectNotFound {
+                bucket: bucket.name().clone(),
+                key: k.clone(),
+            })?;
+        Ok((bucket, info))
+    })
+    .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let size = info.size;
+    app.metrics.bytes_out.inc_by(size);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(256 << 10),
+        };
+        if let Err(e) = bucket.get_object(&key, &mut w, |_| {}) {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, size)
+        .header("object-root", info.root.to_string())
+        .body(Body::from_stream(ReceiverStream::new(rx)))
+        .expect("a valid response"))
+}
+
+/// `DELETE /buckets/{b}/objects/{key}`.
+pub async fn delete_object(
+    State(app): State<Shared>,
+    Path((b, key)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let a = app.clone();
+    let (bb, k) = (b.clone(), key.clone());
+    if blocking(&app, move || Ok(a.bucket(&bb)?.remove_object(&k)?)).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!(
+            "object {key:?} not found in bucket {b}"
+        )))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    prefix: Option<String>,
+}
+
+/// `GET /buckets/{b}/objects`.
+pub async fn list_objects(
+    State(app): State<Shared>,
+    Path(b): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let a = app.clone();
+    let all = blocking(&app, move || {
+        let bucket = a.bucket(&b)?;
+        Ok(bucket
+            .objects(q.prefix.as_deref().unwrap_or(""))
+            .collect::<Result<Vec<_>, _>>()?)
+    })
+    .await?;
+    Ok(Json(all).into_response())
+}

@@ -1,0 +1,329 @@
+//! The daemon's YAML configuration.
+//!
+//! ```yaml
+//! volumes:
+//!   - id: main
+//!     backend: redb          # redb | lmdb | mem
+//!     path: ./hydra-data
+//!     durability: sync       # sync | async | none
+//! eventlog:
+//!   volume: main
+//! buckets:
+//!   - id: photos
+//!     volume: main
+//!     compress: zstd:3
+//!     encrypt: true
+//!     key_file: photos.key
+//! api:
+//!   http: 127.0.0.1:8080
+//! log:
+//!   level: info
+//! ```
+//!
+//! Unknown keys and bad values are refused with the key and the line
+//! (serde-saphyr's locations), and [`Config::validate`] checks what the
+//! types cannot (references between sections, addresses, key files), so
+//! the daemon never starts half-configured.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use hydra_bucket::BucketName;
+use hydra_eventlog::DurabilityMode;
+use hydra_volume::Backend;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub volumes: Vec<VolumeConfig>,
+    #[serde(default)]
+    pub eventlog: EventLogConfig,
+    #[serde(default)]
+    pub buckets: Vec<BucketConfig>,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeConfig {
+    pub id: String,
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    pub path: PathBuf,
+    #[serde(default = "default_durability")]
+    pub durability: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventLogConfig {
+    /// The volume that holds the event log (default: the first).
+    #[serde(default)]
+    pub volume: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketConfig {
+    pub id: String,
+    /// Volume id (default: the first).
+    #[serde(default)]
+    pub volume: Option<String>,
+    /// `zstd` or `zstd:LEVEL`, applied when the bucket is created.
+    #[serde(default)]
+    pub compress: Option<String>,
+    #[serde(default)]
+    pub encrypt: bool,
+    /// The bucket's key (32 raw bytes or 64 hex digits); required when
+    /// `encrypt` is true, created if absent.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// HTTP listen address; loopback by default.
+    #[serde(default = "default_http")]
+    pub http: Option<String>,
+    /// Reserved for the gRPC API.
+    #[serde(default)]
+    pub grpc: Option<String>,
+    /// Reserved for the RESP3 (Redis protocol) API.
+    #[serde(default)]
+    pub resp: Option<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            http: default_http(),
+            grpc: None,
+            resp: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// trace, debug, info, warn or error (RUST_LOG overrides it).
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_level(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body for events, blocks and settings (objects
+    /// stream and have no limit).
+    #[serde(default = "default_body")]
+    pub body_bytes: usize,
+    /// Longest a request may take, except streams and uploads.
+    #[serde(default = "default_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: default_body(),
+            request_timeout_secs: default_timeout(),
+        }
+    }
+}
+
+fn default_backend() -> String {
+    "redb".into()
+}
+fn default_durability() -> String {
+    "sync".into()
+}
+fn default_http() -> Option<String> {
+    Some("127.0.0.1:8080".into())
+}
+fn default_level() -> String {
+    "info".into()
+}
+fn default_body() -> usize {
+    64 << 20
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+/// The configuration with no file: one redb volume in `data`.
+impl Config {
+    pub fn embedded(data: PathBuf) -> Config {
+        Config {
+            volumes: vec![VolumeConfig {
+                id: "main".into(),
+                backend: default_backend(),
+                path: data,
+                durability: default_durability(),
+            }],
+            eventlog: EventLogConfig::default(),
+            buckets: Vec::new(),
+            api: ApiConfig::default(),
+            log: LogConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Reads a YAML file, refusing unknown keys and bad values.
+    pub fn load(path: &std::path::Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("config {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let c: Config = serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(c)
+    }
+
+    pub fn to_yaml(&self) -> Result<String> {
+        serde_saphyr::to_string(self).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Checks what types cannot: values, references, addresses.
+    pub fn validate(&self) -> Result<()> {
+        if self.volumes.is_empty() {
+            bail!("volumes: at least one volume is needed");
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, v) in self.volumes.iter().enumerate() {
+            if !ids.insert(v.id.as_str()) {
+                bail!("volumes[{i}].id: {:?} is used twice", v.id);
+            }
+            v.backend
+                .parse::<Backend>()
+                .map_err(|e| anyhow::anyhow!("volumes[{i}].backend: {e}"))?;
+            v.durability
+                .parse::<DurabilityMode>()
+                .map_err(|e| anyhow::anyhow!("volumes[{i}].durability: {e}"))?;
+        }
+        if let Some(v) = &self.eventlog.volume
+            && !ids.contains(v.as_str())
+        {
+            bail!("eventlog.volume: no volume has id {v:?}");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, b) in self.buckets.iter().enumerate() {
+            b.id.parse::<BucketName>()
+                .map_err(|e| anyhow::anyhow!("buckets[{i}].id: {e}"))?;
+            if !names.insert(b.id.as_str()) {
+                bail!("buckets[{i}].id: {:?} is used twice", b.id);
+            }
+            if let Some(v) = &b.volume
+                && !ids.contains(v.as_str())
+            {
+                bail!("buckets[{i}].volume: no volume has id {v:?}");
+            }
+            if let Some(c) = &b.compress {
+                crate::cli::parse_compress(c)
+                    .map_err(|e| anyhow::anyhow!("buckets[{i}].compress: {e}"))?;
+            }
+            if b.encrypt && b.key_file.is_none() {
+                bail!("buckets[{i}].key_file: an encrypted bucket needs a key file");
+            }
+        }
+        for (name, addr) in [
+            ("api.http", &self.api.http),
+            ("api.grpc", &self.api.grpc),
+            ("api.resp", &self.api.resp),
+        ] {
+            if let Some(a) = addr {
+                a.parse::<SocketAddr>()
+                    .map_err(|e| anyhow::anyhow!("{name}: {a:?} is not an address: {e}"))?;
+            }
+        }
+        if self.api.grpc.is_some() || self.api.resp.is_some() {
+            bail!("api.grpc and api.resp are reserved: those APIs are not built yet");
+        }
+        if self.log.level.parse::<tracing::Level>().is_err() {
+            bail!(
+                "log.level: {:?} is not trace, debug, info, warn or error",
+                self.log.level
+            );
+        }
+        Ok(())
+    }
+
+    pub fn eventlog_volume_id(&self) -> String {
+        self.eventlog_volume().id.clone()
+    }
+
+    pub fn eventlog_volume(&self) -> &VolumeConfig {
+        match &self.eventlog.volume {
+            Some(id) => self
+                .volumes
+                .iter()
+                .find(|v| &v.id == id)
+                .expect("validated"),
+            None => &self.volumes[0],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let c = Config::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/hydra.yaml"
+        )))
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.api.http.as_deref(), Some("127.0.0.1:8080"));
+        let again = Config::parse(&c.to_yaml().unwrap()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_line() {
+        let e = Config::parse("volumes:\n  - id: a\n    path: x\n    colour: red\n").unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("colour"), "{msg}");
+        assert!(msg.contains("line 4") || msg.contains("4:"), "{msg}");
+        let c = Config::parse("volumes:\n  - id: a\n    path: x\n    durability: often\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "volumes[0].durability: durability \"often\": use sync, async or none"
+        );
+        let c =
+            Config::parse("volumes:\n  - id: a\n    path: x\nbuckets:\n  - id: b\n    volume: z\n")
+                .unwrap();
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "buckets[0].volume: no volume has id \"z\""
+        );
+        let c = Config::parse("volumes:\n  - id: a\n    path: x\napi:\n  http: nowhere\n").unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("api.http: \"nowhere\" is not an address")
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! One error type for HTTP answers, and the one mapping from library
+//! errors to status codes.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hydra_bucket::BucketError;
+use hydra_eventlog::Error as LogError;
+use serde_json::json;
+
+/// An HTTP error: a status and a JSON body `{"error": "...", ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Extra fields for the body (e.g. the actual version of a conflict).
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            extra: Default::default(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = self.extra;
+        body.insert("error".into(), self.message.into());
+        (self.status, Json(serde_json::Value::Object(body))).into_response()
+    }
+}
+
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> ApiError {
+        let status = match &e {
+            LogError::WrongExpectedVersion { .. }
+            | LogError::DuplicateEventId { .. }
+            | LogError::SubscriptionExists(_) => StatusCode::CONFLICT,
+            LogError::StreamNotFound(_)
+            | LogError::EventNotFound(_)
+            | LogError::NoSuchVersion { .. }
+            | LogError::SubscriptionNotFound(_)
+            | LogError::SnapshotNotFound { .. } => StatusCode::NOT_FOUND,
+            LogError::StreamDeleted(_) | LogError::Scavenged { .. } => StatusCode::GONE,
+            LogError::BadStreamId(_)
+            | LogError::BadEventType(_)
+            | LogError::DuplicateInAppend { .. }
+            | LogError::EmptyAppend
+            | LogError::DuplicateStreamInAppend { .. }
+            | LogError::BadHeadOrder { .. }
+            | LogError::HeadMismatch { .. }
+            | LogError::AckBeyondDelivered { .. } => StatusCode::BAD_REQUEST,
+            LogError::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut err = ApiError::new(status, e.to_string());
+        if let LogError::WrongExpectedVersion { actual, .. } = &e {
+            err.extra.insert("actual_version".into(), json!(actual));
+        }
+        err
+    }
+}
+
+impl From<BucketError> for ApiError {
+    fn from(e: BucketError) -> ApiError {
+        let status = match &e {
+            BucketError::NotFound(_)
+            | BucketError::BlockNotFound { .. }
+            | BucketError::ObjectNotFound { .. } => StatusCode::NOT_FOUND,
+            BucketError::AlreadyExists(_) | BucketError::VersionNotNewer { .. } => {
+                StatusCode::CONFLICT
+            }
+            BucketError::BadName { .. }
+            | BucketError::BadObjectKey { .. }
+            | BucketError::BadRootName { .. }
+            | BucketError::BlockTooLarge { .. }
+            | BucketError::BadLevel(_)
+            | BucketError::TransformChange { .. } => StatusCode::BAD_REQUEST,
+            BucketError::KeyRequired(_) | BucketError::WrongKey(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<hydra_eventlog::StreamIdError> for ApiError {
+    fn from(e: hydra_eventlog::StreamIdError) -> ApiError {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,332 @@
+//! `hydra daemon`: the event log and the stores behind an HTTP API.
+//!
+//! HTTP handlers are thin translations into event-log and bucket calls;
+//! storage work runs on blocking threads; errors map to statuses in one
+//! place (`error.rs`).
+
+mod api;
+mod app;
+mod blobs;
+pub mod config;
+mod error;
+mod metrics;
+mod streams;
+mod subscriptions;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post, put};
+use hydra_bucket::{BucketName, CreateOptions, Key, Store};
+use hydra_eventlog::{DurabilityMode, EventLog, Options};
+use hydra_volume::{Durability, OpenOptions, open_dir};
+use serde_json::json;
+
+use self::api::Api;
+use self::app::{App, Shared};
+use self::config::Config;
+use crate::context::Ctx;
+
+/// The file in the event log's data directory that tells CLI users where
+/// the daemon that holds it listens.
+pub const ADDRESS_FILE: &str = "DAEMON";
+
+/// `hydra daemon` flags; each also reads a `HYDRA_*` variable.
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// YAML config file (see examples/hydra.yaml). Without one: a redb
+    /// volume in --data, HTTP on 127.0.0.1:8080, durability sync.
+    #[arg(long, short, env = "HYDRA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Write the effective config (flags and environment merged over the
+    /// file) back to --config.
+    #[arg(long, requires = "config")]
+    pub write_config: bool,
+    /// HTTP listen address (port 0 picks a free one).
+    #[arg(long, env = "HYDRA_HTTP")]
+    pub http: Option<String>,
+    /// Durability of the event log: sync, async or none.
+    #[arg(long, env = "HYDRA_DURABILITY")]
+    pub durability: Option<String>,
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(long, env = "HYDRA_LOG")]
+    pub log_level: Option<String>,
+}
+
+/// The effective configuration: the file (or the defaults), then flags.
+pub fn effective_config(ctx: &Ctx, args: &DaemonArgs) -> Result<Config> {
+    let mut c = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => {
+            let mut c = Config::embedded(ctx.data.clone());
+            if let Some(b) = ctx.backend {
+                c.volumes[0].backend = b.to_string();
+            }
+            c
+        }
+    };
+    if let Some(h) = &args.http {
+        c.api.http = Some(h.clone());
+    }
+    if let Some(d) = &args.durability {
+        let id = c.eventlog_volume_id();
+        if let Some(v) = c.volumes.iter_mut().find(|v| v.id == id) {
+            v.durability = d.clone();
+        }
+    }
+    if let Some(l) = &args.log_level {
+        c.log.level = l.clone();
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+pub fn run(ctx: &Ctx, args: DaemonArgs) -> Result<std::process::ExitCode> {
+    let config = effective_config(ctx, &args)?;
+    if args.write_config {
+        let path = args.config.as_ref().expect("clap requires --config");
+        std::fs::write(path, config.to_yaml()?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    init_logging(&config.log.level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(1024)
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("hydra={level},{level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Opens every volume and bucket, refusing to start half-configured.
+fn open(config: &Config) -> Result<App> {
+    let mut stores = Vec::new();
+    for v in &config.volumes {
+        let mode: DurabilityMode = v.durability.parse().map_err(anyhow::Error::msg)?;
+        let volume = open_dir(
+            &v.path,
+            OpenOptions {
+                backend: Some(v.backend.parse().map_err(anyhow::Error::msg)?),
+                durability: match mode {
+                    DurabilityMode::Sync => Durability::Immediate,
+                    _ => Durability::Eventual,
+                },
+            },
+        )
+        .map_err(|e| match e {
+            hydra_volume::VolumeError::Locked { path } => anyhow::anyhow!(
+                "volume {}: data directory {} is in use by another process (another hydra daemon?)",
+                v.id,
+                path.display()
+            ),
+            e => anyhow::anyhow!("volume {}: {e}", v.id),
+        })?;
+        stores.push((v.id.clone(), Store::open(volume)?));
+    }
+    let mut keys = std::collections::HashMap::new();
+    for b in &config.buckets {
+        let name: BucketName = b.id.parse()?;
+        let volume = b
+            .volume
+            .clone()
+            .unwrap_or_else(|| config.volumes[0].id.clone());
+        let store = &stores
+            .iter()
+            .find(|(id, _)| *id == volume)
+            .expect("validated")
+            .1;
+        let key = match &b.key_file {
+            Some(path) if b.encrypt && !path.exists() => {
+                let k = Key::generate()?;
+                k.write_new_file(path)?;
+                tracing::warn!(bucket = %name, file = %path.display(), "wrote a new bucket key; keep it safe");
+                Some(k)
+            }
+            Some(path) => Some(Key::from_file(path).with_context(|| format!("bucket {name}"))?),
+            None => None,
+        };
+        if store.bucket_config(&name).is_err() {
+            store
+                .create_bucket(
+                    &name,
+                    CreateOptions {
+                        zstd_level: b
+                            .compress
+                            .as_deref()
+                            .map(crate::cli::parse_compress)
+                            .transpose()
+                            .map_err(anyhow::Error::msg)?,
+                        key: key.as_ref().filter(|_| b.encrypt),
+                    },
+                )
+                .with_context(|| format!("creating bucket {name}"))?;
+        }
+        // Fail now, not at the first request, on a wrong key.
+        store
+            .bucket(&name, key.as_ref())
+            .with_context(|| format!("bucket {name}"))?;
+        if let Some(k) = key {
+            keys.insert(b.id.clone(), k);
+        }
+    }
+    let ev = config.eventlog_volume();
+    let position = stores
+        .iter()
+        .position(|(id, _)| *id == ev.id)
+        .expect("validated");
+    stores.swap(0, position);
+    let log = EventLog::open(
+        stores[0].1.clone(),
+        Options {
+            durability: ev.durability.parse().map_err(anyhow::Error::msg)?,
+        },
+    )?;
+    Ok(App {
+        log,
+        stores,
+        keys,
+        metrics: metrics::Metrics::new(),
+        shutting_down: Default::default(),
+        timeout: Duration::from_secs(config.limits.request_timeout_secs),
+    })
+}
+
+/// Every route, documented.
+fn routes() -> Api {
+    Api::new()
+        .add("GET", "/health", "Liveness and identity", get(health))
+        .add("GET", "/metrics", "Prometheus metrics", get(metrics_text))
+        .add("GET", "/openapi.json", "This document", get(openapi))
+        .add("GET", "/streams", "List streams (?prefix=)", get(streams::list))
+        .add("POST", "/streams/{id}", "Append an event or an array of events (?expected_version= or Expected-Version: any|no_stream|exists|N)", post(streams::append))
+        .add("GET", "/streams/{id}", "Read a stream (?from=&count=&direction=forwards|backwards); NDJSON with Accept: application/x-ndjson", get(streams::read))
+        .add("DELETE", "/streams/{id}", "Delete a stream (?hard=true for a tombstone)", delete(streams::delete))
+        .add("GET", "/streams/{id}/version", "Version of the stream's last event", get(streams::version))
+        .add("GET", "/streams/{id}/metadata", "Stream metadata", get(streams::get_metadata))
+        .add("PUT", "/streams/{id}/metadata", "Set stream metadata (max_count, max_age, truncate_before, custom)", put(streams::set_metadata))
+        .add("GET", "/streams/{id}/head", "The stream's signed head (?length= for an earlier one)", get(streams::head))
+        .add("GET", "/streams/{id}/proof/{version}", "Inclusion proof of an event against the signed head", get(streams::proof))
+        .add("GET", "/streams/{id}/consistency", "Consistency proof from ?from_length= to the current head", get(streams::consistency))
+        .add("GET", "/streams/{id}/snapshot", "Latest snapshot (?at=VERSION); version in Snapshot-Version", get(streams::load_snapshot))
+        .add("GET", "/streams/{id}/snapshots", "List snapshots", get(streams::list_snapshots))
+        .add("DELETE", "/streams/{id}/snapshots", "Delete every snapshot", delete(streams::delete_snapshots))
+        .add("PUT", "/streams/{id}/snapshots/{version}", "Save a snapshot (the body)", put(streams::save_snapshot))
+        .add("DELETE", "/streams/{id}/snapshots/{version}", "Delete a snapshot", delete(streams::delete_snapshot))
+        .add("GET", "/all", "Read $all (?from=&count=&direction=&type=&prefix=)", get(streams::read_all))
+        .add("GET", "/events/{event_id}", "One event by id", get(streams::get_event))
+        .add("GET", "/subscribe/streams/{id}", "Server-Sent Events: catch up (?from=) then live; Last-Event-ID resumes", get(subscriptions::stream))
+        .add("GET", "/subscribe/all", "Server-Sent Events over $all (?from=&type=&prefix=)", get(subscriptions::all))
+        .add("GET", "/subscriptions", "List persistent subscriptions", get(subscriptions::list))
+        .add("PUT", "/subscriptions/{name}", "Create a persistent subscription", put(subscriptions::create))
+        .add("GET", "/subscriptions/{name}", "A persistent subscription", get(subscriptions::show))
+        .add("DELETE", "/subscriptions/{name}", "Delete a persistent subscription", delete(subscriptions::delete))
+        .add("GET", "/subscriptions/{name}/events", "Read the next events within the window (?max=&timeout_ms=)", get(subscriptions::read))
+        .add("POST", "/subscriptions/{name}/ack", "Acknowledge up to a position", post(subscriptions::ack))
+        .add("GET", "/buckets", "List buckets", get(blobs::list))
+        .add("GET", "/buckets/{b}", "A bucket's config and size", get(blobs::show))
+        .add("PUT", "/buckets/{b}/blocks", "Store a block (the body); returns its ref", put(blobs::put_block))
+        .add("GET", "/buckets/{b}/blocks/{ref}", "A block's bytes", get(blobs::get_block))
+        .add("DELETE", "/buckets/{b}/blocks/{ref}", "Delete a block", delete(blobs::delete_block))
+        .add("GET", "/buckets/{b}/objects", "List objects (?prefix=)", get(blobs::list_objects))
+        .add("PUT", "/buckets/{b}/objects/{*key}", "Store an object (streamed body, any size)", put(blobs::put_object).layer(DefaultBodyLimit::disable()))
+        .add("GET", "/buckets/{b}/objects/{*key}", "An object's bytes (streamed)", get(blobs::get_object))
+        .add("DELETE", "/buckets/{b}/objects/{*key}", "Remove an object", delete(blobs::delete_object))
+}
+
+/// The router and its OpenAPI document.
+pub fn router(app: Shared, body_limit: usize) -> (axum::Router, serde_json::Value) {
+    let api = routes();
+    let doc = Api::openapi(&api.routes);
+    let router = api
+        .router
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(Arc::new(doc.clone())))
+        .with_state(app);
+    (router, doc)
+}
+
+async fn health(State(app): State<Shared>) -> impl IntoResponse {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "peer_id": app.log.identity().peer_id().to_string(),
+        "next_position": app.log.next_position(),
+    }))
+}
+
+async fn metrics_text(State(app): State<Shared>) -> impl IntoResponse {
+    app.metrics.commits.set(app.log.commits() as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+}
+
+async fn openapi(
+    axum::Extension(doc): axum::Extension<Arc<serde_json::Value>>,
+) -> impl IntoResponse {
+    Json((*doc).clone())
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let app = Arc::new(open(&config)?);
+    let addr = config.api.http.clone().expect("validated: http is set");
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("api.http: cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let data_dir = config.eventlog_volume().path.clone();
+    let address_file = data_dir.join(ADDRESS_FILE);
+    let _ = std::fs::write(&address_file, format!("http://{local}\n"));
+    let (router, _) = router(app.clone(), config.limits.body_bytes);
+    tracing::info!(%local, peer_id = %app.log.identity().peer_id(), "hydra daemon started");
+    println!("listening on http://{local}");
+    let a = app.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            // Ends live subscriptions, so their connections can close.
+            a.shutting_down
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+        .await?;
+    let log = app.log.clone();
+    tokio::task::spawn_blocking(move || log.close()).await??;
+    let _ = std::fs::remove_file(&address_file);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
