@@ -3,6 +3,7 @@
 
 mod blocks;
 mod buckets;
+mod daemon;
 mod objects;
 mod streams;
 mod volume;
