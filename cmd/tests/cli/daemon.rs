@@ -37,7 +37,6 @@ impl Daemon {
         Daemon {
             child: Some(child),
             url,
-            dir: dir.to_path_buf(),
         }
     }
 
