@@ -62,10 +62,11 @@ impl Ctx {
 
 /// Opens `path` for reading, `-` meaning stdin. Returns the reader and the
 /// size when known.
-pub fn input(path: Option<&Path>) -> Result<(Box<dyn std::io::Read>, Option<u64>)> {
+pub fn input(path: Option<&Path>) -> Result<(Box<dyn std::io::Read + Send>, Option<u64>)> {
+    let stdin = || Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()));
     match path {
-        None => Ok((Box::new(std::io::stdin().lock()), None)),
-        Some(p) if p == Path::new("-") => Ok((Box::new(std::io::stdin().lock()), None)),
+        None => Ok((stdin(), None)),
+        Some(p) if p == Path::new("-") => Ok((stdin(), None)),
         Some(p) => {
             let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
             let len = f.metadata().ok().map(|m| m.len());

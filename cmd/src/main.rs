@@ -9,6 +9,7 @@ mod context;
 mod daemon;
 mod events;
 mod output;
+mod remote;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
@@ -27,6 +28,11 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A 32-byte key as 64 hex digits.
+pub fn hexkey(k: &[u8; 32]) -> String {
+    k.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The error and its causes on one line, without repeating a cause that

@@ -14,10 +14,10 @@ pub struct GcArgs {
     /// Collect only this bucket (default: every bucket that can be read;
     /// encrypted buckets need their key).
     #[arg(long, short, value_parser = parse_bucket)]
-    bucket: Option<BucketName>,
+    pub bucket: Option<BucketName>,
     /// Print JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(serde::Serialize)]

@@ -1,13 +1,13 @@
 //! The command line: what the user typed (clap), dispatched to one module
 //! per command group.
 
-mod block;
+pub(crate) mod block;
 pub(crate) mod bucket;
-mod gc;
-mod object;
-mod snapshot;
-mod stream;
-mod volume;
+pub(crate) mod gc;
+pub(crate) mod object;
+pub(crate) mod snapshot;
+pub(crate) mod stream;
+pub(crate) mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,10 @@ pub struct Cli {
     /// Storage engine for a new data directory: redb, lmdb or mem.
     #[arg(long, global = true, env = "HYDRA_BACKEND", value_parser = parse_backend)]
     pub backend: Option<Backend>,
+
+    /// Talk to a running daemon at this URL instead of opening --data.
+    #[arg(long, global = true, env = "HYDRA_API")]
+    pub api: Option<String>,
 
     /// Key file of an encrypted bucket (or set HYDRA_KEY).
     #[arg(long, global = true, env = "HYDRA_KEY_FILE", long_help = KEY_HELP)]
@@ -105,6 +109,9 @@ pub fn parse_bucket(s: &str) -> Result<BucketName, String> {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(api) = &cli.api {
+        return crate::remote::run(&crate::remote::Remote::new(api)?, cli.command);
+    }
     let ctx = Ctx {
         data: cli.data,
         backend: cli.backend,

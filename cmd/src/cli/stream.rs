@@ -130,6 +130,23 @@ pub enum StreamCmd {
         #[arg(long)]
         signer: Option<String>,
     },
+    /// Print events of a stream (or --all) as they are appended: history
+    /// from --from first, then live.
+    Subscribe {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        stream: Option<StreamId>,
+        /// Subscribe to $all.
+        #[arg(long)]
+        all: bool,
+        /// First version (stream) or position ($all); default: from now.
+        #[arg(long)]
+        from: Option<u64>,
+        /// Stop after this many events.
+        #[arg(long, short = 'n')]
+        count: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove events no reader can see any more (deleted, truncated).
     Scavenge,
     /// Rebuild every index from the event records.
@@ -142,7 +159,13 @@ pub fn open(ctx: &Ctx) -> Result<EventLog> {
 
 pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
     if let StreamCmd::Verify { signer } = cmd {
-        return verify(ctx, signer);
+        let signer = match signer {
+            Some(s) => s,
+            None => crate::hexkey(
+                &hydra_volume::Identity::load_or_create(&**ctx.store()?.volume())?.public_key(),
+            ),
+        };
+        return verify_with(&signer);
     }
     let log = open(ctx)?;
     let mut out = std::io::stdout().lock();
@@ -312,6 +335,26 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
                 r.events, r.streams
             )?;
         }
+        StreamCmd::Subscribe {
+            stream,
+            all,
+            from,
+            count,
+            json,
+        } => {
+            let target = match (stream, all) {
+                (Some(s), false) => hydra_eventlog::Target::Stream(s),
+                _ => hydra_eventlog::Target::All {
+                    stream_prefix: None,
+                    event_types: Vec::new(),
+                },
+            };
+            let limit = count.unwrap_or(u64::MAX);
+            for e in log.subscribe(target, from)?.take(limit as usize) {
+                print_event(&mut out, &e?, json)?;
+                out.flush()?;
+            }
+        }
         StreamCmd::Verify { .. } => unreachable!("handled above"),
     }
     out.flush()?;
@@ -319,15 +362,13 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Verifies the JSON that `stream prove` printed, read from stdin.
-fn verify(ctx: &Ctx, signer: Option<String>) -> Result<ExitCode> {
+/// Verifies the JSON that `stream prove` printed, read from stdin,
+/// trusting the signer whose public key is `signer` (64 hex digits).
+pub fn verify_with(signer: &str) -> Result<ExitCode> {
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text)?;
     let v: Value = serde_json::from_str(&text).context("stdin is not JSON")?;
-    let trusted: [u8; 32] = match signer {
-        Some(hex) => parse_key(&hex)?,
-        None => hydra_volume::Identity::load_or_create(&**ctx.store()?.volume())?.public_key(),
-    };
+    let trusted = parse_key(signer)?;
     let head: Head = serde_json::from_value(v.get("head").cloned().context("no \"head\"")?)
         .context("bad head")?;
     let result = if let Some(p) = v.get("proof") {

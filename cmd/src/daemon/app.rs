@@ -45,6 +45,18 @@ impl App {
     }
 }
 
+impl App {
+    /// The store that holds a bucket.
+    pub fn store_of(&self, name: &BucketName) -> ApiResult<&Store> {
+        for (_, store) in &self.stores {
+            if store.bucket_config(name).is_ok() {
+                return Ok(store);
+            }
+        }
+        Err(ApiError::not_found(format!("bucket {name} does not exist")))
+    }
+}
+
 /// Runs blocking storage work off the async threads, within the request
 /// timeout.
 pub async fn blocking<T: Send + 'static>(

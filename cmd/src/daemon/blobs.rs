@@ -50,17 +50,46 @@ pub async fn show(State(app): State<Shared>, Path(b): Path<String>) -> ApiResult
     Ok(Json(v).into_response())
 }
 
+#[derive(Deserialize)]
+pub struct PutBlockQuery {
+    /// Keep the block through gc (a root named `pin/<ref>`).
+    pin: Option<bool>,
+}
+
 /// `PUT /buckets/{b}/blocks`: the body is one raw block; 201 with its ref.
 pub async fn put_block(
     State(app): State<Shared>,
     Path(b): Path<String>,
+    Query(q): Query<PutBlockQuery>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let a = app.clone();
     let n = body.len() as u64;
-    let r = blocking(&app, move || Ok(a.bucket(&b)?.put(Codec::Raw, &body)?)).await?;
+    let r = blocking(&app, move || {
+        let bucket = a.bucket(&b)?;
+        let r = bucket.put(Codec::Raw, &body)?;
+        if q.pin.unwrap_or(false) {
+            bucket.set_root(&format!("pin/{r}"), r)?;
+        }
+        Ok(r)
+    })
+    .await?;
     app.metrics.bytes_in.inc_by(n);
     Ok((StatusCode::CREATED, Json(json!({"reference": r}))).into_response())
+}
+
+/// `GET /buckets/{b}/blocks`: every block with its stored size.
+pub async fn list_blocks(State(app): State<Shared>, Path(b): Path<String>) -> ApiResult<Response> {
+    let a = app.clone();
+    let all = blocking(&app, move || {
+        let bucket = a.bucket(&b)?;
+        Ok(bucket
+            .blocks()
+            .map(|e| e.map(|(r, size)| json!({"reference": r, "stored_bytes": size})))
+            .collect::<Result<Vec<_>, _>>()?)
+    })
+    .await?;
+    Ok(Json(all).into_response())
 }
 
 /// `GET /buckets/{b}/blocks/{ref}`: the block's bytes, verified.
@@ -75,7 +104,7 @@ pub async fn get_block(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
-/// `DELETE /buckets/{b}/blocks/{ref}`.
+/// `DELETE /buckets/{b}/blocks/{ref}` (and its pin).
 pub async fn delete_block(
     State(app): State<Shared>,
     Path((b, r)): Path<(String, String)>,
@@ -83,7 +112,13 @@ pub async fn delete_block(
     let r = parse_ref(&r)?;
     let a = app.clone();
     let bb = b.clone();
-    if blocking(&app, move || Ok(a.bucket(&bb)?.delete(&r)?)).await? {
+    let existed = blocking(&app, move || {
+        let bucket = a.bucket(&bb)?;
+        bucket.remove_root(&format!("pin/{r}"))?;
+        Ok(bucket.delete(&r)?)
+    })
+    .await?;
+    if existed {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found(format!(

@@ -4,6 +4,7 @@
 //! storage work runs on blocking threads; errors map to statuses in one
 //! place (`error.rs`).
 
+mod admin;
 mod api;
 mod app;
 mod blobs;
@@ -21,7 +22,7 @@ use anyhow::{Context, Result};
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use hydra_bucket::{BucketName, CreateOptions, Key, Store};
 use hydra_eventlog::{DurabilityMode, EventLog, Options};
 use hydra_volume::{Durability, OpenOptions, open_dir};
@@ -214,7 +215,7 @@ fn routes() -> Api {
         .add("GET", "/openapi.json", "This document", get(openapi))
         .add("GET", "/streams", "List streams (?prefix=)", get(streams::list))
         .add("POST", "/streams/{id}", "Append an event or an array of events (?expected_version= or Expected-Version: any|no_stream|exists|N)", post(streams::append))
-        .add("GET", "/streams/{id}", "Read a stream (?from=&count=&direction=forwards|backwards); NDJSON with Accept: application/x-ndjson", get(streams::read))
+        .add("GET", "/streams/{id}", "Read a stream (?from=&count=&direction=forwards|backwards&length= for time travel); NDJSON with Accept: application/x-ndjson", get(streams::read))
         .add("DELETE", "/streams/{id}", "Delete a stream (?hard=true for a tombstone)", delete(streams::delete))
         .add("GET", "/streams/{id}/version", "Version of the stream's last event", get(streams::version))
         .add("GET", "/streams/{id}/metadata", "Stream metadata", get(streams::get_metadata))
@@ -239,7 +240,16 @@ fn routes() -> Api {
         .add("POST", "/subscriptions/{name}/ack", "Acknowledge up to a position", post(subscriptions::ack))
         .add("GET", "/buckets", "List buckets", get(blobs::list))
         .add("GET", "/buckets/{b}", "A bucket's config and size", get(blobs::show))
-        .add("PUT", "/buckets/{b}/blocks", "Store a block (the body); returns its ref", put(blobs::put_block))
+        .add("PUT", "/buckets/{b}", "Create a bucket ({\"zstd_level\": N}); encrypted ones are declared in the config", put(admin::create_bucket))
+        .add("PATCH", "/buckets/{b}", "Update a bucket's config ({\"version\": N, \"zstd_level\": N})", patch(admin::update_bucket))
+        .add("DELETE", "/buckets/{b}", "Remove a bucket and its blocks", delete(admin::delete_bucket))
+        .add("GET", "/volume", "The event log's volume: backend, peer id, blocks, bytes", get(admin::volume))
+        .add("POST", "/volume/verify", "Re-hash every stored block", post(admin::verify))
+        .add("POST", "/gc", "Collect garbage (?bucket=)", post(admin::gc))
+        .add("POST", "/scavenge", "Remove events no read can return", post(admin::scavenge))
+        .add("POST", "/reindex", "Rebuild the event log's indexes", post(admin::reindex))
+        .add("PUT", "/buckets/{b}/blocks", "Store a block (the body; ?pin=true keeps it through gc); returns its ref", put(blobs::put_block))
+        .add("GET", "/buckets/{b}/blocks", "List a bucket's blocks", get(blobs::list_blocks))
         .add("GET", "/buckets/{b}/blocks/{ref}", "A block's bytes", get(blobs::get_block))
         .add("DELETE", "/buckets/{b}/blocks/{ref}", "Delete a block", delete(blobs::delete_block))
         .add("GET", "/buckets/{b}/objects", "List objects (?prefix=)", get(blobs::list_objects))
@@ -265,6 +275,7 @@ async fn health(State(app): State<Shared>) -> impl IntoResponse {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "peer_id": app.log.identity().peer_id().to_string(),
+        "public_key": crate::hexkey(&app.log.identity().public_key()),
         "next_position": app.log.next_position(),
     }))
 }

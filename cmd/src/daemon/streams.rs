@@ -70,6 +70,8 @@ pub struct ReadQuery {
     #[serde(rename = "type")]
     event_type: Option<String>,
     prefix: Option<String>,
+    /// Read the stream as it was at this many events.
+    length: Option<u64>,
 }
 
 fn direction(d: Option<&str>) -> ApiResult<Direction> {
@@ -159,7 +161,14 @@ pub async fn read(
     let from = q.from.map_or(ReadFrom::Edge, ReadFrom::Version);
     let count = q.count.unwrap_or(u64::MAX);
     let a = app.clone();
-    let events = blocking(&app, move || Ok(a.log.read(&stream, from, count, dir)?)).await?;
+    let length = q.length;
+    let events = blocking(&app, move || {
+        Ok(match length {
+            Some(l) => a.log.read_at(&stream, l, from, count, dir)?,
+            None => a.log.read(&stream, from, count, dir)?,
+        })
+    })
+    .await?;
     Ok(stream_events(app, events, wants_ndjson(&headers)))
 }
 

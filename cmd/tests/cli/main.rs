@@ -5,6 +5,7 @@ mod blocks;
 mod buckets;
 mod daemon;
 mod objects;
+mod remote;
 mod streams;
 mod volume;
 

@@ -1,0 +1,179 @@
+//! Volume, bucket and maintenance routes: what the CLI's embedded
+//! commands do, for `--api`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hydra_bucket::{BucketName, BucketUpdate, CreateOptions};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::app::{Shared, blocking};
+use super::error::{ApiError, ApiResult};
+
+/// `GET /volume`: the event log's volume.
+pub async fn volume(State(app): State<Shared>) -> ApiResult<Response> {
+    let a = app.clone();
+    let v = blocking(&app, move || {
+        let (_, store) = &a.stores[0];
+        let stats = store.block_stats()?;
+        Ok(json!({
+            "backend": store.volume().backend().to_string(),
+            "peer_id": a.log.identity().peer_id().to_string(),
+            "buckets": store.buckets()?.len(),
+            "blocks": stats.blocks,
+            "stored_bytes": stats.stored_bytes,
+        }))
+    })
+    .await?;
+    Ok(Json(v).into_response())
+}
+
+/// `POST /volume/verify`: re-hash every block of every volume.
+pub async fn verify(State(app): State<Shared>) -> ApiResult<Response> {
+    let a = app.clone();
+    let reports = blocking(&app, move || {
+        let mut all = Vec::new();
+        for (id, store) in &a.stores {
+            all.push(json!({"volume": id, "report": store.verify(|_| {})?}));
+        }
+        Ok(all)
+    })
+    .await?;
+    Ok(Json(reports).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBucket {
+    /// zstd level.
+    #[serde(default)]
+    zstd_level: Option<i32>,
+    /// Volume id (default: the event log's).
+    #[serde(default)]
+    volume: Option<String>,
+}
+
+/// `PUT /buckets/{b}`: create a plain or compressed bucket. Encrypted
+/// buckets are declared in the config, where their key file is named.
+pub async fn create_bucket(
+    State(app): State<Shared>,
+    Path(b): Path<String>,
+    Json(body): Json<CreateBucket>,
+) -> ApiResult<Response> {
+    let name: BucketName = b
+        .parse()
+        .map_err(|e: hydra_bucket::BucketError| ApiError::bad_request(e.to_string()))?;
+    let a = app.clone();
+    let c = blocking(&app, move || {
+        let store = match &body.volume {
+            Some(v) => {
+                &a.stores
+                    .iter()
+                    .find(|(id, _)| id == v)
+                    .ok_or_else(|| ApiError::not_found(format!("volume {v} does not exist")))?
+                    .1
+            }
+            None => &a.stores[0].1,
+        };
+        Ok(store.create_bucket(
+            &name,
+            CreateOptions {
+                zstd_level: body.zstd_level,
+                key: None,
+            },
+        )?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(c)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBucket {
+    version: Option<u64>,
+    zstd_level: Option<i32>,
+}
+
+/// `PATCH /buckets/{b}`: a new version of the config.
+pub async fn update_bucket(
+    State(app): State<Shared>,
+    Path(b): Path<String>,
+    Json(body): Json<UpdateBucket>,
+) -> ApiResult<Response> {
+    let a = app.clone();
+    let c = blocking(&app, move || {
+        let bucket = a.bucket(&b)?;
+        let store = a.store_of(bucket.name())?;
+        Ok(store.update_bucket(
+            bucket.name(),
+            BucketUpdate {
+                version: body.version.unwrap_or(bucket.config().version + 1),
+                zstd_level: body.zstd_level,
+                policies: None,
+            },
+        )?)
+    })
+    .await?;
+    Ok(Json(c).into_response())
+}
+
+/// `DELETE /buckets/{b}`: the bucket and all its blocks.
+pub async fn delete_bucket(
+    State(app): State<Shared>,
+    Path(b): Path<String>,
+) -> ApiResult<Response> {
+    let a = app.clone();
+    let n = blocking(&app, move || {
+        let bucket = a.bucket(&b)?;
+        Ok(a.store_of(bucket.name())?.remove_bucket(bucket.name())?)
+    })
+    .await?;
+    Ok(Json(json!({"blocks": n})).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct GcQuery {
+    bucket: Option<String>,
+}
+
+/// `POST /gc`: collect one bucket, or every bucket the daemon can read.
+pub async fn gc(State(app): State<Shared>, Query(q): Query<GcQuery>) -> ApiResult<Response> {
+    let a = app.clone();
+    let reports = blocking(&app, move || {
+        let names: Vec<String> = match q.bucket {
+            Some(b) => vec![b],
+            None => {
+                let mut all = Vec::new();
+                for (_, s) in &a.stores {
+                    all.extend(s.buckets()?.into_iter().map(|c| c.id.to_string()));
+                }
+                all
+            }
+        };
+        let mut out = Vec::new();
+        for n in names {
+            let bucket = a.bucket(&n)?;
+            if bucket.is_encrypted() && !a.keys.contains_key(&n) {
+                continue;
+            }
+            out.push(json!({"bucket": n, "report": bucket.gc()?}));
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(reports).into_response())
+}
+
+/// `POST /scavenge`.
+pub async fn scavenge(State(app): State<Shared>) -> ApiResult<Response> {
+    let a = app.clone();
+    Ok(Json(blocking(&app, move || Ok(a.log.scavenge()?)).await?).into_response())
+}
+
+/// `POST /reindex`.
+pub async fn reindex(State(app): State<Shared>) -> ApiResult<Response> {
+    let a = app.clone();
+    Ok(Json(blocking(&app, move || Ok(a.log.reindex()?)).await?).into_response())
+}
