@@ -97,7 +97,7 @@ pub struct ApiConfig {
     /// Reserved for the gRPC API.
     #[serde(default)]
     pub grpc: Option<String>,
-    /// Reserved for the RESP3 (Redis protocol) API.
+    /// RESP3 (Redis protocol) listen address; off unless set.
     #[serde(default)]
     pub resp: Option<String>,
 }
@@ -254,8 +254,8 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("{name}: {a:?} is not an address: {e}"))?;
             }
         }
-        if self.api.grpc.is_some() || self.api.resp.is_some() {
-            bail!("api.grpc and api.resp are reserved: those APIs are not built yet");
+        if self.api.grpc.is_some() {
+            bail!("api.grpc is reserved: the gRPC API is not built yet");
         }
         if self.log.level.parse::<tracing::Level>().is_err() {
             bail!(

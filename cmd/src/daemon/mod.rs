@@ -11,6 +11,7 @@ mod blobs;
 pub mod config;
 mod error;
 mod metrics;
+mod resp;
 mod streams;
 mod subscriptions;
 
@@ -54,6 +55,9 @@ pub struct DaemonArgs {
     /// Durability of the event log: sync, async or none.
     #[arg(long, env = "HYDRA_DURABILITY")]
     pub durability: Option<String>,
+    /// RESP3 (Redis protocol) listen address, e.g. 127.0.0.1:9090.
+    #[arg(long, env = "HYDRA_RESP")]
+    pub resp: Option<String>,
     /// Log level: trace, debug, info, warn, error.
     #[arg(long, env = "HYDRA_LOG")]
     pub log_level: Option<String>,
@@ -73,6 +77,9 @@ pub fn effective_config(ctx: &Ctx, args: &DaemonArgs) -> Result<Config> {
     };
     if let Some(h) = &args.http {
         c.api.http = Some(h.clone());
+    }
+    if let Some(r) = &args.resp {
+        c.api.resp = Some(r.clone());
     }
     if let Some(d) = &args.durability {
         let id = c.eventlog_volume_id();
@@ -308,6 +315,13 @@ async fn serve(config: Config) -> Result<()> {
     let address_file = data_dir.join(ADDRESS_FILE);
     let _ = std::fs::write(&address_file, format!("http://{local}\n"));
     let (router, _) = router(app.clone(), config.limits.body_bytes);
+    if let Some(addr) = &config.api.resp {
+        let (listener, local) = resp::bind(addr)
+            .await
+            .with_context(|| format!("api.resp: cannot listen on {addr}"))?;
+        println!("resp listening on {local}");
+        tokio::spawn(resp::serve(app.clone(), listener));
+    }
     tracing::info!(%local, peer_id = %app.log.identity().peer_id(), "hydra daemon started");
     println!("listening on http://{local}");
     let a = app.clone();

@@ -1,0 +1,321 @@
+//! The event commands that read or write the log (SierraDB's syntax and
+//! reply shapes). Each runs on a blocking thread.
+//!
+//! Partitions: Hydra keeps one gapless global order, so it presents one
+//! partition, `0`, whose sequence is the global position (`$all`). Any
+//! partition key (UUID) maps to it; `EPSCAN`, `EPSEQ` and `EPSUB` accept
+//! `0`, `*` or a UUID.
+
+use hydra_eventlog::{
+    AllFilter, Direction, Error as LogError, NewEvent, ReadFrom, RecordedEvent, StreamId,
+    StreamWrite,
+};
+use uuid::Uuid;
+
+use super::args::{ArgResult, Args, invalid, syntax};
+use super::reply::Reply;
+use crate::daemon::app::App;
+
+/// Namespace of the partition keys Hydra derives from stream ids (UUIDv5).
+pub const PARTITION_NAMESPACE: Uuid = Uuid::from_u128(0x6879_6472_6100_4000_8000_7061_7274_0000);
+
+/// Most events one `ESCAN`/`EPSCAN` returns without a `COUNT`.
+const DEFAULT_COUNT: u64 = 1000;
+
+pub fn partition_key(stream: &StreamId) -> Uuid {
+    Uuid::new_v5(&PARTITION_NAMESPACE, stream.as_str().as_bytes())
+}
+
+/// The one error mapping for RESP: SierraDB's codes where they exist.
+pub fn error(e: LogError) -> Reply {
+    let code = match &e {
+        LogError::WrongExpectedVersion { .. } => "WRONGVER",
+        LogError::StreamNotFound(_)
+        | LogError::EventNotFound(_)
+        | LogError::NoSuchVersion { .. }
+        | LogError::SubscriptionNotFound(_)
+        | LogError::SnapshotNotFound { .. } => "NOTFOUND",
+        LogError::StreamDeleted(_) | LogError::Scavenged { .. } => "DELETED",
+        LogError::BadStreamId(_)
+        | LogError::BadEventType(_)
+        | LogError::DuplicateInAppend { .. }
+        | LogError::DuplicateEventId { .. }
+        | LogError::EmptyAppend
+        | LogError::DuplicateStreamInAppend { .. } => "INVALIDARG",
+        _ => "ERR",
+    };
+    Reply::err(code, e)
+}
+
+/// An event as SierraDB encodes it.
+pub fn event(e: &RecordedEvent) -> Reply {
+    Reply::map([
+        ("event_id", Reply::str(e.id.to_string())),
+        (
+            "partition_key",
+            Reply::str(partition_key(&e.stream).to_string()),
+        ),
+        ("partition_id", Reply::Int(0)),
+        ("transaction_id", Reply::str(e.id.to_string())),
+        ("partition_sequence", Reply::Int(e.position as i64)),
+        ("stream_version", Reply::Int(e.version as i64)),
+        ("timestamp", Reply::Int(e.timestamp as i64)),
+        ("stream_id", Reply::bulk(e.stream.as_str())),
+        ("event_name", Reply::bulk(e.event_type.as_str())),
+        ("metadata", Reply::bulk(e.metadata.clone())),
+        ("payload", Reply::bulk(e.data.clone())),
+    ])
+}
+
+/// One event's options after its stream and name.
+fn event_options(
+    args: &mut Args,
+    allow_partition_key: bool,
+) -> ArgResult<(NewEvent, hydra_eventlog::ExpectedVersion, Option<Uuid>)> {
+    let mut e = NewEvent::default();
+    let mut expected = hydra_eventlog::ExpectedVersion::Any;
+    let mut pk = None;
+    loop {
+        match args.peek_upper().as_deref() {
+            Some("EVENT_ID") => {
+                args.keyword("EVENT_ID");
+                e.id = Some(args.uuid("event id")?);
+            }
+            Some("PARTITION_KEY") if allow_partition_key => {
+                args.keyword("PARTITION_KEY");
+                pk = Some(args.uuid("partition key")?);
+            }
+            Some("EXPECTED_VERSION") => {
+                args.keyword("EXPECTED_VERSION");
+                expected = args.expected()?;
+            }
+            Some("TIMESTAMP") => {
+                args.keyword("TIMESTAMP");
+                e.timestamp = Some(args.u64("timestamp")?);
+            }
+            Some("PAYLOAD") => {
+                args.keyword("PAYLOAD");
+                e.data = args.next_bytes("payload")?;
+            }
+            Some("METADATA") => {
+                args.keyword("METADATA");
+                e.metadata = args.next_bytes("metadata")?;
+            }
+            _ => return Ok((e, expected, pk)),
+        }
+    }
+}
+
+/// `EAPPEND <stream> <event_type> [EVENT_ID id] [PARTITION_KEY uuid]
+/// [EXPECTED_VERSION n|any|exists|empty] [TIMESTAMP ms] [PAYLOAD b]
+/// [METADATA b]`.
+pub fn eappend(app: &App, mut args: Args) -> ArgResult<Reply> {
+    let stream = args.stream()?;
+    let event_type = args.next_str("event name")?;
+    let (mut e, expected, pk) = event_options(&mut args, true)?;
+    args.finish()?;
+    e.event_type = event_type;
+    let id = e.id.unwrap_or_else(Uuid::now_v7);
+    e.id = Some(id);
+    let r = app.log.append(&stream, expected, vec![e]).map_err(error)?;
+    app.metrics.appends.inc();
+    app.metrics.events_appended.inc();
+    let e = app.log.get_event(id).map_err(error)?;
+    Ok(Reply::map([
+        ("event_id", Reply::str(id.to_string())),
+        (
+            "partition_key",
+            Reply::str(pk.unwrap_or_else(|| partition_key(&stream)).to_string()),
+        ),
+        ("partition_id", Reply::Int(0)),
+        ("partition_sequence", Reply::Int(r.position as i64)),
+        ("stream_version", Reply::Int(r.version as i64)),
+        ("timestamp", Reply::Int(e.timestamp as i64)),
+    ]))
+}
+
+/// `EMAPPEND <partition_key> <stream> <type> [options] [<stream> <type>
+/// [options] ...]`: all or nothing.
+pub fn emappend(app: &App, mut args: Args) -> ArgResult<Reply> {
+    let pk = args.uuid("partition key")?;
+    let mut writes: Vec<StreamWrite> = Vec::new();
+    let mut ids = Vec::new();
+    while !args.is_empty() {
+        let stream = args.stream()?;
+        let event_type = args.next_str("event name")?;
+        let (mut e, expected, _) = event_options(&mut args, false)?;
+        e.event_type = event_type;
+        let id = e.id.unwrap_or_else(Uuid::now_v7);
+        e.id = Some(id);
+        ids.push((stream.clone(), id));
+        // Several events of one stream in one EMAPPEND append together.
+        match writes.iter_mut().find(|w| w.stream == stream) {
+            Some(w) => {
+                if expected != hydra_eventlog::ExpectedVersion::Any {
+                    return Err(invalid(format!(
+                        "stream {stream}: give EXPECTED_VERSION on its first event only"
+                    )));
+                }
+                w.events.push(e);
+            }
+            None => writes.push(StreamWrite {
+                stream,
+                expected,
+                events: vec![e],
+            }),
+        }
+    }
+    if writes.is_empty() {
+        return Err(syntax("EMAPPEND needs at least one event"));
+    }
+    let results = app.log.append_multi(writes.clone()).map_err(error)?;
+    app.metrics.appends.inc();
+    app.metrics.events_appended.inc_by(ids.len() as u64);
+    let first = results.iter().map(|r| r.first_position).min().unwrap_or(0);
+    let last = results.iter().map(|r| r.position).max().unwrap_or(0);
+    let mut events = Vec::new();
+    for (w, r) in writes.iter().zip(&results) {
+        for (i, e) in w.events.iter().enumerate() {
+            events.push(Reply::map([
+                ("event_id", Reply::str(e.id.expect("set above").to_string())),
+                ("stream_id", Reply::bulk(w.stream.as_str())),
+                (
+                    "stream_version",
+                    Reply::Int((r.first_version + i as u64) as i64),
+                ),
+                (
+                    "partition_sequence",
+                    Reply::Int((r.first_position + i as u64) as i64),
+                ),
+            ]));
+        }
+    }
+    Ok(Reply::map([
+        ("partition_key", Reply::str(pk.to_string())),
+        ("partition_id", Reply::Int(0)),
+        ("first_partition_sequence", Reply::Int(first as i64)),
+        ("last_partition_sequence", Reply::Int(last as i64)),
+        ("events", Reply::Array(events)),
+    ]))
+}
+
+/// `EGET <event_id>`: the event, or null.
+pub fn eget(app: &App, mut args: Args) -> ArgResult<Reply> {
+    let id = args.uuid("event id")?;
+    args.finish()?;
+    match app.log.get_event(id) {
+        Ok(e) => Ok(event(&e)),
+        Err(LogError::EventNotFound(_)) => Ok(Reply::Null),
+        Err(e) => Err(error(e)),
+    }
+}
+
+fn count_option(args: &mut Args) -> ArgResult<u64> {
+    let mut count = DEFAULT_COUNT;
+    loop {
+        if args.keyword("COUNT") {
+            count = args.u64("count")?;
+        } else if args.keyword("PARTITION_KEY") {
+            args.uuid("partition key")?;
+        } else {
+            args.finish()?;
+            return Ok(count);
+        }
+    }
+}
+
+/// `ESCAN <stream> <start|-> <end|+> [PARTITION_KEY uuid] [COUNT n]`:
+/// `{has_more, events}`.
+pub fn escan(app: &App, mut args: Args) -> ArgResult<Reply> {
+    let stream = args.stream()?;
+    let start = args.bound("start version")?.unwrap_or(0);
+    let end = args.bound("end version")?;
+    let count = count_option(&mut args)?;
+    let events = match app.log.read(
+        &stream,
+        ReadFrom::Version(start),
+        count.saturating_add(1),
+        Direction::Forward,
+    ) {
+        Ok(it) => it.collect::<Result<Vec<_>, _>>().map_err(error)?,
+        Err(LogError::StreamNotFound(_)) => Vec::new(),
+        Err(e) => return Err(error(e)),
+    };
+    let mut events: Vec<_> = events
+        .into_iter()
+        .filter(|e| end.is_none_or(|end| e.version <= end))
+        .collect();
+    let has_more = events.len() as u64 > count;
+    events.truncate(count as usize);
+    app.metrics.events_read.inc_by(events.len() as u64);
+    Ok(Reply::map([
+        ("has_more", Reply::Bool(has_more)),
+        ("events", Reply::Array(events.iter().map(event).collect())),
+    ]))
+}
+
+/// `ESVER <stream> [PARTITION_KEY uuid]`: the last version, or null.
+pub fn esver(app: &App, mut args: Args) -> ArgResult<Reply> {
+    let stream = args.stream()?;
+    if args.keyword("PARTITION_KEY") {
+        args.uuid("partition key")?;
+    }
+    args.finish()?;
+    match app.log.stream_version(&stream).map_err(error)? {
+        Some(v) => Ok(Reply::Int(v as i64)),
+        None => Ok(Reply::Null),
+    }
+}
+
+/// A partition selector: `0`, or a UUID key (both are `$all`).
+pub fn partition(args: &mut Args) -> ArgResult<()> {
+    let p = args.next_str("partition")?;
+    if p == "0" || p.parse::<Uuid>().is_ok() {
+        return Ok(());
+    }
+    match p.parse::<u32>() {
+        Ok(n) => Err(invalid(format!(
+            "partition {n} does not exist: Hydra has one partition, 0, its global order"
+        ))),
+        Err(_) => Err(invalid(format!("partition {p:?}: use 0 or a UUID key"))),
+    }
+}
+
+/// `EPSCAN <partition> <start|-> <end|+> [COUNT n]`: `$all` by position.
+pub fn epscan(app: &App, mut args: Args) -> ArgResult<Reply> {
+    partition(&mut args)?;
+    let start = args.bound("start sequence")?;
+    let end = args.bound("end sequence")?;
+    let count = count_option(&mut args)?;
+    let mut events = app
+        .log
+        .read_all(
+            start,
+            count.saturating_add(1),
+            Direction::Forward,
+            AllFilter::default(),
+        )
+        .filter(|e| {
+            e.as_ref()
+                .map_or(true, |e| end.is_none_or(|end| e.position <= end))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(error)?;
+    let has_more = events.len() as u64 > count;
+    events.truncate(count as usize);
+    app.metrics.events_read.inc_by(events.len() as u64);
+    Ok(Reply::map([
+        ("has_more", Reply::Bool(has_more)),
+        ("events", Reply::Array(events.iter().map(event).collect())),
+    ]))
+}
+
+/// `EPSEQ <partition>`: the last position, or null when empty.
+pub fn epseq(app: &App, mut args: Args) -> ArgResult<Reply> {
+    partition(&mut args)?;
+    args.finish()?;
+    Ok(match app.log.next_position() {
+        0 => Reply::Null,
+        n => Reply::Int(n as i64 - 1),
+    })
+}

@@ -1,0 +1,392 @@
+//! The Redis protocol (RESP3, and RESP2 for clients that never say
+//! `HELLO 3`) on the daemon, with SierraDB's event commands, so that
+//! `redis-cli` and every Redis client can drive Hydra.
+//!
+//! Frames are decoded with the `redis-protocol` crate; a connection's
+//! unread input is capped ([`MAX_FRAME`]): a frame that would exceed it is
+//! an error and the connection closes, so a client cannot make the daemon
+//! hold unbounded memory. Commands on one connection run in order;
+//! concurrent connections share group commits.
+
+mod args;
+mod commands;
+mod reply;
+mod subscribe;
+
+use redis_protocol::resp3::types::OwnedFrame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use self::args::Args;
+use self::reply::Reply;
+use self::subscribe::Subscriptions;
+use super::app::Shared;
+
+/// Largest frame (and unread input) a connection may send.
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// Accepts connections until the daemon shuts down.
+pub async fn serve(app: Shared, listener: TcpListener) {
+    loop {
+        let (socket, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("resp accept: {e}");
+                    continue;
+                }
+            },
+            _ = wait_shutdown(&app) => return,
+        };
+        let _ = socket.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = Connection::new(app, socket).run().await {
+                tracing::debug!(%peer, "resp connection ended: {e}");
+            }
+        });
+    }
+}
+
+async fn wait_shutdown(app: &Shared) {
+    while !app.shutting_down() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+struct Connection {
+    app: Shared,
+    socket: TcpStream,
+    /// 2 until `HELLO 3`.
+    version: u8,
+    name: Option<String>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    subs: Subscriptions,
+}
+
+/// A command that reads or writes the log, run on a blocking thread.
+type StorageCommand = fn(&super::app::App, Args) -> Result<Reply, Reply>;
+
+/// What a command asks of the connection.
+enum Outcome {
+    Reply(Reply),
+    /// Reply, then close (QUIT, protocol errors).
+    Close(Reply),
+}
+
+impl Connection {
+    fn new(app: Shared, socket: TcpStream) -> Connection {
+        Connection {
+            subs: Subscriptions::new(app.clone()),
+            app,
+            socket,
+            version: 2,
+            name: None,
+            input: Vec::with_capacity(16 << 10),
+            output: Vec::with_capacity(16 << 10),
+        }
+    }
+
+    async fn run(mut self) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            // Answer every complete frame already read (pipelining).
+            loop {
+                match self.next_command() {
+                    Ok(Some(words)) => {
+                        let outcome = self.dispatch(words).await;
+                        match outcome {
+                            Outcome::Reply(r) => r.encode(self.version, &mut self.output),
+                            Outcome::Close(r) => {
+                                r.encode(self.version, &mut self.output);
+                                self.socket.write_all(&self.output).await?;
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(reply) => {
+                        reply.encode(self.version, &mut self.output);
+                        self.socket.write_all(&self.output).await?;
+                        return Ok(());
+                    }
+                }
+            }
+            if !self.output.is_empty() {
+                self.socket.write_all(&self.output).await?;
+                self.output.clear();
+            }
+            tokio::select! {
+                n = self.socket.read(&mut buf) => {
+                    let n = n?;
+                    if n == 0 {
+                        return Ok(()); // closed, or half-closed: nothing more will come
+                    }
+                    if self.input.len() + n > MAX_FRAME {
+                        Reply::err("ERR", format!("Protocol error: a frame exceeds {MAX_FRAME} bytes")).encode(self.version, &mut self.output);
+                        self.socket.write_all(&self.output).await?;
+                        return Ok(());
+                    }
+                    self.input.extend_from_slice(&buf[..n]);
+                }
+                Some(push) = self.subs.next() => {
+                    push.encode(self.version, &mut self.output);
+                }
+                _ = wait_shutdown(&self.app) => return Ok(()),
+            }
+        }
+    }
+
+    fn next_command(&mut self) -> Result<Option<Vec<Vec<u8>>>, Reply> {
+        take_command(&mut self.input)
+    }
+
+    async fn dispatch(&mut self, words: Vec<Vec<u8>>) -> Outcome {
+        let mut words = words.into_iter();
+        let name = String::from_utf8_lossy(&words.next().unwrap_or_default()).to_uppercase();
+        let args = Args::new(words.collect());
+        let storage: Option<StorageCommand> = match name.as_str() {
+            "EAPPEND" => Some(commands::eappend),
+            "EMAPPEND" => Some(commands::emappend),
+            "EGET" => Some(commands::eget),
+            "ESCAN" => Some(commands::escan),
+            "ESVER" => Some(commands::esver),
+            "EPSCAN" => Some(commands::epscan),
+            "EPSEQ" => Some(commands::epseq),
+            _ => None,
+        };
+        if let Some(f) = storage {
+            let app = self.app.clone();
+            return Outcome::Reply(
+                match tokio::task::spawn_blocking(move || f(&app, args)).await {
+                    Ok(Ok(r)) | Ok(Err(r)) => r,
+                    Err(e) => Reply::err("ERR", format!("command failed: {e}")),
+                },
+            );
+        }
+        Outcome::Reply(match name.as_str() {
+            "PING" => self.ping(args),
+            "QUIT" => return Outcome::Close(Reply::ok()),
+            "HELLO" => self.hello(args),
+            "CLIENT" => self.client(args),
+            "COMMAND" => command(args),
+            "SELECT" => Reply::ok(),
+            "ESUB" => self.subs.esub(args).await,
+            "EPSUB" => self.subs.epsub(args).await,
+            "EACK" => self.subs.eack(args),
+            _ => Reply::err("ERR", format!("unknown command '{name}'")),
+        })
+    }
+
+    fn ping(&self, mut args: Args) -> Reply {
+        match args.next_bytes("message") {
+            Ok(m) => Reply::Bulk(m),
+            Err(_) => Reply::str("PONG"),
+        }
+    }
+
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+    fn hello(&mut self, mut args: Args) -> Reply {
+        if !args.is_empty() {
+            match args.u64("protocol version") {
+                Ok(v @ (2 | 3)) => self.version = v as u8,
+                Ok(v) => return Reply::err("NOPROTO", format!("unsupported protocol version {v}")),
+                Err(e) => return e,
+            }
+        }
+        while !args.is_empty() {
+            if args.keyword("AUTH") {
+                let _ = args.next_bytes("user");
+                let _ = args.next_bytes("password");
+            } else if args.keyword("SETNAME") {
+                self.name = args.next_str("name").ok();
+            } else {
+                return args::syntax("HELLO [protover [AUTH user pass] [SETNAME name]]");
+            }
+        }
+        Reply::map([
+            ("server", Reply::bulk("hydra")),
+            ("version", Reply::bulk(env!("CARGO_PKG_VERSION"))),
+            ("proto", Reply::Int(self.version as i64)),
+            ("id", Reply::Int(0)),
+            ("mode", Reply::bulk("standalone")),
+            ("role", Reply::bulk("master")),
+            ("modules", Reply::Array(Vec::new())),
+            (
+                "peer_id",
+                Reply::bulk(self.app.log.identity().peer_id().to_string()),
+            ),
+            ("num_partitions", Reply::Int(1)),
+        ])
+    }
+
+    fn client(&mut self, mut args: Args) -> Reply {
+        match args.peek_upper().as_deref() {
+            Some("SETNAME") => {
+                args.keyword("SETNAME");
+                match args.next_str("name") {
+                    Ok(n) => {
+                        self.name = Some(n);
+                        Reply::ok()
+                    }
+                    Err(e) => e,
+                }
+            }
+            Some("GETNAME") => self.name.clone().map_or(Reply::Null, Reply::bulk),
+            Some("ID") => Reply::Int(0),
+            Some("SETINFO") => Reply::ok(),
+            _ => Reply::err("ERR", "CLIENT supports SETNAME, GETNAME, ID and SETINFO"),
+        }
+    }
+}
+
+/// `COMMAND [COUNT|DOCS|INFO ...]`: enough for redis-cli's interactive
+/// mode, which asks for docs to drive its hints.
+fn command(args: Args) -> Reply {
+    match args.peek_upper().as_deref() {
+        Some("COUNT") => Reply::Int(COMMANDS.len() as i64),
+        Some("DOCS") => Reply::Map(Vec::new()),
+        _ => Reply::Array(
+            COMMANDS
+                .iter()
+                .map(|c| Reply::bulk(c.to_lowercase()))
+                .collect(),
+        ),
+    }
+}
+
+const COMMANDS: &[&str] = &[
+    "EAPPEND", "EMAPPEND", "EGET", "ESCAN", "ESVER", "ESUB", "EACK", "EPSCAN", "EPSEQ", "EPSUB",
+    "HELLO", "PING", "QUIT", "CLIENT", "COMMAND", "SELECT",
+];
+
+/// Takes the next complete command off the front of `input`, as words:
+/// `Ok(None)` when more bytes are needed, `Err` for a protocol error (the
+/// connection then closes). Never panics, whatever the bytes.
+pub fn take_command(input: &mut Vec<u8>) -> Result<Option<Vec<Vec<u8>>>, Reply> {
+    loop {
+        if input.is_empty() {
+            return Ok(None);
+        }
+        if !b"*$+:-_#,(!=%~>|".contains(&input[0]) {
+            // An inline command (telnet, nc): one line of words.
+            let Some(end) = input.iter().position(|b| *b == b'\n') else {
+                return Ok(None);
+            };
+            let line: Vec<u8> = input.drain(..=end).collect();
+            let words: Vec<Vec<u8>> = String::from_utf8_lossy(&line)
+                .split_whitespace()
+                .map(|w| w.as_bytes().to_vec())
+                .collect();
+            if words.is_empty() {
+                continue;
+            }
+            return Ok(Some(words));
+        }
+        return match redis_protocol::resp3::decode::complete::decode(input) {
+            Ok(None) => Ok(None),
+            Ok(Some((frame, used))) => {
+                input.drain(..used);
+                words(frame).map(Some)
+            }
+            Err(e) => Err(Reply::err("ERR", format!("Protocol error: {e}"))),
+        };
+    }
+}
+
+/// A request frame's words: an array of strings.
+fn words(frame: OwnedFrame) -> Result<Vec<Vec<u8>>, Reply> {
+    let items = match frame {
+        OwnedFrame::Array { data, .. } => data,
+        _ => {
+            return Err(Reply::err(
+                "ERR",
+                "Protocol error: a command is an array of strings",
+            ));
+        }
+    };
+    items
+        .into_iter()
+        .map(|f| match f {
+            OwnedFrame::BlobString { data, .. } | OwnedFrame::SimpleString { data, .. } => Ok(data),
+            OwnedFrame::Number { data, .. } => Ok(data.to_string().into_bytes()),
+            _ => Err(Reply::err(
+                "ERR",
+                "Protocol error: command arguments must be strings",
+            )),
+        })
+        .collect()
+}
+
+/// Binds the RESP listener; returns it with its address.
+pub async fn bind(addr: &str) -> anyhow::Result<(TcpListener, std::net::SocketAddr)> {
+    let l = TcpListener::bind(addr).await?;
+    let a = l.local_addr()?;
+    Ok((l, a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn frames_inline_commands_and_partial_input() {
+        let mut input = b"*2\r\n$4\r\nPING\r\n$2\r\nhi\r\nPING\r\n*1\r\n$4\r\nPI".to_vec();
+        assert_eq!(
+            take_command(&mut input).unwrap(),
+            Some(vec![b"PING".to_vec(), b"hi".to_vec()])
+        );
+        assert_eq!(
+            take_command(&mut input).unwrap(),
+            Some(vec![b"PING".to_vec()])
+        );
+        assert_eq!(
+            take_command(&mut input).unwrap(),
+            None,
+            "an incomplete frame waits"
+        );
+        input.extend_from_slice(b"NG\r\n");
+        assert_eq!(
+            take_command(&mut input).unwrap(),
+            Some(vec![b"PING".to_vec()])
+        );
+        assert!(input.is_empty());
+        let mut bad = b"*1\r\n:x\r\n".to_vec();
+        assert!(take_command(&mut bad).is_err());
+        let mut not_array = b"$4\r\nPING\r\n".to_vec();
+        assert!(take_command(&mut not_array).is_err());
+    }
+
+    proptest! {
+        /// The decoder never panics, and never claims more than it read.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let mut input = bytes.clone();
+            for _ in 0..64 {
+                match take_command(&mut input) {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            prop_assert!(input.len() <= bytes.len());
+        }
+
+        /// Truncations of valid frames ask for more bytes, never fail.
+        #[test]
+        fn any_prefix_of_a_frame_waits(words in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..5), cut in any::<prop::sample::Index>()) {
+            let mut frame = format!("*{}\r\n", words.len()).into_bytes();
+            for w in &words {
+                frame.extend_from_slice(format!("${}\r\n", w.len()).as_bytes());
+                frame.extend_from_slice(w);
+                frame.extend_from_slice(b"\r\n");
+            }
+            let n = cut.index(frame.len());
+            let mut prefix = frame[..n].to_vec();
+            prop_assert_eq!(take_command(&mut prefix).unwrap(), None);
+            let mut whole = frame.clone();
+            prop_assert_eq!(take_command(&mut whole).unwrap(), Some(words));
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! `ESUB`, `EPSUB` and `EACK`: subscriptions pushed on the connection.
+//!
+//! Each subscription reads the log on blocking threads (one per stream)
+//! and sends `["message", <subscription id>, <cursor>, <event>]` pushes
+//! down the connection's channel; the cursor is the stream version
+//! (`ESUB`) or the global position (`EPSUB`). With a `WINDOW`, at most
+//! that many delivered events wait for an `EACK <id> <cursor>`, which
+//! acknowledges every delivered event whose cursor is at or below it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use hydra_eventlog::{StreamId, Target};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::args::{Args, invalid, syntax};
+use super::commands;
+use super::reply::Reply;
+use crate::daemon::app::Shared;
+
+/// Delivered, unacknowledged cursors of one subscription.
+#[derive(Default)]
+struct Window {
+    size: Option<usize>,
+    in_flight: Mutex<VecDeque<u64>>,
+    room: Condvar,
+}
+
+impl Window {
+    /// Waits for room for one more event; false if the connection is gone.
+    fn reserve(&self, closed: &dyn Fn() -> bool) -> bool {
+        let Some(size) = self.size else {
+            return true;
+        };
+        let mut q = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while q.len() >= size {
+            if closed() {
+                return false;
+            }
+            q = self
+                .room
+                .wait_timeout(q, Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn delivered(&self, cursor: u64) {
+        if self.size.is_some() {
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(cursor);
+        }
+    }
+
+    fn ack(&self, cursor: u64) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| *c > cursor);
+        self.room.notify_all();
+    }
+}
+
+pub struct Subscriptions {
+    app: Shared,
+    tx: mpsc::Sender<Reply>,
+    rx: mpsc::Receiver<Reply>,
+    windows: HashMap<Uuid, Arc<Window>>,
+}
+
+impl Subscriptions {
+    pub fn new(app: Shared) -> Subscriptions {
+        let (tx, rx) = mpsc::channel(1024);
+        Subscriptions {
+            app,
+            tx,
+            rx,
+            windows: HashMap::new(),
+        }
+    }
+
+    /// The next push to send.
+    pub async fn next(&mut self) -> Option<Reply> {
+        self.rx.recv().await
+    }
+
+    fn start(
+        &mut self,
+        feeds: Vec<(Target, Option<u64>)>,
+        window: Option<usize>,
+        by_version: bool,
+    ) -> Reply {
+        let id = Uuid::new_v4();
+        let w = Arc::new(Window {
+            size: window,
+            ..Window::default()
+        });
+        for (target, from) in feeds {
+            let (app, tx, w) = (self.app.clone(), self.tx.clone(), w.clone());
+            let mut sub = match app.log.subscribe(target, from) {
+                Ok(s) => s,
+                Err(e) => return commands::error(e),
+            };
+            app.metrics.subscriptions.inc();
+            tokio::task::spawn_blocking(move || {
+                let closed = || tx.is_closed() || app.shutting_down();
+                while !closed() {
+                    if !w.reserve(&closed) {
+                        break;
+                    }
+                    match sub.next_timeout(Duration::from_millis(250)) {
+                        Ok(Some(e)) => {
+                            let cursor = if by_version { e.version } else { e.position };
+                            w.delivered(cursor);
+                            app.metrics.events_read.inc();
+                            let push = Reply::Push(vec![
+                                Reply::str("message"),
+                                Reply::str(id.to_string()),
+                                Reply::Int(cursor as i64),
+                                commands::event(&e),
+                            ]);
+                            if tx.blocking_send(push).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(_) => break,
+                    }
+                }
+                app.metrics.subscriptions.dec();
+            });
+        }
+        self.windows.insert(id, w);
+        // The confirmation, as SierraDB sends it: the id, then a push.
+        let _ = self.tx.try_send(Reply::Push(vec![
+            Reply::str("subscribe"),
+            Reply::str(id.to_string()),
+            Reply::Int(self.windows.len() as i64),
+        ]));
+        Reply::str(id.to_string())
+    }
+
+    /// `ESUB <stream> [PARTITION_KEY k] [<stream> ...] [FROM LATEST|<version>|MAP s=v ...] [WINDOW n]`.
+    pub async fn esub(&mut self, mut args: Args) -> Reply {
+        let mut streams: Vec<StreamId> = Vec::new();
+        let mut from: Option<u64> = None;
+        let mut map: HashMap<String, u64> = HashMap::new();
+        let mut window = None;
+        while !args.is_empty() {
+            match args.peek_upper().as_deref() {
+                Some("PARTITION_KEY") => {
+                    args.keyword("PARTITION_KEY");
+                    if let Err(e) = args.uuid("partition key") {
+                        return e;
+                    }
+                }
+                Some("FROM") => {
+                    args.keyword("FROM");
+                    if args.keyword("LATEST") {
+                        from = None;
+                    } else if args.keyword("MAP") {
+                        while let Some(w) = args.peek_upper() {
+                            if w == "WINDOW" {
+                                break;
+                            }
+                            let pair = args.next_str("stream=version").unwrap_or_default();
+                            let Some((s, v)) = pair.split_once('=') else {
+                                return syntax(format!(
+                                    "FROM MAP takes stream=version pairs, not {pair:?}"
+                                ));
+                            };
+                            match v.parse() {
+                                Ok(v) => map.insert(s.to_owned(), v),
+                                Err(_) => return invalid(format!("version {v:?} is not a number")),
+                            };
+                        }
+                    } else {
+                        match args.u64("version") {
+                            Ok(v) => from = Some(v),
+                            Err(e) => return e,
+                        }
+                    }
+                }
+                Some("WINDOW") => {
+                    args.keyword("WINDOW");
+                    match args.u64("window") {
+                        Ok(n) => window = Some(n.max(1) as usize),
+                        Err(e) => return e,
+                    }
+                }
+                _ => match args.stream() {
+                    Ok(s) => streams.push(s),
+                    Err(e) => return e,
+                },
+            }
+        }
+        if streams.is_empty() {
+            return syntax("ESUB needs at least one stream");
+        }
+        let feeds = streams
+            .into_iter()
+            .map(|s| {
+                let start = map.get(s.as_str()).copied().or(from);
+                (Target::Stream(s), start)
+            })
+            .collect();
+        self.start(feeds, window, true)
+    }
+
+    /// `EPSUB <*|0|p,...> [FROM LATEST|<sequence>|MAP p=s ... [DEFAULT s]] [WINDOW n]`:
+    /// `$all` by position.
+    pub async fn epsub(&mut self, mut args: Args) -> Reply {
+        let parts = match args.next_str("partitions") {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        for p in parts.split(',') {
+            if p != "*" && p != "0" && p.parse::<Uuid>().is_err() {
+                return invalid(format!(
+                    "partition {p:?} does not exist: Hydra has one partition, 0, its global order"
+                ));
+            }
+        }
+        let mut from = None;
+        let mut window = None;
+        while !args.is_empty() {
+            if args.keyword("FROM") {
+                if args.keyword("LATEST") {
+                    from = None;
+                } else if args.keyword("MAP") {
+                    while let Some(w) = args.peek_upper() {
+                        if w == "WINDOW" {
+                            break;
+                        }
+                        if args.keyword("DEFAULT") {
+                            match args.u64("default sequence") {
+                                Ok(v) => from = from.or(Some(v)),
+                                Err(e) => return e,
+                            }
+                            continue;
+                        }
+                        let pair = args.next_str("partition=sequence").unwrap_or_default();
+                        match pair.split_once('=').map(|(_, s)| s.parse::<u64>()) {
+                            Some(Ok(s)) => from = Some(s),
+                            _ => {
+                                return syntax(format!(
+                                    "FROM MAP takes partition=sequence pairs, not {pair:?}"
+                                ));
+                            }
+                        }
+                    }
+                } else {
+                    match args.u64("sequence") {
+                        Ok(v) => from = Some(v),
+                        Err(e) => return e,
+                    }
+                }
+            } else if args.keyword("WINDOW") {
+                match args.u64("window") {
+                    Ok(n) => window = Some(n.max(1) as usize),
+                    Err(e) => return e,
+                }
+            } else {
+                return syntax("EPSUB <partitions> [FROM ...] [WINDOW n]");
+            }
+        }
+        let all = Target::All {
+            stream_prefix: None,
+            event_types: Vec::new(),
+        };
+        self.start(vec![(all, from)], window, false)
+    }
+
+    /// `EACK <subscription_id> <cursor>`.
+    pub fn eack(&mut self, mut args: Args) -> Reply {
+        let id = match args.uuid("subscription id") {
+            Ok(id) => id,
+            Err(e) => return e,
+        };
+        let cursor = match args.u64("cursor") {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        match self.windows.get(&id) {
+            Some(w) => {
+                w.ack(cursor);
+                Reply::ok()
+            }
+            None => Reply::err(
+                "NOTFOUND",
+                format!("subscription {id} does not exist on this connection"),
+            ),
+        }
+    }
+}
