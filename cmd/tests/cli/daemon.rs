@@ -14,6 +14,10 @@ use crate::{hydra, noise};
 pub struct Daemon {
     child: Option<Child>,
     pub url: String,
+    /// The RESP address, when started with `--resp`.
+    pub resp: Option<String>,
+    /// Kept open so that the daemon's stdout never breaks.
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Daemon {
@@ -25,18 +29,25 @@ impl Daemon {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut resp = None;
+        let url = loop {
+            let mut line = String::new();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "the daemon exited before listening"
+            );
+            if let Some(addr) = line.trim().strip_prefix("resp listening on ") {
+                resp = Some(addr.to_owned());
+            } else if let Some(url) = line.trim().strip_prefix("listening on ") {
+                break url.to_owned();
+            }
+        };
         Daemon {
             child: Some(child),
             url,
+            resp,
+            _stdout: out,
         }
     }
 

@@ -6,6 +6,7 @@ mod buckets;
 mod daemon;
 mod objects;
 mod remote;
+mod resp;
 mod streams;
 mod volume;
 
