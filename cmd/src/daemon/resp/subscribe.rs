@@ -100,12 +100,22 @@ impl Subscriptions {
             size: window,
             ..Window::default()
         });
+        let mut subs = Vec::new();
         for (target, from) in feeds {
-            let (app, tx, w) = (self.app.clone(), self.tx.clone(), w.clone());
-            let mut sub = match app.log.subscribe(target, from) {
-                Ok(s) => s,
+            match self.app.log.subscribe(target, from) {
+                Ok(s) => subs.push(s),
                 Err(e) => return commands::error(e),
-            };
+            }
+        }
+        // The confirmation, as SierraDB sends it (after the id reply): a
+        // push queued before any event, so that it always comes first.
+        let _ = self.tx.try_send(Reply::Push(vec![
+            Reply::str("subscribe"),
+            Reply::str(id.to_string()),
+            Reply::Int(self.windows.len() as i64 + 1),
+        ]));
+        for mut sub in subs {
+            let (app, tx, w) = (self.app.clone(), self.tx.clone(), w.clone());
             app.metrics.subscriptions.inc();
             tokio::task::spawn_blocking(move || {
                 let closed = || tx.is_closed() || app.shutting_down();
@@ -136,12 +146,6 @@ impl Subscriptions {
             });
         }
         self.windows.insert(id, w);
-        // The confirmation, as SierraDB sends it: the id, then a push.
-        let _ = self.tx.try_send(Reply::Push(vec![
-            Reply::str("subscribe"),
-            Reply::str(id.to_string()),
-            Reply::Int(self.windows.len() as i64),
-        ]));
         Reply::str(id.to_string())
     }
 
