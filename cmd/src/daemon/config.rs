@@ -94,7 +94,7 @@ pub struct ApiConfig {
     /// HTTP listen address; loopback by default.
     #[serde(default = "default_http")]
     pub http: Option<String>,
-    /// Reserved for the gRPC API.
+    /// gRPC listen address; off unless set.
     #[serde(default)]
     pub grpc: Option<String>,
     /// RESP3 (Redis protocol) listen address; off unless set.
@@ -253,9 +253,6 @@ impl Config {
                 a.parse::<SocketAddr>()
                     .map_err(|e| anyhow::anyhow!("{name}: {a:?} is not an address: {e}"))?;
             }
-        }
-        if self.api.grpc.is_some() {
-            bail!("api.grpc is reserved: the gRPC API is not built yet");
         }
         if self.log.level.parse::<tracing::Level>().is_err() {
             bail!(

@@ -10,6 +10,7 @@ mod app;
 mod blobs;
 pub mod config;
 mod error;
+mod grpc;
 mod metrics;
 mod resp;
 mod streams;
@@ -55,6 +56,9 @@ pub struct DaemonArgs {
     /// Durability of the event log: sync, async or none.
     #[arg(long, env = "HYDRA_DURABILITY")]
     pub durability: Option<String>,
+    /// gRPC listen address, e.g. 127.0.0.1:50051.
+    #[arg(long, env = "HYDRA_GRPC")]
+    pub grpc: Option<String>,
     /// RESP3 (Redis protocol) listen address, e.g. 127.0.0.1:9090.
     #[arg(long, env = "HYDRA_RESP")]
     pub resp: Option<String>,
@@ -77,6 +81,9 @@ pub fn effective_config(ctx: &Ctx, args: &DaemonArgs) -> Result<Config> {
     };
     if let Some(h) = &args.http {
         c.api.http = Some(h.clone());
+    }
+    if let Some(g) = &args.grpc {
+        c.api.grpc = Some(g.clone());
     }
     if let Some(r) = &args.resp {
         c.api.resp = Some(r.clone());
@@ -315,6 +322,18 @@ async fn serve(config: Config) -> Result<()> {
     let address_file = data_dir.join(ADDRESS_FILE);
     let _ = std::fs::write(&address_file, format!("http://{local}\n"));
     let (router, _) = router(app.clone(), config.limits.body_bytes);
+    if let Some(addr) = &config.api.grpc {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("api.grpc: cannot listen on {addr}"))?;
+        println!("grpc listening on {}", listener.local_addr()?);
+        let a = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = grpc::serve(a, listener).await {
+                tracing::error!("grpc server: {e}");
+            }
+        });
+    }
     if let Some(addr) = &config.api.resp {
         let (listener, local) = resp::bind(addr)
             .await

@@ -16,6 +16,8 @@ pub struct Daemon {
     pub url: String,
     /// The RESP address, when started with `--resp`.
     pub resp: Option<String>,
+    /// The gRPC address, when started with `--grpc`.
+    pub grpc: Option<String>,
     /// Kept open so that the daemon's stdout never breaks.
     _stdout: BufReader<std::process::ChildStdout>,
 }
@@ -30,7 +32,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut resp = None;
+        let (mut resp, mut grpc) = (None, None);
         let url = loop {
             let mut line = String::new();
             assert!(
@@ -39,6 +41,8 @@ impl Daemon {
             );
             if let Some(addr) = line.trim().strip_prefix("resp listening on ") {
                 resp = Some(addr.to_owned());
+            } else if let Some(addr) = line.trim().strip_prefix("grpc listening on ") {
+                grpc = Some(addr.to_owned());
             } else if let Some(url) = line.trim().strip_prefix("listening on ") {
                 break url.to_owned();
             }
@@ -47,6 +51,7 @@ impl Daemon {
             child: Some(child),
             url,
             resp,
+            grpc,
             _stdout: out,
         }
     }

@@ -4,6 +4,7 @@
 mod blocks;
 mod buckets;
 mod daemon;
+mod grpc;
 mod objects;
 mod remote;
 mod resp;
