@@ -10,10 +10,10 @@
 
 mod args;
 mod commands;
+pub mod frame;
 mod reply;
 mod subscribe;
 
-use redis_protocol::resp3::types::OwnedFrame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -261,62 +261,9 @@ const COMMANDS: &[&str] = &[
     "HELLO", "PING", "QUIT", "CLIENT", "COMMAND", "SELECT",
 ];
 
-/// Takes the next complete command off the front of `input`, as words:
-/// `Ok(None)` when more bytes are needed, `Err` for a protocol error (the
-/// connection then closes). Never panics, whatever the bytes.
+/// Takes the next complete command off `input` (see [`frame::take`]).
 pub fn take_command(input: &mut Vec<u8>) -> Result<Option<Vec<Vec<u8>>>, Reply> {
-    loop {
-        if input.is_empty() {
-            return Ok(None);
-        }
-        if !b"*$+:-_#,(!=%~>|".contains(&input[0]) {
-            // An inline command (telnet, nc): one line of words.
-            let Some(end) = input.iter().position(|b| *b == b'\n') else {
-                return Ok(None);
-            };
-            let line: Vec<u8> = input.drain(..=end).collect();
-            let words: Vec<Vec<u8>> = String::from_utf8_lossy(&line)
-                .split_whitespace()
-                .map(|w| w.as_bytes().to_vec())
-                .collect();
-            if words.is_empty() {
-                continue;
-            }
-            return Ok(Some(words));
-        }
-        return match redis_protocol::resp3::decode::complete::decode(input) {
-            Ok(None) => Ok(None),
-            Ok(Some((frame, used))) => {
-                input.drain(..used);
-                words(frame).map(Some)
-            }
-            Err(e) => Err(Reply::err("ERR", format!("Protocol error: {e}"))),
-        };
-    }
-}
-
-/// A request frame's words: an array of strings.
-fn words(frame: OwnedFrame) -> Result<Vec<Vec<u8>>, Reply> {
-    let items = match frame {
-        OwnedFrame::Array { data, .. } => data,
-        _ => {
-            return Err(Reply::err(
-                "ERR",
-                "Protocol error: a command is an array of strings",
-            ));
-        }
-    };
-    items
-        .into_iter()
-        .map(|f| match f {
-            OwnedFrame::BlobString { data, .. } | OwnedFrame::SimpleString { data, .. } => Ok(data),
-            OwnedFrame::Number { data, .. } => Ok(data.to_string().into_bytes()),
-            _ => Err(Reply::err(
-                "ERR",
-                "Protocol error: command arguments must be strings",
-            )),
-        })
-        .collect()
+    frame::take(input).map_err(|e| Reply::err("ERR", format!("Protocol error: {e}")))
 }
 
 /// Binds the RESP listener; returns it with its address.

@@ -1,8 +1,11 @@
-//! HTTP load: durable appends from 1, 8 and 64 concurrent clients, and
-//! Server-Sent Events fan-out to 100 subscribers, against a real daemon
-//! (release build) on loopback.
+//! API load: durable single-event appends from 1, 8 and 64 concurrent
+//! clients over HTTP, RESP3 (with `redis-benchmark`, pipelined and not) and
+//! gRPC, against one real daemon (release build) on loopback; then
+//! Server-Sent Events fan-out to 100 subscribers. With `SIERRADB=<path to
+//! the sierradb-server binary>`, the same `redis-benchmark` load runs
+//! against SierraDB in the same run, for the ratio.
 //!
-//! Run: `cargo bench -p hydra --bench http` (prints Markdown).
+//! Run: `cargo bench -p hydra --bench api` (prints Markdown).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
