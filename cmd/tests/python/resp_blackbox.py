@@ -186,6 +186,37 @@ def esub_catches_up_then_goes_live_with_a_window():
     r.connection_pool.release(conn)
 
 
+@test
+def epsub_follows_the_global_order():
+    r = client()
+    start = r.execute_command("EPSEQ", "0") + 1
+    conn = r.connection_pool.get_connection()
+    conn.send_command("EPSUB", "*", "FROM", str(start), "WINDOW", "10")
+    sub_id = conn.read_response()
+    assert conn.read_response(push_request=True)[0] == b"subscribe"
+    s = f"ps-{uuid.uuid4()}"
+    client().execute_command("EAPPEND", s, "Global", "PAYLOAD", "g")
+    msg = conn.read_response(push_request=True)
+    assert msg[0] == b"message" and msg[1] == sub_id and msg[2] == start, msg
+    assert as_dict(msg[3])["stream_id"] == s.encode()
+    r.connection_pool.release(conn)
+
+
+@test
+def connection_commands():
+    r = client()
+    assert r.execute_command("CLIENT", "SETNAME", "tester") in (b"OK", "OK", True)
+    assert r.execute_command("CLIENT", "GETNAME") == b"tester"
+    conn = r.connection_pool.get_connection()
+    conn.send_command("PING", "hello")
+    assert conn.read_response() == b"hello"
+    conn.send_command("COMMAND", "COUNT")
+    assert conn.read_response() >= 10
+    conn.send_command("QUIT")
+    assert conn.read_response() in (b"OK", "OK")
+    conn.disconnect()
+
+
 failed = [n for n, e in results if e is not None]
 print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)
