@@ -41,6 +41,8 @@ pub enum Error {
     DuplicateStreamInAppend { stream: StreamId },
     #[error("event {0} not found")]
     EventNotFound(Uuid),
+    #[error("no event at position {0}")]
+    NoSuchPosition(u64),
     #[error("stream {stream} has no version {version} (its length is {length})")]
     NoSuchVersion {
         stream: StreamId,

@@ -11,8 +11,9 @@ pub const MAX_EVENT_TYPE: usize = 256;
 /// An event to append.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewEvent {
-    /// Client-chosen id, for idempotent retries. `None`: a UUIDv7 (time
-    /// ordered, which keeps the id index's inserts sequential).
+    /// Client-chosen id, for idempotent retries. `None`: the log assigns a
+    /// time-ordered UUID that carries the event's global position, so it
+    /// needs no index entry (see `event_id.rs`).
     pub id: Option<Uuid>,
     pub event_type: String,
     /// The payload: bytes, often JSON.

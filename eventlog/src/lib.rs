@@ -76,6 +76,7 @@ struct ReadmeDoctests;
 
 mod error;
 mod event;
+mod event_id;
 mod hex;
 mod id;
 mod layout;

@@ -168,6 +168,12 @@ impl EventLog {
 
     /// One event by id.
     pub fn get_event(&self, id: Uuid) -> Result<RecordedEvent, Error> {
+        if let Some(position) = crate::event_id::position_of(&id)
+            && let Ok(e) = self.event_at(position)
+            && e.id == id
+        {
+            return Ok(e);
+        }
         let loc = self
             .inner
             .volume
@@ -181,6 +187,16 @@ impl EventLog {
             .get(&layout::log_key(loc.position))?
             .ok_or(Error::EventNotFound(id))?;
         EventRecord::decode(&bytes)?.into_event(loc.position)
+    }
+
+    /// The event at a global position.
+    pub fn event_at(&self, position: u64) -> Result<RecordedEvent, Error> {
+        let bytes = self
+            .inner
+            .volume
+            .get(&layout::log_key(position))?
+            .ok_or(Error::NoSuchPosition(position))?;
+        EventRecord::decode(&bytes)?.into_event(position)
     }
 
     /// The version of the stream's last event; `None` when the stream does

@@ -104,10 +104,10 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
             version: record.version,
             position: pos,
         };
-        batch.put(
-            layout::event_id_key(&uuid::Uuid::from_bytes(record.id)),
-            loc.encode(),
-        );
+        let id = uuid::Uuid::from_bytes(record.id);
+        if crate::event_id::position_of(&id) != Some(pos) {
+            batch.put(layout::event_id_key(&id), loc.encode());
+        }
         next_position = pos + 1;
         report.events += 1;
         if batch.bytes() > 8 << 20 {

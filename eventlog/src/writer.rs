@@ -305,6 +305,20 @@ impl Writer {
         if let Some(l) = tx.eids.get(id).or_else(|| tx.staged.eids.get(id)) {
             return Ok(Some(*l));
         }
+        if let Some(position) = crate::event_id::position_of(id)
+            && let Some(bytes) = self.volume.get(&layout::log_key(position))?
+        {
+            let record = layout::EventRecord::decode(&bytes)?;
+            if record.id == *id.as_bytes() {
+                let stream = StreamId::new(record.stream)?;
+                let num = self.state(tx, &stream)?.map_or(0, |s| s.num);
+                return Ok(Some(EventLocation {
+                    num,
+                    version: record.version,
+                    position,
+                }));
+            }
+        }
         match self.volume.get(&layout::event_id_key(id))? {
             Some(b) => EventLocation::decode(&b).map(Some),
             None => Ok(None),
@@ -404,8 +418,12 @@ impl Writer {
         let first_version = st.length;
         let first_position = tx.meta.next_position;
         for e in &w.events {
-            let id = e.id.unwrap_or_else(Uuid::now_v7);
             let (version, position) = (st.length, tx.meta.next_position);
+            // Ids the log assigns carry their position: no index insert.
+            let (id, indexed) = match e.id {
+                Some(id) => (id, true),
+                None => (crate::event_id::generated(position, now), false),
+            };
             let bytes = EventRecordRef {
                 id: *id.as_bytes(),
                 stream: w.stream.as_str(),
@@ -438,8 +456,10 @@ impl Writer {
                 version,
                 position,
             };
-            tx.ops.put(layout::event_id_key(&id), loc.encode());
-            tx.eids.insert(id, loc);
+            if indexed {
+                tx.ops.put(layout::event_id_key(&id), loc.encode());
+                tx.eids.insert(id, loc);
+            }
             st.length += 1;
             st.last_position = Some(position);
             tx.meta.next_position += 1;

@@ -55,6 +55,7 @@ impl From<LogError> for ApiError {
             | LogError::SubscriptionExists(_) => StatusCode::CONFLICT,
             LogError::StreamNotFound(_)
             | LogError::EventNotFound(_)
+            | LogError::NoSuchPosition(_)
             | LogError::NoSuchVersion { .. }
             | LogError::SubscriptionNotFound(_)
             | LogError::SnapshotNotFound { .. } => StatusCode::NOT_FOUND,

@@ -32,6 +32,7 @@ fn status(e: LogError) -> Status {
         }
         LogError::StreamNotFound(_)
         | LogError::EventNotFound(_)
+        | LogError::NoSuchPosition(_)
         | LogError::NoSuchVersion { .. }
         | LogError::SubscriptionNotFound(_)
         | LogError::SnapshotNotFound { .. } => Status::not_found(e.to_string()),

@@ -215,11 +215,49 @@ fn events_keep_every_field_and_get_v7_ids() {
     assert_eq!(got[0].data, vec![0, 255, 7]);
     assert_eq!(got[0].metadata, b"{\"m\":1}");
     assert_eq!(got[0].timestamp, 1_700_000_000_000);
-    assert_eq!(got[0].id.get_version_num(), 7);
+    assert_eq!(got[0].id.get_version_num(), 8);
     assert!(got[1].timestamp > 1_700_000_000_000);
     assert_eq!(log.get_event(got[1].id).unwrap(), got[1]);
     assert!(matches!(
         log.get_event(Uuid::new_v4()),
+        Err(Error::EventNotFound(_))
+    ));
+}
+
+/// Ids the log assigns need no index, yet work like any other: found by
+/// `get_event`, and a retry that sends one back is idempotent. A client id
+/// that merely looks like one of ours is indexed as usual.
+#[test]
+fn assigned_ids_work_without_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let s = sid("assigned");
+    log.append(&s, ExpectedVersion::Any, vec![ev("A", "1"), ev("B", "2")])
+        .unwrap();
+    let events = read_all_of(&log, &s);
+    assert_eq!(log.get_event(events[1].id).unwrap(), events[1]);
+    let retry = log
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![
+                ev("A", "1").with_id(events[0].id),
+                ev("B", "2").with_id(events[1].id),
+            ],
+        )
+        .unwrap();
+    assert_eq!((retry.first_version, retry.version), (0, 1));
+    assert_eq!(read_all_of(&log, &s).len(), 2, "the retry wrote nothing");
+    // A look-alike id: our layout, but naming position 1 whose record has
+    // another id. It is a client id like any other.
+    let mut fake = *events[1].id.as_bytes();
+    fake[0] ^= 0xff;
+    let fake = Uuid::from_bytes(fake);
+    log.append(&s, ExpectedVersion::Any, vec![ev("C", "3").with_id(fake)])
+        .unwrap();
+    assert_eq!(log.get_event(fake).unwrap().event_type, "C");
+    assert!(matches!(
+        log.get_event(Uuid::from_bytes([0x11; 16])),
         Err(Error::EventNotFound(_))
     ));
 }

@@ -32,6 +32,7 @@ pub fn error(e: LogError) -> Reply {
         LogError::WrongExpectedVersion { .. } => "WRONGVER",
         LogError::StreamNotFound(_)
         | LogError::EventNotFound(_)
+        | LogError::NoSuchPosition(_)
         | LogError::NoSuchVersion { .. }
         | LogError::SubscriptionNotFound(_)
         | LogError::SnapshotNotFound { .. } => "NOTFOUND",
@@ -115,14 +116,12 @@ pub fn eappend(app: &App, mut args: Args) -> ArgResult<Reply> {
     let (mut e, expected, pk) = event_options(&mut args, true)?;
     args.finish()?;
     e.event_type = event_type;
-    let id = e.id.unwrap_or_else(Uuid::now_v7);
-    e.id = Some(id);
     let r = app.log.append(&stream, expected, vec![e]).map_err(error)?;
     app.metrics.appends.inc();
     app.metrics.events_appended.inc();
-    let e = app.log.get_event(id).map_err(error)?;
+    let e = app.log.event_at(r.position).map_err(error)?;
     Ok(Reply::map([
-        ("event_id", Reply::str(id.to_string())),
+        ("event_id", Reply::str(e.id.to_string())),
         (
             "partition_key",
             Reply::str(pk.unwrap_or_else(|| partition_key(&stream)).to_string()),
@@ -139,15 +138,13 @@ pub fn eappend(app: &App, mut args: Args) -> ArgResult<Reply> {
 pub fn emappend(app: &App, mut args: Args) -> ArgResult<Reply> {
     let pk = args.uuid("partition key")?;
     let mut writes: Vec<StreamWrite> = Vec::new();
-    let mut ids = Vec::new();
+    let mut count = 0u64;
     while !args.is_empty() {
         let stream = args.stream()?;
         let event_type = args.next_str("event name")?;
         let (mut e, expected, _) = event_options(&mut args, false)?;
         e.event_type = event_type;
-        let id = e.id.unwrap_or_else(Uuid::now_v7);
-        e.id = Some(id);
-        ids.push((stream.clone(), id));
+        count += 1;
         // Several events of one stream in one EMAPPEND append together.
         match writes.iter_mut().find(|w| w.stream == stream) {
             Some(w) => {
@@ -170,22 +167,20 @@ pub fn emappend(app: &App, mut args: Args) -> ArgResult<Reply> {
     }
     let results = app.log.append_multi(writes.clone()).map_err(error)?;
     app.metrics.appends.inc();
-    app.metrics.events_appended.inc_by(ids.len() as u64);
+    app.metrics.events_appended.inc_by(count);
     let first = results.iter().map(|r| r.first_position).min().unwrap_or(0);
     let last = results.iter().map(|r| r.position).max().unwrap_or(0);
     let mut events = Vec::new();
     for (w, r) in writes.iter().zip(&results) {
-        for (i, e) in w.events.iter().enumerate() {
+        for i in 0..w.events.len() as u64 {
+            let e = app.log.event_at(r.first_position + i).map_err(error)?;
             events.push(Reply::map([
-                ("event_id", Reply::str(e.id.expect("set above").to_string())),
+                ("event_id", Reply::str(e.id.to_string())),
                 ("stream_id", Reply::bulk(w.stream.as_str())),
-                (
-                    "stream_version",
-                    Reply::Int((r.first_version + i as u64) as i64),
-                ),
+                ("stream_version", Reply::Int((r.first_version + i) as i64)),
                 (
                     "partition_sequence",
-                    Reply::Int((r.first_position + i as u64) as i64),
+                    Reply::Int((r.first_position + i) as i64),
                 ),
             ]));
         }
