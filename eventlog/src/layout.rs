@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `log-0/` pos(8) | [`EventRecord`] | once per event: the `$all` order |
 //! | `sv-0/` num(8) version(8) | pos(8) | once per event |
-//! | `eid-0/` uuid(16) | num(8) version(8) pos(8) | once per event |
+//! | `eid-0/` uuid(16) | num(8) version(8) pos(8) | once per client-chosen id |
 //! | `st-0/` stream id | [`StreamState`] | once per stream per commit |
 //! | `sn-0/` num(8) | stream id | once per stream |
 //! | `smt-0/` num(8) level(1) index(8) | subtree hash | once per 128 events on average |

@@ -27,7 +27,8 @@
 //!
 //! Events are written once, under their global position: a sequential
 //! key, so appends stay fast at any size. Per-stream and per-id indexes
-//! are sequential too (UUIDv7 ids when the client gives none). Appending
+//! is sequential too; ids the log assigns itself carry their position and
+//! need no index entry at all (see `event_id.rs`). Appending
 //! costs O(1) amortised writes; reading version v is one index lookup and
 //! one record fetch; a range read streams pages of index entries and
 //! records. A stream's Merkle tree is kept as its peaks (at most 64
