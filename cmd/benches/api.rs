@@ -1,6 +1,6 @@
 //! API load: durable single-event appends from 1, 8 and 64 concurrent
-//! clients over HTTP, RESP3 (with `redis-benchmark`, pipelined and not) and
-//! gRPC, against one real daemon (release build) on loopback; then
+//! clients over HTTP, gRPC and RESP3 (with `redis-benchmark`, pipelined and
+//! not), against one real daemon (release build) on loopback; then
 //! Server-Sent Events fan-out to 100 subscribers. With `SIERRADB=<path to
 //! the sierradb-server binary>`, the same `redis-benchmark` load runs
 //! against SierraDB in the same run, for the ratio.
@@ -11,34 +11,88 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Daemon(Child);
+pub mod pb {
+    tonic::include_proto!("hydra.v1");
+}
 
-impl Drop for Daemon {
+struct Server(Child);
+
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-fn start(dir: &std::path::Path) -> (Daemon, String) {
+/// The daemon, with its HTTP URL, RESP and gRPC addresses.
+struct Daemon {
+    _server: Server,
+    url: String,
+    resp: String,
+    grpc: String,
+}
+
+fn start(dir: &std::path::Path) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hydra"))
         .arg("--data")
         .arg(dir)
-        .args(["daemon", "--http", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["daemon", "--http", "127.0.0.1:0", "--resp", "127.0.0.1:0"])
+        .args(["--grpc", "127.0.0.1:0", "--log-level", "warn"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
-    (Daemon(child), url)
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut resp, mut grpc) = (String::new(), String::new());
+    let url = loop {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let line = line.trim();
+        if let Some(a) = line.strip_prefix("resp listening on ") {
+            resp = a.to_owned();
+        } else if let Some(a) = line.strip_prefix("grpc listening on ") {
+            grpc = a.to_owned();
+        } else if let Some(u) = line.strip_prefix("listening on ") {
+            break u.to_owned();
+        }
+    };
+    // Keep the pipe open for the daemon's lifetime.
+    std::mem::forget(out);
+    Daemon {
+        _server: Server(child),
+        url,
+        resp,
+        grpc,
+    }
+}
+
+/// SierraDB (when `SIERRADB` names its binary) and its address.
+fn start_sierradb(dir: &std::path::Path) -> Option<(Server, String)> {
+    let bin = std::env::var("SIERRADB").ok()?;
+    let addr = format!("127.0.0.1:{}", 19090 + (std::process::id() % 1000) as u16);
+    // SierraDB 0.3.1 refuses EXPECTED_VERSION any unless strict versioning
+    // is off; Hydra's load uses `any` too.
+    let config = dir.join("sierradb.toml");
+    std::fs::write(&config, "[append]\nstrict_versioning = false\n").ok()?;
+    let child = Command::new(bin)
+        .arg("--dir")
+        .arg(dir.join("data"))
+        .arg("-c")
+        .arg(&config)
+        .args(["--client-address", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let server = Server(child);
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            std::thread::sleep(Duration::from_secs(1));
+            return Some((server, addr));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
@@ -49,8 +103,17 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
+/// Appends/s, p50, p99.
+type Figure = (f64, Duration, Duration);
+
+fn figure(started: Instant, mut lat: Vec<Duration>) -> Figure {
+    let rate = lat.len() as f64 / started.elapsed().as_secs_f64();
+    lat.sort();
+    (rate, percentile(&lat, 0.5), percentile(&lat, 0.99))
+}
+
 /// `clients` threads, each posting `each` single-event appends.
-fn appends(url: &str, clients: usize, each: usize) -> (f64, Duration, Duration) {
+fn http_appends(url: &str, clients: usize, each: usize) -> Figure {
     let body = format!(
         r#"{{"type":"Bench","data":{{"pad":"{}"}}}}"#,
         "x".repeat(220)
@@ -58,28 +121,107 @@ fn appends(url: &str, clients: usize, each: usize) -> (f64, Duration, Duration) 
     let started = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|c| {
-            let url = format!("{url}/streams/bench-{clients}-{c}");
+            let url = format!("{url}/streams/http-{clients}-{c}");
             let body = body.clone();
             std::thread::spawn(move || {
                 let client = reqwest::blocking::Client::new();
-                let mut lat = Vec::with_capacity(each);
-                for _ in 0..each {
-                    let t = Instant::now();
-                    let r = client.post(&url).body(body.clone()).send().unwrap();
-                    assert_eq!(r.status(), 201);
-                    lat.push(t.elapsed());
-                }
-                lat
+                (0..each)
+                    .map(|_| {
+                        let t = Instant::now();
+                        let r = client.post(&url).body(body.clone()).send().unwrap();
+                        assert_eq!(r.status(), 201);
+                        t.elapsed()
+                    })
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
-    let mut lat: Vec<Duration> = threads
+    let lat = threads
         .into_iter()
         .flat_map(|t| t.join().unwrap())
         .collect();
-    let rate = lat.len() as f64 / started.elapsed().as_secs_f64();
-    lat.sort();
-    (rate, percentile(&lat, 0.5), percentile(&lat, 0.99))
+    figure(started, lat)
+}
+
+/// `clients` concurrent tonic clients, each appending `each` events.
+fn grpc_appends(addr: &str, clients: usize, each: usize) -> Figure {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let url = format!("http://{addr}");
+                tokio::spawn(async move {
+                    let mut client = pb::event_store_client::EventStoreClient::connect(url)
+                        .await
+                        .unwrap();
+                    let mut lat = Vec::with_capacity(each);
+                    for _ in 0..each {
+                        let req = pb::AppendRequest {
+                            stream: format!("grpc-{clients}-{c}"),
+                            expected: None,
+                            events: vec![pb::NewEvent {
+                                r#type: "Bench".into(),
+                                data: vec![b'x'; 240],
+                                ..Default::default()
+                            }],
+                        };
+                        let t = Instant::now();
+                        client.append(req).await.unwrap();
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await.unwrap());
+        }
+        figure(started, lat)
+    })
+}
+
+/// One `redis-benchmark` run of EAPPEND over RESP3: (rps, p50 ms, p99 ms).
+fn redis_benchmark(
+    addr: &str,
+    clients: usize,
+    requests: usize,
+    pipeline: usize,
+) -> Option<(f64, f64, f64)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let payload = "x".repeat(230);
+    let out = Command::new("redis-benchmark")
+        .args(["-h", host, "-p", port, "-3", "--csv", "-r", "1000000"])
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-n",
+            &requests.to_string(),
+            "-P",
+            &pipeline.to_string(),
+        ])
+        .args([
+            "EAPPEND",
+            "bench-__rand_int__",
+            "Bench",
+            "PAYLOAD",
+            &payload,
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text.lines().last()?;
+    // "test","rps","avg","min","p50","p95","p99","max"
+    let cols: Vec<f64> = row
+        .split(',')
+        .skip(1)
+        .map(|c| c.trim_matches('"').parse().unwrap_or(0.0))
+        .collect();
+    (cols.len() >= 6 && cols[0] > 0.0).then(|| (cols[0], cols[3], cols[5]))
 }
 
 /// 100 SSE subscribers from now; then `events` appends; the time until
@@ -130,18 +272,60 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_daemon, url) = start(dir.path());
-    println!("| workload | appends/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|");
+    let d = start(dir.path());
+    println!(
+        "| API | clients | appends/s | p50 ms | p99 ms | SierraDB 0.3.1, same load | Hydra / SierraDB |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (clients, each) in [(1, 1000), (8, 500), (64, 150)] {
-        let (rate, p50, p99) = appends(&url, clients, each);
+        let (rate, p50, p99) = http_appends(&d.url, clients, each);
         println!(
-            "| HTTP POST, 1 event, sync, {clients} client(s) | {rate:.0} | {} | {} |",
+            "| HTTP POST | {clients} | {rate:.0} | {} | {} | | |",
             ms(p50),
             ms(p99)
         );
     }
-    let (rate, took) = fan_out(&url, 100, 2000);
+    for (clients, each) in [(1, 1000), (8, 500), (64, 150)] {
+        let (rate, p50, p99) = grpc_appends(&d.grpc, clients, each);
+        println!(
+            "| gRPC Append | {clients} | {rate:.0} | {} | {} | | |",
+            ms(p50),
+            ms(p99)
+        );
+    }
+    let sierra_dir = tempfile::tempdir().unwrap();
+    let sierra = start_sierradb(sierra_dir.path());
+    for pipeline in [1usize, 16] {
+        for clients in [1usize, 8, 64] {
+            let requests = if pipeline == 1 {
+                1000 * clients.min(10)
+            } else {
+                20_000
+            };
+            let label = if pipeline == 1 {
+                "RESP3 EAPPEND".to_owned()
+            } else {
+                format!("RESP3 EAPPEND, pipeline {pipeline}")
+            };
+            let Some((rps, p50, p99)) = redis_benchmark(&d.resp, clients, requests, pipeline)
+            else {
+                println!("| {label} | {clients} | redis-benchmark failed or is missing | | | | |");
+                continue;
+            };
+            let theirs = sierra
+                .as_ref()
+                .and_then(|(_, addr)| redis_benchmark(addr, clients, requests.min(1000), pipeline));
+            let (s, ratio) = match theirs {
+                Some((s_rps, s50, s99)) => (
+                    format!("{s_rps:.0}/s (p50 {s50:.2}, p99 {s99:.2} ms)"),
+                    format!("{:.1}x", rps / s_rps),
+                ),
+                None => ("(not run)".into(), String::new()),
+            };
+            println!("| {label} | {clients} | {rps:.0} | {p50:.2} | {p99:.2} | {s} | {ratio} |");
+        }
+    }
+    let (rate, took) = fan_out(&d.url, 100, 2000);
     println!();
     println!("| SSE fan-out | deliveries/s | all delivered in |");
     println!("|---|---|---|");
