@@ -464,6 +464,19 @@ fn payload(obj: &mut serde_json::Map<String, Value>, name: &str, bytes: Vec<u8>)
     Ok(())
 }
 
+/// The query of a ranged read: direction, and from and count when given.
+fn range_query(from: Option<u64>, count: u64, backward: bool) -> Vec<(&'static str, String)> {
+    let direction = if backward { "backwards" } else { "forwards" };
+    let mut q = vec![("direction", direction.to_owned())];
+    if let Some(f) = from {
+        q.push(("from", f.to_string()));
+    }
+    if count != u64::MAX {
+        q.push(("count", count.to_string()));
+    }
+    q
+}
+
 /// Reads NDJSON events from a response, printing each.
 fn print_ndjson(r: Response, out: &mut impl Write, json: bool) -> Result<()> {
     for line in BufReader::new(r).lines() {
@@ -524,16 +537,7 @@ fn stream(remote: &Remote, cmd: StreamCmd, out: &mut impl Write) -> Result<ExitC
             at_length,
             json,
         } => {
-            let mut q = vec![(
-                "direction",
-                if backward { "backwards" } else { "forwards" }.to_owned(),
-            )];
-            if let Some(f) = from {
-                q.push(("from", f.to_string()));
-            }
-            if count != u64::MAX {
-                q.push(("count", count.to_string()));
-            }
+            let mut q = range_query(from, count, backward);
             if let Some(l) = at_length {
                 q.push(("length", l.to_string()));
             }
@@ -551,16 +555,7 @@ fn stream(remote: &Remote, cmd: StreamCmd, out: &mut impl Write) -> Result<ExitC
             prefix,
             json,
         } => {
-            let mut q = vec![(
-                "direction",
-                if backward { "backwards" } else { "forwards" }.to_owned(),
-            )];
-            if let Some(f) = from {
-                q.push(("from", f.to_string()));
-            }
-            if count != u64::MAX {
-                q.push(("count", count.to_string()));
-            }
+            let mut q = range_query(from, count, backward);
             if !types.is_empty() {
                 q.push(("type", types.join(",")));
             }

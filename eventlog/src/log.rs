@@ -245,14 +245,14 @@ impl EventLog {
             return Err(Error::Closed);
         };
         let group = std::mem::take(&mut *lock(&self.inner.queue));
-        if !group.is_empty() {
-            w.commit(group);
-        }
+        let answers = w.commit(group);
         drop(writer);
-        // After releasing: whatever was queued meanwhile gets a leader.
+        // After releasing: whatever was queued meanwhile gets a leader
+        // first, then the waiters of this group wake.
         if let Some(next) = lock(&self.inner.queue).first() {
             next.lead();
         }
+        answers.send();
         Ok(())
     }
 

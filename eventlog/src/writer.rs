@@ -131,10 +131,39 @@ enum Answer {
     Unit(Reply<()>, Result<(), Error>),
 }
 
+impl Answer {
+    /// The answer to give when the group's commit failed.
+    fn failed(self, e: &Error) -> Answer {
+        match self {
+            Answer::Append(reply, r) => Answer::Append(reply, r.and(Err(e.clone()))),
+            Answer::Unit(reply, r) => Answer::Unit(reply, r.and(Err(e.clone()))),
+        }
+    }
+}
+
+/// The answers of committed groups, to send once the writer is released:
+/// waking dozens of threads costs a syscall each, which the next group's
+/// leader should not wait for.
+#[must_use]
+pub(crate) struct Answers(Vec<Answer>);
+
+impl Answers {
+    pub fn send(self) {
+        for a in self.0 {
+            // A send fails only when the asker has gone.
+            let _ = match a {
+                Answer::Append(reply, r) => reply.send(Msg::Done(r)).is_ok(),
+                Answer::Unit(reply, r) => reply.send(Msg::Done(r)).is_ok(),
+            };
+        }
+    }
+}
+
 impl Writer {
     /// Applies a group of requests and commits them together. Groups
     /// larger than a commit should hold are split.
-    pub fn commit(&mut self, mut requests: Vec<Request>) {
+    pub fn commit(&mut self, mut requests: Vec<Request>) -> Answers {
+        let mut answers = Vec::with_capacity(requests.len());
         while !requests.is_empty() {
             let mut bytes = 0;
             let mut n = 0;
@@ -143,12 +172,13 @@ impl Writer {
                 n += 1;
             }
             let rest = requests.split_off(n);
-            self.commit_group(requests);
+            answers.extend(self.commit_group(requests));
             requests = rest;
         }
+        Answers(answers)
     }
 
-    fn commit_group(&mut self, group: Vec<Request>) {
+    fn commit_group(&mut self, group: Vec<Request>) -> Vec<Answer> {
         let mut staged = Staged {
             meta: self.meta,
             ..Staged::default()
@@ -187,7 +217,8 @@ impl Writer {
                 }
                 Request::Reindex { reply } => {
                     // Commit what came before, then rebuild on a quiet log.
-                    self.finish_group(std::mem::take(&mut staged), std::mem::take(&mut answers));
+                    let before = std::mem::take(&mut answers);
+                    Answers(self.finish_group(std::mem::take(&mut staged), before)).send();
                     let r = crate::reindex::rebuild(self);
                     let _ = reply.send(Msg::Done(r));
                     staged = Staged {
@@ -197,11 +228,11 @@ impl Writer {
                 }
             }
         }
-        self.finish_group(staged, answers);
+        self.finish_group(staged, answers)
     }
 
-    /// Commits a group and answers its requests.
-    fn finish_group(&mut self, mut staged: Staged, answers: Vec<Answer>) {
+    /// Commits a group; returns its answers.
+    fn finish_group(&mut self, mut staged: Staged, answers: Vec<Answer>) -> Vec<Answer> {
         let outcome = if staged.batch.is_empty() {
             Ok(())
         } else {
@@ -225,30 +256,10 @@ impl Writer {
                 self.cache.extend(staged.states);
                 self.meta = staged.meta;
                 self.notify.committed(committed_to);
-                for a in answers {
-                    match a {
-                        Answer::Append(reply, r) => {
-                            let _ = reply.send(Msg::Done(r));
-                        }
-                        Answer::Unit(reply, r) => {
-                            let _ = reply.send(Msg::Done(r));
-                        }
-                    }
-                }
+                answers
             }
-            Err(e) => {
-                // Nothing of the group is stored; the cache never saw it.
-                for a in answers {
-                    match a {
-                        Answer::Append(reply, r) => {
-                            let _ = reply.send(Msg::Done(r.and(Err(e.clone()))));
-                        }
-                        Answer::Unit(reply, r) => {
-                            let _ = reply.send(Msg::Done(r.and(Err(e.clone()))));
-                        }
-                    }
-                }
-            }
+            // Nothing of the group is stored; the cache never saw it.
+            Err(e) => answers.into_iter().map(|a| a.failed(&e)).collect(),
         }
     }
 
