@@ -26,10 +26,12 @@
 //! assert_eq!(seen, [Visit::Found(root), Visit::Found(chunk)]);
 //! ```
 
+mod car;
 mod node;
 mod reference;
 mod walk;
 
+pub use car::{CarError, CarReader, CarWriter, MAX_CAR_BLOCK};
 pub use node::{DecodeError, Kind, NODE_FORMAT, Node, links, links_of};
 pub use reference::{Codec, HASH_LEN, Ref, RefParseError};
 pub use walk::{Visit, WalkError, Walker};

@@ -107,7 +107,7 @@ impl Ref {
         blake3::hash(stored) == blake3::Hash::from_bytes(self.hash)
     }
 
-    fn to_cid(self) -> Cid {
+    pub(crate) fn to_cid(self) -> Cid {
         let mh = Multihash::<64>::wrap(BLAKE3_CODE, &self.hash)
             .expect("a 32-byte digest fits a 64-byte multihash");
         Cid::new_v1(self.codec.code(), mh)

@@ -173,6 +173,42 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
             output::json(&v)?;
         }
         Command::Snapshot(cmd) => snapshot(remote, cmd, &mut out)?,
+        Command::Export(args) => {
+            let names: Vec<(&str, String)> = args
+                .streams
+                .iter()
+                .map(|s| ("stream", s.to_string()))
+                .collect();
+            let mut r = remote.send(remote.get("/export").query(&names))?;
+            let mut f = std::fs::File::create(&args.output)
+                .with_context(|| format!("creating {}", args.output.display()))?;
+            let n = std::io::copy(&mut r, &mut f)?;
+            writeln!(
+                out,
+                "exported {} streams ({}) to {}",
+                args.streams.len(),
+                human(n),
+                args.output.display()
+            )?;
+        }
+        Command::Import(args) => {
+            let f = std::fs::File::open(&args.file)
+                .with_context(|| format!("opening {}", args.file.display()))?;
+            let q: Vec<(&str, String)> =
+                args.writers.iter().map(|w| ("writer", w.clone())).collect();
+            let v = remote.json(
+                remote
+                    .client
+                    .post(remote.url("/import"))
+                    .query(&q)
+                    .body(reqwest::blocking::Body::new(f)),
+            )?;
+            writeln!(
+                out,
+                "imported {} streams: {} new events, {} already here",
+                v["streams"], v["events"], v["skipped"]
+            )?;
+        }
         Command::Daemon(_) => bail!("--api talks to a running daemon; start one without --api"),
     }
     out.flush()?;

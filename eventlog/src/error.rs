@@ -21,6 +21,28 @@ pub enum Error {
     },
     #[error("stream {0} does not exist")]
     StreamNotFound(StreamId),
+    #[error("stream {stream} is replicated from writer {writer}: append there")]
+    Replicated { stream: StreamId, writer: String },
+    #[error("stream {stream} is written here, not replicated: an import cannot change it")]
+    NotAReplica { stream: StreamId },
+    #[error("head of stream {stream} is signed by {signer}, but this replica follows {writer}")]
+    OtherWriter {
+        stream: StreamId,
+        signer: String,
+        writer: String,
+    },
+    #[error(
+        "stream {stream}: the events do not lead to the signed head of length {length} (tampered, or the writer signed two histories)"
+    )]
+    Inconsistent { stream: StreamId, length: u64 },
+    #[error("stream {stream}: expected version {expected}, the import gave {found}")]
+    ImportGap {
+        stream: StreamId,
+        expected: u64,
+        found: u64,
+    },
+    #[error("bad signature on the head of stream {0}")]
+    BadHeadSignature(StreamId),
     #[error("stream {0} is deleted (tombstoned) and can never be written or read again")]
     StreamDeleted(StreamId),
     #[error(transparent)]

@@ -212,6 +212,9 @@ pub struct StreamState {
     /// Versions below this have been physically removed.
     pub scavenged_before: u64,
     pub metadata: StreamMetadata,
+    /// For a stream replicated from another writer: that writer's latest
+    /// signed head, which this store serves and appends never change.
+    pub replica: Option<crate::Head>,
 }
 
 impl StreamState {

@@ -89,6 +89,7 @@ mod reindex;
 mod retention;
 mod snapshot;
 mod subscribe;
+mod transfer;
 mod writer;
 
 pub use error::Error;
@@ -107,4 +108,5 @@ pub use reindex::ReindexReport;
 pub use retention::ScavengeReport;
 pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
 pub use subscribe::{PersistentSubscription, Subscription, Target};
+pub use transfer::{EVENT_BUNDLE, ExportReport, ImportReport, STREAM_HEAD};
 pub use writer::StreamWrite;

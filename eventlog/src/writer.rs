@@ -78,6 +78,14 @@ pub(crate) enum Request {
     Reindex {
         reply: Reply<crate::reindex::ReindexReport>,
     },
+    /// Records of another writer's stream, already verified against its
+    /// signed head; `last` carries the head, checked again here.
+    Import {
+        head: crate::Head,
+        records: Vec<Vec<u8>>,
+        last: bool,
+        reply: Reply<u64>,
+    },
 }
 
 impl Request {
@@ -87,6 +95,7 @@ impl Request {
         let _ = match self {
             Request::Append { reply, .. } => reply.send(Msg::Lead).is_ok(),
             Request::Reindex { reply } => reply.send(Msg::Lead).is_ok(),
+            Request::Import { reply, .. } => reply.send(Msg::Lead).is_ok(),
             Request::Delete { reply, .. }
             | Request::SetMetadata { reply, .. }
             | Request::Scavenged { reply, .. } => reply.send(Msg::Lead).is_ok(),
@@ -129,6 +138,7 @@ pub(crate) struct Writer {
 enum Answer {
     Append(Reply<Vec<AppendResult>>, Result<Vec<AppendResult>, Error>),
     Unit(Reply<()>, Result<(), Error>),
+    Count(Reply<u64>, Result<u64, Error>),
 }
 
 impl Answer {
@@ -137,6 +147,7 @@ impl Answer {
         match self {
             Answer::Append(reply, r) => Answer::Append(reply, r.and(Err(e.clone()))),
             Answer::Unit(reply, r) => Answer::Unit(reply, r.and(Err(e.clone()))),
+            Answer::Count(reply, r) => Answer::Count(reply, r.and(Err(e.clone()))),
         }
     }
 }
@@ -154,6 +165,7 @@ impl Answers {
             let _ = match a {
                 Answer::Append(reply, r) => reply.send(Msg::Done(r)).is_ok(),
                 Answer::Unit(reply, r) => reply.send(Msg::Done(r)).is_ok(),
+                Answer::Count(reply, r) => reply.send(Msg::Done(r)).is_ok(),
             };
         }
     }
@@ -214,6 +226,15 @@ impl Writer {
                 } => {
                     let r = self.stage(&mut staged, |w, tx| w.scavenged(tx, &stream, upto));
                     answers.push(Answer::Unit(reply, r));
+                }
+                Request::Import {
+                    head,
+                    records,
+                    last,
+                    reply,
+                } => {
+                    let r = self.stage(&mut staged, |w, tx| w.import(tx, &head, &records, last));
+                    answers.push(Answer::Count(reply, r));
                 }
                 Request::Reindex { reply } => {
                     // Commit what came before, then rebuild on a quiet log.
@@ -399,6 +420,12 @@ impl Writer {
         {
             return Err(Error::StreamDeleted(w.stream.clone()));
         }
+        if let Some(head) = current.as_ref().and_then(|s| s.replica.as_ref()) {
+            return Err(Error::Replicated {
+                stream: w.stream.clone(),
+                writer: head.signer_peer_id(),
+            });
+        }
         if let Some(done) = self.already_appended(tx, w, current.as_ref())? {
             return Ok(done);
         }
@@ -569,6 +596,107 @@ impl Writer {
         tx.ops.put(layout::state_key(stream), st.encode());
         tx.states.insert(stream.clone(), st);
         Ok(())
+    }
+
+    /// Appends another writer's records verbatim (their ids, versions and
+    /// timestamps; positions are this store's). Records the replica
+    /// already has are skipped; a gap is refused; with `last`, the stream
+    /// must now match the signed head exactly.
+    fn import(
+        &self,
+        tx: &mut Tx<'_>,
+        head: &crate::Head,
+        records: &[Vec<u8>],
+        last: bool,
+    ) -> Result<u64, Error> {
+        let stream = &head.stream;
+        let mut st = match self.state(tx, stream)? {
+            Some(s) => {
+                match &s.replica {
+                    Some(h) if h.signer != head.signer => {
+                        return Err(Error::OtherWriter {
+                            stream: stream.clone(),
+                            signer: head.signer_peer_id(),
+                            writer: h.signer_peer_id(),
+                        });
+                    }
+                    None if s.length > 0 || s.deletion != Deletion::None => {
+                        return Err(Error::NotAReplica {
+                            stream: stream.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+                s
+            }
+            None => self.new_state(tx, stream),
+        };
+        for bytes in records {
+            let record = layout::EventRecord::decode(bytes)?;
+            if record.stream != stream.as_str() {
+                return Err(Error::Corrupt {
+                    what: format!("imported record of stream {stream}"),
+                    reason: format!("it belongs to stream {:?}", record.stream),
+                });
+            }
+            if record.version < st.length {
+                continue;
+            }
+            if record.version != st.length {
+                return Err(Error::ImportGap {
+                    stream: stream.clone(),
+                    expected: st.length,
+                    found: record.version,
+                });
+            }
+            let (num, version, position) = (st.num, st.length, tx.meta.next_position);
+            push_leaf(
+                &mut st.peaks,
+                st.length,
+                leaf_hash(bytes),
+                |level, index, h| {
+                    if level >= STORED_SUBTREE_LEVEL {
+                        tx.ops
+                            .put(layout::subtree_key(num, level, index), h.to_vec());
+                    }
+                },
+            );
+            tx.ops.put(layout::log_key(position), bytes.clone());
+            tx.ops.put(
+                layout::version_key(num, version),
+                position.to_be_bytes().to_vec(),
+            );
+            let id = Uuid::from_bytes(record.id);
+            if crate::event_id::position_of(&id) != Some(position) {
+                let loc = EventLocation {
+                    num,
+                    version,
+                    position,
+                };
+                tx.ops.put(layout::event_id_key(&id), loc.encode());
+                tx.eids.insert(id, loc);
+            }
+            st.length += 1;
+            st.last_position = Some(position);
+            tx.meta.next_position += 1;
+        }
+        if last {
+            if st.length != head.length || crate::merkle::root_of_peaks(&st.peaks) != head.root {
+                return Err(Error::Inconsistent {
+                    stream: stream.clone(),
+                    length: head.length,
+                });
+            }
+            st.replica = Some(head.clone());
+        } else if st.replica.is_none() {
+            // Mark the stream as a replica from its first records on, so
+            // that no local append can slip in between two chunks.
+            st.replica = Some(head.clone());
+        }
+        tx.ops.put(layout::state_key(stream), st.encode());
+        let length = st.length;
+        tx.states.insert(stream.clone(), st);
+        Ok(length)
     }
 
     fn scavenged(&self, tx: &mut Tx<'_>, stream: &StreamId, upto: u64) -> Result<(), Error> {

@@ -7,6 +7,7 @@ pub(crate) mod gc;
 pub(crate) mod object;
 pub(crate) mod snapshot;
 pub(crate) mod stream;
+pub(crate) mod transfer;
 pub(crate) mod volume;
 
 use std::path::PathBuf;
@@ -83,7 +84,12 @@ pub enum Command {
     /// Snapshots of streams.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCmd),
-    /// Run the daemon: HTTP API over the event log and the stores.
+    /// Write streams (signed heads and every event) to a CARv1 file.
+    Export(transfer::ExportArgs),
+    /// Verify a file from `hydra export` completely, then apply it.
+    Import(transfer::ImportArgs),
+    /// Run the daemon: HTTP, gRPC and RESP3 APIs over the event log and
+    /// the stores.
     Daemon(crate::daemon::DaemonArgs),
 }
 
@@ -126,6 +132,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stream(c) => stream::run(&ctx, c),
         Command::Event(EventCmd::Get { id }) => stream::get_event(&ctx, id),
         Command::Snapshot(c) => snapshot::run(&ctx, c),
+        Command::Export(a) => transfer::export(&ctx, a),
+        Command::Import(a) => transfer::import(&ctx, a),
         Command::Daemon(a) => crate::daemon::run(&ctx, a),
     }
 }

@@ -404,7 +404,7 @@ pub fn verify_with(signer: &str) -> Result<ExitCode> {
     }
 }
 
-fn parse_key(hex: &str) -> Result<[u8; 32]> {
+pub fn parse_key(hex: &str) -> Result<[u8; 32]> {
     if hex.len() != 64 {
         bail!("--signer takes 64 hex digits, got {}", hex.len());
     }

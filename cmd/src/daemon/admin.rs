@@ -177,3 +177,75 @@ pub async fn reindex(State(app): State<Shared>) -> ApiResult<Response> {
     let a = app.clone();
     Ok(Json(blocking(&app, move || Ok(a.log.reindex()?)).await?).into_response())
 }
+
+/// `GET /export?stream=S&stream=T`: a CARv1 file of the streams.
+pub async fn export(
+    State(app): State<Shared>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> ApiResult<Response> {
+    let streams = query_values(q, "stream")
+        .into_iter()
+        .map(|s| hydra_eventlog::StreamId::new(s).map_err(|e| ApiError::bad_request(e.to_string())))
+        .collect::<ApiResult<Vec<_>>>()?;
+    if streams.is_empty() {
+        return Err(ApiError::bad_request("give at least one ?stream="));
+    }
+    let a = app.clone();
+    let bytes = blocking(&app, move || {
+        let mut out = Vec::new();
+        a.log.export(&streams, &mut out)?;
+        Ok(out)
+    })
+    .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/vnd.ipld.car")],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The values of `key` in a query string (repeated keys allowed).
+fn query_values(q: Option<String>, key: &str) -> Vec<String> {
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+/// `POST /import?writer=HEX`: the body is a CARv1 file from an export; it is
+/// verified completely before anything is applied.
+pub async fn import(
+    State(app): State<Shared>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    use futures_util::StreamExt;
+    let writers = query_values(q, "writer")
+        .iter()
+        .map(|w| crate::cli::stream::parse_key(w).map_err(|e| ApiError::bad_request(e.to_string())))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let file = tempfile_path();
+    let mut f = tokio::fs::File::create(&file)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(e.to_string()))?;
+        tokio::io::AsyncWriteExt::write_all(&mut f, &chunk)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    drop(f);
+    let a = app.clone();
+    let path = file.clone();
+    let r = blocking(&app, move || Ok(a.log.import(&path, &writers)?)).await;
+    let _ = std::fs::remove_file(&file);
+    Ok(Json(r?).into_response())
+}
+
+fn tempfile_path() -> std::path::PathBuf {
+    let n: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    std::env::temp_dir().join(format!("hydra-import-{}-{n}.car", std::process::id()))
+}

@@ -52,7 +52,12 @@ impl From<LogError> for ApiError {
         let status = match &e {
             LogError::WrongExpectedVersion { .. }
             | LogError::DuplicateEventId { .. }
-            | LogError::SubscriptionExists(_) => StatusCode::CONFLICT,
+            | LogError::SubscriptionExists(_)
+            | LogError::Replicated { .. }
+            | LogError::NotAReplica { .. }
+            | LogError::OtherWriter { .. }
+            | LogError::Inconsistent { .. } => StatusCode::CONFLICT,
+            LogError::ImportGap { .. } | LogError::BadHeadSignature(_) => StatusCode::BAD_REQUEST,
             LogError::StreamNotFound(_)
             | LogError::EventNotFound(_)
             | LogError::NoSuchPosition(_)

@@ -40,6 +40,13 @@ fn status(e: LogError) -> Status {
             Status::failed_precondition(e.to_string())
         }
         LogError::SubscriptionExists(_) => Status::already_exists(e.to_string()),
+        LogError::Replicated { .. }
+        | LogError::NotAReplica { .. }
+        | LogError::OtherWriter { .. }
+        | LogError::Inconsistent { .. } => Status::failed_precondition(e.to_string()),
+        LogError::ImportGap { .. } | LogError::BadHeadSignature(_) => {
+            Status::invalid_argument(e.to_string())
+        }
         LogError::BadStreamId(_)
         | LogError::BadEventType(_)
         | LogError::DuplicateInAppend { .. }

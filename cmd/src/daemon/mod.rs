@@ -262,6 +262,8 @@ fn routes() -> Api {
         .add("POST", "/gc", "Collect garbage (?bucket=)", post(admin::gc))
         .add("POST", "/scavenge", "Remove events no read can return", post(admin::scavenge))
         .add("POST", "/reindex", "Rebuild the event log's indexes", post(admin::reindex))
+        .add("GET", "/export", "Streams as a CARv1 file (?stream=S, repeatable)", get(admin::export))
+        .add("POST", "/import", "Verify a CARv1 export completely, then apply it (?writer=HEX to trust only that signer)", post(admin::import).layer(DefaultBodyLimit::disable()))
         .add("PUT", "/buckets/{b}/blocks", "Store a block (the body; ?pin=true keeps it through gc); returns its ref", put(blobs::put_block))
         .add("GET", "/buckets/{b}/blocks", "List a bucket's blocks", get(blobs::list_blocks))
         .add("GET", "/buckets/{b}/blocks/{ref}", "A block's bytes", get(blobs::get_block))

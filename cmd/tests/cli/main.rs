@@ -9,6 +9,7 @@ mod objects;
 mod remote;
 mod resp;
 mod streams;
+mod transfer;
 mod volume;
 
 use std::io::Write;

@@ -10,6 +10,7 @@ mod reindex;
 mod retention;
 mod snapshots;
 mod subscribe;
+mod transfer;
 
 use hydra_eventlog::{
     Direction, EventLog, ExpectedVersion, NewEvent, Options, ReadFrom, RecordedEvent, StreamId,

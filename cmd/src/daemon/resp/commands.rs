@@ -37,6 +37,7 @@ pub fn error(e: LogError) -> Reply {
         | LogError::SubscriptionNotFound(_)
         | LogError::SnapshotNotFound { .. } => "NOTFOUND",
         LogError::StreamDeleted(_) | LogError::Scavenged { .. } => "DELETED",
+        LogError::Replicated { .. } => "REPLICA",
         LogError::BadStreamId(_)
         | LogError::BadEventType(_)
         | LogError::DuplicateInAppend { .. }

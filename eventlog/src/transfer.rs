@@ -1,0 +1,290 @@
+//! Export and import: a verifiable backup, and replication between stores
+//! with no network between them.
+//!
+//! An export is a CARv1 file. Its roots are one *head block* per stream: a
+//! node holding the stream's signed head and linking, in order, the
+//! stream's *bundles*, nodes of up to 256 event records each. Every block
+//! is addressed by its hash, so the reader checks each one as it streams.
+//!
+//! Import runs the checks a network replica must run, before changing
+//! anything: every block against its CID; every head against its
+//! signature (and the trusted writers, if any are given); every bundle in
+//! the order its head names; every record's version; and, starting from
+//! the Merkle peaks the store already has for that stream, the root the
+//! records lead to against the signed head's root. Only a file that passes
+//! all of that is applied, in a second pass, through the single writer; a
+//! stream imported this way is a replica: it serves its writer's head, and
+//! local appends to it are refused. Importing again skips what is there.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::Path;
+
+use hydra_block::{CarReader, CarWriter, Codec, Kind, Node, Ref};
+use hydra_volume::{KeyRange, PageLimit};
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+
+use crate::layout::{self, Deletion, EventRecord, StreamState};
+use crate::merkle::{Hash, leaf_hash, push_leaf, root_of_peaks};
+use crate::writer::Request;
+use crate::{Direction, Error, EventLog, Head, StreamId};
+
+/// Kind of a head block: body the signed head, links the bundles.
+pub const STREAM_HEAD: Kind = Kind(0x0401);
+/// Kind of a bundle block: body up to 256 event records.
+pub const EVENT_BUNDLE: Kind = Kind(0x0402);
+const BUNDLE: usize = 256;
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ExportReport {
+    pub streams: u64,
+    pub events: u64,
+    pub blocks: u64,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    pub streams: u64,
+    /// Events appended.
+    pub events: u64,
+    /// Events the store already had.
+    pub skipped: u64,
+}
+
+fn car_error(e: hydra_block::CarError) -> Error {
+    Error::Corrupt {
+        what: "import file".into(),
+        reason: e.to_string(),
+    }
+}
+
+fn bundle_block(records: &[Vec<u8>]) -> (Ref, Vec<u8>) {
+    let node = Node {
+        kind: EVENT_BUNDLE,
+        links: Vec::new(),
+        body: records
+            .iter()
+            .map(|r| ByteBuf::from(r.clone()))
+            .collect::<Vec<_>>(),
+    };
+    let bytes = node.encode();
+    (Ref::of(Codec::Node, &bytes), bytes)
+}
+
+impl EventLog {
+    /// The raw records of a stream, in version order, a page at a time.
+    fn raw_records(&self, stream: &StreamId, st: &StreamState) -> Result<Vec<Vec<Vec<u8>>>, Error> {
+        if st.scavenged_before > 0 {
+            return Err(Error::Scavenged {
+                stream: stream.clone(),
+                version: 0,
+            });
+        }
+        let volume = &self.inner.volume;
+        let mut range = KeyRange::between(
+            &layout::version_key(st.num, 0),
+            &layout::version_key(st.num, st.length),
+        );
+        let mut bundles = Vec::new();
+        loop {
+            let page = volume.scan_page(
+                &range,
+                Direction::Forward,
+                PageLimit {
+                    entries: BUNDLE,
+                    bytes: usize::MAX,
+                },
+            )?;
+            let Some((last, _)) = page.last() else { break };
+            range.start = std::ops::Bound::Excluded(last.clone());
+            let keys: Vec<Vec<u8>> = page
+                .iter()
+                .map(|(_, v)| layout::u64_of(v, "stream index entry").map(layout::log_key))
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let records = volume
+                .get_many(&refs)?
+                .into_iter()
+                .map(|r| {
+                    r.ok_or_else(|| Error::Scavenged {
+                        stream: stream.clone(),
+                        version: 0,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            bundles.push(records);
+        }
+        Ok(bundles)
+    }
+
+    /// Writes `streams` (each with its signed head and every event) as a
+    /// CARv1 file.
+    pub fn export(&self, streams: &[StreamId], out: impl Write) -> Result<ExportReport, Error> {
+        let mut report = ExportReport::default();
+        let mut plan = Vec::new();
+        for stream in streams {
+            let st = self.readable(stream)?;
+            let head = self.head(stream)?;
+            let bundles = self.raw_records(stream, &st)?;
+            let blocks: Vec<(Ref, Vec<u8>)> = bundles.iter().map(|b| bundle_block(b)).collect();
+            let head_node = Node {
+                kind: STREAM_HEAD,
+                links: blocks.iter().map(|b| b.0).collect(),
+                body: head,
+            };
+            let head_bytes = head_node.encode();
+            report.events += st.length;
+            plan.push((Ref::of(Codec::Node, &head_bytes), head_bytes, blocks));
+        }
+        let roots: Vec<Ref> = plan.iter().map(|p| p.0).collect();
+        let io = |e: std::io::Error| Error::Corrupt {
+            what: "export file".into(),
+            reason: e.to_string(),
+        };
+        let mut car = CarWriter::new(out, &roots).map_err(io)?;
+        for (r, bytes, blocks) in plan {
+            car.write(&r, &bytes).map_err(io)?;
+            for (r, b) in blocks {
+                car.write(&r, &b).map_err(io)?;
+                report.blocks += 1;
+            }
+            report.blocks += 1;
+            report.streams += 1;
+        }
+        car.finish().map_err(io)?;
+        Ok(report)
+    }
+
+    /// Verifies the export at `path` completely, then applies it. With
+    /// `trusted` non-empty, only heads signed by one of those keys are
+    /// accepted.
+    pub fn import(&self, path: &Path, trusted: &[[u8; 32]]) -> Result<ImportReport, Error> {
+        self.import_pass(path, trusted, false)?;
+        self.import_pass(path, trusted, true)
+    }
+
+    fn import_pass(
+        &self,
+        path: &Path,
+        trusted: &[[u8; 32]],
+        apply: bool,
+    ) -> Result<ImportReport, Error> {
+        let file = std::fs::File::open(path).map_err(|e| Error::Corrupt {
+            what: format!("import file {}", path.display()),
+            reason: e.to_string(),
+        })?;
+        let mut car = CarReader::new(std::io::BufReader::new(file)).map_err(car_error)?;
+        let mut roots: VecDeque<Ref> = car.roots().iter().copied().collect();
+        let mut report = ImportReport::default();
+        // The stream being read: its head, the bundles still expected, and
+        // (while verifying) the peaks and length reached so far.
+        let mut current: Option<(Head, VecDeque<Ref>, Vec<Hash>, u64)> = None;
+        let corrupt = |reason: String| Error::Corrupt {
+            what: "import file".into(),
+            reason,
+        };
+        while let Some((r, bytes)) = car.next_block().map_err(car_error)? {
+            match current.as_mut() {
+                None => {
+                    if roots.pop_front() != Some(r) {
+                        return Err(corrupt(format!("block {r} is not the next root")));
+                    }
+                    let node = Node::<Head>::decode(STREAM_HEAD, &bytes)
+                        .map_err(|e| corrupt(e.to_string()))?;
+                    let head = node.body;
+                    if !trusted.is_empty() && !trusted.contains(&head.signer) {
+                        return Err(crate::ProofError::UntrustedSigner {
+                            signer: head.signer_peer_id(),
+                        })
+                        .map_err(|e| corrupt(e.to_string()));
+                    }
+                    head.verify(&head.signer)
+                        .map_err(|_| Error::BadHeadSignature(head.stream.clone()))?;
+                    let (peaks, length) = match self.state(&head.stream)? {
+                        Some(s)
+                            if s.replica.is_some()
+                                || (s.length == 0 && s.deletion == Deletion::None) =>
+                        {
+                            (s.peaks, s.length)
+                        }
+                        Some(_) => {
+                            return Err(Error::NotAReplica {
+                                stream: head.stream.clone(),
+                            });
+                        }
+                        None => (Vec::new(), 0),
+                    };
+                    report.streams += 1;
+                    current = Some((head, node.links.into_iter().collect(), peaks, length));
+                }
+                Some((head, expected, peaks, length)) => {
+                    if expected.pop_front() != Some(r) {
+                        return Err(corrupt(format!(
+                            "block {r} is not the next bundle of stream {}",
+                            head.stream
+                        )));
+                    }
+                    let node = Node::<Vec<ByteBuf>>::decode(EVENT_BUNDLE, &bytes)
+                        .map_err(|e| corrupt(e.to_string()))?;
+                    let records: Vec<Vec<u8>> =
+                        node.body.into_iter().map(ByteBuf::into_vec).collect();
+                    if apply {
+                        let last = expected.is_empty();
+                        let (before, given) = (*length, records.len() as u64);
+                        let head = head.clone();
+                        *length = self.request(|reply| Request::Import {
+                            head,
+                            records,
+                            last,
+                            reply,
+                        })?;
+                        report.events += *length - before;
+                        report.skipped += given - (*length - before);
+                    } else {
+                        for bytes in &records {
+                            let record = EventRecord::decode(bytes)?;
+                            if record.stream != head.stream.as_str() {
+                                return Err(corrupt(format!(
+                                    "a record of stream {:?} in the bundles of {}",
+                                    record.stream, head.stream
+                                )));
+                            }
+                            if record.version < *length {
+                                continue;
+                            }
+                            if record.version != *length {
+                                return Err(Error::ImportGap {
+                                    stream: head.stream.clone(),
+                                    expected: *length,
+                                    found: record.version,
+                                });
+                            }
+                            push_leaf(peaks, *length, leaf_hash(bytes), |_, _, _| {});
+                            *length += 1;
+                        }
+                    }
+                }
+            }
+            if let Some((head, expected, peaks, length)) = &current
+                && expected.is_empty()
+            {
+                if !apply && (*length != head.length || root_of_peaks(peaks) != head.root) {
+                    return Err(Error::Inconsistent {
+                        stream: head.stream.clone(),
+                        length: head.length,
+                    });
+                }
+                current = None;
+            }
+        }
+        if current.is_some() || !roots.is_empty() {
+            return Err(corrupt(
+                "the file ends before every stream it names is complete".into(),
+            ));
+        }
+        Ok(report)
+    }
+}

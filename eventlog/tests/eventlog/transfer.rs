@@ -1,0 +1,147 @@
+use hydra_eventlog::{Error, EventLog, ExpectedVersion, verify_event};
+
+use crate::{ev, fill, open, read_all_of, sid};
+
+fn export(log: &EventLog, streams: &[&str], path: &std::path::Path) {
+    let ids: Vec<_> = streams.iter().map(|s| sid(s)).collect();
+    let f = std::fs::File::create(path).unwrap();
+    log.export(&ids, std::io::BufWriter::new(f)).unwrap();
+}
+
+#[test]
+fn a_replica_gets_the_writers_events_heads_and_proofs() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (open(da.path()), open(db.path()));
+    let writer = a.identity().public_key();
+    fill(&a, &sid("orders"), 700);
+    fill(&a, &sid("users"), 3);
+    let file = da.path().join("export.car");
+    export(&a, &["orders", "users"], &file);
+    let r = b.import(&file, &[writer]).unwrap();
+    assert_eq!((r.streams, r.events, r.skipped), (2, 703, 0));
+    for s in ["orders", "users"] {
+        let (ours, theirs) = (read_all_of(&a, &sid(s)), read_all_of(&b, &sid(s)));
+        let strip = |v: Vec<hydra_eventlog::RecordedEvent>| {
+            v.into_iter()
+                .map(|e| (e.id, e.version, e.event_type, e.data, e.timestamp))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(ours), strip(theirs));
+        assert_eq!(
+            b.head(&sid(s)).unwrap(),
+            a.head(&sid(s)).unwrap(),
+            "the replica serves the writer's head"
+        );
+    }
+    let e = &read_all_of(&b, &sid("orders"))[650];
+    let (head, proof) = b.prove(&sid("orders"), 650).unwrap();
+    verify_event(&head, &writer, e, &proof).unwrap();
+    assert_eq!(b.get_event(e.id).unwrap().version, 650);
+    let err = b
+        .append(&sid("orders"), ExpectedVersion::Any, vec![ev("Local", "x")])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "stream orders is replicated from writer {}: append there",
+            a.identity().peer_id()
+        )
+    );
+
+    // Later appends on the writer: a new export applies only what is new.
+    fill(&a, &sid("orders"), 10);
+    export(&a, &["orders"], &file);
+    let r = b.import(&file, &[writer]).unwrap();
+    assert_eq!((r.events, r.skipped), (10, 700));
+    assert_eq!(
+        b.head(&sid("orders")).unwrap(),
+        a.head(&sid("orders")).unwrap()
+    );
+    let again = b.import(&file, &[]).unwrap();
+    assert_eq!(
+        (again.events, again.skipped),
+        (0, 710),
+        "importing twice changes nothing"
+    );
+}
+
+#[test]
+fn tampered_truncated_untrusted_and_forked_files_change_nothing() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (open(da.path()), open(db.path()));
+    fill(&a, &sid("s"), 600);
+    let file = da.path().join("export.car");
+    export(&a, &["s"], &file);
+    let bytes = std::fs::read(&file).unwrap();
+
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    let bad = da.path().join("bad.car");
+    std::fs::write(&bad, &flipped).unwrap();
+    let err = b.import(&bad, &[]).unwrap_err();
+    assert!(err.to_string().contains("does not match its CID"), "{err}");
+    assert!(!b.exists(&sid("s")).unwrap(), "nothing applied");
+
+    std::fs::write(&bad, &bytes[..bytes.len() - 100]).unwrap();
+    let err = b.import(&bad, &[]).unwrap_err();
+    assert!(err.to_string().contains("ends in the middle"), "{err}");
+    assert!(!b.exists(&sid("s")).unwrap());
+
+    let err = b.import(&file, &[[7u8; 32]]).unwrap_err();
+    assert!(err.to_string().contains("not the trusted signer"), "{err}");
+    assert!(!b.exists(&sid("s")).unwrap());
+
+    // A fork: the same writer key signs two histories that share 600
+    // events. The replica takes one and refuses the other.
+    b.import(&file, &[]).unwrap();
+    let dc = tempfile::tempdir().unwrap();
+    a.close().unwrap();
+    drop(a);
+    copy_dir(da.path(), dc.path());
+    let (a, c) = (open(da.path()), open(dc.path()));
+    fill(&a, &sid("s"), 5);
+    export(&a, &["s"], &file);
+    assert_eq!(b.import(&file, &[]).unwrap().events, 5);
+    for n in [1, 5, 9] {
+        // Shorter, as long, and longer than what the replica has: each a
+        // history that the replica's copy is not a prefix of.
+        c.append(
+            &sid("s"),
+            ExpectedVersion::Any,
+            vec![ev("Fork", "other history")],
+        )
+        .unwrap();
+        fill(&c, &sid("s"), n - 1);
+        export(&c, &["s"], &file);
+        let err = b.import(&file, &[]).unwrap_err();
+        assert!(matches!(err, Error::Inconsistent { .. }), "{err}");
+        assert_eq!(
+            read_all_of(&b, &sid("s")).len(),
+            605,
+            "the fork changed nothing"
+        );
+    }
+
+    // A stream written here is never overwritten by an import.
+    let local = tempfile::tempdir().unwrap();
+    let l = open(local.path());
+    fill(&l, &sid("s"), 1);
+    assert!(matches!(
+        l.import(&file, &[]),
+        Err(Error::NotAReplica { .. })
+    ));
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&e.path(), &target);
+        } else if e.file_name() != "LOCK" && !e.file_name().to_string_lossy().ends_with(".car") {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
