@@ -6,7 +6,8 @@
 //! a DAG. A [`Walker`] visits everything reachable from a set of roots;
 //! garbage collection, copying and verification are built on it.
 //!
-//! This crate does no I/O.
+//! This crate stores nothing: CAR files ([`CarReader`], [`CarWriter`]) are
+//! read from and written to any `Read`/`Write` the caller gives.
 //!
 //! ```
 //! use hydra_block::{Codec, Kind, Node, Ref, Walker, Visit};
