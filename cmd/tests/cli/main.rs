@@ -31,8 +31,12 @@ pub fn hydra(dir: &Path) -> Command {
 
 /// Runs `hydra ARGS`, feeding `stdin`; returns the output.
 pub fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = hydra(dir)
-        .args(args)
+    feed(hydra(dir).args(args), stdin)
+}
+
+/// Runs a prepared command, feeding `stdin`; returns the output.
+pub fn feed(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

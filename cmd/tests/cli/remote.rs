@@ -1,31 +1,14 @@
 //! Every CLI command with `--api`, against a real daemon.
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
 use crate::daemon::Daemon;
-use crate::{hydra, noise};
+use crate::{feed, hydra, noise};
 
 fn api(d: &Daemon, dir: &std::path::Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = hydra(dir)
-        .arg("--api")
-        .arg(&d.url)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let t = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    t.join().unwrap();
-    out
+    feed(hydra(dir).arg("--api").arg(&d.url).args(args), stdin)
 }
 
 fn ok(d: &Daemon, dir: &std::path::Path, args: &[&str]) -> String {
