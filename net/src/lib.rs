@@ -1,0 +1,26 @@
+//! Peer-to-peer replication over libp2p: a node with the volume's own
+//! identity that serves its streams to followers, and follows other
+//! writers' streams, verifying everything it receives.
+//!
+//! Goals: every byte verified, trust only in the writers a follower names.
+//! A follower asks a peer for the heads of the streams under a prefix,
+//! then for an export of each stream it is behind on: a CARv1 file of the
+//! signed head and every event (see `hydra_eventlog::EventLog::export`).
+//! It applies that through `EventLog::import`, which checks every block
+//! against its CID, the head's signature against the trusted writer key,
+//! and the records against the signed root from the follower's own Merkle
+//! peaks before changing anything. So a peer that lies, corrupts or forks
+//! is refused, and serving peers need no trust at all.
+//!
+//! Non-goals here, for now: pushing heads as they are appended (followers
+//! poll at an interval), partial exports (a follower is sent whole streams
+//! and skips what it has), block want-lists for objects, mDNS.
+//!
+//! Wire messages are versioned (`V1`) and encoded with CBOR by libp2p's
+//! request-response codec, with bounded request and response sizes.
+
+mod node;
+mod wire;
+
+pub use node::{Follow, Node, NodeError};
+pub use wire::{MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest, SyncResponse};

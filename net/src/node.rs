@@ -1,0 +1,307 @@
+//! The libp2p node: a swarm task, and the follow loop.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use hydra_eventlog::{EventLog, StreamId};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, identify, multiaddr::Protocol, noise, ping, tcp, yamux,
+};
+use serde_bytes::ByteBuf;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::wire::{
+    MAX_REQUEST, MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest, SyncResponse,
+};
+
+/// Why the node failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error("starting the libp2p node: {0}")]
+    Start(String),
+    #[error("{addr} has no /p2p/<peer id>: a follower must know whom it dials")]
+    NoPeerId { addr: Multiaddr },
+    #[error("request to {peer} failed: {reason}")]
+    Request { peer: PeerId, reason: String },
+    #[error("peer {peer} answered: {reason}")]
+    Remote { peer: PeerId, reason: String },
+    #[error("peer {peer} answered {what} with something else")]
+    Unexpected { peer: String, what: &'static str },
+    #[error("importing from {peer}: {reason}")]
+    Import { peer: String, reason: String },
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+enum Command {
+    Request {
+        peer: PeerId,
+        addr: Multiaddr,
+        request: SyncRequest,
+        reply: oneshot::Sender<Result<SyncResponse, NodeError>>,
+    },
+}
+
+/// A running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    tx: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    listening: Vec<Multiaddr>,
+}
+
+impl Node {
+    /// Starts a node with the log's identity, listening on `listen`
+    /// (port 0 picks one). Returns once it listens.
+    pub async fn start(log: EventLog, listen: Vec<Multiaddr>) -> Result<Node, NodeError> {
+        let start = |e: &dyn std::fmt::Display| NodeError::Start(e.to_string());
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(log.identity().secret_seed())
+            .map_err(|e| start(&e))?;
+        let peer_id = keypair.public().to_peer_id();
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| start(&e))?
+            .with_behaviour(|key| {
+                let codec = request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(MAX_REQUEST)
+                    .set_response_size_maximum(MAX_RESPONSE);
+                Behaviour {
+                    sync: request_response::Behaviour::with_codec(
+                        codec,
+                        [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                        request_response::Config::default()
+                            .with_request_timeout(Duration::from_secs(60)),
+                    ),
+                    identify: identify::Behaviour::new(identify::Config::new(
+                        "/hydra/1".into(),
+                        key.public(),
+                    )),
+                    ping: ping::Behaviour::default(),
+                }
+            })
+            .map_err(|e| start(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        for addr in listen {
+            swarm.listen_on(addr).map_err(|e| start(&e))?;
+        }
+        // Wait for the listeners to report their addresses.
+        let mut listening = Vec::new();
+        while listening.is_empty() {
+            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                listening.push(address.with(Protocol::P2p(peer_id)));
+            }
+        }
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(run(swarm, rx, log));
+        Ok(Node {
+            tx,
+            peer_id,
+            listening,
+        })
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The addresses it listens on, each ending in `/p2p/<peer id>`.
+    pub fn listening(&self) -> &[Multiaddr] {
+        &self.listening
+    }
+
+    /// Sends a request to the peer at `addr` (which names the peer id).
+    pub async fn request(
+        &self,
+        addr: &Multiaddr,
+        request: RequestV1,
+    ) -> Result<ResponseV1, NodeError> {
+        let peer = match addr.iter().last() {
+            Some(Protocol::P2p(p)) => p,
+            _ => return Err(NodeError::NoPeerId { addr: addr.clone() }),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Request {
+                peer,
+                addr: addr.clone(),
+                request: SyncRequest::V1(request),
+                reply,
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        match answer.await.map_err(|_| NodeError::Stopped)?? {
+            SyncResponse::V1(ResponseV1::Error(reason)) => Err(NodeError::Remote { peer, reason }),
+            SyncResponse::V1(r) => Ok(r),
+        }
+    }
+}
+
+/// Answers a request from a peer: heads or exports of this log's streams.
+fn answer(log: &EventLog, request: SyncRequest) -> SyncResponse {
+    let SyncRequest::V1(request) = request;
+    SyncResponse::V1(match request {
+        RequestV1::Heads { prefix } => {
+            let heads = log
+                .list_streams(&prefix)
+                .filter_map(Result::ok)
+                .filter_map(|s| s.version.map(|v| (s.stream.to_string(), v + 1)))
+                .collect();
+            ResponseV1::Heads(heads)
+        }
+        RequestV1::Export { streams } => {
+            let ids: Result<Vec<StreamId>, _> = streams.into_iter().map(StreamId::new).collect();
+            let mut out = Vec::new();
+            match ids
+                .map_err(|e| e.to_string())
+                .and_then(|ids| log.export(&ids, &mut out).map_err(|e| e.to_string()))
+            {
+                Ok(_) if out.len() as u64 <= MAX_RESPONSE => ResponseV1::Car(ByteBuf::from(out)),
+                Ok(_) => {
+                    ResponseV1::Error(format!("the export is larger than {MAX_RESPONSE} bytes"))
+                }
+                Err(e) => ResponseV1::Error(e),
+            }
+        }
+    })
+}
+
+type Pending =
+    HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<SyncResponse, NodeError>>>;
+
+async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut rx: mpsc::Receiver<Command>, log: EventLog) {
+    let mut pending: Pending = HashMap::new();
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Command::Request { peer, addr, request, reply }) => {
+                    swarm.add_peer_address(peer, addr);
+                    let id = swarm.behaviour_mut().sync.send_request(&peer, request);
+                    pending.insert(id, reply);
+                }
+                None => return,
+            },
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message { message, .. })) => match message {
+                    request_response::Message::Request { request, channel, .. } => {
+                        let log = log.clone();
+                        // Exports read the store: off the swarm's thread.
+                        let response = tokio::task::spawn_blocking(move || answer(&log, request))
+                            .await
+                            .unwrap_or_else(|e| SyncResponse::V1(ResponseV1::Error(e.to_string())));
+                        let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+                    }
+                    request_response::Message::Response { request_id, response } => {
+                        if let Some(reply) = pending.remove(&request_id) {
+                            let _ = reply.send(Ok(response));
+                        }
+                    }
+                },
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::OutboundFailure { peer, request_id, error, .. })) => {
+                    if let Some(reply) = pending.remove(&request_id) {
+                        let _ = reply.send(Err(NodeError::Request { peer, reason: error.to_string() }));
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+/// What a follower follows: a peer, the writer whose heads it trusts, and
+/// the streams under a prefix.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    pub from: Multiaddr,
+    pub writer: [u8; 32],
+    pub prefix: String,
+    pub interval: Duration,
+}
+
+impl Follow {
+    /// One round: fetch the peer's heads, and import an export of every
+    /// stream this log is behind on. Returns the events imported.
+    pub async fn round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
+        let ResponseV1::Heads(heads) = node
+            .request(
+                &self.from,
+                RequestV1::Heads {
+                    prefix: self.prefix.clone(),
+                },
+            )
+            .await?
+        else {
+            return Err(NodeError::Unexpected {
+                peer: self.from.to_string(),
+                what: "a heads request",
+            });
+        };
+        let mut behind = Vec::new();
+        for (stream, length) in heads {
+            let Ok(id) = StreamId::new(stream.clone()) else {
+                continue;
+            };
+            let have = log.stream_version(&id).ok().flatten().map_or(0, |v| v + 1);
+            if have < length {
+                behind.push(stream);
+            }
+        }
+        if behind.is_empty() {
+            return Ok(0);
+        }
+        let ResponseV1::Car(car) = node
+            .request(&self.from, RequestV1::Export { streams: behind })
+            .await?
+        else {
+            return Err(NodeError::Unexpected {
+                peer: self.from.to_string(),
+                what: "an export request",
+            });
+        };
+        let log = log.clone();
+        let writer = self.writer;
+        let peer = self.from.to_string();
+        tokio::task::spawn_blocking(move || {
+            let import = |reason: String| NodeError::Import {
+                peer: peer.clone(),
+                reason,
+            };
+            // Import reads the file twice (verify, then apply), so the
+            // export is spooled to a temporary file removed on drop.
+            let mut file = tempfile::NamedTempFile::new().map_err(|e| import(e.to_string()))?;
+            std::io::Write::write_all(&mut file, &car).map_err(|e| import(e.to_string()))?;
+            let r = log.import(file.path(), &[writer]);
+            r.map(|r| r.events).map_err(|e| import(e.to_string()))
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Follows until the log closes: a round every `interval`.
+    pub async fn run(self, node: Node, log: EventLog) {
+        loop {
+            match self.round(&node, &log).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(from = %self.from, events = n, "replicated"),
+                Err(e) => tracing::warn!(from = %self.from, "replication: {e}"),
+            }
+            tokio::time::sleep(self.interval).await;
+        }
+    }
+}
