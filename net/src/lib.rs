@@ -22,5 +22,6 @@
 mod node;
 mod wire;
 
+pub use libp2p::Multiaddr;
 pub use node::{Follow, Node, NodeError};
 pub use wire::{MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest, SyncResponse};

@@ -98,12 +98,14 @@ impl Node {
             .map_err(|e| start(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
+        let serving = !listen.is_empty();
         for addr in listen {
             swarm.listen_on(addr).map_err(|e| start(&e))?;
         }
-        // Wait for the listeners to report their addresses.
+        // Wait for the listeners to report their addresses (a node that
+        // only follows listens on nothing).
         let mut listening = Vec::new();
-        while listening.is_empty() {
+        while serving && listening.is_empty() {
             if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
                 listening.push(address.with(Protocol::P2p(peer_id)));
             }
@@ -187,8 +189,14 @@ type Pending =
 
 async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut rx: mpsc::Receiver<Command>, log: EventLog) {
     let mut pending: Pending = HashMap::new();
+    // Answers are built on blocking threads and come back here, so a large
+    // export never stalls the swarm (other peers, pings, our own requests).
+    let (answered, mut answers) = mpsc::unbounded_channel();
     loop {
         tokio::select! {
+            Some((channel, response)) = answers.recv() => {
+                let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+            },
             cmd = rx.recv() => match cmd {
                 Some(Command::Request { peer, addr, request, reply }) => {
                     swarm.add_peer_address(peer, addr);
@@ -200,12 +208,10 @@ async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut rx: mpsc::Receiver<Command
             event = swarm.select_next_some() => match event {
                 SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message { message, .. })) => match message {
                     request_response::Message::Request { request, channel, .. } => {
-                        let log = log.clone();
-                        // Exports read the store: off the swarm's thread.
-                        let response = tokio::task::spawn_blocking(move || answer(&log, request))
-                            .await
-                            .unwrap_or_else(|e| SyncResponse::V1(ResponseV1::Error(e.to_string())));
-                        let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+                        let (log, answered) = (log.clone(), answered.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let _ = answered.send((channel, answer(&log, request)));
+                        });
                     }
                     request_response::Message::Response { request_id, response } => {
                         if let Some(reply) = pending.remove(&request_id) {

@@ -405,12 +405,15 @@ pub fn verify_with(signer: &str) -> Result<ExitCode> {
 }
 
 pub fn parse_key(hex: &str) -> Result<[u8; 32]> {
-    if hex.len() != 64 {
-        bail!("--signer takes 64 hex digits, got {}", hex.len());
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "a public key is 64 hex digits, got {:?}",
+            hex.chars().take(80).collect::<String>()
+        );
     }
     let mut k = [0u8; 32];
     for (i, b) in k.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).context("--signer is not hex")?;
+        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).context("not hex")?;
     }
     Ok(k)
 }

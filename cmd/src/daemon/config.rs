@@ -49,6 +49,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub p2p: P2pConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +114,68 @@ impl Default for ApiConfig {
     }
 }
 
+/// Peer-to-peer replication over libp2p (see `hydra-net`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Multiaddrs to serve this log's streams on, e.g.
+    /// `/ip4/0.0.0.0/tcp/4001`. Empty: only dial out (to follow).
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// Writers' streams to replicate, verified against their keys.
+    #[serde(default)]
+    pub follow: Vec<FollowConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowConfig {
+    /// The peer to fetch from: any node that holds the streams.
+    pub peer: String,
+    /// The writer's public key (64 hex digits): the only signer trusted.
+    pub writer: String,
+    /// Replicate the streams whose names start with this (all by default).
+    #[serde(default)]
+    pub prefix: String,
+    /// How often to ask the peer for new heads.
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+}
+
+impl FollowConfig {
+    /// Parses `WRITER_HEX@MULTIADDR`, the `--follow` flag's form.
+    pub fn from_flag(s: &str) -> Result<FollowConfig> {
+        let Some((writer, peer)) = s.split_once('@') else {
+            bail!("--follow {s:?}: expected WRITER_KEY_HEX@MULTIADDR");
+        };
+        Ok(FollowConfig {
+            peer: peer.into(),
+            writer: writer.into(),
+            prefix: String::new(),
+            interval_ms: default_interval(),
+        })
+    }
+
+    /// The checked form `hydra-net` runs.
+    pub fn to_follow(&self) -> Result<hydra_net::Follow> {
+        let from = self
+            .peer
+            .parse::<hydra_net::Multiaddr>()
+            .map_err(|e| anyhow::anyhow!("peer {:?} is not a multiaddr: {e}", self.peer))?;
+        let writer = crate::cli::stream::parse_key(&self.writer)
+            .map_err(|e| anyhow::anyhow!("writer {:?}: {e}", self.writer))?;
+        if self.interval_ms == 0 {
+            bail!("interval_ms: must be at least 1");
+        }
+        Ok(hydra_net::Follow {
+            from,
+            writer,
+            prefix: self.prefix.clone(),
+            interval: std::time::Duration::from_millis(self.interval_ms),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -167,6 +231,9 @@ fn default_body() -> usize {
 fn default_timeout() -> u64 {
     30
 }
+fn default_interval() -> u64 {
+    1000
+}
 
 /// The configuration with no file: one redb volume in `data`.
 impl Config {
@@ -183,6 +250,7 @@ impl Config {
             api: ApiConfig::default(),
             log: LogConfig::default(),
             limits: Limits::default(),
+            p2p: P2pConfig::default(),
         }
     }
 
@@ -254,6 +322,14 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("{name}: {a:?} is not an address: {e}"))?;
             }
         }
+        for (i, a) in self.p2p.listen.iter().enumerate() {
+            a.parse::<hydra_net::Multiaddr>()
+                .map_err(|e| anyhow::anyhow!("p2p.listen[{i}]: {a:?} is not a multiaddr: {e}"))?;
+        }
+        for (i, f) in self.p2p.follow.iter().enumerate() {
+            f.to_follow()
+                .map_err(|e| anyhow::anyhow!("p2p.follow[{i}].{e}"))?;
+        }
         if self.log.level.parse::<tracing::Level>().is_err() {
             bail!(
                 "log.level: {:?} is not trace, debug, info, warn or error",
@@ -322,5 +398,44 @@ mod tests {
                 .to_string()
                 .starts_with("api.http: \"nowhere\" is not an address")
         );
+    }
+
+    #[test]
+    fn p2p_settings_are_checked() {
+        let base = "volumes:\n  - id: a\n    path: x\np2p:\n";
+        let err = |yaml: &str| {
+            Config::parse(&format!("{base}{yaml}"))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err("  listen: [tcp-4001]\n")
+                .starts_with("p2p.listen[0]: \"tcp-4001\" is not a multiaddr"),
+        );
+        let peer =
+            "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+        assert!(
+            err(&format!(
+                "  follow:\n    - peer: {peer}\n      writer: ab\n"
+            ))
+            .starts_with("p2p.follow[0].writer \"ab\": a public key is 64 hex digits")
+        );
+        let writer = "ab".repeat(32);
+        assert_eq!(
+            err(&format!(
+                "  follow:\n    - peer: {peer}\n      writer: {writer}\n      interval_ms: 0\n"
+            )),
+            "p2p.follow[0].interval_ms: must be at least 1"
+        );
+        let ok = Config::parse(&format!(
+            "{base}  listen: [/ip4/0.0.0.0/tcp/4001]\n  follow:\n    - peer: {peer}\n      writer: {writer}\n"
+        ))
+        .unwrap();
+        ok.validate().unwrap();
+        let f = ok.p2p.follow[0].to_follow().unwrap();
+        assert_eq!((f.prefix.as_str(), f.interval.as_millis()), ("", 1000));
+        assert_eq!(Config::parse(&ok.to_yaml().unwrap()).unwrap(), ok);
     }
 }

@@ -65,6 +65,14 @@ pub struct DaemonArgs {
     /// Log level: trace, debug, info, warn, error.
     #[arg(long, env = "HYDRA_LOG")]
     pub log_level: Option<String>,
+    /// Serve this log's streams to peers on a libp2p multiaddr, e.g.
+    /// /ip4/0.0.0.0/tcp/4001 (repeatable).
+    #[arg(long = "p2p", value_name = "MULTIADDR")]
+    pub p2p: Vec<String>,
+    /// Replicate a writer's streams from a peer, verified against the
+    /// writer's key: WRITER_KEY_HEX@MULTIADDR (repeatable).
+    #[arg(long, value_name = "WRITER@MULTIADDR")]
+    pub follow: Vec<String>,
 }
 
 /// The effective configuration: the file (or the defaults), then flags.
@@ -96,6 +104,10 @@ pub fn effective_config(ctx: &Ctx, args: &DaemonArgs) -> Result<Config> {
     }
     if let Some(l) = &args.log_level {
         c.log.level = l.clone();
+    }
+    c.p2p.listen.extend(args.p2p.iter().cloned());
+    for f in &args.follow {
+        c.p2p.follow.push(config::FollowConfig::from_flag(f)?);
     }
     c.validate()?;
     Ok(c)
@@ -343,6 +355,7 @@ async fn serve(config: Config) -> Result<()> {
         println!("resp listening on {local}");
         tokio::spawn(resp::serve(app.clone(), listener));
     }
+    let _p2p = start_p2p(&config, &app.log).await?;
     tracing::info!(%local, peer_id = %app.log.identity().peer_id(), "hydra daemon started");
     println!("listening on http://{local}");
     let a = app.clone();
@@ -360,6 +373,34 @@ async fn serve(config: Config) -> Result<()> {
     let _ = std::fs::remove_file(&address_file);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the libp2p node when the config serves or follows anything, and
+/// a follow loop per followed writer. The node lives as long as the
+/// returned handle.
+async fn start_p2p(config: &Config, log: &EventLog) -> Result<Option<hydra_net::Node>> {
+    if config.p2p.listen.is_empty() && config.p2p.follow.is_empty() {
+        return Ok(None);
+    }
+    let listen = config
+        .p2p
+        .listen
+        .iter()
+        .map(|a| a.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .context("p2p.listen")?;
+    let node = hydra_net::Node::start(log.clone(), listen)
+        .await
+        .context("p2p: starting the node")?;
+    for addr in node.listening() {
+        println!("p2p listening on {addr}");
+    }
+    for f in &config.p2p.follow {
+        let follow = f.to_follow()?;
+        tracing::info!(from = %follow.from, prefix = %follow.prefix, "following");
+        tokio::spawn(follow.run(node.clone(), log.clone()));
+    }
+    Ok(Some(node))
 }
 
 async fn shutdown_signal() {

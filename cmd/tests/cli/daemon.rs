@@ -18,6 +18,8 @@ pub struct Daemon {
     pub resp: Option<String>,
     /// The gRPC address, when started with `--grpc`.
     pub grpc: Option<String>,
+    /// The libp2p address (ending in /p2p/<peer id>), with `--p2p`.
+    pub p2p: Option<String>,
     /// Kept open so that the daemon's stdout never breaks.
     _stdout: BufReader<std::process::ChildStdout>,
 }
@@ -32,7 +34,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut resp, mut grpc) = (None, None);
+        let (mut resp, mut grpc, mut p2p) = (None, None, None);
         let url = loop {
             let mut line = String::new();
             assert!(
@@ -43,6 +45,8 @@ impl Daemon {
                 resp = Some(addr.to_owned());
             } else if let Some(addr) = line.trim().strip_prefix("grpc listening on ") {
                 grpc = Some(addr.to_owned());
+            } else if let Some(addr) = line.trim().strip_prefix("p2p listening on ") {
+                p2p.get_or_insert_with(|| addr.to_owned());
             } else if let Some(url) = line.trim().strip_prefix("listening on ") {
                 break url.to_owned();
             }
@@ -52,6 +56,7 @@ impl Daemon {
             url,
             resp,
             grpc,
+            p2p,
             _stdout: out,
         }
     }

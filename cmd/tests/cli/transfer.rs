@@ -126,3 +126,107 @@ fn export_from_one_daemon_import_into_another() {
         409
     );
 }
+
+#[test]
+fn a_daemon_follows_another_over_libp2p() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Daemon::start(da.path(), &["--p2p", "/ip4/127.0.0.1/tcp/0"]);
+    let c = reqwest::blocking::Client::new();
+    let append = |stream: &str, i: u64| {
+        let r = c
+            .post(format!("{}/streams/{stream}", a.url))
+            .body(format!(r#"{{"type":"Placed","data":{i}}}"#))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    };
+    for i in 0..40 {
+        append("orders-1", i);
+    }
+    append("audit", 0);
+    let health: serde_json::Value = c
+        .get(format!("{}/health", a.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let writer = health["public_key"].as_str().unwrap();
+    let peer = a.p2p.clone().expect("the daemon printed its p2p address");
+    assert!(peer.contains("/p2p/12D3KooW"), "{peer}");
+
+    // A config file follows the writer's `orders` streams; no listener.
+    let config = db.path().join("hydra.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "volumes:\n  - id: main\n    path: {}\napi:\n  http: 127.0.0.1:0\np2p:\n  follow:\n    - peer: {peer}\n      writer: {writer}\n      prefix: orders\n      interval_ms: 100\n",
+            db.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let b = Daemon::start(db.path(), &["--config", config.to_str().unwrap()]);
+    let version = |stream: &str| -> Option<u64> {
+        let r = c
+            .get(format!("{}/streams/{stream}/version", b.url))
+            .send()
+            .unwrap();
+        (r.status() == 200).then(|| r.json::<serde_json::Value>().unwrap()["version"].as_u64())?
+    };
+    let wait_for = |stream: &str, v: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while version(stream) != Some(v) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{stream} not replicated to version {v}: {:?}",
+                version(stream)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for("orders-1", 39);
+    // Live: new appends and new streams arrive too.
+    append("orders-1", 40);
+    append("orders-2", 0);
+    wait_for("orders-1", 40);
+    wait_for("orders-2", 0);
+    assert_eq!(version("audit"), None, "outside the prefix");
+    let head = |url: &str| -> serde_json::Value {
+        c.get(format!("{url}/streams/orders-1/head"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(head(&a.url), head(&b.url));
+    assert_eq!(
+        c.post(format!("{}/streams/orders-1", b.url))
+            .body(r#"{"type":"X"}"#)
+            .send()
+            .unwrap()
+            .status(),
+        409,
+        "a replica refuses local appends"
+    );
+}
+
+#[test]
+fn bad_follow_settings_are_refused_at_start() {
+    let d = tempfile::tempdir().unwrap();
+    for (flag, why) in [
+        ("nope", "expected WRITER_KEY_HEX@MULTIADDR"),
+        (
+            "abcd@/ip4/127.0.0.1/tcp/1/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo",
+            "64 hex digits",
+        ),
+        (
+            &format!("{}@not-a-multiaddr", "ab".repeat(32)),
+            "not a multiaddr",
+        ),
+    ] {
+        let err = fails(
+            d.path(),
+            &["daemon", "--http", "127.0.0.1:0", "--follow", flag],
+        );
+        assert!(err.contains(why), "{flag}: {err}");
+    }
+}
