@@ -35,6 +35,8 @@ pub const STREAM_HEAD: Kind = Kind(0x0401);
 /// Kind of a bundle block: body up to 256 event records.
 pub const EVENT_BUNDLE: Kind = Kind(0x0402);
 const BUNDLE: usize = 256;
+/// Records per writer request while applying an import (16 bundles).
+const IMPORT_BATCH: usize = 16 * BUNDLE;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -182,6 +184,7 @@ impl EventLog {
         // The stream being read: its head, the bundles still expected, and
         // (while verifying) the peaks and length reached so far.
         let mut current: Option<(Head, VecDeque<Ref>, Vec<Hash>, u64)> = None;
+        let mut pending: Vec<Vec<u8>> = Vec::new();
         let corrupt = |reason: String| Error::Corrupt {
             what: "import file".into(),
             reason,
@@ -232,7 +235,14 @@ impl EventLog {
                     let records: Vec<Vec<u8>> =
                         node.body.into_iter().map(ByteBuf::into_vec).collect();
                     if apply {
+                        // Bundles go to the writer in groups, so a large
+                        // import is a few commits, not one per bundle.
+                        pending.extend(records);
                         let last = expected.is_empty();
+                        if !last && pending.len() < IMPORT_BATCH {
+                            continue;
+                        }
+                        let records = std::mem::take(&mut pending);
                         let (before, given) = (*length, records.len() as u64);
                         let head = head.clone();
                         *length = self.request(|reply| Request::Import {

@@ -242,7 +242,8 @@ pub struct Follow {
 
 impl Follow {
     /// One round: fetch the peer's heads, and import an export of every
-    /// stream this log is behind on. Returns the events imported.
+    /// stream this log is behind on. Returns the events imported, or the
+    /// first refusal once every stream has been tried.
     pub async fn round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
         let ResponseV1::Heads(heads) = node
             .request(
@@ -268,18 +269,53 @@ impl Follow {
                 behind.push(stream);
             }
         }
-        if behind.is_empty() {
-            return Ok(0);
+        // One export per stream: each response stays within the size
+        // bound however many streams are behind, and one refused stream
+        // (forked, wrongly signed) does not hold back the others. The next
+        // export downloads while the last one is verified and applied.
+        let mut exports = futures::stream::iter(behind)
+            .map(|stream| self.download(node, stream))
+            .buffered(2);
+        let (mut imported, mut refused) = (0, None);
+        while let Some(car) = exports.next().await {
+            let applied = match car {
+                Ok(car) => self.apply(log, car).await,
+                Err(e) => Err(e),
+            };
+            match applied {
+                Ok(n) => imported += n,
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
         }
-        let ResponseV1::Car(car) = node
-            .request(&self.from, RequestV1::Export { streams: behind })
+        match refused {
+            None => Ok(imported),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// One stream's export, as the peer sent it.
+    async fn download(&self, node: &Node, stream: String) -> Result<ByteBuf, NodeError> {
+        match node
+            .request(
+                &self.from,
+                RequestV1::Export {
+                    streams: vec![stream],
+                },
+            )
             .await?
-        else {
-            return Err(NodeError::Unexpected {
+        {
+            ResponseV1::Car(car) => Ok(car),
+            _ => Err(NodeError::Unexpected {
                 peer: self.from.to_string(),
                 what: "an export request",
-            });
-        };
+            }),
+        }
+    }
+
+    /// Imports an export, verified completely before anything changes.
+    async fn apply(&self, log: &EventLog, car: ByteBuf) -> Result<u64, NodeError> {
         let log = log.clone();
         let writer = self.writer;
         let peer = self.from.to_string();
