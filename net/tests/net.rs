@@ -111,3 +111,33 @@ async fn a_follower_replicates_and_verifies() {
     assert!(err.to_string().contains("not the trusted signer"), "{err}");
     assert_eq!(len(&stranger, "orders-1"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refused_stream_does_not_hold_back_the_others() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (writer, follower) = (open(da.path()), open(db.path()));
+    append(&writer, "orders-0", 3);
+    append(&writer, "orders-1", 4);
+    // The follower wrote its own orders-0: it is not a replica, so the
+    // writer's orders-0 is refused there, and orders-1 still arrives.
+    append(&follower, "orders-0", 1);
+    let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let a = Node::start(writer.clone(), listen).await.unwrap();
+    let b = Node::start(follower.clone(), Vec::new()).await.unwrap();
+    assert!(
+        b.listening().is_empty(),
+        "a follower-only node listens on nothing"
+    );
+    let follow = Follow {
+        from: a.listening()[0].clone(),
+        writer: writer.identity().public_key(),
+        prefix: "orders-".into(),
+        interval: Duration::from_millis(50),
+    };
+    let err = follow.round(&b, &follower).await.unwrap_err();
+    assert!(err.to_string().contains("orders-0"), "{err}");
+    assert_eq!(
+        (len(&follower, "orders-0"), len(&follower, "orders-1")),
+        (1, 4)
+    );
+}

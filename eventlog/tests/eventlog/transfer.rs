@@ -13,12 +13,13 @@ fn a_replica_gets_the_writers_events_heads_and_proofs() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (open(da.path()), open(db.path()));
     let writer = a.identity().public_key();
-    fill(&a, &sid("orders"), 700);
+    // Past two of the importer's writer batches (4,096 records each).
+    fill(&a, &sid("orders"), 9000);
     fill(&a, &sid("users"), 3);
     let file = da.path().join("export.car");
     export(&a, &["orders", "users"], &file);
     let r = b.import(&file, &[writer]).unwrap();
-    assert_eq!((r.streams, r.events, r.skipped), (2, 703, 0));
+    assert_eq!((r.streams, r.events, r.skipped), (2, 9003, 0));
     for s in ["orders", "users"] {
         let (ours, theirs) = (read_all_of(&a, &sid(s)), read_all_of(&b, &sid(s)));
         let strip = |v: Vec<hydra_eventlog::RecordedEvent>| {
@@ -33,10 +34,10 @@ fn a_replica_gets_the_writers_events_heads_and_proofs() {
             "the replica serves the writer's head"
         );
     }
-    let e = &read_all_of(&b, &sid("orders"))[650];
-    let (head, proof) = b.prove(&sid("orders"), 650).unwrap();
+    let e = &read_all_of(&b, &sid("orders"))[8650];
+    let (head, proof) = b.prove(&sid("orders"), 8650).unwrap();
     verify_event(&head, &writer, e, &proof).unwrap();
-    assert_eq!(b.get_event(e.id).unwrap().version, 650);
+    assert_eq!(b.get_event(e.id).unwrap().version, 8650);
     let err = b
         .append(&sid("orders"), ExpectedVersion::Any, vec![ev("Local", "x")])
         .unwrap_err();
@@ -52,7 +53,7 @@ fn a_replica_gets_the_writers_events_heads_and_proofs() {
     fill(&a, &sid("orders"), 10);
     export(&a, &["orders"], &file);
     let r = b.import(&file, &[writer]).unwrap();
-    assert_eq!((r.events, r.skipped), (10, 700));
+    assert_eq!((r.events, r.skipped), (10, 9000));
     assert_eq!(
         b.head(&sid("orders")).unwrap(),
         a.head(&sid("orders")).unwrap()
@@ -60,7 +61,7 @@ fn a_replica_gets_the_writers_events_heads_and_proofs() {
     let again = b.import(&file, &[]).unwrap();
     assert_eq!(
         (again.events, again.skipped),
-        (0, 710),
+        (0, 9010),
         "importing twice changes nothing"
     );
 }
