@@ -336,6 +336,13 @@ impl EventLog {
         self.inner.notify.next_position()
     }
 
+    /// Blocks until the log holds `position` (an append or import
+    /// committed it) or `deadline` passes; returns whether it does. For
+    /// long polls: wait past the `next_position` seen last.
+    pub fn wait_past(&self, position: u64, deadline: std::time::Instant) -> bool {
+        self.inner.notify.wait_past(position, deadline)
+    }
+
     /// Stops the writer after the appends already queued, flushes and
     /// releases the volume's writer. Later calls fail with `Closed`.
     pub fn close(&self) -> Result<(), Error> {

@@ -307,7 +307,7 @@ impl EventLog {
         }
     }
 
-    fn sign_head(&self, stream: &StreamId, st: &StreamState) -> Head {
+    pub(crate) fn sign_head(&self, stream: &StreamId, st: &StreamState) -> Head {
         // A replica serves its writer's head, which proves the same tree.
         if let Some(h) = &st.replica
             && h.length == st.length

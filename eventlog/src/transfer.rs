@@ -77,17 +77,23 @@ fn bundle_block(records: &[Vec<u8>]) -> (Ref, Vec<u8>) {
 }
 
 impl EventLog {
-    /// The raw records of a stream, in version order, a page at a time.
-    fn raw_records(&self, stream: &StreamId, st: &StreamState) -> Result<Vec<Vec<Vec<u8>>>, Error> {
-        if st.scavenged_before > 0 {
+    /// The raw records of a stream from version `from`, in version order,
+    /// a bundle at a time.
+    fn raw_records(
+        &self,
+        stream: &StreamId,
+        st: &StreamState,
+        from: u64,
+    ) -> Result<Vec<Vec<Vec<u8>>>, Error> {
+        if st.scavenged_before > from {
             return Err(Error::Scavenged {
                 stream: stream.clone(),
-                version: 0,
+                version: from,
             });
         }
         let volume = &self.inner.volume;
         let mut range = KeyRange::between(
-            &layout::version_key(st.num, 0),
+            &layout::version_key(st.num, from.min(st.length)),
             &layout::version_key(st.num, st.length),
         );
         let mut bundles = Vec::new();
@@ -125,12 +131,30 @@ impl EventLog {
     /// Writes `streams` (each with its signed head and every event) as a
     /// CARv1 file.
     pub fn export(&self, streams: &[StreamId], out: impl Write) -> Result<ExportReport, Error> {
+        let from: Vec<(StreamId, u64)> = streams.iter().map(|s| (s.clone(), 0)).collect();
+        self.export_from(&from, out)
+    }
+
+    /// Like [`EventLog::export`], but each stream's events start at the
+    /// version given beside it: what a replica that holds the versions
+    /// before it still lacks. The head is the current signed head, so an
+    /// importer checks the new records against it from its own peaks.
+    pub fn export_from(
+        &self,
+        streams: &[(StreamId, u64)],
+        out: impl Write,
+    ) -> Result<ExportReport, Error> {
         let mut report = ExportReport::default();
         let mut plan = Vec::new();
-        for stream in streams {
+        for (stream, from) in streams {
             let st = self.readable(stream)?;
-            let head = self.head(stream)?;
-            let bundles = self.raw_records(stream, &st)?;
+            if st.length == 0 {
+                return Err(Error::StreamNotFound(stream.clone()));
+            }
+            // The head and the records from one state: an append landing
+            // meanwhile must not give a head longer than the records.
+            let head = self.sign_head(stream, &st);
+            let bundles = self.raw_records(stream, &st, *from)?;
             let blocks: Vec<(Ref, Vec<u8>)> = bundles.iter().map(|b| bundle_block(b)).collect();
             let head_node = Node {
                 kind: STREAM_HEAD,
@@ -138,7 +162,7 @@ impl EventLog {
                 body: head,
             };
             let head_bytes = head_node.encode();
-            report.events += st.length;
+            report.events += st.length.saturating_sub(*from);
             plan.push((Ref::of(Codec::Node, &head_bytes), head_bytes, blocks));
         }
         let roots: Vec<Ref> = plan.iter().map(|p| p.0).collect();

@@ -14,6 +14,7 @@ use hydra_net::{Follow, Node};
 
 const EVENT: usize = 256;
 const BATCH: u64 = 1000;
+const LAG_SAMPLES: u64 = 200;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -86,7 +87,7 @@ async fn main() {
         from: a.listening()[0].clone(),
         writer: key,
         prefix: "bench-".into(),
-        interval: Duration::from_secs(1),
+        retry: Duration::from_secs(1),
     };
     let t = Instant::now();
     let mut got = 0;
@@ -97,6 +98,38 @@ async fn main() {
     }
     let network = t.elapsed();
     assert_eq!(follower.stream_version(&ids[0]).unwrap(), Some(per - 1));
+
+    // Lag: from the writer's acknowledged (durable) append to the event
+    // being readable on a live follower.
+    let live = Follow {
+        prefix: "lag".into(),
+        ..follow
+    };
+    let task = tokio::spawn(live.run(b.clone(), follower.clone()));
+    let lag_stream = StreamId::new("lag").unwrap();
+    let mut lags = Vec::new();
+    for i in 0..LAG_SAMPLES {
+        let w = writer.clone();
+        let s = lag_stream.clone();
+        tokio::task::spawn_blocking(move || {
+            w.append(
+                &s,
+                ExpectedVersion::Any,
+                vec![NewEvent::new("Lag", vec![0; EVENT])],
+            )
+            .unwrap()
+        })
+        .await
+        .unwrap();
+        let acked = Instant::now();
+        while follower.stream_version(&lag_stream).unwrap() != Some(i) {
+            tokio::time::sleep(Duration::from_micros(50)).await;
+        }
+        lags.push(acked.elapsed());
+    }
+    task.abort();
+    lags.sort();
+    let at = |q: f64| lags[((lags.len() as f64 * q) as usize).min(lags.len() - 1)];
 
     println!(
         "{streams} streams x {per} events of {EVENT} B: export {:.1} MB, durability sync\n",
@@ -120,4 +153,9 @@ async fn main() {
             events as f64 / d.as_secs_f64()
         );
     }
+    println!(
+        "\nlag over {LAG_SAMPLES} appends, acknowledged on the writer to readable on the follower: p50 {:.2} ms, p99 {:.2} ms",
+        at(0.5).as_secs_f64() * 1000.0,
+        at(0.99).as_secs_f64() * 1000.0
+    );
 }

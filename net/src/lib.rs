@@ -12,9 +12,15 @@
 //! peaks before changing anything. So a peer that lies, corrupts or forks
 //! is refused, and serving peers need no trust at all.
 //!
-//! Non-goals here, for now: pushing heads as they are appended (followers
-//! poll at an interval), partial exports (a follower is sent whole streams
-//! and skips what it has), block want-lists for objects, mDNS.
+//! New heads reach a follower as they commit: its heads request is a long
+//! poll that the serving node answers as soon as its log holds a position
+//! past the last one the follower saw (or after [`HEADS_WAIT`]). That is a
+//! direct protocol rather than gossipsub: a follower names its peer and
+//! wants every head under a prefix, which is one request away, with no
+//! mesh to maintain and nothing relayed by peers it did not choose.
+//!
+//! Non-goals here, for now: partial exports (a follower is sent whole
+//! streams and skips what it has), block want-lists for objects, mDNS.
 //!
 //! Wire messages are versioned (`V1`) and encoded with CBOR by libp2p's
 //! request-response codec, with bounded request and response sizes.
@@ -24,4 +30,6 @@ mod wire;
 
 pub use libp2p::Multiaddr;
 pub use node::{Follow, Node, NodeError};
-pub use wire::{MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest, SyncResponse};
+pub use wire::{
+    HEADS_WAIT, MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest, SyncResponse,
+};

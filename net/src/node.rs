@@ -14,7 +14,8 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::wire::{
-    MAX_REQUEST, MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest, SyncResponse,
+    HEADS_WAIT, MAX_REQUEST, MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest,
+    SyncResponse,
 };
 
 /// Why the node failed.
@@ -159,20 +160,27 @@ impl Node {
 fn answer(log: &EventLog, request: SyncRequest) -> SyncResponse {
     let SyncRequest::V1(request) = request;
     SyncResponse::V1(match request {
-        RequestV1::Heads { prefix } => {
+        RequestV1::Heads { prefix, after } => {
+            if let Some(after) = after {
+                log.wait_past(after, std::time::Instant::now() + HEADS_WAIT);
+            }
+            let next = log.next_position();
             let heads = log
                 .list_streams(&prefix)
                 .filter_map(Result::ok)
                 .filter_map(|s| s.version.map(|v| (s.stream.to_string(), v + 1)))
                 .collect();
-            ResponseV1::Heads(heads)
+            ResponseV1::Heads { heads, next }
         }
         RequestV1::Export { streams } => {
-            let ids: Result<Vec<StreamId>, _> = streams.into_iter().map(StreamId::new).collect();
+            let ids: Result<Vec<(StreamId, u64)>, _> = streams
+                .into_iter()
+                .map(|(s, from)| StreamId::new(s).map(|s| (s, from)))
+                .collect();
             let mut out = Vec::new();
             match ids
                 .map_err(|e| e.to_string())
-                .and_then(|ids| log.export(&ids, &mut out).map_err(|e| e.to_string()))
+                .and_then(|ids| log.export_from(&ids, &mut out).map_err(|e| e.to_string()))
             {
                 Ok(_) if out.len() as u64 <= MAX_RESPONSE => ResponseV1::Car(ByteBuf::from(out)),
                 Ok(_) => {
@@ -237,7 +245,8 @@ pub struct Follow {
     pub from: Multiaddr,
     pub writer: [u8; 32],
     pub prefix: String,
-    pub interval: Duration,
+    /// How long to wait after a failed round before asking again.
+    pub retry: Duration,
 }
 
 impl Follow {
@@ -245,11 +254,24 @@ impl Follow {
     /// stream this log is behind on. Returns the events imported, or the
     /// first refusal once every stream has been tried.
     pub async fn round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
-        let ResponseV1::Heads(heads) = node
+        Ok(self.sync(node, log, None).await?.0)
+    }
+
+    /// A round whose heads request waits, at the peer, until the peer's
+    /// log holds position `after`. Returns the events imported and the
+    /// peer's next position, to wait past next time.
+    async fn sync(
+        &self,
+        node: &Node,
+        log: &EventLog,
+        after: Option<u64>,
+    ) -> Result<(u64, u64), NodeError> {
+        let ResponseV1::Heads { heads, next } = node
             .request(
                 &self.from,
                 RequestV1::Heads {
                     prefix: self.prefix.clone(),
+                    after,
                 },
             )
             .await?
@@ -266,10 +288,11 @@ impl Follow {
             };
             let have = log.stream_version(&id).ok().flatten().map_or(0, |v| v + 1);
             if have < length {
-                behind.push(stream);
+                behind.push((stream, have));
             }
         }
-        // One export per stream: each response stays within the size
+        // One export per stream, of only the events this log lacks (what
+        // an earlier head covered is not sent again): each response stays within the size
         // bound however many streams are behind, and one refused stream
         // (forked, wrongly signed) does not hold back the others. The next
         // export downloads while the last one is verified and applied.
@@ -290,18 +313,22 @@ impl Follow {
             }
         }
         match refused {
-            None => Ok(imported),
+            None => Ok((imported, next)),
             Some(e) => Err(e),
         }
     }
 
-    /// One stream's export, as the peer sent it.
-    async fn download(&self, node: &Node, stream: String) -> Result<ByteBuf, NodeError> {
+    /// One stream's export from version `from`, as the peer sent it.
+    async fn download(
+        &self,
+        node: &Node,
+        (stream, from): (String, u64),
+    ) -> Result<ByteBuf, NodeError> {
         match node
             .request(
                 &self.from,
                 RequestV1::Export {
-                    streams: vec![stream],
+                    streams: vec![(stream, from)],
                 },
             )
             .await?
@@ -335,15 +362,26 @@ impl Follow {
         .map_err(|_| NodeError::Stopped)?
     }
 
-    /// Follows until the log closes: a round every `interval`.
+    /// Follows until the task is dropped: each heads request waits at
+    /// the peer for the next append past the last one seen, so new events
+    /// arrive as they commit. After a failure it waits `retry`, then
+    /// asks again without waiting.
     pub async fn run(self, node: Node, log: EventLog) {
+        let mut after = None;
         loop {
-            match self.round(&node, &log).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(from = %self.from, events = n, "replicated"),
-                Err(e) => tracing::warn!(from = %self.from, "replication: {e}"),
+            match self.sync(&node, &log, after).await {
+                Ok((n, next)) => {
+                    if n > 0 {
+                        tracing::info!(from = %self.from, events = n, "replicated");
+                    }
+                    after = Some(next);
+                }
+                Err(e) => {
+                    tracing::warn!(from = %self.from, "replication: {e}");
+                    after = None;
+                    tokio::time::sleep(self.retry).await;
+                }
             }
-            tokio::time::sleep(self.interval).await;
         }
     }
 }

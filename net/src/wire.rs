@@ -9,6 +9,8 @@ pub const PROTOCOL: &str = "/hydra/sync/1";
 pub const MAX_RESPONSE: u64 = 64 << 20;
 /// Largest request a node accepts.
 pub const MAX_REQUEST: u64 = 64 << 10;
+/// Longest a heads request waits for a new append before answering.
+pub const HEADS_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncRequest {
@@ -17,10 +19,14 @@ pub enum SyncRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestV1 {
-    /// The streams under `prefix` and their lengths.
-    Heads { prefix: String },
-    /// An export (CARv1) of these streams.
-    Export { streams: Vec<String> },
+    /// The streams under `prefix` and their lengths. With `after`, the
+    /// answer waits (up to [`HEADS_WAIT`]) until the log holds position
+    /// `after`: a follower passes the `next` of its last answer and hears
+    /// of new appends as they commit, without polling.
+    Heads { prefix: String, after: Option<u64> },
+    /// An export (CARv1) of these streams, each from the version beside
+    /// it (the length the asker already holds), with the current head.
+    Export { streams: Vec<(String, u64)> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +36,11 @@ pub enum SyncResponse {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseV1 {
-    Heads(Vec<(String, u64)>),
+    /// Stream lengths, and the log position the next append will get.
+    Heads {
+        heads: Vec<(String, u64)>,
+        next: u64,
+    },
     Car(ByteBuf),
     Error(String),
 }

@@ -50,7 +50,7 @@ async fn a_follower_replicates_and_verifies() {
         from: a.listening()[0].clone(),
         writer: writer.identity().public_key(),
         prefix: "orders".into(),
-        interval: Duration::from_millis(50),
+        retry: Duration::from_millis(50),
     };
     assert_eq!(follow.round(&b, &follower).await.unwrap(), 305);
     assert_eq!(
@@ -81,10 +81,16 @@ async fn a_follower_replicates_and_verifies() {
     assert_eq!(follow.round(&b, &follower).await.unwrap(), 7);
     assert_eq!(follow.round(&b, &follower).await.unwrap(), 0);
 
-    // Live: the follow loop keeps the replica caught up.
-    let task = tokio::spawn(follow.clone().run(b.clone(), follower.clone()));
+    // Live: the follow loop hears of new appends as they commit. With an
+    // hour between retries, only the long poll can bring them in time.
+    let live = Follow {
+        retry: Duration::from_secs(3600),
+        ..follow.clone()
+    };
+    let task = tokio::spawn(live.run(b.clone(), follower.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
     append(&writer, "orders-2", 3);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while len(&follower, "orders-2") < 8 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -132,7 +138,7 @@ async fn one_refused_stream_does_not_hold_back_the_others() {
         from: a.listening()[0].clone(),
         writer: writer.identity().public_key(),
         prefix: "orders-".into(),
-        interval: Duration::from_millis(50),
+        retry: Duration::from_millis(50),
     };
     let err = follow.round(&b, &follower).await.unwrap_err();
     assert!(err.to_string().contains("orders-0"), "{err}");

@@ -137,9 +137,10 @@ pub struct FollowConfig {
     /// Replicate the streams whose names start with this (all by default).
     #[serde(default)]
     pub prefix: String,
-    /// How often to ask the peer for new heads.
-    #[serde(default = "default_interval")]
-    pub interval_ms: u64,
+    /// How long to wait after a failed round (peer down, stream refused)
+    /// before asking again. New heads themselves arrive as they commit.
+    #[serde(default = "default_retry")]
+    pub retry_ms: u64,
 }
 
 impl FollowConfig {
@@ -152,7 +153,7 @@ impl FollowConfig {
             peer: peer.into(),
             writer: writer.into(),
             prefix: String::new(),
-            interval_ms: default_interval(),
+            retry_ms: default_retry(),
         })
     }
 
@@ -164,14 +165,14 @@ impl FollowConfig {
             .map_err(|e| anyhow::anyhow!("peer {:?} is not a multiaddr: {e}", self.peer))?;
         let writer = crate::cli::stream::parse_key(&self.writer)
             .map_err(|e| anyhow::anyhow!("writer {:?}: {e}", self.writer))?;
-        if self.interval_ms == 0 {
-            bail!("interval_ms: must be at least 1");
+        if self.retry_ms == 0 {
+            bail!("retry_ms: must be at least 1");
         }
         Ok(hydra_net::Follow {
             from,
             writer,
             prefix: self.prefix.clone(),
-            interval: std::time::Duration::from_millis(self.interval_ms),
+            retry: std::time::Duration::from_millis(self.retry_ms),
         })
     }
 }
@@ -231,7 +232,7 @@ fn default_body() -> usize {
 fn default_timeout() -> u64 {
     30
 }
-fn default_interval() -> u64 {
+fn default_retry() -> u64 {
     1000
 }
 
@@ -425,9 +426,9 @@ mod tests {
         let writer = "ab".repeat(32);
         assert_eq!(
             err(&format!(
-                "  follow:\n    - peer: {peer}\n      writer: {writer}\n      interval_ms: 0\n"
+                "  follow:\n    - peer: {peer}\n      writer: {writer}\n      retry_ms: 0\n"
             )),
-            "p2p.follow[0].interval_ms: must be at least 1"
+            "p2p.follow[0].retry_ms: must be at least 1"
         );
         let ok = Config::parse(&format!(
             "{base}  listen: [/ip4/0.0.0.0/tcp/4001]\n  follow:\n    - peer: {peer}\n      writer: {writer}\n"
@@ -435,7 +436,7 @@ mod tests {
         .unwrap();
         ok.validate().unwrap();
         let f = ok.p2p.follow[0].to_follow().unwrap();
-        assert_eq!((f.prefix.as_str(), f.interval.as_millis()), ("", 1000));
+        assert_eq!((f.prefix.as_str(), f.retry.as_millis()), ("", 1000));
         assert_eq!(Config::parse(&ok.to_yaml().unwrap()).unwrap(), ok);
     }
 }

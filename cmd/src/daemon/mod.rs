@@ -126,7 +126,11 @@ pub fn run(ctx: &Ctx, args: DaemonArgs) -> Result<std::process::ExitCode> {
         .max_blocking_threads(1024)
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config))?;
+    let served = runtime.block_on(serve(config));
+    // Followers' heads requests wait on blocking threads for up to
+    // HEADS_WAIT; the log is closed by now, so they need not finish.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -159,7 +159,7 @@ fn a_daemon_follows_another_over_libp2p() {
     std::fs::write(
         &config,
         format!(
-            "volumes:\n  - id: main\n    path: {}\napi:\n  http: 127.0.0.1:0\np2p:\n  follow:\n    - peer: {peer}\n      writer: {writer}\n      prefix: orders\n      interval_ms: 100\n",
+            "volumes:\n  - id: main\n    path: {}\napi:\n  http: 127.0.0.1:0\np2p:\n  follow:\n    - peer: {peer}\n      writer: {writer}\n      prefix: orders\n      retry_ms: 100\n",
             db.path().join("data").display()
         ),
     )

@@ -146,3 +146,51 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn an_export_from_a_version_carries_only_what_a_replica_lacks() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (open(da.path()), open(db.path()));
+    let writer = a.identity().public_key();
+    fill(&a, &sid("orders"), 1000);
+    let (full, part) = (da.path().join("full.car"), da.path().join("part.car"));
+    export(&a, &["orders"], &full);
+    b.import(&full, &[writer]).unwrap();
+    fill(&a, &sid("orders"), 10);
+    let partial = |from: u64| {
+        let f = std::fs::File::create(&part).unwrap();
+        a.export_from(&[(sid("orders"), from)], f).unwrap()
+    };
+    assert_eq!(partial(1000).events, 10);
+    assert!(std::fs::metadata(&part).unwrap().len() < std::fs::metadata(&full).unwrap().len() / 20);
+    let r = b.import(&part, &[writer]).unwrap();
+    assert_eq!((r.events, r.skipped), (10, 0));
+    assert_eq!(
+        b.head(&sid("orders")).unwrap(),
+        a.head(&sid("orders")).unwrap()
+    );
+    let e = &read_all_of(&b, &sid("orders"))[1005];
+    let (head, proof) = b.prove(&sid("orders"), 1005).unwrap();
+    verify_event(&head, &writer, e, &proof).unwrap();
+
+    // A partial export that starts past what the replica holds leaves a
+    // gap: refused, nothing changes.
+    fill(&a, &sid("orders"), 5);
+    partial(1012);
+    let err = b.import(&part, &[writer]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ImportGap {
+                expected: 1010,
+                found: 1012,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(b.stream_version(&sid("orders")).unwrap(), Some(1009));
+    // From the replica's length it applies.
+    partial(1010);
+    assert_eq!(b.import(&part, &[writer]).unwrap().events, 5);
+}
