@@ -5,7 +5,7 @@
 //! Goals: every byte verified, trust only in the writers a follower names.
 //! A follower asks a peer for the heads of the streams under a prefix,
 //! then for an export of each stream it is behind on: a CARv1 file of the
-//! signed head and every event (see `hydra_eventlog::EventLog::export`).
+//! signed head and the events it lacks (`hydra_eventlog::EventLog::export_from`).
 //! It applies that through `EventLog::import`, which checks every block
 //! against its CID, the head's signature against the trusted writer key,
 //! and the records against the signed root from the follower's own Merkle
@@ -19,8 +19,11 @@
 //! wants every head under a prefix, which is one request away, with no
 //! mesh to maintain and nothing relayed by peers it did not choose.
 //!
-//! Non-goals here, for now: partial exports (a follower is sent whole
-//! streams and skips what it has), block want-lists for objects, mDNS.
+//! A follower asks for each stream from the version it already holds, so
+//! what an earlier head covered is never sent again.
+//!
+//! Non-goals here, for now: block want-lists for buckets and objects,
+//! mDNS, catch-ups larger than one response ([`MAX_RESPONSE`]).
 //!
 //! Wire messages are versioned (`V1`) and encoded with CBOR by libp2p's
 //! request-response codec, with bounded request and response sizes.
