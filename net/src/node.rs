@@ -1,7 +1,9 @@
 //! The libp2p node: a swarm task, and the follow loop.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use hydra_eventlog::{EventLog, StreamId};
@@ -157,12 +159,18 @@ impl Node {
 }
 
 /// Answers a request from a peer: heads or exports of this log's streams.
-fn answer(log: &EventLog, request: SyncRequest) -> SyncResponse {
+fn answer(log: &EventLog, request: SyncRequest, stopped: &AtomicBool) -> SyncResponse {
     let SyncRequest::V1(request) = request;
     SyncResponse::V1(match request {
         RequestV1::Heads { prefix, after } => {
             if let Some(after) = after {
-                log.wait_past(after, std::time::Instant::now() + HEADS_WAIT);
+                // In slices, so a stopping node frees its blocking threads
+                // (a runtime waits for them when it shuts down).
+                let deadline = Instant::now() + HEADS_WAIT;
+                while !stopped.load(Ordering::Relaxed)
+                    && !log.wait_past(after, deadline.min(Instant::now() + WAIT_SLICE))
+                    && Instant::now() < deadline
+                {}
             }
             let next = log.next_position();
             let heads = log
@@ -192,11 +200,25 @@ fn answer(log: &EventLog, request: SyncRequest) -> SyncResponse {
     })
 }
 
+/// How long a waiting heads request sleeps before checking for a stop.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 type Pending =
     HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<SyncResponse, NodeError>>>;
 
 async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut rx: mpsc::Receiver<Command>, log: EventLog) {
     let mut pending: Pending = HashMap::new();
+    let stopped = Arc::new(AtomicBool::new(false));
+    // Set when the last handle is dropped and the loop ends.
+    let _stop = StopOnDrop(stopped.clone());
     // Answers are built on blocking threads and come back here, so a large
     // export never stalls the swarm (other peers, pings, our own requests).
     let (answered, mut answers) = mpsc::unbounded_channel();
@@ -216,9 +238,9 @@ async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut rx: mpsc::Receiver<Command
             event = swarm.select_next_some() => match event {
                 SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message { message, .. })) => match message {
                     request_response::Message::Request { request, channel, .. } => {
-                        let (log, answered) = (log.clone(), answered.clone());
+                        let (log, answered, stopped) = (log.clone(), answered.clone(), stopped.clone());
                         tokio::task::spawn_blocking(move || {
-                            let _ = answered.send((channel, answer(&log, request)));
+                            let _ = answered.send((channel, answer(&log, request, &stopped)));
                         });
                     }
                     request_response::Message::Response { request_id, response } => {

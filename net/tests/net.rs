@@ -147,3 +147,38 @@ async fn one_refused_stream_does_not_hold_back_the_others() {
         (1, 4)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_relays_the_writers_streams_to_a_third_peer() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (writer, relay, third) = (
+        open(dirs[0].path()),
+        open(dirs[1].path()),
+        open(dirs[2].path()),
+    );
+    append(&writer, "orders-1", 20);
+    let listen = || vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let a = Node::start(writer.clone(), listen()).await.unwrap();
+    let b = Node::start(relay.clone(), listen()).await.unwrap();
+    let c = Node::start(third.clone(), Vec::new()).await.unwrap();
+    let key = writer.identity().public_key();
+    let from_writer = Follow {
+        from: a.listening()[0].clone(),
+        writer: key,
+        prefix: "orders".into(),
+        retry: Duration::from_millis(50),
+    };
+    let from_relay = Follow {
+        from: b.listening()[0].clone(),
+        ..from_writer.clone()
+    };
+    assert_eq!(from_writer.round(&b, &relay).await.unwrap(), 20);
+    // The writer is gone; the third peer trusts only the writer's key and
+    // gets everything, verified, from the relay.
+    drop(a);
+    writer.close().unwrap();
+    assert_eq!(from_relay.round(&c, &third).await.unwrap(), 20);
+    let s = StreamId::new("orders-1").unwrap();
+    assert_eq!(third.head(&s).unwrap(), relay.head(&s).unwrap());
+    assert_eq!(third.head(&s).unwrap().signer, key);
+}

@@ -127,8 +127,9 @@ pub fn run(ctx: &Ctx, args: DaemonArgs) -> Result<std::process::ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let served = runtime.block_on(serve(config));
-    // Followers' heads requests wait on blocking threads for up to
-    // HEADS_WAIT; the log is closed by now, so they need not finish.
+    // Followers' heads requests wait on blocking threads (they end within
+    // a slice once the p2p node stops); the log is closed by now, so
+    // nothing they do matters any more.
     runtime.shutdown_timeout(Duration::from_secs(1));
     served?;
     Ok(std::process::ExitCode::SUCCESS)
