@@ -25,9 +25,11 @@
 //! Non-goals here, for now: block want-lists for buckets and objects,
 //! mDNS, catch-ups larger than one response ([`MAX_RESPONSE`]).
 //!
-//! Wire messages are versioned (`V1`) and encoded with CBOR by libp2p's
-//! request-response codec, with bounded request and response sizes.
+//! Wire messages are versioned (`V1`) and encoded with postcard, one per
+//! substream, with bounded request and response sizes (see [`codec`]; its
+//! decoders are property-tested and a cargo-fuzz target).
 
+pub mod codec;
 mod node;
 mod wire;
 

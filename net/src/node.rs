@@ -16,8 +16,7 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::wire::{
-    HEADS_WAIT, MAX_REQUEST, MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest,
-    SyncResponse,
+    HEADS_WAIT, MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest, SyncResponse,
 };
 
 /// Why the node failed.
@@ -42,7 +41,7 @@ pub enum NodeError {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
-    sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    sync: request_response::Behaviour<crate::codec::Codec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -80,23 +79,18 @@ impl Node {
                 yamux::Config::default,
             )
             .map_err(|e| start(&e))?
-            .with_behaviour(|key| {
-                let codec = request_response::cbor::codec::Codec::default()
-                    .set_request_size_maximum(MAX_REQUEST)
-                    .set_response_size_maximum(MAX_RESPONSE);
-                Behaviour {
-                    sync: request_response::Behaviour::with_codec(
-                        codec,
-                        [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
-                        request_response::Config::default()
-                            .with_request_timeout(Duration::from_secs(60)),
-                    ),
-                    identify: identify::Behaviour::new(identify::Config::new(
-                        "/hydra/1".into(),
-                        key.public(),
-                    )),
-                    ping: ping::Behaviour::default(),
-                }
+            .with_behaviour(|key| Behaviour {
+                sync: request_response::Behaviour::with_codec(
+                    crate::codec::Codec,
+                    [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(60)),
+                ),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/hydra/1".into(),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::default(),
             })
             .map_err(|e| start(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
