@@ -209,6 +209,11 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
                 v["streams"], v["events"], v["skipped"]
             )?;
         }
+        Command::Replicate(crate::cli::replicate::ReplicateCmd::Status { json }) => {
+            drop(out);
+            let v = remote.json(remote.get("/replication"))?;
+            return crate::cli::replicate::print(&v, json);
+        }
         Command::Daemon(_) => bail!("--api talks to a running daemon; start one without --api"),
     }
     out.flush()?;

@@ -34,7 +34,7 @@ mod node;
 mod wire;
 
 pub use libp2p::Multiaddr;
-pub use node::{Follow, Node, NodeError};
+pub use node::{Follow, FollowReport, FollowStatus, Node, NodeError};
 pub use wire::{
     HEADS_WAIT, MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest, SyncResponse,
 };

@@ -254,6 +254,27 @@ async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut rx: mpsc::Receiver<Command
     }
 }
 
+/// How a follow loop is doing, for status pages and `hydra replicate
+/// status`: updated after every round.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FollowReport {
+    pub peer: String,
+    pub prefix: String,
+    /// Rounds answered so far (each a heads request, and exports if behind).
+    pub rounds: u64,
+    /// Events imported since the loop started.
+    pub events: u64,
+    /// The peer's next log position at the last answer.
+    pub peer_next_position: Option<u64>,
+    /// When the last round succeeded, in ms since the Unix epoch.
+    pub last_ok_unix_ms: Option<u64>,
+    /// The last round's error, cleared by the next success.
+    pub last_error: Option<String>,
+}
+
+/// A follow loop's report, shared with whoever shows it.
+pub type FollowStatus = std::sync::Arc<std::sync::Mutex<FollowReport>>;
+
 /// What a follower follows: a peer, the writer whose heads it trusts, and
 /// the streams under a prefix.
 #[derive(Debug, Clone)]
@@ -382,8 +403,14 @@ impl Follow {
     /// the peer for the next append past the last one seen, so new events
     /// arrive as they commit. After a failure it waits `retry`, then
     /// asks again without waiting.
-    pub async fn run(self, node: Node, log: EventLog) {
+    pub async fn run(self, node: Node, log: EventLog, status: FollowStatus) {
         let mut after = None;
+        let report = |f: &dyn Fn(&mut FollowReport)| {
+            let mut r = status.lock().unwrap_or_else(|e| e.into_inner());
+            r.peer = self.from.to_string();
+            r.prefix.clone_from(&self.prefix);
+            f(&mut r);
+        };
         loop {
             match self.sync(&node, &log, after).await {
                 Ok((n, next)) => {
@@ -391,9 +418,24 @@ impl Follow {
                         tracing::info!(from = %self.from, events = n, "replicated");
                     }
                     after = Some(next);
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    report(&|r| {
+                        r.rounds += 1;
+                        r.events += n;
+                        r.peer_next_position = Some(next);
+                        r.last_ok_unix_ms = Some(now);
+                        r.last_error = None;
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(from = %self.from, "replication: {e}");
+                    let e = e.to_string();
+                    report(&|r| {
+                        r.rounds += 1;
+                        r.last_error = Some(e.clone());
+                    });
                     after = None;
                     tokio::time::sleep(self.retry).await;
                 }

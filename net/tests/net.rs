@@ -87,11 +87,14 @@ async fn a_follower_replicates_and_verifies() {
         retry: Duration::from_secs(3600),
         ..follow.clone()
     };
-    let task = tokio::spawn(live.run(b.clone(), follower.clone()));
+    let status = hydra_net::FollowStatus::default();
+    let task = tokio::spawn(live.run(b.clone(), follower.clone(), status.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = writer.next_position();
     append(&writer, "orders-2", 3);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while len(&follower, "orders-2") < 8 {
+    // The report follows the import: wait for both.
+    while len(&follower, "orders-2") < 8 || status.lock().unwrap().events < 3 {
         assert!(
             std::time::Instant::now() < deadline,
             "not replicated in time"
@@ -99,6 +102,10 @@ async fn a_follower_replicates_and_verifies() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     task.abort();
+    let report = status.lock().unwrap().clone();
+    assert_eq!((report.events, report.last_error.as_deref()), (3, None));
+    // The heads answer may predate the last of the three appends.
+    assert!(report.peer_next_position.unwrap() > before, "{report:?}");
 
     // A follower that trusts another key refuses the writer's heads.
     let dc = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ pub(crate) mod block;
 pub(crate) mod bucket;
 pub(crate) mod gc;
 pub(crate) mod object;
+pub(crate) mod replicate;
 pub(crate) mod snapshot;
 pub(crate) mod stream;
 pub(crate) mod transfer;
@@ -88,6 +89,9 @@ pub enum Command {
     Export(transfer::ExportArgs),
     /// Verify a file from `hydra export` completely, then apply it.
     Import(transfer::ImportArgs),
+    /// Replication over libp2p, as the daemon runs it.
+    #[command(subcommand)]
+    Replicate(replicate::ReplicateCmd),
     /// Run the daemon: HTTP, gRPC and RESP3 APIs over the event log and
     /// the stores.
     Daemon(crate::daemon::DaemonArgs),
@@ -134,6 +138,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Export(a) => transfer::export(&ctx, a),
         Command::Import(a) => transfer::import(&ctx, a),
+        Command::Replicate(c) => {
+            let remote = crate::remote::Remote::new(&replicate::daemon_url(&ctx)?)?;
+            crate::remote::run(&remote, Command::Replicate(c))
+        }
         Command::Daemon(a) => crate::daemon::run(&ctx, a),
     }
 }

@@ -20,6 +20,8 @@ pub struct App {
     pub metrics: Metrics,
     pub shutting_down: AtomicBool,
     pub timeout: Duration,
+    /// One report per followed writer (`p2p.follow`), in config order.
+    pub replication: Vec<hydra_net::FollowStatus>,
 }
 
 pub type Shared = Arc<App>;

@@ -235,6 +235,12 @@ fn open(config: &Config) -> Result<App> {
         metrics: metrics::Metrics::new(),
         shutting_down: Default::default(),
         timeout: Duration::from_secs(config.limits.request_timeout_secs),
+        replication: config
+            .p2p
+            .follow
+            .iter()
+            .map(|_| Default::default())
+            .collect(),
     })
 }
 
@@ -279,6 +285,7 @@ fn routes() -> Api {
         .add("POST", "/gc", "Collect garbage (?bucket=)", post(admin::gc))
         .add("POST", "/scavenge", "Remove events no read can return", post(admin::scavenge))
         .add("POST", "/reindex", "Rebuild the event log's indexes", post(admin::reindex))
+        .add("GET", "/replication", "Followed writers: peer, prefix, rounds, events replicated, last success and error", get(admin::replication))
         .add("GET", "/export", "Streams as a CARv1 file (?stream=S, repeatable)", get(admin::export))
         .add("POST", "/import", "Verify a CARv1 export completely, then apply it (?writer=HEX to trust only that signer)", post(admin::import).layer(DefaultBodyLimit::disable()))
         .add("PUT", "/buckets/{b}/blocks", "Store a block (the body; ?pin=true keeps it through gc); returns its ref", put(blobs::put_block))
@@ -360,7 +367,7 @@ async fn serve(config: Config) -> Result<()> {
         println!("resp listening on {local}");
         tokio::spawn(resp::serve(app.clone(), listener));
     }
-    let _p2p = start_p2p(&config, &app.log).await?;
+    let _p2p = start_p2p(&config, &app.log, &app.replication).await?;
     tracing::info!(%local, peer_id = %app.log.identity().peer_id(), "hydra daemon started");
     println!("listening on http://{local}");
     let a = app.clone();
@@ -383,7 +390,11 @@ async fn serve(config: Config) -> Result<()> {
 /// Starts the libp2p node when the config serves or follows anything, and
 /// a follow loop per followed writer. The node lives as long as the
 /// returned handle.
-async fn start_p2p(config: &Config, log: &EventLog) -> Result<Option<hydra_net::Node>> {
+async fn start_p2p(
+    config: &Config,
+    log: &EventLog,
+    statuses: &[hydra_net::FollowStatus],
+) -> Result<Option<hydra_net::Node>> {
     if config.p2p.listen.is_empty() && config.p2p.follow.is_empty() {
         return Ok(None);
     }
@@ -400,10 +411,15 @@ async fn start_p2p(config: &Config, log: &EventLog) -> Result<Option<hydra_net::
     for addr in node.listening() {
         println!("p2p listening on {addr}");
     }
-    for f in &config.p2p.follow {
+    for (f, status) in config.p2p.follow.iter().zip(statuses) {
         let follow = f.to_follow()?;
         tracing::info!(from = %follow.from, prefix = %follow.prefix, "following");
-        tokio::spawn(follow.run(node.clone(), log.clone()));
+        {
+            let mut r = status.lock().unwrap_or_else(|e| e.into_inner());
+            r.peer = f.peer.clone();
+            r.prefix = f.prefix.clone();
+        }
+        tokio::spawn(follow.run(node.clone(), log.clone(), status.clone()));
     }
     Ok(Some(node))
 }

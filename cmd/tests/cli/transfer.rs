@@ -190,6 +190,42 @@ fn a_daemon_follows_another_over_libp2p() {
     wait_for("orders-1", 40);
     wait_for("orders-2", 0);
     assert_eq!(version("audit"), None, "outside the prefix");
+    // `hydra replicate status` finds the daemon holding the directory.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let out = hydra(db.path())
+            .args(["replicate", "status", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["follows"][0]["events"] == 42 || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let f = &status["follows"][0];
+    assert_eq!(
+        (f["peer"].as_str(), f["prefix"].as_str()),
+        (Some(peer.as_str()), Some("orders"))
+    );
+    assert_eq!(f["events"], 42, "{status}");
+    assert!(
+        f["last_error"].is_null() && f["last_ok_unix_ms"].is_u64(),
+        "{status}"
+    );
+    let text = ok(db.path(), &["--api", &b.url, "replicate", "status"]);
+    assert!(
+        text.contains("prefix \"orders\": 42 events in") && text.trim_end().ends_with(", ok"),
+        "{text}"
+    );
+    let nowhere = tempfile::tempdir().unwrap();
+    let err = fails(nowhere.path(), &["replicate", "status"]);
+    assert!(err.contains("replication runs in the daemon"), "{err}");
     let head = |url: &str| -> serde_json::Value {
         c.get(format!("{url}/streams/orders-1/head"))
             .send()
