@@ -193,16 +193,8 @@ fn a_daemon_follows_another_over_libp2p() {
     // `hydra replicate status` finds the daemon holding the directory.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let status = loop {
-        let out = hydra(db.path())
-            .args(["replicate", "status", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(db.path(), &["replicate", "status", "--json"])).unwrap();
         if v["follows"][0]["events"] == 42 || std::time::Instant::now() > deadline {
             break v;
         }
