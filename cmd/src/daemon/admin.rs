@@ -237,10 +237,13 @@ pub async fn import(
         .iter()
         .map(|w| crate::cli::stream::parse_key(w).map_err(|e| ApiError::bad_request(e.to_string())))
         .collect::<ApiResult<Vec<_>>>()?;
-    let file = tempfile_path();
-    let mut f = tokio::fs::File::create(&file)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    // The body may be any size: spooled to a file (import reads it twice),
+    // removed when dropped, whichever way this returns.
+    let file = tempfile::NamedTempFile::new().map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut f = tokio::fs::File::from_std(
+        file.reopen()
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+    );
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -248,17 +251,11 @@ pub async fn import(
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
+    tokio::io::AsyncWriteExt::flush(&mut f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     drop(f);
     let a = app.clone();
-    let path = file.clone();
-    let r = blocking(&app, move || Ok(a.log.import(&path, &writers)?)).await;
-    let _ = std::fs::remove_file(&file);
-    Ok(Json(r?).into_response())
-}
-
-fn tempfile_path() -> std::path::PathBuf {
-    let n: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    std::env::temp_dir().join(format!("hydra-import-{}-{n}.car", std::process::id()))
+    let r = blocking(&app, move || Ok(a.log.import(file.path(), &writers)?)).await?;
+    Ok(Json(r).into_response())
 }
