@@ -188,21 +188,33 @@ impl EventLog {
     /// `trusted` non-empty, only heads signed by one of those keys are
     /// accepted.
     pub fn import(&self, path: &Path, trusted: &[[u8; 32]]) -> Result<ImportReport, Error> {
-        self.import_pass(path, trusted, false)?;
-        self.import_pass(path, trusted, true)
+        let open = || {
+            std::fs::File::open(path)
+                .map(std::io::BufReader::new)
+                .map_err(|e| Error::Corrupt {
+                    what: format!("import file {}", path.display()),
+                    reason: e.to_string(),
+                })
+        };
+        self.import_pass(open()?, trusted, false)?;
+        self.import_pass(open()?, trusted, true)
     }
 
+    /// [`EventLog::import`] of an export already in memory (as a peer
+    /// sent it): verified completely, then applied.
+    pub fn import_bytes(&self, car: &[u8], trusted: &[[u8; 32]]) -> Result<ImportReport, Error> {
+        self.import_pass(car, trusted, false)?;
+        self.import_pass(car, trusted, true)
+    }
+
+    /// One reading of an export: verifying everything, or applying it.
     fn import_pass(
         &self,
-        path: &Path,
+        input: impl std::io::Read,
         trusted: &[[u8; 32]],
         apply: bool,
     ) -> Result<ImportReport, Error> {
-        let file = std::fs::File::open(path).map_err(|e| Error::Corrupt {
-            what: format!("import file {}", path.display()),
-            reason: e.to_string(),
-        })?;
-        let mut car = CarReader::new(std::io::BufReader::new(file)).map_err(car_error)?;
+        let mut car = CarReader::new(input).map_err(car_error)?;
         let mut roots: VecDeque<Ref> = car.roots().iter().copied().collect();
         let mut report = ImportReport::default();
         // The stream being read: its head, the bundles still expected, and

@@ -105,7 +105,8 @@ async fn main() {
         prefix: "lag".into(),
         ..follow
     };
-    let task = tokio::spawn(live.run(b.clone(), follower.clone(), Default::default()));
+    let status = live.status();
+    let task = tokio::spawn(live.run(b.clone(), follower.clone(), status));
     let lag_stream = StreamId::new("lag").unwrap();
     let mut lags = Vec::new();
     for i in 0..LAG_SAMPLES {

@@ -287,6 +287,16 @@ pub struct Follow {
 }
 
 impl Follow {
+    /// A report for [`Follow::run`] to keep, naming the peer and prefix
+    /// before the first round answers.
+    pub fn status(&self) -> FollowStatus {
+        std::sync::Arc::new(std::sync::Mutex::new(FollowReport {
+            peer: self.from.to_string(),
+            prefix: self.prefix.clone(),
+            ..FollowReport::default()
+        }))
+    }
+
     /// One round: fetch the peer's heads, and import an export of every
     /// stream this log is behind on. Returns the events imported, or the
     /// first refusal once every stream has been tried.
@@ -384,16 +394,12 @@ impl Follow {
         let writer = self.writer;
         let peer = self.from.to_string();
         tokio::task::spawn_blocking(move || {
-            let import = |reason: String| NodeError::Import {
-                peer: peer.clone(),
-                reason,
-            };
-            // Import reads the file twice (verify, then apply), so the
-            // export is spooled to a temporary file removed on drop.
-            let mut file = tempfile::NamedTempFile::new().map_err(|e| import(e.to_string()))?;
-            std::io::Write::write_all(&mut file, &car).map_err(|e| import(e.to_string()))?;
-            let r = log.import(file.path(), &[writer]);
-            r.map(|r| r.events).map_err(|e| import(e.to_string()))
+            log.import_bytes(&car, &[writer])
+                .map(|r| r.events)
+                .map_err(|e| NodeError::Import {
+                    peer,
+                    reason: e.to_string(),
+                })
         })
         .await
         .map_err(|_| NodeError::Stopped)?
@@ -406,10 +412,7 @@ impl Follow {
     pub async fn run(self, node: Node, log: EventLog, status: FollowStatus) {
         let mut after = None;
         let report = |f: &dyn Fn(&mut FollowReport)| {
-            let mut r = status.lock().unwrap_or_else(|e| e.into_inner());
-            r.peer = self.from.to_string();
-            r.prefix.clone_from(&self.prefix);
-            f(&mut r);
+            f(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
         };
         loop {
             match self.sync(&node, &log, after).await {

@@ -87,7 +87,7 @@ async fn a_follower_replicates_and_verifies() {
         retry: Duration::from_secs(3600),
         ..follow.clone()
     };
-    let status = hydra_net::FollowStatus::default();
+    let status = live.status();
     let task = tokio::spawn(live.run(b.clone(), follower.clone(), status.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = writer.next_position();

@@ -239,8 +239,8 @@ fn open(config: &Config) -> Result<App> {
             .p2p
             .follow
             .iter()
-            .map(|_| Default::default())
-            .collect(),
+            .map(|f| Ok(f.to_follow()?.status()))
+            .collect::<Result<_>>()?,
     })
 }
 
@@ -414,11 +414,6 @@ async fn start_p2p(
     for (f, status) in config.p2p.follow.iter().zip(statuses) {
         let follow = f.to_follow()?;
         tracing::info!(from = %follow.from, prefix = %follow.prefix, "following");
-        {
-            let mut r = status.lock().unwrap_or_else(|e| e.into_inner());
-            r.peer = f.peer.clone();
-            r.prefix = f.prefix.clone();
-        }
         tokio::spawn(follow.run(node.clone(), log.clone(), status.clone()));
     }
     Ok(Some(node))
