@@ -215,6 +215,14 @@ impl Bucket {
     /// [`Bucket::gc`]. Objects are the roots named `o/<key>`; other layers
     /// (stream heads) register theirs under their own prefix.
     pub fn set_root(&self, name: &str, r: Ref) -> Result<(), BucketError> {
+        self.set_root_quietly(name, r)?;
+        self.shared.roots_changed();
+        Ok(())
+    }
+
+    /// Sets a root without waking [`Bucket::wait_roots_change`]: for roots
+    /// that only cache what others already name (object closures).
+    pub(crate) fn set_root_quietly(&self, name: &str, r: Ref) -> Result<(), BucketError> {
         check_root_name(name)?;
         let _g = self.shared.read_gate();
         let value = postcard::to_allocvec(&r).expect("a ref encodes");
@@ -222,6 +230,17 @@ impl Bucket {
             .put(&layout::root_key(self.num(), name), &value)?;
         self.shared.note_root(self.num(), r);
         Ok(())
+    }
+
+    /// A count that grows whenever a root of this store is set or removed.
+    pub fn roots_generation(&self) -> u64 {
+        self.shared.roots_generation()
+    }
+
+    /// Waits until the roots generation passes `seen` or `deadline`
+    /// comes; returns the generation then.
+    pub fn wait_roots_change(&self, seen: u64, deadline: std::time::Instant) -> u64 {
+        self.shared.wait_roots_change(seen, deadline)
     }
 
     pub fn root(&self, name: &str) -> Result<Option<Ref>, BucketError> {
@@ -240,6 +259,7 @@ impl Bucket {
         let existed = self.volume.has(&key)?;
         if existed {
             self.volume.delete(&key)?;
+            self.shared.roots_changed();
         }
         Ok(existed)
     }
@@ -310,6 +330,10 @@ pub struct BlockWriter<'a> {
 }
 
 impl BlockWriter<'_> {
+    pub(crate) fn bucket(&self) -> &Bucket {
+        self.bucket
+    }
+
     /// Transforms and queues a block; returns its ref.
     pub fn put(&mut self, codec: Codec, plain: &[u8]) -> Result<Ref, BucketError> {
         self.bucket.require_key()?;

@@ -35,7 +35,9 @@ pub enum BucketError {
     },
     #[error("zstd level {0} is out of range (1 to 22)")]
     BadLevel(i32),
-    #[error("bucket {0} is encrypted: give its key with --key-file FILE or HYDRA_KEY")]
+    #[error(
+        "bucket {0} is encrypted and this peer has no key: give it with --key-file FILE or HYDRA_KEY"
+    )]
     KeyRequired(BucketName),
     #[error("bucket {0} is not encrypted, but a key was given")]
     KeyNotNeeded(BucketName),
@@ -93,6 +95,14 @@ pub enum BucketError {
     Write(#[source] std::io::Error),
     #[error("stored root {name:?} is unreadable: {reason}")]
     BadRoot { name: String, reason: String },
+    #[error("manifest of bucket {bucket} refused: {reason}")]
+    BadManifest { bucket: String, reason: String },
+    #[error("manifest of bucket {bucket} is signed by {signer}, which is not a trusted writer")]
+    UntrustedWriter { bucket: String, signer: String },
+    #[error(
+        "bucket {bucket} stores blocks with other transforms than its writer's (compression or key); a replica must transform as its writer does"
+    )]
+    TransformMismatch { bucket: BucketName },
     #[error("stored config of bucket {bucket} is unreadable: {reason}")]
     BadConfig { bucket: String, reason: String },
 }
@@ -106,7 +116,7 @@ mod tests {
         let b: BucketName = "photos".parse().unwrap();
         assert_eq!(
             BucketError::KeyRequired(b.clone()).to_string(),
-            "bucket photos is encrypted: give its key with --key-file FILE or HYDRA_KEY"
+            "bucket photos is encrypted and this peer has no key: give it with --key-file FILE or HYDRA_KEY"
         );
         assert_eq!(
             BucketError::VersionNotNewer {

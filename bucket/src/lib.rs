@@ -39,6 +39,7 @@ mod key;
 mod layout;
 mod name;
 mod object;
+mod replica;
 mod store;
 mod transform;
 mod verify;
@@ -51,6 +52,9 @@ pub use gc::GcReport;
 pub use key::{KEY_ENV, Key};
 pub use name::{BucketName, MAX_BUCKET_NAME};
 pub use object::{MAX_OBJECT_KEY, OBJECT_INDEX, ObjectInfo};
+pub use replica::{
+    Closure, MANIFEST_ROOT, MAX_MANIFEST_OBJECTS, Manifest, ManifestObject, Receiver,
+};
 pub use store::{CreateOptions, Store};
 pub use transform::{Encryption, Transforms};
 pub use verify::{Corruption, VerifyReport};

@@ -37,7 +37,7 @@ const INDEX_AVG: u32 = 256;
 const INDEX_MAX: usize = 4096;
 /// Longest object key, in bytes.
 pub const MAX_OBJECT_KEY: usize = 256;
-const ROOT_PREFIX: &str = "o/";
+pub(crate) const ROOT_PREFIX: &str = "o/";
 
 /// An object's key, root and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,7 +47,7 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
-fn check_key(key: &str) -> Result<(), BucketError> {
+pub(crate) fn check_key(key: &str) -> Result<(), BucketError> {
     let bad = |reason| BucketError::BadObjectKey {
         key: key.to_owned(),
         reason,
@@ -235,6 +235,7 @@ impl Bucket {
     /// freed by the next [`Bucket::gc`] unless another object shares them.
     pub fn remove_object(&self, key: &str) -> Result<bool, BucketError> {
         check_key(key)?;
+        self.remove_root(&format!("{}{key}", crate::replica::CLOSURE_PREFIX))?;
         self.remove_root(&format!("{ROOT_PREFIX}{key}"))
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use hydra_block::Ref;
 use hydra_volume::{Direction, KeyRange, Volume, WriteBatch};
@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     /// Serialises config changes (create, update, remove).
     pub config: Mutex<()>,
     pub active: AtomicBool,
+    /// Grows with every root set or removed; replication waits on it.
+    pub roots: Mutex<u64>,
+    pub roots_cv: Condvar,
 }
 
 pub(crate) struct Tracking {
@@ -61,6 +64,31 @@ impl Shared {
 
     pub fn collecting(&self) -> MutexGuard<'_, ()> {
         lock(&self.collecting)
+    }
+
+    pub fn roots_changed(&self) {
+        *lock(&self.roots) += 1;
+        self.roots_cv.notify_all();
+    }
+
+    pub fn roots_generation(&self) -> u64 {
+        *lock(&self.roots)
+    }
+
+    pub fn wait_roots_change(&self, seen: u64, deadline: std::time::Instant) -> u64 {
+        let mut g = lock(&self.roots);
+        while *g <= seen {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            g = self
+                .roots_cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *g
     }
 
     /// Records a root set while a collection of its bucket runs.
@@ -120,6 +148,25 @@ impl Store {
         if self.load_config(name)?.is_some() {
             return Err(BucketError::AlreadyExists(name.clone()));
         }
+        self.write_new_config(
+            name,
+            Transforms {
+                zstd_level: options.zstd_level,
+                encryption: options.key.map(|k| Encryption {
+                    cipher: CIPHER.into(),
+                    key_check: hex(&k.check()),
+                }),
+            },
+        )
+    }
+
+    /// Writes the config of a new bucket (the caller holds the config lock
+    /// and has checked that the name is free).
+    fn write_new_config(
+        &self,
+        name: &BucketName,
+        transforms: Transforms,
+    ) -> Result<BucketConfig, BucketError> {
         let num =
             match self.volume.get(SEQ_KEY)? {
                 Some(b) => u32::from_be_bytes(b.as_slice().try_into().map_err(|_| {
@@ -133,13 +180,7 @@ impl Store {
         let config = BucketConfig {
             id: name.clone(),
             version: 1,
-            transforms: Transforms {
-                zstd_level: options.zstd_level,
-                encryption: options.key.map(|k| Encryption {
-                    cipher: CIPHER.into(),
-                    key_check: hex(&k.check()),
-                }),
-            },
+            transforms,
             policies: Policies::default(),
             num,
         };
@@ -237,6 +278,33 @@ impl Store {
             }
         }
         Ok(blocks)
+    }
+
+    /// A handle on the replica of a writer's bucket, created with the
+    /// transforms `manifest` names if absent. An existing bucket must
+    /// transform as the writer's does (it stores the writer's bytes).
+    pub fn replica(
+        &self,
+        name: &BucketName,
+        manifest: &crate::Manifest,
+        key: Option<&Key>,
+    ) -> Result<Bucket, BucketError> {
+        let want = manifest.transforms();
+        {
+            let _g = lock(&self.shared.config);
+            match self.load_config(name)? {
+                Some(c) if c.transforms != want => {
+                    return Err(BucketError::TransformMismatch {
+                        bucket: name.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    self.write_new_config(name, want)?;
+                }
+            }
+        }
+        self.bucket(name, key)
     }
 
     /// A handle on a bucket. `key` is needed to read or write the plain

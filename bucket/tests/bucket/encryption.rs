@@ -86,7 +86,7 @@ fn wrong_or_missing_keys_are_clear_errors_and_blind_handles_still_serve() {
     assert!(matches!(err, BucketError::KeyRequired(_)));
     assert_eq!(
         err.to_string(),
-        "bucket vault is encrypted: give its key with --key-file FILE or HYDRA_KEY"
+        "bucket vault is encrypted and this peer has no key: give it with --key-file FILE or HYDRA_KEY"
     );
     assert!(blind.put(Codec::Raw, b"x").is_err());
     assert!(blind.gc().is_err());

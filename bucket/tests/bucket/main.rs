@@ -4,6 +4,7 @@ mod config;
 mod encryption;
 mod gc;
 mod objects;
+mod replica;
 mod transforms;
 
 use std::path::Path;

@@ -101,7 +101,7 @@ fn encrypted_buckets_need_their_key_and_keep_plaintext_off_disk() {
     }
     assert_eq!(
         fails(d, &["block", "get", "-b", "vault", &r]),
-        "hydra: bucket vault is encrypted: give its key with --key-file FILE or HYDRA_KEY"
+        "hydra: bucket vault is encrypted and this peer has no key: give it with --key-file FILE or HYDRA_KEY"
     );
     let wrong = d.join("wrong.key");
     std::fs::write(&wrong, "11".repeat(32)).unwrap();
