@@ -53,7 +53,8 @@ pub use key::{KEY_ENV, Key};
 pub use name::{BucketName, MAX_BUCKET_NAME};
 pub use object::{MAX_OBJECT_KEY, OBJECT_INDEX, ObjectInfo};
 pub use replica::{
-    Closure, MANIFEST_ROOT, MAX_MANIFEST_OBJECTS, Manifest, ManifestObject, Receiver,
+    Closure, EVIDENCE_PREFIX, MANIFEST_ROOT, MAX_MANIFEST_OBJECTS, Manifest, ManifestObject,
+    Receiver,
 };
 pub use store::{CreateOptions, Store};
 pub use transform::{Encryption, Transforms};

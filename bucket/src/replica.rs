@@ -30,6 +30,8 @@ use crate::{BlockWriter, Bucket, BucketError, BucketName, Encryption, Transforms
 pub const MANIFEST_ROOT: &str = "m/manifest";
 /// Roots naming each object's closure block: `c/<key>`.
 pub(crate) const CLOSURE_PREFIX: &str = "c/";
+/// Roots naming contradicting manifests kept as evidence.
+pub const EVIDENCE_PREFIX: &str = "evidence/";
 /// Signatures cover this, then the manifest's bytes, so that no other
 /// signed Hydra message can pass for a manifest.
 const SIGNING_CONTEXT: &[u8] = b"hydra bucket manifest v1\0";
@@ -145,6 +147,19 @@ impl Manifest {
     }
 }
 
+impl Manifest {
+    /// Decodes signed bytes this node checked before it stored them
+    /// ([`Bucket::replica_manifest`]), without checking them again.
+    pub fn decode_stored(bytes: &[u8]) -> Result<Manifest, BucketError> {
+        let bad = |e: postcard::Error| BucketError::BadManifest {
+            bucket: String::new(),
+            reason: e.to_string(),
+        };
+        let signed: Signed = postcard::from_bytes(bytes).map_err(bad)?;
+        postcard::from_bytes(&signed.body).map_err(bad)
+    }
+}
+
 impl Closure {
     /// Decodes a closure block's bytes (already checked against its ref).
     pub fn decode(bytes: &[u8]) -> Result<Closure, BucketError> {
@@ -224,6 +239,22 @@ impl Bucket {
             Some(r) => self.get_stored(&r),
             None => Ok(None),
         }
+    }
+
+    /// Whether this replica holds `object` complete, as listed.
+    pub fn holds(&self, object: &ManifestObject) -> Result<bool, BucketError> {
+        let name = format!("{}{}", crate::object::ROOT_PREFIX, object.key);
+        Ok(self.root(&name)? == Some(object.root) && self.has(&object.closure)?)
+    }
+
+    /// Keeps a signed manifest that contradicts the one applied (same
+    /// writer, same seq, other content) as evidence, under `evidence/`.
+    pub fn keep_evidence(&self, signed: &[u8]) -> Result<(), BucketError> {
+        let r = Ref::of(Codec::Raw, signed);
+        let mut w = self.writer();
+        w.add_stored(r, signed.to_vec())?;
+        w.flush()?;
+        self.set_root_quietly(&format!("{EVIDENCE_PREFIX}{r}"), r)
     }
 
     /// Of `refs`, those this bucket does not store.

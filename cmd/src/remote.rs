@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::cli::block::BlockCmd;
 use crate::cli::bucket::BucketCmd;
 use crate::cli::object::ObjectCmd;
+use crate::cli::peer::PeerCmd;
 use crate::cli::snapshot::SnapshotCmd;
 use crate::cli::stream::StreamCmd;
 use crate::cli::volume::VolumeCmd;
@@ -213,6 +214,33 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
             drop(out);
             let v = remote.json(remote.get("/replication"))?;
             return crate::cli::replicate::print(&v, json);
+        }
+        Command::Replicate(crate::cli::replicate::ReplicateCmd::Wait { timeout }) => {
+            drop(out);
+            return crate::cli::replicate::wait(
+                || remote.json(remote.get("/replication")),
+                Duration::from_secs(timeout),
+            );
+        }
+        Command::Peer(PeerCmd::Id) => {
+            let v = remote.json(remote.get("/health"))?;
+            crate::cli::peer::print_id(
+                &mut out,
+                v["peer_id"].as_str().unwrap_or(""),
+                v["public_key"].as_str().unwrap_or(""),
+            )?;
+        }
+        Command::Peer(PeerCmd::Ls { json }) => {
+            crate::cli::peer::print_peers(&mut out, &remote.json(remote.get("/peers"))?, json)?;
+        }
+        Command::Peer(PeerCmd::Connect { addr }) => {
+            let v = remote.json(
+                remote
+                    .client
+                    .post(remote.url("/peers"))
+                    .json(&json!({ "addr": addr })),
+            )?;
+            writeln!(out, "connected to {}", v["peer_id"].as_str().unwrap_or(""))?;
         }
         Command::Daemon(_) => bail!("--api talks to a running daemon; start one without --api"),
     }

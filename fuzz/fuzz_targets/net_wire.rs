@@ -1,17 +1,24 @@
-//! The `/hydra/sync/1` decoders on arbitrary bytes, as a peer may send
-//! them: never panic, and what decodes encodes back to a message that
-//! decodes to itself.
+//! The `/hydra/sync/1` and `/hydra/blocks/1` decoders on arbitrary bytes,
+//! as a peer may send them: never panic, and what decodes encodes back to
+//! a message that decodes to itself.
 #![no_main]
 
-use hydra_net::codec::{decode_request, decode_response};
+use hydra_net::codec::{
+    decode_blocks_request, decode_blocks_response, decode_request, decode_response,
+};
+
+macro_rules! round_trip {
+    ($decode:ident, $data:expr) => {
+        if let Ok(m) = $decode($data) {
+            let again = postcard::to_allocvec(&m).unwrap();
+            assert_eq!($decode(&again).unwrap(), m);
+        }
+    };
+}
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(req) = decode_request(data) {
-        let again = postcard::to_allocvec(&req).unwrap();
-        assert_eq!(decode_request(&again).unwrap(), req);
-    }
-    if let Ok(res) = decode_response(data) {
-        let again = postcard::to_allocvec(&res).unwrap();
-        assert_eq!(decode_response(&again).unwrap(), res);
-    }
+    round_trip!(decode_request, data);
+    round_trip!(decode_response, data);
+    round_trip!(decode_blocks_request, data);
+    round_trip!(decode_blocks_response, data);
 });

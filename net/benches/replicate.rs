@@ -80,11 +80,15 @@ async fn main() {
     assert_eq!(r.events, events);
 
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let a = Node::start(writer.clone(), listen).await.unwrap();
+    let a = Node::start(writer.clone(), |_: &str| None, listen)
+        .await
+        .unwrap();
     let follower = open(dirs[1].path());
-    let b = Node::start(follower.clone(), Vec::new()).await.unwrap();
+    let b = Node::start(follower.clone(), |_: &str| None, Vec::new())
+        .await
+        .unwrap();
     let follow = Follow {
-        from: a.listening()[0].clone(),
+        from: vec![a.listening()[0].clone()],
         writer: key,
         prefix: "bench-".into(),
         retry: Duration::from_secs(1),

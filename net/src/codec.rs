@@ -1,9 +1,10 @@
-//! The `/hydra/sync/1` codec: each request and response is one postcard
+//! The codec of both protocols: each request and response is one postcard
 //! message on its own substream, read to its end under a size bound, so a
 //! peer can neither make a node buffer more than the bound nor crash it
 //! with bytes that do not decode.
 
 use std::io;
+use std::marker::PhantomData;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -11,18 +12,42 @@ use libp2p::request_response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::wire::{MAX_REQUEST, MAX_RESPONSE, SyncRequest, SyncResponse};
+use crate::wire::{
+    BlocksRequest, BlocksResponse, MAX_REQUEST, MAX_RESPONSE, SyncRequest, SyncResponse,
+};
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Codec;
+/// Reads and writes `Req` and `Resp` as bounded postcard messages.
+pub struct Codec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
 
-/// Decodes a request as received from a peer.
+impl<Req, Resp> Clone for Codec<Req, Resp> {
+    fn clone(&self) -> Self {
+        Codec(PhantomData)
+    }
+}
+
+impl<Req, Resp> Default for Codec<Req, Resp> {
+    fn default() -> Self {
+        Codec(PhantomData)
+    }
+}
+
+/// Decodes a `/hydra/sync/1` request as received from a peer.
 pub fn decode_request(bytes: &[u8]) -> Result<SyncRequest, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
-/// Decodes a response as received from a peer.
+/// Decodes a `/hydra/sync/1` response as received from a peer.
 pub fn decode_response(bytes: &[u8]) -> Result<SyncResponse, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+/// Decodes a `/hydra/blocks/1` request as received from a peer.
+pub fn decode_blocks_request(bytes: &[u8]) -> Result<BlocksRequest, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+/// Decodes a `/hydra/blocks/1` response as received from a peer.
+pub fn decode_blocks_response(bytes: &[u8]) -> Result<BlocksResponse, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
@@ -54,19 +79,23 @@ where
     io.close().await
 }
 
-impl request_response::Codec for Codec {
+impl<Req, Resp> request_response::Codec for Codec<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + Send + Sync + 'static,
+    Resp: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
     type Protocol = StreamProtocol;
-    type Request = SyncRequest;
-    type Response = SyncResponse;
+    type Request = Req;
+    type Response = Resp;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Req>
     where
         T: AsyncRead + Unpin + Send,
     {
         read(io, MAX_REQUEST, "a request").await
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -77,7 +106,7 @@ impl request_response::Codec for Codec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: SyncRequest,
+        request: Req,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
@@ -89,7 +118,7 @@ impl request_response::Codec for Codec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        response: SyncResponse,
+        response: Resp,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
@@ -101,7 +130,7 @@ impl request_response::Codec for Codec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{RequestV1, ResponseV1};
+    use crate::wire::{Block, BlocksRequestV1, BlocksResponseV1, RequestV1, ResponseV1};
 
     #[test]
     fn messages_round_trip() {
@@ -116,6 +145,19 @@ mod tests {
         });
         let bytes = postcard::to_allocvec(&res).unwrap();
         assert_eq!(decode_response(&bytes).unwrap(), res);
+        let req = BlocksRequest::V1(BlocksRequestV1::Want {
+            bucket: "b".into(),
+            refs: vec![hydra_block::Ref::raw(b"x")],
+        });
+        let bytes = postcard::to_allocvec(&req).unwrap();
+        assert_eq!(decode_blocks_request(&bytes).unwrap(), req);
+        let res = BlocksResponse::V1(BlocksResponseV1::Blocks(vec![
+            Block::Have(b"x".to_vec().into()),
+            Block::DontHave,
+            Block::Later,
+        ]));
+        let bytes = postcard::to_allocvec(&res).unwrap();
+        assert_eq!(decode_blocks_response(&bytes).unwrap(), res);
     }
 
     proptest::proptest! {
@@ -123,6 +165,8 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = decode_request(&bytes);
             let _ = decode_response(&bytes);
+            let _ = decode_blocks_request(&bytes);
+            let _ = decode_blocks_response(&bytes);
         }
     }
 

@@ -1,25 +1,32 @@
-//! The libp2p node: a swarm task, and the follow loop.
+//! The libp2p node: one swarm task that sends requests for the follow
+//! loops, answers peers' requests on blocking threads, and keeps what it
+//! knows of connected peers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
-use hydra_eventlog::{EventLog, StreamId};
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use hydra_bucket::Bucket;
+use hydra_eventlog::EventLog;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, identify, multiaddr::Protocol, noise, ping, tcp, yamux,
 };
-use serde_bytes::ByteBuf;
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::codec::Codec;
+use crate::serve::Served;
+use crate::stats::Stats;
 use crate::wire::{
-    HEADS_WAIT, MAX_RESPONSE, PROTOCOL, RequestV1, ResponseV1, SyncRequest, SyncResponse,
+    BLOCKS_PROTOCOL, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1, PROTOCOL,
+    RequestV1, ResponseV1, SyncRequest, SyncResponse,
 };
 
-/// Why the node failed.
+/// Why the node or a request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
@@ -35,56 +42,108 @@ pub enum NodeError {
     Unexpected { peer: String, what: &'static str },
     #[error("importing from {peer}: {reason}")]
     Import { peer: String, reason: String },
+    #[error("bucket {bucket}: {reason}")]
+    Bucket { bucket: String, reason: String },
+    #[error("no peer to ask: {0}")]
+    NoPeer(String),
+    #[error(
+        "writer {writer} signed two manifests of bucket {bucket} at seq {seq}; both kept as evidence, replication stopped"
+    )]
+    Equivocation {
+        bucket: String,
+        writer: String,
+        seq: u64,
+    },
+    #[error("dialing {addr}: {reason}")]
+    Dial { addr: Multiaddr, reason: String },
     #[error("the node has stopped")]
     Stopped,
 }
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
-    sync: request_response::Behaviour<crate::codec::Codec>,
+    sync: request_response::Behaviour<Codec<SyncRequest, SyncResponse>>,
+    blocks: request_response::Behaviour<Codec<BlocksRequest, BlocksResponse>>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
 
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
 enum Command {
-    Request {
+    Sync {
         peer: PeerId,
         addr: Multiaddr,
         request: SyncRequest,
-        reply: oneshot::Sender<Result<SyncResponse, NodeError>>,
+        reply: Reply<SyncResponse>,
     },
+    Blocks {
+        peer: PeerId,
+        addr: Multiaddr,
+        request: BlocksRequest,
+        reply: Reply<BlocksResponse>,
+    },
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Connect {
+        addr: Multiaddr,
+        reply: Reply<PeerId>,
+    },
+    Disconnect(PeerId),
 }
 
-/// A running node. Cheap to clone.
+/// A connected peer, as `hydra peer ls` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    pub peer_id: String,
+    /// The remote addresses of its connections.
+    pub addresses: Vec<String>,
+    /// Round-trip time of the last ping.
+    pub rtt_ms: Option<f64>,
+}
+
+/// A running node. Cheap to clone; it stops when the last clone drops.
 #[derive(Clone)]
 pub struct Node {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
     listening: Vec<Multiaddr>,
+    stats: Arc<Stats>,
 }
 
 impl Node {
     /// Starts a node with the log's identity, listening on `listen`
-    /// (port 0 picks one). Returns once it listens.
-    pub async fn start(log: EventLog, listen: Vec<Multiaddr>) -> Result<Node, NodeError> {
+    /// (port 0 picks one), that serves the log's streams and the buckets
+    /// `buckets` finds by name (it answers `None` for those not to be
+    /// served). Returns once it listens.
+    pub async fn start(
+        log: EventLog,
+        buckets: impl Fn(&str) -> Option<Bucket> + Send + Sync + 'static,
+        listen: Vec<Multiaddr>,
+    ) -> Result<Node, NodeError> {
         let start = |e: &dyn std::fmt::Display| NodeError::Start(e.to_string());
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(log.identity().secret_seed())
             .map_err(|e| start(&e))?;
         let peer_id = keypair.public().to_peer_id();
+        let config =
+            || request_response::Config::default().with_request_timeout(Duration::from_secs(60));
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
-                tcp::Config::default(),
+                tcp::Config::default().nodelay(true),
                 noise::Config::new,
                 yamux::Config::default,
             )
             .map_err(|e| start(&e))?
             .with_behaviour(|key| Behaviour {
                 sync: request_response::Behaviour::with_codec(
-                    crate::codec::Codec,
+                    Codec::default(),
                     [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(60)),
+                    config(),
+                ),
+                blocks: request_response::Behaviour::with_codec(
+                    Codec::default(),
+                    [(StreamProtocol::new(BLOCKS_PROTOCOL), ProtocolSupport::Full)],
+                    config(),
                 ),
                 identify: identify::Behaviour::new(identify::Config::new(
                     "/hydra/1".into(),
@@ -107,12 +166,15 @@ impl Node {
                 listening.push(address.with(Protocol::P2p(peer_id)));
             }
         }
+        let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(run(swarm, rx, log));
+        let served = Arc::new(Served::new(log, Box::new(buckets), stats.clone()));
+        tokio::spawn(run(swarm, rx, served));
         Ok(Node {
             tx,
             peer_id,
             listening,
+            stats,
         })
     }
 
@@ -125,127 +187,210 @@ impl Node {
         &self.listening
     }
 
-    /// Sends a request to the peer at `addr` (which names the peer id).
+    /// Counters of what it sent, received and refused.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Sends a `/hydra/sync/1` request to the peer at `addr`.
     pub async fn request(
         &self,
         addr: &Multiaddr,
         request: RequestV1,
     ) -> Result<ResponseV1, NodeError> {
-        let peer = match addr.iter().last() {
-            Some(Protocol::P2p(p)) => p,
-            _ => return Err(NodeError::NoPeerId { addr: addr.clone() }),
-        };
+        let peer = peer_of(addr)?;
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Command::Request {
-                peer,
-                addr: addr.clone(),
-                request: SyncRequest::V1(request),
-                reply,
-            })
-            .await
-            .map_err(|_| NodeError::Stopped)?;
+        self.send(Command::Sync {
+            peer,
+            addr: addr.clone(),
+            request: SyncRequest::V1(request),
+            reply,
+        })
+        .await?;
         match answer.await.map_err(|_| NodeError::Stopped)?? {
             SyncResponse::V1(ResponseV1::Error(reason)) => Err(NodeError::Remote { peer, reason }),
             SyncResponse::V1(r) => Ok(r),
         }
     }
-}
 
-/// Answers a request from a peer: heads or exports of this log's streams.
-fn answer(log: &EventLog, request: SyncRequest, stopped: &AtomicBool) -> SyncResponse {
-    let SyncRequest::V1(request) = request;
-    SyncResponse::V1(match request {
-        RequestV1::Heads { prefix, after } => {
-            if let Some(after) = after {
-                // In slices, so a stopping node frees its blocking threads
-                // (a runtime waits for them when it shuts down).
-                let deadline = Instant::now() + HEADS_WAIT;
-                while !stopped.load(Ordering::Relaxed)
-                    && !log.wait_past(after, deadline.min(Instant::now() + WAIT_SLICE))
-                    && Instant::now() < deadline
-                {}
+    /// Sends a `/hydra/blocks/1` request to the peer at `addr`.
+    pub async fn blocks(
+        &self,
+        addr: &Multiaddr,
+        request: BlocksRequestV1,
+    ) -> Result<BlocksResponseV1, NodeError> {
+        let peer = peer_of(addr)?;
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Blocks {
+            peer,
+            addr: addr.clone(),
+            request: BlocksRequest::V1(request),
+            reply,
+        })
+        .await?;
+        match answer.await.map_err(|_| NodeError::Stopped)?? {
+            BlocksResponse::V1(BlocksResponseV1::Error(reason)) => {
+                Err(NodeError::Remote { peer, reason })
             }
-            let next = log.next_position();
-            let heads = log
-                .list_streams(&prefix)
-                .filter_map(Result::ok)
-                .filter_map(|s| s.version.map(|v| (s.stream.to_string(), v + 1)))
-                .collect();
-            ResponseV1::Heads { heads, next }
+            BlocksResponse::V1(r) => Ok(r),
         }
-        RequestV1::Export { streams } => {
-            let ids: Result<Vec<(StreamId, u64)>, _> = streams
-                .into_iter()
-                .map(|(s, from)| StreamId::new(s).map(|s| (s, from)))
-                .collect();
-            let mut out = Vec::new();
-            match ids
-                .map_err(|e| e.to_string())
-                .and_then(|ids| log.export_from(&ids, &mut out).map_err(|e| e.to_string()))
-            {
-                Ok(_) if out.len() as u64 <= MAX_RESPONSE => ResponseV1::Car(ByteBuf::from(out)),
-                Ok(_) => {
-                    ResponseV1::Error(format!("the export is larger than {MAX_RESPONSE} bytes"))
-                }
-                Err(e) => ResponseV1::Error(e),
-            }
-        }
-    })
-}
+    }
 
-/// How long a waiting heads request sleeps before checking for a stop.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
+    /// The peers connected now.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Peers(reply)).await?;
+        answer.await.map_err(|_| NodeError::Stopped)
+    }
 
-struct StopOnDrop(Arc<AtomicBool>);
+    /// Dials `addr` and returns the peer id that answered.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Connect { addr, reply }).await?;
+        answer.await.map_err(|_| NodeError::Stopped)?
+    }
 
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+    /// Closes every connection to `peer` (one that misbehaved).
+    pub async fn disconnect(&self, peer: PeerId) {
+        let _ = self.send(Command::Disconnect(peer)).await;
+    }
+
+    async fn send(&self, c: Command) -> Result<(), NodeError> {
+        self.tx.send(c).await.map_err(|_| NodeError::Stopped)
     }
 }
 
-type Pending =
-    HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<SyncResponse, NodeError>>>;
+/// The peer id an address ends with.
+pub(crate) fn peer_of(addr: &Multiaddr) -> Result<PeerId, NodeError> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(p)) => Ok(p),
+        _ => Err(NodeError::NoPeerId { addr: addr.clone() }),
+    }
+}
 
-async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut rx: mpsc::Receiver<Command>, log: EventLog) {
-    let mut pending: Pending = HashMap::new();
-    let stopped = Arc::new(AtomicBool::new(false));
+/// Requests in flight, by protocol.
+#[derive(Default)]
+struct Pending {
+    sync: HashMap<OutboundRequestId, Reply<SyncResponse>>,
+    blocks: HashMap<OutboundRequestId, Reply<BlocksResponse>>,
+    dials: HashMap<ConnectionId, (Multiaddr, Reply<PeerId>)>,
+}
+
+/// What the node knows of a connected peer.
+#[derive(Default)]
+struct Connected {
+    addresses: Vec<Multiaddr>,
+    rtt: Option<Duration>,
+}
+
+enum Answer {
+    Sync(
+        request_response::ResponseChannel<SyncResponse>,
+        SyncResponse,
+    ),
+    Blocks(
+        request_response::ResponseChannel<BlocksResponse>,
+        BlocksResponse,
+    ),
+}
+
+async fn run(
+    mut swarm: libp2p::Swarm<Behaviour>,
+    mut rx: mpsc::Receiver<Command>,
+    served: Arc<Served>,
+) {
+    let mut pending = Pending::default();
+    let mut peers: HashMap<PeerId, Connected> = HashMap::new();
     // Set when the last handle is dropped and the loop ends.
-    let _stop = StopOnDrop(stopped.clone());
+    let _stop = served.stop_on_drop();
     // Answers are built on blocking threads and come back here, so a large
     // export never stalls the swarm (other peers, pings, our own requests).
     let (answered, mut answers) = mpsc::unbounded_channel();
     loop {
         tokio::select! {
-            Some((channel, response)) = answers.recv() => {
-                let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+            Some(answer) = answers.recv() => match answer {
+                Answer::Sync(channel, response) => {
+                    let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+                }
+                Answer::Blocks(channel, response) => {
+                    let _ = swarm.behaviour_mut().blocks.send_response(channel, response);
+                }
             },
             cmd = rx.recv() => match cmd {
-                Some(Command::Request { peer, addr, request, reply }) => {
+                Some(Command::Sync { peer, addr, request, reply }) => {
                     swarm.add_peer_address(peer, addr);
                     let id = swarm.behaviour_mut().sync.send_request(&peer, request);
-                    pending.insert(id, reply);
+                    pending.sync.insert(id, reply);
+                }
+                Some(Command::Blocks { peer, addr, request, reply }) => {
+                    swarm.add_peer_address(peer, addr);
+                    let id = swarm.behaviour_mut().blocks.send_request(&peer, request);
+                    pending.blocks.insert(id, reply);
+                }
+                Some(Command::Peers(reply)) => {
+                    let mut list: Vec<PeerInfo> = peers
+                        .iter()
+                        .map(|(p, c)| PeerInfo {
+                            peer_id: p.to_string(),
+                            addresses: c.addresses.iter().map(|a| a.to_string()).collect(),
+                            rtt_ms: c.rtt.map(|d| d.as_secs_f64() * 1e3),
+                        })
+                        .collect();
+                    list.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+                    let _ = reply.send(list);
+                }
+                Some(Command::Connect { addr, reply }) => {
+                    let opts = DialOpts::from(addr.clone());
+                    let id = opts.connection_id();
+                    match swarm.dial(opts) {
+                        Ok(()) => {
+                            pending.dials.insert(id, (addr, reply));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(NodeError::Dial { addr, reason: e.to_string() }));
+                        }
+                    }
+                }
+                Some(Command::Disconnect(peer)) => {
+                    let _ = swarm.disconnect_peer_id(peer);
                 }
                 None => return,
             },
             event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message { message, .. })) => match message {
-                    request_response::Message::Request { request, channel, .. } => {
-                        let (log, answered, stopped) = (log.clone(), answered.clone(), stopped.clone());
-                        tokio::task::spawn_blocking(move || {
-                            let _ = answered.send((channel, answer(&log, request, &stopped)));
-                        });
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => route(e, &mut pending.sync, |request, channel| {
+                    let (served, answered) = (served.clone(), answered.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let _ = answered.send(Answer::Sync(channel, served.sync(request)));
+                    });
+                }),
+                SwarmEvent::Behaviour(BehaviourEvent::Blocks(e)) => route(e, &mut pending.blocks, |request, channel| {
+                    let (served, answered) = (served.clone(), answered.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let _ = answered.send(Answer::Blocks(channel, served.blocks(request)));
+                    });
+                }),
+                SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
+                    peers.entry(peer).or_default().rtt = Some(rtt);
+                }
+                SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
+                    peers.entry(peer_id).or_default().addresses.push(endpoint.get_remote_address().clone());
+                    if let Some((_, reply)) = pending.dials.remove(&connection_id) {
+                        let _ = reply.send(Ok(peer_id));
                     }
-                    request_response::Message::Response { request_id, response } => {
-                        if let Some(reply) = pending.remove(&request_id) {
-                            let _ = reply.send(Ok(response));
+                }
+                SwarmEvent::ConnectionClosed { peer_id, endpoint, num_established, .. } => {
+                    if num_established == 0 {
+                        peers.remove(&peer_id);
+                    } else if let Some(c) = peers.get_mut(&peer_id) {
+                        let gone = endpoint.get_remote_address();
+                        if let Some(i) = c.addresses.iter().position(|a| a == gone) {
+                            c.addresses.remove(i);
                         }
                     }
-                },
-                SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::OutboundFailure { peer, request_id, error, .. })) => {
-                    if let Some(reply) = pending.remove(&request_id) {
-                        let _ = reply.send(Err(NodeError::Request { peer, reason: error.to_string() }));
+                }
+                SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+                    if let Some((addr, reply)) = pending.dials.remove(&connection_id) {
+                        let _ = reply.send(Err(NodeError::Dial { addr, reason: error.to_string() }));
                     }
                 }
                 _ => {}
@@ -254,195 +399,46 @@ async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut rx: mpsc::Receiver<Command
     }
 }
 
-/// How a follow loop is doing, for status pages and `hydra replicate
-/// status`: updated after every round.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct FollowReport {
-    pub peer: String,
-    pub prefix: String,
-    /// Rounds answered so far (each a heads request, and exports if behind).
-    pub rounds: u64,
-    /// Events imported since the loop started.
-    pub events: u64,
-    /// The peer's next log position at the last answer.
-    pub peer_next_position: Option<u64>,
-    /// When the last round succeeded, in ms since the Unix epoch.
-    pub last_ok_unix_ms: Option<u64>,
-    /// The last round's error, cleared by the next success.
-    pub last_error: Option<String>,
-}
-
-/// A follow loop's report, shared with whoever shows it.
-pub type FollowStatus = std::sync::Arc<std::sync::Mutex<FollowReport>>;
-
-/// What a follower follows: a peer, the writer whose heads it trusts, and
-/// the streams under a prefix.
-#[derive(Debug, Clone)]
-pub struct Follow {
-    pub from: Multiaddr,
-    pub writer: [u8; 32],
-    pub prefix: String,
-    /// How long to wait after a failed round before asking again.
-    pub retry: Duration,
-}
-
-impl Follow {
-    /// A report for [`Follow::run`] to keep, naming the peer and prefix
-    /// before the first round answers.
-    pub fn status(&self) -> FollowStatus {
-        std::sync::Arc::new(std::sync::Mutex::new(FollowReport {
-            peer: self.from.to_string(),
-            prefix: self.prefix.clone(),
-            ..FollowReport::default()
-        }))
-    }
-
-    /// One round: fetch the peer's heads, and import an export of every
-    /// stream this log is behind on. Returns the events imported, or the
-    /// first refusal once every stream has been tried.
-    pub async fn round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
-        Ok(self.sync(node, log, None).await?.0)
-    }
-
-    /// A round whose heads request waits, at the peer, until the peer's
-    /// log holds position `after`. Returns the events imported and the
-    /// peer's next position, to wait past next time.
-    async fn sync(
-        &self,
-        node: &Node,
-        log: &EventLog,
-        after: Option<u64>,
-    ) -> Result<(u64, u64), NodeError> {
-        let ResponseV1::Heads { heads, next } = node
-            .request(
-                &self.from,
-                RequestV1::Heads {
-                    prefix: self.prefix.clone(),
-                    after,
+/// Routes one protocol's event: a peer's request to `serve`, an answer or
+/// a failure to whoever asked.
+fn route<Req, Resp>(
+    event: request_response::Event<Req, Resp>,
+    pending: &mut HashMap<OutboundRequestId, Reply<Resp>>,
+    serve: impl FnOnce(Req, request_response::ResponseChannel<Resp>),
+) {
+    use request_response::{Event, Message};
+    match event {
+        Event::Message {
+            message: Message::Request {
+                request, channel, ..
+            },
+            ..
+        } => serve(request, channel),
+        Event::Message {
+            message:
+                Message::Response {
+                    request_id,
+                    response,
                 },
-            )
-            .await?
-        else {
-            return Err(NodeError::Unexpected {
-                peer: self.from.to_string(),
-                what: "a heads request",
-            });
-        };
-        let mut behind = Vec::new();
-        for (stream, length) in heads {
-            let Ok(id) = StreamId::new(stream.clone()) else {
-                continue;
-            };
-            let have = log.stream_version(&id).ok().flatten().map_or(0, |v| v + 1);
-            if have < length {
-                behind.push((stream, have));
+            ..
+        } => {
+            if let Some(reply) = pending.remove(&request_id) {
+                let _ = reply.send(Ok(response));
             }
         }
-        // One export per stream, of only the events this log lacks (what
-        // an earlier head covered is not sent again): each response stays within the size
-        // bound however many streams are behind, and one refused stream
-        // (forked, wrongly signed) does not hold back the others. The next
-        // export downloads while the last one is verified and applied.
-        let mut exports = futures::stream::iter(behind)
-            .map(|stream| self.download(node, stream))
-            .buffered(2);
-        let (mut imported, mut refused) = (0, None);
-        while let Some(car) = exports.next().await {
-            let applied = match car {
-                Ok(car) => self.apply(log, car).await,
-                Err(e) => Err(e),
-            };
-            match applied {
-                Ok(n) => imported += n,
-                Err(e) => {
-                    refused.get_or_insert(e);
-                }
-            }
-        }
-        match refused {
-            None => Ok((imported, next)),
-            Some(e) => Err(e),
-        }
-    }
-
-    /// One stream's export from version `from`, as the peer sent it.
-    async fn download(
-        &self,
-        node: &Node,
-        (stream, from): (String, u64),
-    ) -> Result<ByteBuf, NodeError> {
-        match node
-            .request(
-                &self.from,
-                RequestV1::Export {
-                    streams: vec![(stream, from)],
-                },
-            )
-            .await?
-        {
-            ResponseV1::Car(car) => Ok(car),
-            _ => Err(NodeError::Unexpected {
-                peer: self.from.to_string(),
-                what: "an export request",
-            }),
-        }
-    }
-
-    /// Imports an export, verified completely before anything changes.
-    async fn apply(&self, log: &EventLog, car: ByteBuf) -> Result<u64, NodeError> {
-        let log = log.clone();
-        let writer = self.writer;
-        let peer = self.from.to_string();
-        tokio::task::spawn_blocking(move || {
-            log.import_bytes(&car, &[writer])
-                .map(|r| r.events)
-                .map_err(|e| NodeError::Import {
+        Event::OutboundFailure {
+            peer,
+            request_id,
+            error,
+            ..
+        } => {
+            if let Some(reply) = pending.remove(&request_id) {
+                let _ = reply.send(Err(NodeError::Request {
                     peer,
-                    reason: e.to_string(),
-                })
-        })
-        .await
-        .map_err(|_| NodeError::Stopped)?
-    }
-
-    /// Follows until the task is dropped: each heads request waits at
-    /// the peer for the next append past the last one seen, so new events
-    /// arrive as they commit. After a failure it waits `retry`, then
-    /// asks again without waiting.
-    pub async fn run(self, node: Node, log: EventLog, status: FollowStatus) {
-        let mut after = None;
-        let report = |f: &dyn Fn(&mut FollowReport)| {
-            f(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
-        };
-        loop {
-            match self.sync(&node, &log, after).await {
-                Ok((n, next)) => {
-                    if n > 0 {
-                        tracing::info!(from = %self.from, events = n, "replicated");
-                    }
-                    after = Some(next);
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64);
-                    report(&|r| {
-                        r.rounds += 1;
-                        r.events += n;
-                        r.peer_next_position = Some(next);
-                        r.last_ok_unix_ms = Some(now);
-                        r.last_error = None;
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(from = %self.from, "replication: {e}");
-                    let e = e.to_string();
-                    report(&|r| {
-                        r.rounds += 1;
-                        r.last_error = Some(e.clone());
-                    });
-                    after = None;
-                    tokio::time::sleep(self.retry).await;
-                }
+                    reason: error.to_string(),
+                }));
             }
         }
+        _ => {}
     }
 }

@@ -1,16 +1,27 @@
-//! The `/hydra/sync/1` messages.
+//! The wire messages: `/hydra/sync/1` (stream heads and exports) and
+//! `/hydra/blocks/1` (bucket manifests and blocks by ref). Each enum is
+//! versioned (`V1`) so that a later version can be added beside it.
 
+use hydra_block::Ref;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-/// The protocol name.
+/// The stream protocol's name.
 pub const PROTOCOL: &str = "/hydra/sync/1";
+/// The block exchange protocol's name.
+pub const BLOCKS_PROTOCOL: &str = "/hydra/blocks/1";
 /// Largest response a node accepts (an export of the streams asked for).
 pub const MAX_RESPONSE: u64 = 64 << 20;
 /// Largest request a node accepts.
 pub const MAX_REQUEST: u64 = 64 << 10;
-/// Longest a heads request waits for a new append before answering.
+/// Longest a heads or manifest request waits for a change before answering.
 pub const HEADS_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Most refs one want-list may name.
+pub const MAX_WANT: usize = 1024;
+/// Block bytes a node puts in one answer; the rest are answered
+/// [`Block::Later`] (one block always goes, however large: blocks are
+/// bounded by `hydra_bucket::MAX_BLOCK_SIZE`, well within [`MAX_RESPONSE`]).
+pub const MAX_BLOCKS_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncRequest {
@@ -43,4 +54,42 @@ pub enum ResponseV1 {
     },
     Car(ByteBuf),
     Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlocksRequest {
+    V1(BlocksRequestV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlocksRequestV1 {
+    /// The bucket's signed manifest (`hydra_bucket::Manifest`). With
+    /// `after`, the answer waits (up to [`HEADS_WAIT`]) for one whose
+    /// `seq` is greater: how replicas hear of new objects as they land.
+    Manifest { bucket: String, after: Option<u64> },
+    /// Blocks of the bucket, by ref (at most [`MAX_WANT`]).
+    Want { bucket: String, refs: Vec<Ref> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlocksResponse {
+    V1(BlocksResponseV1),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlocksResponseV1 {
+    Manifest(ByteBuf),
+    /// One answer per ref asked, in order.
+    Blocks(Vec<Block>),
+    Error(String),
+}
+
+/// The answer for one wanted ref.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Block {
+    /// The stored bytes: the asker checks them against the ref.
+    Have(ByteBuf),
+    DontHave,
+    /// Not in this answer (over [`MAX_BLOCKS_BYTES`]): ask again.
+    Later,
 }

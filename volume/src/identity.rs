@@ -90,6 +90,20 @@ pub fn peer_id_of(public_key: &[u8; 32]) -> Result<PeerId, SignatureError> {
     Ok(libp2p_identity::PublicKey::from(pk).to_peer_id())
 }
 
+/// The ed25519 public key a peer id embeds (Hydra's peer ids, like any
+/// libp2p ed25519 peer id, hold the key itself), or `None` for another kind.
+pub fn public_key_of(peer: &PeerId) -> Option<[u8; 32]> {
+    let hash = peer.as_ref();
+    if hash.code() != 0 {
+        return None;
+    }
+    libp2p_identity::PublicKey::try_decode_protobuf(hash.digest())
+        .ok()?
+        .try_into_ed25519()
+        .ok()
+        .map(|k| k.to_bytes())
+}
+
 /// Verifies `signature` over `message` by `public_key` (strict: refuses
 /// malleable and small-order forms).
 pub fn verify(
@@ -135,5 +149,14 @@ mod tests {
         assert_ne!(other.peer_id(), a.peer_id());
         assert!(verify(&other.public_key(), b"head", &sig).is_err());
         assert!(!format!("{a:?}").contains(&format!("{:?}", a.secret_seed())));
+    }
+
+    #[test]
+    fn a_peer_id_gives_back_its_public_key() {
+        let a = Identity::from_seed([3; 32]);
+        assert_eq!(public_key_of(&a.peer_id()), Some(a.public_key()));
+        // A sha2-256 peer id (an RSA key's) holds no key.
+        let hashed = PeerId::from_bytes(&[[0x12, 0x20].as_slice(), &[7; 32]].concat()).unwrap();
+        assert_eq!(public_key_of(&hashed), None);
     }
 }

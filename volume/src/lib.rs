@@ -41,7 +41,7 @@ use std::str::FromStr;
 pub use batch::{Op, WriteBatch};
 pub use dir::{OpenOptions, data_files, open_dir};
 pub use error::{EngineError, VolumeError};
-pub use identity::{Identity, SignatureError, peer_id_of, verify};
+pub use identity::{Identity, SignatureError, peer_id_of, public_key_of, verify};
 pub use libp2p_identity::PeerId;
 pub use lmdb_volume::LmdbVolume;
 pub use mem_volume::MemVolume;

@@ -5,6 +5,7 @@ pub(crate) mod block;
 pub(crate) mod bucket;
 pub(crate) mod gc;
 pub(crate) mod object;
+pub(crate) mod peer;
 pub(crate) mod replicate;
 pub(crate) mod snapshot;
 pub(crate) mod stream;
@@ -92,6 +93,9 @@ pub enum Command {
     /// Replication over libp2p, as the daemon runs it.
     #[command(subcommand)]
     Replicate(replicate::ReplicateCmd),
+    /// This node's libp2p identity, and the daemon's peers.
+    #[command(subcommand)]
+    Peer(peer::PeerCmd),
     /// Run the daemon: HTTP, gRPC and RESP3 APIs over the event log and
     /// the stores.
     Daemon(crate::daemon::DaemonArgs),
@@ -138,9 +142,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Export(a) => transfer::export(&ctx, a),
         Command::Import(a) => transfer::import(&ctx, a),
-        Command::Replicate(c) => {
+        Command::Peer(peer::PeerCmd::Id) => peer::id(&ctx).map(|()| ExitCode::SUCCESS),
+        c @ (Command::Replicate(_) | Command::Peer(_)) => {
             let remote = crate::remote::Remote::new(&replicate::daemon_url(&ctx)?)?;
-            crate::remote::run(&remote, Command::Replicate(c))
+            crate::remote::run(&remote, c)
         }
         Command::Daemon(a) => crate::daemon::run(&ctx, a),
     }

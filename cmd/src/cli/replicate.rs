@@ -1,24 +1,33 @@
-//! `hydra replicate status`: how the daemon's follow loops are doing.
-//! Replication runs inside the daemon, so this always asks one: `--api`,
+//! `hydra replicate status|wait`: how the daemon's replication is doing.
+//! Replication runs inside the daemon, so these always ask one: `--api`,
 //! or the daemon that holds the data directory.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::context::Ctx;
-use crate::output;
+use crate::output::{self, human};
 
 #[derive(Debug, Subcommand)]
 pub enum ReplicateCmd {
-    /// Each followed writer: peer, prefix, rounds, events replicated,
-    /// the peer's log position, the last success and the last error.
+    /// Each followed writer (streams) and replica bucket: peer, progress,
+    /// what is behind, the last success and the last error; p2p counters.
     Status {
         #[arg(long)]
         json: bool,
+    },
+    /// Wait until every follow loop and replica bucket has caught up with
+    /// its peer (a progress bar on a terminal); exit 1 on timeout.
+    Wait {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
     },
 }
 
@@ -28,42 +37,69 @@ pub fn daemon_url(ctx: &Ctx) -> Result<String> {
     match std::fs::read_to_string(ctx.data.join(crate::daemon::ADDRESS_FILE)) {
         Ok(url) => Ok(url.trim().to_owned()),
         Err(_) => bail!(
-            "replication runs in the daemon, and none holds {}: start `hydra daemon --follow WRITER@MULTIADDR`, or pass --api URL",
+            "replication runs in the daemon, and none holds {}: start `hydra daemon --follow WRITER@MULTIADDR` (or with p2p in its config), or pass --api URL",
             ctx.data.display()
         ),
     }
 }
 
-/// Prints a `GET /replication` answer; exits 1 if a follow loop's last
-/// round failed, so scripts can alert on it.
+fn loops(v: &Value) -> impl Iterator<Item = &Value> {
+    let list = |k: &str| v[k].as_array().into_iter().flatten();
+    list("follows").chain(list("buckets"))
+}
+
+fn state(f: &Value) -> String {
+    match f["last_error"].as_str() {
+        Some(e) => format!("failing: {e}"),
+        None if f["last_ok_unix_ms"].is_null() => "not answered yet".into(),
+        None => "ok".into(),
+    }
+}
+
+/// Prints a `GET /replication` answer; exits 1 if a loop's last round
+/// failed, so scripts can alert on it.
 pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
-    let follows = v["follows"].as_array().cloned().unwrap_or_default();
-    let failing = follows
-        .iter()
-        .filter(|f| !f["last_error"].is_null())
-        .count();
+    let failing = loops(v).filter(|f| !f["last_error"].is_null()).count();
     if json {
         output::json(v)?;
     } else {
         let mut out = std::io::stdout().lock();
-        if follows.is_empty() {
-            writeln!(out, "following nothing (see p2p.follow or --follow)")?;
+        if loops(v).next().is_none() {
+            writeln!(
+                out,
+                "replicating nothing (see p2p.follow, --follow, or buckets[].replicate)"
+            )?;
         }
-        for f in &follows {
+        for f in v["follows"].as_array().into_iter().flatten() {
             let s = |k: &str| f[k].as_str().unwrap_or("").to_owned();
             writeln!(
                 out,
-                "{} prefix {:?}: {} events in {} rounds, peer at position {}, {}",
-                s("peer"),
+                "streams {:?} of {} from {}: {} events in {} rounds, peer at position {}, {}",
                 s("prefix"),
+                s("writer"),
+                s("peer"),
                 f["events"],
                 f["rounds"],
                 f["peer_next_position"],
-                match f["last_error"].as_str() {
-                    Some(e) => format!("failing: {e}"),
-                    None if f["last_ok_unix_ms"].is_null() => "not answered yet".into(),
-                    None => "ok".into(),
-                }
+                state(f)
+            )?;
+        }
+        for b in v["buckets"].as_array().into_iter().flatten() {
+            let n = |k: &str| b[k].as_u64().unwrap_or(0);
+            writeln!(
+                out,
+                "bucket {} from {}: manifest {} (peer {}), {} objects, {} behind ({} blocks), {} blocks / {} received, {} bad, {}",
+                b["bucket"].as_str().unwrap_or(""),
+                b["peer"].as_str().unwrap_or("-"),
+                b["local_seq"],
+                b["remote_seq"],
+                n("objects"),
+                n("objects_behind"),
+                n("blocks_behind"),
+                n("blocks_received"),
+                human(n("bytes_received")),
+                n("bad_blocks"),
+                state(b)
             )?;
         }
     }
@@ -72,4 +108,50 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Polls `GET /replication` (through `fetch`) until every loop reports
+/// caught up with no error.
+pub fn wait(fetch: impl Fn() -> Result<Value>, timeout: Duration) -> Result<ExitCode> {
+    let deadline = Instant::now() + timeout;
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} blocks {msg}")
+                .expect("valid template"),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    loop {
+        let v = fetch()?;
+        let (mut received, mut behind, mut events) = (0, 0, 0);
+        let mut waiting = None;
+        for f in loops(&v) {
+            received += f["blocks_received"].as_u64().unwrap_or(0);
+            behind += f["blocks_behind"].as_u64().unwrap_or(0);
+            events += f["events"].as_u64().unwrap_or(0);
+            if f["caught_up"] != true && waiting.is_none() {
+                let what = f["bucket"]
+                    .as_str()
+                    .map(|b| format!("bucket {b}"))
+                    .unwrap_or_else(|| format!("streams {:?}", f["prefix"].as_str().unwrap_or("")));
+                waiting = Some(format!("{what}: {}", state(f)));
+            }
+        }
+        bar.set_length(received + behind);
+        bar.set_position(received);
+        bar.set_message(format!("{events} events"));
+        let Some(why) = waiting else {
+            bar.finish_and_clear();
+            println!("caught up: {events} events, {received} blocks");
+            return Ok(ExitCode::SUCCESS);
+        };
+        if Instant::now() >= deadline {
+            bar.abandon();
+            bail!("not caught up after {} s: {why}", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -30,19 +30,6 @@ pub async fn volume(State(app): State<Shared>) -> ApiResult<Response> {
     Ok(Json(v).into_response())
 }
 
-/// `GET /replication`: how each follow loop is doing.
-pub async fn replication(State(app): State<Shared>) -> impl IntoResponse {
-    let follows: Vec<hydra_net::FollowReport> = app
-        .replication
-        .iter()
-        .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
-        .collect();
-    Json(json!({
-        "peer_id": app.log.identity().peer_id().to_string(),
-        "follows": follows,
-    }))
-}
-
 /// `POST /volume/verify`: re-hash every block of every volume.
 pub async fn verify(State(app): State<Shared>) -> ApiResult<Response> {
     let a = app.clone();

@@ -20,8 +20,8 @@ pub struct App {
     pub metrics: Metrics,
     pub shutting_down: AtomicBool,
     pub timeout: Duration,
-    /// One report per followed writer (`p2p.follow`), in config order.
-    pub replication: Vec<hydra_net::FollowStatus>,
+    /// The libp2p node and what replication is doing.
+    pub p2p: super::p2p::P2p,
 }
 
 pub type Shared = Arc<App>;
@@ -48,6 +48,13 @@ impl App {
 }
 
 impl App {
+    /// A bucket to write to: any but a replica, whose contents are its
+    /// writer's.
+    pub fn writable_bucket(&self, name: &str) -> ApiResult<Bucket> {
+        self.p2p.refuse_writes(name)?;
+        self.bucket(name)
+    }
+
     /// The store that holds a bucket.
     pub fn store_of(&self, name: &BucketName) -> ApiResult<&Store> {
         for (_, store) in &self.stores {

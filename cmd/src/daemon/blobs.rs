@@ -66,7 +66,7 @@ pub async fn put_block(
     let a = app.clone();
     let n = body.len() as u64;
     let r = blocking(&app, move || {
-        let bucket = a.bucket(&b)?;
+        let bucket = a.writable_bucket(&b)?;
         let r = bucket.put(Codec::Raw, &body)?;
         if q.pin.unwrap_or(false) {
             bucket.set_root(&format!("pin/{r}"), r)?;
@@ -113,7 +113,7 @@ pub async fn delete_block(
     let a = app.clone();
     let bb = b.clone();
     let existed = blocking(&app, move || {
-        let bucket = a.bucket(&bb)?;
+        let bucket = a.writable_bucket(&bb)?;
         bucket.remove_root(&format!("pin/{r}"))?;
         Ok(bucket.delete(&r)?)
     })
@@ -156,7 +156,7 @@ pub async fn put_object(
 ) -> ApiResult<Response> {
     let bucket = {
         let a = app.clone();
-        blocking(&app, move || a.bucket(&b)).await?
+        blocking(&app, move || a.writable_bucket(&b)).await?
     };
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let reader = ChannelReader {
@@ -255,7 +255,11 @@ pub async fn delete_object(
 ) -> ApiResult<Response> {
     let a = app.clone();
     let (bb, k) = (b.clone(), key.clone());
-    if blocking(&app, move || Ok(a.bucket(&bb)?.remove_object(&k)?)).await? {
+    if blocking(&app, move || {
+        Ok(a.writable_bucket(&bb)?.remove_object(&k)?)
+    })
+    .await?
+    {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found(format!(

@@ -85,9 +85,91 @@ pub struct BucketConfig {
     #[serde(default)]
     pub encrypt: bool,
     /// The bucket's key (32 raw bytes or 64 hex digits); required when
-    /// `encrypt` is true, created if absent.
+    /// `encrypt` is true, created if absent. For a replica, the writer's
+    /// key, to read it; without one the replica is blind.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// Serve this bucket's manifest and blocks to peers over libp2p (no
+    /// bucket is served unless it says so).
+    #[serde(default)]
+    pub serve: bool,
+    /// Make this bucket a replica of a writer's bucket of the same name.
+    #[serde(default)]
+    pub replicate: Option<ReplicateConfig>,
+}
+
+/// A bucket replica: where to fetch from, whose manifests to accept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateConfig {
+    /// Peers that serve the bucket (the writer or other replicas), each a
+    /// multiaddr ending in /p2p/<peer id>; asked best-scored first.
+    pub from: Vec<String>,
+    /// The writers whose signed manifests this replica accepts: peer ids
+    /// (12D3KooW...) or public keys (64 hex digits).
+    pub writers: Vec<String>,
+    /// Wait after a failed round before asking again.
+    #[serde(default = "default_retry")]
+    pub retry_ms: u64,
+}
+
+impl ReplicateConfig {
+    pub fn to_follow(&self, bucket: &str) -> Result<hydra_net::BucketFollow> {
+        if self.from.is_empty() {
+            bail!("from: at least one peer is needed");
+        }
+        if self.writers.is_empty() {
+            bail!("writers: at least one writer is needed");
+        }
+        if self.retry_ms == 0 {
+            bail!("retry_ms: must be at least 1");
+        }
+        Ok(hydra_net::BucketFollow {
+            bucket: bucket.parse()?,
+            from: self
+                .from
+                .iter()
+                .map(|a| parse_peer_addr(a))
+                .collect::<Result<_>>()
+                .context("from")?,
+            writers: self
+                .writers
+                .iter()
+                .map(|w| parse_writer(w))
+                .collect::<Result<_>>()
+                .context("writers")?,
+            retry: std::time::Duration::from_millis(self.retry_ms),
+        })
+    }
+}
+
+/// A peer's multiaddr, which must name its peer id.
+fn parse_peer_addr(a: &str) -> Result<hydra_net::Multiaddr> {
+    let addr: hydra_net::Multiaddr = a
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{a:?} is not a multiaddr: {e}"))?;
+    if !matches!(
+        addr.iter().last(),
+        Some(hydra_net::multiaddr::Protocol::P2p(_))
+    ) {
+        bail!("{a:?} does not end in /p2p/<peer id>: a follower must know whom it dials");
+    }
+    Ok(addr)
+}
+
+/// A writer as a public key (64 hex digits) or a peer id (12D3KooW...).
+pub fn parse_writer(w: &str) -> Result<[u8; 32]> {
+    if w.len() == 64 {
+        return crate::cli::stream::parse_key(w);
+    }
+    w.parse::<hydra_volume::PeerId>()
+        .ok()
+        .and_then(|p| hydra_volume::public_key_of(&p))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "writer {w:?}: a writer is its public key (64 hex digits) or its ed25519 peer id (12D3KooW...)"
+            )
+        })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,10 +200,13 @@ impl Default for ApiConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct P2pConfig {
-    /// Multiaddrs to serve this log's streams on, e.g.
-    /// `/ip4/0.0.0.0/tcp/4001`. Empty: only dial out (to follow).
+    /// Multiaddrs to serve this log's streams (and buckets marked `serve`)
+    /// on, e.g. `/ip4/0.0.0.0/tcp/4001`. Empty: only dial out (to follow).
     #[serde(default)]
     pub listen: Vec<String>,
+    /// Peers to connect to at start (multiaddrs ending in /p2p/<peer id>).
+    #[serde(default)]
+    pub peers: Vec<String>,
     /// Writers' streams to replicate, verified against their keys.
     #[serde(default)]
     pub follow: Vec<FollowConfig>,
@@ -130,9 +215,11 @@ pub struct P2pConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FollowConfig {
-    /// The peer to fetch from: any node that holds the streams.
-    pub peer: String,
-    /// The writer's public key (64 hex digits): the only signer trusted.
+    /// Peers to fetch from: any nodes that hold the streams, asked
+    /// best-scored first (the next one when a peer fails).
+    pub peers: Vec<String>,
+    /// The writer's public key (64 hex digits) or peer id: the only
+    /// signer trusted.
     pub writer: String,
     /// Replicate the streams whose names start with this (all by default).
     #[serde(default)]
@@ -144,13 +231,13 @@ pub struct FollowConfig {
 }
 
 impl FollowConfig {
-    /// Parses `WRITER_HEX@MULTIADDR`, the `--follow` flag's form.
+    /// Parses `WRITER@MULTIADDR[,MULTIADDR...]`, the `--follow` flag's form.
     pub fn from_flag(s: &str) -> Result<FollowConfig> {
-        let Some((writer, peer)) = s.split_once('@') else {
-            bail!("--follow {s:?}: expected WRITER_KEY_HEX@MULTIADDR");
+        let Some((writer, peers)) = s.split_once('@') else {
+            bail!("--follow {s:?}: expected WRITER@MULTIADDR[,MULTIADDR...]");
         };
         Ok(FollowConfig {
-            peer: peer.into(),
+            peers: peers.split(',').map(str::to_owned).collect(),
             writer: writer.into(),
             prefix: String::new(),
             retry_ms: default_retry(),
@@ -159,12 +246,16 @@ impl FollowConfig {
 
     /// The checked form `hydra-net` runs.
     pub fn to_follow(&self) -> Result<hydra_net::Follow> {
+        if self.peers.is_empty() {
+            bail!("peers: at least one peer is needed");
+        }
         let from = self
-            .peer
-            .parse::<hydra_net::Multiaddr>()
-            .map_err(|e| anyhow::anyhow!("peer {:?} is not a multiaddr: {e}", self.peer))?;
-        let writer = crate::cli::stream::parse_key(&self.writer)
-            .map_err(|e| anyhow::anyhow!("writer {:?}: {e}", self.writer))?;
+            .peers
+            .iter()
+            .map(|a| parse_peer_addr(a))
+            .collect::<Result<_>>()
+            .context("peers")?;
+        let writer = parse_writer(&self.writer).context("writer")?;
         if self.retry_ms == 0 {
             bail!("retry_ms: must be at least 1");
         }
@@ -309,7 +400,23 @@ impl Config {
                 crate::cli::parse_compress(c)
                     .map_err(|e| anyhow::anyhow!("buckets[{i}].compress: {e}"))?;
             }
-            if b.encrypt && b.key_file.is_none() {
+            if let Some(r) = &b.replicate {
+                if b.compress.is_some() || b.encrypt {
+                    bail!(
+                        "buckets[{i}]: a replica stores its writer's blocks as they are: compress and encrypt come from the writer (give key_file to read an encrypted one)"
+                    );
+                }
+                if let Some(k) = &b.key_file
+                    && !k.exists()
+                {
+                    bail!(
+                        "buckets[{i}].key_file: {} does not exist (a replica reads with its writer's key)",
+                        k.display()
+                    );
+                }
+                r.to_follow(&b.id)
+                    .map_err(|e| anyhow::anyhow!("buckets[{i}].replicate.{e:#}"))?;
+            } else if b.encrypt && b.key_file.is_none() {
                 bail!("buckets[{i}].key_file: an encrypted bucket needs a key file");
             }
         }
@@ -327,9 +434,12 @@ impl Config {
             a.parse::<hydra_net::Multiaddr>()
                 .map_err(|e| anyhow::anyhow!("p2p.listen[{i}]: {a:?} is not a multiaddr: {e}"))?;
         }
+        for (i, a) in self.p2p.peers.iter().enumerate() {
+            parse_peer_addr(a).map_err(|e| anyhow::anyhow!("p2p.peers[{i}]: {e}"))?;
+        }
         for (i, f) in self.p2p.follow.iter().enumerate() {
             f.to_follow()
-                .map_err(|e| anyhow::anyhow!("p2p.follow[{i}].{e}"))?;
+                .map_err(|e| anyhow::anyhow!("p2p.follow[{i}].{e:#}"))?;
         }
         if self.log.level.parse::<tracing::Level>().is_err() {
             bail!(
@@ -419,24 +529,72 @@ mod tests {
             "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
         assert!(
             err(&format!(
-                "  follow:\n    - peer: {peer}\n      writer: ab\n"
+                "  follow:\n    - peers: [{peer}]\n      writer: ab\n"
             ))
-            .starts_with("p2p.follow[0].writer \"ab\": a public key is 64 hex digits")
+            .starts_with("p2p.follow[0].writer: writer \"ab\": a writer is its public key")
         );
         let writer = "ab".repeat(32);
         assert_eq!(
             err(&format!(
-                "  follow:\n    - peer: {peer}\n      writer: {writer}\n      retry_ms: 0\n"
+                "  follow:\n    - peers: [{peer}]\n      writer: {writer}\n      retry_ms: 0\n"
             )),
             "p2p.follow[0].retry_ms: must be at least 1"
         );
         let ok = Config::parse(&format!(
-            "{base}  listen: [/ip4/0.0.0.0/tcp/4001]\n  follow:\n    - peer: {peer}\n      writer: {writer}\n"
+            "{base}  listen: [/ip4/0.0.0.0/tcp/4001]\n  follow:\n    - peers: [{peer}]\n      writer: {writer}\n"
         ))
         .unwrap();
         ok.validate().unwrap();
         let f = ok.p2p.follow[0].to_follow().unwrap();
         assert_eq!((f.prefix.as_str(), f.retry.as_millis()), ("", 1000));
+        assert_eq!(Config::parse(&ok.to_yaml().unwrap()).unwrap(), ok);
+        // A writer by peer id is the same writer.
+        let by_id = parse_writer("12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo").unwrap();
+        assert_eq!(
+            hydra_volume::peer_id_of(&by_id).unwrap().to_string(),
+            "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"
+        );
+        assert!(
+            err("  peers: [/ip4/127.0.0.1/tcp/1]\n").contains("does not end in /p2p/<peer id>")
+        );
+    }
+
+    #[test]
+    fn bucket_replicas_are_checked() {
+        let base = "volumes:\n  - id: a\n    path: x\nbuckets:\n  - id: vault\n";
+        let err = |yaml: &str| {
+            format!(
+                "{:#}",
+                Config::parse(&format!("{base}{yaml}"))
+                    .unwrap()
+                    .validate()
+                    .unwrap_err()
+            )
+        };
+        let peer =
+            "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+        let writer = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+        assert!(
+            err(&format!(
+                "    encrypt: true\n    replicate:\n      from: [{peer}]\n      writers: [{writer}]\n"
+            ))
+            .contains("compress and encrypt come from the writer")
+        );
+        assert!(
+            err("    replicate:\n      from: []\n      writers: []\n")
+                .starts_with("buckets[0].replicate.from: at least one peer")
+        );
+        assert!(
+            err(&format!(
+                "    replicate:\n      from: [{peer}]\n      writers: [nobody]\n"
+            ))
+            .starts_with("buckets[0].replicate.writers: writer \"nobody\"")
+        );
+        let ok = Config::parse(&format!(
+            "{base}    serve: true\n    replicate:\n      from: [{peer}]\n      writers: [{writer}]\n"
+        ))
+        .unwrap();
+        ok.validate().unwrap();
         assert_eq!(Config::parse(&ok.to_yaml().unwrap()).unwrap(), ok);
     }
 }

@@ -18,6 +18,76 @@ pub struct Metrics {
     pub subscriptions: Gauge,
     pub append_seconds: Histogram,
     pub commits: Gauge,
+    p2p: P2pCounters,
+    pub replication_blocks_behind: Gauge,
+    pub replication_failing: Gauge,
+}
+
+/// Counters mirrored from the libp2p node's own (`hydra_net::Stats`):
+/// raised by the difference at each scrape, one scrape at a time.
+#[derive(Default)]
+struct P2pCounters {
+    lock: std::sync::Mutex<()>,
+    blocks_received: Counter,
+    bytes_received: Counter,
+    blocks_sent: Counter,
+    bytes_sent: Counter,
+    bad_blocks: Counter,
+    equivocations: Counter,
+    events_received: Counter,
+}
+
+impl P2pCounters {
+    /// Each counter: name, help, and its value in `s`.
+    fn each(
+        &self,
+        s: &hydra_net::StatsSnapshot,
+    ) -> [(&'static str, &'static str, &Counter, u64); 7] {
+        [
+            (
+                "p2p_blocks_received",
+                "Blocks received from peers, each verified",
+                &self.blocks_received,
+                s.blocks_received,
+            ),
+            (
+                "p2p_bytes_received",
+                "Bytes received from peers (blocks and stream exports)",
+                &self.bytes_received,
+                s.bytes_received,
+            ),
+            (
+                "p2p_blocks_sent",
+                "Blocks served to peers",
+                &self.blocks_sent,
+                s.blocks_sent,
+            ),
+            (
+                "p2p_bytes_sent",
+                "Bytes served to peers",
+                &self.bytes_sent,
+                s.bytes_sent,
+            ),
+            (
+                "p2p_bad_blocks",
+                "Blocks refused: their bytes did not match their ref",
+                &self.bad_blocks,
+                s.bad_blocks,
+            ),
+            (
+                "p2p_equivocations",
+                "Writers caught signing two contradicting manifests",
+                &self.equivocations,
+                s.equivocations,
+            ),
+            (
+                "p2p_events_received",
+                "Events replicated from followed writers",
+                &self.events_received,
+                s.events_received,
+            ),
+        ]
+    }
 }
 
 impl Metrics {
@@ -34,8 +104,24 @@ impl Metrics {
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
             ]),
             commits: Gauge::default(),
+            p2p: P2pCounters::default(),
+            replication_blocks_behind: Gauge::default(),
+            replication_failing: Gauge::default(),
             registry: Registry::default(),
         };
+        for (name, help, c, _) in m.p2p.each(&Default::default()) {
+            registry.register(name, help, c.clone());
+        }
+        registry.register(
+            "replication_blocks_behind",
+            "Blocks replica buckets still have to fetch",
+            m.replication_blocks_behind.clone(),
+        );
+        registry.register(
+            "replication_failing",
+            "Follow loops and replica buckets whose last round failed",
+            m.replication_failing.clone(),
+        );
         registry.register(
             "appends",
             "Append requests that succeeded",
@@ -73,6 +159,14 @@ impl Metrics {
             m.commits.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Brings the p2p counters up to the node's.
+    pub fn set_p2p(&self, s: &hydra_net::StatsSnapshot) {
+        let _one = self.p2p.lock.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, _, c, v) in self.p2p.each(s) {
+            c.inc_by(v.saturating_sub(c.get()));
+        }
     }
 
     pub fn render(&self) -> String {

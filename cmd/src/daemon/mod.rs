@@ -12,6 +12,7 @@ pub mod config;
 mod error;
 mod grpc;
 mod metrics;
+mod p2p;
 mod resp;
 mod streams;
 mod subscriptions;
@@ -192,7 +193,9 @@ fn open(config: &Config) -> Result<App> {
             Some(path) => Some(Key::from_file(path).with_context(|| format!("bucket {name}"))?),
             None => None,
         };
-        if store.bucket_config(&name).is_err() {
+        // A replica is created by its first manifest, with the writer's
+        // transforms.
+        if b.replicate.is_none() && store.bucket_config(&name).is_err() {
             store
                 .create_bucket(
                     &name,
@@ -209,9 +212,11 @@ fn open(config: &Config) -> Result<App> {
                 .with_context(|| format!("creating bucket {name}"))?;
         }
         // Fail now, not at the first request, on a wrong key.
-        store
-            .bucket(&name, key.as_ref())
-            .with_context(|| format!("bucket {name}"))?;
+        if store.bucket_config(&name).is_ok() {
+            store
+                .bucket(&name, key.as_ref())
+                .with_context(|| format!("bucket {name}"))?;
+        }
         if let Some(k) = key {
             keys.insert(b.id.clone(), k);
         }
@@ -235,12 +240,7 @@ fn open(config: &Config) -> Result<App> {
         metrics: metrics::Metrics::new(),
         shutting_down: Default::default(),
         timeout: Duration::from_secs(config.limits.request_timeout_secs),
-        replication: config
-            .p2p
-            .follow
-            .iter()
-            .map(|f| Ok(f.to_follow()?.status()))
-            .collect::<Result<_>>()?,
+        p2p: p2p::P2p::new(config)?,
     })
 }
 
@@ -285,7 +285,9 @@ fn routes() -> Api {
         .add("POST", "/gc", "Collect garbage (?bucket=)", post(admin::gc))
         .add("POST", "/scavenge", "Remove events no read can return", post(admin::scavenge))
         .add("POST", "/reindex", "Rebuild the event log's indexes", post(admin::reindex))
-        .add("GET", "/replication", "Followed writers: peer, prefix, rounds, events replicated, last success and error", get(admin::replication))
+        .add("GET", "/replication", "Followed writers and replica buckets: peers, progress, blocks behind, last success and error; p2p counters", get(p2p::replication))
+        .add("GET", "/peers", "This node's peer id and listen addresses, and the peers connected now (addresses, ping)", get(p2p::peers))
+        .add("POST", "/peers", "Connect to a peer ({\"addr\": MULTIADDR})", post(p2p::connect))
         .add("GET", "/export", "Streams as a CARv1 file (?stream=S, repeatable)", get(admin::export))
         .add("POST", "/import", "Verify a CARv1 export completely, then apply it (?writer=HEX to trust only that signer)", post(admin::import).layer(DefaultBodyLimit::disable()))
         .add("PUT", "/buckets/{b}/blocks", "Store a block (the body; ?pin=true keeps it through gc); returns its ref", put(blobs::put_block))
@@ -322,6 +324,7 @@ async fn health(State(app): State<Shared>) -> impl IntoResponse {
 
 async fn metrics_text(State(app): State<Shared>) -> impl IntoResponse {
     app.metrics.commits.set(app.log.commits() as i64);
+    p2p::update_metrics(&app);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -367,7 +370,7 @@ async fn serve(config: Config) -> Result<()> {
         println!("resp listening on {local}");
         tokio::spawn(resp::serve(app.clone(), listener));
     }
-    let _p2p = start_p2p(&config, &app.log, &app.replication).await?;
+    p2p::start(&config, &app).await?;
     tracing::info!(%local, peer_id = %app.log.identity().peer_id(), "hydra daemon started");
     println!("listening on http://{local}");
     let a = app.clone();
@@ -385,38 +388,6 @@ async fn serve(config: Config) -> Result<()> {
     let _ = std::fs::remove_file(&address_file);
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Starts the libp2p node when the config serves or follows anything, and
-/// a follow loop per followed writer. The node lives as long as the
-/// returned handle.
-async fn start_p2p(
-    config: &Config,
-    log: &EventLog,
-    statuses: &[hydra_net::FollowStatus],
-) -> Result<Option<hydra_net::Node>> {
-    if config.p2p.listen.is_empty() && config.p2p.follow.is_empty() {
-        return Ok(None);
-    }
-    let listen = config
-        .p2p
-        .listen
-        .iter()
-        .map(|a| a.parse())
-        .collect::<Result<Vec<_>, _>>()
-        .context("p2p.listen")?;
-    let node = hydra_net::Node::start(log.clone(), listen)
-        .await
-        .context("p2p: starting the node")?;
-    for addr in node.listening() {
-        println!("p2p listening on {addr}");
-    }
-    for (f, status) in config.p2p.follow.iter().zip(statuses) {
-        let follow = f.to_follow()?;
-        tracing::info!(from = %follow.from, prefix = %follow.prefix, "following");
-        tokio::spawn(follow.run(node.clone(), log.clone(), status.clone()));
-    }
-    Ok(Some(node))
 }
 
 async fn shutdown_signal() {

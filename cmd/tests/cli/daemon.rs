@@ -75,6 +75,13 @@ impl Daemon {
         child.wait().unwrap()
     }
 
+    /// SIGKILL: no shutdown, nothing flushed that was not durable.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }

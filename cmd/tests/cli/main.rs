@@ -7,6 +7,7 @@ mod daemon;
 mod grpc;
 mod objects;
 mod remote;
+mod replica;
 mod resp;
 mod streams;
 mod transfer;

@@ -159,7 +159,7 @@ fn a_daemon_follows_another_over_libp2p() {
     std::fs::write(
         &config,
         format!(
-            "volumes:\n  - id: main\n    path: {}\napi:\n  http: 127.0.0.1:0\np2p:\n  follow:\n    - peer: {peer}\n      writer: {writer}\n      prefix: orders\n      retry_ms: 100\n",
+            "volumes:\n  - id: main\n    path: {}\napi:\n  http: 127.0.0.1:0\np2p:\n  follow:\n    - peers: [{peer}]\n      writer: {writer}\n      prefix: orders\n      retry_ms: 100\n",
             db.path().join("data").display()
         ),
     )
@@ -212,7 +212,9 @@ fn a_daemon_follows_another_over_libp2p() {
     );
     let text = ok(db.path(), &["--api", &b.url, "replicate", "status"]);
     assert!(
-        text.contains("prefix \"orders\": 42 events in") && text.trim_end().ends_with(", ok"),
+        text.contains("streams \"orders\" of 12D3KooW")
+            && text.contains(": 42 events in")
+            && text.trim_end().ends_with(", ok"),
         "{text}"
     );
     let nowhere = tempfile::tempdir().unwrap();
@@ -241,7 +243,7 @@ fn a_daemon_follows_another_over_libp2p() {
 fn bad_follow_settings_are_refused_at_start() {
     let d = tempfile::tempdir().unwrap();
     for (flag, why) in [
-        ("nope", "expected WRITER_KEY_HEX@MULTIADDR"),
+        ("nope", "expected WRITER@MULTIADDR"),
         (
             "abcd@/ip4/127.0.0.1/tcp/1/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo",
             "64 hex digits",

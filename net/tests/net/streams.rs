@@ -1,16 +1,12 @@
-//! Two nodes on loopback: a follower replicates a writer's streams,
-//! verifying them, and trusts no other signer.
+//! Streams: a follower replicates a writer's streams, verifying them,
+//! and trusts no other signer.
 
 use std::time::Duration;
 
-use hydra_eventlog::{
-    EventLog, ExpectedVersion, NewEvent, Options, ReadFrom, StreamId, verify_event,
-};
+use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, ReadFrom, StreamId, verify_event};
 use hydra_net::{Follow, Node};
 
-fn open(dir: &std::path::Path) -> EventLog {
-    EventLog::open_dir(dir, Options::default()).unwrap()
-}
+use crate::open;
 
 fn append(log: &EventLog, stream: &str, n: u64) {
     let s = StreamId::new(stream).unwrap();
@@ -38,20 +34,19 @@ async fn a_follower_replicates_and_verifies() {
     append(&writer, "orders-2", 5);
     append(&writer, "other", 5);
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let a = Node::start(writer.clone(), listen.clone()).await.unwrap();
-    let b = Node::start(follower.clone(), listen).await.unwrap();
+    let a = Node::start(writer.clone(), |_: &str| None, listen.clone())
+        .await
+        .unwrap();
+    let b = Node::start(follower.clone(), |_: &str| None, listen)
+        .await
+        .unwrap();
     assert_eq!(
         a.peer_id().to_string(),
         writer.identity().peer_id().to_string(),
         "the volume's identity"
     );
 
-    let follow = Follow {
-        from: a.listening()[0].clone(),
-        writer: writer.identity().public_key(),
-        prefix: "orders".into(),
-        retry: Duration::from_millis(50),
-    };
+    let follow = follow(&a, writer.identity().public_key());
     assert_eq!(follow.round(&b, &follower).await.unwrap(), 305);
     assert_eq!(
         (
@@ -103,7 +98,10 @@ async fn a_follower_replicates_and_verifies() {
     }
     task.abort();
     let report = status.lock().unwrap().clone();
-    assert_eq!((report.events, report.last_error.as_deref()), (3, None));
+    assert_eq!(
+        (report.events, report.rounds.last_error.as_deref()),
+        (3, None)
+    );
     // The heads answer may predate the last of the three appends.
     assert!(report.peer_next_position.unwrap() > before, "{report:?}");
 
@@ -112,6 +110,7 @@ async fn a_follower_replicates_and_verifies() {
     let stranger = open(dc.path());
     let c = Node::start(
         stranger.clone(),
+        |_: &str| None,
         vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
     )
     .await
@@ -135,14 +134,18 @@ async fn one_refused_stream_does_not_hold_back_the_others() {
     // writer's orders-0 is refused there, and orders-1 still arrives.
     append(&follower, "orders-0", 1);
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let a = Node::start(writer.clone(), listen).await.unwrap();
-    let b = Node::start(follower.clone(), Vec::new()).await.unwrap();
+    let a = Node::start(writer.clone(), |_: &str| None, listen)
+        .await
+        .unwrap();
+    let b = Node::start(follower.clone(), |_: &str| None, Vec::new())
+        .await
+        .unwrap();
     assert!(
         b.listening().is_empty(),
         "a follower-only node listens on nothing"
     );
     let follow = Follow {
-        from: a.listening()[0].clone(),
+        from: vec![a.listening()[0].clone()],
         writer: writer.identity().public_key(),
         prefix: "orders-".into(),
         retry: Duration::from_millis(50),
@@ -155,28 +158,45 @@ async fn one_refused_stream_does_not_hold_back_the_others() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_relays_the_writers_streams_to_a_third_peer() {
+/// A writer with `n` events in `orders-1`, a relay and a third peer, on
+/// loopback; the third listens on nothing.
+async fn three(n: u64) -> (Vec<tempfile::TempDir>, [EventLog; 3], [Node; 3]) {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (writer, relay, third) = (
-        open(dirs[0].path()),
-        open(dirs[1].path()),
-        open(dirs[2].path()),
-    );
-    append(&writer, "orders-1", 20);
-    let listen = || vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let a = Node::start(writer.clone(), listen()).await.unwrap();
-    let b = Node::start(relay.clone(), listen()).await.unwrap();
-    let c = Node::start(third.clone(), Vec::new()).await.unwrap();
-    let key = writer.identity().public_key();
-    let from_writer = Follow {
-        from: a.listening()[0].clone(),
+    let logs = [0, 1, 2].map(|i| open(dirs[i].path()));
+    append(&logs[0], "orders-1", n);
+    let mut nodes = Vec::new();
+    for (i, log) in logs.iter().enumerate() {
+        let listen = if i < 2 {
+            vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]
+        } else {
+            Vec::new()
+        };
+        nodes.push(
+            Node::start(log.clone(), |_: &str| None, listen)
+                .await
+                .unwrap(),
+        );
+    }
+    (dirs, logs, nodes.try_into().ok().unwrap())
+}
+
+/// Follows `orders*` of writer `key` from `peer`.
+fn follow(peer: &Node, key: [u8; 32]) -> Follow {
+    Follow {
+        from: vec![peer.listening()[0].clone()],
         writer: key,
         prefix: "orders".into(),
         retry: Duration::from_millis(50),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_relays_the_writers_streams_to_a_third_peer() {
+    let (_dirs, [writer, relay, third], [a, b, c]) = three(20).await;
+    let key = writer.identity().public_key();
+    let from_writer = follow(&a, key);
     let from_relay = Follow {
-        from: b.listening()[0].clone(),
+        from: vec![b.listening()[0].clone()],
         ..from_writer.clone()
     };
     assert_eq!(from_writer.round(&b, &relay).await.unwrap(), 20);
@@ -188,4 +208,38 @@ async fn a_replica_relays_the_writers_streams_to_a_third_peer() {
     let s = StreamId::new("orders-1").unwrap();
     assert_eq!(third.head(&s).unwrap(), relay.head(&s).unwrap());
     assert_eq!(third.head(&s).unwrap().signer, key);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_moves_to_another_peer_when_one_dies() {
+    let (_dirs, [writer, relay, third], [a, b, c]) = three(10).await;
+    let key = writer.identity().public_key();
+    let via_a = follow(&a, key);
+    assert_eq!(via_a.round(&b, &relay).await.unwrap(), 10);
+    // C prefers B, and knows A.
+    let via_b_then_a = Follow {
+        from: vec![b.listening()[0].clone(), a.listening()[0].clone()],
+        ..via_a
+    };
+    assert_eq!(via_b_then_a.round(&c, &third).await.unwrap(), 10);
+    // B dies; the writer goes on; C finishes from A.
+    drop(b);
+    relay.close().unwrap();
+    append(&writer, "orders-1", 5);
+    let status = via_b_then_a.status();
+    let task = tokio::spawn(via_b_then_a.run(c.clone(), third.clone(), status.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while len(&third, "orders-1") < 15 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            status.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    let s = StreamId::new("orders-1").unwrap();
+    assert_eq!(third.head(&s).unwrap(), writer.head(&s).unwrap());
+    let report = status.lock().unwrap().clone();
+    assert_eq!(report.peer, a.listening()[0].to_string(), "{report:?}");
 }

@@ -1,0 +1,253 @@
+//! The daemon's libp2p node: which streams and buckets it follows, which
+//! buckets it serves, and the routes that show it (`GET /peers`,
+//! `POST /peers`, `GET /replication`).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hydra_bucket::{Bucket, Key, Store};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::app::{App, Shared};
+use super::config::Config;
+use super::error::{ApiError, ApiResult};
+
+/// Replication state shared with the handlers.
+pub struct P2p {
+    /// One report per followed writer (`p2p.follow`), in config order.
+    pub follows: Vec<hydra_net::FollowStatus>,
+    /// One report per replica bucket, in config order.
+    pub buckets: Vec<hydra_net::BucketStatus>,
+    /// Replica buckets and the peer ids of the writers they accept.
+    replicas: HashMap<String, Vec<String>>,
+    /// Set once the node runs (never, when p2p is off).
+    pub node: OnceLock<hydra_net::Node>,
+}
+
+impl P2p {
+    pub fn new(config: &Config) -> Result<P2p> {
+        let mut replicas = HashMap::new();
+        let mut buckets = Vec::new();
+        for b in &config.buckets {
+            if let Some(r) = &b.replicate {
+                let follow = r.to_follow(&b.id)?;
+                replicas.insert(
+                    b.id.clone(),
+                    follow
+                        .writers
+                        .iter()
+                        .map(|w| hydra_volume::peer_id_of(w).map(|p| p.to_string()))
+                        .collect::<Result<_, _>>()?,
+                );
+                buckets.push(follow.status());
+            }
+        }
+        Ok(P2p {
+            follows: config
+                .p2p
+                .follow
+                .iter()
+                .map(|f| Ok(f.to_follow()?.status()))
+                .collect::<Result<_>>()?,
+            buckets,
+            replicas,
+            node: OnceLock::new(),
+        })
+    }
+
+    /// Refuses local writes to a replica bucket: its objects are its
+    /// writer's, and the next manifest would undo them.
+    pub fn refuse_writes(&self, bucket: &str) -> ApiResult<()> {
+        match self.replicas.get(bucket) {
+            Some(writers) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "bucket {bucket} is a replica of writer {}: write to the writer",
+                    writers.join(", ")
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn node(&self) -> ApiResult<&hydra_net::Node> {
+        self.node.get().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "p2p is off: start the daemon with --p2p MULTIADDR (or p2p.listen)",
+            )
+        })
+    }
+}
+
+/// Starts the libp2p node when the config serves, follows or dials
+/// anything, and a loop per followed writer and replica bucket.
+pub async fn start(config: &Config, app: &Shared) -> Result<()> {
+    let p2p = &config.p2p;
+    let replicas: Vec<_> = config
+        .buckets
+        .iter()
+        .filter_map(|b| b.replicate.as_ref().map(|r| (b, r)))
+        .collect();
+    if p2p.listen.is_empty() && p2p.follow.is_empty() && p2p.peers.is_empty() && replicas.is_empty()
+    {
+        return Ok(());
+    }
+    let listen = p2p
+        .listen
+        .iter()
+        .map(|a| a.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .context("p2p.listen")?;
+    let node = hydra_net::Node::start(app.log.clone(), served(config, app), listen)
+        .await
+        .context("p2p: starting the node")?;
+    for addr in node.listening() {
+        println!("p2p listening on {addr}");
+    }
+    for a in &p2p.peers {
+        let (node, addr) = (node.clone(), a.parse()?);
+        tokio::spawn(async move {
+            if let Err(e) = node.connect(addr).await {
+                tracing::warn!("p2p.peers: {e}");
+            }
+        });
+    }
+    for (f, status) in p2p.follow.iter().zip(&app.p2p.follows) {
+        let follow = f.to_follow()?;
+        tracing::info!(prefix = %follow.prefix, peers = follow.from.len(), "following streams");
+        tokio::spawn(follow.run(node.clone(), app.log.clone(), status.clone()));
+    }
+    for ((b, r), status) in replicas.into_iter().zip(&app.p2p.buckets) {
+        let follow = r.to_follow(&b.id)?;
+        let store = store_of(config, app, b).clone();
+        let key = app.keys.get(&b.id).cloned();
+        tracing::info!(bucket = %b.id, blind = key.is_none(), "replicating bucket");
+        tokio::spawn(follow.run(node.clone(), store, key, status.clone()));
+    }
+    let _ = app.p2p.node.set(node);
+    Ok(())
+}
+
+fn store_of<'a>(config: &Config, app: &'a App, b: &super::config::BucketConfig) -> &'a Store {
+    let volume = b
+        .volume
+        .clone()
+        .unwrap_or_else(|| config.volumes[0].id.clone());
+    &app.stores
+        .iter()
+        .find(|(id, _)| *id == volume)
+        .expect("validated")
+        .1
+}
+
+/// The buckets marked `serve`, found by name for the node; no other
+/// bucket is visible to peers.
+fn served(config: &Config, app: &App) -> impl Fn(&str) -> Option<Bucket> + Send + Sync + 'static {
+    let served: HashMap<String, (Store, Option<Key>)> = config
+        .buckets
+        .iter()
+        .filter(|b| b.serve)
+        .map(|b| {
+            let store = store_of(config, app, b).clone();
+            (b.id.clone(), (store, app.keys.get(&b.id).cloned()))
+        })
+        .collect();
+    move |name| {
+        let (store, key) = served.get(name)?;
+        store.bucket(&name.parse().ok()?, key.as_ref()).ok()
+    }
+}
+
+/// `GET /replication`: each follow loop and replica bucket, and counters.
+pub async fn replication(State(app): State<Shared>) -> impl IntoResponse {
+    let follows: Vec<hydra_net::FollowReport> = app.p2p.follows.iter().map(report).collect();
+    let buckets: Vec<hydra_net::BucketReport> = app.p2p.buckets.iter().map(report).collect();
+    let stats = app.p2p.node.get().map(|n| n.stats().snapshot());
+    Json(json!({
+        "peer_id": app.log.identity().peer_id().to_string(),
+        "follows": follows,
+        "buckets": buckets,
+        "stats": stats.unwrap_or_default(),
+    }))
+}
+
+fn report<T: Clone>(s: &hydra_net::Status<T>) -> T {
+    s.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// `GET /peers`: this node and the peers connected now.
+pub async fn peers(State(app): State<Shared>) -> ApiResult<Response> {
+    let (listening, peers) = match app.p2p.node.get() {
+        Some(n) => (
+            n.listening().iter().map(|a| a.to_string()).collect(),
+            n.peers()
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(Json(json!({
+        "peer_id": app.log.identity().peer_id().to_string(),
+        "p2p": app.p2p.node.get().is_some(),
+        "listening": listening,
+        "peers": peers,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ConnectBody {
+    addr: String,
+}
+
+/// `POST /peers`: dial a peer.
+pub async fn connect(
+    State(app): State<Shared>,
+    Json(body): Json<ConnectBody>,
+) -> ApiResult<Response> {
+    let node = app.p2p.node()?;
+    let addr = body
+        .addr
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("{:?} is not a multiaddr: {e}", body.addr)))?;
+    let peer = node
+        .connect(addr)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok(Json(json!({"peer_id": peer.to_string()})).into_response())
+}
+
+/// Sets the replication metrics from the node's counters and the loops.
+pub fn update_metrics(app: &App) {
+    let m = &app.metrics;
+    if let Some(n) = app.p2p.node.get() {
+        m.set_p2p(&n.stats().snapshot());
+    }
+    let behind: u64 = app
+        .p2p
+        .buckets
+        .iter()
+        .map(|b| report(b).blocks_behind)
+        .sum();
+    let failing = app
+        .p2p
+        .follows
+        .iter()
+        .filter(|f| report(f).rounds.last_error.is_some())
+        .count()
+        + app
+            .p2p
+            .buckets
+            .iter()
+            .filter(|b| report(b).rounds.last_error.is_some())
+            .count();
+    m.replication_blocks_behind.set(behind as i64);
+    m.replication_failing.set(failing as i64);
+}

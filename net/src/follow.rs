@@ -1,0 +1,290 @@
+//! Following a writer's streams: learn the heads under a prefix from a
+//! peer, fetch an export of what this log lacks, import it verified.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use hydra_eventlog::{EventLog, StreamId};
+use libp2p::Multiaddr;
+use serde_bytes::ByteBuf;
+
+use crate::node::{Node, NodeError};
+use crate::peers::{FAILED, PeerScore, Peers};
+use crate::stats::Stats;
+use crate::wire::{RequestV1, ResponseV1};
+
+/// How a replication loop's rounds go: the part of its report that every
+/// kind of loop keeps.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Rounds {
+    /// Rounds answered so far.
+    pub rounds: u64,
+    /// Whether the last round brought in everything the peer had.
+    pub caught_up: bool,
+    /// When the last round succeeded, in ms since the Unix epoch.
+    pub last_ok_unix_ms: Option<u64>,
+    /// The last round's error, cleared by the next success.
+    pub last_error: Option<String>,
+    /// Each peer's score (see `PeerScore`).
+    pub peers: Vec<PeerScore>,
+}
+
+/// How a streams follow loop is doing, for status pages and `hydra
+/// replicate status`: updated after every round.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FollowReport {
+    /// The peer of the last round.
+    pub peer: String,
+    pub prefix: String,
+    /// The trusted writer's peer id.
+    pub writer: String,
+    /// Events imported since the loop started.
+    pub events: u64,
+    /// The peer's next log position at the last answer.
+    pub peer_next_position: Option<u64>,
+    #[serde(flatten)]
+    pub rounds: Rounds,
+}
+
+impl Rounds {
+    /// Records a round's outcome.
+    pub(crate) fn record<T>(&mut self, result: &Result<T, NodeError>, peers: &Peers) {
+        self.rounds += 1;
+        self.caught_up = result.is_ok();
+        self.peers = peers.report();
+        match result {
+            Ok(_) => {
+                self.last_ok_unix_ms = Some(now_ms());
+                self.last_error = None;
+            }
+            Err(e) => self.last_error = Some(e.to_string()),
+        }
+    }
+}
+
+/// A loop's report, shared with whoever shows it.
+pub type Status<T> = Arc<Mutex<T>>;
+pub type FollowStatus = Status<FollowReport>;
+
+pub(crate) fn update<T>(status: &Status<T>, f: impl FnOnce(&mut T)) {
+    f(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What a follower follows: peers that hold the streams (any of them; the
+/// first that answers), the writer whose heads it trusts, and the streams
+/// under a prefix.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    pub from: Vec<Multiaddr>,
+    pub writer: [u8; 32],
+    pub prefix: String,
+    /// How long to wait after a failed round before asking again.
+    pub retry: Duration,
+}
+
+impl Follow {
+    /// A report for [`Follow::run`] to keep, naming the prefix and writer
+    /// before the first round answers.
+    pub fn status(&self) -> FollowStatus {
+        Arc::new(Mutex::new(FollowReport {
+            peer: self.from.first().map(|a| a.to_string()).unwrap_or_default(),
+            prefix: self.prefix.clone(),
+            writer: hydra_volume::peer_id_of(&self.writer)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            ..FollowReport::default()
+        }))
+    }
+
+    /// One round: fetch the heads from the first peer that answers, and
+    /// import an export of every stream this log is behind on. Returns the
+    /// events imported, or the first refusal once every stream has been
+    /// tried.
+    pub async fn round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
+        let peers = Peers::new(&self.from)?;
+        Ok(self.sync(node, log, &peers, None).await?.0)
+    }
+
+    /// A round against the best peer, then the others in turn while they
+    /// fail. The heads request waits, at the peer, until the peer's log
+    /// holds position `after`. Returns the events imported, the peer's
+    /// next position (to wait past next time) and the peer.
+    async fn sync(
+        &self,
+        node: &Node,
+        log: &EventLog,
+        peers: &Peers,
+        after: Option<u64>,
+    ) -> Result<(u64, u64, Multiaddr), NodeError> {
+        let mut tried = HashSet::new();
+        let mut last = None;
+        while let Some((peer, addr)) = peers.best(&tried) {
+            match self.sync_with(node, log, &addr, after).await {
+                Ok((n, next)) => {
+                    peers.reward(peer);
+                    return Ok((n, next, addr));
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, "replication round failed: {e}");
+                    peers.penalize(peer, FAILED);
+                    tried.insert(peer);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| NodeError::NoPeer("every peer is banned".into())))
+    }
+
+    async fn sync_with(
+        &self,
+        node: &Node,
+        log: &EventLog,
+        from: &Multiaddr,
+        after: Option<u64>,
+    ) -> Result<(u64, u64), NodeError> {
+        let ResponseV1::Heads { heads, next } = node
+            .request(
+                from,
+                RequestV1::Heads {
+                    prefix: self.prefix.clone(),
+                    after,
+                },
+            )
+            .await?
+        else {
+            return Err(NodeError::Unexpected {
+                peer: from.to_string(),
+                what: "a heads request",
+            });
+        };
+        let mut behind = Vec::new();
+        for (stream, length) in heads {
+            let Ok(id) = StreamId::new(stream.clone()) else {
+                continue;
+            };
+            let have = log.stream_version(&id).ok().flatten().map_or(0, |v| v + 1);
+            if have < length {
+                behind.push((stream, have));
+            }
+        }
+        // One export per stream, of only the events this log lacks (what
+        // an earlier head covered is not sent again): each response stays
+        // within the size bound however many streams are behind, and one
+        // refused stream (forked, wrongly signed) does not hold back the
+        // others. The next export downloads while the last one is
+        // verified and applied.
+        let mut exports = futures::stream::iter(behind)
+            .map(|stream| download(node, from, stream))
+            .buffered(2);
+        let (mut imported, mut refused) = (0, None);
+        while let Some(car) = exports.next().await {
+            let applied = match car {
+                Ok(car) => self.apply(log, from, car).await,
+                Err(e) => Err(e),
+            };
+            match applied {
+                Ok(n) => {
+                    Stats::add(&node.stats().events_received, n);
+                    imported += n
+                }
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        match refused {
+            None => Ok((imported, next)),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Imports an export, verified completely before anything changes.
+    async fn apply(
+        &self,
+        log: &EventLog,
+        from: &Multiaddr,
+        car: ByteBuf,
+    ) -> Result<u64, NodeError> {
+        let log = log.clone();
+        let writer = self.writer;
+        let peer = from.to_string();
+        tokio::task::spawn_blocking(move || {
+            log.import_bytes(&car, &[writer])
+                .map(|r| r.events)
+                .map_err(|e| NodeError::Import {
+                    peer,
+                    reason: e.to_string(),
+                })
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Follows until the task is dropped: each heads request waits at
+    /// the peer for the next append past the last one seen, so new events
+    /// arrive as they commit. When every peer fails it waits `retry`, then
+    /// asks again without waiting.
+    pub async fn run(self, node: Node, log: EventLog, status: FollowStatus) {
+        let peers = match Peers::new(&self.from) {
+            Ok(p) => p,
+            Err(e) => return update(&status, |r| r.rounds.last_error = Some(e.to_string())),
+        };
+        let mut after = None;
+        loop {
+            let result = self.sync(&node, &log, &peers, after).await;
+            update(&status, |r| r.rounds.record(&result, &peers));
+            match result {
+                Ok((n, next, peer)) => {
+                    if n > 0 {
+                        tracing::info!(from = %peer, events = n, "replicated");
+                    }
+                    update(&status, |r| {
+                        r.peer = peer.to_string();
+                        r.events += n;
+                        r.peer_next_position = Some(next);
+                    });
+                    after = Some(next);
+                }
+                Err(e) => {
+                    tracing::warn!(prefix = %self.prefix, "replication: {e}");
+                    after = None;
+                    tokio::time::sleep(self.retry).await;
+                }
+            }
+        }
+    }
+}
+
+/// One stream's export from version `from`, as the peer sent it.
+async fn download(
+    node: &Node,
+    peer: &Multiaddr,
+    (stream, from): (String, u64),
+) -> Result<ByteBuf, NodeError> {
+    match node
+        .request(
+            peer,
+            RequestV1::Export {
+                streams: vec![(stream, from)],
+            },
+        )
+        .await?
+    {
+        ResponseV1::Car(car) => {
+            Stats::add(&node.stats().bytes_received, car.len() as u64);
+            Ok(car)
+        }
+        _ => Err(NodeError::Unexpected {
+            peer: peer.to_string(),
+            what: "an export request",
+        }),
+    }
+}

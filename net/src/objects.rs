@@ -1,0 +1,437 @@
+//! Following a bucket's objects: the writer's signed manifest from any
+//! peer that serves the bucket, then each changed object's closure and the
+//! blocks this replica lacks, by want-lists, each checked against its ref
+//! before it is stored. A peer that sends bytes that do not match is
+//! banned and disconnected, and the blocks are asked of another peer.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use hydra_block::Ref;
+use hydra_bucket::{
+    Bucket, BucketError, BucketName, Closure, Key, Manifest, ManifestObject, Store,
+};
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+
+use crate::follow::{Rounds, Status, update};
+use crate::node::{Node, NodeError};
+use crate::peers::{FAILED, LIED, Peers};
+use crate::stats::Stats;
+use crate::wire::{Block, BlocksRequestV1, BlocksResponseV1};
+
+/// Refs per want-list (a fraction of [`crate::MAX_WANT`], so that several
+/// answers are in flight at once, each within the byte budget).
+const WANT_BATCH: usize = 256;
+/// Want-lists in flight per object: bounds the memory of a catch-up.
+const IN_FLIGHT: usize = 3;
+
+/// What a bucket replica follows.
+#[derive(Debug, Clone)]
+pub struct BucketFollow {
+    pub bucket: BucketName,
+    /// Peers that serve the bucket: the writer, or other replicas.
+    pub from: Vec<Multiaddr>,
+    /// Public keys whose manifests this replica accepts.
+    pub writers: Vec<[u8; 32]>,
+    /// How long to wait after a failed round before asking again.
+    pub retry: Duration,
+}
+
+/// How a bucket replica is doing, updated as blocks arrive.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BucketReport {
+    pub bucket: String,
+    /// The peer of the last manifest.
+    pub peer: Option<String>,
+    /// Seq of the manifest applied here, and of the newest one seen.
+    pub local_seq: Option<u64>,
+    pub remote_seq: Option<u64>,
+    pub objects: u64,
+    /// Objects of the newest manifest not yet complete here.
+    pub objects_behind: u64,
+    /// Blocks still to fetch for them.
+    pub blocks_behind: u64,
+    pub blocks_received: u64,
+    pub bytes_received: u64,
+    pub bad_blocks: u64,
+    pub equivocations: u64,
+    #[serde(flatten)]
+    pub rounds: Rounds,
+}
+
+pub type BucketStatus = Status<BucketReport>;
+
+/// One round's view: where to ask, where to report.
+struct Round<'a> {
+    node: &'a Node,
+    peers: &'a Peers,
+    status: &'a BucketStatus,
+    bucket: &'a str,
+}
+
+impl BucketFollow {
+    pub fn status(&self) -> BucketStatus {
+        Arc::new(Mutex::new(BucketReport {
+            bucket: self.bucket.to_string(),
+            ..BucketReport::default()
+        }))
+    }
+
+    /// One round: the newest manifest, and every object it lists that
+    /// this replica lacks. `key` reads an encrypted bucket; without it the
+    /// replica is blind (stores, verifies and serves; cannot read).
+    pub async fn round(
+        &self,
+        node: &Node,
+        store: &Store,
+        key: Option<&Key>,
+        status: &BucketStatus,
+    ) -> Result<u64, NodeError> {
+        let peers = Peers::new(&self.from)?;
+        let synced = self.sync(node, store, key, &peers, None, status).await;
+        update(status, |r| r.rounds.peers = peers.report());
+        synced
+    }
+
+    /// Follows until the task is dropped: each manifest request waits at
+    /// the peer for a newer manifest, so new objects arrive as they land.
+    pub async fn run(self, node: Node, store: Store, key: Option<Key>, status: BucketStatus) {
+        let peers = match Peers::new(&self.from) {
+            Ok(p) => p,
+            Err(e) => return update(&status, |r| r.rounds.last_error = Some(e.to_string())),
+        };
+        let mut after = None;
+        loop {
+            let result = self
+                .sync(&node, &store, key.as_ref(), &peers, after, &status)
+                .await;
+            update(&status, |r| r.rounds.record(&result, &peers));
+            match result {
+                Ok(seq) => after = Some(seq),
+                Err(e) => {
+                    tracing::warn!(bucket = %self.bucket, "replication: {e}");
+                    after = None;
+                    tokio::time::sleep(self.retry).await;
+                }
+            }
+        }
+    }
+
+    /// Returns the seq of the manifest applied (or already held).
+    async fn sync(
+        &self,
+        node: &Node,
+        store: &Store,
+        key: Option<&Key>,
+        peers: &Peers,
+        after: Option<u64>,
+        status: &BucketStatus,
+    ) -> Result<u64, NodeError> {
+        let round = Round {
+            node,
+            peers,
+            status,
+            bucket: self.bucket.as_str(),
+        };
+        let (addr, signed, manifest) = self.manifest(&round, after).await?;
+        update(status, |r| {
+            r.peer = Some(addr.to_string());
+            r.remote_seq = Some(manifest.seq);
+        });
+        let (name, m, key) = (self.bucket.clone(), manifest.clone(), key.cloned());
+        let store = store.clone();
+        let (bucket, held) = blocking(self.bucket.as_str(), move || {
+            let b = store.replica(&name, &m, key.as_ref())?;
+            let held = b.replica_manifest()?;
+            Ok((b, held))
+        })
+        .await?;
+        if let Some(held) = held {
+            let have = Manifest::decode_stored(&held)
+                .map_err(|e| bucket_error(self.bucket.as_str(), e))?;
+            if have.seq > manifest.seq || (have.seq == manifest.seq && held == signed) {
+                update(status, |r| r.local_seq = Some(have.seq));
+                return Ok(have.seq.max(manifest.seq));
+            }
+            if have.seq == manifest.seq && have.writer == manifest.writer {
+                return Err(self.equivocation(&round, &bucket, signed, &manifest).await);
+            }
+        }
+        let mut todo = Vec::new();
+        for o in &manifest.objects {
+            let (b, o2) = (bucket.clone(), o.clone());
+            if !blocking(self.bucket.as_str(), move || b.holds(&o2)).await? {
+                todo.push(o.clone());
+            }
+        }
+        update(status, |r| {
+            r.objects = manifest.objects.len() as u64;
+            r.objects_behind = todo.len() as u64;
+            r.blocks_behind = todo.iter().map(|o| o.blocks).sum();
+        });
+        for o in todo {
+            round.object(&bucket, o).await?;
+            update(status, |r| {
+                r.objects_behind = r.objects_behind.saturating_sub(1)
+            });
+        }
+        let seq = manifest.seq;
+        let b = bucket.clone();
+        blocking(self.bucket.as_str(), move || {
+            b.apply_manifest(&signed, &manifest)
+        })
+        .await?;
+        update(status, |r| {
+            r.local_seq = Some(seq);
+            r.blocks_behind = 0;
+        });
+        tracing::info!(bucket = %self.bucket, seq, "replicated manifest");
+        Ok(seq)
+    }
+
+    /// The newest manifest a trusted writer signed, from the best peer
+    /// that answers with one.
+    async fn manifest(
+        &self,
+        round: &Round<'_>,
+        after: Option<u64>,
+    ) -> Result<(Multiaddr, Vec<u8>, Manifest), NodeError> {
+        let mut tried = HashSet::new();
+        let mut last = None;
+        while let Some((peer, addr)) = round.peers.best(&tried) {
+            tried.insert(peer);
+            let request = BlocksRequestV1::Manifest {
+                bucket: self.bucket.to_string(),
+                after,
+            };
+            let signed = match round.node.blocks(&addr, request).await {
+                Ok(BlocksResponseV1::Manifest(m)) => m.into_vec(),
+                Ok(_) => {
+                    round.peers.penalize(peer, LIED);
+                    last = Some(NodeError::Unexpected {
+                        peer: addr.to_string(),
+                        what: "a manifest request",
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    round.peers.penalize(peer, FAILED);
+                    last = Some(e);
+                    continue;
+                }
+            };
+            match Manifest::open(&signed, &self.bucket, &self.writers) {
+                Ok(m) => {
+                    round.peers.reward(peer);
+                    return Ok((addr, signed, m));
+                }
+                Err(e) => {
+                    // Wrongly signed, another signer, or garbage: that
+                    // peer is not to be believed.
+                    tracing::warn!(%addr, bucket = %self.bucket, "refused a manifest: {e}");
+                    round.peers.ban(peer);
+                    round.node.disconnect(peer).await;
+                    last = Some(bucket_error(self.bucket.as_str(), e));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| NodeError::NoPeer("every peer is banned".into())))
+    }
+
+    /// Keeps a second manifest of the same seq as evidence and reports it.
+    async fn equivocation(
+        &self,
+        round: &Round<'_>,
+        bucket: &Bucket,
+        signed: Vec<u8>,
+        manifest: &Manifest,
+    ) -> NodeError {
+        let b = bucket.clone();
+        if let Err(e) = blocking(self.bucket.as_str(), move || b.keep_evidence(&signed)).await {
+            return e;
+        }
+        Stats::add(&round.node.stats().equivocations, 1);
+        update(round.status, |r| r.equivocations += 1);
+        let e = NodeError::Equivocation {
+            bucket: self.bucket.to_string(),
+            writer: hydra_volume::peer_id_of(&manifest.writer)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            seq: manifest.seq,
+        };
+        tracing::error!("{e}");
+        e
+    }
+}
+
+impl Round<'_> {
+    /// Fetches one object: its closure, then the blocks this replica
+    /// lacks, stored (pinned) as they arrive; names it when complete.
+    async fn object(&self, bucket: &Bucket, o: ManifestObject) -> Result<(), NodeError> {
+        let (closure_ref, bytes) = self
+            .fetch(vec![o.closure])
+            .await?
+            .pop()
+            .expect("one block asked, one got");
+        let closure = Closure::decode(&bytes).map_err(|e| bucket_error(self.bucket, e))?;
+        let b = bucket.clone();
+        let listed = closure.blocks.clone();
+        let lacking = blocking(self.bucket, move || b.lacking(&listed)).await?;
+        update(self.status, |r| {
+            r.blocks_behind = r
+                .blocks_behind
+                .saturating_sub(o.blocks - lacking.len() as u64)
+        });
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(Ref, Vec<u8>)>>(IN_FLIGHT);
+        let (b, name) = (bucket.clone(), self.bucket.to_string());
+        let store = tokio::task::spawn_blocking(move || {
+            let mut receiver = b.receiver();
+            receiver.block(closure_ref, bytes)?;
+            while let Some(batch) = rx.blocking_recv() {
+                for (r, stored) in batch {
+                    receiver.block(r, stored)?;
+                }
+            }
+            receiver.finish(&o, &closure)
+        });
+        let mut batches = futures::stream::iter(lacking.chunks(WANT_BATCH).map(<[Ref]>::to_vec))
+            .map(|refs| self.fetch(refs))
+            .buffered(IN_FLIGHT);
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            let n = batch.len() as u64;
+            if tx.send(batch).await.is_err() {
+                break; // the store failed; its error comes below
+            }
+            update(self.status, |r| {
+                r.blocks_behind = r.blocks_behind.saturating_sub(n)
+            });
+        }
+        drop(tx);
+        store
+            .await
+            .map_err(|_| NodeError::Stopped)?
+            .map(|_| ())
+            .map_err(|e| bucket_error(&name, e))
+    }
+
+    /// The stored bytes of `refs`, each checked against its ref, from the
+    /// best peers: a peer that lacks some leaves them to the next; one that
+    /// sends wrong bytes is banned and disconnected.
+    async fn fetch(&self, refs: Vec<Ref>) -> Result<Vec<(Ref, Vec<u8>)>, NodeError> {
+        let mut want = refs;
+        let mut got = Vec::with_capacity(want.len());
+        let mut tried: HashSet<PeerId> = HashSet::new();
+        let mut last = None;
+        while !want.is_empty() {
+            let Some((peer, addr)) = self.peers.best(&tried) else {
+                return Err(last.unwrap_or_else(|| {
+                    NodeError::NoPeer(format!(
+                        "no peer has block {} of bucket {}",
+                        want[0], self.bucket
+                    ))
+                }));
+            };
+            let request = BlocksRequestV1::Want {
+                bucket: self.bucket.to_owned(),
+                refs: want.clone(),
+            };
+            let blocks = match self.node.blocks(&addr, request).await {
+                Ok(BlocksResponseV1::Blocks(b)) if b.len() == want.len() => b,
+                Ok(_) => {
+                    self.peers.penalize(peer, LIED);
+                    tried.insert(peer);
+                    continue;
+                }
+                Err(e) => {
+                    self.peers.penalize(peer, FAILED);
+                    tried.insert(peer);
+                    last = Some(e);
+                    continue;
+                }
+            };
+            // Hash off the async threads: answers are up to 16 MiB.
+            let asked = std::mem::take(&mut want);
+            let checked = tokio::task::spawn_blocking(move || check(asked, blocks))
+                .await
+                .map_err(|_| NodeError::Stopped)?;
+            let stats = self.node.stats();
+            let bytes: u64 = checked.good.iter().map(|(_, b)| b.len() as u64).sum();
+            Stats::add(&stats.blocks_received, checked.good.len() as u64);
+            Stats::add(&stats.bytes_received, bytes);
+            update(self.status, |r| {
+                r.blocks_received += checked.good.len() as u64;
+                r.bytes_received += bytes;
+                r.bad_blocks += checked.bad;
+            });
+            if checked.bad > 0 {
+                Stats::add(&stats.bad_blocks, checked.bad);
+                tracing::warn!(%addr, bad = checked.bad, "a peer sent blocks that do not match their refs: banned");
+                self.peers.ban(peer);
+                self.node.disconnect(peer).await;
+                tried.insert(peer);
+            } else if checked.good.is_empty() && checked.later == 0 {
+                // It has none of what is left.
+                tried.insert(peer);
+            } else {
+                self.peers.reward(peer);
+            }
+            got.extend(checked.good);
+            want = checked.again;
+        }
+        Ok(got)
+    }
+}
+
+/// A want-list answer, sorted.
+struct Checked {
+    good: Vec<(Ref, Vec<u8>)>,
+    /// Refs to ask again (of this peer or another).
+    again: Vec<Ref>,
+    bad: u64,
+    later: u64,
+}
+
+fn check(asked: Vec<Ref>, blocks: Vec<Block>) -> Checked {
+    let mut c = Checked {
+        good: Vec::new(),
+        again: Vec::new(),
+        bad: 0,
+        later: 0,
+    };
+    for (r, b) in asked.into_iter().zip(blocks) {
+        match b {
+            Block::Have(bytes) if r.matches(&bytes) => c.good.push((r, bytes.into_vec())),
+            Block::Have(_) => {
+                c.bad += 1;
+                c.again.push(r);
+            }
+            Block::DontHave => c.again.push(r),
+            Block::Later => {
+                c.later += 1;
+                c.again.push(r);
+            }
+        }
+    }
+    c
+}
+
+fn bucket_error(bucket: &str, e: BucketError) -> NodeError {
+    NodeError::Bucket {
+        bucket: bucket.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    bucket: &str,
+    f: impl FnOnce() -> Result<T, BucketError> + Send + 'static,
+) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| NodeError::Stopped)?
+        .map_err(|e| bucket_error(bucket, e))
+}

@@ -1,0 +1,226 @@
+//! Answering peers: stream heads and exports from the log, manifests and
+//! blocks from the buckets this node serves. Runs on blocking threads.
+//!
+//! Policy: every connected peer may read the log's streams (a node serves
+//! them only when it listens, `p2p.listen`), and the blocks and manifests
+//! of the buckets it was started with (`serve: true` in the daemon's
+//! config); any other bucket is answered as unknown, whoever asks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hydra_bucket::{Bucket, BucketError, Manifest};
+use hydra_eventlog::{EventLog, StreamId};
+use serde_bytes::ByteBuf;
+
+use crate::stats::Stats;
+use crate::wire::{
+    Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1, HEADS_WAIT,
+    MAX_BLOCKS_BYTES, MAX_RESPONSE, MAX_WANT, RequestV1, ResponseV1, SyncRequest, SyncResponse,
+};
+
+/// Finds a bucket this node serves, by name: `None` for any other, so
+/// that only buckets configured to be served are visible to peers.
+pub type ServedBuckets = dyn Fn(&str) -> Option<Bucket> + Send + Sync;
+
+/// How long a waiting request sleeps before checking for a stop.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// This node's own signed manifest of a bucket, kept while its roots
+/// stay as they were.
+struct Own {
+    generation: u64,
+    seq: u64,
+    signed: Arc<Vec<u8>>,
+}
+
+pub(crate) struct Served {
+    log: EventLog,
+    buckets: Box<ServedBuckets>,
+    own: Mutex<HashMap<String, Own>>,
+    stopped: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+}
+
+/// Stops waiting requests when the swarm task ends.
+pub(crate) struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Served {
+    pub fn new(log: EventLog, buckets: Box<ServedBuckets>, stats: Arc<Stats>) -> Served {
+        Served {
+            log,
+            buckets,
+            own: Mutex::default(),
+            stopped: Arc::default(),
+            stats,
+        }
+    }
+
+    pub fn stop_on_drop(&self) -> StopOnDrop {
+        StopOnDrop(self.stopped.clone())
+    }
+
+    /// Waits, in slices, until `done` or `HEADS_WAIT` or a stop.
+    fn wait(&self, mut done: impl FnMut(Instant) -> bool) {
+        let deadline = Instant::now() + HEADS_WAIT;
+        while !self.stopped.load(Ordering::Relaxed)
+            && !done(deadline.min(Instant::now() + WAIT_SLICE))
+            && Instant::now() < deadline
+        {}
+    }
+
+    pub fn sync(&self, request: SyncRequest) -> SyncResponse {
+        let SyncRequest::V1(request) = request;
+        SyncResponse::V1(match request {
+            RequestV1::Heads { prefix, after } => {
+                if let Some(after) = after {
+                    self.wait(|until| self.log.wait_past(after, until));
+                }
+                let next = self.log.next_position();
+                let heads = self
+                    .log
+                    .list_streams(&prefix)
+                    .filter_map(Result::ok)
+                    .filter_map(|s| s.version.map(|v| (s.stream.to_string(), v + 1)))
+                    .collect();
+                ResponseV1::Heads { heads, next }
+            }
+            RequestV1::Export { streams } => self.export(streams),
+        })
+    }
+
+    fn export(&self, streams: Vec<(String, u64)>) -> ResponseV1 {
+        let ids: Result<Vec<(StreamId, u64)>, _> = streams
+            .into_iter()
+            .map(|(s, from)| StreamId::new(s).map(|s| (s, from)))
+            .collect();
+        let mut out = Vec::new();
+        match ids.map_err(|e| e.to_string()).and_then(|ids| {
+            self.log
+                .export_from(&ids, &mut out)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(_) if out.len() as u64 <= MAX_RESPONSE => {
+                Stats::add(&self.stats.bytes_sent, out.len() as u64);
+                ResponseV1::Car(ByteBuf::from(out))
+            }
+            Ok(_) => ResponseV1::Error(format!("the export is larger than {MAX_RESPONSE} bytes")),
+            Err(e) => ResponseV1::Error(e),
+        }
+    }
+
+    pub fn blocks(&self, request: BlocksRequest) -> BlocksResponse {
+        let BlocksRequest::V1(request) = request;
+        let bucket_name = match &request {
+            BlocksRequestV1::Manifest { bucket, .. } | BlocksRequestV1::Want { bucket, .. } => {
+                bucket
+            }
+        };
+        let Some(bucket) = (self.buckets)(bucket_name) else {
+            return BlocksResponse::V1(BlocksResponseV1::Error(format!(
+                "bucket {bucket_name} is not served here"
+            )));
+        };
+        BlocksResponse::V1(match request {
+            BlocksRequestV1::Manifest { after, .. } => match self.manifest(&bucket, after) {
+                Ok(m) => BlocksResponseV1::Manifest(ByteBuf::from(m)),
+                Err(e) => BlocksResponseV1::Error(e.to_string()),
+            },
+            BlocksRequestV1::Want { refs, .. } if refs.len() > MAX_WANT => BlocksResponseV1::Error(
+                format!("a want-list of {} refs; at most {MAX_WANT}", refs.len()),
+            ),
+            BlocksRequestV1::Want { refs, .. } => {
+                BlocksResponseV1::Blocks(self.want(&bucket, refs))
+            }
+        })
+    }
+
+    /// The stored bytes of each ref, within the answer's byte budget.
+    fn want(&self, bucket: &Bucket, refs: Vec<hydra_block::Ref>) -> Vec<Block> {
+        let mut budget = MAX_BLOCKS_BYTES;
+        let mut sent = (0, 0);
+        let blocks = refs
+            .iter()
+            .map(|r| {
+                if budget == 0 {
+                    return Block::Later;
+                }
+                match bucket.get_stored(r) {
+                    Ok(Some(bytes)) if bytes.len() <= budget || sent.0 == 0 => {
+                        budget = budget.saturating_sub(bytes.len());
+                        sent = (sent.0 + 1, sent.1 + bytes.len() as u64);
+                        Block::Have(ByteBuf::from(bytes))
+                    }
+                    Ok(Some(_)) => {
+                        budget = 0;
+                        Block::Later
+                    }
+                    // A block that fails its own hash here is not served.
+                    Ok(None) | Err(_) => Block::DontHave,
+                }
+            })
+            .collect();
+        Stats::add(&self.stats.blocks_sent, sent.0);
+        Stats::add(&self.stats.bytes_sent, sent.1);
+        blocks
+    }
+
+    /// The bucket's manifest: as its writer signed it, when this node is a
+    /// replica; else this node's own. With `after`, waits for a newer one.
+    fn manifest(&self, bucket: &Bucket, after: Option<u64>) -> Result<Vec<u8>, BucketError> {
+        let (mut seq, mut signed) = self.current(bucket)?;
+        if let Some(after) = after
+            && seq <= after
+        {
+            let mut generation = bucket.roots_generation();
+            self.wait(|until| {
+                let now = bucket.wait_roots_change(generation, until);
+                if now == generation {
+                    return false;
+                }
+                generation = now;
+                match self.current(bucket) {
+                    Ok(c) => (seq, signed) = c,
+                    Err(_) => return false,
+                }
+                seq > after
+            });
+        }
+        Ok(signed.to_vec())
+    }
+
+    fn current(&self, bucket: &Bucket) -> Result<(u64, Arc<Vec<u8>>), BucketError> {
+        if let Some(signed) = bucket.replica_manifest()? {
+            return Ok((Manifest::decode_stored(&signed)?.seq, Arc::new(signed)));
+        }
+        let generation = bucket.roots_generation();
+        let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = own.get(bucket.name().as_str());
+        if let Some(o) = previous.filter(|o| o.generation == generation) {
+            return Ok((o.seq, o.signed.clone()));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let seq = now.max(previous.map_or(0, |o| o.seq + 1));
+        let identity = self.log.identity();
+        let signed = Arc::new(bucket.manifest(identity, seq)?.sign(identity));
+        own.insert(
+            bucket.name().to_string(),
+            Own {
+                generation,
+                seq,
+                signed: signed.clone(),
+            },
+        );
+        Ok((seq, signed))
+    }
+}

@@ -1,0 +1,266 @@
+//! A peer that lies: it serves corrupted blocks, truncated messages,
+//! manifests with a broken signature or signed by a key the replica does
+//! not trust. Every lie is detected, nothing bad is stored, the liar is
+//! scored down (banned for bad bytes), and replication completes from an
+//! honest peer.
+
+use std::collections::HashMap;
+use std::io;
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
+use hydra_block::Ref;
+use hydra_bucket::{BucketName, CreateOptions};
+use hydra_net::codec::Codec;
+use hydra_net::wire::{Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1};
+use hydra_net::{BLOCKS_PROTOCOL, BucketFollow, Multiaddr, Node};
+use hydra_volume::Identity;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{StreamProtocol, noise, tcp, yamux};
+
+use crate::buckets::{listen, noise as bytes, serve};
+use crate::open;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lie {
+    CorruptBlocks,
+    /// Every answer cut in half.
+    Truncated,
+    /// The writer's manifest with one byte of the signature flipped.
+    BadSignature,
+    /// A manifest properly signed, by the liar's own key.
+    OtherWriter,
+}
+
+/// What the liar knows: the writer's true manifest and blocks.
+struct Truth {
+    manifest: Vec<u8>,
+    blocks: HashMap<Ref, Vec<u8>>,
+    own_manifest: Vec<u8>,
+}
+
+/// The protocol's codec, except that with `truncate` every answer is cut
+/// to half its bytes.
+#[derive(Clone, Default)]
+struct LiarCodec {
+    truncate: bool,
+}
+
+impl request_response::Codec for LiarCodec {
+    type Protocol = StreamProtocol;
+    type Request = BlocksRequest;
+    type Response = BlocksResponse;
+
+    async fn read_request<T>(&mut self, p: &StreamProtocol, io: &mut T) -> io::Result<BlocksRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        Codec::<BlocksRequest, BlocksResponse>::default()
+            .read_request(p, io)
+            .await
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+    ) -> io::Result<BlocksResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        unreachable!("the liar asks nothing")
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        _: BlocksRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        unreachable!("the liar asks nothing")
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: BlocksResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        let mut bytes = postcard::to_allocvec(&response).unwrap();
+        if self.truncate {
+            bytes.truncate(bytes.len() / 2);
+        }
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
+}
+
+/// Starts a libp2p peer speaking `/hydra/blocks/1` that tells `lie`.
+async fn liar(lie: Lie, truth: Truth) -> Multiaddr {
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let id = key.public().to_peer_id();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                LiarCodec {
+                    truncate: lie == Lie::Truncated,
+                },
+                [(StreamProtocol::new(BLOCKS_PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default(),
+            )
+        })
+        .unwrap()
+        .build();
+    swarm.listen_on(listen()[0].clone()).unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address.with(libp2p::multiaddr::Protocol::P2p(id));
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request: BlocksRequest::V1(request),
+                        channel,
+                        ..
+                    },
+                ..
+            }) = swarm.select_next_some().await
+            else {
+                continue;
+            };
+            let answer = match request {
+                BlocksRequestV1::Manifest { .. } => {
+                    let mut m = match lie {
+                        Lie::OtherWriter => truth.own_manifest.clone(),
+                        _ => truth.manifest.clone(),
+                    };
+                    if lie == Lie::BadSignature {
+                        let last = m.len() - 1;
+                        m[last] ^= 1;
+                    }
+                    BlocksResponseV1::Manifest(m.into())
+                }
+                BlocksRequestV1::Want { refs, .. } => BlocksResponseV1::Blocks(
+                    refs.iter()
+                        .map(|r| match (lie, truth.blocks.get(r)) {
+                            (Lie::CorruptBlocks, Some(b)) => {
+                                let mut b = b.clone();
+                                b[0] ^= 0xff;
+                                Block::Have(b.into())
+                            }
+                            (_, Some(b)) => Block::Have(b.clone().into()),
+                            (_, None) => Block::DontHave,
+                        })
+                        .collect(),
+                ),
+            };
+            let answer = BlocksResponse::V1(answer);
+            let _ = swarm.behaviour_mut().send_response(channel, answer);
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lies_are_detected_and_an_honest_peer_completes_the_replica() {
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = open(dirs[0].path());
+    let name: BucketName = "docs".parse().unwrap();
+    a.store()
+        .create_bucket(
+            &name,
+            CreateOptions {
+                zstd_level: Some(1),
+                key: None,
+            },
+        )
+        .unwrap();
+    let wa = a.store().bucket(&name, None).unwrap();
+    let data = bytes(5, 1_000_000);
+    wa.put_object("big", &data[..], |_| {}).unwrap();
+    let honest = Node::start(a.clone(), serve(a.store().clone(), "docs", None), listen())
+        .await
+        .unwrap();
+    let manifest = wa.manifest(a.identity(), 1).unwrap();
+    let mut blocks = HashMap::new();
+    for b in wa.blocks() {
+        let (r, _) = b.unwrap();
+        blocks.insert(r, wa.get_stored(&r).unwrap().unwrap());
+    }
+    let stranger = Identity::from_seed([9; 32]);
+    let own = wa.manifest(&stranger, 2).unwrap();
+
+    for (i, lie) in [
+        Lie::CorruptBlocks,
+        Lie::Truncated,
+        Lie::BadSignature,
+        Lie::OtherWriter,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let truth = Truth {
+            manifest: manifest.sign(a.identity()),
+            blocks: blocks.clone(),
+            own_manifest: own.sign(&stranger),
+        };
+        let liar = liar(lie, truth).await;
+        let r = open(dirs[i + 1].path());
+        let node = Node::start(r.clone(), |_: &str| None, Vec::new())
+            .await
+            .unwrap();
+        let follow = BucketFollow {
+            bucket: name.clone(),
+            // The liar first: it is asked before the honest peer.
+            from: vec![liar.clone(), honest.listening()[0].clone()],
+            writers: vec![a.identity().public_key()],
+            retry: Duration::from_millis(50),
+        };
+        let status = follow.status();
+        follow
+            .round(&node, r.store(), None, &status)
+            .await
+            .unwrap_or_else(|e| panic!("{lie:?}: {e}"));
+        let report = status.lock().unwrap().clone();
+        let mut out = Vec::new();
+        r.store()
+            .bucket(&name, None)
+            .unwrap()
+            .get_object("big", &mut out, |_| {})
+            .unwrap();
+        assert!(out == data, "{lie:?}: the object differs");
+        assert!(r.store().verify(|_| {}).unwrap().corrupt.is_empty());
+        let liar_score = &report.rounds.peers[0];
+        match lie {
+            Lie::CorruptBlocks => {
+                assert!(report.bad_blocks > 0, "{report:?}");
+                assert_eq!(node.stats().snapshot().bad_blocks, report.bad_blocks);
+                assert!(liar_score.banned_for_s.is_some(), "{report:?}");
+            }
+            Lie::BadSignature | Lie::OtherWriter => {
+                assert!(liar_score.banned_for_s.is_some(), "{lie:?}: {report:?}");
+                assert_eq!(report.blocks_received, blocks.len() as u64);
+            }
+            Lie::Truncated => {
+                assert!(liar_score.score < 0, "{report:?}");
+            }
+        }
+    }
+}
