@@ -1,20 +1,28 @@
-//! Replication catch-up: a follower with nothing fetches a writer's streams
-//! over libp2p on loopback and imports them, verifying every block, beside
-//! the export alone, the same import from a local file (no network) and
-//! BLAKE3 over the same bytes (the cost of hashing alone) in the same run.
+//! Replication catch-up over libp2p on loopback, every block verified,
+//! beside a plain TCP copy of the same bytes in the same run:
+//!
+//! - streams: a follower with nothing fetches a writer's streams and
+//!   imports them (also: the export alone, the same import from a local
+//!   file, BLAKE3 over the bytes);
+//! - an object: a replica bucket fetches a large object by want-lists;
+//! - lag: the writer appends at a steady rate, and each event's time from
+//!   its acknowledged (durable) append to readable on a live follower.
 //!
 //! Run: `cargo bench -p hydra-net --bench replicate` (prints Markdown).
-//! `HYDRA_BENCH_STREAMS` and `HYDRA_BENCH_EVENTS` (per stream) size the
-//! writer's log (default 16 x 10,000 events of 256 bytes).
+//! `HYDRA_BENCH_STREAMS`, `HYDRA_BENCH_EVENTS` (per stream; default
+//! 100 x 10,000 events of 256 bytes), `HYDRA_BENCH_OBJECT_MB` (default
+//! 1024), `HYDRA_BENCH_RATE` (lag appends per second, default 1000).
 
 use std::time::{Duration, Instant};
 
+use hydra_bucket::{BucketName, CreateOptions};
 use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, Options, StreamId};
-use hydra_net::{Follow, Node};
+use hydra_net::{BucketFollow, Follow, Node};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const EVENT: usize = 256;
 const BATCH: u64 = 1000;
-const LAG_SAMPLES: u64 = 200;
+const LAG_SAMPLES: u64 = 2000;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -31,14 +39,69 @@ fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e6
 }
 
+fn listen() -> Vec<hydra_net::Multiaddr> {
+    vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]
+}
+
+/// Time to send `bytes` bytes over a plain loopback TCP connection (the
+/// same kernel path libp2p uses, without noise, yamux or any checking).
+async fn tcp_copy(bytes: u64) -> Duration {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = Instant::now();
+    let sender = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            s.write_all(&chunk[..n]).await.unwrap();
+            left -= n as u64;
+        }
+    });
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0;
+    while got < bytes {
+        got += c.read(&mut buf).await.unwrap() as u64;
+    }
+    sender.await.unwrap();
+    t.elapsed()
+}
+
+fn row(what: &str, d: Duration, bytes: u64, items: u64, tcp: Duration) {
+    println!(
+        "| {what} | {:.0} ms | {:.0} | {:.0} | {:.2}x |",
+        d.as_secs_f64() * 1000.0,
+        mbps(bytes, d),
+        items as f64 / d.as_secs_f64(),
+        tcp.as_secs_f64() / d.as_secs_f64()
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let writer = open(dirs[0].path());
+    let a = Node::start(
+        writer.clone(),
+        {
+            let store = writer.store().clone();
+            move |name| store.bucket(&name.parse().ok()?, None).ok()
+        },
+        listen(),
+    )
+    .await
+    .unwrap();
+    streams(&writer, &a, &dirs).await;
+    object(&writer, &a, &dirs).await;
+}
+
+async fn streams(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
     let (streams, per) = (
-        env("HYDRA_BENCH_STREAMS", 16),
+        env("HYDRA_BENCH_STREAMS", 100),
         env("HYDRA_BENCH_EVENTS", 10_000),
     );
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let writer = open(dirs[0].path());
     let ids: Vec<StreamId> = (0..streams)
         .map(|s| StreamId::new(format!("bench-{s}")).unwrap())
         .collect();
@@ -73,16 +136,15 @@ async fn main() {
 
     let file = dirs[2].path().join("export.car");
     std::fs::write(&file, &car).unwrap();
+    drop(car);
     let local = open(&dirs[2].path().join("local"));
     let t = Instant::now();
     let r = local.import(&file, &[key]).unwrap();
     let local_import = t.elapsed();
     assert_eq!(r.events, events);
+    drop(local);
+    std::fs::remove_file(&file).unwrap();
 
-    let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let a = Node::start(writer.clone(), |_: &str| None, listen)
-        .await
-        .unwrap();
     let follower = open(dirs[1].path());
     let b = Node::start(follower.clone(), |_: &str| None, Vec::new())
         .await
@@ -95,54 +157,22 @@ async fn main() {
     };
     let t = Instant::now();
     let mut got = 0;
-    // One round per stream export that fits a response; a round asks for
-    // every stream it is behind on.
+    // A round asks for every stream it is behind on, one export each.
     while got < events {
         got += follow.round(&b, &follower).await.unwrap();
     }
     let network = t.elapsed();
     assert_eq!(follower.stream_version(&ids[0]).unwrap(), Some(per - 1));
-
-    // Lag: from the writer's acknowledged (durable) append to the event
-    // being readable on a live follower.
-    let live = Follow {
-        prefix: "lag".into(),
-        ..follow
-    };
-    let status = live.status();
-    let task = tokio::spawn(live.run(b.clone(), follower.clone(), status));
-    let lag_stream = StreamId::new("lag").unwrap();
-    let mut lags = Vec::new();
-    for i in 0..LAG_SAMPLES {
-        let w = writer.clone();
-        let s = lag_stream.clone();
-        tokio::task::spawn_blocking(move || {
-            w.append(
-                &s,
-                ExpectedVersion::Any,
-                vec![NewEvent::new("Lag", vec![0; EVENT])],
-            )
-            .unwrap()
-        })
-        .await
-        .unwrap();
-        let acked = Instant::now();
-        while follower.stream_version(&lag_stream).unwrap() != Some(i) {
-            tokio::time::sleep(Duration::from_micros(50)).await;
-        }
-        lags.push(acked.elapsed());
-    }
-    task.abort();
-    lags.sort();
-    let at = |q: f64| lags[((lags.len() as f64 * q) as usize).min(lags.len() - 1)];
+    let tcp = tcp_copy(bytes).await;
 
     println!(
-        "{streams} streams x {per} events of {EVENT} B: export {:.1} MB, durability sync\n",
+        "### Streams: {streams} x {per} events of {EVENT} B ({events} events, export {:.1} MB), durability sync\n",
         bytes as f64 / 1e6
     );
-    println!("| work | time | MB/s | events/s |");
-    println!("| --- | ---: | ---: | ---: |");
+    println!("| work | time | MB/s | events/s | TCP copy time / this |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
     for (what, d) in [
+        ("plain TCP copy of the export's bytes, loopback", tcp),
         ("BLAKE3 over the export's bytes (hashing alone)", hash),
         ("export to memory (read + encode)", export),
         ("import from a local file (verify + apply)", local_import),
@@ -151,16 +181,139 @@ async fn main() {
             network,
         ),
     ] {
-        println!(
-            "| {what} | {:.0} ms | {:.0} | {:.0} |",
-            d.as_secs_f64() * 1000.0,
-            mbps(bytes, d),
-            events as f64 / d.as_secs_f64()
-        );
+        row(what, d, bytes, events, tcp);
     }
+    lag(writer, a, &follower, &b, key).await;
+}
+
+/// Appends at a steady rate on the writer while a live follower follows;
+/// reports how long each event took from acknowledged to readable there.
+async fn lag(writer: &EventLog, a: &Node, follower: &EventLog, b: &Node, key: [u8; 32]) {
+    let rate = env("HYDRA_BENCH_RATE", 1000);
+    let live = Follow {
+        from: vec![a.listening()[0].clone()],
+        writer: key,
+        prefix: "lag".into(),
+        retry: Duration::from_secs(1),
+    };
+    let task = tokio::spawn(live.clone().run(b.clone(), follower.clone(), live.status()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stream = StreamId::new("lag").unwrap();
+    let (w, s) = (writer.clone(), stream.clone());
+    // Paced appends on their own thread; each ack time by version.
+    let appender = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut acked = Vec::new();
+        for i in 0..LAG_SAMPLES {
+            let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            w.append(
+                &s,
+                ExpectedVersion::Any,
+                vec![NewEvent::new("Lag", vec![0; EVENT])],
+            )
+            .unwrap();
+            acked.push(Instant::now());
+        }
+        (acked, start.elapsed())
+    });
+    let mut seen = Vec::new();
+    while (seen.len() as u64) < LAG_SAMPLES {
+        let visible = follower
+            .stream_version(&stream)
+            .unwrap()
+            .map_or(0, |v| v + 1);
+        while (seen.len() as u64) < visible {
+            seen.push(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_micros(100)).await;
+    }
+    let (acked, took) = appender.join().unwrap();
+    task.abort();
+    let mut lags: Vec<Duration> = seen
+        .iter()
+        .zip(&acked)
+        .map(|(s, a)| s.saturating_duration_since(*a))
+        .collect();
+    lags.sort();
+    let at = |q: f64| lags[((lags.len() as f64 * q) as usize).min(lags.len() - 1)];
     println!(
-        "\nlag over {LAG_SAMPLES} appends, acknowledged on the writer to readable on the follower: p50 {:.2} ms, p99 {:.2} ms",
+        "\nLag, {LAG_SAMPLES} appends at {:.0}/s (target {rate}/s), acknowledged on the writer to readable on the follower: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+        LAG_SAMPLES as f64 / took.as_secs_f64(),
         at(0.5).as_secs_f64() * 1000.0,
-        at(0.99).as_secs_f64() * 1000.0
+        at(0.99).as_secs_f64() * 1000.0,
+        lags.last().unwrap().as_secs_f64() * 1000.0,
     );
+}
+
+async fn object(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
+    let size = env("HYDRA_BENCH_OBJECT_MB", 1024) << 20;
+    let name: BucketName = "bench".parse().unwrap();
+    writer
+        .store()
+        .create_bucket(&name, CreateOptions::default())
+        .unwrap();
+    let bucket = writer.store().bucket(&name, None).unwrap();
+    // Incompressible bytes, generated as they are stored.
+    let xof = blake3::Hasher::new().update(b"bench").finalize_xof();
+    let data = std::io::Read::take(XofReader(xof), size);
+    let info = bucket.put_object("big", data, |_| {}).unwrap();
+    let blocks = bucket.stats().unwrap().blocks;
+
+    let replica = open(dirs[3].path());
+    let b = Node::start(replica.clone(), |_: &str| None, Vec::new())
+        .await
+        .unwrap();
+    let follow = BucketFollow {
+        bucket: name.clone(),
+        from: vec![a.listening()[0].clone()],
+        writers: vec![writer.identity().public_key()],
+        retry: Duration::from_secs(1),
+    };
+    let status = follow.status();
+    let t = Instant::now();
+    follow
+        .round(&b, replica.store(), None, &status)
+        .await
+        .unwrap();
+    let network = t.elapsed();
+    let report = status.lock().unwrap().clone();
+    assert_eq!(report.bad_blocks, 0);
+    let got = replica.store().bucket(&name, None).unwrap();
+    assert_eq!(got.object("big").unwrap().unwrap().root, info.root);
+    let bytes = report.bytes_received;
+    let tcp = tcp_copy(bytes).await;
+    println!(
+        "### Object: {} MiB, {} blocks (chunks, index nodes, the closure), replica fetches by want-lists\n",
+        size >> 20,
+        blocks
+    );
+    println!("| work | time | MB/s | blocks/s | TCP copy time / this |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    row(
+        "plain TCP copy of the same bytes, loopback",
+        tcp,
+        bytes,
+        report.blocks_received,
+        tcp,
+    );
+    row(
+        "catch-up over libp2p, loopback (fetch + verify each block + store)",
+        network,
+        bytes,
+        report.blocks_received,
+        tcp,
+    );
+}
+
+/// BLAKE3's extendable output as a reader.
+struct XofReader(blake3::OutputReader);
+
+impl std::io::Read for XofReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.fill(buf);
+        Ok(buf.len())
+    }
 }
