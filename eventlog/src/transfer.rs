@@ -78,12 +78,14 @@ fn bundle_block(records: &[Vec<u8>]) -> (Ref, Vec<u8>) {
 
 impl EventLog {
     /// The raw records of a stream from version `from`, in version order,
-    /// a bundle at a time.
+    /// a bundle at a time; with `max_bytes`, no more records once that
+    /// many bytes are read (but always at least one).
     fn raw_records(
         &self,
         stream: &StreamId,
         st: &StreamState,
         from: u64,
+        max_bytes: Option<usize>,
     ) -> Result<Vec<Vec<Vec<u8>>>, Error> {
         if st.scavenged_before > from {
             return Err(Error::Scavenged {
@@ -97,7 +99,9 @@ impl EventLog {
             &layout::version_key(st.num, st.length),
         );
         let mut bundles = Vec::new();
-        loop {
+        let mut bytes = 0;
+        let max_bytes = max_bytes.map(|m| m.max(1));
+        while max_bytes.is_none_or(|m| bytes < m) {
             let page = volume.scan_page(
                 &range,
                 Direction::Forward,
@@ -113,7 +117,7 @@ impl EventLog {
                 .map(|(_, v)| layout::u64_of(v, "stream index entry").map(layout::log_key))
                 .collect::<Result<_, _>>()?;
             let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            let records = volume
+            let mut records = volume
                 .get_many(&refs)?
                 .into_iter()
                 .map(|r| {
@@ -123,6 +127,19 @@ impl EventLog {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            if let Some(max) = max_bytes {
+                // The loop only runs while under `max`: the first record
+                // always goes.
+                let mut keep = 0;
+                for r in &records {
+                    if bytes >= max {
+                        break;
+                    }
+                    bytes += r.len();
+                    keep += 1;
+                }
+                records.truncate(keep);
+            }
             bundles.push(records);
         }
         Ok(bundles)
@@ -144,6 +161,21 @@ impl EventLog {
         streams: &[(StreamId, u64)],
         out: impl Write,
     ) -> Result<ExportReport, Error> {
+        self.export_part(streams, None, out)
+    }
+
+    /// Like [`EventLog::export_from`], but a stream this log writes stops
+    /// once about `max_bytes` of its records are in (at a bundle's end),
+    /// with its signed head at that length: an importer applies that part
+    /// and asks again from there. How a follower catches up on a stream of
+    /// any size in bounded messages. A replica's stream is never cut (it
+    /// holds only its writer's latest head, and cannot sign another).
+    pub fn export_part(
+        &self,
+        streams: &[(StreamId, u64)],
+        max_bytes: Option<usize>,
+        out: impl Write,
+    ) -> Result<ExportReport, Error> {
         let mut report = ExportReport::default();
         let mut plan = Vec::new();
         for (stream, from) in streams {
@@ -151,10 +183,16 @@ impl EventLog {
             if st.length == 0 {
                 return Err(Error::StreamNotFound(stream.clone()));
             }
+            let max_bytes = max_bytes.filter(|_| st.replica.is_none());
             // The head and the records from one state: an append landing
             // meanwhile must not give a head longer than the records.
-            let head = self.sign_head(stream, &st);
-            let bundles = self.raw_records(stream, &st, *from)?;
+            let bundles = self.raw_records(stream, &st, *from, max_bytes)?;
+            let until = (*from).min(st.length) + bundles.iter().map(Vec::len).sum::<usize>() as u64;
+            let head = if until < st.length {
+                self.head_at(stream, until)?
+            } else {
+                self.sign_head(stream, &st)
+            };
             let blocks: Vec<(Ref, Vec<u8>)> = bundles.iter().map(|b| bundle_block(b)).collect();
             let head_node = Node {
                 kind: STREAM_HEAD,
@@ -162,7 +200,7 @@ impl EventLog {
                 body: head,
             };
             let head_bytes = head_node.encode();
-            report.events += st.length.saturating_sub(*from);
+            report.events += until.saturating_sub(*from);
             plan.push((Ref::of(Codec::Node, &head_bytes), head_bytes, blocks));
         }
         let roots: Vec<Ref> = plan.iter().map(|p| p.0).collect();

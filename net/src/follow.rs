@@ -172,29 +172,21 @@ impl Follow {
             };
             let have = log.stream_version(&id).ok().flatten().map_or(0, |v| v + 1);
             if have < length {
-                behind.push((stream, have));
+                behind.push((stream, have, length));
             }
         }
-        // One export per stream, of only the events this log lacks (what
-        // an earlier head covered is not sent again): each response stays
-        // within the size bound however many streams are behind, and one
-        // refused stream (forked, wrongly signed) does not hold back the
-        // others. The next export downloads while the last one is
-        // verified and applied.
-        let mut exports = futures::stream::iter(behind)
-            .map(|stream| download(node, from, stream))
-            .buffered(2);
+        // Each stream is fetched from the version this log holds (what an
+        // earlier head covered is not sent again), in parts of bounded
+        // size, each verified and applied before the next is asked for.
+        // Two streams catch up at once, and one refused stream (forked,
+        // wrongly signed) does not hold back the others.
+        let mut streams = futures::stream::iter(behind)
+            .map(|behind| self.catch_up(node, log, from, behind))
+            .buffer_unordered(2);
         let (mut imported, mut refused) = (0, None);
-        while let Some(car) = exports.next().await {
-            let applied = match car {
-                Ok(car) => self.apply(log, from, car).await,
-                Err(e) => Err(e),
-            };
-            match applied {
-                Ok(n) => {
-                    Stats::add(&node.stats().events_received, n);
-                    imported += n
-                }
+        while let Some(result) = streams.next().await {
+            match result {
+                Ok(n) => imported += n,
                 Err(e) => {
                     refused.get_or_insert(e);
                 }
@@ -204,6 +196,32 @@ impl Follow {
             None => Ok((imported, next)),
             Some(e) => Err(e),
         }
+    }
+
+    /// Brings one stream from `have` to at least `length` events.
+    async fn catch_up(
+        &self,
+        node: &Node,
+        log: &EventLog,
+        from: &Multiaddr,
+        (stream, mut have, length): (String, u64, u64),
+    ) -> Result<u64, NodeError> {
+        let start = have;
+        while have < length {
+            let car = download(node, from, (stream.clone(), have)).await?;
+            let n = self.apply(log, from, car).await?;
+            Stats::add(&node.stats().events_received, n);
+            if n == 0 {
+                return Err(NodeError::Import {
+                    peer: from.to_string(),
+                    reason: format!(
+                        "an export of stream {stream} from version {have} brought nothing new"
+                    ),
+                });
+            }
+            have += n;
+        }
+        Ok(have - start)
     }
 
     /// Imports an export, verified completely before anything changes.

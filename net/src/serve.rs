@@ -25,6 +25,11 @@ use crate::wire::{
 /// that only buckets configured to be served are visible to peers.
 pub type ServedBuckets = dyn Fn(&str) -> Option<Bucket> + Send + Sync;
 
+/// Record bytes per stream in one export answer: a follower further
+/// behind gets the rest in further answers, each well within
+/// [`MAX_RESPONSE`].
+const MAX_PART: usize = 16 << 20;
+
 /// How long a waiting request sleeps before checking for a stop.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
@@ -105,7 +110,7 @@ impl Served {
         let mut out = Vec::new();
         match ids.map_err(|e| e.to_string()).and_then(|ids| {
             self.log
-                .export_from(&ids, &mut out)
+                .export_part(&ids, Some(MAX_PART), &mut out)
                 .map_err(|e| e.to_string())
         }) {
             Ok(_) if out.len() as u64 <= MAX_RESPONSE => {

@@ -194,3 +194,54 @@ fn an_export_from_a_version_carries_only_what_a_replica_lacks() {
     partial(1010);
     assert_eq!(b.import(&part, &[writer]).unwrap().events, 5);
 }
+
+#[test]
+fn a_long_stream_moves_in_parts_each_with_its_own_signed_head() {
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, b, c) = (open(da.path()), open(db.path()), open(dc.path()));
+    let writer = a.identity().public_key();
+    fill(&a, &sid("orders"), 1000);
+    // Parts of about 10 KB: each ends where its records pass the bound,
+    // with the writer's head at that length.
+    let mut parts = 0;
+    while b.stream_version(&sid("orders")).unwrap() != Some(999) {
+        let from = b
+            .stream_version(&sid("orders"))
+            .unwrap()
+            .map_or(0, |v| v + 1);
+        let mut car = Vec::new();
+        let r = a
+            .export_part(&[(sid("orders"), from)], Some(10_000), &mut car)
+            .unwrap();
+        assert!(r.events > 0 && r.events < 1000, "{r:?}");
+        assert_eq!(b.import_bytes(&car, &[writer]).unwrap().events, r.events);
+        let v = b.stream_version(&sid("orders")).unwrap().unwrap();
+        assert_eq!(
+            b.head(&sid("orders")).unwrap(),
+            a.head_at(&sid("orders"), v + 1).unwrap()
+        );
+        parts += 1;
+    }
+    assert!(parts > 3, "{parts} parts");
+    assert_eq!(
+        b.head(&sid("orders")).unwrap(),
+        a.head(&sid("orders")).unwrap()
+    );
+
+    // A replica cannot sign a shorter head for its writer: its parts are
+    // never cut.
+    let mut car = Vec::new();
+    let r = b
+        .export_part(&[(sid("orders"), 0)], Some(10_000), &mut car)
+        .unwrap();
+    assert_eq!(r.events, 1000);
+    c.import_bytes(&car, &[writer]).unwrap();
+    assert_eq!(
+        c.head(&sid("orders")).unwrap(),
+        a.head(&sid("orders")).unwrap()
+    );
+}

@@ -243,3 +243,32 @@ async fn a_follower_moves_to_another_peer_when_one_dies() {
     let report = status.lock().unwrap().clone();
     assert_eq!(report.peer, a.listening()[0].to_string(), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_larger_than_one_message_catches_up_in_parts() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (writer, follower) = (open(da.path()), open(db.path()));
+    // 80 MiB of events: more than one message may hold (64 MiB), so
+    // several parts (16 MiB each), in one round.
+    let s = StreamId::new("orders-big").unwrap();
+    for _ in 0..8 {
+        let events = (0..40)
+            .map(|i| NewEvent::new("Blob", vec![i as u8; 256 << 10]))
+            .collect();
+        writer.append(&s, ExpectedVersion::Any, events).unwrap();
+    }
+    let a = Node::start(
+        writer.clone(),
+        |_: &str| None,
+        vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+    )
+    .await
+    .unwrap();
+    let b = Node::start(follower.clone(), |_: &str| None, Vec::new())
+        .await
+        .unwrap();
+    let follow = follow(&a, writer.identity().public_key());
+    assert_eq!(follow.round(&b, &follower).await.unwrap(), 320);
+    assert_eq!(follower.head(&s).unwrap(), writer.head(&s).unwrap());
+    assert!(b.stats().snapshot().bytes_received > 80 << 20);
+}
