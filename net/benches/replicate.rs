@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hydra_bucket::{BucketName, CreateOptions};
 use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, Options, StreamId};
-use hydra_net::{BucketFollow, Follow, Node};
+use hydra_net::{BucketFollow, Follow, Node, Serving};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const EVENT: usize = 256;
@@ -83,16 +83,14 @@ fn row(what: &str, d: Duration, bytes: u64, items: u64, tcp: Duration) {
 async fn main() {
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let writer = open(dirs[0].path());
-    let a = Node::start(
-        writer.clone(),
-        {
-            let store = writer.store().clone();
-            move |name| store.bucket(&name.parse().ok()?, None).ok()
-        },
-        listen(),
-    )
-    .await
-    .unwrap();
+    let store = writer.store().clone();
+    let serving = Serving {
+        allow: Vec::new(),
+        buckets: Box::new(move |name| Some((store.bucket(&name.parse().ok()?, None).ok()?, false))),
+    };
+    let a = Node::start(writer.clone(), serving, listen())
+        .await
+        .unwrap();
     streams(&writer, &a, &dirs).await;
     object(&writer, &a, &dirs).await;
 }
@@ -146,7 +144,7 @@ async fn streams(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
     std::fs::remove_file(&file).unwrap();
 
     let follower = open(dirs[1].path());
-    let b = Node::start(follower.clone(), |_: &str| None, Vec::new())
+    let b = Node::start(follower.clone(), Serving::streams(), Vec::new())
         .await
         .unwrap();
     let follow = Follow {
@@ -263,7 +261,7 @@ async fn object(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
     let blocks = bucket.stats().unwrap().blocks;
 
     let replica = open(dirs[3].path());
-    let b = Node::start(replica.clone(), |_: &str| None, Vec::new())
+    let b = Node::start(replica.clone(), Serving::streams(), Vec::new())
         .await
         .unwrap();
     let follow = BucketFollow {

@@ -54,6 +54,7 @@ pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use node::{Node, NodeError, PeerInfo};
 pub use objects::{BucketFollow, BucketReport, BucketStatus};
 pub use peers::{BAN, PeerScore};
+pub use serve::{ServedBuckets, Serving};
 pub use stats::{Stats, StatsSnapshot};
 pub use wire::{
     BLOCKS_PROTOCOL, HEADS_WAIT, MAX_RESPONSE, MAX_WANT, PROTOCOL, RequestV1, ResponseV1,

@@ -7,19 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use hydra_bucket::Bucket;
 use hydra_eventlog::EventLog;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, identify, multiaddr::Protocol, noise, ping, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, identify, mdns, multiaddr::Protocol, noise, ping, tcp, yamux,
 };
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::Codec;
-use crate::serve::Served;
+use crate::serve::{Served, Serving};
 use crate::stats::Stats;
 use crate::wire::{
     BLOCKS_PROTOCOL, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1, PROTOCOL,
@@ -66,6 +66,9 @@ struct Behaviour {
     blocks: request_response::Behaviour<Codec<BlocksRequest, BlocksResponse>>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Finds peers' addresses on the local network, so that a follower
+    /// can name a peer by `/p2p/<peer id>` alone. Off unless asked for.
+    mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -112,13 +115,23 @@ pub struct Node {
 
 impl Node {
     /// Starts a node with the log's identity, listening on `listen`
-    /// (port 0 picks one), that serves the log's streams and the buckets
-    /// `buckets` finds by name (it answers `None` for those not to be
-    /// served). Returns once it listens.
+    /// (port 0 picks one), that serves what `serving` says. Returns once
+    /// it listens.
     pub async fn start(
         log: EventLog,
-        buckets: impl Fn(&str) -> Option<Bucket> + Send + Sync + 'static,
+        serving: Serving,
         listen: Vec<Multiaddr>,
+    ) -> Result<Node, NodeError> {
+        Node::start_with(log, serving, listen, false).await
+    }
+
+    /// [`Node::start`], with mDNS discovery on the local network when
+    /// `mdns` is set: peers found there can be named by peer id alone.
+    pub async fn start_with(
+        log: EventLog,
+        serving: Serving,
+        listen: Vec<Multiaddr>,
+        mdns: bool,
     ) -> Result<Node, NodeError> {
         let start = |e: &dyn std::fmt::Display| NodeError::Start(e.to_string());
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(log.identity().secret_seed())
@@ -134,41 +147,54 @@ impl Node {
                 yamux::Config::default,
             )
             .map_err(|e| start(&e))?
-            .with_behaviour(|key| Behaviour {
-                sync: request_response::Behaviour::with_codec(
-                    Codec::default(),
-                    [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
-                    config(),
-                ),
-                blocks: request_response::Behaviour::with_codec(
-                    Codec::default(),
-                    [(StreamProtocol::new(BLOCKS_PROTOCOL), ProtocolSupport::Full)],
-                    config(),
-                ),
-                identify: identify::Behaviour::new(identify::Config::new(
-                    "/hydra/1".into(),
-                    key.public(),
-                )),
-                ping: ping::Behaviour::default(),
-            })
+            .with_behaviour(
+                |key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+                    Ok(Behaviour {
+                        sync: request_response::Behaviour::with_codec(
+                            Codec::default(),
+                            [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                            config(),
+                        ),
+                        blocks: request_response::Behaviour::with_codec(
+                            Codec::default(),
+                            [(StreamProtocol::new(BLOCKS_PROTOCOL), ProtocolSupport::Full)],
+                            config(),
+                        ),
+                        identify: identify::Behaviour::new(identify::Config::new(
+                            "/hydra/1".into(),
+                            key.public(),
+                        )),
+                        ping: ping::Behaviour::default(),
+                        mdns: Toggle::from(
+                            mdns.then(|| {
+                                mdns::tokio::Behaviour::new(
+                                    mdns::Config::default(),
+                                    key.public().to_peer_id(),
+                                )
+                            })
+                            .transpose()?,
+                        ),
+                    })
+                },
+            )
             .map_err(|e| start(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
-        let serving = !listen.is_empty();
+        let listens = !listen.is_empty();
         for addr in listen {
             swarm.listen_on(addr).map_err(|e| start(&e))?;
         }
         // Wait for the listeners to report their addresses (a node that
         // only follows listens on nothing).
         let mut listening = Vec::new();
-        while serving && listening.is_empty() {
+        while listens && listening.is_empty() {
             if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
                 listening.push(address.with(Protocol::P2p(peer_id)));
             }
         }
         let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel(64);
-        let served = Arc::new(Served::new(log, Box::new(buckets), stats.clone()));
+        let served = Arc::new(Served::new(log, serving, stats.clone()));
         tokio::spawn(run(swarm, rx, served));
         Ok(Node {
             tx,
@@ -318,12 +344,12 @@ async fn run(
             },
             cmd = rx.recv() => match cmd {
                 Some(Command::Sync { peer, addr, request, reply }) => {
-                    swarm.add_peer_address(peer, addr);
+                    remember(&mut swarm, peer, addr);
                     let id = swarm.behaviour_mut().sync.send_request(&peer, request);
                     pending.sync.insert(id, reply);
                 }
                 Some(Command::Blocks { peer, addr, request, reply }) => {
-                    swarm.add_peer_address(peer, addr);
+                    remember(&mut swarm, peer, addr);
                     let id = swarm.behaviour_mut().blocks.send_request(&peer, request);
                     pending.blocks.insert(id, reply);
                 }
@@ -357,18 +383,24 @@ async fn run(
                 None => return,
             },
             event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => route(e, &mut pending.sync, |request, channel| {
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => route(e, &mut pending.sync, |peer, request, channel| {
                     let (served, answered) = (served.clone(), answered.clone());
                     tokio::task::spawn_blocking(move || {
-                        let _ = answered.send(Answer::Sync(channel, served.sync(request)));
+                        let _ = answered.send(Answer::Sync(channel, served.sync(peer, request)));
                     });
                 }),
-                SwarmEvent::Behaviour(BehaviourEvent::Blocks(e)) => route(e, &mut pending.blocks, |request, channel| {
+                SwarmEvent::Behaviour(BehaviourEvent::Blocks(e)) => route(e, &mut pending.blocks, |peer, request, channel| {
                     let (served, answered) = (served.clone(), answered.clone());
                     tokio::task::spawn_blocking(move || {
-                        let _ = answered.send(Answer::Blocks(channel, served.blocks(request)));
+                        let _ = answered.send(Answer::Blocks(channel, served.blocks(peer, request)));
                     });
                 }),
+                SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                    for (peer, addr) in found {
+                        tracing::debug!(%peer, %addr, "found by mDNS");
+                        swarm.add_peer_address(peer, addr);
+                    }
+                }
                 SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
                     peers.entry(peer).or_default().rtt = Some(rtt);
                 }
@@ -399,21 +431,30 @@ async fn run(
     }
 }
 
+/// Adds a peer's address, unless it is only `/p2p/<peer id>` (a peer to be
+/// found by mDNS, or already connected).
+fn remember(swarm: &mut libp2p::Swarm<Behaviour>, peer: PeerId, addr: Multiaddr) {
+    if addr.iter().count() > 1 {
+        swarm.add_peer_address(peer, addr);
+    }
+}
+
 /// Routes one protocol's event: a peer's request to `serve`, an answer or
 /// a failure to whoever asked.
 fn route<Req, Resp>(
     event: request_response::Event<Req, Resp>,
     pending: &mut HashMap<OutboundRequestId, Reply<Resp>>,
-    serve: impl FnOnce(Req, request_response::ResponseChannel<Resp>),
+    serve: impl FnOnce(PeerId, Req, request_response::ResponseChannel<Resp>),
 ) {
     use request_response::{Event, Message};
     match event {
         Event::Message {
+            peer,
             message: Message::Request {
                 request, channel, ..
             },
             ..
-        } => serve(request, channel),
+        } => serve(peer, request, channel),
         Event::Message {
             message:
                 Message::Response {

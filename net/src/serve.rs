@@ -1,10 +1,11 @@
 //! Answering peers: stream heads and exports from the log, manifests and
 //! blocks from the buckets this node serves. Runs on blocking threads.
 //!
-//! Policy: every connected peer may read the log's streams (a node serves
-//! them only when it listens, `p2p.listen`), and the blocks and manifests
-//! of the buckets it was started with (`serve: true` in the daemon's
-//! config); any other bucket is answered as unknown, whoever asks.
+//! Policy ([`Serving`]): the peers in `allow` (every peer, when it is
+//! empty) may read the log's streams and the buckets served to peers;
+//! a public bucket is served to any peer; any other bucket is answered as
+//! not served, whoever asks. Nothing a peer sends can change this node:
+//! it only answers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use hydra_bucket::{Bucket, BucketError, Manifest};
 use hydra_eventlog::{EventLog, StreamId};
+use libp2p::PeerId;
 use serde_bytes::ByteBuf;
 
 use crate::stats::Stats;
@@ -21,9 +23,32 @@ use crate::wire::{
     MAX_BLOCKS_BYTES, MAX_RESPONSE, MAX_WANT, RequestV1, ResponseV1, SyncRequest, SyncResponse,
 };
 
-/// Finds a bucket this node serves, by name: `None` for any other, so
-/// that only buckets configured to be served are visible to peers.
-pub type ServedBuckets = dyn Fn(&str) -> Option<Bucket> + Send + Sync;
+/// Finds a bucket this node serves, by name, and whether it is public:
+/// `None` for any other, so that only buckets configured to be served are
+/// visible to peers.
+pub type ServedBuckets = dyn Fn(&str) -> Option<(Bucket, bool)> + Send + Sync;
+
+/// What a node serves, and to whom.
+pub struct Serving {
+    /// Peers that may read the log's streams and the served buckets that
+    /// are not public. Empty: every peer that connects.
+    pub allow: Vec<PeerId>,
+    pub buckets: Box<ServedBuckets>,
+}
+
+impl Serving {
+    /// The log's streams to every peer, and no bucket.
+    pub fn streams() -> Serving {
+        Serving {
+            allow: Vec::new(),
+            buckets: Box::new(|_| None),
+        }
+    }
+
+    fn allows(&self, peer: &PeerId) -> bool {
+        self.allow.is_empty() || self.allow.contains(peer)
+    }
+}
 
 /// Record bytes per stream in one export answer: a follower further
 /// behind gets the rest in further answers, each well within
@@ -43,7 +68,7 @@ struct Own {
 
 pub(crate) struct Served {
     log: EventLog,
-    buckets: Box<ServedBuckets>,
+    serving: Serving,
     own: Mutex<HashMap<String, Own>>,
     stopped: Arc<AtomicBool>,
     stats: Arc<Stats>,
@@ -59,10 +84,10 @@ impl Drop for StopOnDrop {
 }
 
 impl Served {
-    pub fn new(log: EventLog, buckets: Box<ServedBuckets>, stats: Arc<Stats>) -> Served {
+    pub fn new(log: EventLog, serving: Serving, stats: Arc<Stats>) -> Served {
         Served {
             log,
-            buckets,
+            serving,
             own: Mutex::default(),
             stopped: Arc::default(),
             stats,
@@ -82,8 +107,13 @@ impl Served {
         {}
     }
 
-    pub fn sync(&self, request: SyncRequest) -> SyncResponse {
+    pub fn sync(&self, peer: PeerId, request: SyncRequest) -> SyncResponse {
         let SyncRequest::V1(request) = request;
+        if !self.serving.allows(&peer) {
+            return SyncResponse::V1(ResponseV1::Error(format!(
+                "peer {peer} may not read this node's streams (not in its p2p.allow)"
+            )));
+        }
         SyncResponse::V1(match request {
             RequestV1::Heads { prefix, after } => {
                 if let Some(after) = after {
@@ -122,17 +152,20 @@ impl Served {
         }
     }
 
-    pub fn blocks(&self, request: BlocksRequest) -> BlocksResponse {
+    pub fn blocks(&self, peer: PeerId, request: BlocksRequest) -> BlocksResponse {
         let BlocksRequest::V1(request) = request;
         let bucket_name = match &request {
             BlocksRequestV1::Manifest { bucket, .. } | BlocksRequestV1::Want { bucket, .. } => {
                 bucket
             }
         };
-        let Some(bucket) = (self.buckets)(bucket_name) else {
-            return BlocksResponse::V1(BlocksResponseV1::Error(format!(
-                "bucket {bucket_name} is not served here"
-            )));
+        let bucket = match (self.serving.buckets)(bucket_name) {
+            Some((bucket, public)) if public || self.serving.allows(&peer) => bucket,
+            _ => {
+                return BlocksResponse::V1(BlocksResponseV1::Error(format!(
+                    "bucket {bucket_name} is not served to peer {peer}"
+                )));
+            }
         };
         BlocksResponse::V1(match request {
             BlocksRequestV1::Manifest { after, .. } => match self.manifest(&bucket, after) {

@@ -89,10 +89,13 @@ pub struct BucketConfig {
     /// key, to read it; without one the replica is blind.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
-    /// Serve this bucket's manifest and blocks to peers over libp2p (no
-    /// bucket is served unless it says so).
+    /// Serve this bucket's manifest and blocks over libp2p to the peers
+    /// in `p2p.allow` (no bucket is served unless it says so).
     #[serde(default)]
     pub serve: bool,
+    /// Serve it to any peer that asks, allowed or not.
+    #[serde(default)]
+    pub public: bool,
     /// Make this bucket a replica of a writer's bucket of the same name.
     #[serde(default)]
     pub replicate: Option<ReplicateConfig>,
@@ -207,6 +210,15 @@ pub struct P2pConfig {
     /// Peers to connect to at start (multiaddrs ending in /p2p/<peer id>).
     #[serde(default)]
     pub peers: Vec<String>,
+    /// Find peers on the local network by mDNS, so that `peers`, `follow`
+    /// and `replicate.from` can name a peer by `/p2p/<peer id>` alone.
+    #[serde(default)]
+    pub mdns: bool,
+    /// Peer ids that may read this log's streams and the buckets marked
+    /// `serve`. Empty: every peer that can connect (then bind `listen` to
+    /// a private network). Buckets marked `public` go to anyone.
+    #[serde(default)]
+    pub allow: Vec<String>,
     /// Writers' streams to replicate, verified against their keys.
     #[serde(default)]
     pub follow: Vec<FollowConfig>,
@@ -434,6 +446,10 @@ impl Config {
             a.parse::<hydra_net::Multiaddr>()
                 .map_err(|e| anyhow::anyhow!("p2p.listen[{i}]: {a:?} is not a multiaddr: {e}"))?;
         }
+        for (i, p) in self.p2p.allow.iter().enumerate() {
+            p.parse::<hydra_volume::PeerId>()
+                .map_err(|e| anyhow::anyhow!("p2p.allow[{i}]: {p:?} is not a peer id: {e}"))?;
+        }
         for (i, a) in self.p2p.peers.iter().enumerate() {
             parse_peer_addr(a).map_err(|e| anyhow::anyhow!("p2p.peers[{i}]: {e}"))?;
         }
@@ -556,6 +572,9 @@ mod tests {
         );
         assert!(
             err("  peers: [/ip4/127.0.0.1/tcp/1]\n").contains("does not end in /p2p/<peer id>")
+        );
+        assert!(
+            err("  allow: [nobody]\n").starts_with("p2p.allow[0]: \"nobody\" is not a peer id")
         );
     }
 

@@ -95,7 +95,11 @@ pub async fn start(config: &Config, app: &Shared) -> Result<()> {
         .iter()
         .filter_map(|b| b.replicate.as_ref().map(|r| (b, r)))
         .collect();
-    if p2p.listen.is_empty() && p2p.follow.is_empty() && p2p.peers.is_empty() && replicas.is_empty()
+    if p2p.listen.is_empty()
+        && p2p.follow.is_empty()
+        && p2p.peers.is_empty()
+        && replicas.is_empty()
+        && !p2p.mdns
     {
         return Ok(());
     }
@@ -105,9 +109,10 @@ pub async fn start(config: &Config, app: &Shared) -> Result<()> {
         .map(|a| a.parse())
         .collect::<Result<Vec<_>, _>>()
         .context("p2p.listen")?;
-    let node = hydra_net::Node::start(app.log.clone(), served(config, app), listen)
-        .await
-        .context("p2p: starting the node")?;
+    let node =
+        hydra_net::Node::start_with(app.log.clone(), serving(config, app)?, listen, p2p.mdns)
+            .await
+            .context("p2p: starting the node")?;
     for addr in node.listening() {
         println!("p2p listening on {addr}");
     }
@@ -147,22 +152,36 @@ fn store_of<'a>(config: &Config, app: &'a App, b: &super::config::BucketConfig) 
         .1
 }
 
-/// The buckets marked `serve`, found by name for the node; no other
-/// bucket is visible to peers.
-fn served(config: &Config, app: &App) -> impl Fn(&str) -> Option<Bucket> + Send + Sync + 'static {
-    let served: HashMap<String, (Store, Option<Key>)> = config
+/// What the node serves: streams to `p2p.allow` (or every peer), and the
+/// buckets marked `serve` (to the same peers) or `public` (to anyone); no
+/// other bucket is visible to peers.
+fn serving(config: &Config, app: &App) -> Result<hydra_net::Serving> {
+    let served: HashMap<String, (Store, Option<Key>, bool)> = config
         .buckets
         .iter()
-        .filter(|b| b.serve)
+        .filter(|b| b.serve || b.public)
         .map(|b| {
             let store = store_of(config, app, b).clone();
-            (b.id.clone(), (store, app.keys.get(&b.id).cloned()))
+            (
+                b.id.clone(),
+                (store, app.keys.get(&b.id).cloned(), b.public),
+            )
         })
         .collect();
-    move |name| {
-        let (store, key) = served.get(name)?;
-        store.bucket(&name.parse().ok()?, key.as_ref()).ok()
-    }
+    Ok(hydra_net::Serving {
+        allow: config
+            .p2p
+            .allow
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()
+            .context("p2p.allow")?,
+        buckets: Box::new(move |name| {
+            let (store, key, public) = served.get(name)?;
+            let bucket: Bucket = store.bucket(&name.parse().ok()?, key.as_ref()).ok()?;
+            Some((bucket, *public))
+        }),
+    })
 }
 
 /// `GET /replication`: each follow loop and replica bucket, and counters.

@@ -389,3 +389,49 @@ fn a_follower_finishes_from_the_writer_when_its_relay_dies() {
     let head = |d: &Daemon| get(&d.at("/streams/orders/head"));
     assert_eq!(head(&a), head(&c));
 }
+
+/// mDNS does not run on loopback, and tests keep off real networks: the
+/// two daemons share a veth pair in a network namespace of their own
+/// (`unshare -n`, as root), with fixed ports nothing else can see. The
+/// follower names the writer by `/p2p/<peer id>` alone.
+#[test]
+fn with_mdns_a_follower_finds_its_writer_by_peer_id_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+set -eu
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+ip link set lo up
+ip link add v0 type veth peer name v1
+ip addr add 10.77.0.1/24 dev v0
+ip addr add 10.77.0.2/24 dev v1
+ip link set v0 up
+ip link set v1 up
+D=$DIR
+WRITER=$($HYDRA --data "$D/a" peer id | head -1)
+printf 'volumes: [{id: main, path: %s/a}]\napi: {http: 127.0.0.1:8081}\np2p: {listen: [/ip4/10.77.0.1/tcp/4001], mdns: true}\n' "$D" > "$D/a.yaml"
+printf 'volumes: [{id: main, path: %s/b}]\napi: {http: 127.0.0.1:8082}\np2p:\n  mdns: true\n  follow: [{peers: [/p2p/%s], writer: %s, retry_ms: 200}]\n' "$D" "$WRITER" "$WRITER" > "$D/b.yaml"
+$HYDRA daemon --config "$D/a.yaml" > "$D/a.log" 2>&1 &
+$HYDRA daemon --config "$D/b.yaml" > "$D/b.log" 2>&1 &
+for i in $(seq 100); do
+  $HYDRA --api http://127.0.0.1:8081 stream append orders -t Placed -d '{}' >/dev/null 2>&1 && break
+  sleep 0.1
+done
+for i in $(seq 300); do
+  if [ "$($HYDRA --api http://127.0.0.1:8082 stream version orders 2>/dev/null)" = 0 ]; then exit 0; fi
+  sleep 0.1
+done
+echo "not replicated; follower log:"; cat "$D/b.log"; exit 1
+"#;
+    let out = std::process::Command::new("unshare")
+        .args(["-n", "bash", "-c", script])
+        .env("HYDRA", env!("CARGO_BIN_EXE_hydra"))
+        .env("DIR", dir.path())
+        .output()
+        .expect("unshare (util-linux) runs the daemons in a network namespace");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,23 +4,35 @@
 
 use std::time::{Duration, Instant};
 
-use hydra_bucket::{Bucket, BucketName, CreateOptions, Key, Store};
-use hydra_net::{BucketFollow, Node};
+use hydra_bucket::{BucketName, CreateOptions, Key, Store};
+use hydra_net::{BucketFollow, Node, PeerId, Serving};
 
 use crate::open;
 
-/// Serves bucket `name` of `store` (with `key`, if given) and no other.
-pub fn serve(
+/// Serves the log's streams and bucket `name` of `store` (with `key`, if
+/// given; public when `public`) and no other, to `allow` (or every peer).
+pub fn serve_to(
+    allow: Vec<PeerId>,
     store: Store,
     name: &'static str,
     key: Option<Key>,
-) -> impl Fn(&str) -> Option<Bucket> + Send + Sync + 'static {
-    move |n| {
-        if n != name {
-            return None;
-        }
-        store.bucket(&n.parse().ok()?, key.as_ref()).ok()
+    public: bool,
+) -> Serving {
+    Serving {
+        allow,
+        buckets: Box::new(move |n| {
+            if n != name {
+                return None;
+            }
+            let b = store.bucket(&n.parse().ok()?, key.as_ref()).ok()?;
+            Some((b, public))
+        }),
     }
+}
+
+/// Serves streams and bucket `name` to every peer.
+pub fn serve(store: Store, name: &'static str, key: Option<Key>) -> Serving {
+    serve_to(Vec::new(), store, name, key, false)
 }
 
 pub fn listen() -> Vec<hydra_net::Multiaddr> {
@@ -75,7 +87,7 @@ async fn a_blind_replica_serves_what_it_cannot_read() {
     let nb = Node::start(b.clone(), serve(b.store().clone(), "vault", None), listen())
         .await
         .unwrap();
-    let nc = Node::start(c.clone(), |_: &str| None, Vec::new())
+    let nc = Node::start(c.clone(), Serving::streams(), Vec::new())
         .await
         .unwrap();
     let writers = vec![a.identity().public_key()];
@@ -161,7 +173,7 @@ async fn new_and_removed_objects_reach_a_live_replica() {
     let na = Node::start(a.clone(), serve(a.store().clone(), "docs", None), listen())
         .await
         .unwrap();
-    let nb = Node::start(b.clone(), |_: &str| None, Vec::new())
+    let nb = Node::start(b.clone(), Serving::streams(), Vec::new())
         .await
         .unwrap();
     // With an hour between retries only the long poll can deliver.
@@ -209,4 +221,78 @@ async fn new_and_removed_objects_reach_a_live_replica() {
         report.rounds.caught_up && report.rounds.last_error.is_none(),
         "{report:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_peers_read_streams_and_private_buckets() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, friend, stranger) = (
+        open(dirs[0].path()),
+        open(dirs[1].path()),
+        open(dirs[2].path()),
+    );
+    for name in ["private", "public"] {
+        a.store()
+            .create_bucket(&name.parse().unwrap(), CreateOptions::default())
+            .unwrap();
+        a.store()
+            .bucket(&name.parse().unwrap(), None)
+            .unwrap()
+            .put_object("k", &b"v"[..], |_| {})
+            .unwrap();
+    }
+    let s = hydra_eventlog::StreamId::new("orders").unwrap();
+    a.append(
+        &s,
+        hydra_eventlog::ExpectedVersion::Any,
+        vec![hydra_eventlog::NewEvent::new("E", b"{}".to_vec())],
+    )
+    .unwrap();
+    let friend_id = friend.identity().peer_id().to_string().parse().unwrap();
+    let store = a.store().clone();
+    let serving = Serving {
+        allow: vec![friend_id],
+        buckets: Box::new(move |n| {
+            let b = store.bucket(&n.parse().ok()?, None).ok()?;
+            Some((b, n == "public"))
+        }),
+    };
+    let na = Node::start(a.clone(), serving, listen()).await.unwrap();
+    let writers = vec![a.identity().public_key()];
+    let bucket = |name: &str, from: &Node| BucketFollow {
+        bucket: name.parse().unwrap(),
+        from: vec![from.listening()[0].clone()],
+        writers: writers.clone(),
+        retry: Duration::from_millis(50),
+    };
+    let streams = hydra_net::Follow {
+        from: vec![na.listening()[0].clone()],
+        writer: a.identity().public_key(),
+        prefix: String::new(),
+        retry: Duration::from_millis(50),
+    };
+    for (log, allowed) in [(&friend, true), (&stranger, false)] {
+        let node = Node::start(log.clone(), Serving::streams(), Vec::new())
+            .await
+            .unwrap();
+        let status = bucket("public", &na).status();
+        bucket("public", &na)
+            .round(&node, log.store(), None, &status)
+            .await
+            .unwrap();
+        let private = bucket("private", &na)
+            .round(&node, log.store(), None, &status)
+            .await;
+        let read = streams.round(&node, log).await;
+        if allowed {
+            private.unwrap();
+            assert_eq!(read.unwrap(), 1);
+        } else {
+            let e = private.unwrap_err().to_string();
+            assert!(e.contains("bucket private is not served to peer"), "{e}");
+            let e = read.unwrap_err().to_string();
+            assert!(e.contains("may not read this node's streams"), "{e}");
+            assert!(log.stream_version(&s).unwrap().is_none());
+        }
+    }
 }

@@ -13,7 +13,7 @@ use hydra_block::Ref;
 use hydra_bucket::{BucketName, CreateOptions};
 use hydra_net::codec::Codec;
 use hydra_net::wire::{Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1};
-use hydra_net::{BLOCKS_PROTOCOL, BucketFollow, Multiaddr, Node};
+use hydra_net::{BLOCKS_PROTOCOL, BucketFollow, Multiaddr, Node, Serving};
 use hydra_volume::Identity;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
@@ -223,7 +223,7 @@ async fn lies_are_detected_and_an_honest_peer_completes_the_replica() {
         };
         let liar = liar(lie, truth).await;
         let r = open(dirs[i + 1].path());
-        let node = Node::start(r.clone(), |_: &str| None, Vec::new())
+        let node = Node::start(r.clone(), Serving::streams(), Vec::new())
             .await
             .unwrap();
         let follow = BucketFollow {

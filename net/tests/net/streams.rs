@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, ReadFrom, StreamId, verify_event};
-use hydra_net::{Follow, Node};
+use hydra_net::{Follow, Node, Serving};
 
 use crate::open;
 
@@ -34,10 +34,10 @@ async fn a_follower_replicates_and_verifies() {
     append(&writer, "orders-2", 5);
     append(&writer, "other", 5);
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let a = Node::start(writer.clone(), |_: &str| None, listen.clone())
+    let a = Node::start(writer.clone(), Serving::streams(), listen.clone())
         .await
         .unwrap();
-    let b = Node::start(follower.clone(), |_: &str| None, listen)
+    let b = Node::start(follower.clone(), Serving::streams(), listen)
         .await
         .unwrap();
     assert_eq!(
@@ -110,7 +110,7 @@ async fn a_follower_replicates_and_verifies() {
     let stranger = open(dc.path());
     let c = Node::start(
         stranger.clone(),
-        |_: &str| None,
+        Serving::streams(),
         vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
     )
     .await
@@ -134,10 +134,10 @@ async fn one_refused_stream_does_not_hold_back_the_others() {
     // writer's orders-0 is refused there, and orders-1 still arrives.
     append(&follower, "orders-0", 1);
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let a = Node::start(writer.clone(), |_: &str| None, listen)
+    let a = Node::start(writer.clone(), Serving::streams(), listen)
         .await
         .unwrap();
-    let b = Node::start(follower.clone(), |_: &str| None, Vec::new())
+    let b = Node::start(follower.clone(), Serving::streams(), Vec::new())
         .await
         .unwrap();
     assert!(
@@ -172,7 +172,7 @@ async fn three(n: u64) -> (Vec<tempfile::TempDir>, [EventLog; 3], [Node; 3]) {
             Vec::new()
         };
         nodes.push(
-            Node::start(log.clone(), |_: &str| None, listen)
+            Node::start(log.clone(), Serving::streams(), listen)
                 .await
                 .unwrap(),
         );
@@ -259,12 +259,12 @@ async fn a_stream_larger_than_one_message_catches_up_in_parts() {
     }
     let a = Node::start(
         writer.clone(),
-        |_: &str| None,
+        Serving::streams(),
         vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
     )
     .await
     .unwrap();
-    let b = Node::start(follower.clone(), |_: &str| None, Vec::new())
+    let b = Node::start(follower.clone(), Serving::streams(), Vec::new())
         .await
         .unwrap();
     let follow = follow(&a, writer.identity().public_key());
