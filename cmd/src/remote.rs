@@ -218,6 +218,7 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
         Command::Replicate(crate::cli::replicate::ReplicateCmd::Wait { timeout }) => {
             drop(out);
             return crate::cli::replicate::wait(
+                || remote.json(remote.get("/replication/lag")),
                 || remote.json(remote.get("/replication")),
                 Duration::from_secs(timeout),
             );

@@ -110,7 +110,7 @@ impl Follow {
     /// tried.
     pub async fn round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
         let peers = Peers::new(&self.from)?;
-        Ok(self.sync(node, log, &peers, None).await?.0)
+        Ok(self.sync(node, log, &peers, None, &|| {}).await?.0)
     }
 
     /// A round against the best peer, then the others in turn while they
@@ -123,11 +123,12 @@ impl Follow {
         log: &EventLog,
         peers: &Peers,
         after: Option<u64>,
+        behind: &(dyn Fn() + Sync),
     ) -> Result<(u64, u64, Multiaddr), NodeError> {
         let mut tried = HashSet::new();
         let mut last = None;
         while let Some((peer, addr)) = peers.best(&tried) {
-            match self.sync_with(node, log, &addr, after).await {
+            match self.sync_with(node, log, &addr, after, behind).await {
                 Ok((n, next)) => {
                     peers.reward(peer);
                     return Ok((n, next, addr));
@@ -143,12 +144,14 @@ impl Follow {
         Err(last.unwrap_or_else(|| NodeError::NoPeer("every peer is banned".into())))
     }
 
+    /// `behind` is called when the peer has events this log lacks.
     async fn sync_with(
         &self,
         node: &Node,
         log: &EventLog,
         from: &Multiaddr,
         after: Option<u64>,
+        behind_peer: &(dyn Fn() + Sync),
     ) -> Result<(u64, u64), NodeError> {
         let ResponseV1::Heads { heads, next } = node
             .request(
@@ -165,15 +168,9 @@ impl Follow {
                 what: "a heads request",
             });
         };
-        let mut behind = Vec::new();
-        for (stream, length) in heads {
-            let Ok(id) = StreamId::new(stream.clone()) else {
-                continue;
-            };
-            let have = log.stream_version(&id).ok().flatten().map_or(0, |v| v + 1);
-            if have < length {
-                behind.push((stream, have, length));
-            }
+        let behind = behind(log, heads);
+        if !behind.is_empty() {
+            behind_peer();
         }
         // Each stream is fetched from the version this log holds (what an
         // earlier head covered is not sent again), in parts of bounded
@@ -224,6 +221,37 @@ impl Follow {
         Ok(have - start)
     }
 
+    /// How many events this log lacks of what the best peer that answers
+    /// holds now (its heads, asked without waiting): 0 when caught up.
+    pub async fn lag(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
+        let peers = Peers::new(&self.from)?;
+        let mut tried = HashSet::new();
+        let mut last = None;
+        while let Some((peer, addr)) = peers.best(&tried) {
+            tried.insert(peer);
+            let request = RequestV1::Heads {
+                prefix: self.prefix.clone(),
+                after: None,
+            };
+            match node.request(&addr, request).await {
+                Ok(ResponseV1::Heads { heads, .. }) => {
+                    return Ok(behind(log, heads)
+                        .iter()
+                        .map(|(_, have, len)| len - have)
+                        .sum());
+                }
+                Ok(_) => {
+                    last = Some(NodeError::Unexpected {
+                        peer: addr.to_string(),
+                        what: "a heads request",
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| NodeError::NoPeer("every peer is banned".into())))
+    }
+
     /// Imports an export, verified completely before anything changes.
     async fn apply(
         &self,
@@ -257,7 +285,8 @@ impl Follow {
         };
         let mut after = None;
         loop {
-            let result = self.sync(&node, &log, &peers, after).await;
+            let behind = || update(&status, |r| r.rounds.caught_up = false);
+            let result = self.sync(&node, &log, &peers, after, &behind).await;
             update(&status, |r| r.rounds.record(&result, &peers));
             match result {
                 Ok((n, next, peer)) => {
@@ -279,6 +308,19 @@ impl Follow {
             }
         }
     }
+}
+
+/// The streams of `heads` this log holds fewer events of: each with the
+/// length it holds and the peer's.
+fn behind(log: &EventLog, heads: Vec<(String, u64)>) -> Vec<(String, u64, u64)> {
+    heads
+        .into_iter()
+        .filter_map(|(stream, length)| {
+            let id = StreamId::new(stream.clone()).ok()?;
+            let have = log.stream_version(&id).ok().flatten().map_or(0, |v| v + 1);
+            (have < length).then_some((stream, have, length))
+        })
+        .collect()
 }
 
 /// One stream's export from version `from`, as the peer sent it.

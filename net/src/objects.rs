@@ -96,6 +96,40 @@ impl BucketFollow {
         synced
     }
 
+    /// How far this replica is behind the best peer that answers now (its
+    /// manifest, asked without waiting): the objects listed there that are
+    /// not complete here (at least 1 while a newer manifest is not
+    /// applied); 0 when caught up.
+    pub async fn lag(&self, node: &Node, store: &Store) -> Result<u64, NodeError> {
+        let peers = Peers::new(&self.from)?;
+        let status = self.status();
+        let round = Round {
+            node,
+            peers: &peers,
+            status: &status,
+            bucket: self.bucket.as_str(),
+        };
+        let (_, _, manifest) = self.manifest(&round, None).await?;
+        let (store, name) = (store.clone(), self.bucket.clone());
+        blocking(self.bucket.as_str(), move || {
+            let Ok(b) = store.bucket(&name, None) else {
+                return Ok(manifest.objects.len().max(1) as u64);
+            };
+            let held = b.replica_manifest()?;
+            if let Some(held) = held
+                && Manifest::decode_stored(&held)?.seq >= manifest.seq
+            {
+                return Ok(0);
+            }
+            let mut missing = 0;
+            for o in &manifest.objects {
+                missing += u64::from(!b.holds(o)?);
+            }
+            Ok(missing.max(1))
+        })
+        .await
+    }
+
     /// Follows until the task is dropped: each manifest request waits at
     /// the peer for a newer manifest, so new objects arrive as they land.
     pub async fn run(self, node: Node, store: Store, key: Option<Key>, status: BucketStatus) {
@@ -140,6 +174,8 @@ impl BucketFollow {
         update(status, |r| {
             r.peer = Some(addr.to_string());
             r.remote_seq = Some(manifest.seq);
+            // Behind until a manifest at least this new is applied.
+            r.rounds.caught_up &= r.local_seq >= Some(manifest.seq);
         });
         let (name, m, key) = (self.bucket.clone(), manifest.clone(), key.cloned());
         let store = store.clone();

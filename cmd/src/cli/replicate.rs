@@ -72,10 +72,13 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
         }
         for f in v["follows"].as_array().into_iter().flatten() {
             let s = |k: &str| f[k].as_str().unwrap_or("").to_owned();
+            let prefix = match s("prefix") {
+                p if p.is_empty() => "all streams".to_owned(),
+                p => format!("streams {p:?}*"),
+            };
             writeln!(
                 out,
-                "streams {:?} of {} from {}: {} events in {} rounds, peer at position {}, {}",
-                s("prefix"),
+                "{prefix} of {} from {}: {} events in {} rounds, peer at position {}, {}",
                 s("writer"),
                 s("peer"),
                 f["events"],
@@ -110,9 +113,14 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
     })
 }
 
-/// Polls `GET /replication` (through `fetch`) until every loop reports
-/// caught up with no error.
-pub fn wait(fetch: impl Fn() -> Result<Value>, timeout: Duration) -> Result<ExitCode> {
+/// Asks the daemon (`lag`: `GET /replication/lag`, which asks the peers)
+/// until nothing is behind; shows progress from `status` (`GET
+/// /replication`) meanwhile.
+pub fn wait(
+    lag: impl Fn() -> Result<Value>,
+    status: impl Fn() -> Result<Value>,
+    timeout: Duration,
+) -> Result<ExitCode> {
     let deadline = Instant::now() + timeout;
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(0).with_style(
@@ -125,33 +133,57 @@ pub fn wait(fetch: impl Fn() -> Result<Value>, timeout: Duration) -> Result<Exit
         ProgressBar::hidden()
     };
     loop {
-        let v = fetch()?;
+        let now = lag()?;
+        let v = status()?;
         let (mut received, mut behind, mut events) = (0, 0, 0);
-        let mut waiting = None;
         for f in loops(&v) {
             received += f["blocks_received"].as_u64().unwrap_or(0);
             behind += f["blocks_behind"].as_u64().unwrap_or(0);
             events += f["events"].as_u64().unwrap_or(0);
-            if f["caught_up"] != true && waiting.is_none() {
-                let what = f["bucket"]
-                    .as_str()
-                    .map(|b| format!("bucket {b}"))
-                    .unwrap_or_else(|| format!("streams {:?}", f["prefix"].as_str().unwrap_or("")));
-                waiting = Some(format!("{what}: {}", state(f)));
-            }
         }
         bar.set_length(received + behind);
         bar.set_position(received);
         bar.set_message(format!("{events} events"));
-        let Some(why) = waiting else {
+        if now["caught_up"] == true {
             bar.finish_and_clear();
-            println!("caught up: {events} events, {received} blocks");
+            println!(
+                "caught up: {events} events, {received} blocks replicated since the daemon started"
+            );
             return Ok(ExitCode::SUCCESS);
-        };
+        }
         if Instant::now() >= deadline {
             bar.abandon();
-            bail!("not caught up after {} s: {why}", timeout.as_secs());
+            bail!(
+                "not caught up after {} s: {}",
+                timeout.as_secs(),
+                why(&v, &now)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The first loop still behind, and why.
+fn why(status: &Value, lag: &Value) -> String {
+    let named = |kind: &str, i: usize| match kind {
+        "buckets" => format!(
+            "bucket {}",
+            status[kind][i]["bucket"].as_str().unwrap_or("?")
+        ),
+        _ => match status[kind][i]["prefix"].as_str().unwrap_or("") {
+            "" => "all streams".to_owned(),
+            p => format!("streams {p:?}*"),
+        },
+    };
+    for kind in ["follows", "buckets"] {
+        for (i, l) in lag[kind].as_array().into_iter().flatten().enumerate() {
+            if let Some(e) = l["error"].as_str() {
+                return format!("{}: {e}", named(kind, i));
+            }
+            if l["behind"].as_u64().unwrap_or(0) > 0 {
+                return format!("{}: {} behind", named(kind, i), l["behind"]);
+            }
+        }
+    }
+    "no answer".into()
 }

@@ -233,6 +233,7 @@ fn open(config: &Config) -> Result<App> {
             durability: ev.durability.parse().map_err(anyhow::Error::msg)?,
         },
     )?;
+    let p2p = p2p::P2p::new(config, &stores)?;
     Ok(App {
         log,
         stores,
@@ -240,7 +241,7 @@ fn open(config: &Config) -> Result<App> {
         metrics: metrics::Metrics::new(),
         shutting_down: Default::default(),
         timeout: Duration::from_secs(config.limits.request_timeout_secs),
-        p2p: p2p::P2p::new(config)?,
+        p2p,
     })
 }
 
@@ -286,6 +287,7 @@ fn routes() -> Api {
         .add("POST", "/scavenge", "Remove events no read can return", post(admin::scavenge))
         .add("POST", "/reindex", "Rebuild the event log's indexes", post(admin::reindex))
         .add("GET", "/replication", "Followed writers and replica buckets: peers, progress, blocks behind, last success and error; p2p counters", get(p2p::replication))
+        .add("GET", "/replication/lag", "How far each follow loop and replica bucket is behind its best peer now (asked of the peers); caught_up when nothing is", get(p2p::lag))
         .add("GET", "/peers", "This node's peer id and listen addresses, and the peers connected now (addresses, ping)", get(p2p::peers))
         .add("POST", "/peers", "Connect to a peer ({\"addr\": MULTIADDR})", post(p2p::connect))
         .add("GET", "/export", "Streams as a CARv1 file (?stream=S, repeatable)", get(admin::export))

@@ -26,17 +26,22 @@ pub struct P2p {
     pub buckets: Vec<hydra_net::BucketStatus>,
     /// Replica buckets and the peer ids of the writers they accept.
     replicas: HashMap<String, Vec<String>>,
+    /// What each loop follows, to ask its peers how far behind it is.
+    follow_loops: Vec<hydra_net::Follow>,
+    bucket_loops: Vec<(hydra_net::BucketFollow, Store)>,
     /// Set once the node runs (never, when p2p is off).
     pub node: OnceLock<hydra_net::Node>,
 }
 
 impl P2p {
-    pub fn new(config: &Config) -> Result<P2p> {
+    pub fn new(config: &Config, stores: &[(String, Store)]) -> Result<P2p> {
         let mut replicas = HashMap::new();
         let mut buckets = Vec::new();
+        let mut bucket_loops = Vec::new();
         for b in &config.buckets {
             if let Some(r) = &b.replicate {
                 let follow = r.to_follow(&b.id)?;
+                bucket_loops.push((follow.clone(), store_of(config, stores, b).clone()));
                 replicas.insert(
                     b.id.clone(),
                     follow
@@ -48,15 +53,18 @@ impl P2p {
                 buckets.push(follow.status());
             }
         }
+        let follow_loops: Vec<hydra_net::Follow> = config
+            .p2p
+            .follow
+            .iter()
+            .map(|f| f.to_follow())
+            .collect::<Result<_>>()?;
         Ok(P2p {
-            follows: config
-                .p2p
-                .follow
-                .iter()
-                .map(|f| Ok(f.to_follow()?.status()))
-                .collect::<Result<_>>()?,
+            follows: follow_loops.iter().map(|f| f.status()).collect(),
             buckets,
             replicas,
+            follow_loops,
+            bucket_loops,
             node: OnceLock::new(),
         })
     }
@@ -124,14 +132,17 @@ pub async fn start(config: &Config, app: &Shared) -> Result<()> {
             }
         });
     }
-    for (f, status) in p2p.follow.iter().zip(&app.p2p.follows) {
-        let follow = f.to_follow()?;
+    for (follow, status) in app.p2p.follow_loops.iter().zip(&app.p2p.follows) {
+        let follow = follow.clone();
         tracing::info!(prefix = %follow.prefix, peers = follow.from.len(), "following streams");
         tokio::spawn(follow.run(node.clone(), app.log.clone(), status.clone()));
     }
-    for ((b, r), status) in replicas.into_iter().zip(&app.p2p.buckets) {
-        let follow = r.to_follow(&b.id)?;
-        let store = store_of(config, app, b).clone();
+    for (((b, _), (follow, store)), status) in replicas
+        .into_iter()
+        .zip(&app.p2p.bucket_loops)
+        .zip(&app.p2p.buckets)
+    {
+        let (follow, store) = (follow.clone(), store.clone());
         let key = app.keys.get(&b.id).cloned();
         tracing::info!(bucket = %b.id, blind = key.is_none(), "replicating bucket");
         tokio::spawn(follow.run(node.clone(), store, key, status.clone()));
@@ -140,12 +151,16 @@ pub async fn start(config: &Config, app: &Shared) -> Result<()> {
     Ok(())
 }
 
-fn store_of<'a>(config: &Config, app: &'a App, b: &super::config::BucketConfig) -> &'a Store {
+fn store_of<'a>(
+    config: &Config,
+    stores: &'a [(String, Store)],
+    b: &super::config::BucketConfig,
+) -> &'a Store {
     let volume = b
         .volume
         .clone()
         .unwrap_or_else(|| config.volumes[0].id.clone());
-    &app.stores
+    &stores
         .iter()
         .find(|(id, _)| *id == volume)
         .expect("validated")
@@ -161,7 +176,7 @@ fn serving(config: &Config, app: &App) -> Result<hydra_net::Serving> {
         .iter()
         .filter(|b| b.serve || b.public)
         .map(|b| {
-            let store = store_of(config, app, b).clone();
+            let store = store_of(config, &app.stores, b).clone();
             (
                 b.id.clone(),
                 (store, app.keys.get(&b.id).cloned(), b.public),
@@ -199,6 +214,38 @@ pub async fn replication(State(app): State<Shared>) -> impl IntoResponse {
 
 fn report<T: Clone>(s: &hydra_net::Status<T>) -> T {
     s.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// `GET /replication/lag`: how far each loop is behind its best peer now,
+/// asked of the peers (without waiting); `caught_up` when nothing is.
+pub async fn lag(State(app): State<Shared>) -> ApiResult<Response> {
+    let node = app.p2p.node()?;
+    let follows =
+        futures_util::future::join_all(app.p2p.follow_loops.iter().map(|f| f.lag(node, &app.log)));
+    let buckets = futures_util::future::join_all(
+        app.p2p
+            .bucket_loops
+            .iter()
+            .map(|(b, store)| b.lag(node, store)),
+    );
+    let (follows, buckets) = tokio::join!(follows, buckets);
+    let mut caught_up = true;
+    let mut show = |r: Result<u64, hydra_net::NodeError>| match r {
+        Ok(n) => {
+            caught_up &= n == 0;
+            json!({ "behind": n })
+        }
+        Err(e) => {
+            caught_up = false;
+            json!({ "error": e.to_string() })
+        }
+    };
+    let follows: Vec<_> = follows.into_iter().map(&mut show).collect();
+    let buckets: Vec<_> = buckets.into_iter().map(&mut show).collect();
+    Ok(
+        Json(json!({ "caught_up": caught_up, "follows": follows, "buckets": buckets }))
+            .into_response(),
+    )
 }
 
 /// `GET /peers`: this node and the peers connected now.

@@ -388,6 +388,35 @@ fn a_follower_finishes_from_the_writer_when_its_relay_dies() {
     assert!(got == data, "the object differs");
     let head = |d: &Daemon| get(&d.at("/streams/orders/head"));
     assert_eq!(head(&a), head(&c));
+
+    // `replicate wait` right after a write asks the peers, so it returns
+    // only once the new event and object are here.
+    let file = dirs[0].path().join("later.bin");
+    std::fs::write(&file, noise(5, 300_000)).unwrap();
+    let at_a = |args: &[&str]| ok(dirs[0].path(), &[&["--api", &a.url][..], args].concat());
+    at_a(&["stream", "append", "orders", "-t", "Late", "-d", "{}"]);
+    at_a(&[
+        "object",
+        "put",
+        "--bucket",
+        "docs",
+        "later",
+        file.to_str().unwrap(),
+    ]);
+    let out = ok(
+        dirs[2].path(),
+        &["--api", &c.url, "replicate", "wait", "--timeout", "60"],
+    );
+    assert!(out.starts_with("caught up:"), "{out}");
+    let got = run(
+        dirs[2].path(),
+        &[
+            "--api", &c.url, "object", "get", "--bucket", "docs", "later",
+        ],
+        b"",
+    );
+    assert!(got.status.success() && got.stdout == noise(5, 300_000));
+    assert_eq!(head(&a), head(&c));
 }
 
 /// mDNS does not run on loopback, and tests keep off real networks: the

@@ -212,7 +212,7 @@ fn a_daemon_follows_another_over_libp2p() {
     );
     let text = ok(db.path(), &["--api", &b.url, "replicate", "status"]);
     assert!(
-        text.contains("streams \"orders\" of 12D3KooW")
+        text.contains("streams \"orders\"* of 12D3KooW")
             && text.contains(": 42 events in")
             && text.trim_end().ends_with(", ok"),
         "{text}"
