@@ -21,9 +21,10 @@ pub struct BucketConfig {
     pub(crate) num: u32,
 }
 
-/// Policies attached to a bucket. Empty for now: replication (who this
-/// bucket follows, whose heads it accepts) arrives with the network layer
-/// and lands here without a change of format.
+/// Policies attached to a bucket. Empty for now: replication settings
+/// (whom a replica follows, whose manifests it accepts, who may read it)
+/// live in the daemon's config, since they name peers and addresses of one
+/// deployment rather than properties of the stored data.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policies {}
 

@@ -9,7 +9,9 @@
 //! | `root-0/` num(4) name | a root ref (postcard) |
 //!
 //! Blocks of one bucket are contiguous and ordered by hash; roots of one
-//! bucket are ordered by name (objects are the roots named `o/<key>`).
+//! bucket are ordered by name (objects are the roots named `o/<key>`,
+//! their closures `c/<key>`; a replica keeps its writer's manifest as
+//! `m/manifest`, and contradicting ones under `evidence/`).
 
 use hydra_block::{Codec, HASH_LEN, Ref};
 
