@@ -24,6 +24,8 @@ use crate::open;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Lie {
+    /// Serves what it was given, unchanged.
+    Nothing,
     CorruptBlocks,
     /// Every answer cut in half.
     Truncated,
@@ -261,6 +263,81 @@ async fn lies_are_detected_and_an_honest_peer_completes_the_replica() {
             Lie::Truncated => {
                 assert!(liar_score.score < 0, "{report:?}");
             }
+            Lie::Nothing => unreachable!("only lies here"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_signing_two_manifests_of_one_seq_is_caught() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = open(dirs[0].path());
+    let name: BucketName = "docs".parse().unwrap();
+    a.store()
+        .create_bucket(&name, CreateOptions::default())
+        .unwrap();
+    let wa = a.store().bucket(&name, None).unwrap();
+    wa.put_object("big", &bytes(6, 300_000)[..], |_| {})
+        .unwrap();
+    let first = wa.manifest(a.identity(), 7).unwrap();
+    let mut blocks = HashMap::new();
+    for b in wa.blocks() {
+        let (r, _) = b.unwrap();
+        blocks.insert(r, wa.get_stored(&r).unwrap().unwrap());
+    }
+    // The same writer, the same seq, another history: no objects.
+    let mut second = first.clone();
+    second.objects.clear();
+    let peer = |m: &hydra_bucket::Manifest| Truth {
+        manifest: m.sign(a.identity()),
+        blocks: blocks.clone(),
+        own_manifest: Vec::new(),
+    };
+    let (one, two) = (
+        liar(Lie::Nothing, peer(&first)).await,
+        liar(Lie::Nothing, peer(&second)).await,
+    );
+    let r = open(dirs[1].path());
+    let node = Node::start(r.clone(), Serving::streams(), Vec::new())
+        .await
+        .unwrap();
+    let follow = |from: &Multiaddr| BucketFollow {
+        bucket: name.clone(),
+        from: vec![from.clone()],
+        writers: vec![a.identity().public_key()],
+        retry: Duration::from_millis(50),
+    };
+    let status = follow(&one).status();
+    follow(&one)
+        .round(&node, r.store(), None, &status)
+        .await
+        .unwrap();
+    let err = follow(&two)
+        .round(&node, r.store(), None, &status)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("signed two manifests of bucket docs at seq 7"),
+        "{err}"
+    );
+    assert_eq!(status.lock().unwrap().equivocations, 1);
+    assert_eq!(node.stats().snapshot().equivocations, 1);
+    // Both kept; the first still applied.
+    let rb = r.store().bucket(&name, None).unwrap();
+    let evidence: Vec<_> = rb
+        .roots(hydra_bucket::EVIDENCE_PREFIX)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(evidence.len(), 1);
+    let kept = rb.get_stored(&evidence[0].1).unwrap().unwrap();
+    assert_eq!(
+        hydra_bucket::Manifest::open(&kept, &name, &[a.identity().public_key()]).unwrap(),
+        second
+    );
+    assert_eq!(
+        hydra_bucket::Manifest::decode_stored(&rb.replica_manifest().unwrap().unwrap()).unwrap(),
+        first
+    );
+    assert!(rb.object("big").unwrap().is_some());
 }
