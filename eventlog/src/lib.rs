@@ -101,7 +101,8 @@ pub use id::{MAX_STREAM_ID, StreamId, StreamIdError};
 pub use log::{EventLog, Options, SNAPSHOT_BUCKET};
 pub use merkle::Hash;
 pub use proof::{
-    ConsistencyProof, Head, InclusionProof, ProofError, leaf_of, verify_consistency, verify_event,
+    ConsistencyProof, Extension, Head, InclusionProof, ProofError, leaf_of, verify_consistency,
+    verify_event,
 };
 pub use read::{AllEvents, StreamEvents, StreamInfo};
 pub use reindex::ReindexReport;

@@ -89,6 +89,62 @@ pub struct ConsistencyProof {
     pub path: Vec<Hash>,
 }
 
+/// A stream's signed head, its root at an older length, and the
+/// consistency proof between the two: what a peer sends a replica whose
+/// copy of that older length disagrees with an export the peer sent. If
+/// the old root is the replica's, the peer's tree extends the replica's,
+/// so the export's records were wrong (a peer to distrust); if it is not,
+/// the writer signed two histories that cannot both be true
+/// (equivocation), and the replica's head with this extension proves it
+/// to anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub head: Head,
+    #[serde(with = "hex::fixed")]
+    pub old_root: Hash,
+    pub proof: ConsistencyProof,
+}
+
+impl Extension {
+    /// Checks the head's signature by `trusted`, and that the proof links
+    /// the old root to the head's root.
+    pub fn verify(&self, trusted: &[u8; 32]) -> Result<(), ProofError> {
+        self.head.verify(trusted)?;
+        if self.proof.stream != self.head.stream {
+            return Err(ProofError::StreamMismatch {
+                proof: self.proof.stream.to_string(),
+                head: self.head.stream.to_string(),
+            });
+        }
+        if self.proof.new_length != self.head.length {
+            return Err(ProofError::LengthMismatch {
+                proof: self.proof.new_length,
+                head: self.head.length,
+            });
+        }
+        if merkle::verify_consistency(
+            self.proof.old_length,
+            self.proof.new_length,
+            &self.old_root,
+            &self.head.root,
+            &self.proof.path,
+        ) {
+            Ok(())
+        } else {
+            Err(ProofError::PathInvalid)
+        }
+    }
+
+    /// Whether this (verified) extension and `held`, a head of the same
+    /// stream and signer at the old length, cannot both be true.
+    pub fn contradicts(&self, held: &Head) -> bool {
+        held.stream == self.head.stream
+            && held.signer == self.head.signer
+            && held.length == self.proof.old_length
+            && held.root != self.old_root
+    }
+}
+
 /// Why a proof was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -396,6 +452,32 @@ impl EventLog {
                 path,
             },
         ))
+    }
+
+    /// The stream's current head, its root at `old_length`, and the proof
+    /// between them (see [`Extension`]).
+    pub fn extension(&self, stream: &StreamId, old_length: u64) -> Result<Extension, Error> {
+        let st = self.head_state(stream)?;
+        if old_length == 0 || old_length > st.length {
+            return Err(Error::NoSuchVersion {
+                stream: stream.clone(),
+                version: old_length,
+                length: st.length,
+            });
+        }
+        let head = self.sign_head(stream, &st);
+        let mut tree = StreamTree {
+            log: self,
+            stream,
+            num: st.num,
+        };
+        let old_root = merkle::range_root(&mut tree, 0, old_length)?;
+        let proof = self.prove_consistency(stream, old_length, st.length)?;
+        Ok(Extension {
+            head,
+            old_root,
+            proof,
+        })
     }
 
     /// Proves that the stream at `old_length` events is a prefix of the

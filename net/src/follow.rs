@@ -44,6 +44,9 @@ pub struct FollowReport {
     pub events: u64,
     /// The peer's next log position at the last answer.
     pub peer_next_position: Option<u64>,
+    /// Streams whose writer signed two histories (evidence kept in the
+    /// default bucket under `evidence/`): no longer followed.
+    pub equivocations: Vec<String>,
     #[serde(flatten)]
     pub rounds: Rounds,
 }
@@ -110,7 +113,7 @@ impl Follow {
     /// tried.
     pub async fn round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
         let peers = Peers::new(&self.from)?;
-        Ok(self.sync(node, log, &peers, None, &|| {}).await?.0)
+        Ok(self.sync(node, log, &peers, None, &self.status()).await?.0)
     }
 
     /// A round against the best peer, then the others in turn while they
@@ -123,19 +126,26 @@ impl Follow {
         log: &EventLog,
         peers: &Peers,
         after: Option<u64>,
-        behind: &(dyn Fn() + Sync),
+        status: &FollowStatus,
     ) -> Result<(u64, u64, Multiaddr), NodeError> {
         let mut tried = HashSet::new();
         let mut last = None;
         while let Some((peer, addr)) = peers.best(&tried) {
-            match self.sync_with(node, log, &addr, after, behind).await {
+            match self.sync_with(node, log, &addr, after, status).await {
                 Ok((n, next)) => {
                     peers.reward(peer);
                     return Ok((n, next, addr));
                 }
+                // The writer's fault, not the peer's: the same from any.
+                Err(e @ NodeError::StreamEquivocation { .. }) => return Err(e),
                 Err(e) => {
                     tracing::debug!(%addr, "replication round failed: {e}");
-                    peers.penalize(peer, FAILED);
+                    if let NodeError::Lied { .. } = e {
+                        peers.ban(peer);
+                        node.disconnect(peer).await;
+                    } else {
+                        peers.penalize(peer, FAILED);
+                    }
                     tried.insert(peer);
                     last = Some(e);
                 }
@@ -144,14 +154,13 @@ impl Follow {
         Err(last.unwrap_or_else(|| NodeError::NoPeer("every peer is banned".into())))
     }
 
-    /// `behind` is called when the peer has events this log lacks.
     async fn sync_with(
         &self,
         node: &Node,
         log: &EventLog,
         from: &Multiaddr,
         after: Option<u64>,
-        behind_peer: &(dyn Fn() + Sync),
+        status: &FollowStatus,
     ) -> Result<(u64, u64), NodeError> {
         let ResponseV1::Heads { heads, next } = node
             .request(
@@ -168,9 +177,17 @@ impl Follow {
                 what: "a heads request",
             });
         };
-        let behind = behind(log, heads);
+        // Streams whose writer was caught signing two histories stay out.
+        let forked = status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .equivocations
+            .clone();
+        let (still_forked, behind): (Vec<_>, Vec<_>) = behind(log, heads)
+            .into_iter()
+            .partition(|(s, ..)| forked.contains(s));
         if !behind.is_empty() {
-            behind_peer();
+            update(status, |r| r.rounds.caught_up = false);
         }
         // Each stream is fetched from the version this log holds (what an
         // earlier head covered is not sent again), in parts of bounded
@@ -178,7 +195,7 @@ impl Follow {
         // Two streams catch up at once, and one refused stream (forked,
         // wrongly signed) does not hold back the others.
         let mut streams = futures::stream::iter(behind)
-            .map(|behind| self.catch_up(node, log, from, behind))
+            .map(|behind| self.catch_up(node, log, from, behind, status))
             .buffer_unordered(2);
         let (mut imported, mut refused) = (0, None);
         while let Some(result) = streams.next().await {
@@ -188,6 +205,16 @@ impl Follow {
                     refused.get_or_insert(e);
                 }
             }
+        }
+        // A forked stream keeps the loop failing, so that it is seen.
+        if let Some((stream, have, _)) = still_forked.into_iter().next() {
+            refused.get_or_insert(NodeError::StreamEquivocation {
+                stream,
+                writer: hydra_volume::peer_id_of(&self.writer)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                length: have,
+            });
         }
         match refused {
             None => Ok((imported, next)),
@@ -202,11 +229,17 @@ impl Follow {
         log: &EventLog,
         from: &Multiaddr,
         (stream, mut have, length): (String, u64, u64),
+        status: &FollowStatus,
     ) -> Result<u64, NodeError> {
         let start = have;
         while have < length {
             let car = download(node, from, (stream.clone(), have)).await?;
-            let n = self.apply(log, from, car).await?;
+            let n = match self.apply(log, car).await {
+                Err(NodeError::Log(hydra_eventlog::Error::Inconsistent { .. })) if have > 0 => {
+                    return Err(self.judge(node, log, from, &stream, status).await);
+                }
+                r => r?,
+            };
             Stats::add(&node.stats().events_received, n);
             if n == 0 {
                 return Err(NodeError::Import {
@@ -253,25 +286,93 @@ impl Follow {
     }
 
     /// Imports an export, verified completely before anything changes.
-    async fn apply(
-        &self,
-        log: &EventLog,
-        from: &Multiaddr,
-        car: ByteBuf,
-    ) -> Result<u64, NodeError> {
+    async fn apply(&self, log: &EventLog, car: ByteBuf) -> Result<u64, NodeError> {
         let log = log.clone();
         let writer = self.writer;
-        let peer = from.to_string();
-        tokio::task::spawn_blocking(move || {
-            log.import_bytes(&car, &[writer])
-                .map(|r| r.events)
-                .map_err(|e| NodeError::Import {
-                    peer,
-                    reason: e.to_string(),
-                })
+        tokio::task::spawn_blocking(move || log.import_bytes(&car, &[writer]).map(|r| r.events))
+            .await
+            .map_err(|_| NodeError::Stopped)?
+            .map_err(NodeError::Log)
+    }
+
+    /// An export of `stream` did not extend this log's copy: asks the peer
+    /// for its root at this copy's length and the proof to its head. The
+    /// same root means the peer's history extends this one, so the
+    /// export's records were wrong (the peer lied); another root, proven
+    /// under the writer's signature, means the writer signed two
+    /// histories: both heads and the proof are kept as evidence.
+    async fn judge(
+        &self,
+        node: &Node,
+        log: &EventLog,
+        from: &Multiaddr,
+        stream: &str,
+        status: &FollowStatus,
+    ) -> NodeError {
+        let held = match StreamId::new(stream).map(|id| log.head(&id)) {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return NodeError::Log(e),
+            Err(e) => return NodeError::Log(e.into()),
+        };
+        let lied = |reason: String| NodeError::Lied {
+            peer: from.to_string(),
+            reason,
+        };
+        let request = RequestV1::Extension {
+            stream: stream.to_owned(),
+            from_length: held.length,
+        };
+        let ext = match node.request(from, request).await {
+            Ok(ResponseV1::Extension(ext)) => ext,
+            Ok(_) => {
+                return lied(format!(
+                    "it answered an extension of {stream} with something else"
+                ));
+            }
+            Err(e) => return e,
+        };
+        if let Err(e) = ext.verify(&self.writer) {
+            return lied(format!(
+                "its proof for stream {stream} does not verify: {e}"
+            ));
+        }
+        if !ext.contradicts(&held) {
+            return lied(format!(
+                "its export of stream {stream} does not lead to the head its own history proves"
+            ));
+        }
+        let evidence = serde_json::to_vec_pretty(&serde_json::json!({
+            "held": held,
+            "extension": ext,
+        }))
+        .expect("heads encode");
+        let store = log.store().clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            store
+                .bucket(&hydra_bucket::BucketName::default_bucket(), None)
+                .and_then(|b| b.keep_evidence(&evidence))
         })
-        .await
-        .map_err(|_| NodeError::Stopped)?
+        .await;
+        if let Ok(Err(e)) = kept {
+            tracing::error!("keeping evidence: {e}");
+        }
+        let e = NodeError::StreamEquivocation {
+            stream: stream.to_owned(),
+            writer: held.signer_peer_id(),
+            length: held.length,
+        };
+        let mut first = false;
+        update(status, |r| {
+            first = !r.equivocations.iter().any(|s| s == stream);
+            if first {
+                r.equivocations.push(stream.to_owned());
+            }
+        });
+        if first {
+            Stats::add(&node.stats().equivocations, 1);
+            tracing::error!("{e}");
+        }
+        e
     }
 
     /// Follows until the task is dropped: each heads request waits at
@@ -285,8 +386,7 @@ impl Follow {
         };
         let mut after = None;
         loop {
-            let behind = || update(&status, |r| r.rounds.caught_up = false);
-            let result = self.sync(&node, &log, &peers, after, &behind).await;
+            let result = self.sync(&node, &log, &peers, after, &status).await;
             update(&status, |r| r.rounds.record(&result, &peers));
             match result {
                 Ok((n, next, peer)) => {

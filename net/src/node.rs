@@ -46,6 +46,18 @@ pub enum NodeError {
     Bucket { bucket: String, reason: String },
     #[error("no peer to ask: {0}")]
     NoPeer(String),
+    #[error("peer {peer} lied: {reason}")]
+    Lied { peer: String, reason: String },
+    #[error(
+        "writer {writer} signed two histories of stream {stream} (heads at {length} events disagree); both kept as evidence, the stream is not followed"
+    )]
+    StreamEquivocation {
+        stream: String,
+        writer: String,
+        length: u64,
+    },
+    #[error(transparent)]
+    Log(hydra_eventlog::Error),
     #[error(
         "writer {writer} signed two manifests of bucket {bucket} at seq {seq}; both kept as evidence, replication stopped"
     )]

@@ -129,6 +129,19 @@ impl Served {
                 ResponseV1::Heads { heads, next }
             }
             RequestV1::Export { streams } => self.export(streams),
+            RequestV1::Extension {
+                stream,
+                from_length,
+            } => match StreamId::new(stream)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    self.log
+                        .extension(&s, from_length)
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(e) => ResponseV1::Extension(Box::new(e)),
+                Err(e) => ResponseV1::Error(e),
+            },
         })
     }
 

@@ -38,6 +38,10 @@ pub enum RequestV1 {
     /// An export (CARv1) of these streams, each from the version beside
     /// it (the length the asker already holds), with the current head.
     Export { streams: Vec<(String, u64)> },
+    /// The stream's head, its root at `from_length` and the proof between
+    /// them (`hydra_eventlog::Extension`): asked when an export does not
+    /// extend the asker's copy, to tell bad records from a forked writer.
+    Extension { stream: String, from_length: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +57,7 @@ pub enum ResponseV1 {
         next: u64,
     },
     Car(ByteBuf),
+    Extension(Box<hydra_eventlog::Extension>),
     Error(String),
 }
 

@@ -245,3 +245,34 @@ fn a_long_stream_moves_in_parts_each_with_its_own_signed_head() {
         a.head(&sid("orders")).unwrap()
     );
 }
+
+#[test]
+fn an_extension_tells_a_bad_export_from_a_writer_that_forked() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = sid("orders");
+    {
+        let a = open(da.path());
+        fill(&a, &s, 10);
+    }
+    // The same volume, so the same writer key, copied: two histories.
+    copy_dir(da.path(), db.path());
+    let (a, b) = (open(da.path()), open(db.path()));
+    let writer = a.identity().public_key();
+    assert_eq!(writer, b.identity().public_key());
+    fill(&a, &s, 5);
+    b.append(&s, ExpectedVersion::Any, vec![ev("Forked", "{}")])
+        .unwrap();
+
+    let ext = a.extension(&s, 11).unwrap();
+    ext.verify(&writer).unwrap();
+    assert_eq!((ext.proof.old_length, ext.head.length), (11, 15));
+    // Against the writer's own head at 11: consistent.
+    assert!(!ext.contradicts(&a.head_at(&s, 11).unwrap()));
+    // Against the other history's head at 11: equivocation.
+    assert!(ext.contradicts(&b.head(&s).unwrap()));
+    // A tampered old root or path does not verify.
+    let mut bad = ext.clone();
+    bad.old_root[0] ^= 1;
+    assert!(bad.verify(&writer).is_err());
+    assert!(ext.verify(&[9; 32]).is_err(), "another signer");
+}

@@ -272,3 +272,102 @@ async fn a_stream_larger_than_one_message_catches_up_in_parts() {
     assert_eq!(follower.head(&s).unwrap(), writer.head(&s).unwrap());
     assert!(b.stats().snapshot().bytes_received > 80 << 20);
 }
+
+/// Copies a closed data directory (so that two logs share one writer key).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&e.path(), &target);
+        } else if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_signing_two_histories_of_a_stream_is_caught() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    {
+        let a = open(dirs[0].path());
+        append(&a, "orders-1", 10);
+        a.close().unwrap();
+    }
+    copy_dir(dirs[0].path(), dirs[1].path());
+    // One key, two histories after the tenth event.
+    let (a, fork, follower) = (
+        open(dirs[0].path()),
+        open(dirs[1].path()),
+        open(dirs[2].path()),
+    );
+    append(&a, "orders-1", 5);
+    let s = StreamId::new("orders-1").unwrap();
+    fork.append(
+        &s,
+        ExpectedVersion::Any,
+        vec![NewEvent::new("Forked", vec![1; 7])],
+    )
+    .unwrap();
+    append(&fork, "orders-1", 5);
+    let listen = || vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let na = Node::start(a.clone(), Serving::streams(), listen())
+        .await
+        .unwrap();
+    let nf = Node::start(fork.clone(), Serving::streams(), listen())
+        .await
+        .unwrap();
+    let nb = Node::start(follower.clone(), Serving::streams(), Vec::new())
+        .await
+        .unwrap();
+    let key = a.identity().public_key();
+    assert_eq!(follow(&na, key).round(&nb, &follower).await.unwrap(), 15);
+
+    // A and the fork share a peer id: a fresh node, so that the fork is
+    // not reached over the connection to A.
+    drop(nb);
+    let nb = Node::start(follower.clone(), Serving::streams(), Vec::new())
+        .await
+        .unwrap();
+    let from_fork = follow(&nf, key);
+    let status = from_fork.status();
+    let task = tokio::spawn(from_fork.run(nb.clone(), follower.clone(), status.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status.lock().unwrap().equivocations.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            status.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    task.abort();
+    let report = status.lock().unwrap().clone();
+    assert_eq!(report.equivocations, vec!["orders-1".to_owned()]);
+    let err = report.rounds.last_error.clone().unwrap_or_default();
+    assert!(
+        err.contains("signed two histories of stream orders-1"),
+        "{report:?}"
+    );
+    assert_eq!(nb.stats().snapshot().equivocations, 1, "counted once");
+    // Nothing of the fork applied; the evidence proves it to anyone.
+    assert_eq!(follower.head(&s).unwrap(), a.head(&s).unwrap());
+    let bucket = follower
+        .store()
+        .bucket(&"default".parse().unwrap(), None)
+        .unwrap();
+    let kept: Vec<_> = bucket
+        .roots(hydra_bucket::EVIDENCE_PREFIX)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(kept.len(), 1);
+    let v: serde_json::Value =
+        serde_json::from_slice(&bucket.get_stored(&kept[0].1).unwrap().unwrap()).unwrap();
+    let held: hydra_eventlog::Head = serde_json::from_value(v["held"].clone()).unwrap();
+    let ext: hydra_eventlog::Extension = serde_json::from_value(v["extension"].clone()).unwrap();
+    ext.verify(&key).unwrap();
+    held.verify(&key).unwrap();
+    assert!(ext.contradicts(&held));
+}
