@@ -341,3 +341,154 @@ async fn a_writer_signing_two_manifests_of_one_seq_is_caught() {
     );
     assert!(rb.object("big").unwrap().is_some());
 }
+
+/// The writer's export with one byte of one event changed: every block
+/// still matches its CID (they are re-addressed), the head is the writer's,
+/// but the records no longer lead to its root.
+fn tampered(car: &[u8]) -> Vec<u8> {
+    use hydra_block::{CarReader, CarWriter, Codec, Node};
+    use serde_bytes::ByteBuf;
+    let mut reader = CarReader::new(car).unwrap();
+    let (_, head) = reader.next_block().unwrap().unwrap();
+    let mut head: Node<hydra_eventlog::Head> =
+        Node::decode(hydra_eventlog::STREAM_HEAD, &head).unwrap();
+    let mut bundles = Vec::new();
+    while let Some((_, b)) = reader.next_block().unwrap() {
+        bundles.push(Node::<Vec<ByteBuf>>::decode(hydra_eventlog::EVENT_BUNDLE, &b).unwrap());
+    }
+    // The last data byte of the first record (its metadata, empty, ends it).
+    let record = &mut bundles[0].body[0];
+    let at = record.len() - 2;
+    record[at] ^= 1;
+    let encoded: Vec<(Ref, Vec<u8>)> = bundles
+        .iter()
+        .map(|b| {
+            let bytes = b.encode();
+            (Ref::of(Codec::Node, &bytes), bytes)
+        })
+        .collect();
+    head.links = encoded.iter().map(|(r, _)| *r).collect();
+    let head_bytes = head.encode();
+    let head_ref = Ref::of(Codec::Node, &head_bytes);
+    let mut out = CarWriter::new(Vec::new(), &[head_ref]).unwrap();
+    out.write(&head_ref, &head_bytes).unwrap();
+    for (r, b) in &encoded {
+        out.write(r, b).unwrap();
+    }
+    out.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_records_that_miss_the_head_is_banned() {
+    use hydra_eventlog::{ExpectedVersion, NewEvent, StreamId};
+    use hydra_net::{Follow, RequestV1, ResponseV1, SyncRequest, SyncResponse};
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, r) = (open(dirs[0].path()), open(dirs[1].path()));
+    let s = StreamId::new("orders-1").unwrap();
+    for i in 0..12u8 {
+        a.append(
+            &s,
+            ExpectedVersion::Any,
+            vec![NewEvent::new("E", vec![b'a' + i; 16])],
+        )
+        .unwrap();
+    }
+    // The replica holds the first ten, from the writer (one part each).
+    let key = a.identity().public_key();
+    for _ in 0..10 {
+        let v = r.stream_version(&s).unwrap().map_or(0, |v| v + 1);
+        let mut part = Vec::new();
+        a.export_part(&[(s.clone(), v)], Some(1), &mut part)
+            .unwrap();
+        r.import_bytes(&part, &[key]).unwrap();
+    }
+    assert_eq!(r.stream_version(&s).unwrap(), Some(9));
+    let mut rest = Vec::new();
+    a.export_from(&[(s.clone(), 10)], &mut rest).unwrap();
+    let (bad, ext) = (tampered(&rest), a.extension(&s, 10).unwrap());
+
+    // A peer that answers heads truthfully, exports with a changed event,
+    // and extensions truthfully (its tree does extend the replica's).
+    let keypair = libp2p::identity::Keypair::generate_ed25519();
+    let id = keypair.public().to_peer_id();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::<Codec<SyncRequest, SyncResponse>>::new(
+                [(
+                    StreamProtocol::new(hydra_net::PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
+                request_response::Config::default(),
+            )
+        })
+        .unwrap()
+        .build();
+    swarm.listen_on(listen()[0].clone()).unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address.with(libp2p::multiaddr::Protocol::P2p(id));
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request: SyncRequest::V1(request),
+                        channel,
+                        ..
+                    },
+                ..
+            }) = swarm.select_next_some().await
+            else {
+                continue;
+            };
+            let answer = match request {
+                RequestV1::Heads { .. } => ResponseV1::Heads {
+                    heads: vec![("orders-1".into(), 12)],
+                    next: 12,
+                },
+                RequestV1::Export { .. } => ResponseV1::Car(bad.clone().into()),
+                RequestV1::Extension { .. } => ResponseV1::Extension(Box::new(ext.clone())),
+            };
+            let _ = swarm
+                .behaviour_mut()
+                .send_response(channel, SyncResponse::V1(answer));
+        }
+    });
+
+    let node = Node::start(r.clone(), Serving::streams(), Vec::new())
+        .await
+        .unwrap();
+    let follow = Follow {
+        from: vec![addr],
+        writer: key,
+        prefix: "orders".into(),
+        retry: Duration::from_secs(3600),
+    };
+    let status = follow.status();
+    let task = tokio::spawn(follow.run(node.clone(), r.clone(), status.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status.lock().unwrap().rounds.last_error.is_none() {
+        assert!(std::time::Instant::now() < deadline, "no verdict");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    let report = status.lock().unwrap().clone();
+    let err = report.rounds.last_error.clone().unwrap();
+    assert!(
+        err.contains("lied") && err.contains("does not lead to the head"),
+        "{err}"
+    );
+    assert!(report.rounds.peers[0].banned_for_s.is_some(), "{report:?}");
+    assert!(report.equivocations.is_empty(), "not the writer's fault");
+    assert_eq!(node.stats().snapshot().equivocations, 0);
+    assert_eq!(r.stream_version(&s).unwrap(), Some(9), "nothing applied");
+}
