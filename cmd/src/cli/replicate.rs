@@ -76,14 +76,25 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
                 p if p.is_empty() => "all streams".to_owned(),
                 p => format!("streams {p:?}*"),
             };
+            let forked: Vec<&str> = f["equivocations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             writeln!(
                 out,
-                "{prefix} of {} from {}: {} events in {} rounds, peer at position {}, {}",
+                "{prefix} of {} from {}: {} events in {} rounds, peer at position {}{}, {}",
                 s("writer"),
                 s("peer"),
                 f["events"],
                 f["rounds"],
                 f["peer_next_position"],
+                if forked.is_empty() {
+                    String::new()
+                } else {
+                    format!(", writer equivocated on {}", forked.join(", "))
+                },
                 state(f)
             )?;
         }
