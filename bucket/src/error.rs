@@ -95,6 +95,8 @@ pub enum BucketError {
     Write(#[source] std::io::Error),
     #[error("stored root {name:?} is unreadable: {reason}")]
     BadRoot { name: String, reason: String },
+    #[error("bucket import refused: {0}")]
+    Car(String),
     #[error("manifest of bucket {bucket} refused: {reason}")]
     BadManifest { bucket: String, reason: String },
     #[error("manifest of bucket {bucket} is signed by {signer}, which is not a trusted writer")]

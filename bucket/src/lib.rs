@@ -41,6 +41,7 @@ mod name;
 mod object;
 mod replica;
 mod store;
+mod transfer;
 mod transform;
 mod verify;
 
@@ -57,5 +58,6 @@ pub use replica::{
     Receiver,
 };
 pub use store::{CreateOptions, Store};
+pub use transfer::{BucketExport, BucketImport};
 pub use transform::{Encryption, Transforms};
 pub use verify::{Corruption, VerifyReport};

@@ -276,10 +276,31 @@ impl Bucket {
         }
     }
 
-    /// Makes a checked manifest this replica's: removes the objects it no
-    /// longer lists, and keeps its signed bytes to serve. Every listed
-    /// object must already be in place ([`Receiver::finish`]).
+    /// Names `object` (its closure must be stored).
+    fn name_object(&self, object: &ManifestObject) -> Result<(), BucketError> {
+        self.set_root_quietly(&format!("{CLOSURE_PREFIX}{}", object.key), object.closure)?;
+        self.set_root(
+            &format!("{}{}", crate::object::ROOT_PREFIX, object.key),
+            object.root,
+        )
+    }
+
+    /// Makes a checked manifest this replica's: names every object it
+    /// lists that is not named yet, removes those it no longer lists, and
+    /// keeps its signed bytes to serve. Every listed object's blocks must
+    /// be stored ([`Receiver::finish`] or [`Receiver::complete`]).
     pub fn apply_manifest(&self, signed: &[u8], manifest: &Manifest) -> Result<(), BucketError> {
+        for o in &manifest.objects {
+            if !self.holds(o)? {
+                if !self.has(&o.closure)? {
+                    return Err(BucketError::ObjectIncomplete {
+                        key: o.key.clone(),
+                        reference: o.closure,
+                    });
+                }
+                self.name_object(o)?;
+            }
+        }
         let keep: std::collections::HashSet<&str> =
             manifest.objects.iter().map(|o| o.key.as_str()).collect();
         let gone: Vec<String> = self
@@ -320,9 +341,24 @@ impl Receiver<'_> {
         self.writer.add_stored(r, stored)
     }
 
-    /// Names `object` once every block its closure lists is stored.
+    /// Names `object` once every block its closure lists is stored;
+    /// returns how many blocks this receiver wrote.
     pub fn finish(
         mut self,
+        object: &ManifestObject,
+        closure: &Closure,
+    ) -> Result<u64, BucketError> {
+        let written = self.complete(object, closure)?;
+        self.writer.bucket().name_object(object)?;
+        Ok(written)
+    }
+
+    /// Checks that every block `closure` lists for `object` is stored,
+    /// without naming it: the blocks stay pinned until the receiver is
+    /// dropped, so that [`Bucket::apply_manifest`] can name them all at
+    /// once. Returns how many blocks this receiver wrote.
+    pub fn complete(
+        &mut self,
         object: &ManifestObject,
         closure: &Closure,
     ) -> Result<u64, BucketError> {
@@ -345,11 +381,6 @@ impl Receiver<'_> {
                 reference: *r,
             });
         }
-        b.set_root_quietly(&format!("{CLOSURE_PREFIX}{}", object.key), object.closure)?;
-        b.set_root(
-            &format!("{}{}", crate::object::ROOT_PREFIX, object.key),
-            object.root,
-        )?;
         Ok(written)
     }
 }

@@ -175,19 +175,25 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
         }
         Command::Snapshot(cmd) => snapshot(remote, cmd, &mut out)?,
         Command::Export(args) => {
-            let names: Vec<(&str, String)> = args
+            let mut names: Vec<(&str, String)> = args
                 .streams
                 .iter()
                 .map(|s| ("stream", s.to_string()))
                 .collect();
+            if let Some(b) = &args.bucket {
+                names.push(("bucket", b.to_string()));
+            }
             let mut r = remote.send(remote.get("/export").query(&names))?;
             let mut f = std::fs::File::create(&args.output)
                 .with_context(|| format!("creating {}", args.output.display()))?;
             let n = std::io::copy(&mut r, &mut f)?;
+            let what = match &args.bucket {
+                Some(b) => format!("bucket {b}"),
+                None => format!("{} streams", args.streams.len()),
+            };
             writeln!(
                 out,
-                "exported {} streams ({}) to {}",
-                args.streams.len(),
+                "exported {what} ({}) to {}",
                 human(n),
                 args.output.display()
             )?;
@@ -204,11 +210,7 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
                     .query(&q)
                     .body(reqwest::blocking::Body::new(f)),
             )?;
-            writeln!(
-                out,
-                "imported {} streams: {} new events, {} already here",
-                v["streams"], v["events"], v["skipped"]
-            )?;
+            writeln!(out, "{}", crate::cli::transfer::imported(&v))?;
         }
         Command::Replicate(crate::cli::replicate::ReplicateCmd::Status { json }) => {
             drop(out);

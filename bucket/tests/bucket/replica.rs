@@ -31,6 +31,22 @@ fn replicate(
     fetched
 }
 
+/// An encrypted, compressed bucket holding `big` (`data`) and `small`.
+fn writer_bucket(s: &Store, name: &BucketName, key: &Key, data: &[u8]) -> hydra_bucket::Bucket {
+    s.create_bucket(
+        name,
+        CreateOptions {
+            zstd_level: Some(3),
+            key: Some(key),
+        },
+    )
+    .unwrap();
+    let b = s.bucket(name, Some(key)).unwrap();
+    b.put_object("big", data, |_| {}).unwrap();
+    b.put_object("small", &b"tiny"[..], |_| {}).unwrap();
+    b
+}
+
 #[test]
 fn a_blind_replica_stores_and_reserves_what_it_cannot_read() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -44,17 +60,7 @@ fn a_blind_replica_stores_and_reserves_what_it_cannot_read() {
     }
 
     let a = store(dirs[0].path(), Backend::Redb);
-    a.create_bucket(
-        &name,
-        CreateOptions {
-            zstd_level: Some(3),
-            key: Some(&key),
-        },
-    )
-    .unwrap();
-    let wa = a.bucket(&name, Some(&key)).unwrap();
-    wa.put_object("big", &data[..], |_| {}).unwrap();
-    wa.put_object("small", &b"tiny"[..], |_| {}).unwrap();
+    let wa = writer_bucket(&a, &name, &key, &data);
     let manifest = wa.manifest(&writer_id, 1).unwrap();
     assert_eq!(manifest.objects.len(), 2);
     let signed = manifest.sign(&writer_id);
@@ -168,4 +174,71 @@ fn a_receiver_refuses_bytes_that_do_not_match_their_ref() {
     assert!(matches!(err, BucketError::Corrupt { .. }), "{err}");
     drop(rx);
     assert!(!b.has(&r).unwrap());
+}
+
+#[test]
+fn a_bucket_export_imports_verified_blind_and_keyed() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let key = Key::generate().unwrap();
+    let name: BucketName = "vault".parse().unwrap();
+    let writer = Identity::from_seed([5; 32]);
+    let a = store(dirs[0].path(), Backend::Redb);
+    let data = noise(9, 700_000);
+    let wa = writer_bucket(&a, &name, &key, &data);
+    let mut file = Vec::new();
+    let e = wa.export(&writer, 1, &mut file).unwrap();
+    assert_eq!((e.bucket.as_str(), e.objects), ("vault", 2));
+
+    // Blind: no key needed to import, verify and re-export.
+    let trusted = [writer.public_key()];
+    let b = store(dirs[1].path(), Backend::Redb);
+    let r = b.import(&file[..], &trusted, None).unwrap();
+    assert_eq!((r.objects, r.blocks, r.skipped), (2, e.blocks - 1, 0));
+    let again = b.import(&file[..], &trusted, None).unwrap();
+    assert_eq!(
+        (again.blocks, again.skipped),
+        (0, e.blocks - 1),
+        "nothing twice"
+    );
+    let wb = b.bucket(&name, None).unwrap();
+    let mut relayed = Vec::new();
+    wb.export(&Identity::from_seed([6; 32]), 99, &mut relayed)
+        .unwrap();
+
+    // Keyed, from the blind replica's export: the writer's manifest.
+    let c = store(dirs[2].path(), Backend::Redb);
+    c.import(&relayed[..], &trusted, Some(&key)).unwrap();
+    let mut out = Vec::new();
+    c.bucket(&name, Some(&key))
+        .unwrap()
+        .get_object("big", &mut out, |_| {})
+        .unwrap();
+    assert!(out == data);
+
+    // Truncated anywhere, a flipped byte anywhere past the header, or
+    // another writer trusted: refused, and no bucket is left behind.
+    let d = store(dirs[3].path(), Backend::Redb);
+    for cut in [file.len() / 3, file.len() - 1] {
+        assert!(d.import(&file[..cut], &trusted, None).is_err());
+    }
+    for at in (200..file.len()).step_by(file.len() / 17) {
+        let mut bad = file.clone();
+        bad[at] ^= 0x20;
+        assert!(d.import(&bad[..], &trusted, None).is_err(), "byte {at}");
+    }
+    let err = d.import(&file[..], &[[1; 32]], None).unwrap_err();
+    assert!(matches!(err, BucketError::UntrustedWriter { .. }), "{err}");
+    assert!(d.bucket_config(&name).is_err(), "nothing left behind");
+
+    // An older manifest than the replica holds is refused.
+    wa.remove_object("small").unwrap();
+    let mut newer = Vec::new();
+    wa.export(&writer, 2, &mut newer).unwrap();
+    b.import(&newer[..], &trusted, None).unwrap();
+    assert!(
+        wb.root("o/small").unwrap().is_none(),
+        "removed with the writer's"
+    );
+    let err = b.import(&file[..], &trusted, None).unwrap_err();
+    assert!(err.to_string().contains("older than"), "{err}");
 }

@@ -1,10 +1,13 @@
-//! `hydra export` and `hydra import`: streams as verifiable CARv1 files.
+//! `hydra export` and `hydra import`: streams, or a bucket, as verifiable
+//! CARv1 files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use hydra_bucket::BucketName;
 use hydra_eventlog::StreamId;
+use serde_json::{Value, json};
 
 use super::stream::open;
 use crate::context::Ctx;
@@ -13,8 +16,12 @@ use crate::context::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// A stream to export (repeatable): its signed head and every event.
-    #[arg(long = "stream", short = 's', required = true)]
+    #[arg(long = "stream", short = 's', required_unless_present = "bucket")]
     pub streams: Vec<StreamId>,
+    /// Export a bucket instead: its signed manifest and every object's
+    /// blocks (readable only with its key; importable without).
+    #[arg(long, short = 'b', conflicts_with = "streams", value_parser = super::parse_bucket)]
+    pub bucket: Option<BucketName>,
     /// The CARv1 file to write.
     #[arg(long, short = 'o')]
     pub output: PathBuf,
@@ -23,42 +30,103 @@ pub struct ExportArgs {
 /// `hydra import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// A CARv1 file written by `hydra export`.
+    /// A CARv1 file written by `hydra export` (streams or a bucket).
     pub file: PathBuf,
-    /// Accept only heads signed by this writer (64 hex digits of its
-    /// public key; repeatable). Without it, any valid signature.
+    /// Accept only heads and manifests signed by this writer (its peer id
+    /// or 64 hex digits of its public key; repeatable). Without it, any
+    /// valid signature.
     #[arg(long = "writer")]
     pub writers: Vec<String>,
+}
+
+/// What an export file holds, from its first root: a bucket's manifest is
+/// a raw block, streams' heads are nodes.
+pub fn holds_a_bucket(path: &Path) -> Result<bool> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let car = hydra_block::CarReader::new(std::io::BufReader::new(f))
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(car
+        .roots()
+        .first()
+        .is_some_and(|r| r.codec() == hydra_block::Codec::Raw))
+}
+
+/// The writers given, by peer id or public key.
+pub fn writers(given: &[String]) -> Result<Vec<[u8; 32]>> {
+    given
+        .iter()
+        .map(|w| crate::daemon::config::parse_writer(w))
+        .collect()
+}
+
+/// Milliseconds since the epoch: the seq of a manifest signed now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
     let log = open(ctx)?;
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
-    let r = log.export(&args.streams, std::io::BufWriter::new(file))?;
-    println!(
-        "exported {} streams, {} events, {} blocks to {}",
-        r.streams,
-        r.events,
-        r.blocks,
-        args.output.display()
-    );
+    let out = std::io::BufWriter::new(file);
+    if let Some(name) = &args.bucket {
+        let bucket = ctx.bucket(log.store(), name)?;
+        let r = bucket.export(log.identity(), now_ms(), out)?;
+        println!("{}", exported_bucket(&json!(r), &args.output));
+    } else {
+        let r = log.export(&args.streams, out)?;
+        println!(
+            "exported {} streams, {} events, {} blocks to {}",
+            r.streams,
+            r.events,
+            r.blocks,
+            args.output.display()
+        );
+    }
     log.close()?;
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn exported_bucket(r: &Value, to: &Path) -> String {
+    format!(
+        "exported bucket {}: {} objects, {} blocks to {}",
+        r["bucket"].as_str().unwrap_or(""),
+        r["objects"],
+        r["blocks"],
+        to.display()
+    )
+}
+
+/// One line for an import's report, whichever kind it was.
+pub fn imported(r: &Value) -> String {
+    match r["bucket"].as_str() {
+        Some(b) => format!(
+            "imported bucket {b}: {} objects, {} new blocks, {} already here",
+            r["objects"], r["blocks"], r["skipped"]
+        ),
+        None => format!(
+            "imported {} streams: {} new events, {} already here",
+            r["streams"], r["events"], r["skipped"]
+        ),
+    }
+}
+
 pub fn import(ctx: &Ctx, args: ImportArgs) -> Result<ExitCode> {
-    let writers = args
-        .writers
-        .iter()
-        .map(|w| super::stream::parse_key(w))
-        .collect::<Result<Vec<_>>>()?;
+    let writers = writers(&args.writers)?;
+    let bucket = holds_a_bucket(&args.file)?;
     let log = open(ctx)?;
-    let r = log.import(&args.file, &writers)?;
-    println!(
-        "imported {} streams: {} new events, {} already here",
-        r.streams, r.events, r.skipped
-    );
+    let r = if bucket {
+        let f = std::fs::File::open(&args.file)?;
+        json!(
+            log.store()
+                .import(std::io::BufReader::new(f), &writers, ctx.key()?.as_ref())?
+        )
+    } else {
+        json!(log.import(&args.file, &writers)?)
+    };
+    println!("{}", imported(&r));
     log.close()?;
     Ok(ExitCode::SUCCESS)
 }

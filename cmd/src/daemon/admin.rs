@@ -183,20 +183,41 @@ pub async fn export(
     State(app): State<Shared>,
     axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> ApiResult<Response> {
-    let streams = query_values(q, "stream")
+    let streams = query_values(q.clone(), "stream")
         .into_iter()
         .map(|s| hydra_eventlog::StreamId::new(s).map_err(|e| ApiError::bad_request(e.to_string())))
         .collect::<ApiResult<Vec<_>>>()?;
-    if streams.is_empty() {
-        return Err(ApiError::bad_request("give at least one ?stream="));
-    }
+    let bucket = query_values(q, "bucket").pop();
     let a = app.clone();
-    let bytes = blocking(&app, move || {
-        let mut out = Vec::new();
-        a.log.export(&streams, &mut out)?;
-        Ok(out)
-    })
-    .await?;
+    let bytes = match bucket {
+        Some(_) if !streams.is_empty() => {
+            return Err(ApiError::bad_request(
+                "export streams and a bucket to separate files",
+            ));
+        }
+        Some(b) => {
+            blocking(&app, move || {
+                let mut out = Vec::new();
+                let bucket = a.bucket(&b)?;
+                bucket.export(a.log.identity(), crate::cli::transfer::now_ms(), &mut out)?;
+                Ok(out)
+            })
+            .await?
+        }
+        None if streams.is_empty() => {
+            return Err(ApiError::bad_request(
+                "give at least one ?stream= or a ?bucket=",
+            ));
+        }
+        None => {
+            blocking(&app, move || {
+                let mut out = Vec::new();
+                a.log.export(&streams, &mut out)?;
+                Ok(out)
+            })
+            .await?
+        }
+    };
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/vnd.ipld.car")],
         bytes,
@@ -220,10 +241,8 @@ pub async fn import(
     body: axum::body::Body,
 ) -> ApiResult<Response> {
     use futures_util::StreamExt;
-    let writers = query_values(q, "writer")
-        .iter()
-        .map(|w| crate::cli::stream::parse_key(w).map_err(|e| ApiError::bad_request(e.to_string())))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let writers = crate::cli::transfer::writers(&query_values(q, "writer"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     // The body may be any size: spooled to a file (import reads it twice),
     // removed when dropped, whichever way this returns.
     let file = tempfile::NamedTempFile::new().map_err(|e| ApiError::internal(e.to_string()))?;
@@ -243,6 +262,39 @@ pub async fn import(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     drop(f);
     let a = app.clone();
-    let r = blocking(&app, move || Ok(a.log.import(file.path(), &writers)?)).await?;
+    let r = blocking(&app, move || {
+        let bucket = crate::cli::transfer::holds_a_bucket(file.path())
+            .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+        if !bucket {
+            return Ok(json!(a.log.import(file.path(), &writers)?));
+        }
+        let f = std::fs::File::open(file.path()).map_err(|e| ApiError::internal(e.to_string()))?;
+        // Into the store that holds the bucket, or the event log's.
+        let name = manifest_bucket(file.path())?;
+        let store = name
+            .parse()
+            .ok()
+            .and_then(|n| a.store_of(&n).ok())
+            .unwrap_or(&a.stores[0].1);
+        Ok(json!(store.import(
+            std::io::BufReader::new(f),
+            &writers,
+            a.keys.get(&name)
+        )?))
+    })
+    .await?;
     Ok(Json(r).into_response())
+}
+
+/// The bucket an export's manifest names (read again when it is applied,
+/// with every check).
+fn manifest_bucket(path: &std::path::Path) -> ApiResult<String> {
+    let f = std::fs::File::open(path).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut car = hydra_block::CarReader::new(std::io::BufReader::new(f))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (_, signed) = car
+        .next_block()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .ok_or_else(|| ApiError::bad_request("the file holds no block"))?;
+    Ok(hydra_bucket::Manifest::decode_stored(&signed)?.bucket)
 }

@@ -110,6 +110,29 @@ fn export_from_one_daemon_import_into_another() {
         .json()
         .unwrap();
     assert_eq!(head_a, head_b);
+    // A bucket too: the default one, by file.
+    c.put(format!("{}/buckets/default/objects/notes.txt", a.url))
+        .body("hello")
+        .send()
+        .unwrap();
+    let bucket_file = da.path().join("default.car");
+    let out = api(
+        &a.url,
+        &[
+            "export",
+            "--bucket",
+            "default",
+            "-o",
+            bucket_file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.starts_with("exported bucket default"), "{out}");
+    let out = api(&b.url, &["import", bucket_file.to_str().unwrap()]);
+    assert!(
+        out.starts_with("imported bucket default: 1 objects"),
+        "{out}"
+    );
+    assert_eq!(api(&b.url, &["object", "get", "notes.txt"]), "hello");
     let events: serde_json::Value = c
         .get(format!("{}/streams/orders", b.url))
         .send()
@@ -259,4 +282,92 @@ fn bad_follow_settings_are_refused_at_start() {
         );
         assert!(err.contains(why), "{flag}: {err}");
     }
+}
+
+#[test]
+fn a_bucket_moves_as_a_file_blind_then_keyed() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let key = dirs[0].path().join("vault.key");
+    let k = key.to_str().unwrap();
+    ok(
+        dirs[0].path(),
+        &[
+            "bucket",
+            "create",
+            "vault",
+            "--compress",
+            "zstd",
+            "--encrypt",
+            "--key-file",
+            k,
+        ],
+    );
+    let data = crate::noise(3, 400_000);
+    let src = dirs[0].path().join("big.bin");
+    std::fs::write(&src, &data).unwrap();
+    ok(
+        dirs[0].path(),
+        &[
+            "object",
+            "put",
+            "-b",
+            "vault",
+            "--key-file",
+            k,
+            "big",
+            src.to_str().unwrap(),
+        ],
+    );
+    let file = dirs[0].path().join("vault.car");
+    let out = ok(
+        dirs[0].path(),
+        &[
+            "export",
+            "--bucket",
+            "vault",
+            "--key-file",
+            k,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.starts_with("exported bucket vault: 1 objects"), "{out}");
+    let writer = ok(dirs[0].path(), &["peer", "id"]);
+    let writer = writer.lines().next().unwrap();
+
+    // Without the key: imported, verified, unreadable.
+    let out = ok(
+        dirs[1].path(),
+        &["import", file.to_str().unwrap(), "--writer", writer],
+    );
+    assert!(out.starts_with("imported bucket vault: 1 objects"), "{out}");
+    let err = fails(dirs[1].path(), &["object", "get", "-b", "vault", "big"]);
+    assert!(err.contains("this peer has no key"), "{err}");
+    // Another writer named: refused.
+    let err = fails(
+        dirs[2].path(),
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--writer",
+            &"ab".repeat(32),
+        ],
+    );
+    assert!(err.contains("not a trusted writer"), "{err}");
+    // Re-exported by the blind one, read with the key elsewhere.
+    let relayed = dirs[1].path().join("relayed.car");
+    ok(
+        dirs[1].path(),
+        &["export", "-b", "vault", "-o", relayed.to_str().unwrap()],
+    );
+    ok(
+        dirs[2].path(),
+        &["import", relayed.to_str().unwrap(), "--writer", writer],
+    );
+    let got = crate::run(
+        dirs[2].path(),
+        &["object", "get", "-b", "vault", "--key-file", k, "big"],
+        b"",
+    );
+    assert!(got.status.success() && got.stdout == data);
 }
