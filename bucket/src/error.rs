@@ -95,6 +95,10 @@ pub enum BucketError {
     Write(#[source] std::io::Error),
     #[error("stored root {name:?} is unreadable: {reason}")]
     BadRoot { name: String, reason: String },
+    #[error(
+        "bucket {bucket} is encrypted and this peer has no key: root {root:?} has no closure to follow, so a collection could lose its blocks; collect with the key"
+    )]
+    BlindGc { bucket: BucketName, root: String },
     #[error("bucket import refused: {0}")]
     Car(String),
     #[error("manifest of bucket {bucket} refused: {reason}")]

@@ -14,13 +14,20 @@
 //! processes cannot interfere: the data directory is locked.
 //!
 //! The mark set is in memory (about 50 bytes per reachable block).
+//!
+//! A bucket opened without its key (a blind replica) cannot read index
+//! nodes to follow their links; it marks through closures instead: every
+//! root is kept, and a root that is an object's closure keeps every block
+//! the closure lists (see [`crate::Closure`]).
 
-use hydra_block::{Ref, Visit, WalkError, Walker};
+use std::collections::HashSet;
+
+use hydra_block::{Codec, Ref, Visit, WalkError, Walker};
 use hydra_volume::{Direction, KeyRange, WriteBatch};
 use serde::Serialize;
 
 use crate::store::Tracking;
-use crate::{Bucket, BucketError, layout};
+use crate::{Bucket, BucketError, Closure, layout};
 
 /// What a collection did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -59,9 +66,93 @@ pub(crate) fn walk_error(e: WalkError<BucketError>) -> BucketError {
 }
 
 impl Bucket {
+    /// Without the key, only closures tell what a root reaches: every root
+    /// must be a raw block, or an object whose closure is stored for that
+    /// very root (as on a replica). Anything else would lose its blocks.
+    fn closures_cover(&self, roots: &[(String, Ref)]) -> Result<(), BucketError> {
+        for (name, r) in roots {
+            if r.codec() == Codec::Raw {
+                continue;
+            }
+            let covered = match name.strip_prefix(crate::object::ROOT_PREFIX) {
+                Some(key) => {
+                    let closure = self.root(&format!("{}{key}", crate::replica::CLOSURE_PREFIX))?;
+                    match closure.map(|c| self.get_stored(&c)).transpose()?.flatten() {
+                        Some(bytes) => Closure::decode(&bytes).is_ok_and(|c| c.root == *r),
+                        None => false,
+                    }
+                }
+                None => false,
+            };
+            if !covered {
+                return Err(BucketError::BlindGc {
+                    bucket: self.name().clone(),
+                    root: name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The mark: the DAG walked through decrypted nodes, or, without the key,
+/// through closures.
+enum Mark {
+    Walk(Walker),
+    Closures(HashSet<Ref>),
+}
+
+impl Mark {
+    fn push(
+        &mut self,
+        bucket: &Bucket,
+        roots: Vec<Ref>,
+        report: &mut GcReport,
+    ) -> Result<(), BucketError> {
+        match self {
+            Mark::Walk(walker) => {
+                walker.push(roots);
+                walker
+                    .run(
+                        |r| bucket.try_get(r),
+                        |v| {
+                            if let Visit::Missing(r) = v {
+                                report.missing.push(r)
+                            }
+                        },
+                    )
+                    .map_err(walk_error)
+            }
+            Mark::Closures(seen) => {
+                for r in roots {
+                    if !seen.insert(r) || r.codec() != Codec::Raw {
+                        continue;
+                    }
+                    match bucket.get_stored(&r)? {
+                        Some(bytes) => {
+                            if let Ok(c) = Closure::decode(&bytes) {
+                                seen.extend(c.blocks);
+                            }
+                        }
+                        None => report.missing.push(r),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn contains(&self, r: &Ref) -> bool {
+        match self {
+            Mark::Walk(walker) => walker.seen().contains(r),
+            Mark::Closures(seen) => seen.contains(r),
+        }
+    }
+}
+
+impl Bucket {
     /// Frees every block that no root of this bucket reaches.
     pub fn gc(&self) -> Result<GcReport, BucketError> {
-        self.require_key()?;
         let shared = self.shared.clone();
         let _one_at_a_time = shared.collecting();
         {
@@ -76,25 +167,16 @@ impl Bucket {
         let _guard = TrackingGuard(self);
 
         let mut report = GcReport::default();
-        let roots = self
-            .roots("")
-            .map(|e| e.map(|(_, r)| r))
-            .collect::<Result<Vec<_>, _>>()?;
-        report.roots = roots.len() as u64;
-        let mut walker = Walker::new(roots);
-        let mark = |walker: &mut Walker, report: &mut GcReport| {
-            walker
-                .run(
-                    |r| self.try_get(r),
-                    |v| {
-                        if let Visit::Missing(r) = v {
-                            report.missing.push(r)
-                        }
-                    },
-                )
-                .map_err(walk_error)
+        let named = self.roots("").collect::<Result<Vec<_>, _>>()?;
+        report.roots = named.len() as u64;
+        let mut mark = if self.require_key().is_ok() {
+            Mark::Walk(Walker::new([]))
+        } else {
+            self.closures_cover(&named)?;
+            Mark::Closures(HashSet::new())
         };
-        mark(&mut walker, &mut report)?;
+        let roots = named.into_iter().map(|(_, r)| r).collect();
+        mark.push(self, roots, &mut report)?;
 
         let mut range = KeyRange::prefix(&layout::blocks_of(self.num()));
         loop {
@@ -112,15 +194,14 @@ impl Bucket {
                 .as_mut()
                 .map(|t| std::mem::take(&mut t.new_roots))
                 .unwrap_or_default();
-            walker.push(new_roots);
-            mark(&mut walker, &mut report)?;
+            mark.push(self, new_roots, &mut report)?;
             let pins = shared.pins();
             let mut batch = WriteBatch::new();
             for (k, v) in page {
                 let Some((_, r)) = layout::ref_of_block_key(&k) else {
                     continue;
                 };
-                if walker.seen().contains(&r) || pins.contains_key(&(self.num(), r)) {
+                if mark.contains(&r) || pins.contains_key(&(self.num(), r)) {
                     report.kept += 1;
                 } else {
                     report.freed += 1;

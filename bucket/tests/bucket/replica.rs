@@ -241,4 +241,25 @@ fn a_bucket_export_imports_verified_blind_and_keyed() {
     );
     let err = b.import(&file[..], &trusted, None).unwrap_err();
     assert!(err.to_string().contains("older than"), "{err}");
+
+    // The blind replica collects without the key, through closures: the
+    // removed object's blocks go, and what remains is whole.
+    let gc = wb.gc().unwrap();
+    assert!(gc.freed >= 2 && gc.missing.is_empty(), "{gc:?}");
+    let mut after = Vec::new();
+    wb.export(&writer, 3, &mut after).unwrap();
+    let e = store(tempfile::tempdir().unwrap().path(), Backend::Mem);
+    e.import(&after[..], &trusted, Some(&key)).unwrap();
+    let mut out = Vec::new();
+    e.bucket(&name, Some(&key))
+        .unwrap()
+        .get_object("big", &mut out, |_| {})
+        .unwrap();
+    assert!(out == data, "intact after a blind collection");
+    // An object with no closure yet (the writer's, never exported) cannot
+    // be collected blind: refused, nothing freed.
+    wa.put_object("fresh", &b"new"[..], |_| {}).unwrap();
+    let err = a.bucket(&name, None).unwrap().gc().unwrap_err();
+    assert!(matches!(err, BucketError::BlindGc { .. }), "{err}");
+    assert!(wa.object("fresh").unwrap().is_some());
 }

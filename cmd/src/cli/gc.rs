@@ -12,7 +12,8 @@ use crate::output::{self, human};
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
     /// Collect only this bucket (default: every bucket that can be read;
-    /// encrypted buckets need their key).
+    /// encrypted buckets need their key, except a replica's, collected
+    /// blind through its objects' closures when named here).
     #[arg(long, short, value_parser = parse_bucket)]
     pub bucket: Option<BucketName>,
     /// Print JSON.
