@@ -44,11 +44,46 @@ pub struct FollowReport {
     pub events: u64,
     /// The peer's next log position at the last answer.
     pub peer_next_position: Option<u64>,
+    /// Events imported per second, while catching up.
+    pub events_per_s: Rate,
     /// Streams whose writer signed two histories (evidence kept in the
     /// default bucket under `evidence/`): no longer followed.
     pub equivocations: Vec<String>,
     #[serde(flatten)]
     pub rounds: Rounds,
+}
+
+/// A rate over the last second or more: what a status shows as current.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(transparent)]
+pub struct Rate {
+    per_s: u64,
+    #[serde(skip)]
+    since: Option<(std::time::Instant, u64)>,
+}
+
+impl Rate {
+    /// Notes that the running total is now `total`.
+    pub(crate) fn note(&mut self, total: u64) {
+        let now = std::time::Instant::now();
+        match self.since {
+            Some((t, before)) if now - t >= Duration::from_secs(1) => {
+                self.per_s = ((total - before) as f64 / (now - t).as_secs_f64()) as u64;
+                self.since = Some((now, total));
+            }
+            Some(_) => {}
+            None => self.since = Some((now, total)),
+        }
+    }
+
+    /// Nothing is arriving.
+    pub(crate) fn idle(&mut self) {
+        *self = Rate::default();
+    }
+
+    pub fn per_s(&self) -> u64 {
+        self.per_s
+    }
 }
 
 impl Rounds {
@@ -241,6 +276,10 @@ impl Follow {
                 r => r?,
             };
             Stats::add(&node.stats().events_received, n);
+            update(status, |r| {
+                r.events += n;
+                r.events_per_s.note(r.events);
+            });
             if n == 0 {
                 return Err(NodeError::Import {
                     peer: from.to_string(),
@@ -395,7 +434,9 @@ impl Follow {
                     }
                     update(&status, |r| {
                         r.peer = peer.to_string();
-                        r.events += n;
+                        if n == 0 {
+                            r.events_per_s.idle();
+                        }
                         r.peer_next_position = Some(next);
                     });
                     after = Some(next);

@@ -16,7 +16,7 @@ use hydra_bucket::{
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
-use crate::follow::{Rounds, Status, update};
+use crate::follow::{Rate, Rounds, Status, update};
 use crate::node::{Node, NodeError};
 use crate::peers::{FAILED, LIED, Peers};
 use crate::stats::Stats;
@@ -56,6 +56,8 @@ pub struct BucketReport {
     pub blocks_behind: u64,
     pub blocks_received: u64,
     pub bytes_received: u64,
+    /// Bytes received per second, while catching up.
+    pub bytes_per_s: Rate,
     pub bad_blocks: u64,
     pub equivocations: u64,
     #[serde(flatten)]
@@ -189,7 +191,10 @@ impl BucketFollow {
             let have = Manifest::decode_stored(&held)
                 .map_err(|e| bucket_error(self.bucket.as_str(), e))?;
             if have.seq > manifest.seq || (have.seq == manifest.seq && held == signed) {
-                update(status, |r| r.local_seq = Some(have.seq));
+                update(status, |r| {
+                    r.local_seq = Some(have.seq);
+                    r.bytes_per_s.idle();
+                });
                 return Ok(have.seq.max(manifest.seq));
             }
             if have.seq == manifest.seq && have.writer == manifest.writer {
@@ -223,6 +228,7 @@ impl BucketFollow {
         update(status, |r| {
             r.local_seq = Some(seq);
             r.blocks_behind = 0;
+            r.bytes_per_s.idle();
         });
         tracing::info!(bucket = %self.bucket, seq, "replicated manifest");
         Ok(seq)
@@ -401,6 +407,7 @@ impl Round<'_> {
             update(self.status, |r| {
                 r.blocks_received += checked.good.len() as u64;
                 r.bytes_received += bytes;
+                r.bytes_per_s.note(r.bytes_received);
                 r.bad_blocks += checked.bad;
             });
             if checked.bad > 0 {

@@ -84,10 +84,14 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
                 .collect();
             writeln!(
                 out,
-                "{prefix} of {} from {}: {} events in {} rounds, peer at position {}{}, {}",
+                "{prefix} of {} from {}: {} events{} in {} rounds, peer at position {}{}, {}",
                 s("writer"),
                 s("peer"),
                 f["events"],
+                match f["events_per_s"].as_u64() {
+                    Some(r) if r > 0 => format!(" ({r}/s now)"),
+                    _ => String::new(),
+                },
                 f["rounds"],
                 f["peer_next_position"],
                 if forked.is_empty() {
@@ -102,7 +106,7 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
             let n = |k: &str| b[k].as_u64().unwrap_or(0);
             writeln!(
                 out,
-                "bucket {} from {}: manifest {} (peer {}), {} objects, {} behind ({} blocks), {} blocks / {} received, {} bad, {}",
+                "bucket {} from {}: manifest {} (peer {}), {} objects, {} behind ({} blocks), {} blocks / {} received{}, {} bad, {}",
                 b["bucket"].as_str().unwrap_or(""),
                 b["peer"].as_str().unwrap_or("-"),
                 b["local_seq"],
@@ -112,6 +116,10 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
                 n("blocks_behind"),
                 n("blocks_received"),
                 human(n("bytes_received")),
+                match n("bytes_per_s") {
+                    0 => String::new(),
+                    r => format!(" ({}/s now)", human(r)),
+                },
                 n("bad_blocks"),
                 state(b)
             )?;

@@ -215,6 +215,8 @@ async fn new_and_removed_objects_reach_a_live_replica() {
     );
     wa.remove_object("one").unwrap();
     wait("a removal", &|| !has("one"));
+    // The report follows the round that applied it.
+    wait("the report", &|| status.lock().unwrap().rounds.caught_up);
     task.abort();
     let report = status.lock().unwrap().clone();
     assert!(
