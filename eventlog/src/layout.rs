@@ -32,6 +32,8 @@ pub const STREAM_NAME: &[u8] = b"sn-0/";
 pub const SUBTREE: &[u8] = b"smt-0/";
 pub const SCAVENGED_LEAF: &[u8] = b"slh-0/";
 pub const SUBSCRIPTION: &[u8] = b"psub-0/";
+/// A replica stream's writer heads, as each import brought them.
+pub const WRITER_HEAD: &[u8] = b"wh-0/";
 pub const META: &[u8] = b"el-meta-0";
 
 /// Subtrees of at least this many leaves are stored; smaller ones are
@@ -79,6 +81,10 @@ pub fn subtree_key(num: u64, level: u32, index: u64) -> Vec<u8> {
 
 pub fn scavenged_leaf_key(num: u64, version: u64) -> Vec<u8> {
     [SCAVENGED_LEAF, &num.to_be_bytes(), &version.to_be_bytes()].concat()
+}
+
+pub fn writer_head_key(num: u64, length: u64) -> Vec<u8> {
+    [WRITER_HEAD, &num.to_be_bytes(), &length.to_be_bytes()].concat()
 }
 
 pub fn subscription_key(name: &str) -> Vec<u8> {

@@ -63,6 +63,14 @@ fn car_error(e: hydra_block::CarError) -> Error {
     }
 }
 
+/// An export's records (in bundles) and the head they lead to.
+type Part = (Vec<Vec<Vec<u8>>>, Head);
+
+/// Records in bundles.
+fn count(bundles: &[Vec<Vec<u8>>]) -> u64 {
+    bundles.iter().map(Vec::len).sum::<usize>() as u64
+}
+
 fn bundle_block(records: &[Vec<u8>]) -> (Ref, Vec<u8>) {
     let node = Node {
         kind: EVENT_BUNDLE,
@@ -78,13 +86,15 @@ fn bundle_block(records: &[Vec<u8>]) -> (Ref, Vec<u8>) {
 
 impl EventLog {
     /// The raw records of a stream from version `from`, in version order,
-    /// a bundle at a time; with `max_bytes`, no more records once that
-    /// many bytes are read (but always at least one).
+    /// a bundle at a time, up to version `until`; with `max_bytes`, no
+    /// more records once that many bytes are read (but always at least
+    /// one).
     fn raw_records(
         &self,
         stream: &StreamId,
         st: &StreamState,
         from: u64,
+        until: u64,
         max_bytes: Option<usize>,
     ) -> Result<Vec<Vec<Vec<u8>>>, Error> {
         if st.scavenged_before > from {
@@ -94,9 +104,10 @@ impl EventLog {
             });
         }
         let volume = &self.inner.volume;
+        let until = until.min(st.length);
         let mut range = KeyRange::between(
-            &layout::version_key(st.num, from.min(st.length)),
-            &layout::version_key(st.num, st.length),
+            &layout::version_key(st.num, from.min(until)),
+            &layout::version_key(st.num, until),
         );
         let mut bundles = Vec::new();
         let mut bytes = 0;
@@ -168,8 +179,8 @@ impl EventLog {
     /// once about `max_bytes` of its records are in (at a bundle's end),
     /// with its signed head at that length: an importer applies that part
     /// and asks again from there. How a follower catches up on a stream of
-    /// any size in bounded messages. A replica's stream is never cut (it
-    /// holds only its writer's latest head, and cannot sign another).
+    /// any size in bounded messages. A replica cannot sign a head for its
+    /// writer: it cuts at the writer heads its own imports brought.
     pub fn export_part(
         &self,
         streams: &[(StreamId, u64)],
@@ -183,16 +194,22 @@ impl EventLog {
             if st.length == 0 {
                 return Err(Error::StreamNotFound(stream.clone()));
             }
-            let max_bytes = max_bytes.filter(|_| st.replica.is_none());
             // The head and the records from one state: an append landing
             // meanwhile must not give a head longer than the records.
-            let bundles = self.raw_records(stream, &st, *from, max_bytes)?;
-            let until = (*from).min(st.length) + bundles.iter().map(Vec::len).sum::<usize>() as u64;
-            let head = if until < st.length {
-                self.head_at(stream, until)?
-            } else {
-                self.sign_head(stream, &st)
+            let (bundles, head) = match max_bytes {
+                Some(max) if st.replica.is_some() => self.replica_part(stream, &st, *from, max)?,
+                _ => {
+                    let bundles = self.raw_records(stream, &st, *from, st.length, max_bytes)?;
+                    let until = (*from).min(st.length) + count(&bundles);
+                    let head = if until < st.length {
+                        self.head_at(stream, until)?
+                    } else {
+                        self.sign_head(stream, &st)
+                    };
+                    (bundles, head)
+                }
             };
+            let until = head.length;
             let blocks: Vec<(Ref, Vec<u8>)> = bundles.iter().map(|b| bundle_block(b)).collect();
             let head_node = Node {
                 kind: STREAM_HEAD,
@@ -220,6 +237,63 @@ impl EventLog {
         }
         car.finish().map_err(io)?;
         Ok(report)
+    }
+
+    /// A part of a replica's stream: it cannot sign a head, so the part
+    /// ends at a writer head an import brought (the last one within about
+    /// `max` bytes, else the first one past them), or at the current one.
+    fn replica_part(
+        &self,
+        stream: &StreamId,
+        st: &StreamState,
+        from: u64,
+        max: usize,
+    ) -> Result<Part, Error> {
+        let probe = self.raw_records(stream, st, from, st.length, Some(max))?;
+        let cut = from.min(st.length) + count(&probe);
+        let stored: Vec<u64> = self
+            .inner
+            .volume
+            .scan(
+                KeyRange::between(
+                    &layout::writer_head_key(st.num, from + 1),
+                    &layout::writer_head_key(st.num, st.length),
+                ),
+                Direction::Forward,
+            )
+            .map(|e| {
+                let (k, _) = e?;
+                layout::u64_of(&k[k.len() - 8..], "writer head key")
+            })
+            .collect::<Result<_, _>>()?;
+        let target = stored
+            .iter()
+            .rev()
+            .find(|l| **l <= cut)
+            .or_else(|| stored.iter().find(|l| **l > cut))
+            .copied();
+        let Some(target) = target else {
+            let all = self.raw_records(stream, st, from, st.length, None)?;
+            return Ok((all, self.sign_head(stream, st)));
+        };
+        let bytes = self
+            .inner
+            .volume
+            .get(&layout::writer_head_key(st.num, target))?
+            .ok_or_else(|| Error::Corrupt {
+                what: format!("writer head of {stream} at {target}"),
+                reason: "missing".into(),
+            })?;
+        let head: Head = postcard::from_bytes(&bytes).map_err(|e| Error::Corrupt {
+            what: format!("writer head of {stream} at {target}"),
+            reason: e.to_string(),
+        })?;
+        let bundles = if target == cut {
+            probe
+        } else {
+            self.raw_records(stream, st, from, target, None)?
+        };
+        Ok((bundles, head))
     }
 
     /// Verifies the export at `path` completely, then applies it. With

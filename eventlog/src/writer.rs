@@ -687,6 +687,12 @@ impl Writer {
                     length: head.length,
                 });
             }
+            // Kept, so that this replica can serve exports cut at each
+            // head it was given (it cannot sign one of its own).
+            tx.ops.put(
+                layout::writer_head_key(st.num, head.length),
+                postcard::to_allocvec(head).expect("a head encodes"),
+            );
             st.replica = Some(head.clone());
         } else if st.replica.is_none() {
             // Mark the stream as a replica from its first records on, so

@@ -264,13 +264,27 @@ async fn a_stream_larger_than_one_message_catches_up_in_parts() {
     )
     .await
     .unwrap();
-    let b = Node::start(follower.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
-    let follow = follow(&a, writer.identity().public_key());
-    assert_eq!(follow.round(&b, &follower).await.unwrap(), 320);
+    let b = Node::start(
+        follower.clone(),
+        Serving::streams(),
+        vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+    )
+    .await
+    .unwrap();
+    let key = writer.identity().public_key();
+    assert_eq!(follow(&a, key).round(&b, &follower).await.unwrap(), 320);
     assert_eq!(follower.head(&s).unwrap(), writer.head(&s).unwrap());
     assert!(b.stats().snapshot().bytes_received > 80 << 20);
+    // The follower relays it to a third peer, in parts too: cut at the
+    // writer's heads it was given (it cannot sign one).
+    drop(a);
+    let dc = tempfile::tempdir().unwrap();
+    let third = open(dc.path());
+    let c = Node::start(third.clone(), Serving::streams(), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(follow(&b, key).round(&c, &third).await.unwrap(), 320);
+    assert_eq!(third.head(&s).unwrap(), writer.head(&s).unwrap());
 }
 
 /// Copies a closed data directory (so that two logs share one writer key).
