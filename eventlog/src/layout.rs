@@ -11,6 +11,7 @@
 //! | `smt-0/` num(8) level(1) index(8) | subtree hash | once per 128 events on average |
 //! | `slh-0/` num(8) version(8) | leaf hash of a scavenged event | at scavenge |
 //! | `psub-0/` name | persistent subscription | at create and ack |
+//! | `wh-0/` num(8) length(8) | a replica stream's writer [`Head`](crate::Head) (postcard) | once per import |
 //! | `el-meta-0` | next position, next stream number | once per commit |
 //!
 //! Numbers are big-endian, so every per-event key is appended at the end
