@@ -63,14 +63,6 @@ fn car_error(e: hydra_block::CarError) -> Error {
     }
 }
 
-/// An export's records (in bundles) and the head they lead to.
-type Part = (Vec<Vec<Vec<u8>>>, Head);
-
-/// Records in bundles.
-fn count(bundles: &[Vec<Vec<u8>>]) -> u64 {
-    bundles.iter().map(Vec::len).sum::<usize>() as u64
-}
-
 fn bundle_block(records: &[Vec<u8>]) -> (Ref, Vec<u8>) {
     let node = Node {
         kind: EVENT_BUNDLE,
@@ -85,18 +77,20 @@ fn bundle_block(records: &[Vec<u8>]) -> (Ref, Vec<u8>) {
 }
 
 impl EventLog {
-    /// The raw records of a stream from version `from`, in version order,
-    /// a bundle at a time, up to version `until`; with `max_bytes`, no
-    /// more records once that many bytes are read (but always at least
-    /// one).
-    fn raw_records(
+    /// Hands `f` the raw records of a stream from version `from` up to
+    /// version `until`, in version order, a bundle (256) at a time; with
+    /// `max_bytes`, no more records once that many bytes are read (but
+    /// always at least one). Returns how many records it handed over.
+    /// Bundles always start at `from` and every 256 records after it, so
+    /// two readings of one range give the same bundles.
+    fn each_bundle(
         &self,
         stream: &StreamId,
         st: &StreamState,
-        from: u64,
-        until: u64,
+        (from, until): (u64, u64),
         max_bytes: Option<usize>,
-    ) -> Result<Vec<Vec<Vec<u8>>>, Error> {
+        mut f: impl FnMut(&[Vec<u8>]) -> Result<(), Error>,
+    ) -> Result<u64, Error> {
         if st.scavenged_before > from {
             return Err(Error::Scavenged {
                 stream: stream.clone(),
@@ -109,7 +103,7 @@ impl EventLog {
             &layout::version_key(st.num, from.min(until)),
             &layout::version_key(st.num, until),
         );
-        let mut bundles = Vec::new();
+        let mut handed = 0;
         let mut bytes = 0;
         let max_bytes = max_bytes.map(|m| m.max(1));
         while max_bytes.is_none_or(|m| bytes < m) {
@@ -151,9 +145,10 @@ impl EventLog {
                 }
                 records.truncate(keep);
             }
-            bundles.push(records);
+            handed += records.len() as u64;
+            f(&records)?;
         }
-        Ok(bundles)
+        Ok(handed)
     }
 
     /// Writes `streams` (each with its signed head and every event) as a
@@ -187,6 +182,10 @@ impl EventLog {
         max_bytes: Option<usize>,
         out: impl Write,
     ) -> Result<ExportReport, Error> {
+        // Two readings, so that memory holds one bundle, not the export:
+        // the first fixes each stream's range and head and the bundles'
+        // refs (the header names the head blocks, which link them), the
+        // second writes. Records below a stream's length never change.
         let mut report = ExportReport::default();
         let mut plan = Vec::new();
         for (stream, from) in streams {
@@ -196,29 +195,39 @@ impl EventLog {
             }
             // The head and the records from one state: an append landing
             // meanwhile must not give a head longer than the records.
-            let (bundles, head) = match max_bytes {
-                Some(max) if st.replica.is_some() => self.replica_part(stream, &st, *from, max)?,
+            let (until, head) = match max_bytes {
+                Some(max) if st.replica.is_some() => self.replica_cut(stream, &st, *from, max)?,
                 _ => {
-                    let bundles = self.raw_records(stream, &st, *from, st.length, max_bytes)?;
-                    let until = (*from).min(st.length) + count(&bundles);
+                    let n =
+                        self.each_bundle(stream, &st, (*from, st.length), max_bytes, |_| Ok(()))?;
+                    let until = (*from).min(st.length) + n;
                     let head = if until < st.length {
                         self.head_at(stream, until)?
                     } else {
                         self.sign_head(stream, &st)
                     };
-                    (bundles, head)
+                    (until, head)
                 }
             };
-            let until = head.length;
-            let blocks: Vec<(Ref, Vec<u8>)> = bundles.iter().map(|b| bundle_block(b)).collect();
-            let head_node = Node {
+            let mut links = Vec::new();
+            self.each_bundle(stream, &st, (*from, until), None, |b| {
+                links.push(bundle_block(b).0);
+                Ok(())
+            })?;
+            let head_bytes = Node {
                 kind: STREAM_HEAD,
-                links: blocks.iter().map(|b| b.0).collect(),
+                links,
                 body: head,
-            };
-            let head_bytes = head_node.encode();
+            }
+            .encode();
             report.events += until.saturating_sub(*from);
-            plan.push((Ref::of(Codec::Node, &head_bytes), head_bytes, blocks));
+            plan.push((
+                Ref::of(Codec::Node, &head_bytes),
+                head_bytes,
+                st,
+                *from,
+                until,
+            ));
         }
         let roots: Vec<Ref> = plan.iter().map(|p| p.0).collect();
         let io = |e: std::io::Error| Error::Corrupt {
@@ -226,31 +235,32 @@ impl EventLog {
             reason: e.to_string(),
         };
         let mut car = CarWriter::new(out, &roots).map_err(io)?;
-        for (r, bytes, blocks) in plan {
+        for ((r, bytes, st, from, until), (stream, _)) in plan.into_iter().zip(streams) {
             car.write(&r, &bytes).map_err(io)?;
-            for (r, b) in blocks {
-                car.write(&r, &b).map_err(io)?;
-                report.blocks += 1;
-            }
             report.blocks += 1;
+            self.each_bundle(stream, &st, (from, until), None, |b| {
+                let (r, bytes) = bundle_block(b);
+                report.blocks += 1;
+                car.write(&r, &bytes).map_err(io)
+            })?;
             report.streams += 1;
         }
         car.finish().map_err(io)?;
         Ok(report)
     }
 
-    /// A part of a replica's stream: it cannot sign a head, so the part
-    /// ends at a writer head an import brought (the last one within about
-    /// `max` bytes, else the first one past them), or at the current one.
-    fn replica_part(
+    /// Where a part of a replica's stream ends: it cannot sign a head, so
+    /// at a writer head an import brought (the last one within about `max`
+    /// bytes, else the first one past them), or at the current one.
+    fn replica_cut(
         &self,
         stream: &StreamId,
         st: &StreamState,
         from: u64,
         max: usize,
-    ) -> Result<Part, Error> {
-        let probe = self.raw_records(stream, st, from, st.length, Some(max))?;
-        let cut = from.min(st.length) + count(&probe);
+    ) -> Result<(u64, Head), Error> {
+        let cut = from.min(st.length)
+            + self.each_bundle(stream, st, (from, st.length), Some(max), |_| Ok(()))?;
         let stored: Vec<u64> = self
             .inner
             .volume
@@ -273,27 +283,22 @@ impl EventLog {
             .or_else(|| stored.iter().find(|l| **l > cut))
             .copied();
         let Some(target) = target else {
-            let all = self.raw_records(stream, st, from, st.length, None)?;
-            return Ok((all, self.sign_head(stream, st)));
+            return Ok((st.length, self.sign_head(stream, st)));
         };
+        let what = || format!("writer head of {stream} at {target}");
         let bytes = self
             .inner
             .volume
             .get(&layout::writer_head_key(st.num, target))?
             .ok_or_else(|| Error::Corrupt {
-                what: format!("writer head of {stream} at {target}"),
+                what: what(),
                 reason: "missing".into(),
             })?;
-        let head: Head = postcard::from_bytes(&bytes).map_err(|e| Error::Corrupt {
-            what: format!("writer head of {stream} at {target}"),
+        let head = postcard::from_bytes(&bytes).map_err(|e| Error::Corrupt {
+            what: what(),
             reason: e.to_string(),
         })?;
-        let bundles = if target == cut {
-            probe
-        } else {
-            self.raw_records(stream, st, from, target, None)?
-        };
-        Ok((bundles, head))
+        Ok((target, head))
     }
 
     /// Verifies the export at `path` completely, then applies it. With
