@@ -178,7 +178,8 @@ pub async fn reindex(State(app): State<Shared>) -> ApiResult<Response> {
     Ok(Json(blocking(&app, move || Ok(a.log.reindex()?)).await?).into_response())
 }
 
-/// `GET /export?stream=S&stream=T`: a CARv1 file of the streams.
+/// `GET /export?stream=S&stream=T` or `?bucket=B`: a CARv1 file of the
+/// streams or the bucket, streamed as it is written.
 pub async fn export(
     State(app): State<Shared>,
     axum::extract::RawQuery(q): axum::extract::RawQuery,
@@ -189,20 +190,22 @@ pub async fn export(
         .collect::<ApiResult<Vec<_>>>()?;
     let bucket = query_values(q, "bucket").pop();
     let a = app.clone();
-    let bytes = match bucket {
+    // What can be refused with a status is checked before the body starts.
+    let body = match bucket {
         Some(_) if !streams.is_empty() => {
             return Err(ApiError::bad_request(
                 "export streams and a bucket to separate files",
             ));
         }
         Some(b) => {
-            blocking(&app, move || {
-                let mut out = Vec::new();
-                let bucket = a.bucket(&b)?;
-                bucket.export(a.log.identity(), crate::cli::transfer::now_ms(), &mut out)?;
-                Ok(out)
+            let bucket = blocking(&app, move || a.bucket(&b)).await?;
+            let log = app.log.clone();
+            super::blobs::streamed(move |w| {
+                bucket
+                    .export(log.identity(), crate::cli::transfer::now_ms(), w)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             })
-            .await?
         }
         None if streams.is_empty() => {
             return Err(ApiError::bad_request(
@@ -210,17 +213,25 @@ pub async fn export(
             ));
         }
         None => {
+            let s = streams.clone();
             blocking(&app, move || {
-                let mut out = Vec::new();
-                a.log.export(&streams, &mut out)?;
-                Ok(out)
+                for stream in &s {
+                    a.log.head(stream)?;
+                }
+                Ok(())
             })
-            .await?
+            .await?;
+            let log = app.log.clone();
+            super::blobs::streamed(move |w| {
+                log.export(&streams, w)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
         }
     };
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/vnd.ipld.car")],
-        bytes,
+        body,
     )
         .into_response())
 }

@@ -184,8 +184,9 @@ pub async fn put_object(
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
-/// A `Write` that sends what it gets down a channel, a chunk at a time.
-struct ChannelWriter {
+/// A `Write` that sends what it gets down a channel, a chunk at a time:
+/// how a blocking producer streams a response body.
+pub(super) struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     buf: Vec<u8>,
 }
@@ -210,6 +211,28 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
+/// A response body that `produce` writes on a blocking thread, a chunk at
+/// a time (memory holds a few chunks, whatever the size). An error after
+/// the first bytes can only cut the body short: the client sees a
+/// truncated transfer, not a status.
+pub(super) fn streamed(
+    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), String> + Send + 'static,
+) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(256 << 10),
+        };
+        let done =
+            produce(&mut w).and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()));
+        if let Err(e) = done {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    Body::from_stream(ReceiverStream::new(rx))
+}
+
 /// `GET /buckets/{b}/objects/{key}`: streams the object.
 pub async fn get_object(
     State(app): State<Shared>,
@@ -228,23 +251,19 @@ pub async fn get_object(
         Ok((bucket, info))
     })
     .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
     let size = info.size;
     app.metrics.bytes_out.inc_by(size);
-    tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(256 << 10),
-        };
-        if let Err(e) = bucket.get_object(&key, &mut w, |_| {}) {
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-        }
+    let body = streamed(move |w| {
+        bucket
+            .get_object(&key, w, |_| {})
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     });
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, size)
         .header("object-root", info.root.to_string())
-        .body(Body::from_stream(ReceiverStream::new(rx)))
+        .body(body)
         .expect("a valid response"))
 }
 
