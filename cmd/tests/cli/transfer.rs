@@ -133,6 +133,16 @@ fn export_from_one_daemon_import_into_another() {
         "{out}"
     );
     assert_eq!(api(&b.url, &["object", "get", "notes.txt"]), "hello");
+    // Refusals come as statuses, before any body.
+    for (query, status) in [
+        ("?stream=nope", 404),
+        ("?bucket=nope", 404),
+        ("", 400),
+        ("?stream=orders&bucket=default", 400),
+    ] {
+        let r = c.get(format!("{}/export{query}", a.url)).send().unwrap();
+        assert_eq!(r.status(), status, "{query}");
+    }
     let events: serde_json::Value = c
         .get(format!("{}/streams/orders", b.url))
         .send()
