@@ -46,6 +46,9 @@ pub struct FollowReport {
     pub peer_next_position: Option<u64>,
     /// Events imported per second, while catching up.
     pub events_per_s: Rate,
+    /// Streams the peer had more of at the last heads answer, with the
+    /// length here and there (the first 100), until they catch up.
+    pub behind: Vec<StreamLag>,
     /// Streams whose writer signed two histories (evidence kept in the
     /// default bucket under `evidence/`): no longer followed.
     pub equivocations: Vec<String>,
@@ -101,6 +104,17 @@ impl Rounds {
         }
     }
 }
+
+/// One stream a follower is behind on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamLag {
+    pub stream: String,
+    pub local: u64,
+    pub remote: u64,
+}
+
+/// Most streams a report lists as behind.
+const LAG_LISTED: usize = 100;
 
 /// A loop's report, shared with whoever shows it.
 pub type Status<T> = Arc<Mutex<T>>;
@@ -221,9 +235,18 @@ impl Follow {
         let (still_forked, behind): (Vec<_>, Vec<_>) = behind(log, heads)
             .into_iter()
             .partition(|(s, ..)| forked.contains(s));
-        if !behind.is_empty() {
-            update(status, |r| r.rounds.caught_up = false);
-        }
+        update(status, |r| {
+            r.rounds.caught_up &= behind.is_empty();
+            r.behind = behind
+                .iter()
+                .take(LAG_LISTED)
+                .map(|(stream, local, remote)| StreamLag {
+                    stream: stream.clone(),
+                    local: *local,
+                    remote: *remote,
+                })
+                .collect();
+        });
         // Each stream is fetched from the version this log holds (what an
         // earlier head covered is not sent again), in parts of bounded
         // size, each verified and applied before the next is asked for.
@@ -279,6 +302,10 @@ impl Follow {
             update(status, |r| {
                 r.events += n;
                 r.events_per_s.note(r.events);
+                if let Some(lag) = r.behind.iter_mut().find(|l| l.stream == stream) {
+                    lag.local += n;
+                }
+                r.behind.retain(|l| l.local < l.remote);
             });
             if n == 0 {
                 return Err(NodeError::Import {

@@ -49,7 +49,7 @@ mod serve;
 mod stats;
 pub mod wire;
 
-pub use follow::{Follow, FollowReport, FollowStatus, Rate, Rounds, Status};
+pub use follow::{Follow, FollowReport, FollowStatus, Rate, Rounds, Status, StreamLag};
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use node::{Node, NodeError, PeerInfo};
 pub use objects::{BucketFollow, BucketReport, BucketStatus};

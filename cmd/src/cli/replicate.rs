@@ -101,6 +101,19 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
                 },
                 state(f)
             )?;
+            let behind = f["behind"].as_array().cloned().unwrap_or_default();
+            for l in behind.iter().take(5) {
+                writeln!(
+                    out,
+                    "  {} behind: {} of {} events",
+                    l["stream"].as_str().unwrap_or(""),
+                    l["local"],
+                    l["remote"]
+                )?;
+            }
+            if behind.len() > 5 {
+                writeln!(out, "  and {} more streams behind", behind.len() - 5)?;
+            }
         }
         for b in v["buckets"].as_array().into_iter().flatten() {
             let n = |k: &str| b[k].as_u64().unwrap_or(0);
