@@ -104,8 +104,16 @@ impl request_response::Codec for LiarCodec {
     }
 }
 
-/// Starts a libp2p peer speaking `/hydra/blocks/1` that tells `lie`.
-async fn liar(lie: Lie, truth: Truth) -> Multiaddr {
+/// Starts a libp2p peer on loopback that speaks one request-response
+/// protocol with `codec` and answers every request with `answer`.
+async fn peer<C>(
+    codec: C,
+    protocol: &'static str,
+    mut answer: impl FnMut(C::Request) -> C::Response + Send + 'static,
+) -> Multiaddr
+where
+    C: request_response::Codec<Protocol = StreamProtocol> + Clone + Send + 'static,
+{
     let key = libp2p::identity::Keypair::generate_ed25519();
     let id = key.public().to_peer_id();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -118,10 +126,8 @@ async fn liar(lie: Lie, truth: Truth) -> Multiaddr {
         .unwrap()
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
-                LiarCodec {
-                    truncate: lie == Lie::Truncated,
-                },
-                [(StreamProtocol::new(BLOCKS_PROTOCOL), ProtocolSupport::Full)],
+                codec,
+                [(StreamProtocol::new(protocol), ProtocolSupport::Full)],
                 request_response::Config::default(),
             )
         })
@@ -135,49 +141,57 @@ async fn liar(lie: Lie, truth: Truth) -> Multiaddr {
     };
     tokio::spawn(async move {
         loop {
-            let SwarmEvent::Behaviour(request_response::Event::Message {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
                 message:
                     request_response::Message::Request {
-                        request: BlocksRequest::V1(request),
-                        channel,
-                        ..
+                        request, channel, ..
                     },
                 ..
             }) = swarm.select_next_some().await
-            else {
-                continue;
-            };
-            let answer = match request {
-                BlocksRequestV1::Manifest { .. } => {
-                    let mut m = match lie {
-                        Lie::OtherWriter => truth.own_manifest.clone(),
-                        _ => truth.manifest.clone(),
-                    };
-                    if lie == Lie::BadSignature {
-                        let last = m.len() - 1;
-                        m[last] ^= 1;
-                    }
-                    BlocksResponseV1::Manifest(m.into())
-                }
-                BlocksRequestV1::Want { refs, .. } => BlocksResponseV1::Blocks(
-                    refs.iter()
-                        .map(|r| match (lie, truth.blocks.get(r)) {
-                            (Lie::CorruptBlocks, Some(b)) => {
-                                let mut b = b.clone();
-                                b[0] ^= 0xff;
-                                Block::Have(b.into())
-                            }
-                            (_, Some(b)) => Block::Have(b.clone().into()),
-                            (_, None) => Block::DontHave,
-                        })
-                        .collect(),
-                ),
-            };
-            let answer = BlocksResponse::V1(answer);
-            let _ = swarm.behaviour_mut().send_response(channel, answer);
+            {
+                let _ = swarm
+                    .behaviour_mut()
+                    .send_response(channel, answer(request));
+            }
         }
     });
     addr
+}
+
+/// Starts a libp2p peer speaking `/hydra/blocks/1` that tells `lie`.
+async fn liar(lie: Lie, truth: Truth) -> Multiaddr {
+    let codec = LiarCodec {
+        truncate: lie == Lie::Truncated,
+    };
+    peer(codec, BLOCKS_PROTOCOL, move |BlocksRequest::V1(request)| {
+        BlocksResponse::V1(match request {
+            BlocksRequestV1::Manifest { .. } => {
+                let mut m = match lie {
+                    Lie::OtherWriter => truth.own_manifest.clone(),
+                    _ => truth.manifest.clone(),
+                };
+                if lie == Lie::BadSignature {
+                    let last = m.len() - 1;
+                    m[last] ^= 1;
+                }
+                BlocksResponseV1::Manifest(m.into())
+            }
+            BlocksRequestV1::Want { refs, .. } => BlocksResponseV1::Blocks(
+                refs.iter()
+                    .map(|r| match (lie, truth.blocks.get(r)) {
+                        (Lie::CorruptBlocks, Some(b)) => {
+                            let mut b = b.clone();
+                            b[0] ^= 0xff;
+                            Block::Have(b.into())
+                        }
+                        (_, Some(b)) => Block::Have(b.clone().into()),
+                        (_, None) => Block::DontHave,
+                    })
+                    .collect(),
+            ),
+        })
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,60 +423,21 @@ async fn a_peer_sending_records_that_miss_the_head_is_banned() {
 
     // A peer that answers heads truthfully, exports with a changed event,
     // and extensions truthfully (its tree does extend the replica's).
-    let keypair = libp2p::identity::Keypair::generate_ed25519();
-    let id = keypair.public().to_peer_id();
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::<Codec<SyncRequest, SyncResponse>>::new(
-                [(
-                    StreamProtocol::new(hydra_net::PROTOCOL),
-                    ProtocolSupport::Full,
-                )],
-                request_response::Config::default(),
-            )
-        })
-        .unwrap()
-        .build();
-    swarm.listen_on(listen()[0].clone()).unwrap();
-    let addr = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-            break address.with(libp2p::multiaddr::Protocol::P2p(id));
-        }
-    };
-    tokio::spawn(async move {
-        loop {
-            let SwarmEvent::Behaviour(request_response::Event::Message {
-                message:
-                    request_response::Message::Request {
-                        request: SyncRequest::V1(request),
-                        channel,
-                        ..
-                    },
-                ..
-            }) = swarm.select_next_some().await
-            else {
-                continue;
-            };
-            let answer = match request {
+    let addr = peer(
+        Codec::<SyncRequest, SyncResponse>::default(),
+        hydra_net::PROTOCOL,
+        move |SyncRequest::V1(request)| {
+            SyncResponse::V1(match request {
                 RequestV1::Heads { .. } => ResponseV1::Heads {
                     heads: vec![("orders-1".into(), 12)],
                     next: 12,
                 },
                 RequestV1::Export { .. } => ResponseV1::Car(bad.clone().into()),
                 RequestV1::Extension { .. } => ResponseV1::Extension(Box::new(ext.clone())),
-            };
-            let _ = swarm
-                .behaviour_mut()
-                .send_response(channel, SyncResponse::V1(answer));
-        }
-    });
+            })
+        },
+    )
+    .await;
 
     let node = Node::start(r.clone(), Serving::streams(), Vec::new())
         .await
