@@ -424,6 +424,13 @@ fn block(remote: &Remote, cmd: BlockCmd, out: &mut impl Write) -> Result<ExitCod
 fn object(remote: &Remote, cmd: ObjectCmd, out: &mut impl Write) -> Result<()> {
     match cmd {
         ObjectCmd::Put { bucket, key, file } => {
+            // Refusals before the upload: the daemon answers them without
+            // reading the body, which a large upload would see as a
+            // broken pipe instead of the reason.
+            let shown = remote.json(remote.get(&format!("/buckets/{}", bucket.bucket)))?;
+            if let Some(why) = shown["writes_refused"].as_str() {
+                bail!("{why}");
+            }
             let (reader, len) = crate::context::input(file.as_deref())?;
             let bar = output::bytes_bar(len);
             let progress = Progress {

@@ -38,13 +38,21 @@ pub async fn list(State(app): State<Shared>) -> ApiResult<Response> {
     Ok(Json(all).into_response())
 }
 
-/// `GET /buckets/{b}`: config and size.
+/// `GET /buckets/{b}`: config and size, and why writes are refused, if
+/// they are (a replica): a client can ask before it starts an upload the
+/// daemon would refuse before reading it.
 pub async fn show(State(app): State<Shared>, Path(b): Path<String>) -> ApiResult<Response> {
     let a = app.clone();
     let v = blocking(&app, move || {
         let bucket = a.bucket(&b)?;
         let stats = bucket.stats()?;
-        Ok(json!({"config": bucket.config(), "blocks": stats.blocks, "stored_bytes": stats.stored_bytes}))
+        let refused = a.p2p.refuse_writes(&b).err().map(|e| e.message);
+        Ok(json!({
+            "config": bucket.config(),
+            "blocks": stats.blocks,
+            "stored_bytes": stats.stored_bytes,
+            "writes_refused": refused,
+        }))
     })
     .await?;
     Ok(Json(v).into_response())

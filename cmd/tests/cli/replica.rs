@@ -153,8 +153,7 @@ fn an_encrypted_bucket_replicates_through_a_blind_peer() {
         &["--api", &b.url, "object", "get", "--bucket", "vault", "big"],
     );
     assert!(err.contains("this peer has no key"), "{err}");
-    let small = dirs[1].path().join("small.txt");
-    std::fs::write(&small, b"mine").unwrap();
+    // A 3 MB upload: refused with the reason, not a broken pipe.
     let err = fails(
         dirs[1].path(),
         &[
@@ -165,7 +164,7 @@ fn an_encrypted_bucket_replicates_through_a_blind_peer() {
             "--bucket",
             "vault",
             "mine",
-            small.to_str().unwrap(),
+            file.to_str().unwrap(),
         ],
     );
     assert!(
