@@ -201,13 +201,17 @@ impl BucketFollow {
                 return Err(self.equivocation(&round, &bucket, signed, &manifest).await);
             }
         }
-        let mut todo = Vec::new();
-        for o in &manifest.objects {
-            let (b, o2) = (bucket.clone(), o.clone());
-            if !blocking(self.bucket.as_str(), move || b.holds(&o2)).await? {
-                todo.push(o.clone());
+        let (b, listed) = (bucket.clone(), manifest.objects.clone());
+        let todo = blocking(self.bucket.as_str(), move || {
+            let mut todo = Vec::new();
+            for o in listed {
+                if !b.holds(&o)? {
+                    todo.push(o);
+                }
             }
-        }
+            Ok(todo)
+        })
+        .await?;
         update(status, |r| {
             r.objects = manifest.objects.len() as u64;
             r.objects_behind = todo.len() as u64;
