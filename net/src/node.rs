@@ -237,15 +237,13 @@ impl Node {
         request: RequestV1,
     ) -> Result<ResponseV1, NodeError> {
         let peer = peer_of(addr)?;
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Sync {
+        let answer = self.ask(|reply| Command::Sync {
             peer,
             addr: addr.clone(),
             request: SyncRequest::V1(request),
             reply,
-        })
-        .await?;
-        match answer.await.map_err(|_| NodeError::Stopped)?? {
+        });
+        match answer.await?? {
             SyncResponse::V1(ResponseV1::Error(reason)) => Err(NodeError::Remote { peer, reason }),
             SyncResponse::V1(r) => Ok(r),
         }
@@ -258,15 +256,13 @@ impl Node {
         request: BlocksRequestV1,
     ) -> Result<BlocksResponseV1, NodeError> {
         let peer = peer_of(addr)?;
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Blocks {
+        let answer = self.ask(|reply| Command::Blocks {
             peer,
             addr: addr.clone(),
             request: BlocksRequest::V1(request),
             reply,
-        })
-        .await?;
-        match answer.await.map_err(|_| NodeError::Stopped)?? {
+        });
+        match answer.await?? {
             BlocksResponse::V1(BlocksResponseV1::Error(reason)) => {
                 Err(NodeError::Remote { peer, reason })
             }
@@ -276,16 +272,12 @@ impl Node {
 
     /// The peers connected now.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Peers(reply)).await?;
-        answer.await.map_err(|_| NodeError::Stopped)
+        self.ask(Command::Peers).await
     }
 
     /// Dials `addr` and returns the peer id that answered.
     pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NodeError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Connect { addr, reply }).await?;
-        answer.await.map_err(|_| NodeError::Stopped)?
+        self.ask(|reply| Command::Connect { addr, reply }).await?
     }
 
     /// Closes every connection to `peer` (one that misbehaved).
@@ -295,6 +287,17 @@ impl Node {
 
     async fn send(&self, c: Command) -> Result<(), NodeError> {
         self.tx.send(c).await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Sends the swarm task a command carrying a reply channel, and waits
+    /// for the reply.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(command(reply)).await?;
+        answer.await.map_err(|_| NodeError::Stopped)
     }
 }
 
