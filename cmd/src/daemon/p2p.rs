@@ -20,51 +20,41 @@ use super::error::{ApiError, ApiResult};
 
 /// Replication state shared with the handlers.
 pub struct P2p {
-    /// One report per followed writer (`p2p.follow`), in config order.
-    pub follows: Vec<hydra_net::FollowStatus>,
-    /// One report per replica bucket, in config order.
-    pub buckets: Vec<hydra_net::BucketStatus>,
-    /// Replica buckets and the peer ids of the writers they accept.
-    replicas: HashMap<String, Vec<String>>,
-    /// What each loop follows, to ask its peers how far behind it is.
-    follow_loops: Vec<hydra_net::Follow>,
-    bucket_loops: Vec<(hydra_net::BucketFollow, Store)>,
+    /// Each followed writer (`p2p.follow`) with its report, in config order.
+    pub follows: Vec<(hydra_net::Follow, hydra_net::FollowStatus)>,
+    /// Each replica bucket, the store that holds it, and its report.
+    pub buckets: Vec<(hydra_net::BucketFollow, Store, hydra_net::BucketStatus)>,
     /// Set once the node runs (never, when p2p is off).
     pub node: OnceLock<hydra_net::Node>,
 }
 
 impl P2p {
     pub fn new(config: &Config, stores: &[(String, Store)]) -> Result<P2p> {
-        let mut replicas = HashMap::new();
         let mut buckets = Vec::new();
-        let mut bucket_loops = Vec::new();
         for b in &config.buckets {
             if let Some(r) = &b.replicate {
                 let follow = r.to_follow(&b.id)?;
-                bucket_loops.push((follow.clone(), store_of(config, stores, b).clone()));
-                replicas.insert(
-                    b.id.clone(),
-                    follow
-                        .writers
-                        .iter()
-                        .map(|w| hydra_volume::peer_id_of(w).map(|p| p.to_string()))
-                        .collect::<Result<_, _>>()?,
-                );
-                buckets.push(follow.status());
+                // Every writer must have a peer id, to be named in errors.
+                for w in &follow.writers {
+                    hydra_volume::peer_id_of(w)?;
+                }
+                let status = follow.status();
+                buckets.push((follow, store_of(config, stores, b).clone(), status));
             }
         }
-        let follow_loops: Vec<hydra_net::Follow> = config
+        let follows = config
             .p2p
             .follow
             .iter()
-            .map(|f| f.to_follow())
+            .map(|f| {
+                let follow = f.to_follow()?;
+                let status = follow.status();
+                Ok((follow, status))
+            })
             .collect::<Result<_>>()?;
         Ok(P2p {
-            follows: follow_loops.iter().map(|f| f.status()).collect(),
+            follows,
             buckets,
-            replicas,
-            follow_loops,
-            bucket_loops,
             node: OnceLock::new(),
         })
     }
@@ -72,14 +62,26 @@ impl P2p {
     /// Refuses local writes to a replica bucket: its objects are its
     /// writer's, and the next manifest would undo them.
     pub fn refuse_writes(&self, bucket: &str) -> ApiResult<()> {
-        match self.replicas.get(bucket) {
-            Some(writers) => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "bucket {bucket} is a replica of writer {}: write to the writer",
-                    writers.join(", ")
-                ),
-            )),
+        match self
+            .buckets
+            .iter()
+            .find(|(f, ..)| f.bucket.as_str() == bucket)
+        {
+            Some((follow, ..)) => {
+                let writers: Vec<String> = follow
+                    .writers
+                    .iter()
+                    .filter_map(|w| hydra_volume::peer_id_of(w).ok())
+                    .map(|p| p.to_string())
+                    .collect();
+                Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "bucket {bucket} is a replica of writer {}: write to the writer",
+                        writers.join(", ")
+                    ),
+                ))
+            }
             None => Ok(()),
         }
     }
@@ -98,15 +100,10 @@ impl P2p {
 /// anything, and a loop per followed writer and replica bucket.
 pub async fn start(config: &Config, app: &Shared) -> Result<()> {
     let p2p = &config.p2p;
-    let replicas: Vec<_> = config
-        .buckets
-        .iter()
-        .filter_map(|b| b.replicate.as_ref().map(|r| (b, r)))
-        .collect();
     if p2p.listen.is_empty()
         && p2p.follow.is_empty()
         && p2p.peers.is_empty()
-        && replicas.is_empty()
+        && app.p2p.buckets.is_empty()
         && !p2p.mdns
     {
         return Ok(());
@@ -132,19 +129,15 @@ pub async fn start(config: &Config, app: &Shared) -> Result<()> {
             }
         });
     }
-    for (follow, status) in app.p2p.follow_loops.iter().zip(&app.p2p.follows) {
+    for (follow, status) in &app.p2p.follows {
         let follow = follow.clone();
         tracing::info!(prefix = %follow.prefix, peers = follow.from.len(), "following streams");
         tokio::spawn(follow.run(node.clone(), app.log.clone(), status.clone()));
     }
-    for (((b, _), (follow, store)), status) in replicas
-        .into_iter()
-        .zip(&app.p2p.bucket_loops)
-        .zip(&app.p2p.buckets)
-    {
+    for (follow, store, status) in &app.p2p.buckets {
         let (follow, store) = (follow.clone(), store.clone());
-        let key = app.keys.get(&b.id).cloned();
-        tracing::info!(bucket = %b.id, blind = key.is_none(), "replicating bucket");
+        let key = app.keys.get(follow.bucket.as_str()).cloned();
+        tracing::info!(bucket = %follow.bucket, blind = key.is_none(), "replicating bucket");
         tokio::spawn(follow.run(node.clone(), store, key, status.clone()));
     }
     let _ = app.p2p.node.set(node);
@@ -201,8 +194,10 @@ fn serving(config: &Config, app: &App) -> Result<hydra_net::Serving> {
 
 /// `GET /replication`: each follow loop and replica bucket, and counters.
 pub async fn replication(State(app): State<Shared>) -> impl IntoResponse {
-    let follows: Vec<hydra_net::FollowReport> = app.p2p.follows.iter().map(report).collect();
-    let buckets: Vec<hydra_net::BucketReport> = app.p2p.buckets.iter().map(report).collect();
+    let follows: Vec<hydra_net::FollowReport> =
+        app.p2p.follows.iter().map(|(_, s)| report(s)).collect();
+    let buckets: Vec<hydra_net::BucketReport> =
+        app.p2p.buckets.iter().map(|(.., s)| report(s)).collect();
     let stats = app.p2p.node.get().map(|n| n.stats().snapshot());
     Json(json!({
         "peer_id": app.log.identity().peer_id().to_string(),
@@ -213,7 +208,12 @@ pub async fn replication(State(app): State<Shared>) -> impl IntoResponse {
 }
 
 fn report<T: Clone>(s: &hydra_net::Status<T>) -> T {
-    s.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    peek(s, T::clone)
+}
+
+/// Reads a report under its lock.
+fn peek<T, R>(s: &hydra_net::Status<T>, f: impl FnOnce(&T) -> R) -> R {
+    f(&s.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// `GET /replication/lag`: how far each loop is behind its best peer now,
@@ -221,12 +221,12 @@ fn report<T: Clone>(s: &hydra_net::Status<T>) -> T {
 pub async fn lag(State(app): State<Shared>) -> ApiResult<Response> {
     let node = app.p2p.node()?;
     let follows =
-        futures_util::future::join_all(app.p2p.follow_loops.iter().map(|f| f.lag(node, &app.log)));
+        futures_util::future::join_all(app.p2p.follows.iter().map(|(f, _)| f.lag(node, &app.log)));
     let buckets = futures_util::future::join_all(
         app.p2p
-            .bucket_loops
+            .buckets
             .iter()
-            .map(|(b, store)| b.lag(node, store)),
+            .map(|(b, store, _)| b.lag(node, store)),
     );
     let (follows, buckets) = tokio::join!(follows, buckets);
     let mut caught_up = true;
@@ -296,23 +296,20 @@ pub fn update_metrics(app: &App) {
     if let Some(n) = app.p2p.node.get() {
         m.set_p2p(&n.stats().snapshot());
     }
-    let behind: u64 = app
-        .p2p
-        .buckets
+    let buckets = &app.p2p.buckets;
+    let behind: u64 = buckets
         .iter()
-        .map(|b| report(b).blocks_behind)
+        .map(|(.., s)| peek(s, |r| r.blocks_behind))
         .sum();
     let failing = app
         .p2p
         .follows
         .iter()
-        .filter(|f| report(f).rounds.last_error.is_some())
+        .filter(|(_, s)| peek(s, |r| r.rounds.last_error.is_some()))
         .count()
-        + app
-            .p2p
-            .buckets
+        + buckets
             .iter()
-            .filter(|b| report(b).rounds.last_error.is_some())
+            .filter(|(.., s)| peek(s, |r| r.rounds.last_error.is_some()))
             .count();
     m.replication_blocks_behind.set(behind as i64);
     m.replication_failing.set(failing as i64);
