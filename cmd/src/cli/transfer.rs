@@ -39,16 +39,25 @@ pub struct ImportArgs {
     pub writers: Vec<String>,
 }
 
-/// What an export file holds, from its first root: a bucket's manifest is
-/// a raw block, streams' heads are nodes.
-pub fn holds_a_bucket(path: &Path) -> Result<bool> {
+/// The bucket an export file holds, or `None` for streams: a bucket's
+/// manifest is a raw root and the file's first block (its name is read
+/// here only to choose where to import; the import checks everything).
+pub fn bucket_of(path: &Path) -> Result<Option<String>> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let car = hydra_block::CarReader::new(std::io::BufReader::new(f))
+    let mut car = hydra_block::CarReader::new(std::io::BufReader::new(f))
         .with_context(|| format!("reading {}", path.display()))?;
-    Ok(car
+    if car
         .roots()
         .first()
-        .is_some_and(|r| r.codec() == hydra_block::Codec::Raw))
+        .is_none_or(|r| r.codec() != hydra_block::Codec::Raw)
+    {
+        return Ok(None);
+    }
+    let (_, signed) = car
+        .next_block()
+        .with_context(|| format!("reading {}", path.display()))?
+        .with_context(|| format!("{} holds no block", path.display()))?;
+    Ok(Some(hydra_bucket::Manifest::decode_stored(&signed)?.bucket))
 }
 
 /// The writers given, by peer id or public key.
@@ -115,9 +124,9 @@ pub fn imported(r: &Value) -> String {
 
 pub fn import(ctx: &Ctx, args: ImportArgs) -> Result<ExitCode> {
     let writers = writers(&args.writers)?;
-    let bucket = holds_a_bucket(&args.file)?;
+    let bucket = bucket_of(&args.file)?;
     let log = open(ctx)?;
-    let r = if bucket {
+    let r = if bucket.is_some() {
         let f = std::fs::File::open(&args.file)?;
         json!(
             log.store()

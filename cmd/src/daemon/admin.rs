@@ -274,14 +274,13 @@ pub async fn import(
     drop(f);
     let a = app.clone();
     let r = blocking(&app, move || {
-        let bucket = crate::cli::transfer::holds_a_bucket(file.path())
+        let bucket = crate::cli::transfer::bucket_of(file.path())
             .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-        if !bucket {
+        let Some(name) = bucket else {
             return Ok(json!(a.log.import(file.path(), &writers)?));
-        }
+        };
         let f = std::fs::File::open(file.path()).map_err(|e| ApiError::internal(e.to_string()))?;
         // Into the store that holds the bucket, or the event log's.
-        let name = manifest_bucket(file.path())?;
         let store = name
             .parse()
             .ok()
@@ -295,17 +294,4 @@ pub async fn import(
     })
     .await?;
     Ok(Json(r).into_response())
-}
-
-/// The bucket an export's manifest names (read again when it is applied,
-/// with every check).
-fn manifest_bucket(path: &std::path::Path) -> ApiResult<String> {
-    let f = std::fs::File::open(path).map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut car = hydra_block::CarReader::new(std::io::BufReader::new(f))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let (_, signed) = car
-        .next_block()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .ok_or_else(|| ApiError::bad_request("the file holds no block"))?;
-    Ok(hydra_bucket::Manifest::decode_stored(&signed)?.bucket)
 }
