@@ -68,30 +68,35 @@ pub(crate) fn walk_error(e: WalkError<BucketError>) -> BucketError {
 impl Bucket {
     /// Without the key, only closures tell what a root reaches: every root
     /// must be a raw block, or an object whose closure is stored for that
-    /// very root (as on a replica). Anything else would lose its blocks.
-    fn closures_cover(&self, roots: &[(String, Ref)]) -> Result<(), BucketError> {
+    /// very root (as on a replica); anything else would lose its blocks.
+    /// Returns the marks the objects' closures give (each object root, its
+    /// closure and every block listed), read once.
+    fn closure_marks(&self, roots: &[(String, Ref)]) -> Result<HashSet<Ref>, BucketError> {
+        let mut marks = HashSet::new();
         for (name, r) in roots {
             if r.codec() == Codec::Raw {
                 continue;
             }
-            let covered = match name.strip_prefix(crate::object::ROOT_PREFIX) {
-                Some(key) => {
-                    let closure = self.root(&format!("{}{key}", crate::replica::CLOSURE_PREFIX))?;
-                    match closure.map(|c| self.get_stored(&c)).transpose()?.flatten() {
-                        Some(bytes) => Closure::decode(&bytes).is_ok_and(|c| c.root == *r),
-                        None => false,
-                    }
-                }
-                None => false,
+            let closure = match name.strip_prefix(crate::object::ROOT_PREFIX) {
+                Some(key) => self
+                    .root(&format!("{}{key}", crate::replica::CLOSURE_PREFIX))?
+                    .map(|c| Ok::<_, BucketError>((c, self.get_stored(&c)?)))
+                    .transpose()?
+                    .and_then(|(c, bytes)| Some((c, Closure::decode(&bytes?).ok()?)))
+                    .filter(|(_, closure)| closure.root == *r),
+                None => None,
             };
-            if !covered {
+            let Some((c, closure)) = closure else {
                 return Err(BucketError::BlindGc {
                     bucket: self.name().clone(),
                     root: name.clone(),
                 });
-            }
+            };
+            marks.insert(*r);
+            marks.insert(c);
+            marks.extend(closure.blocks);
         }
-        Ok(())
+        Ok(marks)
     }
 }
 
@@ -172,8 +177,7 @@ impl Bucket {
         let mut mark = if self.require_key().is_ok() {
             Mark::Walk(Walker::new([]))
         } else {
-            self.closures_cover(&named)?;
-            Mark::Closures(HashSet::new())
+            Mark::Closures(self.closure_marks(&named)?)
         };
         let roots = named.into_iter().map(|(_, r)| r).collect();
         mark.push(self, roots, &mut report)?;
