@@ -237,17 +237,11 @@ pub fn escan(app: &App, mut args: Args) -> ArgResult<Reply> {
         Err(LogError::StreamNotFound(_)) => Vec::new(),
         Err(e) => return Err(error(e)),
     };
-    let mut events: Vec<_> = events
+    let events = events
         .into_iter()
         .filter(|e| end.is_none_or(|end| e.version <= end))
         .collect();
-    let has_more = events.len() as u64 > count;
-    events.truncate(count as usize);
-    app.metrics.events_read.inc_by(events.len() as u64);
-    Ok(Reply::map([
-        ("has_more", Reply::Bool(has_more)),
-        ("events", Reply::Array(events.iter().map(event).collect())),
-    ]))
+    Ok(scan_page(app, events, count))
 }
 
 /// `ESVER <stream> [PARTITION_KEY uuid]`: the last version, or null.
@@ -283,7 +277,7 @@ pub fn epscan(app: &App, mut args: Args) -> ArgResult<Reply> {
     let start = args.bound("start sequence")?;
     let end = args.bound("end sequence")?;
     let count = count_option(&mut args)?;
-    let mut events = app
+    let events = app
         .log
         .read_all(
             start,
@@ -297,13 +291,19 @@ pub fn epscan(app: &App, mut args: Args) -> ArgResult<Reply> {
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(error)?;
+    Ok(scan_page(app, events, count))
+}
+
+/// A scan's answer: at most `count` of `events` (read one past it, to know
+/// whether there are more), as `{has_more, events}`.
+fn scan_page(app: &App, mut events: Vec<RecordedEvent>, count: u64) -> Reply {
     let has_more = events.len() as u64 > count;
     events.truncate(count as usize);
     app.metrics.events_read.inc_by(events.len() as u64);
-    Ok(Reply::map([
+    Reply::map([
         ("has_more", Reply::Bool(has_more)),
         ("events", Reply::Array(events.iter().map(event).collect())),
-    ]))
+    ])
 }
 
 /// `EPSEQ <partition>`: the last position, or null when empty.
