@@ -79,6 +79,36 @@ impl Bucket {
         Ok(())
     }
 
+    /// Plain bytes to the bytes this bucket stores, through its transforms,
+    /// for a value kept under a key of its own rather than its hash (an
+    /// event record on a stream's open edge). Needs the key.
+    pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, BucketError> {
+        self.require_key()?;
+        Ok(self.pipeline.seal(plain))
+    }
+
+    /// The inverse of [`Bucket::seal`], bounded like a block. A failure
+    /// (wrong key, tampered or corrupt bytes) names the bucket; callers add
+    /// what the value was.
+    pub fn unseal(&self, stored: Vec<u8>) -> Result<Vec<u8>, BucketError> {
+        self.require_key()?;
+        self.pipeline
+            .open(stored, MAX_BLOCK_SIZE)
+            .map_err(|e| BucketError::Unseal {
+                bucket: self.name().clone(),
+                reason: match e {
+                    Undo::Decrypt => "it fails authentication (wrong key or tampered bytes)".into(),
+                    Undo::Decompress(reason) => format!("it does not decompress: {reason}"),
+                },
+            })
+    }
+
+    /// Whether this handle can read plain bytes (not an encrypted bucket
+    /// opened without its key).
+    pub fn readable(&self) -> bool {
+        self.require_key().is_ok()
+    }
+
     /// Stores a block and returns its ref; storing a block that is already
     /// there writes nothing. The block is durable when this returns (per
     /// the volume's durability).

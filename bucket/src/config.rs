@@ -21,6 +21,14 @@ pub struct BucketConfig {
     pub(crate) num: u32,
 }
 
+impl BucketConfig {
+    /// The bucket's internal number in this volume's keys: what other
+    /// layers record to name it compactly (not portable across volumes).
+    pub fn num(&self) -> u32 {
+        self.num
+    }
+}
+
 /// Policies attached to a bucket. Empty for now: replication settings
 /// (whom a replica follows, whose manifests it accepts, who may read it)
 /// live in the daemon's config, since they name peers and addresses of one

@@ -71,6 +71,8 @@ pub enum BucketError {
         reference: Ref,
         reason: String,
     },
+    #[error("a value stored in bucket {bucket} does not open: {reason}")]
+    Unseal { bucket: BucketName, reason: String },
     #[error(
         "block of {size} bytes exceeds the {max}-byte block limit (store large data as an object)"
     )]

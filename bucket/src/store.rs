@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// Grows with every root set or removed; replication waits on it.
     pub roots: Mutex<u64>,
     pub roots_cv: Condvar,
+    /// Keys given with [`Store::unlock`], by bucket number.
+    pub keys: Mutex<HashMap<u32, Key>>,
 }
 
 pub(crate) struct Tracking {
@@ -307,12 +309,57 @@ impl Store {
         self.bucket(name, key)
     }
 
+    /// Keeps `key` for bucket `name`, after checking it, so that every
+    /// handle opened through this store (and every clone of it) can read
+    /// the bucket: the event log opens its streams' buckets this way.
+    pub fn unlock(&self, name: &BucketName, key: &Key) -> Result<(), BucketError> {
+        let config = self.bucket_config(name)?;
+        match &config.transforms.encryption {
+            None => return Err(BucketError::KeyNotNeeded(name.clone())),
+            Some(enc) if enc.key_check != hex(&key.check()) => {
+                return Err(BucketError::WrongKey(name.clone()));
+            }
+            Some(_) => {}
+        }
+        lock(&self.shared.keys).insert(config.num, key.clone());
+        Ok(())
+    }
+
+    /// Unlocks every encrypted bucket that `key` is the key of; returns
+    /// their names (none when it opens no bucket).
+    pub fn unlock_with(&self, key: &Key) -> Result<Vec<BucketName>, BucketError> {
+        let check = hex(&key.check());
+        let mut opened = Vec::new();
+        for c in self.buckets()? {
+            if c.transforms
+                .encryption
+                .as_ref()
+                .is_some_and(|e| e.key_check == check)
+            {
+                lock(&self.shared.keys).insert(c.num, key.clone());
+                opened.push(c.id);
+            }
+        }
+        Ok(opened)
+    }
+
+    /// A handle on the bucket with internal number `num` (what other
+    /// layers record instead of a name), unlocked if its key was given.
+    pub fn bucket_by_num(&self, num: u32) -> Result<Option<Bucket>, BucketError> {
+        match self.buckets()?.into_iter().find(|c| c.num == num) {
+            Some(c) => self.bucket(&c.id, None).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// A handle on a bucket. `key` is needed to read or write the plain
-    /// bytes of an encrypted bucket; without it the handle still stores,
+    /// bytes of an encrypted bucket (a key given to [`Store::unlock`]
+    /// serves when `key` is `None`); without one the handle still stores,
     /// verifies, serves and deletes stored bytes (a blind replica).
     pub fn bucket(&self, name: &BucketName, key: Option<&Key>) -> Result<Bucket, BucketError> {
         let config = self.bucket_config(name)?;
-        let key = match (&config.transforms.encryption, key) {
+        let kept = lock(&self.shared.keys).get(&config.num).cloned();
+        let key = match (&config.transforms.encryption, key.or(kept.as_ref())) {
             (Some(enc), Some(k)) => {
                 if enc.key_check != hex(&k.check()) {
                     return Err(BucketError::WrongKey(name.clone()));

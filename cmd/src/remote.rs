@@ -586,6 +586,7 @@ fn stream(remote: &Remote, cmd: StreamCmd, out: &mut impl Write) -> Result<ExitC
             data,
             metadata,
             id,
+            bucket,
             json,
         } => {
             let mut e = serde_json::Map::new();
@@ -599,6 +600,7 @@ fn stream(remote: &Remote, cmd: StreamCmd, out: &mut impl Write) -> Result<ExitC
                 remote
                     .client
                     .post(remote.url(&format!("/streams/{}", seg(stream.as_str()))))
+                    .query(&[("bucket", bucket.as_ref().map(|b| b.as_str()))])
                     .header("Expected-Version", expected.to_string())
                     .json(&Value::Object(e)),
             )?;
@@ -664,8 +666,9 @@ fn stream(remote: &Remote, cmd: StreamCmd, out: &mut impl Write) -> Result<ExitC
                     let version = s["version"].as_u64().map_or("-".into(), |v| v.to_string());
                     writeln!(
                         out,
-                        "{}\t{version}\t{state}",
-                        s["stream"].as_str().unwrap_or("?")
+                        "{}\t{version}\t{}\t{state}",
+                        s["stream"].as_str().unwrap_or("?"),
+                        s["bucket"].as_str().unwrap_or("?")
                     )?;
                 }
             }

@@ -29,7 +29,14 @@ fn event(i: u64) -> NewEvent {
 }
 
 fn open(dir: &Path, durability: DurabilityMode) -> EventLog {
-    EventLog::open_dir(dir, Options { durability }).unwrap()
+    EventLog::open_dir(
+        dir,
+        Options {
+            durability,
+            ..Options::default()
+        },
+    )
+    .unwrap()
 }
 
 fn sid(s: String) -> StreamId {

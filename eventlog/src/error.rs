@@ -95,6 +95,20 @@ pub enum Error {
     },
     #[error("no snapshot of stream {stream}{at}", at = .at.map(|v| format!(" at or before version {v}")).unwrap_or_default())]
     SnapshotNotFound { stream: StreamId, at: Option<u64> },
+    #[error("event {version} of stream {stream} is corrupt: {reason}")]
+    CorruptEvent {
+        stream: String,
+        version: u64,
+        reason: String,
+    },
+    #[error(
+        "stream {stream} is in bucket {bucket}, not {asked}: a stream's bucket is fixed when it is created"
+    )]
+    OtherBucket {
+        stream: StreamId,
+        bucket: String,
+        asked: String,
+    },
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
     #[error("the event log is closed")]
@@ -163,6 +177,24 @@ mod tests {
             }
             .to_string(),
             "no snapshot of stream order-1"
+        );
+        assert_eq!(
+            Error::CorruptEvent {
+                stream: "order-1".into(),
+                version: 4,
+                reason: "its bytes do not hash to its Merkle leaf (changed on disk)".into()
+            }
+            .to_string(),
+            "event 4 of stream order-1 is corrupt: its bytes do not hash to its Merkle leaf (changed on disk)"
+        );
+        assert_eq!(
+            Error::OtherBucket {
+                stream: StreamId::new("patient-1").unwrap(),
+                bucket: "vault".into(),
+                asked: "default".into()
+            }
+            .to_string(),
+            "stream patient-1 is in bucket vault, not default: a stream's bucket is fixed when it is created"
         );
     }
 }

@@ -3,10 +3,10 @@
 //!
 //! | key | value | written |
 //! | --- | --- | --- |
-//! | `log-0/` pos(8) | [`EventRecord`] | once per event: the `$all` order |
-//! | `sv-0/` num(8) version(8) | pos(8) | once per event |
+//! | `ev-0/` num(8) version(8) | [`StoredEvent`]: position, bucket, leaf hash, the record sealed by the stream's bucket | once per event |
+//! | `all-0/` pos(8) | num(8) version(8): the `$all` order | once per event |
 //! | `eid-0/` uuid(16) | num(8) version(8) pos(8) | once per client-chosen id |
-//! | `st-0/` stream id | [`StreamState`] | once per stream per commit |
+//! | `st-1/` stream id | [`StreamState`] | once per stream per commit |
 //! | `sn-0/` num(8) | stream id | once per stream |
 //! | `smt-0/` num(8) level(1) index(8) | subtree hash | once per 128 events on average |
 //! | `slh-0/` num(8) version(8) | leaf hash of a scavenged event | at scavenge |
@@ -17,7 +17,20 @@
 //! Numbers are big-endian, so every per-event key is appended at the end
 //! of its range: inserts stay sequential, which is what keeps appends fast
 //! on a B-tree at millions of events. Streams get a dense number when
-//! created so that their keys are short and fixed-size.
+//! created so that their keys are short and fixed-size. A stream's events
+//! are contiguous (`ev-0/` num), so reading one is one range scan; `$all`
+//! is a scan of `all-0/` that fetches each event from its stream.
+//!
+//! The record itself (id, stream, type, timestamp, data, metadata) is
+//! stored only as the stream's bucket seals it: compressed and encrypted
+//! when the bucket is. What stays readable without the key is what the
+//! keys and the fixed fields show: stream ids and numbers, versions,
+//! positions, the bucket, each record's sealed size and its Merkle leaf
+//! hash (a BLAKE3 hash of the record, which reveals nothing of it).
+//!
+//! The first layout (`log-0/` records by position, `sv-0/` version
+//! index, `st-0/` states without a bucket) is migrated when a log is
+//! opened (see `migrate.rs`).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,10 +38,10 @@ use uuid::Uuid;
 use crate::merkle::Hash;
 use crate::{Error, RecordedEvent, StreamId, StreamMetadata};
 
-pub const LOG: &[u8] = b"log-0/";
-pub const STREAM_VERSION: &[u8] = b"sv-0/";
+pub const EVENT: &[u8] = b"ev-0/";
+pub const ALL: &[u8] = b"all-0/";
 pub const EVENT_ID: &[u8] = b"eid-0/";
-pub const STREAM_STATE: &[u8] = b"st-0/";
+pub const STREAM_STATE: &[u8] = b"st-1/";
 pub const STREAM_NAME: &[u8] = b"sn-0/";
 pub const SUBTREE: &[u8] = b"smt-0/";
 pub const SCAVENGED_LEAF: &[u8] = b"slh-0/";
@@ -41,21 +54,27 @@ pub const META: &[u8] = b"el-meta-0";
 /// recomputed from the events when a proof needs them.
 pub const STORED_SUBTREE_LEVEL: u32 = 8;
 
-pub fn log_key(pos: u64) -> Vec<u8> {
-    [LOG, &pos.to_be_bytes()].concat()
+pub fn all_key(pos: u64) -> Vec<u8> {
+    [ALL, &pos.to_be_bytes()].concat()
 }
 
-pub fn pos_of_log_key(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.strip_prefix(LOG)?.try_into().ok()?))
+pub fn event_key(num: u64, version: u64) -> Vec<u8> {
+    [EVENT, &num.to_be_bytes(), &version.to_be_bytes()].concat()
 }
 
-pub fn version_key(num: u64, version: u64) -> Vec<u8> {
-    [STREAM_VERSION, &num.to_be_bytes(), &version.to_be_bytes()].concat()
+/// The stream number and version in an `ev-0/` key (or an `all-0/` value).
+pub fn num_version(bytes: &[u8]) -> Option<(u64, u64)> {
+    let n = |i: usize| Some(u64::from_be_bytes(bytes.get(i..i + 8)?.try_into().ok()?));
+    (bytes.len() == 16).then_some(())?;
+    Some((n(0)?, n(8)?))
 }
 
-pub fn version_of_key(key: &[u8]) -> Option<u64> {
-    let rest = key.strip_prefix(STREAM_VERSION)?;
-    Some(u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?))
+pub fn event_key_parts(key: &[u8]) -> Option<(u64, u64)> {
+    num_version(key.strip_prefix(EVENT)?)
+}
+
+pub fn all_value(num: u64, version: u64) -> Vec<u8> {
+    [num.to_be_bytes(), version.to_be_bytes()].concat()
 }
 
 pub fn event_id_key(id: &Uuid) -> Vec<u8> {
@@ -99,6 +118,58 @@ pub fn u64_of(bytes: &[u8], what: &str) -> Result<u64, Error> {
             reason: format!("{} bytes, expected 8", bytes.len()),
         }
     })?))
+}
+
+/// An event as its `ev-0/` entry holds it: `position(8) bucket(4)
+/// leaf(32)` then the record as the bucket sealed it. The leaf hash is the
+/// record's Merkle leaf: every read checks the unsealed record against it,
+/// and proofs need no key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub position: u64,
+    /// The internal number of the stream's bucket.
+    pub bucket: u32,
+    pub leaf: Hash,
+    pub sealed: Vec<u8>,
+}
+
+const STORED_HEADER: usize = 8 + 4 + 32;
+
+impl StoredEvent {
+    pub fn encode(position: u64, bucket: u32, leaf: &Hash, sealed: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(STORED_HEADER + sealed.len());
+        out.extend_from_slice(&position.to_be_bytes());
+        out.extend_from_slice(&bucket.to_be_bytes());
+        out.extend_from_slice(leaf);
+        out.extend_from_slice(sealed);
+        out
+    }
+
+    /// The fixed fields alone, without copying the sealed record.
+    pub fn header(bytes: &[u8]) -> Result<(u64, u32, Hash), Error> {
+        if bytes.len() < STORED_HEADER {
+            return Err(Error::Corrupt {
+                what: "stored event".into(),
+                reason: format!("{} bytes, expected at least {STORED_HEADER}", bytes.len()),
+            });
+        }
+        Ok((
+            u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+            u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")),
+            bytes[12..44].try_into().expect("32 bytes"),
+        ))
+    }
+
+    pub fn decode(mut bytes: Vec<u8>) -> Result<StoredEvent, Error> {
+        let (position, bucket, leaf) = StoredEvent::header(&bytes)?;
+        bytes.drain(..STORED_HEADER);
+        Ok(StoredEvent {
+            position,
+            bucket,
+            leaf,
+            sealed: bytes,
+        })
+    }
 }
 
 /// Format of [`EventRecord`] encodings.
@@ -222,6 +293,9 @@ pub struct StreamState {
     /// For a stream replicated from another writer: that writer's latest
     /// signed head, which this store serves and appends never change.
     pub replica: Option<crate::Head>,
+    /// The internal number of the bucket that holds the stream's events,
+    /// fixed when the stream is created.
+    pub bucket: u32,
 }
 
 impl StreamState {

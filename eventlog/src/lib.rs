@@ -21,20 +21,25 @@
 //!       /    \     /    \                            subtrees of >= 256 leaves
 //!     e0     e1  e2     e3                           stored, smaller recomputed
 //!      |      |   |      |      |         |
-//!   log-0/<position>: the event records, in global ($all) order
-//!   sv-0/<stream>/<version> -> position    eid-0/<uuid> -> (stream, version, position)
+//!   ev-0/<stream num>/<version> -> position, bucket, leaf, record sealed by the bucket
+//!   all-0/<position> -> (stream num, version)     eid-0/<uuid> -> (num, version, position)
 //! ```
 //!
-//! Events are written once, under their global position: a sequential
-//! key, so appends stay fast at any size. Per-stream and per-id indexes
-//! is sequential too; ids the log assigns itself carry their position and
-//! need no index entry at all (see `event_id.rs`). Appending
-//! costs O(1) amortised writes; reading version v is one index lookup and
-//! one record fetch; a range read streams pages of index entries and
-//! records. A stream's Merkle tree is kept as its peaks (at most 64
-//! hashes) plus the hashes of complete subtrees of 256 events and more,
-//! so a proof costs O(log n) lookups and at most two 256-event pages.
-//! Opening reads one counter record, whatever the log's size.
+//! A stream belongs to a bucket, fixed when it is created (asked for by
+//! the first append, else a configured id prefix, else `default`), and
+//! its records are sealed by that bucket's transforms: compressed and
+//! encrypted at rest when the bucket is. Each record is kept with its
+//! Merkle leaf hash; reads check the unsealed bytes against it, and
+//! proofs need no key. Every per-event key is sequential within its
+//! range (a stream's versions, the global positions), so appends stay
+//! fast at any size; ids the log assigns itself carry their position and
+//! need no index entry (see `event_id.rs`). Appending costs O(1)
+//! amortised writes; reading a stream is one range scan; `$all` scans
+//! its index and fetches each event from its stream. A stream's Merkle
+//! tree is kept as its peaks (at most 64 hashes) plus the hashes of
+//! complete subtrees of 256 events and more, so a proof costs O(log n)
+//! lookups and at most two 256-event pages. Opening reads one counter
+//! record, whatever the log's size.
 //!
 //! All writes go through one writer thread that commits concurrent appends
 //! together (group commit): in `sync` mode they share one fsync.
@@ -83,8 +88,10 @@ mod id;
 mod layout;
 mod log;
 mod merkle;
+mod migrate;
 mod proof;
 mod read;
+mod records;
 mod reindex;
 mod retention;
 mod snapshot;
@@ -105,6 +112,7 @@ pub use proof::{
     verify_event,
 };
 pub use read::{AllEvents, StreamEvents, StreamInfo};
+pub use records::Placement;
 pub use reindex::ReindexReport;
 pub use retention::ScavengeReport;
 pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};

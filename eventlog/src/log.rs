@@ -12,6 +12,7 @@ use hydra_volume::{
 };
 
 use crate::layout::{self, META, Meta};
+use crate::records::{Buckets, SharedBuckets};
 use crate::writer::{Msg, Reply, Request, StreamWrite, Writer};
 use crate::{
     AppendResult, DurabilityMode, Error, ExpectedVersion, NewEvent, StreamId, StreamMetadata,
@@ -21,9 +22,12 @@ use crate::{
 pub const SNAPSHOT_BUCKET: &str = "eventlog";
 
 /// How to open an event log.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub durability: DurabilityMode,
+    /// Which bucket a new stream goes to when its append names none, by
+    /// stream id prefix (the longest match wins; no match: `default`).
+    pub placements: Vec<crate::Placement>,
 }
 
 /// The counters, from the last log record and the last stream name (two
@@ -52,7 +56,7 @@ pub(crate) fn load_meta(volume: &dyn Volume) -> Result<Meta, Error> {
         })
     };
     Ok(Meta {
-        next_position: stored.next_position.max(last(layout::LOG)?),
+        next_position: stored.next_position.max(last(layout::ALL)?),
         next_num: stored.next_num.max(last(layout::STREAM_NAME)?),
     })
 }
@@ -109,6 +113,7 @@ impl Notify {
 pub(crate) struct Inner {
     pub volume: Arc<dyn Volume>,
     pub store: Store,
+    pub buckets: SharedBuckets,
     pub snapshots: Bucket,
     pub identity: Identity,
     pub notify: Arc<Notify>,
@@ -158,6 +163,13 @@ impl EventLog {
             store.create_bucket(&name, CreateOptions::default())?;
         }
         let snapshots = store.bucket(&name, None)?;
+        for p in &options.placements {
+            // A placement naming a missing bucket fails now, not at the
+            // first append of a matching stream.
+            store.bucket_config(&p.bucket)?;
+        }
+        let buckets = Arc::new(Buckets::new(store.clone(), options.placements));
+        crate::migrate::run(&*volume, &store)?;
         let meta = load_meta(&*volume)?;
         let notify = Arc::new(Notify::default());
         notify.committed(meta.next_position);
@@ -176,6 +188,7 @@ impl EventLog {
         };
         let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer = Writer {
+            buckets: buckets.clone(),
             commits: commits.clone(),
             volume: volume.clone(),
             meta,
@@ -187,6 +200,7 @@ impl EventLog {
             inner: Arc::new(Inner {
                 volume,
                 store,
+                buckets,
                 snapshots,
                 identity,
                 notify,
@@ -206,6 +220,14 @@ impl EventLog {
 
     pub fn volume(&self) -> &Arc<dyn Volume> {
         &self.inner.volume
+    }
+
+    /// Gives the key of an encrypted bucket, so that its streams can be
+    /// written and read. A wrong key is refused, naming the bucket.
+    pub fn unlock(&self, bucket: &BucketName, key: &hydra_bucket::Key) -> Result<(), Error> {
+        self.inner.store.unlock(bucket, key)?;
+        self.inner.buckets.reopen();
+        Ok(())
     }
 
     /// The key that signs this log's heads.
@@ -265,11 +287,13 @@ impl EventLog {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, Error> {
-        let writes = vec![StreamWrite {
-            stream: stream.clone(),
-            expected,
-            events,
-        }];
+        self.write(StreamWrite::new(stream.clone(), expected, events))
+    }
+
+    /// Appends one [`StreamWrite`]: [`EventLog::append`] with a bucket for
+    /// a new stream (see [`StreamWrite::bucket`]).
+    pub fn write(&self, write: StreamWrite) -> Result<AppendResult, Error> {
+        let writes = vec![write];
         Ok(self
             .request(|reply| Request::Append { writes, reply })?
             .remove(0))

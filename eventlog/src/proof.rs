@@ -262,36 +262,20 @@ struct StreamTree<'a> {
 }
 
 impl StreamTree<'_> {
+    /// The leaf hashes of versions `[start, start + size)`: kept beside
+    /// each stored event (so proofs need no bucket key), or at scavenge.
     fn leaves(&self, start: u64, size: u64) -> Result<Vec<Hash>, Error> {
         let keys: Vec<Vec<u8>> = (start..start + size)
-            .map(|v| layout::version_key(self.num, v))
+            .map(|v| layout::event_key(self.num, v))
             .collect();
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let volume = &self.log.inner.volume;
-        let entries = volume.get_many(&refs)?;
+        let entries = self.log.inner.volume.get_many(&refs)?;
         let mut out = Vec::with_capacity(size as usize);
-        let mut positions = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            if let Some(p) = e {
-                positions.push((i, layout::u64_of(p, "stream index entry")?));
-            }
-        }
-        let logs: Vec<Vec<u8>> = positions.iter().map(|(_, p)| layout::log_key(*p)).collect();
-        let log_refs: Vec<&[u8]> = logs.iter().map(Vec::as_slice).collect();
-        let records = volume.get_many(&log_refs)?;
-        let mut by_index = std::collections::HashMap::new();
-        for ((i, _), r) in positions.iter().zip(records) {
-            if let Some(r) = r {
-                by_index.insert(*i, merkle::leaf_hash(&r));
-            }
-        }
-        for i in 0..size as usize {
-            let version = start + i as u64;
-            let h = match by_index.remove(&i) {
-                Some(h) => h,
+        for (version, e) in (start..).zip(entries) {
+            out.push(match e {
+                Some(v) => layout::StoredEvent::header(&v)?.2,
                 None => self.scavenged_leaf(version)?,
-            };
-            out.push(h);
+            });
         }
         Ok(out)
     }
@@ -405,8 +389,8 @@ impl EventLog {
         let position = self
             .inner
             .volume
-            .get(&layout::version_key(st.num, length - 1))?
-            .map(|b| layout::u64_of(&b, "stream index entry"))
+            .get(&layout::event_key(st.num, length - 1))?
+            .map(|b| layout::StoredEvent::header(&b).map(|h| h.0))
             .transpose()?;
         let identity = &self.inner.identity;
         let mut head = Head {

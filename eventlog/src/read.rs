@@ -8,7 +8,8 @@ use std::ops::Bound;
 use hydra_volume::{Direction, KeyRange, PageLimit};
 use uuid::Uuid;
 
-use crate::layout::{self, Deletion, EventLocation, EventRecord, StreamState};
+use crate::layout::{self, Deletion, EventLocation, StreamState};
+use crate::records;
 use crate::writer::now_ms;
 use crate::{AllFilter, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
 
@@ -23,6 +24,8 @@ pub struct StreamInfo {
     pub version: Option<u64>,
     pub deleted: bool,
     pub tombstoned: bool,
+    /// The bucket that holds the stream's events.
+    pub bucket: hydra_bucket::BucketName,
 }
 
 impl EventLog {
@@ -145,14 +148,14 @@ impl EventLog {
         filter: AllFilter,
     ) -> AllEvents {
         let range = match (from, direction) {
-            (None, _) => KeyRange::prefix(layout::LOG),
+            (None, _) => KeyRange::prefix(layout::ALL),
             (Some(p), Direction::Forward) => KeyRange {
-                start: Bound::Included(layout::log_key(p)),
-                end: KeyRange::prefix(layout::LOG).end,
+                start: Bound::Included(layout::all_key(p)),
+                end: KeyRange::prefix(layout::ALL).end,
             },
             (Some(p), Direction::Backward) => KeyRange {
-                start: Bound::Included(layout::LOG.to_vec()),
-                end: Bound::Included(layout::log_key(p)),
+                start: Bound::Included(layout::ALL.to_vec()),
+                end: Bound::Included(layout::all_key(p)),
             },
         };
         AllEvents {
@@ -181,22 +184,46 @@ impl EventLog {
             .map(|b| EventLocation::decode(&b))
             .transpose()?
             .ok_or(Error::EventNotFound(id))?;
-        let bytes = self
-            .inner
-            .volume
-            .get(&layout::log_key(loc.position))?
-            .ok_or(Error::EventNotFound(id))?;
-        EventRecord::decode(&bytes)?.into_event(loc.position)
+        self.event_of(loc.num, loc.version)?
+            .ok_or(Error::EventNotFound(id))
     }
 
     /// The event at a global position.
     pub fn event_at(&self, position: u64) -> Result<RecordedEvent, Error> {
-        let bytes = self
+        let at = self
             .inner
             .volume
-            .get(&layout::log_key(position))?
+            .get(&layout::all_key(position))?
             .ok_or(Error::NoSuchPosition(position))?;
-        EventRecord::decode(&bytes)?.into_event(position)
+        let (num, version) = records::event_key_at(&at)?;
+        self.event_of(num, version)?
+            .ok_or(Error::NoSuchPosition(position))
+    }
+
+    /// Event `version` of stream number `num`, if stored.
+    fn event_of(&self, num: u64, version: u64) -> Result<Option<RecordedEvent>, Error> {
+        self.inner
+            .volume
+            .get(&layout::event_key(num, version))?
+            .map(|v| self.open_event((num, version), v))
+            .transpose()
+    }
+
+    /// Opens an `ev-0/` entry, checked (see the `records` module).
+    pub(crate) fn open_event(
+        &self,
+        at: (u64, u64),
+        value: Vec<u8>,
+    ) -> Result<RecordedEvent, Error> {
+        records::open_event(&self.inner.buckets, at, value, |n| self.stream_name(n))
+    }
+
+    /// The id of stream number `num`, for messages.
+    pub(crate) fn stream_name(&self, num: u64) -> String {
+        match self.inner.volume.get(&layout::name_key(num)) {
+            Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+            _ => format!("#{num}"),
+        }
     }
 
     /// The version of the stream's last event; `None` when the stream does
@@ -263,26 +290,33 @@ impl EventLog {
                     version: st.exists().then(|| st.length - 1),
                     deleted: st.deletion != Deletion::None,
                     tombstoned: st.deletion == Deletion::Hard,
+                    bucket: log.inner.buckets.get(st.bucket)?.name().clone(),
                 })
             })())
         })
     }
 
-    /// Fetches events by position, in one read transaction.
-    pub(crate) fn events_at(&self, positions: &[u64]) -> Result<Vec<Option<RecordedEvent>>, Error> {
-        let keys: Vec<Vec<u8>> = positions.iter().map(|p| layout::log_key(*p)).collect();
+    /// Fetches events by stream number and version, in one read
+    /// transaction; `None` for those not stored (scavenged).
+    pub(crate) fn events_of(&self, at: &[(u64, u64)]) -> Result<Vec<Option<RecordedEvent>>, Error> {
+        let keys: Vec<Vec<u8>> = at.iter().map(|(n, v)| layout::event_key(*n, *v)).collect();
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         self.inner
             .volume
             .get_many(&refs)?
             .into_iter()
-            .zip(positions)
-            .map(|(b, p)| {
-                b.map(|b| EventRecord::decode(&b)?.into_event(*p))
-                    .transpose()
-            })
+            .zip(at)
+            .map(|(b, at)| b.map(|b| self.open_event(*at, b)).transpose())
             .collect()
     }
+}
+
+/// The stream number and version in an `ev-0/` key.
+pub(crate) fn event_key_parts(key: &[u8]) -> Result<(u64, u64), Error> {
+    layout::event_key_parts(key).ok_or_else(|| Error::Corrupt {
+        what: "event key".into(),
+        reason: format!("{} bytes", key.len()),
+    })
 }
 
 /// An iterator over a stream's events; see [`EventLog::read`].
@@ -312,12 +346,12 @@ impl StreamEvents {
         };
         let range = match self.direction {
             Direction::Forward => KeyRange::between(
-                &layout::version_key(self.num, c),
-                &layout::version_key(self.num, self.end),
+                &layout::event_key(self.num, c),
+                &layout::event_key(self.num, self.end),
             ),
             Direction::Backward => KeyRange {
-                start: Bound::Included(layout::version_key(self.num, self.lo)),
-                end: Bound::Included(layout::version_key(self.num, c)),
+                start: Bound::Included(layout::event_key(self.num, self.lo)),
+                end: Bound::Included(layout::event_key(self.num, c)),
             },
         };
         let limit = PageLimit {
@@ -333,19 +367,13 @@ impl StreamEvents {
             self.cursor = None;
             return Ok(());
         };
-        let last = layout::version_of_key(last).ok_or_else(|| Error::Corrupt {
-            what: "stream index key".into(),
-            reason: format!("{} bytes", last.len()),
-        })?;
+        let (_, last) = event_key_parts(last)?;
         self.cursor = match self.direction {
             Direction::Forward => Some(last + 1).filter(|n| *n < self.end),
             Direction::Backward => last.checked_sub(1).filter(|n| *n >= self.lo),
         };
-        let positions = page
-            .iter()
-            .map(|(_, v)| layout::u64_of(v, "stream index entry"))
-            .collect::<Result<Vec<_>, _>>()?;
-        for e in self.log.events_at(&positions)?.into_iter().flatten() {
+        for (k, v) in page {
+            let e = self.log.open_event(event_key_parts(&k)?, v)?;
             if self.min_timestamp.is_none_or(|t| e.timestamp >= t) {
                 self.buf.push_back(e);
             }
@@ -404,12 +432,11 @@ impl AllEvents {
             Direction::Forward => self.range.start = Bound::Excluded(last.clone()),
             Direction::Backward => self.range.end = Bound::Excluded(last.clone()),
         }
-        for (k, v) in page {
-            let pos = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
-                what: "log key".into(),
-                reason: format!("{} bytes", k.len()),
-            })?;
-            let e = EventRecord::decode(&v)?.into_event(pos)?;
+        let at = page
+            .iter()
+            .map(|(_, v)| records::event_key_at(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        for e in self.log.events_of(&at)?.into_iter().flatten() {
             if self.filter.matches(&e) {
                 self.buf.push_back(e);
             }

@@ -1,11 +1,13 @@
 //! Rebuilding the indexes from the event records.
 //!
-//! The records under `log-0/` (and the leaf hashes kept for scavenged
+//! The records under `ev-0/` (and the leaf hashes kept for scavenged
 //! events) are the source of truth. Everything else the log reads — the
-//! per-stream version index, the event-id index, the stored Merkle
-//! subtrees, each stream's length, peaks and last position, the counters —
-//! can be derived from them, and `reindex` does so. What is not derivable
-//! is kept: stream deletions and metadata, persistent subscriptions.
+//! `$all` index, the event-id index, the stored Merkle subtrees, each
+//! stream's length, peaks and last position, the counters — can be
+//! derived from them, and `reindex` does so. What is not derivable is
+//! kept: stream names, buckets, deletions and metadata, persistent
+//! subscriptions. Every record is opened and checked against its leaf on
+//! the way, so an encrypted bucket's key must have been given.
 
 use std::collections::HashMap;
 
@@ -46,7 +48,7 @@ fn clear(w: &Writer, prefix: &[u8]) -> Result<(), Error> {
 pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
     w.cache.clear();
     // Keep what cannot be derived: deletion, metadata, scavenge marks.
-    let mut states: HashMap<StreamId, StreamState> = HashMap::new();
+    let mut states: HashMap<u64, (StreamId, StreamState)> = HashMap::new();
     for e in w
         .volume
         .scan(KeyRange::prefix(layout::STREAM_STATE), Direction::Forward)
@@ -58,74 +60,77 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
         st.length = 0;
         st.peaks.clear();
         st.last_position = None;
-        states.insert(id, st);
+        states.insert(st.num, (id, st));
     }
-    for prefix in [layout::STREAM_VERSION, layout::EVENT_ID, layout::SUBTREE] {
+    for prefix in [layout::ALL, layout::EVENT_ID, layout::SUBTREE] {
         clear(w, prefix)?;
     }
-    let mut next_num = states.values().map(|s| s.num + 1).max().unwrap_or(0);
     let mut next_position = 0;
     let mut report = ReindexReport::default();
     let mut batch = WriteBatch::new();
     for e in w
         .volume
-        .scan(KeyRange::prefix(layout::LOG), Direction::Forward)
+        .scan(KeyRange::prefix(layout::EVENT), Direction::Forward)
     {
         let (k, v) = e?;
-        let pos = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
-            what: "log key".into(),
-            reason: format!("{} bytes", k.len()),
-        })?;
-        let record = EventRecord::decode(&v)?;
-        let stream = StreamId::new(record.stream.clone())?;
-        let st = states.entry(stream.clone()).or_insert_with(|| {
-            let num = next_num;
-            next_num += 1;
-            batch.put(layout::name_key(num), stream.as_str().as_bytes().to_vec());
-            StreamState {
-                num,
-                ..StreamState::default()
-            }
-        });
+        let (num, version) = crate::read::event_key_parts(&k)?;
+        let (_, bucket, leaf) = layout::StoredEvent::header(&v)?;
+        let (pos, plain) =
+            crate::records::open_record(&w.buckets, (num, version), v, |n| format!("#{n}"))?;
+        let record = EventRecord::decode(&plain)?;
+        let (stream, st) = match states.entry(num) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert((
+                StreamId::new(record.stream.clone())?,
+                StreamState {
+                    num,
+                    bucket,
+                    ..StreamState::default()
+                },
+            )),
+        };
         // Versions missing before this one were scavenged: their leaf
         // hashes were kept.
-        while st.length < record.version {
-            let leaf = scavenged_leaf(w, st.num, st.length, &stream)?;
+        while st.length < version {
+            let leaf = scavenged_leaf(w, num, st.length, stream)?;
             push(&mut batch, st, leaf);
         }
-        push(&mut batch, st, crate::merkle::leaf_hash(&v));
+        push(&mut batch, st, leaf);
         st.last_position = Some(pos);
-        batch.put(
-            layout::version_key(st.num, record.version),
-            pos.to_be_bytes().to_vec(),
-        );
-        let loc = EventLocation {
-            num: st.num,
-            version: record.version,
-            position: pos,
-        };
+        batch.put(layout::all_key(pos), layout::all_value(num, version));
         let id = uuid::Uuid::from_bytes(record.id);
         if crate::event_id::position_of(&id) != Some(pos) {
+            let loc = EventLocation {
+                num,
+                version,
+                position: pos,
+            };
             batch.put(layout::event_id_key(&id), loc.encode());
         }
-        next_position = pos + 1;
+        next_position = next_position.max(pos + 1);
         report.events += 1;
         if batch.bytes() > 8 << 20 {
             w.volume.commit(std::mem::take(&mut batch))?;
         }
     }
-    for (stream, st) in &mut states {
+    let mut next_num = 0;
+    for (stream, st) in states.values_mut() {
         // A stream whose tail was scavenged entirely.
         while st.length < st.scavenged_before {
             let leaf = scavenged_leaf(w, st.num, st.length, stream)?;
             push(&mut batch, st, leaf);
         }
         batch.put(layout::state_key(stream), st.encode());
+        batch.put(
+            layout::name_key(st.num),
+            stream.as_str().as_bytes().to_vec(),
+        );
+        next_num = next_num.max(st.num + 1);
         report.streams += 1;
     }
     let meta = layout::Meta {
         next_position: next_position.max(w.meta.next_position),
-        next_num,
+        next_num: next_num.max(w.meta.next_num),
     };
     w.volume.commit(batch)?;
     crate::log::store_meta(&*w.volume, &meta)?;

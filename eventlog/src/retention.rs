@@ -12,8 +12,7 @@
 use hydra_volume::{Direction, KeyRange, PageLimit, WriteBatch};
 use serde::Serialize;
 
-use crate::layout::{self, Deletion, EventRecord, StreamState};
-use crate::merkle::leaf_hash;
+use crate::layout::{self, Deletion, StreamState};
 use crate::writer::now_ms;
 use crate::{Error, EventLog, StreamId};
 
@@ -68,18 +67,16 @@ impl EventLog {
             let cutoff = now_ms().saturating_sub(max_age.saturating_mul(1000));
             let from = upto.max(st.scavenged_before);
             let range = KeyRange::between(
-                &layout::version_key(st.num, from),
-                &layout::version_key(st.num, st.length),
+                &layout::event_key(st.num, from),
+                &layout::event_key(st.num, st.length),
             );
-            'scan: for e in self.inner.volume.scan(range, Direction::Forward) {
-                let (_, pos) = e?;
-                let pos = layout::u64_of(&pos, "stream index entry")?;
-                for ev in self.events_at(&[pos])?.into_iter().flatten() {
-                    if ev.timestamp >= cutoff {
-                        break 'scan;
-                    }
-                    upto = ev.version + 1;
+            for e in self.inner.volume.scan(range, Direction::Forward) {
+                let (k, v) = e?;
+                let ev = self.open_event(crate::read::event_key_parts(&k)?, v)?;
+                if ev.timestamp >= cutoff {
+                    break;
                 }
+                upto = ev.version + 1;
             }
         }
         Ok(upto)
@@ -89,8 +86,8 @@ impl EventLog {
     fn remove_versions(&self, st: &StreamState, from: u64, upto: u64) -> Result<(u64, u64), Error> {
         let volume = &self.inner.volume;
         let range = KeyRange::between(
-            &layout::version_key(st.num, from),
-            &layout::version_key(st.num, upto),
+            &layout::event_key(st.num, from),
+            &layout::event_key(st.num, upto),
         );
         let (mut events, mut bytes) = (0, 0);
         loop {
@@ -100,20 +97,15 @@ impl EventLog {
             }
             let mut batch = WriteBatch::new();
             for (k, v) in page {
-                let pos = layout::u64_of(&v, "stream index entry")?;
-                let version = layout::version_of_key(&k).unwrap_or_default();
-                if let Some(record) = volume.get(&layout::log_key(pos))? {
-                    let decoded = EventRecord::decode(&record)?;
-                    batch.put(
-                        layout::scavenged_leaf_key(st.num, version),
-                        leaf_hash(&record).to_vec(),
-                    );
-                    batch.delete(layout::event_id_key(&uuid::Uuid::from_bytes(decoded.id)));
-                    batch.delete(layout::log_key(pos));
-                    bytes += record.len() as u64;
-                    events += 1;
-                }
+                let (_, version) = crate::read::event_key_parts(&k)?;
+                let (_, _, leaf) = layout::StoredEvent::header(&v)?;
+                bytes += v.len() as u64;
+                let event = self.open_event((st.num, version), v)?;
+                batch.put(layout::scavenged_leaf_key(st.num, version), leaf.to_vec());
+                batch.delete(layout::event_id_key(&event.id));
+                batch.delete(layout::all_key(event.position));
                 batch.delete(k);
+                events += 1;
             }
             volume.commit(batch)?;
         }

@@ -100,12 +100,13 @@ impl EventLog {
         let volume = &self.inner.volume;
         let until = until.min(st.length);
         let mut range = KeyRange::between(
-            &layout::version_key(st.num, from.min(until)),
-            &layout::version_key(st.num, until),
+            &layout::event_key(st.num, from.min(until)),
+            &layout::event_key(st.num, until),
         );
         let mut handed = 0;
         let mut bytes = 0;
         let max_bytes = max_bytes.map(|m| m.max(1));
+        let mut expected = from.min(until);
         while max_bytes.is_none_or(|m| bytes < m) {
             let page = volume.scan_page(
                 &range,
@@ -117,21 +118,22 @@ impl EventLog {
             )?;
             let Some((last, _)) = page.last() else { break };
             range.start = std::ops::Bound::Excluded(last.clone());
-            let keys: Vec<Vec<u8>> = page
-                .iter()
-                .map(|(_, v)| layout::u64_of(v, "stream index entry").map(layout::log_key))
-                .collect::<Result<_, _>>()?;
-            let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            let mut records = volume
-                .get_many(&refs)?
-                .into_iter()
-                .map(|r| {
-                    r.ok_or_else(|| Error::Scavenged {
+            let mut records = Vec::with_capacity(page.len());
+            for (k, v) in page {
+                let at = crate::read::event_key_parts(&k)?;
+                if at.1 != expected {
+                    // A gap: scavenged while this export ran.
+                    return Err(Error::Scavenged {
                         stream: stream.clone(),
-                        version: 0,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                        version: expected,
+                    });
+                }
+                expected += 1;
+                let (_, plain) = crate::records::open_record(&self.inner.buckets, at, v, |_| {
+                    stream.to_string()
+                })?;
+                records.push(plain);
+            }
             if let Some(max) = max_bytes {
                 // The loop only runs while under `max`: the first record
                 // always goes.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hydra_bucket::BucketName;
 use hydra_volume::{Volume, WriteBatch};
 use uuid::Uuid;
 
@@ -24,6 +25,7 @@ use crate::layout::{
 };
 use crate::log::Notify;
 use crate::merkle::{leaf_hash, push_leaf};
+use crate::records::{self, SharedBuckets};
 use crate::{
     AppendResult, Error, ExpectedVersion, MAX_EVENT_TYPE, NewEvent, StreamId, StreamMetadata,
 };
@@ -49,6 +51,20 @@ pub struct StreamWrite {
     pub stream: StreamId,
     pub expected: ExpectedVersion,
     pub events: Vec<NewEvent>,
+    /// The bucket a new stream goes to (else the log's placements, else
+    /// the default bucket); for an existing stream, it must be its own.
+    pub bucket: Option<BucketName>,
+}
+
+impl StreamWrite {
+    pub fn new(stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> StreamWrite {
+        StreamWrite {
+            stream,
+            expected,
+            events,
+            bucket: None,
+        }
+    }
 }
 
 pub(crate) enum Request {
@@ -126,6 +142,7 @@ struct Staged {
 
 pub(crate) struct Writer {
     pub volume: Arc<dyn Volume>,
+    pub buckets: SharedBuckets,
     pub meta: Meta,
     pub cache: HashMap<StreamId, StreamState>,
     pub notify: Arc<Notify>,
@@ -338,17 +355,20 @@ impl Writer {
             return Ok(Some(*l));
         }
         if let Some(position) = crate::event_id::position_of(id)
-            && let Some(bytes) = self.volume.get(&layout::log_key(position))?
+            && let Some(at) = self.volume.get(&layout::all_key(position))?
         {
-            let record = layout::EventRecord::decode(&bytes)?;
-            if record.id == *id.as_bytes() {
-                let stream = StreamId::new(record.stream)?;
-                let num = self.state(tx, &stream)?.map_or(0, |s| s.num);
-                return Ok(Some(EventLocation {
-                    num,
-                    version: record.version,
-                    position,
-                }));
+            let (num, version) = records::event_key_at(&at)?;
+            if let Some(value) = self.volume.get(&layout::event_key(num, version))? {
+                let (_, plain) = records::open_record(&self.buckets, (num, version), value, |n| {
+                    format!("#{n}")
+                })?;
+                if layout::EventRecord::decode(&plain)?.id == *id.as_bytes() {
+                    return Ok(Some(EventLocation {
+                        num,
+                        version,
+                        position,
+                    }));
+                }
             }
         }
         match self.volume.get(&layout::event_id_key(id))? {
@@ -371,16 +391,24 @@ impl Writer {
         Ok(StreamId::new(String::from_utf8_lossy(&bytes).into_owned())?)
     }
 
-    fn new_state(&self, tx: &mut Tx<'_>, stream: &StreamId) -> StreamState {
+    /// A new stream, in the bucket asked for or the one its id places it.
+    fn new_state(
+        &self,
+        tx: &mut Tx<'_>,
+        stream: &StreamId,
+        bucket: Option<&BucketName>,
+    ) -> Result<StreamState, Error> {
+        let bucket = self.buckets.place(stream, bucket)?.config().num();
         let num = tx.meta.next_num;
         tx.meta.next_num += 1;
         tx.ops
             .put(layout::name_key(num), stream.as_str().as_bytes().to_vec());
         tx.names.insert(num, stream.clone());
-        StreamState {
+        Ok(StreamState {
             num,
+            bucket,
             ..StreamState::default()
-        }
+        })
     }
 
     fn append(&self, tx: &mut Tx<'_>, writes: &[StreamWrite]) -> Result<Vec<AppendResult>, Error> {
@@ -426,6 +454,16 @@ impl Writer {
                 writer: head.signer_peer_id(),
             });
         }
+        if let (Some(asked), Some(st)) = (&w.bucket, &current) {
+            let bucket = self.buckets.get(st.bucket)?;
+            if bucket.name() != asked {
+                return Err(Error::OtherBucket {
+                    stream: w.stream.clone(),
+                    bucket: bucket.name().to_string(),
+                    asked: asked.to_string(),
+                });
+            }
+        }
         if let Some(done) = self.already_appended(tx, w, current.as_ref())? {
             return Ok(done);
         }
@@ -449,8 +487,9 @@ impl Writer {
         }
         let mut st = match current {
             Some(s) => s,
-            None => self.new_state(tx, &w.stream),
+            None => self.new_state(tx, &w.stream, w.bucket.as_ref())?,
         };
+        let bucket = self.buckets.get(st.bucket)?;
         st.deletion = Deletion::None;
         let now = now_ms();
         let first_version = st.length;
@@ -472,25 +511,9 @@ impl Writer {
                 metadata: &e.metadata,
             }
             .encode();
-            let num = st.num;
-            push_leaf(
-                &mut st.peaks,
-                st.length,
-                leaf_hash(&bytes),
-                |level, index, h| {
-                    if level >= STORED_SUBTREE_LEVEL {
-                        tx.ops
-                            .put(layout::subtree_key(num, level, index), h.to_vec());
-                    }
-                },
-            );
-            tx.ops.put(layout::log_key(position), bytes);
-            tx.ops.put(
-                layout::version_key(num, version),
-                position.to_be_bytes().to_vec(),
-            );
+            self.put_record(tx, &mut st, &bucket, position, &bytes)?;
             let loc = EventLocation {
-                num,
+                num: st.num,
                 version,
                 position,
             };
@@ -510,6 +533,32 @@ impl Writer {
             first_position,
             position: tx.meta.next_position - 1,
         })
+    }
+
+    /// Writes one record at the end of its stream: its `ev-0/` entry
+    /// (sealed by the stream's bucket), its `$all` entry and its Merkle
+    /// leaf. The caller advances the stream's length and the position.
+    fn put_record(
+        &self,
+        tx: &mut Tx<'_>,
+        st: &mut StreamState,
+        bucket: &hydra_bucket::Bucket,
+        position: u64,
+        record: &[u8],
+    ) -> Result<(), Error> {
+        let (num, version) = (st.num, st.length);
+        let leaf = leaf_hash(record);
+        let value = records::seal(bucket, position, &leaf, record)?;
+        push_leaf(&mut st.peaks, version, leaf, |level, index, h| {
+            if level >= STORED_SUBTREE_LEVEL {
+                tx.ops
+                    .put(layout::subtree_key(num, level, index), h.to_vec());
+            }
+        });
+        tx.ops.put(layout::event_key(num, version), value);
+        tx.ops
+            .put(layout::all_key(position), layout::all_value(num, version));
+        Ok(())
     }
 
     /// Idempotency: when every event carries an id and they are already the
@@ -629,8 +678,9 @@ impl Writer {
                 }
                 s
             }
-            None => self.new_state(tx, stream),
+            None => self.new_state(tx, stream, None)?,
         };
+        let bucket = self.buckets.get(st.bucket)?;
         for bytes in records {
             let record = layout::EventRecord::decode(bytes)?;
             if record.stream != stream.as_str() {
@@ -650,22 +700,7 @@ impl Writer {
                 });
             }
             let (num, version, position) = (st.num, st.length, tx.meta.next_position);
-            push_leaf(
-                &mut st.peaks,
-                st.length,
-                leaf_hash(bytes),
-                |level, index, h| {
-                    if level >= STORED_SUBTREE_LEVEL {
-                        tx.ops
-                            .put(layout::subtree_key(num, level, index), h.to_vec());
-                    }
-                },
-            );
-            tx.ops.put(layout::log_key(position), bytes.clone());
-            tx.ops.put(
-                layout::version_key(num, version),
-                position.to_be_bytes().to_vec(),
-            );
+            self.put_record(tx, &mut st, &bucket, position, bytes)?;
             let id = Uuid::from_bytes(record.id);
             if crate::event_id::position_of(&id) != Some(position) {
                 let loc = EventLocation {
@@ -726,7 +761,7 @@ impl Writer {
                 return Err(Error::StreamDeleted(stream.clone()));
             }
             Some(s) => s,
-            None => self.new_state(tx, stream),
+            None => self.new_state(tx, stream, None)?,
         };
         st.metadata = metadata;
         tx.ops.put(layout::state_key(stream), st.encode());

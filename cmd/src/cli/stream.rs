@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use hydra_bucket::BucketName;
 use hydra_eventlog::{
     AllFilter, ConsistencyProof, Direction, EventLog, ExpectedVersion, Head, InclusionProof,
-    NewEvent, Options, ReadFrom, StreamId, StreamMetadata,
+    NewEvent, Options, ReadFrom, StreamId, StreamMetadata, StreamWrite,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -36,6 +37,10 @@ pub enum StreamCmd {
         /// Event id (for idempotent retries); default a new UUIDv7.
         #[arg(long)]
         id: Option<Uuid>,
+        /// Bucket of a new stream (default: the configured prefix's, else
+        /// `default`); for an existing stream it must be its own.
+        #[arg(long, short = 'b')]
+        bucket: Option<BucketName>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -153,8 +158,14 @@ pub enum StreamCmd {
     Reindex,
 }
 
+/// Opens the event log of the data directory; a key given with
+/// --key-file or HYDRA_KEY unlocks the encrypted buckets it belongs to.
 pub fn open(ctx: &Ctx) -> Result<EventLog> {
-    Ok(EventLog::open(ctx.store()?, Options::default())?)
+    let store = ctx.store()?;
+    if let Some(key) = ctx.key()? {
+        store.unlock_with(&key)?;
+    }
+    Ok(EventLog::open(store, Options::default())?)
 }
 
 pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
@@ -177,6 +188,7 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
             data,
             metadata,
             id,
+            bucket,
             json,
         } => {
             let event = NewEvent {
@@ -186,7 +198,10 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
                 metadata: input_bytes(metadata.as_deref())?,
                 timestamp: None,
             };
-            let r = log.append(&stream, expected, vec![event])?;
+            let r = log.write(StreamWrite {
+                bucket,
+                ..StreamWrite::new(stream, expected, vec![event])
+            })?;
             if json {
                 output::json(&json!({"version": r.version, "position": r.position}))?;
             } else {
@@ -254,7 +269,7 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
                         ""
                     };
                     let v = s.version.map_or("-".into(), |v| v.to_string());
-                    writeln!(out, "{}\t{v}\t{state}", s.stream)?;
+                    writeln!(out, "{}\t{v}\t{}\t{state}", s.stream, s.bucket)?;
                 }
             }
         }

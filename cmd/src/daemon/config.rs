@@ -8,6 +8,9 @@
 //!     durability: sync       # sync | async | none
 //! eventlog:
 //!   volume: main
+//!   streams:                 # which bucket a new stream goes to
+//!     - prefix: "patient-"
+//!       bucket: photos
 //! buckets:
 //!   - id: photos
 //!     volume: main
@@ -70,6 +73,18 @@ pub struct EventLogConfig {
     /// The volume that holds the event log (default: the first).
     #[serde(default)]
     pub volume: Option<String>,
+    /// Which bucket a new stream goes to, by stream id prefix (the
+    /// longest match wins), when its first append names none; streams
+    /// that match no prefix go to `default`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamPlacement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamPlacement {
+    pub prefix: String,
+    pub bucket: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -430,6 +445,24 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("buckets[{i}].replicate.{e:#}"))?;
             } else if b.encrypt && b.key_file.is_none() {
                 bail!("buckets[{i}].key_file: an encrypted bucket needs a key file");
+            }
+        }
+        let log_volume = self.eventlog_volume_id();
+        for (i, p) in self.eventlog.streams.iter().enumerate() {
+            p.bucket
+                .parse::<BucketName>()
+                .map_err(|e| anyhow::anyhow!("eventlog.streams[{i}].bucket: {e}"))?;
+            if let Some(b) = self.buckets.iter().find(|b| b.id == p.bucket) {
+                let volume = b
+                    .volume
+                    .clone()
+                    .unwrap_or_else(|| self.volumes[0].id.clone());
+                if volume != log_volume {
+                    bail!(
+                        "eventlog.streams[{i}].bucket: bucket {} is on volume {volume}, but streams live on the event log's volume {log_volume}",
+                        p.bucket
+                    );
+                }
             }
         }
         for (name, addr) in [

@@ -56,7 +56,8 @@ impl From<LogError> for ApiError {
             | LogError::Replicated { .. }
             | LogError::NotAReplica { .. }
             | LogError::OtherWriter { .. }
-            | LogError::Inconsistent { .. } => StatusCode::CONFLICT,
+            | LogError::Inconsistent { .. }
+            | LogError::OtherBucket { .. } => StatusCode::CONFLICT,
             LogError::ImportGap { .. } | LogError::BadHeadSignature(_) => StatusCode::BAD_REQUEST,
             LogError::StreamNotFound(_)
             | LogError::EventNotFound(_)
@@ -74,6 +75,7 @@ impl From<LogError> for ApiError {
             | LogError::HeadMismatch { .. }
             | LogError::AckBeyondDelivered { .. } => StatusCode::BAD_REQUEST,
             LogError::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            LogError::Bucket(b) => bucket_status(b),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut err = ApiError::new(status, e.to_string());
@@ -86,7 +88,13 @@ impl From<LogError> for ApiError {
 
 impl From<BucketError> for ApiError {
     fn from(e: BucketError) -> ApiError {
-        let status = match &e {
+        ApiError::new(bucket_status(&e), e.to_string())
+    }
+}
+
+fn bucket_status(e: &BucketError) -> StatusCode {
+    {
+        match e {
             BucketError::NotFound(_)
             | BucketError::BlockNotFound { .. }
             | BucketError::ObjectNotFound { .. } => StatusCode::NOT_FOUND,
@@ -101,8 +109,7 @@ impl From<BucketError> for ApiError {
             | BucketError::TransformChange { .. } => StatusCode::BAD_REQUEST,
             BucketError::KeyRequired(_) | BucketError::WrongKey(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
+        }
     }
 }
 

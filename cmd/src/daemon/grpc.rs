@@ -222,6 +222,7 @@ impl EventStore for Service {
                     stream: stream_id(&s.stream)?,
                     expected: expected(s.expected),
                     events: new_events(s.events)?,
+                    bucket: None,
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;

@@ -227,12 +227,35 @@ fn open(config: &Config) -> Result<App> {
         .position(|(id, _)| *id == ev.id)
         .expect("validated");
     stores.swap(0, position);
+    let placements = config
+        .eventlog
+        .streams
+        .iter()
+        .map(|p| {
+            Ok(hydra_eventlog::Placement {
+                prefix: p.prefix.clone(),
+                bucket: p.bucket.parse()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let log = EventLog::open(
         stores[0].1.clone(),
         Options {
             durability: ev.durability.parse().map_err(anyhow::Error::msg)?,
+            placements,
         },
-    )?;
+    )
+    .context("opening the event log")?;
+    // Streams in encrypted buckets of the log's volume need their keys.
+    for (id, key) in &keys {
+        let name: BucketName = id.parse()?;
+        if let Ok(c) = log.store().bucket_config(&name)
+            && c.transforms.encryption.is_some()
+        {
+            log.unlock(&name, key)
+                .with_context(|| format!("bucket {name}"))?;
+        }
+    }
     let p2p = p2p::P2p::new(config, &stores)?;
     Ok(App {
         log,

@@ -7,8 +7,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hydra_bucket::BucketName;
 use hydra_eventlog::{
     AllFilter, Direction, ExpectedVersion, ReadFrom, RecordedEvent, StreamId, StreamMetadata,
+    StreamWrite,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -36,6 +38,8 @@ fn expected(q: Option<&str>, headers: &HeaderMap) -> ApiResult<ExpectedVersion> 
 #[derive(Deserialize)]
 pub struct AppendQuery {
     expected_version: Option<String>,
+    /// The bucket of a new stream (an existing one must be in it).
+    bucket: Option<String>,
 }
 
 /// `POST /streams/{id}`: one event or an array; 201 with the result.
@@ -48,11 +52,20 @@ pub async fn append(
 ) -> ApiResult<Response> {
     let stream = stream_id(id)?;
     let expected = expected(q.expected_version.as_deref(), &headers)?;
+    let bucket = q
+        .bucket
+        .map(|b| b.parse::<BucketName>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let events = parse_events(&body).map_err(ApiError::bad_request)?;
     let n = events.len() as u64;
     let started = Instant::now();
     let a = app.clone();
-    let r = blocking(&app, move || Ok(a.log.append(&stream, expected, events)?)).await?;
+    let write = StreamWrite {
+        bucket,
+        ..StreamWrite::new(stream, expected, events)
+    };
+    let r = blocking(&app, move || Ok(a.log.write(write)?)).await?;
     app.metrics
         .append_seconds
         .observe(started.elapsed().as_secs_f64());

@@ -10,6 +10,7 @@ mod remote;
 mod replica;
 mod resp;
 mod streams;
+mod streams_in_buckets;
 mod transfer;
 mod volume;
 

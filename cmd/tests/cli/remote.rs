@@ -174,7 +174,7 @@ fn every_command_works_against_the_daemon() {
         1
     );
     assert_eq!(ok(&d, p, &["stream", "version", "acct/1"]), "2\n");
-    assert_eq!(ok(&d, p, &["stream", "ls"]), "acct/1\t2\t\n");
+    assert_eq!(ok(&d, p, &["stream", "ls"]), "acct/1\t2\tdefault\t\n");
     let id = lines[0]["id"].as_str().unwrap();
     let e: Value = serde_json::from_str(&ok(&d, p, &["event", "get", id])).unwrap();
     assert_eq!(e["data"]["owner"], "ada");

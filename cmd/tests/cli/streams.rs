@@ -94,7 +94,10 @@ fn append_read_all_version_ls_delete() {
     ));
     assert_eq!(paid.len(), 2);
     assert_eq!(ok(d, &["stream", "version", "order-1"]), "1\n");
-    assert_eq!(ok(d, &["stream", "ls"]), "order-1\t1\t\nuser-1\t0\t\n");
+    assert_eq!(
+        ok(d, &["stream", "ls"]),
+        "order-1\t1\tdefault\t\nuser-1\t0\tdefault\t\n"
+    );
     let id = read[0]["id"].as_str().unwrap();
     let got: serde_json::Value = serde_json::from_str(&ok(d, &["event", "get", id])).unwrap();
     assert_eq!(got["data"]["total"], 42);

@@ -135,11 +135,13 @@ fn multi_stream_appends_are_all_or_nothing() {
                 stream: a.clone(),
                 expected: ExpectedVersion::NoStream,
                 events: vec![ev("T", "1"), ev("T", "2")],
+                bucket: None,
             },
             StreamWrite {
                 stream: b.clone(),
                 expected: eb,
                 events: vec![ev("T", "3")],
+                bucket: None,
             },
         ]
     };
@@ -164,11 +166,13 @@ fn multi_stream_appends_are_all_or_nothing() {
                 stream: a.clone(),
                 expected: ExpectedVersion::Any,
                 events: vec![ev("T", "1")],
+                bucket: None,
             },
             StreamWrite {
                 stream: a.clone(),
                 expected: ExpectedVersion::Any,
                 events: vec![ev("T", "1")],
+                bucket: None,
             },
         ])
         .unwrap_err();

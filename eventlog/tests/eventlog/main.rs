@@ -1,6 +1,7 @@
 //! Integration tests of hydra-eventlog on real volumes.
 
 mod append;
+mod buckets;
 mod concurrency;
 mod crash;
 mod model;

@@ -160,6 +160,7 @@ pub fn emappend(app: &App, mut args: Args) -> ArgResult<Reply> {
                 stream,
                 expected,
                 events: vec![e],
+                bucket: None,
             }),
         }
     }

@@ -1,0 +1,159 @@
+//! Moving a data directory written by the first layout (`log-0/` records
+//! by position, `sv-0/` version index, `st-0/` states without a bucket)
+//! to the current one, when the log is opened.
+//!
+//! Every stream of the old layout goes to the `default` bucket. Records
+//! move a page at a time, each page in one commit that writes their new
+//! entries and deletes their old ones, so a crash midway leaves a store
+//! that the next open finishes migrating; states move last. The Merkle
+//! leaves are the hashes of the same record bytes, so every head, root and
+//! proof stays what it was.
+
+use std::collections::HashMap;
+
+use hydra_bucket::{BucketName, Store};
+use hydra_volume::{Direction, KeyRange, PageLimit, Volume, WriteBatch};
+use serde::Deserialize;
+
+use crate::layout::{self, Deletion, EventRecord, StreamState};
+use crate::merkle::{Hash, leaf_hash};
+use crate::{Error, StreamMetadata};
+
+const OLD_LOG: &[u8] = b"log-0/";
+const OLD_VERSION: &[u8] = b"sv-0/";
+const OLD_STATE: &[u8] = b"st-0/";
+
+/// Records moved per commit.
+const PAGE: usize = 4096;
+
+/// A stream's state as the first layout stored it: today's without the
+/// bucket.
+#[derive(Deserialize)]
+struct OldState {
+    num: u64,
+    length: u64,
+    peaks: Vec<Hash>,
+    last_position: Option<u64>,
+    deletion: Deletion,
+    deleted_before: u64,
+    scavenged_before: u64,
+    metadata: StreamMetadata,
+    replica: Option<crate::Head>,
+}
+
+impl OldState {
+    fn decode(bytes: &[u8]) -> Result<OldState, Error> {
+        postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+            what: "stream state of the first layout".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn into_state(self, bucket: u32) -> StreamState {
+        StreamState {
+            num: self.num,
+            length: self.length,
+            peaks: self.peaks,
+            last_position: self.last_position,
+            deletion: self.deletion,
+            deleted_before: self.deleted_before,
+            scavenged_before: self.scavenged_before,
+            metadata: self.metadata,
+            replica: self.replica,
+            bucket,
+        }
+    }
+}
+
+/// Entries of a volume page: keys and values.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn first_page(volume: &dyn Volume, prefix: &[u8]) -> Result<Entries, Error> {
+    Ok(volume.scan_page(
+        &KeyRange::prefix(prefix),
+        Direction::Forward,
+        PageLimit {
+            entries: PAGE,
+            bytes: usize::MAX,
+        },
+    )?)
+}
+
+/// Migrates the first layout, if any of it is there; returns how many
+/// records moved.
+pub(crate) fn run(volume: &dyn Volume, store: &Store) -> Result<u64, Error> {
+    let old = |prefix| first_page(volume, prefix).map(|p| !p.is_empty());
+    if !old(OLD_LOG)? && !old(OLD_STATE)? && !old(OLD_VERSION)? {
+        return Ok(0);
+    }
+    let bucket = store.bucket(&BucketName::default_bucket(), None)?;
+    let bucket_num = bucket.config().num();
+    // Stream numbers by id, from the states of both layouts (a migration
+    // interrupted after moving some states left both).
+    let mut nums: HashMap<Vec<u8>, u64> = HashMap::new();
+    for (prefix, old) in [(OLD_STATE, true), (layout::STREAM_STATE, false)] {
+        for e in volume.scan(KeyRange::prefix(prefix), Direction::Forward) {
+            let (k, v) = e?;
+            let num = if old {
+                OldState::decode(&v)?.num
+            } else {
+                StreamState::decode(&v)?.num
+            };
+            nums.insert(k[prefix.len()..].to_vec(), num);
+        }
+    }
+    let mut moved = 0;
+    loop {
+        let page = first_page(volume, OLD_LOG)?;
+        if page.is_empty() {
+            break;
+        }
+        let mut batch = WriteBatch::new();
+        for (k, v) in page {
+            let pos = layout::u64_of(&k[OLD_LOG.len()..], "log key of the first layout")?;
+            let record = EventRecord::decode(&v)?;
+            let num = *nums
+                .get(record.stream.as_bytes())
+                .ok_or_else(|| Error::Corrupt {
+                    what: format!("record at position {pos}"),
+                    reason: format!("its stream {:?} has no state", record.stream),
+                })?;
+            let value = crate::records::seal(&bucket, pos, &leaf_hash(&v), &v)?;
+            batch.put(layout::event_key(num, record.version), value);
+            batch.put(layout::all_key(pos), layout::all_value(num, record.version));
+            batch.delete(
+                [
+                    OLD_VERSION,
+                    &num.to_be_bytes(),
+                    &record.version.to_be_bytes(),
+                ]
+                .concat(),
+            );
+            batch.delete(k);
+            moved += 1;
+        }
+        volume.commit(batch)?;
+    }
+    for prefix in [OLD_STATE, OLD_VERSION] {
+        loop {
+            let page = first_page(volume, prefix)?;
+            if page.is_empty() {
+                break;
+            }
+            let mut batch = WriteBatch::new();
+            for (k, v) in page {
+                if prefix == OLD_STATE {
+                    let st = OldState::decode(&v)?.into_state(bucket_num);
+                    batch.put(
+                        [layout::STREAM_STATE, &k[OLD_STATE.len()..]].concat(),
+                        st.encode(),
+                    );
+                }
+                // Version entries left are those of scavenged events.
+                batch.delete(k);
+            }
+            volume.commit(batch)?;
+        }
+    }
+    Ok(moved)
+}

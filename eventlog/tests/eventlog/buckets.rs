@@ -1,0 +1,387 @@
+//! Streams in buckets: placement, encryption and compression at rest,
+//! keys, corruption caught on read, and the migration of the first layout.
+
+use std::path::Path;
+
+use hydra_bucket::{BucketName, CreateOptions, Key, Store};
+use hydra_eventlog::{
+    AllFilter, Direction, Error, EventLog, ExpectedVersion, NewEvent, Options, Placement, ReadFrom,
+    RecordedEvent, StreamMetadata, StreamWrite,
+};
+use hydra_volume::{Durability, OpenOptions, open_dir};
+
+use crate::{ev, read_all_of, sid};
+
+fn bucket(name: &str) -> BucketName {
+    name.parse().unwrap()
+}
+
+/// A store in `dir` with an encrypted, compressed bucket `vault`.
+fn store_with_vault(dir: &Path, key: &Key) -> Store {
+    let volume = open_dir(
+        dir,
+        OpenOptions {
+            backend: None,
+            durability: Durability::Immediate,
+        },
+    )
+    .unwrap();
+    let store = Store::open(volume).unwrap();
+    if store.bucket_config(&bucket("vault")).is_err() {
+        store
+            .create_bucket(
+                &bucket("vault"),
+                CreateOptions {
+                    zstd_level: Some(3),
+                    key: Some(key),
+                },
+            )
+            .unwrap();
+    }
+    store
+}
+
+fn open_with_vault(dir: &Path, key: Option<&Key>, placements: Vec<Placement>) -> EventLog {
+    let k = Key::from_bytes([7; 32]);
+    let store = store_with_vault(dir, key.unwrap_or(&k));
+    let log = EventLog::open(
+        store,
+        Options {
+            placements,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    if let Some(key) = key {
+        log.unlock(&bucket("vault"), key).unwrap();
+    }
+    log
+}
+
+fn in_bucket(stream: &str, b: &str, events: Vec<NewEvent>) -> StreamWrite {
+    StreamWrite {
+        bucket: Some(bucket(b)),
+        ..StreamWrite::new(sid(stream), ExpectedVersion::Any, events)
+    }
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn disk_contains(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            return disk_contains(&p, needle);
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+#[test]
+fn a_stream_stays_in_the_bucket_it_was_created_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::from_bytes([1; 32]);
+    let log = open_with_vault(
+        dir.path(),
+        Some(&key),
+        vec![Placement {
+            prefix: "patient-".into(),
+            bucket: bucket("vault"),
+        }],
+    );
+    log.write(in_bucket("notes-1", "vault", vec![ev("T", "{}")]))
+        .unwrap();
+    log.append(&sid("patient-7"), ExpectedVersion::Any, vec![ev("T", "{}")])
+        .unwrap();
+    log.append(&sid("order-1"), ExpectedVersion::Any, vec![ev("T", "{}")])
+        .unwrap();
+    // The bucket asked for beats the prefix.
+    log.write(in_bucket("patient-8", "default", vec![ev("T", "{}")]))
+        .unwrap();
+    let listed: Vec<(String, String)> = log
+        .list_streams("")
+        .map(|i| {
+            let i = i.unwrap();
+            (i.stream.to_string(), i.bucket.to_string())
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("notes-1", "vault"),
+            ("order-1", "default"),
+            ("patient-7", "vault"),
+            ("patient-8", "default"),
+        ]
+        .map(|(s, b)| (s.to_owned(), b.to_owned()))
+    );
+    // Appending without a bucket keeps the stream where it is; naming
+    // another one is refused, naming both.
+    log.append(
+        &sid("notes-1"),
+        ExpectedVersion::Exact(0),
+        vec![ev("T", "{}")],
+    )
+    .unwrap();
+    let err = log
+        .write(in_bucket("notes-1", "default", vec![ev("T", "{}")]))
+        .unwrap_err();
+    assert!(matches!(err, Error::OtherBucket { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "stream notes-1 is in bucket vault, not default: a stream's bucket is fixed when it is created"
+    );
+    assert_eq!(read_all_of(&log, &sid("notes-1")).len(), 2);
+    // A missing bucket is refused at the append, and at open for a placement.
+    let err = log
+        .write(in_bucket("x-1", "nowhere", vec![ev("T", "{}")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("nowhere"), "{err}");
+    log.close().unwrap();
+    drop(log);
+    let store = store_with_vault(dir.path(), &key);
+    let err = EventLog::open(
+        store,
+        Options {
+            placements: vec![Placement {
+                prefix: "p".into(),
+                bucket: bucket("nowhere"),
+            }],
+            ..Options::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.to_string(), "bucket nowhere does not exist");
+}
+
+#[test]
+fn an_encrypted_bucket_keeps_no_event_readable_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::from_bytes([2; 32]);
+    let log = open_with_vault(dir.path(), Some(&key), vec![]);
+    let secret = |i: u64| {
+        NewEvent::new(
+            format!("TypeMarkerQ{i}"),
+            format!(r#"{{"note":"DataMarkerQ{i}"}}"#).into_bytes(),
+        )
+        .with_metadata(format!(r#"{{"who":"MetaMarkerQ{i}"}}"#).into_bytes())
+    };
+    let plain = |i: u64| NewEvent::new("Plain", format!("PlainMarkerQ{i}").into_bytes());
+    for i in 0..600 {
+        log.write(in_bucket("patient-1", "vault", vec![secret(i)]))
+            .unwrap();
+    }
+    log.append(&sid("public-1"), ExpectedVersion::Any, vec![plain(0)])
+        .unwrap();
+    let markers = ["TypeMarkerQ", "DataMarkerQ", "MetaMarkerQ"];
+    let check = |when: &str| {
+        for m in markers {
+            assert!(
+                !disk_contains(dir.path(), m.as_bytes()),
+                "{m} on disk {when}"
+            );
+        }
+        // The grep itself finds what a plain bucket stores.
+        assert!(disk_contains(dir.path(), b"PlainMarkerQ0"), "{when}");
+    };
+    log.close().unwrap();
+    drop(log);
+    check("after appends");
+
+    // Reads, proofs and $all work with the key.
+    let log = open_with_vault(dir.path(), Some(&key), vec![]);
+    let events = read_all_of(&log, &sid("patient-1"));
+    assert_eq!(events.len(), 600);
+    assert_eq!(events[599].event_type, "TypeMarkerQ599");
+    assert_eq!(events[5].metadata, br#"{"who":"MetaMarkerQ5"}"#);
+    let (head, proof) = log.prove(&sid("patient-1"), 300).unwrap();
+    hydra_eventlog::verify_event(&head, &log.identity().public_key(), &events[300], &proof)
+        .unwrap();
+    let all: Vec<RecordedEvent> = log
+        .read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(all.len(), 601);
+    log.set_metadata(
+        &sid("patient-1"),
+        StreamMetadata {
+            truncate_before: Some(100),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(log.scavenge().unwrap().events, 100);
+    log.close().unwrap();
+    drop(log);
+    check("after scavenging");
+
+    // Without the key: the vault's streams say which bucket needs one,
+    // the others keep working, and a wrong key is refused up front.
+    let log = open_with_vault(dir.path(), None, vec![]);
+    let err = log
+        .read(&sid("patient-1"), ReadFrom::Edge, 10, Direction::Forward)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bucket vault is encrypted and this peer has no key: give it with --key-file FILE or HYDRA_KEY"
+    );
+    let err = log
+        .append(&sid("patient-1"), ExpectedVersion::Any, vec![secret(9)])
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("bucket vault is encrypted"),
+        "{err}"
+    );
+    assert_eq!(read_all_of(&log, &sid("public-1")).len(), 1);
+    // Proofs need no key: the leaf hashes are kept beside the sealed records.
+    log.prove(&sid("patient-1"), 500).unwrap();
+    let err = log
+        .unlock(&bucket("vault"), &Key::from_bytes([3; 32]))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "wrong key for bucket vault");
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_event_fails_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::open(dir.path());
+    let s = sid("order-1");
+    for i in 0..20 {
+        log.append(
+            &s,
+            ExpectedVersion::Any,
+            vec![ev("Placed", &format!(r#"{{"sku":"FlipTarget{i:02}"}}"#))],
+        )
+        .unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let file = dir.path().join("volume.redb");
+    let mut bytes = std::fs::read(&file).unwrap();
+    // Every copy of the record in the file (a copy-on-write B-tree keeps
+    // stale pages too), so that the live one is among them.
+    let needle = b"FlipTarget07";
+    let copies: Vec<usize> = (0..bytes.len() - needle.len())
+        .filter(|&i| &bytes[i..i + needle.len()] == needle)
+        .collect();
+    assert!(!copies.is_empty(), "the record is on disk");
+    for at in copies {
+        bytes[at + 3] ^= 0x20;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+
+    let log = crate::open(dir.path());
+    let err = log
+        .read(&s, ReadFrom::Edge, 100, Direction::Forward)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "event 7 of stream order-1 is corrupt: its bytes do not hash to its Merkle leaf (changed on disk)"
+    );
+    // The events around it still read.
+    let e = log
+        .read(&s, ReadFrom::Version(8), 1, Direction::Forward)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.version, 8);
+    assert!(log.event_at(7).is_err());
+}
+
+/// A data directory written by the first layout (`log-0/` records),
+/// made by the code of that layout, and what it answered then.
+fn unpack_first_layout(dir: &Path) -> serde_json::Value {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let redb =
+        zstd::decode_all(&std::fs::read(fixtures.join("v0-volume.redb.zst")).unwrap()[..]).unwrap();
+    std::fs::write(dir.join("volume.redb"), redb).unwrap();
+    std::fs::write(dir.join("VOLUME"), "hydra-volume 1\nbackend redb\n").unwrap();
+    let answers =
+        zstd::decode_all(&std::fs::read(fixtures.join("v0-answers.json.zst")).unwrap()[..])
+            .unwrap();
+    serde_json::from_slice(&answers).unwrap()
+}
+
+#[test]
+fn a_store_of_the_first_layout_is_migrated_and_answers_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let then = unpack_first_layout(dir.path());
+    let log = crate::open(dir.path());
+    for prefix in [b"log-0/".as_slice(), b"sv-0/", b"st-0/"] {
+        assert_eq!(
+            log.volume()
+                .scan(hydra_volume::KeyRange::prefix(prefix), Direction::Forward)
+                .count(),
+            0,
+            "{} left",
+            String::from_utf8_lossy(prefix)
+        );
+    }
+    let all: Vec<RecordedEvent> = log
+        .read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(serde_json::to_value(&all).unwrap(), then["all"]);
+    let streams = then["streams"].as_object().unwrap();
+    assert_eq!(log.list_streams("").count(), streams.len());
+    for info in log.list_streams("") {
+        let info = info.unwrap();
+        let was = &streams[info.stream.as_str()];
+        assert_eq!(info.bucket.as_str(), "default");
+        assert_eq!(info.version, was["info"]["version"].as_u64());
+        assert_eq!(info.deleted, was["info"]["deleted"].as_bool().unwrap());
+        let events: Vec<RecordedEvent> = log
+            .read(&info.stream, ReadFrom::Edge, u64::MAX, Direction::Forward)
+            .map(|it| it.collect::<Result<_, _>>().unwrap())
+            .unwrap_or_default();
+        assert_eq!(serde_json::to_value(&events).unwrap(), was["events"]);
+        if let Ok(h) = log.head(&info.stream) {
+            assert_eq!(h.length, was["head"]["length"].as_u64().unwrap());
+            assert_eq!(
+                format!("{:?}", h.root),
+                was["head"]["root"].as_str().unwrap()
+            );
+            if let Some(e) = events.last() {
+                let (head, proof) = log.prove(&info.stream, e.version).unwrap();
+                hydra_eventlog::verify_event(&head, &log.identity().public_key(), e, &proof)
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(
+        serde_json::to_value(log.subscription("projection").unwrap()).unwrap(),
+        then["subscription"]
+    );
+    let snap = log.load_snapshot(&sid("account-1"), None).unwrap();
+    assert_eq!(snap.version, then["snapshot"]["version"].as_u64().unwrap());
+    // Ids the client chose still find their events; a retry is still a retry.
+    let id = uuid::Uuid::from_u128((10u128 << 64) | 3);
+    let e = log.get_event(id).unwrap();
+    assert_eq!((e.stream.as_str(), e.version), ("account-10", 2));
+    // The soft-deleted stream continues its versions; positions go on.
+    let r = log
+        .append(
+            &sid("account-3"),
+            ExpectedVersion::Any,
+            vec![ev("Reopened", "{}")],
+        )
+        .unwrap();
+    assert_eq!(r.first_version, 100);
+    assert_eq!(r.first_position, all.last().unwrap().position + 1);
+    log.close().unwrap();
+    drop(log);
+    // Opening again finds nothing to migrate and the same answers.
+    let log = crate::open(dir.path());
+    assert_eq!(
+        log.read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
+            .count(),
+        all.len() + 1
+    );
+}
