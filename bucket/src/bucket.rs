@@ -109,6 +109,51 @@ impl Bucket {
         self.require_key().is_ok()
     }
 
+    /// Adds a block to `batch` instead of storing it now; returns its ref.
+    /// For a caller that writes blocks together with its own keys in one
+    /// transaction (the event log sealing a bundle), committed with
+    /// [`Store::commit`](crate::Store::commit) so that a collection running
+    /// meanwhile keeps them.
+    pub fn stage_put(
+        &self,
+        batch: &mut WriteBatch,
+        codec: Codec,
+        plain: &[u8],
+    ) -> Result<Ref, BucketError> {
+        self.require_key()?;
+        if plain.len() > MAX_BLOCK_SIZE {
+            return Err(BucketError::BlockTooLarge {
+                size: plain.len(),
+                max: MAX_BLOCK_SIZE,
+            });
+        }
+        let stored = self.pipeline.seal(plain);
+        let r = Ref::of(codec, &stored);
+        batch.put(layout::block_key(self.num(), &r), stored);
+        Ok(r)
+    }
+
+    /// Adds setting root `name` to `r` to `batch` (see [`Bucket::stage_put`]).
+    pub fn stage_root(
+        &self,
+        batch: &mut WriteBatch,
+        name: &str,
+        r: Ref,
+    ) -> Result<(), BucketError> {
+        check_root_name(name)?;
+        let value = postcard::to_allocvec(&r).expect("a ref encodes");
+        batch.put(layout::root_key(self.num(), name), value);
+        Ok(())
+    }
+
+    /// Adds removing root `name` to `batch`; its blocks stay until the
+    /// next [`Bucket::gc`].
+    pub fn stage_remove_root(&self, batch: &mut WriteBatch, name: &str) -> Result<(), BucketError> {
+        check_root_name(name)?;
+        batch.delete(layout::root_key(self.num(), name));
+        Ok(())
+    }
+
     /// Stores a block and returns its ref; storing a block that is already
     /// there writes nothing. The block is durable when this returns (per
     /// the volume's durability).

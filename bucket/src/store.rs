@@ -343,6 +343,20 @@ impl Store {
         Ok(opened)
     }
 
+    /// Commits a batch that holds blocks and roots staged with
+    /// [`Bucket::stage_put`] and [`Bucket::stage_root`] (and any other
+    /// keys), as one transaction. `roots` are the refs the batch names as
+    /// roots, by bucket number: a collection running meanwhile marks them
+    /// before it deletes anything, so the new blocks survive it.
+    pub fn commit(&self, batch: WriteBatch, roots: &[(u32, Ref)]) -> Result<(), BucketError> {
+        let _g = self.shared.read_gate();
+        for (num, r) in roots {
+            self.shared.note_root(*num, *r);
+        }
+        self.volume.commit(batch)?;
+        Ok(())
+    }
+
     /// A handle on the bucket with internal number `num` (what other
     /// layers record instead of a name), unlocked if its key was given.
     pub fn bucket_by_num(&self, num: u32) -> Result<Option<Bucket>, BucketError> {

@@ -126,6 +126,23 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
                         )?;
                     }
                 }
+                let events = &vol["events"];
+                for c in events["corrupt"].as_array().into_iter().flatten() {
+                    corrupt += 1;
+                    if !json {
+                        writeln!(out, "corrupt {}", c.as_str().unwrap_or("?"))?;
+                    }
+                }
+                if !json && events.is_object() {
+                    writeln!(
+                        out,
+                        "{} event records and {} bundles checked, {} locked (no key), {} corrupt",
+                        events["records"],
+                        events["bundles"],
+                        events["locked"],
+                        events["corrupt"].as_array().map_or(0, Vec::len)
+                    )?;
+                }
                 if !json {
                     writeln!(
                         out,
@@ -138,7 +155,7 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
                 }
             }
             if corrupt > 0 {
-                eprintln!("hydra: {corrupt} corrupt blocks");
+                eprintln!("hydra: {corrupt} corrupt blocks or events");
                 return Ok(ExitCode::from(1));
             }
         }

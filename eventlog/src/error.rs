@@ -95,6 +95,13 @@ pub enum Error {
     },
     #[error("no snapshot of stream {stream}{at}", at = .at.map(|v| format!(" at or before version {v}")).unwrap_or_default())]
     SnapshotNotFound { stream: StreamId, at: Option<u64> },
+    #[error("events {first} to {last} of stream {stream} are corrupt: {reason}")]
+    CorruptBundle {
+        stream: String,
+        first: u64,
+        last: u64,
+        reason: String,
+    },
     #[error("event {version} of stream {stream} is corrupt: {reason}")]
     CorruptEvent {
         stream: String,

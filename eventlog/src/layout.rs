@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | `ev-0/` num(8) version(8) | [`StoredEvent`]: position, bucket, leaf hash, the record sealed by the stream's bucket | once per event |
 //! | `all-0/` pos(8) | num(8) version(8): the `$all` order | once per event |
+//! | `bnd-0/` num(8) index(8) | a sealed bundle: bucket, block ref, positions (see `bundle.rs`) | once per 256 events of a stream |
 //! | `eid-0/` uuid(16) | num(8) version(8) pos(8) | once per client-chosen id |
 //! | `st-1/` stream id | [`StreamState`] | once per stream per commit |
 //! | `sn-0/` num(8) | stream id | once per stream |
@@ -40,6 +41,7 @@ use crate::{Error, RecordedEvent, StreamId, StreamMetadata};
 
 pub const EVENT: &[u8] = b"ev-0/";
 pub const ALL: &[u8] = b"all-0/";
+pub const BUNDLES: &[u8] = b"bnd-0/";
 pub const EVENT_ID: &[u8] = b"eid-0/";
 pub const STREAM_STATE: &[u8] = b"st-1/";
 pub const STREAM_NAME: &[u8] = b"sn-0/";
@@ -56,6 +58,10 @@ pub const STORED_SUBTREE_LEVEL: u32 = 8;
 
 pub fn all_key(pos: u64) -> Vec<u8> {
     [ALL, &pos.to_be_bytes()].concat()
+}
+
+pub fn bundle_key(num: u64, index: u64) -> Vec<u8> {
+    [BUNDLES, &num.to_be_bytes(), &index.to_be_bytes()].concat()
 }
 
 pub fn event_key(num: u64, version: u64) -> Vec<u8> {

@@ -80,6 +80,7 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+mod bundle;
 mod error;
 mod event;
 mod event_id;
@@ -97,8 +98,10 @@ mod retention;
 mod snapshot;
 mod subscribe;
 mod transfer;
+mod verify;
 mod writer;
 
+pub use bundle::BUNDLE;
 pub use error::Error;
 pub use event::{
     AllFilter, AppendResult, Direction, DurabilityMode, ExpectedVersion, MAX_EVENT_TYPE, NewEvent,
@@ -118,4 +121,5 @@ pub use retention::ScavengeReport;
 pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
 pub use subscribe::{PersistentSubscription, Subscription, Target};
 pub use transfer::{EVENT_BUNDLE, ExportReport, ImportReport, STREAM_HEAD};
+pub use verify::EventsReport;
 pub use writer::StreamWrite;

@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bundle::BUNDLE;
 use crate::layout::{self, Deletion, EventRecord, STORED_SUBTREE_LEVEL, StreamState};
 use crate::merkle::{self, Hash, Subtrees};
 use crate::{Error, EventLog, RecordedEvent, StreamId, hex};
@@ -263,7 +264,8 @@ struct StreamTree<'a> {
 
 impl StreamTree<'_> {
     /// The leaf hashes of versions `[start, start + size)`: kept beside
-    /// each stored event (so proofs need no bucket key), or at scavenge.
+    /// each edge record, hashed from a sealed bundle's records, or kept at
+    /// scavenge.
     fn leaves(&self, start: u64, size: u64) -> Result<Vec<Hash>, Error> {
         let keys: Vec<Vec<u8>> = (start..start + size)
             .map(|v| layout::event_key(self.num, v))
@@ -274,7 +276,10 @@ impl StreamTree<'_> {
         for (version, e) in (start..).zip(entries) {
             out.push(match e {
                 Some(v) => layout::StoredEvent::header(&v)?.2,
-                None => self.scavenged_leaf(version)?,
+                None => match self.log.bundle(self.num, version / BUNDLE)? {
+                    Some(b) => merkle::leaf_hash(&b.records[(version % BUNDLE) as usize]),
+                    None => self.scavenged_leaf(version)?,
+                },
             });
         }
         Ok(out)
@@ -386,12 +391,13 @@ impl EventLog {
             num: st.num,
         };
         let root = merkle::range_root(&mut tree, 0, length)?;
-        let position = self
-            .inner
-            .volume
-            .get(&layout::event_key(st.num, length - 1))?
-            .map(|b| layout::StoredEvent::header(&b).map(|h| h.0))
-            .transpose()?;
+        let last = length - 1;
+        let position = match self.inner.volume.get(&layout::event_key(st.num, last))? {
+            Some(b) => Some(layout::StoredEvent::header(&b)?.0),
+            None => self
+                .bundle(st.num, last / BUNDLE)?
+                .map(|b| b.positions[(last % BUNDLE) as usize]),
+        };
         let identity = &self.inner.identity;
         let mut head = Head {
             stream: stream.clone(),

@@ -8,7 +8,8 @@ use std::ops::Bound;
 use hydra_volume::{Direction, KeyRange, PageLimit};
 use uuid::Uuid;
 
-use crate::layout::{self, Deletion, EventLocation, StreamState};
+use crate::bundle::BUNDLE;
+use crate::layout::{self, Deletion, EventLocation, EventRecord, StreamState};
 use crate::records;
 use crate::writer::now_ms;
 use crate::{AllFilter, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
@@ -202,11 +203,7 @@ impl EventLog {
 
     /// Event `version` of stream number `num`, if stored.
     fn event_of(&self, num: u64, version: u64) -> Result<Option<RecordedEvent>, Error> {
-        self.inner
-            .volume
-            .get(&layout::event_key(num, version))?
-            .map(|v| self.open_event((num, version), v))
-            .transpose()
+        Ok(self.events_of(&[(num, version)])?.pop().flatten())
     }
 
     /// Opens an `ev-0/` entry, checked (see the `records` module).
@@ -296,18 +293,112 @@ impl EventLog {
         })
     }
 
-    /// Fetches events by stream number and version, in one read
-    /// transaction; `None` for those not stored (scavenged).
+    /// Fetches events by stream number and version: the edge's in one
+    /// read transaction, the others from their bundles; `None` for those
+    /// not stored (scavenged).
     pub(crate) fn events_of(&self, at: &[(u64, u64)]) -> Result<Vec<Option<RecordedEvent>>, Error> {
         let keys: Vec<Vec<u8>> = at.iter().map(|(n, v)| layout::event_key(*n, *v)).collect();
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        self.inner
-            .volume
-            .get_many(&refs)?
-            .into_iter()
-            .zip(at)
-            .map(|(b, at)| b.map(|b| self.open_event(*at, b)).transpose())
-            .collect()
+        let values = self.inner.volume.get_many(&refs)?;
+        let mut out = Vec::with_capacity(at.len());
+        for (value, &(num, version)) in values.into_iter().zip(at) {
+            out.push(match value {
+                Some(v) => Some(self.open_event((num, version), v)?),
+                None => self.sealed_event(num, version)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Event `version` of stream `num` from its sealed bundle, if any.
+    fn sealed_event(&self, num: u64, version: u64) -> Result<Option<RecordedEvent>, Error> {
+        let Some(b) = self.bundle(num, version / BUNDLE)? else {
+            return Ok(None);
+        };
+        let i = (version % BUNDLE) as usize;
+        self.decode_record(num, version, &b.records[i], b.positions[i])
+            .map(Some)
+    }
+
+    fn decode_record(
+        &self,
+        num: u64,
+        version: u64,
+        record: &[u8],
+        position: u64,
+    ) -> Result<RecordedEvent, Error> {
+        let record = EventRecord::decode(record)?;
+        if record.version != version {
+            return Err(Error::CorruptEvent {
+                stream: self.stream_name(num),
+                version,
+                reason: format!("its bundle holds version {} there", record.version),
+            });
+        }
+        record.into_event(position)
+    }
+
+    /// The records of stream `num` from version `c` on, in `direction`,
+    /// within `[lo, end)` and within `c`'s bundle span (256 versions): from
+    /// the sealed bundle if there is one, else from the edge. Returns
+    /// `(version, position, record)`; an empty answer means none of the
+    /// span's versions from `c` on is stored.
+    pub(crate) fn span_records(
+        &self,
+        num: u64,
+        c: u64,
+        (lo, end): (u64, u64),
+        max: usize,
+        direction: Direction,
+    ) -> Result<Vec<(u64, u64, Vec<u8>)>, Error> {
+        let index = c / BUNDLE;
+        let span_lo = (index * BUNDLE).max(lo);
+        let span_end = ((index + 1) * BUNDLE).min(end);
+        let versions: Vec<u64> = match direction {
+            Direction::Forward => (c..span_end).take(max).collect(),
+            Direction::Backward => (span_lo..=c).rev().take(max).collect(),
+        };
+        // Twice at most: a bundle sealed between the two lookups holds
+        // what the edge no longer does.
+        for _ in 0..2 {
+            if let Some(b) = self.bundle(num, index)? {
+                return Ok(versions
+                    .iter()
+                    .map(|v| {
+                        let i = (v % BUNDLE) as usize;
+                        (*v, b.positions[i], b.records[i].to_vec())
+                    })
+                    .collect());
+            }
+            let Some((&first, &last)) = versions.first().zip(versions.last()) else {
+                return Ok(Vec::new());
+            };
+            let range = KeyRange {
+                start: Bound::Included(layout::event_key(num, first.min(last))),
+                end: Bound::Included(layout::event_key(num, first.max(last))),
+            };
+            let page = self.inner.volume.scan_page(
+                &range,
+                direction,
+                PageLimit {
+                    entries: max,
+                    bytes: usize::MAX,
+                },
+            )?;
+            if page.is_empty() {
+                continue;
+            }
+            return page
+                .into_iter()
+                .map(|(k, v)| {
+                    let at = event_key_parts(&k)?;
+                    let (position, plain) =
+                        records::open_record(&self.inner.buckets, at, v, |n| self.stream_name(n))?;
+                    Ok((at.1, position, plain))
+                })
+                .collect();
+        }
+        Ok(Vec::new())
     }
 }
 
@@ -344,36 +435,29 @@ impl StreamEvents {
         let Some(c) = self.cursor else {
             return Ok(());
         };
-        let range = match self.direction {
-            Direction::Forward => KeyRange::between(
-                &layout::event_key(self.num, c),
-                &layout::event_key(self.num, self.end),
-            ),
-            Direction::Backward => KeyRange {
-                start: Bound::Included(layout::event_key(self.num, self.lo)),
-                end: Bound::Included(layout::event_key(self.num, c)),
-            },
-        };
-        let limit = PageLimit {
-            entries: self.remaining.min(PAGE as u64) as usize,
-            bytes: usize::MAX,
-        };
-        let page = self
-            .log
-            .inner
-            .volume
-            .scan_page(&range, self.direction, limit)?;
-        let Some((last, _)) = page.last() else {
-            self.cursor = None;
-            return Ok(());
-        };
-        let (_, last) = event_key_parts(last)?;
-        self.cursor = match self.direction {
-            Direction::Forward => Some(last + 1).filter(|n| *n < self.end),
-            Direction::Backward => last.checked_sub(1).filter(|n| *n >= self.lo),
-        };
-        for (k, v) in page {
-            let e = self.log.open_event(event_key_parts(&k)?, v)?;
+        let page = self.log.span_records(
+            self.num,
+            c,
+            (self.lo, self.end),
+            self.remaining.min(PAGE as u64) as usize,
+            self.direction,
+        )?;
+        let last = page.last().map(|(v, _, _)| *v);
+        let index = c / BUNDLE;
+        self.cursor = match (self.direction, last) {
+            (Direction::Forward, Some(v)) => Some(v + 1),
+            (Direction::Forward, None) => Some((index + 1) * BUNDLE),
+            (Direction::Backward, Some(v)) => v.checked_sub(1),
+            (Direction::Backward, None) => (index * BUNDLE).checked_sub(1),
+        }
+        .filter(|n| match self.direction {
+            Direction::Forward => *n < self.end,
+            Direction::Backward => *n >= self.lo,
+        });
+        for (version, position, record) in page {
+            let e = self
+                .log
+                .decode_record(self.num, version, &record, position)?;
             if self.min_timestamp.is_none_or(|t| e.timestamp >= t) {
                 self.buf.push_back(e);
             }

@@ -81,6 +81,10 @@ impl Buckets {
         self.named(name)
     }
 
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Forgets open handles, so that keys given since are used.
     pub fn reopen(&self) {
         self.lock().clear();

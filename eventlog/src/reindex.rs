@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use hydra_volume::{Direction, KeyRange, PageLimit, WriteBatch};
 use serde::Serialize;
 
+use crate::bundle::BUNDLE;
 use crate::layout::{self, EventLocation, EventRecord, STORED_SUBTREE_LEVEL, StreamState};
 use crate::merkle::{Hash, push_leaf};
 use crate::writer::Writer;
@@ -65,54 +66,51 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
     for prefix in [layout::ALL, layout::EVENT_ID, layout::SUBTREE] {
         clear(w, prefix)?;
     }
-    let mut next_position = 0;
-    let mut report = ReindexReport::default();
-    let mut batch = WriteBatch::new();
+    let mut rebuilt = Rebuilt {
+        states,
+        batch: WriteBatch::new(),
+        next_position: 0,
+        report: ReindexReport::default(),
+    };
+    // Sealed bundles first: each stream's bundles hold its versions
+    // before its edge's.
+    for e in w
+        .volume
+        .scan(KeyRange::prefix(layout::BUNDLES), Direction::Forward)
+    {
+        let (k, _) = e?;
+        let (num, index) =
+            layout::num_version(&k[layout::BUNDLES.len()..]).ok_or_else(|| Error::Corrupt {
+                what: "bundle key".into(),
+                reason: format!("{} bytes", k.len()),
+            })?;
+        let (b, bucket) =
+            crate::bundle::load(&*w.volume, &w.buckets, (num, index), |n| format!("#{n}"))?
+                .ok_or_else(|| Error::Corrupt {
+                    what: format!("bundle {index} of stream #{num}"),
+                    reason: "listed, then missing".into(),
+                })?;
+        for (i, record) in b.records.iter().enumerate() {
+            let version = index * BUNDLE + i as u64;
+            rebuilt.add(w, (num, version), bucket, b.positions[i], record)?;
+        }
+    }
     for e in w
         .volume
         .scan(KeyRange::prefix(layout::EVENT), Direction::Forward)
     {
         let (k, v) = e?;
-        let (num, version) = crate::read::event_key_parts(&k)?;
-        let (_, bucket, leaf) = layout::StoredEvent::header(&v)?;
-        let (pos, plain) =
-            crate::records::open_record(&w.buckets, (num, version), v, |n| format!("#{n}"))?;
-        let record = EventRecord::decode(&plain)?;
-        let (stream, st) = match states.entry(num) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => slot.insert((
-                StreamId::new(record.stream.clone())?,
-                StreamState {
-                    num,
-                    bucket,
-                    ..StreamState::default()
-                },
-            )),
-        };
-        // Versions missing before this one were scavenged: their leaf
-        // hashes were kept.
-        while st.length < version {
-            let leaf = scavenged_leaf(w, num, st.length, stream)?;
-            push(&mut batch, st, leaf);
-        }
-        push(&mut batch, st, leaf);
-        st.last_position = Some(pos);
-        batch.put(layout::all_key(pos), layout::all_value(num, version));
-        let id = uuid::Uuid::from_bytes(record.id);
-        if crate::event_id::position_of(&id) != Some(pos) {
-            let loc = EventLocation {
-                num,
-                version,
-                position: pos,
-            };
-            batch.put(layout::event_id_key(&id), loc.encode());
-        }
-        next_position = next_position.max(pos + 1);
-        report.events += 1;
-        if batch.bytes() > 8 << 20 {
-            w.volume.commit(std::mem::take(&mut batch))?;
-        }
+        let at = crate::read::event_key_parts(&k)?;
+        let (_, bucket, _) = layout::StoredEvent::header(&v)?;
+        let (pos, plain) = crate::records::open_record(&w.buckets, at, v, |n| format!("#{n}"))?;
+        rebuilt.add(w, at, bucket, pos, &plain)?;
     }
+    let Rebuilt {
+        mut states,
+        mut batch,
+        next_position,
+        mut report,
+    } = rebuilt;
     let mut next_num = 0;
     for (stream, st) in states.values_mut() {
         // A stream whose tail was scavenged entirely.
@@ -136,6 +134,68 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
     crate::log::store_meta(&*w.volume, &meta)?;
     w.meta = meta;
     Ok(report)
+}
+
+/// What a rebuild has gathered so far.
+struct Rebuilt {
+    states: HashMap<u64, (StreamId, StreamState)>,
+    batch: WriteBatch,
+    next_position: u64,
+    report: ReindexReport,
+}
+
+impl Rebuilt {
+    /// Adds the record of stream `num` at `version`: its leaf, and its
+    /// `$all` and id entries unless it was scavenged (a bundle keeps the
+    /// scavenged events it shares with live ones).
+    fn add(
+        &mut self,
+        w: &Writer,
+        (num, version): (u64, u64),
+        bucket: u32,
+        pos: u64,
+        record: &[u8],
+    ) -> Result<(), Error> {
+        let decoded = EventRecord::decode(record)?;
+        let (stream, st) = match self.states.entry(num) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert((
+                StreamId::new(decoded.stream.clone())?,
+                StreamState {
+                    num,
+                    bucket,
+                    ..StreamState::default()
+                },
+            )),
+        };
+        // Versions missing before this one were scavenged: their leaf
+        // hashes were kept.
+        while st.length < version {
+            let leaf = scavenged_leaf(w, num, st.length, stream)?;
+            push(&mut self.batch, st, leaf);
+        }
+        push(&mut self.batch, st, crate::merkle::leaf_hash(record));
+        st.last_position = Some(pos);
+        self.next_position = self.next_position.max(pos + 1);
+        if version >= st.scavenged_before {
+            self.batch
+                .put(layout::all_key(pos), layout::all_value(num, version));
+            let id = uuid::Uuid::from_bytes(decoded.id);
+            if crate::event_id::position_of(&id) != Some(pos) {
+                let loc = EventLocation {
+                    num,
+                    version,
+                    position: pos,
+                };
+                self.batch.put(layout::event_id_key(&id), loc.encode());
+            }
+            self.report.events += 1;
+        }
+        if self.batch.bytes() > 8 << 20 {
+            w.volume.commit(std::mem::take(&mut self.batch))?;
+        }
+        Ok(())
+    }
 }
 
 fn push(batch: &mut WriteBatch, st: &mut StreamState, leaf: Hash) {

@@ -12,7 +12,8 @@
 use hydra_volume::{Direction, KeyRange, PageLimit, WriteBatch};
 use serde::Serialize;
 
-use crate::layout::{self, Deletion, StreamState};
+use crate::bundle::BUNDLE;
+use crate::layout::{self, Deletion, EventRecord, StreamState};
 use crate::writer::now_ms;
 use crate::{Error, EventLog, StreamId};
 
@@ -66,17 +67,19 @@ impl EventLog {
         if let Some(max_age) = st.metadata.max_age {
             let cutoff = now_ms().saturating_sub(max_age.saturating_mul(1000));
             let from = upto.max(st.scavenged_before);
-            let range = KeyRange::between(
-                &layout::event_key(st.num, from),
-                &layout::event_key(st.num, st.length),
-            );
-            for e in self.inner.volume.scan(range, Direction::Forward) {
-                let (k, v) = e?;
-                let ev = self.open_event(crate::read::event_key_parts(&k)?, v)?;
-                if ev.timestamp >= cutoff {
-                    break;
+            let mut next = from;
+            'scan: while next < st.length {
+                let span =
+                    self.span_records(st.num, next, (from, st.length), 256, Direction::Forward)?;
+                next = span
+                    .last()
+                    .map_or((next / BUNDLE + 1) * BUNDLE, |(v, _, _)| v + 1);
+                for (version, _, record) in span {
+                    if EventRecord::decode(&record)?.timestamp >= cutoff {
+                        break 'scan;
+                    }
+                    upto = version + 1;
                 }
-                upto = ev.version + 1;
             }
         }
         Ok(upto)
@@ -106,6 +109,31 @@ impl EventLog {
                 batch.delete(layout::all_key(event.position));
                 batch.delete(k);
                 events += 1;
+            }
+            volume.commit(batch)?;
+        }
+        // Sealed bundles: their removed events' index entries go, and a
+        // bundle whose every event is removed goes too (gc frees it).
+        for index in from / BUNDLE..upto.div_ceil(BUNDLE) {
+            let Some(b) = self.bundle(st.num, index)? else {
+                continue;
+            };
+            let mut batch = WriteBatch::new();
+            let first = index * BUNDLE;
+            for version in from.max(first)..upto.min(first + BUNDLE) {
+                let i = (version - first) as usize;
+                let record = EventRecord::decode(&b.records[i])?;
+                batch.put(
+                    layout::scavenged_leaf_key(st.num, version),
+                    crate::merkle::leaf_hash(&b.records[i]).to_vec(),
+                );
+                batch.delete(layout::event_id_key(&uuid::Uuid::from_bytes(record.id)));
+                batch.delete(layout::all_key(b.positions[i]));
+                bytes += b.records[i].len() as u64;
+                events += 1;
+            }
+            if first + BUNDLE <= upto {
+                crate::bundle::remove(self, &mut batch, st.num, index)?;
             }
             volume.commit(batch)?;
         }

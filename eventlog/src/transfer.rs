@@ -21,7 +21,7 @@ use std::io::Write;
 use std::path::Path;
 
 use hydra_block::{CarReader, CarWriter, Codec, Kind, Node, Ref};
-use hydra_volume::{KeyRange, PageLimit};
+use hydra_volume::KeyRange;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
@@ -97,42 +97,35 @@ impl EventLog {
                 version: from,
             });
         }
-        let volume = &self.inner.volume;
         let until = until.min(st.length);
-        let mut range = KeyRange::between(
-            &layout::event_key(st.num, from.min(until)),
-            &layout::event_key(st.num, until),
-        );
         let mut handed = 0;
         let mut bytes = 0;
         let max_bytes = max_bytes.map(|m| m.max(1));
-        let mut expected = from.min(until);
-        while max_bytes.is_none_or(|m| bytes < m) {
-            let page = volume.scan_page(
-                &range,
-                Direction::Forward,
-                PageLimit {
-                    entries: BUNDLE,
-                    bytes: usize::MAX,
-                },
-            )?;
-            let Some((last, _)) = page.last() else { break };
-            range.start = std::ops::Bound::Excluded(last.clone());
-            let mut records = Vec::with_capacity(page.len());
-            for (k, v) in page {
-                let at = crate::read::event_key_parts(&k)?;
-                if at.1 != expected {
+        let mut next = from.min(until);
+        while next < until && max_bytes.is_none_or(|m| bytes < m) {
+            // One export bundle: 256 records from `next`, across stored spans.
+            let mut records = Vec::with_capacity(BUNDLE);
+            let bundle_end = (next + BUNDLE as u64).min(until);
+            while next < bundle_end {
+                let span = self.span_records(
+                    st.num,
+                    next,
+                    (next, bundle_end),
+                    BUNDLE,
+                    Direction::Forward,
+                )?;
+                match span.first() {
+                    Some((v, _, _)) if *v == next => {}
                     // A gap: scavenged while this export ran.
-                    return Err(Error::Scavenged {
-                        stream: stream.clone(),
-                        version: expected,
-                    });
+                    _ => {
+                        return Err(Error::Scavenged {
+                            stream: stream.clone(),
+                            version: next,
+                        });
+                    }
                 }
-                expected += 1;
-                let (_, plain) = crate::records::open_record(&self.inner.buckets, at, v, |_| {
-                    stream.to_string()
-                })?;
-                records.push(plain);
+                next += span.len() as u64;
+                records.extend(span.into_iter().map(|(_, _, r)| r));
             }
             if let Some(max) = max_bytes {
                 // The loop only runs while under `max`: the first record

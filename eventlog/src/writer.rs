@@ -20,6 +20,7 @@ use hydra_bucket::BucketName;
 use hydra_volume::{Volume, WriteBatch};
 use uuid::Uuid;
 
+use crate::bundle::{self, BUNDLE};
 use crate::layout::{
     self, Deletion, EventLocation, EventRecordRef, Meta, STORED_SUBTREE_LEVEL, StreamState,
 };
@@ -134,6 +135,10 @@ impl Request {
 #[derive(Default)]
 struct Staged {
     batch: WriteBatch,
+    /// Edge records written by this group, plain, by (num, version).
+    edge: HashMap<(u64, u64), (u64, Vec<u8>)>,
+    /// Bundles sealed by this group: (bucket number, block ref).
+    roots: Vec<(u32, hydra_block::Ref)>,
     states: HashMap<StreamId, StreamState>,
     eids: HashMap<Uuid, EventLocation>,
     names: HashMap<u64, StreamId>,
@@ -275,7 +280,10 @@ impl Writer {
             Ok(())
         } else {
             let bytes = staged.batch.bytes() as u64;
-            let r = self.volume.commit(std::mem::take(&mut staged.batch));
+            let r = self
+                .buckets
+                .store()
+                .commit(std::mem::take(&mut staged.batch), &staged.roots);
             self.commits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if r.is_ok()
@@ -311,6 +319,8 @@ impl Writer {
         let mut tx = Tx {
             staged,
             ops: WriteBatch::new(),
+            edge: HashMap::new(),
+            roots: Vec::new(),
             states: HashMap::new(),
             eids: HashMap::new(),
             names: HashMap::new(),
@@ -319,6 +329,8 @@ impl Writer {
         let r = f(self, &mut tx)?;
         let Tx {
             ops,
+            edge,
+            roots,
             states,
             eids,
             names,
@@ -326,6 +338,8 @@ impl Writer {
             ..
         } = tx;
         staged.batch.append(ops);
+        staged.edge.extend(edge);
+        staged.roots.extend(roots);
         staged.states.extend(states);
         staged.eids.extend(eids);
         staged.names.extend(names);
@@ -358,17 +372,22 @@ impl Writer {
             && let Some(at) = self.volume.get(&layout::all_key(position))?
         {
             let (num, version) = records::event_key_at(&at)?;
-            if let Some(value) = self.volume.get(&layout::event_key(num, version))? {
-                let (_, plain) = records::open_record(&self.buckets, (num, version), value, |n| {
-                    format!("#{n}")
-                })?;
-                if layout::EventRecord::decode(&plain)?.id == *id.as_bytes() {
-                    return Ok(Some(EventLocation {
-                        num,
-                        version,
-                        position,
-                    }));
+            let name = |n: u64| format!("#{n}");
+            let plain = match self.volume.get(&layout::event_key(num, version))? {
+                Some(value) => {
+                    Some(records::open_record(&self.buckets, (num, version), value, name)?.1)
                 }
+                None => bundle::load(&*self.volume, &self.buckets, (num, version / BUNDLE), name)?
+                    .map(|(b, _)| b.records[(version % BUNDLE) as usize].to_vec()),
+            };
+            if let Some(plain) = plain
+                && layout::EventRecord::decode(&plain)?.id == *id.as_bytes()
+            {
+                return Ok(Some(EventLocation {
+                    num,
+                    version,
+                    position,
+                }));
             }
         }
         match self.volume.get(&layout::event_id_key(id))? {
@@ -494,8 +513,9 @@ impl Writer {
         let now = now_ms();
         let first_version = st.length;
         let first_position = tx.meta.next_position;
-        for e in &w.events {
-            let (version, position) = (st.length, tx.meta.next_position);
+        let mut records = Vec::with_capacity(w.events.len());
+        for (i, e) in w.events.iter().enumerate() {
+            let (version, position) = (st.length + i as u64, tx.meta.next_position + i as u64);
             // Ids the log assigns carry their position: no index insert.
             let (id, indexed) = match e.id {
                 Some(id) => (id, true),
@@ -511,7 +531,7 @@ impl Writer {
                 metadata: &e.metadata,
             }
             .encode();
-            self.put_record(tx, &mut st, &bucket, position, &bytes)?;
+            records.push((position, bytes));
             let loc = EventLocation {
                 num: st.num,
                 version,
@@ -521,10 +541,9 @@ impl Writer {
                 tx.ops.put(layout::event_id_key(&id), loc.encode());
                 tx.eids.insert(id, loc);
             }
-            st.length += 1;
-            st.last_position = Some(position);
-            tx.meta.next_position += 1;
         }
+        tx.meta.next_position += records.len() as u64;
+        self.put_records(tx, &mut st, &bucket, records)?;
         tx.ops.put(layout::state_key(&w.stream), st.encode());
         tx.states.insert(w.stream.clone(), st.clone());
         Ok(AppendResult {
@@ -535,30 +554,136 @@ impl Writer {
         })
     }
 
-    /// Writes one record at the end of its stream: its `ev-0/` entry
-    /// (sealed by the stream's bucket), its `$all` entry and its Merkle
-    /// leaf. The caller advances the stream's length and the position.
-    fn put_record(
+    /// Writes records at the end of a stream, each with its position:
+    /// its `$all` entry and Merkle leaf, and either its `ev-0/` entry
+    /// (sealed by the stream's bucket) or, for the records of a bundle
+    /// these complete, the bundle (see the `bundle` module) in place of
+    /// the bundle's edge records. Advances the stream's length.
+    fn put_records(
         &self,
         tx: &mut Tx<'_>,
         st: &mut StreamState,
         bucket: &hydra_bucket::Bucket,
-        position: u64,
-        record: &[u8],
+        records: Vec<(u64, Vec<u8>)>,
     ) -> Result<(), Error> {
-        let (num, version) = (st.num, st.length);
-        let leaf = leaf_hash(record);
-        let value = records::seal(bucket, position, &leaf, record)?;
-        push_leaf(&mut st.peaks, version, leaf, |level, index, h| {
-            if level >= STORED_SUBTREE_LEVEL {
-                tx.ops
-                    .put(layout::subtree_key(num, level, index), h.to_vec());
+        let num = st.num;
+        let end = st.length + records.len() as u64;
+        // Versions below this are in bundles these records complete.
+        let sealing_below = end - end % BUNDLE;
+        // The bundle being completed: (position, record, already on the edge).
+        let mut bundle: Vec<(u64, Vec<u8>, bool)> = Vec::new();
+        // A bundle that lost edge records to a scavenge stays on the edge.
+        let mut unsealable = None;
+        for (position, record) in records {
+            let version = st.length;
+            let leaf = leaf_hash(&record);
+            push_leaf(&mut st.peaks, version, leaf, |level, index, h| {
+                if level >= STORED_SUBTREE_LEVEL {
+                    tx.ops
+                        .put(layout::subtree_key(num, level, index), h.to_vec());
+                }
+            });
+            tx.ops
+                .put(layout::all_key(position), layout::all_value(num, version));
+            st.length += 1;
+            st.last_position = Some(position);
+            if version < sealing_below
+                && bundle.is_empty()
+                && !version.is_multiple_of(BUNDLE)
+                && unsealable != Some(version / BUNDLE)
+            {
+                // The bundle began in earlier requests: its first records
+                // are on the edge, unless some were scavenged.
+                let first = version - version % BUNDLE;
+                match self.edge_records(tx, num, first, version)? {
+                    Some(earlier) => {
+                        bundle = earlier.into_iter().map(|(p, r)| (p, r, true)).collect();
+                    }
+                    None => unsealable = Some(version / BUNDLE),
+                }
             }
-        });
-        tx.ops.put(layout::event_key(num, version), value);
-        tx.ops
-            .put(layout::all_key(position), layout::all_value(num, version));
+            let bundled = version < sealing_below && bundle.len() as u64 == version % BUNDLE;
+            if !bundled {
+                let value = records::seal(bucket, position, &leaf, &record)?;
+                tx.ops.put(layout::event_key(num, version), value);
+                tx.edge.insert((num, version), (position, record));
+                continue;
+            }
+            bundle.push((position, record, false));
+            if bundle.len() as u64 == BUNDLE {
+                self.seal_bundle(
+                    tx,
+                    num,
+                    version / BUNDLE,
+                    bucket,
+                    std::mem::take(&mut bundle),
+                )?;
+            }
+        }
         Ok(())
+    }
+
+    /// Seals a complete bundle, or, when it is larger than a block may be
+    /// (events of over 128 KiB on average), leaves its records on the edge.
+    fn seal_bundle(
+        &self,
+        tx: &mut Tx<'_>,
+        num: u64,
+        index: u64,
+        bucket: &hydra_bucket::Bucket,
+        bundle: Vec<(u64, Vec<u8>, bool)>,
+    ) -> Result<(), Error> {
+        let first = index * BUNDLE;
+        let size: usize = bundle.iter().map(|(_, r, _)| r.len() + 8).sum();
+        if size > bundle::MAX_BYTES {
+            for (i, (position, record, on_edge)) in bundle.into_iter().enumerate() {
+                if !on_edge {
+                    let leaf = leaf_hash(&record);
+                    let value = records::seal(bucket, position, &leaf, &record)?;
+                    tx.ops.put(layout::event_key(num, first + i as u64), value);
+                    tx.edge.insert((num, first + i as u64), (position, record));
+                }
+            }
+            return Ok(());
+        }
+        for (i, (_, _, on_edge)) in bundle.iter().enumerate() {
+            if *on_edge {
+                tx.ops.delete(layout::event_key(num, first + i as u64));
+            }
+        }
+        let parts: Vec<(u64, &[u8])> = bundle.iter().map(|(p, r, _)| (*p, r.as_slice())).collect();
+        let block = bundle::seal(bucket, &mut tx.ops, num, index, &parts)?;
+        tx.roots.push((bucket.config().num(), block));
+        Ok(())
+    }
+
+    /// The edge records of stream `num` at versions `[from, to)`, from
+    /// this group or the volume; `None` when one is missing (scavenged).
+    fn edge_records(
+        &self,
+        tx: &Tx<'_>,
+        num: u64,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<Vec<Positioned>>, Error> {
+        let mut out = Vec::with_capacity(BUNDLE as usize);
+        for v in from..to {
+            if let Some(r) = tx
+                .edge
+                .get(&(num, v))
+                .or_else(|| tx.staged.edge.get(&(num, v)))
+            {
+                out.push(r.clone());
+                continue;
+            }
+            let Some(value) = self.volume.get(&layout::event_key(num, v))? else {
+                return Ok(None);
+            };
+            out.push(records::open_record(&self.buckets, (num, v), value, |n| {
+                format!("#{n}")
+            })?);
+        }
+        Ok(Some(out))
     }
 
     /// Idempotency: when every event carries an id and they are already the
@@ -681,6 +806,7 @@ impl Writer {
             None => self.new_state(tx, stream, None)?,
         };
         let bucket = self.buckets.get(st.bucket)?;
+        let mut new = Vec::new();
         for bytes in records {
             let record = layout::EventRecord::decode(bytes)?;
             if record.stream != stream.as_str() {
@@ -689,32 +815,32 @@ impl Writer {
                     reason: format!("it belongs to stream {:?}", record.stream),
                 });
             }
-            if record.version < st.length {
+            let next = st.length + new.len() as u64;
+            if record.version < next {
                 continue;
             }
-            if record.version != st.length {
+            if record.version != next {
                 return Err(Error::ImportGap {
                     stream: stream.clone(),
-                    expected: st.length,
+                    expected: next,
                     found: record.version,
                 });
             }
-            let (num, version, position) = (st.num, st.length, tx.meta.next_position);
-            self.put_record(tx, &mut st, &bucket, position, bytes)?;
+            let position = tx.meta.next_position;
             let id = Uuid::from_bytes(record.id);
             if crate::event_id::position_of(&id) != Some(position) {
                 let loc = EventLocation {
-                    num,
-                    version,
+                    num: st.num,
+                    version: next,
                     position,
                 };
                 tx.ops.put(layout::event_id_key(&id), loc.encode());
                 tx.eids.insert(id, loc);
             }
-            st.length += 1;
-            st.last_position = Some(position);
             tx.meta.next_position += 1;
+            new.push((position, bytes.clone()));
         }
+        self.put_records(tx, &mut st, &bucket, new)?;
         if last {
             if st.length != head.length || crate::merkle::root_of_peaks(&st.peaks) != head.root {
                 return Err(Error::Inconsistent {
@@ -770,10 +896,15 @@ impl Writer {
     }
 }
 
+/// A record with its position in `$all`.
+type Positioned = (u64, Vec<u8>);
+
 /// One request's changes, on top of its group's.
 struct Tx<'a> {
     staged: &'a Staged,
     ops: WriteBatch,
+    edge: HashMap<(u64, u64), (u64, Vec<u8>)>,
+    roots: Vec<(u32, hydra_block::Ref)>,
     states: HashMap<StreamId, StreamState>,
     eids: HashMap<Uuid, EventLocation>,
     names: HashMap<u64, StreamId>,

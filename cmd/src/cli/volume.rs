@@ -17,7 +17,8 @@ pub enum VolumeCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Re-hash every stored block; list corrupt refs (exit 1 if any).
+    /// Re-hash every stored block and check every stored event against
+    /// its hash; list what is corrupt (exit 1 if anything is).
     Verify {
         /// Print JSON.
         #[arg(long)]
@@ -66,9 +67,14 @@ pub fn run(ctx: &Ctx, cmd: VolumeCmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VolumeCmd::Verify { json } => {
-            let report = store.verify(|_| {})?;
+            drop(store);
+            let log = crate::cli::stream::open(ctx)?;
+            let report = log.store().verify(|_| {})?;
+            let events = log.verify(|_| {})?;
             if json {
-                output::json(&report)?;
+                let mut v = serde_json::to_value(&report)?;
+                v["events"] = serde_json::to_value(&events)?;
+                output::json(&v)?;
             } else {
                 for c in &report.corrupt {
                     let bucket = c
@@ -80,6 +86,16 @@ pub fn run(ctx: &Ctx, cmd: VolumeCmd) -> Result<ExitCode> {
                         c.reference, c.actual
                     );
                 }
+                for c in &events.corrupt {
+                    println!("corrupt {c}");
+                }
+                println!(
+                    "{} event records and {} bundles checked, {} locked (no key), {} corrupt",
+                    events.records,
+                    events.bundles,
+                    events.locked,
+                    events.corrupt.len()
+                );
                 println!(
                     "{} blocks, {} checked, {} corrupt",
                     report.blocks,
@@ -87,10 +103,14 @@ pub fn run(ctx: &Ctx, cmd: VolumeCmd) -> Result<ExitCode> {
                     report.corrupt.len()
                 );
             }
-            if report.corrupt.is_empty() {
+            if report.corrupt.is_empty() && events.corrupt.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("hydra: {} corrupt blocks", report.corrupt.len());
+                eprintln!(
+                    "hydra: {} corrupt blocks, {} corrupt events",
+                    report.corrupt.len(),
+                    events.corrupt.len()
+                );
                 Ok(ExitCode::from(1))
             }
         }

@@ -30,13 +30,19 @@ pub async fn volume(State(app): State<Shared>) -> ApiResult<Response> {
     Ok(Json(v).into_response())
 }
 
-/// `POST /volume/verify`: re-hash every block of every volume.
+/// `POST /volume/verify`: re-hash every block of every volume, and check
+/// every stored event of the event log against its hash.
 pub async fn verify(State(app): State<Shared>) -> ApiResult<Response> {
     let a = app.clone();
     let reports = blocking(&app, move || {
         let mut all = Vec::new();
-        for (id, store) in &a.stores {
-            all.push(json!({"volume": id, "report": store.verify(|_| {})?}));
+        for (i, (id, store)) in a.stores.iter().enumerate() {
+            let mut v = json!({"volume": id, "report": store.verify(|_| {})?});
+            // The event log lives on the first store.
+            if i == 0 {
+                v["events"] = json!(a.log.verify(|_| {})?);
+            }
+            all.push(v);
         }
         Ok(all)
     })

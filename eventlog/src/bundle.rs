@@ -1,0 +1,271 @@
+//! Sealed bundles: every 256 events of a stream, once all 256 are there,
+//! become one immutable, content-addressed block in the stream's bucket.
+//!
+//! ```text
+//!   versions  0 ........ 255 | 256 ....... 511 | 512 ... 600
+//!             bundle 0 block | bundle 1 block  | open edge: ev-0/ records
+//!   bnd-0/<num>/<index> -> bucket, block ref, positions
+//!   root-0/<bucket>/ev/<num>/<index> -> block ref      (a GC root)
+//! ```
+//!
+//! The block is a node of kind [`EVENT_BUNDLE`](crate::EVENT_BUNDLE)
+//! whose body is the 256 records, the same bytes the Merkle leaves hash,
+//! sealed by the bucket's transforms as a whole: compression works on 256
+//! similar records at once instead of one small record at a time, and an
+//! encrypted bucket's block is ciphertext whose ref anyone can check. The
+//! bundle's positions in `$all` are local to this store, so they live in
+//! the volume beside it, not in the block: a replica stores the same
+//! block. Each bundle is its own root, so that scavenging a stream's
+//! oldest events, or deleting it, drops whole bundles' roots and `hydra
+//! gc` frees their blocks; a bundle only partly scavenged stays until its
+//! last event goes.
+//!
+//! Sealing happens in the commit of the append that fills the bundle: its
+//! block, root and index entry are written and its edge records deleted
+//! in one transaction, so a crash leaves either the edge or the bundle,
+//! never both or neither. A bundle whose edge lost records to a scavenge
+//! before it filled is never sealed; its remaining records stay on the
+//! edge, which readers handle the same way; so does a bundle of events
+//! too large for one block (over 16 MiB in all).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use hydra_block::{Codec, Node, Ref};
+use hydra_bucket::{Bucket, BucketError};
+use hydra_volume::WriteBatch;
+use serde::{Deserialize, Serialize};
+use serde_bytes::{ByteBuf, Bytes};
+
+use crate::layout;
+use crate::{EVENT_BUNDLE, Error, EventLog};
+
+/// Events per bundle.
+pub const BUNDLE: u64 = 256;
+
+/// The most record bytes a bundle may hold: a bundle of larger events is
+/// not sealed (it stays on the edge), so that no block nears the bucket's
+/// block limit.
+pub(crate) const MAX_BYTES: usize = 16 << 20;
+
+/// Decoded bundles kept in memory, in bytes.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// The name of a bundle's root in its bucket.
+pub(crate) fn root_name(num: u64, index: u64) -> String {
+    format!("ev/{num:016x}/{index:016x}")
+}
+
+/// A bundle's entry in the volume (`bnd-0/`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    bucket: u32,
+    block: Ref,
+    first_position: u64,
+    /// Differences between consecutive positions (varints: one byte each
+    /// when the bundle was appended in one run).
+    gaps: Vec<u64>,
+}
+
+impl Entry {
+    fn positions(&self) -> Vec<u64> {
+        let mut p = self.first_position;
+        let mut out = Vec::with_capacity(self.gaps.len() + 1);
+        out.push(p);
+        for g in &self.gaps {
+            p += g;
+            out.push(p);
+        }
+        out
+    }
+}
+
+/// A sealed bundle, opened: its records (version `index * 256 + i` at
+/// `records[i]`) and their positions.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    pub records: Vec<ByteBuf>,
+    pub positions: Vec<u64>,
+}
+
+impl Sealed {
+    fn bytes(&self) -> usize {
+        self.records.iter().map(|r| r.len() + 32).sum::<usize>() + 8 * self.positions.len()
+    }
+}
+
+/// Writes bundle `index` of stream `num`: the block (sealed by `bucket`),
+/// its root and its index entry, into `ops`. Returns the block's ref.
+pub(crate) fn seal(
+    bucket: &Bucket,
+    ops: &mut WriteBatch,
+    num: u64,
+    index: u64,
+    records: &[(u64, &[u8])],
+) -> Result<Ref, Error> {
+    debug_assert_eq!(records.len() as u64, BUNDLE);
+    let node = Node {
+        kind: EVENT_BUNDLE,
+        links: Vec::new(),
+        body: records
+            .iter()
+            .map(|(_, r)| Bytes::new(r))
+            .collect::<Vec<_>>(),
+    };
+    let block = bucket.stage_put(ops, Codec::Node, &node.encode())?;
+    bucket.stage_root(ops, &root_name(num, index), block)?;
+    let entry = Entry {
+        bucket: bucket.config().num(),
+        block,
+        first_position: records[0].0,
+        gaps: records.windows(2).map(|w| w[1].0 - w[0].0).collect(),
+    };
+    ops.put(
+        layout::bundle_key(num, index),
+        postcard::to_allocvec(&entry).expect("entries encode"),
+    );
+    Ok(block)
+}
+
+/// Removes bundle `index` of stream `num` (its entry and root; `hydra gc`
+/// frees the block). Returns whether it was there.
+pub(crate) fn remove(
+    log: &EventLog,
+    ops: &mut WriteBatch,
+    num: u64,
+    index: u64,
+) -> Result<bool, Error> {
+    let Some(bytes) = log.inner.volume.get(&layout::bundle_key(num, index))? else {
+        return Ok(false);
+    };
+    let entry = decode_entry(&bytes)?;
+    let bucket = log.inner.buckets.get(entry.bucket)?;
+    bucket.stage_remove_root(ops, &root_name(num, index))?;
+    ops.delete(layout::bundle_key(num, index));
+    log.inner.bundles.forget(num, index);
+    Ok(true)
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<Entry, Error> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        what: "bundle entry".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Recently opened bundles, evicted oldest first past [`CACHE_BYTES`].
+#[derive(Default)]
+pub(crate) struct Cache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    map: HashMap<(u64, u64), Arc<Sealed>>,
+    order: VecDeque<(u64, u64)>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, at: (u64, u64)) -> Option<Arc<Sealed>> {
+        self.lock().map.get(&at).cloned()
+    }
+
+    fn put(&self, at: (u64, u64), sealed: Arc<Sealed>) {
+        let mut c = self.lock();
+        c.bytes += sealed.bytes();
+        if c.map.insert(at, sealed).is_none() {
+            c.order.push_back(at);
+        }
+        while c.bytes > CACHE_BYTES {
+            let Some(old) = c.order.pop_front() else {
+                break;
+            };
+            if let Some(s) = c.map.remove(&old) {
+                c.bytes -= s.bytes();
+            }
+        }
+    }
+
+    pub fn forget(&self, num: u64, index: u64) {
+        let mut c = self.lock();
+        if let Some(s) = c.map.remove(&(num, index)) {
+            c.bytes -= s.bytes();
+            c.order.retain(|k| *k != (num, index));
+        }
+    }
+}
+
+/// Bundle `index` of stream `num`, if sealed: fetched from its bucket,
+/// checked against its ref, and opened. Returns it with its bucket's
+/// number. `name` names the stream for errors.
+pub(crate) fn load(
+    volume: &dyn hydra_volume::Volume,
+    buckets: &crate::records::Buckets,
+    (num, index): (u64, u64),
+    name: impl Fn(u64) -> String,
+) -> Result<Option<(Sealed, u32)>, Error> {
+    let Some(bytes) = volume.get(&layout::bundle_key(num, index))? else {
+        return Ok(None);
+    };
+    let entry = decode_entry(&bytes)?;
+    let corrupt = |reason: String| Error::CorruptBundle {
+        stream: name(num),
+        first: index * BUNDLE,
+        last: index * BUNDLE + BUNDLE - 1,
+        reason,
+    };
+    let bucket = buckets.get(entry.bucket)?;
+    let plain = match bucket.get(&entry.block) {
+        Ok(p) => p,
+        Err(
+            e @ (BucketError::Corrupt { .. }
+            | BucketError::Decrypt { .. }
+            | BucketError::Decompress { .. }
+            | BucketError::BlockNotFound { .. }),
+        ) => return Err(corrupt(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let node = Node::<Vec<ByteBuf>>::decode(EVENT_BUNDLE, &plain)
+        .map_err(|e| corrupt(format!("block {}: {e}", entry.block)))?;
+    let positions = entry.positions();
+    if node.body.len() as u64 != BUNDLE || positions.len() as u64 != BUNDLE {
+        return Err(corrupt(format!(
+            "{} records and {} positions, expected {BUNDLE}",
+            node.body.len(),
+            positions.len()
+        )));
+    }
+    Ok(Some((
+        Sealed {
+            records: node.body,
+            positions,
+        },
+        entry.bucket,
+    )))
+}
+
+impl EventLog {
+    /// Bundle `index` of stream `num`, if sealed (see [`load`]), through
+    /// the cache.
+    pub(crate) fn bundle(&self, num: u64, index: u64) -> Result<Option<Arc<Sealed>>, Error> {
+        if let Some(s) = self.inner.bundles.get((num, index)) {
+            return Ok(Some(s));
+        }
+        let loaded = load(
+            &*self.inner.volume,
+            &self.inner.buckets,
+            (num, index),
+            |n| self.stream_name(n),
+        )?;
+        Ok(loaded.map(|(sealed, _)| {
+            let sealed = Arc::new(sealed);
+            self.inner.bundles.put((num, index), sealed.clone());
+            sealed
+        }))
+    }
+}
