@@ -39,6 +39,77 @@ fn open(dir: &Path, durability: DurabilityMode) -> EventLog {
     .unwrap()
 }
 
+/// A log whose streams all go to `vault`, a zstd + ChaCha20-Poly1305
+/// bucket.
+fn open_vault(dir: &Path, durability: DurabilityMode) -> EventLog {
+    let volume = hydra_volume::open_dir(
+        dir,
+        hydra_volume::OpenOptions {
+            backend: None,
+            durability: match durability {
+                DurabilityMode::Sync => hydra_volume::Durability::Immediate,
+                _ => hydra_volume::Durability::Eventual,
+            },
+        },
+    )
+    .unwrap();
+    let store = hydra_bucket::Store::open(volume).unwrap();
+    let key = hydra_bucket::Key::from_bytes([5; 32]);
+    let vault: hydra_bucket::BucketName = "vault".parse().unwrap();
+    store
+        .create_bucket(
+            &vault,
+            hydra_bucket::CreateOptions {
+                zstd_level: Some(3),
+                key: Some(&key),
+            },
+        )
+        .unwrap();
+    store.unlock(&vault, &key).unwrap();
+    EventLog::open(
+        store,
+        Options {
+            durability,
+            placements: vec![hydra_eventlog::Placement {
+                prefix: String::new(),
+                bucket: vault,
+            }],
+        },
+    )
+    .unwrap()
+}
+
+/// Stored bytes per event: every key and value of the volume.
+fn bytes_per_event(log: &EventLog, events: u64) -> f64 {
+    let bytes: usize = log
+        .volume()
+        .scan(hydra_volume::KeyRange::prefix(b""), Direction::Forward)
+        .map(|e| {
+            let (k, v) = e.unwrap();
+            k.len() + v.len()
+        })
+        .sum();
+    bytes as f64 / events as f64
+}
+
+/// Reads `stream` and `$all` whole, warm; returns both figures.
+fn reads(log: &EventLog, stream: &StreamId) -> (Figure, Figure) {
+    let read_stream = || {
+        log.read(stream, ReadFrom::Edge, u64::MAX, Direction::Forward)
+            .unwrap()
+            .fold(0u64, |n, e| n + u64::from(!e.unwrap().data.is_empty()))
+    };
+    read_stream();
+    let t = Instant::now();
+    let n = read_stream();
+    let one = figure(n, t.elapsed(), vec![]);
+    let t = Instant::now();
+    let n = log
+        .read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
+        .fold(0u64, |n, e| n + u64::from(!e.unwrap().data.is_empty()));
+    (one, figure(n, t.elapsed(), vec![]))
+}
+
 fn sid(s: String) -> StreamId {
     StreamId::new(s).unwrap()
 }
@@ -323,6 +394,90 @@ fn main() {
         &all_read,
         Some(&raw_scan),
         "target 2M events/s",
+    );
+    println!(
+        "| bytes stored per event (plain bucket, 256-B events) | {:.0} | | | | | keys and values, every keyspace |",
+        bytes_per_event(&log, log.next_position())
+    );
+    log.close().unwrap();
+    drop(log);
+
+    // The same workloads on a zstd + ChaCha20-Poly1305 bucket.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_vault(dir.path(), DurabilityMode::Sync);
+    let one = appends(&log, 1, 2000, 1, "one");
+    row(
+        "zstd+chacha20: sync, 1 event/append, 1 writer",
+        &one,
+        Some(&raw1),
+        "raw: 1 insert per durable commit",
+    );
+    let eight = appends(&log, 8, 1000, 1, "eight");
+    row(
+        "zstd+chacha20: sync, 1 event/append, 8 writers",
+        &eight,
+        Some(&raw1),
+        &format!("{:.1}x one writer", eight.rate / one.rate),
+    );
+    let b1000 = appends(&log, 1, 200, 1000, "b1000");
+    row(
+        "zstd+chacha20: sync, 1,000 events/append",
+        &b1000,
+        Some(&raw_batch),
+        "raw: 1,000 inserts per durable commit",
+    );
+    let (one_read, all_read) = reads(&log, &sid("b1000-0".into()));
+    row(
+        "zstd+chacha20: read one stream (200,000 events), warm",
+        &one_read,
+        Some(&raw_scan),
+        "raw: redb range scan",
+    );
+    row(
+        "zstd+chacha20: read $all, warm",
+        &all_read,
+        Some(&raw_scan),
+        "",
+    );
+    println!(
+        "| bytes stored per event (zstd+chacha20 bucket, 256-B events) | {:.0} | | | | | keys and values, every keyspace |",
+        bytes_per_event(&log, log.next_position())
+    );
+    log.close().unwrap();
+    drop(log);
+
+    // A projection catching up on $all over 10,000 interleaved streams.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), DurabilityMode::None);
+    let (streams, rounds) = (10_000u64, 300u64);
+    let ids: Vec<StreamId> = (0..streams).map(|i| sid(format!("agg-{i}"))).collect();
+    // One event to each of 100 streams per commit: positions interleave
+    // across all 10,000 streams, round after round.
+    for r in 0..rounds {
+        for (c, chunk) in ids.chunks(100).enumerate() {
+            let writes = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    hydra_eventlog::StreamWrite::new(
+                        s.clone(),
+                        ExpectedVersion::Any,
+                        vec![event(r * streams + (c * 100 + i) as u64)],
+                    )
+                })
+                .collect();
+            log.append_multi(writes).unwrap();
+        }
+    }
+    let t = Instant::now();
+    let n = log
+        .read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
+        .fold(0u64, |n, e| n + u64::from(!e.unwrap().data.is_empty()));
+    row(
+        &format!("read $all from 0 over {streams} interleaved streams ({n} events)"),
+        &figure(n, t.elapsed(), vec![]),
+        Some(&raw_scan),
+        "target 1M events/s",
     );
     log.close().unwrap();
     drop(log);

@@ -171,7 +171,7 @@ impl Cache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn get(&self, at: (u64, u64)) -> Option<Arc<Sealed>> {
+    pub fn get(&self, at: (u64, u64)) -> Option<Arc<Sealed>> {
         self.lock().map.get(&at).cloned()
     }
 

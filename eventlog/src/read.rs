@@ -8,7 +8,9 @@ use std::ops::Bound;
 use hydra_volume::{Direction, KeyRange, PageLimit};
 use uuid::Uuid;
 
-use crate::bundle::BUNDLE;
+use std::sync::Arc;
+
+use crate::bundle::{BUNDLE, Sealed};
 use crate::layout::{self, Deletion, EventLocation, EventRecord, StreamState};
 use crate::records;
 use crate::writer::now_ms;
@@ -297,15 +299,46 @@ impl EventLog {
     /// read transaction, the others from their bundles; `None` for those
     /// not stored (scavenged).
     pub(crate) fn events_of(&self, at: &[(u64, u64)]) -> Result<Vec<Option<RecordedEvent>>, Error> {
-        let keys: Vec<Vec<u8>> = at.iter().map(|(n, v)| layout::event_key(*n, *v)).collect();
+        let mut out: Vec<Option<RecordedEvent>> = Vec::with_capacity(at.len());
+        // Events in bundles already open need no lookup on the edge;
+        // consecutive events mostly share one.
+        let mut open: Option<((u64, u64), Arc<Sealed>)> = None;
+        let mut probe = Vec::new();
+        for (i, &(num, version)) in at.iter().enumerate() {
+            let index = (num, version / BUNDLE);
+            if open.as_ref().is_none_or(|(at, _)| *at != index)
+                && let Some(b) = self.inner.bundles.get(index)
+            {
+                open = Some((index, b));
+            }
+            match &open {
+                Some((at, b)) if *at == index => {
+                    let j = (version % BUNDLE) as usize;
+                    out.push(Some(self.decode_record(
+                        num,
+                        version,
+                        &b.records[j],
+                        b.positions[j],
+                    )?));
+                }
+                _ => {
+                    out.push(None);
+                    probe.push(i);
+                }
+            }
+        }
+        let keys: Vec<Vec<u8>> = probe
+            .iter()
+            .map(|&i| layout::event_key(at[i].0, at[i].1))
+            .collect();
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let values = self.inner.volume.get_many(&refs)?;
-        let mut out = Vec::with_capacity(at.len());
-        for (value, &(num, version)) in values.into_iter().zip(at) {
-            out.push(match value {
+        for (value, i) in values.into_iter().zip(probe) {
+            let (num, version) = at[i];
+            out[i] = match value {
                 Some(v) => Some(self.open_event((num, version), v)?),
                 None => self.sealed_event(num, version)?,
-            });
+            };
         }
         Ok(out)
     }

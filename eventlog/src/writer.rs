@@ -666,6 +666,19 @@ impl Writer {
         from: u64,
         to: u64,
     ) -> Result<Option<Vec<Positioned>>, Error> {
+        // What earlier commits stored, in one range scan.
+        let page = self.volume.scan_page(
+            &hydra_volume::KeyRange::between(
+                &layout::event_key(num, from),
+                &layout::event_key(num, to),
+            ),
+            hydra_volume::Direction::Forward,
+            hydra_volume::PageLimit {
+                entries: BUNDLE as usize,
+                bytes: usize::MAX,
+            },
+        )?;
+        let mut stored = page.into_iter().peekable();
         let mut out = Vec::with_capacity(BUNDLE as usize);
         for v in from..to {
             if let Some(r) = tx
@@ -676,7 +689,8 @@ impl Writer {
                 out.push(r.clone());
                 continue;
             }
-            let Some(value) = self.volume.get(&layout::event_key(num, v))? else {
+            let key = layout::event_key(num, v);
+            let Some((_, value)) = stored.next_if(|(k, _)| *k == key) else {
                 return Ok(None);
             };
             out.push(records::open_record(&self.buckets, (num, v), value, |n| {
