@@ -169,6 +169,7 @@ impl EventLog {
             remaining: count,
             buf: VecDeque::new(),
             done: false,
+            sealed: SealedHints::default(),
         }
     }
 
@@ -205,7 +206,10 @@ impl EventLog {
 
     /// Event `version` of stream number `num`, if stored.
     fn event_of(&self, num: u64, version: u64) -> Result<Option<RecordedEvent>, Error> {
-        Ok(self.events_of(&[(num, version)])?.pop().flatten())
+        Ok(self
+            .events_of(&[(num, version)], &mut SealedHints::default())?
+            .pop()
+            .flatten())
     }
 
     /// Opens an `ev-0/` entry, checked (see the `records` module).
@@ -298,21 +302,24 @@ impl EventLog {
     /// Fetches events by stream number and version: the edge's in one
     /// read transaction, the others from their bundles; `None` for those
     /// not stored (scavenged).
-    pub(crate) fn events_of(&self, at: &[(u64, u64)]) -> Result<Vec<Option<RecordedEvent>>, Error> {
+    pub(crate) fn events_of(
+        &self,
+        at: &[(u64, u64)],
+        sealed: &mut SealedHints,
+    ) -> Result<Vec<Option<RecordedEvent>>, Error> {
         let mut out: Vec<Option<RecordedEvent>> = Vec::with_capacity(at.len());
-        // Events in bundles already open need no lookup on the edge;
-        // consecutive events mostly share one.
-        let mut open: Option<((u64, u64), Arc<Sealed>)> = None;
+        // Events of streams with bundles up to theirs are taken from the
+        // bundle (consecutive events mostly share one); the others, and
+        // any sealed since the hint was taken, are looked up on the edge.
+        let mut open: Option<OpenBundle> = None;
         let mut probe = Vec::new();
         for (i, &(num, version)) in at.iter().enumerate() {
             let index = (num, version / BUNDLE);
-            if open.as_ref().is_none_or(|(at, _)| *at != index)
-                && let Some(b) = self.inner.bundles.get(index)
-            {
-                open = Some((index, b));
-            }
-            match &open {
-                Some((at, b)) if *at == index => {
+            if sealed.covers(self, index)? {
+                if open.as_ref().is_none_or(|(at, _)| *at != index) {
+                    open = Some((index, self.bundle(num, index.1)?));
+                }
+                if let Some((_, Some(b))) = &open {
                     let j = (version % BUNDLE) as usize;
                     out.push(Some(self.decode_record(
                         num,
@@ -320,12 +327,11 @@ impl EventLog {
                         &b.records[j],
                         b.positions[j],
                     )?));
-                }
-                _ => {
-                    out.push(None);
-                    probe.push(i);
+                    continue;
                 }
             }
+            out.push(None);
+            probe.push(i);
         }
         let keys: Vec<Vec<u8>> = probe
             .iter()
@@ -435,6 +441,41 @@ impl EventLog {
     }
 }
 
+/// A bundle looked up last, by (stream number, index): consecutive events
+/// of `$all` mostly share one.
+type OpenBundle = ((u64, u64), Option<Arc<Sealed>>);
+
+/// Each stream's last sealed bundle, looked up once per stream: which
+/// events of a `$all` page to take from bundles without probing the edge.
+#[derive(Default)]
+pub(crate) struct SealedHints(std::collections::HashMap<u64, Option<u64>>);
+
+impl SealedHints {
+    /// Whether bundle `index` of stream `num` may be sealed.
+    fn covers(&mut self, log: &EventLog, (num, index): (u64, u64)) -> Result<bool, Error> {
+        let last = match self.0.get(&num) {
+            Some(l) => *l,
+            None => {
+                let page = log.inner.volume.scan_page(
+                    &KeyRange::prefix(&[layout::BUNDLES, &num.to_be_bytes()].concat()),
+                    Direction::Backward,
+                    PageLimit {
+                        entries: 1,
+                        bytes: usize::MAX,
+                    },
+                )?;
+                let last = page
+                    .first()
+                    .and_then(|(k, _)| layout::num_version(&k[layout::BUNDLES.len()..]))
+                    .map(|(_, index)| index);
+                self.0.insert(num, last);
+                last
+            }
+        };
+        Ok(last.is_some_and(|l| index <= l))
+    }
+}
+
 /// The stream number and version in an `ev-0/` key.
 pub(crate) fn event_key_parts(key: &[u8]) -> Result<(u64, u64), Error> {
     layout::event_key_parts(key).ok_or_else(|| Error::Corrupt {
@@ -529,6 +570,7 @@ pub struct AllEvents {
     remaining: u64,
     buf: VecDeque<RecordedEvent>,
     done: bool,
+    sealed: SealedHints,
 }
 
 impl AllEvents {
@@ -553,7 +595,12 @@ impl AllEvents {
             .iter()
             .map(|(_, v)| records::event_key_at(v))
             .collect::<Result<Vec<_>, _>>()?;
-        for e in self.log.events_of(&at)?.into_iter().flatten() {
+        for e in self
+            .log
+            .events_of(&at, &mut self.sealed)?
+            .into_iter()
+            .flatten()
+        {
             if self.filter.matches(&e) {
                 self.buf.push_back(e);
             }
