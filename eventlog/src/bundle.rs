@@ -127,6 +127,63 @@ pub(crate) fn seal(
     Ok(block)
 }
 
+/// Seals every complete bundle of stream `num`, below `length`, whose 256
+/// records are all on the edge, each in its own commit; returns how many.
+/// For stores whose edges hold full bundles (migrated from the first
+/// layout); appends seal as they go.
+pub(crate) fn seal_edge(
+    volume: &dyn hydra_volume::Volume,
+    buckets: &crate::records::Buckets,
+    bucket: &Bucket,
+    num: u64,
+    length: u64,
+) -> Result<u64, Error> {
+    let mut sealed = 0;
+    for index in 0..length / BUNDLE {
+        if volume.get(&layout::bundle_key(num, index))?.is_some() {
+            continue;
+        }
+        let first = index * BUNDLE;
+        let page = volume.scan_page(
+            &hydra_volume::KeyRange::between(
+                &layout::event_key(num, first),
+                &layout::event_key(num, first + BUNDLE),
+            ),
+            hydra_volume::Direction::Forward,
+            hydra_volume::PageLimit {
+                entries: BUNDLE as usize,
+                bytes: usize::MAX,
+            },
+        )?;
+        if page.len() as u64 != BUNDLE {
+            // Some were scavenged: the rest stays on the edge.
+            continue;
+        }
+        let mut batch = WriteBatch::new();
+        let mut records = Vec::with_capacity(BUNDLE as usize);
+        for (k, v) in page {
+            let at = layout::event_key_parts(&k).ok_or_else(|| Error::Corrupt {
+                what: "event key".into(),
+                reason: format!("{} bytes", k.len()),
+            })?;
+            records.push(crate::records::open_record(buckets, at, v, |n| {
+                format!("#{n}")
+            })?);
+            batch.delete(k);
+        }
+        if records.iter().map(|(_, r)| r.len() + 8).sum::<usize>() > MAX_BYTES {
+            continue;
+        }
+        let parts: Vec<(u64, &[u8])> = records.iter().map(|(p, r)| (*p, r.as_slice())).collect();
+        let block = seal(bucket, &mut batch, num, index, &parts)?;
+        buckets
+            .store()
+            .commit(batch, &[(bucket.config().num(), block)])?;
+        sealed += 1;
+    }
+    Ok(sealed)
+}
+
 /// Removes bundle `index` of stream `num` (its entry and root; `hydra gc`
 /// frees the block). Returns whether it was there.
 pub(crate) fn remove(

@@ -170,7 +170,7 @@ impl EventLog {
             store.bucket_config(&p.bucket)?;
         }
         let buckets = Arc::new(Buckets::new(store.clone(), options.placements));
-        crate::migrate::run(&*volume, &store)?;
+        crate::migrate::run(&*volume, &store, &buckets)?;
         let meta = load_meta(&*volume)?;
         let notify = Arc::new(Notify::default());
         notify.committed(meta.next_position);

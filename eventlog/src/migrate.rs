@@ -5,7 +5,9 @@
 //! Every stream of the old layout goes to the `default` bucket. Records
 //! move a page at a time, each page in one commit that writes their new
 //! entries and deletes their old ones, so a crash midway leaves a store
-//! that the next open finishes migrating; states move last. The Merkle
+//! that the next open finishes migrating; states move next, and last every
+//! stream's full bundles are sealed, each in its own commit (a crash there
+//! leaves the rest on the edge, where they read the same). The Merkle
 //! leaves are the hashes of the same record bytes, so every head, root and
 //! proof stays what it was.
 
@@ -81,7 +83,11 @@ fn first_page(volume: &dyn Volume, prefix: &[u8]) -> Result<Entries, Error> {
 
 /// Migrates the first layout, if any of it is there; returns how many
 /// records moved.
-pub(crate) fn run(volume: &dyn Volume, store: &Store) -> Result<u64, Error> {
+pub(crate) fn run(
+    volume: &dyn Volume,
+    store: &Store,
+    buckets: &crate::records::Buckets,
+) -> Result<u64, Error> {
     let old = |prefix| first_page(volume, prefix).map(|p| !p.is_empty());
     if !old(OLD_LOG)? && !old(OLD_STATE)? && !old(OLD_VERSION)? {
         return Ok(0);
@@ -154,6 +160,12 @@ pub(crate) fn run(volume: &dyn Volume, store: &Store) -> Result<u64, Error> {
             }
             volume.commit(batch)?;
         }
+    }
+    // The first layout had no bundles: seal every stream's full ones.
+    for e in volume.scan(KeyRange::prefix(layout::STREAM_STATE), Direction::Forward) {
+        let (_, v) = e?;
+        let st = StreamState::decode(&v)?;
+        crate::bundle::seal_edge(volume, buckets, &bucket, st.num, st.length)?;
     }
     Ok(moved)
 }
