@@ -43,7 +43,15 @@ fn status(e: LogError) -> Status {
         LogError::Replicated { .. }
         | LogError::NotAReplica { .. }
         | LogError::OtherWriter { .. }
-        | LogError::Inconsistent { .. } => Status::failed_precondition(e.to_string()),
+        | LogError::Inconsistent { .. }
+        | LogError::OtherBucket { .. } => Status::failed_precondition(e.to_string()),
+        LogError::Bucket(b) => match **b {
+            hydra_bucket::BucketError::NotFound(_) => Status::not_found(e.to_string()),
+            hydra_bucket::BucketError::KeyRequired(_) | hydra_bucket::BucketError::WrongKey(_) => {
+                Status::permission_denied(e.to_string())
+            }
+            _ => Status::internal(e.to_string()),
+        },
         LogError::ImportGap { .. } | LogError::BadHeadSignature(_) => {
             Status::invalid_argument(e.to_string())
         }
@@ -59,6 +67,19 @@ fn status(e: LogError) -> Status {
         LogError::Closed => Status::unavailable(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
+}
+
+fn stream_write(r: pb::AppendRequest) -> Result<StreamWrite, Status> {
+    Ok(StreamWrite {
+        stream: stream_id(&r.stream)?,
+        expected: expected(r.expected),
+        events: new_events(r.events)?,
+        bucket: r
+            .bucket
+            .map(|b| b.parse())
+            .transpose()
+            .map_err(|e: hydra_bucket::BucketError| Status::invalid_argument(e.to_string()))?,
+    })
 }
 
 fn stream_id(s: &str) -> Result<StreamId, Status> {
@@ -197,13 +218,10 @@ impl EventStore for Service {
         &self,
         req: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
-        let r = req.into_inner();
-        let stream = stream_id(&r.stream)?;
-        let events = new_events(r.events)?;
-        let n = events.len() as u64;
-        let exp = expected(r.expected);
+        let write = stream_write(req.into_inner())?;
+        let n = write.events.len() as u64;
         let app = self.app.clone();
-        let res = blocking(move || app.log.append(&stream, exp, events).map_err(status)).await?;
+        let res = blocking(move || app.log.write(write).map_err(status)).await?;
         self.app.metrics.appends.inc();
         self.app.metrics.events_appended.inc_by(n);
         Ok(Response::new(result(res)))
@@ -217,14 +235,7 @@ impl EventStore for Service {
             .into_inner()
             .streams
             .into_iter()
-            .map(|s| {
-                Ok(StreamWrite {
-                    stream: stream_id(&s.stream)?,
-                    expected: expected(s.expected),
-                    events: new_events(s.events)?,
-                    bucket: None,
-                })
-            })
+            .map(stream_write)
             .collect::<Result<Vec<_>, Status>>()?;
         let app = self.app.clone();
         let rs = blocking(move || app.log.append_multi(writes).map_err(status)).await?;

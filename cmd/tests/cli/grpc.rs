@@ -42,6 +42,7 @@ async fn a_rust_client_drives_every_kind_of_call() {
                 kind: Some(pb::expected_version::Kind::NoStream(pb::Empty {})),
             }),
             events: vec![ev("Placed", b"{}"), ev("Paid", b"{}")],
+            bucket: None,
         })
         .await
         .unwrap()
@@ -53,6 +54,7 @@ async fn a_rust_client_drives_every_kind_of_call() {
             stream: "order-1".into(),
             expected: expected_exact(0),
             events: vec![ev("Late", b"")],
+            bucket: None,
         })
         .await
         .unwrap_err();
@@ -64,6 +66,7 @@ async fn a_rust_client_drives_every_kind_of_call() {
             stream: "$all".into(),
             expected: None,
             events: vec![ev("X", b"")],
+            bucket: None,
         })
         .await
         .unwrap_err();
@@ -76,11 +79,13 @@ async fn a_rust_client_drives_every_kind_of_call() {
                     stream: "a".into(),
                     expected: None,
                     events: vec![ev("A", b"")],
+                    bucket: None,
                 },
                 pb::AppendRequest {
                     stream: "b".into(),
                     expected: expected_exact(7),
                     events: vec![ev("B", b"")],
+                    bucket: None,
                 },
             ],
         })
@@ -134,6 +139,7 @@ async fn a_rust_client_drives_every_kind_of_call() {
         stream: "order-1".into(),
         expected: expected_exact(1),
         events: vec![ev("Shipped", b"")],
+        bucket: None,
     })
     .await
     .unwrap();
@@ -239,6 +245,26 @@ async fn a_rust_client_drives_every_kind_of_call() {
             .status,
         "ok"
     );
+    // A new stream's bucket, and a stream's bucket fixed thereafter.
+    c.append(pb::AppendRequest {
+        stream: "audit-1".into(),
+        expected: None,
+        events: vec![ev("Noted", b"{}")],
+        bucket: Some("default".into()),
+    })
+    .await
+    .unwrap();
+    let err = c
+        .append(pb::AppendRequest {
+            stream: "audit-2".into(),
+            expected: None,
+            events: vec![ev("Noted", b"{}")],
+            bucket: Some("nowhere".into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    assert_eq!(err.message(), "bucket nowhere does not exist");
 }
 
 #[test]
