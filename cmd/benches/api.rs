@@ -168,6 +168,7 @@ fn grpc_appends(addr: &str, clients: usize, each: usize) -> Figure {
                                 data: vec![b'x'; 240],
                                 ..Default::default()
                             }],
+                            bucket: None,
                         };
                         let t = Instant::now();
                         client.append(req).await.unwrap();
