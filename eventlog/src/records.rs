@@ -29,7 +29,7 @@ pub struct Placement {
 pub(crate) struct Buckets {
     store: Store,
     placements: Vec<Placement>,
-    open: Mutex<HashMap<u32, Bucket>>,
+    open: Mutex<HashMap<u32, Arc<Bucket>>>,
 }
 
 impl Buckets {
@@ -42,35 +42,41 @@ impl Buckets {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Bucket>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<Bucket>>> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The bucket with internal number `num`.
-    pub fn get(&self, num: u32) -> Result<Bucket, Error> {
+    /// The bucket with internal number `num`, shared (the hot path clones
+    /// no config).
+    pub fn get(&self, num: u32) -> Result<Arc<Bucket>, Error> {
         if let Some(b) = self.lock().get(&num) {
             return Ok(b.clone());
         }
-        let b = self
-            .store
-            .bucket_by_num(num)?
-            .ok_or_else(|| Error::Corrupt {
-                what: format!("bucket #{num}"),
-                reason: "it holds streams but no longer exists".into(),
-            })?;
+        let b = Arc::new(
+            self.store
+                .bucket_by_num(num)?
+                .ok_or_else(|| Error::Corrupt {
+                    what: format!("bucket #{num}"),
+                    reason: "it holds streams but no longer exists".into(),
+                })?,
+        );
         self.lock().insert(num, b.clone());
         Ok(b)
     }
 
     /// The bucket named `name`.
-    pub fn named(&self, name: &BucketName) -> Result<Bucket, Error> {
+    pub fn named(&self, name: &BucketName) -> Result<Arc<Bucket>, Error> {
         let num = self.store.bucket_config(name)?.num();
         self.get(num)
     }
 
     /// Where a new stream goes: the bucket asked for, else the longest
     /// configured prefix that matches, else the default bucket.
-    pub fn place(&self, stream: &StreamId, asked: Option<&BucketName>) -> Result<Bucket, Error> {
+    pub fn place(
+        &self,
+        stream: &StreamId,
+        asked: Option<&BucketName>,
+    ) -> Result<Arc<Bucket>, Error> {
         let default = BucketName::default_bucket();
         let name = asked.unwrap_or_else(|| {
             self.placements
