@@ -9,7 +9,8 @@
 //! ```
 //!
 //! The block is a node of kind [`EVENT_BUNDLE`](crate::EVENT_BUNDLE)
-//! whose body is the 256 records, the same bytes the Merkle leaves hash,
+//! (addressed with the raw codec: it links nothing) whose body is the 256
+//! records, the same bytes the Merkle leaves hash,
 //! sealed by the bucket's transforms as a whole: compression works on 256
 //! similar records at once instead of one small record at a time, and an
 //! encrypted bucket's block is ciphertext whose ref anyone can check. The
@@ -26,7 +27,8 @@
 //! never both or neither. A bundle whose edge lost records to a scavenge
 //! before it filled is never sealed; its remaining records stay on the
 //! edge, which readers handle the same way; so does a bundle of events
-//! too large for one block (over 16 MiB in all).
+//! too large for one block (over 16 MiB in all), and one whose events are
+//! spread over more than 65,536 `$all` positions (see [`MAX_SPAN`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -47,6 +49,26 @@ pub const BUNDLE: u64 = 256;
 /// not sealed (it stays on the edge), so that no block nears the bucket's
 /// block limit.
 pub(crate) const MAX_BYTES: usize = 16 << 20;
+
+/// The widest range of `$all` positions a bundle may span. A reader of
+/// `$all` needs every bundle that spans its position open at once; bounding
+/// the span bounds that set by about twice this many events (a few tens of
+/// MiB, within the cache), however many streams interleave. A stream
+/// whose 256 events are spread wider (one of thousands of streams written
+/// in turn) keeps them on the edge, one sealed record each.
+pub(crate) const MAX_SPAN: u64 = 1 << 16;
+
+/// Whether records of these sizes, at these positions (in version order),
+/// may be sealed as one bundle.
+pub(crate) fn sealable<'a>(records: impl Iterator<Item = (u64, &'a [u8])>) -> bool {
+    let (mut bytes, mut first, mut last) = (0, None, 0);
+    for (position, record) in records {
+        bytes += record.len() + 8;
+        first.get_or_insert(position);
+        last = position;
+    }
+    bytes <= MAX_BYTES && first.is_some_and(|f| last - f < MAX_SPAN)
+}
 
 /// Decoded bundles kept in memory, in bytes.
 const CACHE_BYTES: usize = 64 << 20;
@@ -112,7 +134,9 @@ pub(crate) fn seal(
             .map(|(_, r)| Bytes::new(r))
             .collect::<Vec<_>>(),
     };
-    let block = bucket.stage_put(ops, Codec::Node, &node.encode())?;
+    // Addressed as raw: the block links nothing, so every collector,
+    // a blind one too, keeps it as a leaf of its root.
+    let block = bucket.stage_put(ops, Codec::Raw, &node.encode())?;
     bucket.stage_root(ops, &root_name(num, index), block)?;
     let entry = Entry {
         bucket: bucket.config().num(),
@@ -171,7 +195,7 @@ pub(crate) fn seal_edge(
             })?);
             batch.delete(k);
         }
-        if records.iter().map(|(_, r)| r.len() + 8).sum::<usize>() > MAX_BYTES {
+        if !sealable(records.iter().map(|(p, r)| (*p, r.as_slice()))) {
             continue;
         }
         let parts: Vec<(u64, &[u8])> = records.iter().map(|(p, r)| (*p, r.as_slice())).collect();

@@ -623,8 +623,9 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals a complete bundle, or, when it is larger than a block may be
-    /// (events of over 128 KiB on average), leaves its records on the edge.
+    /// Seals a complete bundle, or, when it may not be (too large, or
+    /// spread too wide in `$all`; see [`bundle::sealable`]), leaves its
+    /// records on the edge.
     fn seal_bundle(
         &self,
         tx: &mut Tx<'_>,
@@ -634,8 +635,7 @@ impl Writer {
         bundle: Vec<(u64, Vec<u8>, bool)>,
     ) -> Result<(), Error> {
         let first = index * BUNDLE;
-        let size: usize = bundle.iter().map(|(_, r, _)| r.len() + 8).sum();
-        if size > bundle::MAX_BYTES {
+        if !bundle::sealable(bundle.iter().map(|(p, r, _)| (*p, r.as_slice()))) {
             for (i, (position, record, on_edge)) in bundle.into_iter().enumerate() {
                 if !on_edge {
                     let leaf = leaf_hash(&record);

@@ -250,6 +250,11 @@ fn an_encrypted_bucket_keeps_no_event_readable_on_disk() {
         .unlock(&bucket("vault"), &Key::from_bytes([3; 32]))
         .unwrap_err();
     assert_eq!(err.to_string(), "wrong key for bucket vault");
+    // A collection without the key keeps every bundle (each links nothing).
+    let vault = log.store().bucket(&bucket("vault"), None).unwrap();
+    let gc = vault.gc().unwrap();
+    assert_eq!((gc.kept, gc.freed), (2, 0), "{gc:?}");
+    assert!(log.verify(|_| {}).unwrap().locked > 0);
 }
 
 #[test]
@@ -639,4 +644,43 @@ fn a_flipped_byte_in_a_sealed_bundle_fails_the_read() {
     assert!(report.corrupt[0].starts_with("events 0 to 255 of stream order-1 are corrupt"));
     // And the bucket's own verify names the block.
     assert_eq!(log.store().verify(|_| {}).unwrap().corrupt.len(), 1);
+}
+
+#[test]
+fn bundles_span_a_bounded_range_of_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::open(dir.path());
+    // Streams written in turn, one event each per round: 256 events of one
+    // stream span (streams - 1) * 255 + 1 positions.
+    let mut round = |prefix: &str, streams: usize| {
+        let writes = (0..streams)
+            .map(|i| {
+                StreamWrite::new(
+                    sid(&format!("{prefix}-{i}")),
+                    ExpectedVersion::Any,
+                    vec![ev("E", "{}")],
+                )
+            })
+            .collect();
+        log.append_multi(writes).unwrap();
+    };
+    for _ in 0..256 {
+        round("dense", 200); // 50,801 positions: sealed
+    }
+    for _ in 0..256 {
+        round("sparse", 300); // 76,246 positions: stays on the edge
+    }
+    let default = log.store().bucket(&bucket("default"), None).unwrap();
+    assert_eq!(default.roots("ev/").count(), 200);
+    drop(default);
+    let all: Vec<(String, u64)> = log
+        .read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
+        .map(|e| {
+            let e = e.unwrap();
+            (e.stream.to_string(), e.version)
+        })
+        .collect();
+    assert_eq!(all.len(), 256 * 500);
+    assert_eq!(all[200 * 256 + 301], ("sparse-1".into(), 1));
+    assert_eq!(read_all_of(&log, &sid("sparse-7")).len(), 256);
 }
