@@ -652,7 +652,7 @@ fn bundles_span_a_bounded_range_of_all() {
     let log = crate::open(dir.path());
     // Streams written in turn, one event each per round: 256 events of one
     // stream span (streams - 1) * 255 + 1 positions.
-    let mut round = |prefix: &str, streams: usize| {
+    let round = |prefix: &str, streams: usize| {
         let writes = (0..streams)
             .map(|i| {
                 StreamWrite::new(
