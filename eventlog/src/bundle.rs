@@ -168,32 +168,22 @@ pub(crate) fn seal_edge(
             continue;
         }
         let first = index * BUNDLE;
-        let page = volume.scan_page(
-            &hydra_volume::KeyRange::between(
-                &layout::event_key(num, first),
-                &layout::event_key(num, first + BUNDLE),
-            ),
-            hydra_volume::Direction::Forward,
-            hydra_volume::PageLimit {
-                entries: BUNDLE as usize,
-                bytes: usize::MAX,
-            },
-        )?;
-        if page.len() as u64 != BUNDLE {
+        let edge = crate::records::edge_of(volume, buckets, num, (first, first + BUNDLE), |n| {
+            format!("#{n}")
+        })?;
+        if edge.len() as u64 != BUNDLE {
             // Some were scavenged: the rest stays on the edge.
             continue;
         }
         let mut batch = WriteBatch::new();
         let mut records = Vec::with_capacity(BUNDLE as usize);
-        for (k, v) in page {
-            let at = layout::event_key_parts(&k).ok_or_else(|| Error::Corrupt {
-                what: "event key".into(),
-                reason: format!("{} bytes", k.len()),
-            })?;
-            records.push(crate::records::open_record(buckets, at, v, |n| {
-                format!("#{n}")
-            })?);
-            batch.delete(k);
+        for (version, position, record) in edge {
+            batch.put(
+                layout::log_key(position),
+                layout::LogEntry::bundled(num, version),
+            );
+            batch.delete(layout::version_key(num, version));
+            records.push((position, record));
         }
         if !sealable(records.iter().map(|(p, r)| (*p, r.as_slice()))) {
             continue;

@@ -3,8 +3,8 @@
 //!
 //! | key | value | written |
 //! | --- | --- | --- |
-//! | `ev-0/` num(8) version(8) | [`StoredEvent`]: position, bucket, leaf hash, the record sealed by the stream's bucket | once per event |
-//! | `all-0/` pos(8) | num(8) version(8): the `$all` order | once per event |
+//! | `ev-1/` pos(8) | [`LogEntry`]: an edge event (stream, version, bucket, leaf hash, the record sealed by the bucket) or, once its bundle is sealed, a pointer (stream, version) | once per event, rewritten at sealing |
+//! | `sv-0/` num(8) version(8) | pos(8), for events on the edge | once per event, deleted at sealing |
 //! | `bnd-0/` num(8) index(8) | a sealed bundle: bucket, block ref, positions (see `bundle.rs`) | once per 256 events of a stream |
 //! | `eid-0/` uuid(16) | num(8) version(8) pos(8) | once per client-chosen id |
 //! | `st-1/` stream id | [`StreamState`] | once per stream per commit |
@@ -17,10 +17,12 @@
 //!
 //! Numbers are big-endian, so every per-event key is appended at the end
 //! of its range: inserts stay sequential, which is what keeps appends fast
-//! on a B-tree at millions of events. Streams get a dense number when
-//! created so that their keys are short and fixed-size. A stream's events
-//! are contiguous (`ev-0/` num), so reading one is one range scan; `$all`
-//! is a scan of `all-0/` that fetches each event from its stream.
+//! on a B-tree at millions of events, and many streams appended at once
+//! add their records to one place (`ev-1/`, in `$all` order) and only a
+//! small index entry each to their own range (`sv-0/`). Streams get a
+//! dense number when created so that their keys are short and fixed-size.
+//! `$all` is a scan of `ev-1/`; reading a stream's edge is a scan of its
+//! `sv-0/` range and a lookup per event.
 //!
 //! The record itself (id, stream, type, timestamp, data, metadata) is
 //! stored only as the stream's bucket seals it: compressed and encrypted
@@ -29,9 +31,9 @@
 //! positions, the bucket, each record's sealed size and its Merkle leaf
 //! hash (a BLAKE3 hash of the record, which reveals nothing of it).
 //!
-//! The first layout (`log-0/` records by position, `sv-0/` version
-//! index, `st-0/` states without a bucket) is migrated when a log is
-//! opened (see `migrate.rs`).
+//! The first layout (`log-0/` plain records by position, `st-0/` states
+//! without a bucket; `sv-0/` as now) is migrated when a log is opened
+//! (see `migrate.rs`).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -39,8 +41,8 @@ use uuid::Uuid;
 use crate::merkle::Hash;
 use crate::{Error, RecordedEvent, StreamId, StreamMetadata};
 
-pub const EVENT: &[u8] = b"ev-0/";
-pub const ALL: &[u8] = b"all-0/";
+pub const LOG: &[u8] = b"ev-1/";
+pub const STREAM_VERSION: &[u8] = b"sv-0/";
 pub const BUNDLES: &[u8] = b"bnd-0/";
 pub const EVENT_ID: &[u8] = b"eid-0/";
 pub const STREAM_STATE: &[u8] = b"st-1/";
@@ -56,31 +58,32 @@ pub const META: &[u8] = b"el-meta-0";
 /// recomputed from the events when a proof needs them.
 pub const STORED_SUBTREE_LEVEL: u32 = 8;
 
-pub fn all_key(pos: u64) -> Vec<u8> {
-    [ALL, &pos.to_be_bytes()].concat()
+pub fn log_key(pos: u64) -> Vec<u8> {
+    [LOG, &pos.to_be_bytes()].concat()
+}
+
+pub fn pos_of_log_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.strip_prefix(LOG)?.try_into().ok()?))
 }
 
 pub fn bundle_key(num: u64, index: u64) -> Vec<u8> {
     [BUNDLES, &num.to_be_bytes(), &index.to_be_bytes()].concat()
 }
 
-pub fn event_key(num: u64, version: u64) -> Vec<u8> {
-    [EVENT, &num.to_be_bytes(), &version.to_be_bytes()].concat()
+pub fn version_key(num: u64, version: u64) -> Vec<u8> {
+    [STREAM_VERSION, &num.to_be_bytes(), &version.to_be_bytes()].concat()
 }
 
-/// The stream number and version in an `ev-0/` key (or an `all-0/` value).
+/// Two big-endian numbers of 8 bytes each: a stream number and a version
+/// (or bundle index), as in `sv-0/` and `bnd-0/` keys.
 pub fn num_version(bytes: &[u8]) -> Option<(u64, u64)> {
     let n = |i: usize| Some(u64::from_be_bytes(bytes.get(i..i + 8)?.try_into().ok()?));
     (bytes.len() == 16).then_some(())?;
     Some((n(0)?, n(8)?))
 }
 
-pub fn event_key_parts(key: &[u8]) -> Option<(u64, u64)> {
-    num_version(key.strip_prefix(EVENT)?)
-}
-
-pub fn all_value(num: u64, version: u64) -> Vec<u8> {
-    [num.to_be_bytes(), version.to_be_bytes()].concat()
+pub fn version_of_key(key: &[u8]) -> Option<(u64, u64)> {
+    num_version(key.strip_prefix(STREAM_VERSION)?)
 }
 
 pub fn event_id_key(id: &Uuid) -> Vec<u8> {
@@ -126,54 +129,103 @@ pub fn u64_of(bytes: &[u8], what: &str) -> Result<u64, Error> {
     })?))
 }
 
-/// An event as its `ev-0/` entry holds it: `position(8) bucket(4)
-/// leaf(32)` then the record as the bucket sealed it. The leaf hash is the
-/// record's Merkle leaf: every read checks the unsealed record against it,
-/// and proofs need no key.
+/// What [`LogEntry::peek`] reads: stream number, version, and for an edge
+/// event its bucket number and leaf hash.
+pub type Peeked = (u64, u64, Option<(u32, Hash)>);
+
+/// One `ev-1/` entry: the event at that position of `$all`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEvent {
-    pub position: u64,
-    /// The internal number of the stream's bucket.
-    pub bucket: u32,
-    pub leaf: Hash,
-    pub sealed: Vec<u8>,
+pub enum LogEntry {
+    /// On its stream's open edge: the record as the stream's bucket sealed
+    /// it, with its Merkle leaf hash, which every read checks the unsealed
+    /// record against (and which proofs use without the key).
+    Edge {
+        num: u64,
+        version: u64,
+        /// The internal number of the stream's bucket.
+        bucket: u32,
+        leaf: Hash,
+        sealed: Vec<u8>,
+    },
+    /// In the stream's sealed bundle `version / 256`.
+    Bundled { num: u64, version: u64 },
 }
 
-const STORED_HEADER: usize = 8 + 4 + 32;
+const EDGE: u8 = 0;
+const BUNDLED: u8 = 1;
+const EDGE_HEAD: usize = 1 + 8 + 8 + 4 + 32;
 
-impl StoredEvent {
-    pub fn encode(position: u64, bucket: u32, leaf: &Hash, sealed: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(STORED_HEADER + sealed.len());
-        out.extend_from_slice(&position.to_be_bytes());
+impl LogEntry {
+    pub fn edge(num: u64, version: u64, bucket: u32, leaf: &Hash, sealed: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(EDGE_HEAD + sealed.len());
+        out.push(EDGE);
+        out.extend_from_slice(&num.to_be_bytes());
+        out.extend_from_slice(&version.to_be_bytes());
         out.extend_from_slice(&bucket.to_be_bytes());
         out.extend_from_slice(leaf);
         out.extend_from_slice(sealed);
         out
     }
 
-    /// The fixed fields alone, without copying the sealed record.
-    pub fn header(bytes: &[u8]) -> Result<(u64, u32, Hash), Error> {
-        if bytes.len() < STORED_HEADER {
-            return Err(Error::Corrupt {
-                what: "stored event".into(),
-                reason: format!("{} bytes, expected at least {STORED_HEADER}", bytes.len()),
-            });
-        }
-        Ok((
-            u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
-            u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")),
-            bytes[12..44].try_into().expect("32 bytes"),
-        ))
+    /// A pointer: the tag, then the stream number and version as varints
+    /// (a few bytes: there is one per sealed event).
+    pub fn bundled(num: u64, version: u64) -> Vec<u8> {
+        postcard::to_allocvec(&(BUNDLED, num, version)).expect("pointers encode")
     }
 
-    pub fn decode(mut bytes: Vec<u8>) -> Result<StoredEvent, Error> {
-        let (position, bucket, leaf) = StoredEvent::header(&bytes)?;
-        bytes.drain(..STORED_HEADER);
-        Ok(StoredEvent {
-            position,
-            bucket,
-            leaf,
-            sealed: bytes,
+    fn corrupt(reason: String) -> Error {
+        Error::Corrupt {
+            what: "log entry".into(),
+            reason,
+        }
+    }
+
+    /// The stream number, version and, for an edge event, its bucket and
+    /// leaf hash, without copying the record.
+    pub fn peek(bytes: &[u8]) -> Result<Peeked, Error> {
+        let n = |i: usize| u64::from_be_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        match bytes.first() {
+            Some(&EDGE) if bytes.len() >= EDGE_HEAD => Ok((
+                n(1),
+                n(9),
+                Some((
+                    u32::from_be_bytes(bytes[17..21].try_into().expect("4 bytes")),
+                    bytes[21..53].try_into().expect("32 bytes"),
+                )),
+            )),
+            Some(&BUNDLED) => {
+                let ((_, num, version), rest): ((u8, u64, u64), _) =
+                    postcard::take_from_bytes(bytes)
+                        .map_err(|e| LogEntry::corrupt(format!("pointer: {e}")))?;
+                if !rest.is_empty() {
+                    return Err(LogEntry::corrupt(format!(
+                        "{} bytes after a pointer",
+                        rest.len()
+                    )));
+                }
+                Ok((num, version, None))
+            }
+            _ => Err(LogEntry::corrupt(format!(
+                "{} bytes starting {:?}",
+                bytes.len(),
+                bytes.first()
+            ))),
+        }
+    }
+
+    pub fn decode(mut bytes: Vec<u8>) -> Result<LogEntry, Error> {
+        Ok(match LogEntry::peek(&bytes)? {
+            (num, version, Some((bucket, leaf))) => {
+                bytes.drain(..EDGE_HEAD);
+                LogEntry::Edge {
+                    num,
+                    version,
+                    bucket,
+                    leaf,
+                    sealed: bytes,
+                }
+            }
+            (num, version, None) => LogEntry::Bundled { num, version },
         })
     }
 }

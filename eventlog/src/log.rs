@@ -56,7 +56,7 @@ pub(crate) fn load_meta(volume: &dyn Volume) -> Result<Meta, Error> {
         })
     };
     Ok(Meta {
-        next_position: stored.next_position.max(last(layout::ALL)?),
+        next_position: stored.next_position.max(last(layout::LOG)?),
         next_num: stored.next_num.max(last(layout::STREAM_NAME)?),
     })
 }

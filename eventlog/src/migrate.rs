@@ -1,6 +1,7 @@
-//! Moving a data directory written by the first layout (`log-0/` records
-//! by position, `sv-0/` version index, `st-0/` states without a bucket)
-//! to the current one, when the log is opened.
+//! Moving a data directory written by the first layout (`log-0/` plain
+//! records by position, `st-0/` states without a bucket; its `sv-0/`
+//! version index is the current one) to the current one, when the log is
+//! opened.
 //!
 //! Every stream of the old layout goes to the `default` bucket. Records
 //! move a page at a time, each page in one commit that writes their new
@@ -22,7 +23,6 @@ use crate::merkle::{Hash, leaf_hash};
 use crate::{Error, StreamMetadata};
 
 const OLD_LOG: &[u8] = b"log-0/";
-const OLD_VERSION: &[u8] = b"sv-0/";
 const OLD_STATE: &[u8] = b"st-0/";
 
 /// Records moved per commit.
@@ -89,7 +89,7 @@ pub(crate) fn run(
     buckets: &crate::records::Buckets,
 ) -> Result<u64, Error> {
     let old = |prefix| first_page(volume, prefix).map(|p| !p.is_empty());
-    if !old(OLD_LOG)? && !old(OLD_STATE)? && !old(OLD_VERSION)? {
+    if !old(OLD_LOG)? && !old(OLD_STATE)? {
         return Ok(0);
     }
     let bucket = store.bucket(&BucketName::default_bucket(), None)?;
@@ -124,42 +124,28 @@ pub(crate) fn run(
                     what: format!("record at position {pos}"),
                     reason: format!("its stream {:?} has no state", record.stream),
                 })?;
-            let value = crate::records::seal(&bucket, pos, &leaf_hash(&v), &v)?;
-            batch.put(layout::event_key(num, record.version), value);
-            batch.put(layout::all_key(pos), layout::all_value(num, record.version));
-            batch.delete(
-                [
-                    OLD_VERSION,
-                    &num.to_be_bytes(),
-                    &record.version.to_be_bytes(),
-                ]
-                .concat(),
-            );
+            let value = crate::records::seal(&bucket, (num, record.version), &leaf_hash(&v), &v)?;
+            batch.put(layout::log_key(pos), value);
             batch.delete(k);
             moved += 1;
         }
         volume.commit(batch)?;
     }
-    for prefix in [OLD_STATE, OLD_VERSION] {
-        loop {
-            let page = first_page(volume, prefix)?;
-            if page.is_empty() {
-                break;
-            }
-            let mut batch = WriteBatch::new();
-            for (k, v) in page {
-                if prefix == OLD_STATE {
-                    let st = OldState::decode(&v)?.into_state(bucket_num);
-                    batch.put(
-                        [layout::STREAM_STATE, &k[OLD_STATE.len()..]].concat(),
-                        st.encode(),
-                    );
-                }
-                // Version entries left are those of scavenged events.
-                batch.delete(k);
-            }
-            volume.commit(batch)?;
+    loop {
+        let page = first_page(volume, OLD_STATE)?;
+        if page.is_empty() {
+            break;
         }
+        let mut batch = WriteBatch::new();
+        for (k, v) in page {
+            let st = OldState::decode(&v)?.into_state(bucket_num);
+            batch.put(
+                [layout::STREAM_STATE, &k[OLD_STATE.len()..]].concat(),
+                st.encode(),
+            );
+            batch.delete(k);
+        }
+        volume.commit(batch)?;
     }
     // The first layout had no bundles: seal every stream's full ones.
     for e in volume.scan(KeyRange::prefix(layout::STREAM_STATE), Direction::Forward) {

@@ -267,15 +267,30 @@ impl StreamTree<'_> {
     /// each edge record, hashed from a sealed bundle's records, or kept at
     /// scavenge.
     fn leaves(&self, start: u64, size: u64) -> Result<Vec<Hash>, Error> {
+        let volume = &self.log.inner.volume;
         let keys: Vec<Vec<u8>> = (start..start + size)
-            .map(|v| layout::event_key(self.num, v))
+            .map(|v| layout::version_key(self.num, v))
             .collect();
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let entries = self.log.inner.volume.get_many(&refs)?;
+        let positions = volume.get_many(&refs)?;
+        let logs: Vec<Vec<u8>> = positions
+            .iter()
+            .map(|p| {
+                p.as_ref().map_or(Ok(Vec::new()), |p| {
+                    layout::u64_of(p, "stream index entry").map(layout::log_key)
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let log_refs: Vec<&[u8]> = logs.iter().map(Vec::as_slice).collect();
+        let entries = volume.get_many(&log_refs)?;
         let mut out = Vec::with_capacity(size as usize);
         for (version, e) in (start..).zip(entries) {
-            out.push(match e {
-                Some(v) => layout::StoredEvent::header(&v)?.2,
+            let edge = match e {
+                Some(v) => layout::LogEntry::peek(&v)?.2.map(|(_, leaf)| leaf),
+                None => None,
+            };
+            out.push(match edge {
+                Some(leaf) => leaf,
                 None => match self.log.bundle(self.num, version / BUNDLE)? {
                     Some(b) => merkle::leaf_hash(&b.records[(version % BUNDLE) as usize]),
                     None => self.scavenged_leaf(version)?,
@@ -392,8 +407,8 @@ impl EventLog {
         };
         let root = merkle::range_root(&mut tree, 0, length)?;
         let last = length - 1;
-        let position = match self.inner.volume.get(&layout::event_key(st.num, last))? {
-            Some(b) => Some(layout::StoredEvent::header(&b)?.0),
+        let position = match self.inner.volume.get(&layout::version_key(st.num, last))? {
+            Some(b) => Some(layout::u64_of(&b, "stream index entry")?),
             None => self
                 .bundle(st.num, last / BUNDLE)?
                 .map(|b| b.positions[(last % BUNDLE) as usize]),

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use crate::bundle::{BUNDLE, Sealed};
-use crate::layout::{self, Deletion, EventLocation, EventRecord, StreamState};
+use crate::layout::{self, Deletion, EventLocation, LogEntry, StreamState};
 use crate::records;
 use crate::writer::now_ms;
 use crate::{AllFilter, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
@@ -151,14 +151,14 @@ impl EventLog {
         filter: AllFilter,
     ) -> AllEvents {
         let range = match (from, direction) {
-            (None, _) => KeyRange::prefix(layout::ALL),
+            (None, _) => KeyRange::prefix(layout::LOG),
             (Some(p), Direction::Forward) => KeyRange {
-                start: Bound::Included(layout::all_key(p)),
-                end: KeyRange::prefix(layout::ALL).end,
+                start: Bound::Included(layout::log_key(p)),
+                end: KeyRange::prefix(layout::LOG).end,
             },
             (Some(p), Direction::Backward) => KeyRange {
-                start: Bound::Included(layout::ALL.to_vec()),
-                end: Bound::Included(layout::all_key(p)),
+                start: Bound::Included(layout::LOG.to_vec()),
+                end: Bound::Included(layout::log_key(p)),
             },
         };
         AllEvents {
@@ -169,7 +169,6 @@ impl EventLog {
             remaining: count,
             buf: VecDeque::new(),
             done: false,
-            sealed: SealedHints::default(),
         }
     }
 
@@ -188,37 +187,75 @@ impl EventLog {
             .map(|b| EventLocation::decode(&b))
             .transpose()?
             .ok_or(Error::EventNotFound(id))?;
-        self.event_of(loc.num, loc.version)?
-            .ok_or(Error::EventNotFound(id))
+        match self.event_at(loc.position) {
+            Err(Error::NoSuchPosition(_)) => Err(Error::EventNotFound(id)),
+            r => r,
+        }
     }
 
     /// The event at a global position.
     pub fn event_at(&self, position: u64) -> Result<RecordedEvent, Error> {
-        let at = self
+        let value = self
             .inner
             .volume
-            .get(&layout::all_key(position))?
+            .get(&layout::log_key(position))?
             .ok_or(Error::NoSuchPosition(position))?;
-        let (num, version) = records::event_key_at(&at)?;
-        self.event_of(num, version)?
+        let mut open = None;
+        self.entry_event(position, value, &mut open)?
             .ok_or(Error::NoSuchPosition(position))
     }
 
-    /// Event `version` of stream number `num`, if stored.
-    fn event_of(&self, num: u64, version: u64) -> Result<Option<RecordedEvent>, Error> {
-        Ok(self
-            .events_of(&[(num, version)], &mut SealedHints::default())?
-            .pop()
-            .flatten())
-    }
-
-    /// Opens an `ev-0/` entry, checked (see the `records` module).
-    pub(crate) fn open_event(
+    /// The event an `ev-1/` entry at `position` holds or points to: an
+    /// edge record, checked, or its sealed bundle's record (`open` keeps
+    /// the last bundle looked up, which consecutive events mostly share).
+    /// `None` for a pointer whose bundle has gone (scavenged meanwhile).
+    pub(crate) fn entry_event(
         &self,
-        at: (u64, u64),
+        position: u64,
         value: Vec<u8>,
-    ) -> Result<RecordedEvent, Error> {
-        records::open_event(&self.inner.buckets, at, value, |n| self.stream_name(n))
+        open: &mut Option<OpenBundle>,
+    ) -> Result<Option<RecordedEvent>, Error> {
+        let name = |n| self.stream_name(n);
+        match LogEntry::decode(value)? {
+            LogEntry::Edge {
+                num,
+                version,
+                bucket,
+                leaf,
+                sealed,
+            } => {
+                let plain = records::open_edge(
+                    &self.inner.buckets,
+                    (num, version),
+                    bucket,
+                    &leaf,
+                    sealed,
+                    name,
+                )?;
+                records::decode((num, version), &plain, position, name).map(Some)
+            }
+            LogEntry::Bundled { num, version } => {
+                let index = (num, version / BUNDLE);
+                if open.as_ref().is_none_or(|(at, _)| *at != index) {
+                    *open = Some((index, self.bundle(num, index.1)?));
+                }
+                let Some((_, Some(b))) = open.as_ref() else {
+                    return Ok(None);
+                };
+                let i = (version % BUNDLE) as usize;
+                if b.positions[i] != position {
+                    return Err(Error::CorruptEvent {
+                        stream: name(num),
+                        version,
+                        reason: format!(
+                            "position {position} points to it, its bundle says {}",
+                            b.positions[i]
+                        ),
+                    });
+                }
+                records::decode((num, version), &b.records[i], position, name).map(Some)
+            }
+        }
     }
 
     /// The id of stream number `num`, for messages.
@@ -299,84 +336,6 @@ impl EventLog {
         })
     }
 
-    /// Fetches events by stream number and version: the edge's in one
-    /// read transaction, the others from their bundles; `None` for those
-    /// not stored (scavenged).
-    pub(crate) fn events_of(
-        &self,
-        at: &[(u64, u64)],
-        sealed: &mut SealedHints,
-    ) -> Result<Vec<Option<RecordedEvent>>, Error> {
-        let mut out: Vec<Option<RecordedEvent>> = Vec::with_capacity(at.len());
-        // Events of streams with bundles up to theirs are taken from the
-        // bundle (consecutive events mostly share one); the others, and
-        // any sealed since the hint was taken, are looked up on the edge.
-        let mut open: Option<OpenBundle> = None;
-        let mut probe = Vec::new();
-        for (i, &(num, version)) in at.iter().enumerate() {
-            let index = (num, version / BUNDLE);
-            if sealed.covers(self, index)? {
-                if open.as_ref().is_none_or(|(at, _)| *at != index) {
-                    open = Some((index, self.bundle(num, index.1)?));
-                }
-                if let Some((_, Some(b))) = &open {
-                    let j = (version % BUNDLE) as usize;
-                    out.push(Some(self.decode_record(
-                        num,
-                        version,
-                        &b.records[j],
-                        b.positions[j],
-                    )?));
-                    continue;
-                }
-            }
-            out.push(None);
-            probe.push(i);
-        }
-        let keys: Vec<Vec<u8>> = probe
-            .iter()
-            .map(|&i| layout::event_key(at[i].0, at[i].1))
-            .collect();
-        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let values = self.inner.volume.get_many(&refs)?;
-        for (value, i) in values.into_iter().zip(probe) {
-            let (num, version) = at[i];
-            out[i] = match value {
-                Some(v) => Some(self.open_event((num, version), v)?),
-                None => self.sealed_event(num, version)?,
-            };
-        }
-        Ok(out)
-    }
-
-    /// Event `version` of stream `num` from its sealed bundle, if any.
-    fn sealed_event(&self, num: u64, version: u64) -> Result<Option<RecordedEvent>, Error> {
-        let Some(b) = self.bundle(num, version / BUNDLE)? else {
-            return Ok(None);
-        };
-        let i = (version % BUNDLE) as usize;
-        self.decode_record(num, version, &b.records[i], b.positions[i])
-            .map(Some)
-    }
-
-    fn decode_record(
-        &self,
-        num: u64,
-        version: u64,
-        record: &[u8],
-        position: u64,
-    ) -> Result<RecordedEvent, Error> {
-        let record = EventRecord::decode(record)?;
-        if record.version != version {
-            return Err(Error::CorruptEvent {
-                stream: self.stream_name(num),
-                version,
-                reason: format!("its bundle holds version {} there", record.version),
-            });
-        }
-        record.into_event(position)
-    }
-
     /// The records of stream `num` from version `c` on, in `direction`,
     /// within `[lo, end)` and within `c`'s bundle span (256 versions): from
     /// the sealed bundle if there is one, else from the edge. Returns
@@ -412,30 +371,24 @@ impl EventLog {
             let Some((&first, &last)) = versions.first().zip(versions.last()) else {
                 return Ok(Vec::new());
             };
-            let range = KeyRange {
-                start: Bound::Included(layout::event_key(num, first.min(last))),
-                end: Bound::Included(layout::event_key(num, first.max(last))),
-            };
-            let page = self.inner.volume.scan_page(
-                &range,
+            let index = self.inner.volume.scan_page(
+                &KeyRange {
+                    start: Bound::Included(layout::version_key(num, first.min(last))),
+                    end: Bound::Included(layout::version_key(num, first.max(last))),
+                },
                 direction,
                 PageLimit {
                     entries: max,
                     bytes: usize::MAX,
                 },
             )?;
-            if page.is_empty() {
-                continue;
+            let page =
+                records::edge_entries(&*self.inner.volume, &self.inner.buckets, num, index, |n| {
+                    self.stream_name(n)
+                })?;
+            if !page.is_empty() {
+                return Ok(page);
             }
-            return page
-                .into_iter()
-                .map(|(k, v)| {
-                    let at = event_key_parts(&k)?;
-                    let (position, plain) =
-                        records::open_record(&self.inner.buckets, at, v, |n| self.stream_name(n))?;
-                    Ok((at.1, position, plain))
-                })
-                .collect();
         }
         Ok(Vec::new())
     }
@@ -443,46 +396,7 @@ impl EventLog {
 
 /// A bundle looked up last, by (stream number, index): consecutive events
 /// of `$all` mostly share one.
-type OpenBundle = ((u64, u64), Option<Arc<Sealed>>);
-
-/// Each stream's last sealed bundle, looked up once per stream: which
-/// events of a `$all` page to take from bundles without probing the edge.
-#[derive(Default)]
-pub(crate) struct SealedHints(std::collections::HashMap<u64, Option<u64>>);
-
-impl SealedHints {
-    /// Whether bundle `index` of stream `num` may be sealed.
-    fn covers(&mut self, log: &EventLog, (num, index): (u64, u64)) -> Result<bool, Error> {
-        let last = match self.0.get(&num) {
-            Some(l) => *l,
-            None => {
-                let page = log.inner.volume.scan_page(
-                    &KeyRange::prefix(&[layout::BUNDLES, &num.to_be_bytes()].concat()),
-                    Direction::Backward,
-                    PageLimit {
-                        entries: 1,
-                        bytes: usize::MAX,
-                    },
-                )?;
-                let last = page
-                    .first()
-                    .and_then(|(k, _)| layout::num_version(&k[layout::BUNDLES.len()..]))
-                    .map(|(_, index)| index);
-                self.0.insert(num, last);
-                last
-            }
-        };
-        Ok(last.is_some_and(|l| index <= l))
-    }
-}
-
-/// The stream number and version in an `ev-0/` key.
-pub(crate) fn event_key_parts(key: &[u8]) -> Result<(u64, u64), Error> {
-    layout::event_key_parts(key).ok_or_else(|| Error::Corrupt {
-        what: "event key".into(),
-        reason: format!("{} bytes", key.len()),
-    })
-}
+pub(crate) type OpenBundle = ((u64, u64), Option<Arc<Sealed>>);
 
 /// An iterator over a stream's events; see [`EventLog::read`].
 pub struct StreamEvents {
@@ -529,9 +443,9 @@ impl StreamEvents {
             Direction::Backward => *n >= self.lo,
         });
         for (version, position, record) in page {
-            let e = self
-                .log
-                .decode_record(self.num, version, &record, position)?;
+            let e = records::decode((self.num, version), &record, position, |n| {
+                self.log.stream_name(n)
+            })?;
             if self.min_timestamp.is_none_or(|t| e.timestamp >= t) {
                 self.buf.push_back(e);
             }
@@ -570,7 +484,6 @@ pub struct AllEvents {
     remaining: u64,
     buf: VecDeque<RecordedEvent>,
     done: bool,
-    sealed: SealedHints,
 }
 
 impl AllEvents {
@@ -591,17 +504,15 @@ impl AllEvents {
             Direction::Forward => self.range.start = Bound::Excluded(last.clone()),
             Direction::Backward => self.range.end = Bound::Excluded(last.clone()),
         }
-        let at = page
-            .iter()
-            .map(|(_, v)| records::event_key_at(v))
-            .collect::<Result<Vec<_>, _>>()?;
-        for e in self
-            .log
-            .events_of(&at, &mut self.sealed)?
-            .into_iter()
-            .flatten()
-        {
-            if self.filter.matches(&e) {
+        let mut open = None;
+        for (k, v) in page {
+            let position = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
+                what: "log key".into(),
+                reason: format!("{} bytes", k.len()),
+            })?;
+            if let Some(e) = self.log.entry_event(position, v, &mut open)?
+                && self.filter.matches(&e)
+            {
                 self.buf.push_back(e);
             }
         }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use hydra_bucket::{Bucket, BucketError, BucketName, Store};
 
-use crate::layout::{self, EventRecord, StoredEvent};
+use crate::layout::{EventRecord, LogEntry};
 use crate::merkle::leaf_hash;
 use crate::{Error, RecordedEvent, StreamId};
 
@@ -97,66 +97,68 @@ impl Buckets {
     }
 }
 
-/// Seals a record, whose Merkle leaf is `leaf`, for its `ev-0/` entry.
+/// The `ev-1/` entry of an edge record, whose Merkle leaf is `leaf`,
+/// sealed by its stream's bucket.
 pub(crate) fn seal(
     bucket: &Bucket,
-    position: u64,
+    (num, version): (u64, u64),
     leaf: &crate::Hash,
     record: &[u8],
 ) -> Result<Vec<u8>, Error> {
     let sealed = bucket.seal(record)?;
-    Ok(StoredEvent::encode(
-        position,
+    Ok(LogEntry::edge(
+        num,
+        version,
         bucket.config().num(),
         leaf,
         &sealed,
     ))
 }
 
-/// Opens an `ev-0/` entry of stream number `num` at `version` back into
-/// the record's bytes, checked against its leaf hash. `name` says which
-/// stream that is, for errors (looked up only when one happens).
-pub(crate) fn open_record(
+/// An edge record opened: unsealed by its bucket and checked against its
+/// leaf hash. `name` says which stream number `num` is, for errors (looked
+/// up only when one happens).
+pub(crate) fn open_edge(
     buckets: &Buckets,
     (num, version): (u64, u64),
-    value: Vec<u8>,
+    bucket: u32,
+    leaf: &crate::Hash,
+    sealed: Vec<u8>,
     name: impl Fn(u64) -> String,
-) -> Result<(u64, Vec<u8>), Error> {
-    let stored = StoredEvent::decode(value)?;
-    let bucket = buckets.get(stored.bucket)?;
+) -> Result<Vec<u8>, Error> {
+    let bucket = buckets.get(bucket)?;
     let corrupt = |reason: String| Error::CorruptEvent {
         stream: name(num),
         version,
         reason,
     };
-    let plain = match bucket.unseal(stored.sealed) {
+    let plain = match bucket.unseal(sealed) {
         Ok(p) => p,
         Err(e @ BucketError::Unseal { .. }) => return Err(corrupt(e.to_string())),
         Err(e) => return Err(e.into()),
     };
-    if leaf_hash(&plain) != stored.leaf {
+    if leaf_hash(&plain) != *leaf {
         return Err(corrupt(
             "its bytes do not hash to its Merkle leaf (changed on disk)".into(),
         ));
     }
-    Ok((stored.position, plain))
+    Ok(plain)
 }
 
-/// [`open_record`], decoded into an event, whose stream and version must
-/// be the ones its key says.
-pub(crate) fn open_event(
-    buckets: &Buckets,
-    at: (u64, u64),
-    value: Vec<u8>,
+/// Decodes a checked record into the event at `position`; its stream and
+/// version must be the ones its entry says.
+pub(crate) fn decode(
+    (num, version): (u64, u64),
+    record: &[u8],
+    position: u64,
     name: impl Fn(u64) -> String,
 ) -> Result<RecordedEvent, Error> {
-    let (position, plain) = open_record(buckets, at, value, &name)?;
-    let record = EventRecord::decode(&plain)?;
-    if record.version != at.1 {
+    let record = EventRecord::decode(record)?;
+    if record.version != version {
         return Err(Error::CorruptEvent {
-            stream: name(at.0),
-            version: at.1,
-            reason: format!("it holds version {}", record.version),
+            stream: name(num),
+            version,
+            reason: format!("its record holds version {}", record.version),
         });
     }
     record.into_event(position)
@@ -164,10 +166,72 @@ pub(crate) fn open_event(
 
 pub(crate) type SharedBuckets = Arc<Buckets>;
 
-/// The `ev-0/` key of the event at `position`, from the `$all` index.
-pub(crate) fn event_key_at(all_value: &[u8]) -> Result<(u64, u64), Error> {
-    layout::num_version(all_value).ok_or_else(|| Error::Corrupt {
-        what: "$all index entry".into(),
-        reason: format!("{} bytes, expected 16", all_value.len()),
-    })
+/// The edge records of stream `num` at versions `[from, to)` that are
+/// stored, in version order: `(version, position, record)`, each checked.
+/// Reads the stream's index range, then the entries it names, in two read
+/// transactions: an entry sealed into a bundle meanwhile is left out.
+pub(crate) fn edge_of(
+    volume: &dyn hydra_volume::Volume,
+    buckets: &Buckets,
+    num: u64,
+    (from, to): (u64, u64),
+    name: impl Fn(u64) -> String,
+) -> Result<Vec<(u64, u64, Vec<u8>)>, Error> {
+    let index = volume.scan_page(
+        &hydra_volume::KeyRange::between(
+            &crate::layout::version_key(num, from),
+            &crate::layout::version_key(num, to),
+        ),
+        hydra_volume::Direction::Forward,
+        hydra_volume::PageLimit {
+            entries: (to - from) as usize,
+            bytes: usize::MAX,
+        },
+    )?;
+    edge_entries(volume, buckets, num, index, name)
+}
+
+/// The edge records an `sv-0/` page names, in its order (see [`edge_of`]).
+pub(crate) fn edge_entries(
+    volume: &dyn hydra_volume::Volume,
+    buckets: &Buckets,
+    num: u64,
+    index: Vec<(Vec<u8>, Vec<u8>)>,
+    name: impl Fn(u64) -> String,
+) -> Result<Vec<(u64, u64, Vec<u8>)>, Error> {
+    let mut at = Vec::with_capacity(index.len());
+    for (k, v) in &index {
+        let (_, version) = crate::layout::version_of_key(k).ok_or_else(|| Error::Corrupt {
+            what: "stream index key".into(),
+            reason: format!("{} bytes", k.len()),
+        })?;
+        at.push((version, crate::layout::u64_of(v, "stream index entry")?));
+    }
+    let keys: Vec<Vec<u8>> = at.iter().map(|(_, p)| crate::layout::log_key(*p)).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    let mut out = Vec::with_capacity(at.len());
+    for ((version, position), value) in at.into_iter().zip(volume.get_many(&refs)?) {
+        let Some(value) = value else { continue };
+        if let LogEntry::Edge {
+            num: n,
+            version: v,
+            bucket,
+            leaf,
+            sealed,
+        } = LogEntry::decode(value)?
+        {
+            if (n, v) != (num, version) {
+                return Err(Error::CorruptEvent {
+                    stream: name(num),
+                    version,
+                    reason: format!(
+                        "its index names position {position}, which holds #{n} version {v}"
+                    ),
+                });
+            }
+            let plain = open_edge(buckets, (num, version), bucket, &leaf, sealed, &name)?;
+            out.push((version, position, plain));
+        }
+    }
+    Ok(out)
 }

@@ -1,8 +1,8 @@
 //! Rebuilding the indexes from the event records.
 //!
-//! The records under `ev-0/` (and the leaf hashes kept for scavenged
-//! events) are the source of truth. Everything else the log reads — the
-//! `$all` index, the event-id index, the stored Merkle subtrees, each
+//! The records (edge records under `ev-1/`, sealed bundles) and the leaf
+//! hashes kept for scavenged events are the source of truth. Everything
+//! else the log reads — the streams' version index, the event-id index, the stored Merkle subtrees, each
 //! stream's length, peaks and last position, the counters — can be
 //! derived from them, and `reindex` does so. What is not derivable is
 //! kept: stream names, buckets, deletions and metadata, persistent
@@ -63,7 +63,7 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
         st.last_position = None;
         states.insert(st.num, (id, st));
     }
-    for prefix in [layout::ALL, layout::EVENT_ID, layout::SUBTREE] {
+    for prefix in [layout::STREAM_VERSION, layout::EVENT_ID, layout::SUBTREE] {
         clear(w, prefix)?;
     }
     let mut rebuilt = Rebuilt {
@@ -92,18 +92,37 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
                 })?;
         for (i, record) in b.records.iter().enumerate() {
             let version = index * BUNDLE + i as u64;
-            rebuilt.add(w, (num, version), bucket, b.positions[i], record)?;
+            rebuilt.add(w, (num, version), bucket, b.positions[i], record, false)?;
         }
     }
+    // Then the edge, in `$all` order (each stream's in version order).
     for e in w
         .volume
-        .scan(KeyRange::prefix(layout::EVENT), Direction::Forward)
+        .scan(KeyRange::prefix(layout::LOG), Direction::Forward)
     {
         let (k, v) = e?;
-        let at = crate::read::event_key_parts(&k)?;
-        let (_, bucket, _) = layout::StoredEvent::header(&v)?;
-        let (pos, plain) = crate::records::open_record(&w.buckets, at, v, |n| format!("#{n}"))?;
-        rebuilt.add(w, at, bucket, pos, &plain)?;
+        let pos = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
+            what: "log key".into(),
+            reason: format!("{} bytes", k.len()),
+        })?;
+        if let layout::LogEntry::Edge {
+            num,
+            version,
+            bucket,
+            leaf,
+            sealed,
+        } = layout::LogEntry::decode(v)?
+        {
+            let plain = crate::records::open_edge(
+                &w.buckets,
+                (num, version),
+                bucket,
+                &leaf,
+                sealed,
+                |n| format!("#{n}"),
+            )?;
+            rebuilt.add(w, (num, version), bucket, pos, &plain, true)?;
+        }
     }
     let Rebuilt {
         mut states,
@@ -155,6 +174,7 @@ impl Rebuilt {
         bucket: u32,
         pos: u64,
         record: &[u8],
+        edge: bool,
     ) -> Result<(), Error> {
         let decoded = EventRecord::decode(record)?;
         let (stream, st) = match self.states.entry(num) {
@@ -178,8 +198,17 @@ impl Rebuilt {
         st.last_position = Some(pos);
         self.next_position = self.next_position.max(pos + 1);
         if version >= st.scavenged_before {
-            self.batch
-                .put(layout::all_key(pos), layout::all_value(num, version));
+            if edge {
+                self.batch.put(
+                    layout::version_key(num, version),
+                    pos.to_be_bytes().to_vec(),
+                );
+            } else {
+                self.batch.put(
+                    layout::log_key(pos),
+                    layout::LogEntry::bundled(num, version),
+                );
+            }
             let id = uuid::Uuid::from_bytes(decoded.id);
             if crate::event_id::position_of(&id) != Some(pos) {
                 let loc = EventLocation {

@@ -9,7 +9,7 @@
 //! it, but nobody can show its contents any more. `$all` skips the
 //! positions it leaves empty; positions are never reused.
 
-use hydra_volume::{Direction, KeyRange, PageLimit, WriteBatch};
+use hydra_volume::{Direction, KeyRange, WriteBatch};
 use serde::Serialize;
 
 use crate::bundle::BUNDLE;
@@ -88,26 +88,29 @@ impl EventLog {
     /// Removes versions `[from, upto)`, keeping their leaf hashes.
     fn remove_versions(&self, st: &StreamState, from: u64, upto: u64) -> Result<(u64, u64), Error> {
         let volume = &self.inner.volume;
-        let range = KeyRange::between(
-            &layout::event_key(st.num, from),
-            &layout::event_key(st.num, upto),
-        );
         let (mut events, mut bytes) = (0, 0);
-        loop {
-            let page = volume.scan_page(&range, Direction::Forward, PageLimit::default())?;
-            if page.is_empty() {
-                break;
-            }
+        // The edge, a page of its index at a time.
+        let mut next = from;
+        while next < upto {
+            let edge = crate::records::edge_of(
+                &**volume,
+                &self.inner.buckets,
+                st.num,
+                (next, upto.min(next.saturating_add(1024))),
+                |n| self.stream_name(n),
+            )?;
+            next = next.saturating_add(1024);
             let mut batch = WriteBatch::new();
-            for (k, v) in page {
-                let (_, version) = crate::read::event_key_parts(&k)?;
-                let (_, _, leaf) = layout::StoredEvent::header(&v)?;
-                bytes += v.len() as u64;
-                let event = self.open_event((st.num, version), v)?;
-                batch.put(layout::scavenged_leaf_key(st.num, version), leaf.to_vec());
-                batch.delete(layout::event_id_key(&event.id));
-                batch.delete(layout::all_key(event.position));
-                batch.delete(k);
+            for (version, position, record) in edge {
+                let decoded = EventRecord::decode(&record)?;
+                batch.put(
+                    layout::scavenged_leaf_key(st.num, version),
+                    crate::merkle::leaf_hash(&record).to_vec(),
+                );
+                batch.delete(layout::event_id_key(&uuid::Uuid::from_bytes(decoded.id)));
+                batch.delete(layout::log_key(position));
+                batch.delete(layout::version_key(st.num, version));
+                bytes += record.len() as u64;
                 events += 1;
             }
             volume.commit(batch)?;
@@ -128,7 +131,7 @@ impl EventLog {
                     crate::merkle::leaf_hash(&b.records[i]).to_vec(),
                 );
                 batch.delete(layout::event_id_key(&uuid::Uuid::from_bytes(record.id)));
-                batch.delete(layout::all_key(b.positions[i]));
+                batch.delete(layout::log_key(b.positions[i]));
                 bytes += b.records[i].len() as u64;
                 events += 1;
             }

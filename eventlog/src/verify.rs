@@ -8,7 +8,7 @@ use hydra_volume::{Direction, KeyRange};
 use serde::Serialize;
 
 use crate::bundle::BUNDLE;
-use crate::layout::{self, StoredEvent};
+use crate::layout::{self, LogEntry};
 use crate::merkle::{Hash, leaf_hash, node_hash};
 use crate::{Error, EventLog};
 
@@ -42,16 +42,31 @@ impl EventLog {
     pub fn verify(&self, mut progress: impl FnMut(u64)) -> Result<EventsReport, Error> {
         let volume = &self.inner.volume;
         let mut report = EventsReport::default();
-        for e in volume.scan(KeyRange::prefix(layout::EVENT), Direction::Forward) {
-            let (k, v) = e?;
-            let at = crate::read::event_key_parts(&k)?;
-            let (_, bucket, _) = StoredEvent::header(&v)?;
+        for e in volume.scan(KeyRange::prefix(layout::LOG), Direction::Forward) {
+            let (_, v) = e?;
+            let LogEntry::Edge {
+                num,
+                version,
+                bucket,
+                leaf,
+                sealed,
+            } = LogEntry::decode(v)?
+            else {
+                continue;
+            };
             if !self.inner.buckets.get(bucket)?.readable() {
                 report.locked += 1;
                 continue;
             }
             report.records += 1;
-            match crate::records::open_record(&self.inner.buckets, at, v, |n| self.stream_name(n)) {
+            match crate::records::open_edge(
+                &self.inner.buckets,
+                (num, version),
+                bucket,
+                &leaf,
+                sealed,
+                |n| self.stream_name(n),
+            ) {
                 Ok(_) => {}
                 Err(e @ (Error::CorruptEvent { .. } | Error::Corrupt { .. })) => {
                     report.corrupt.push(e.to_string());

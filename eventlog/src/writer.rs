@@ -369,16 +369,33 @@ impl Writer {
             return Ok(Some(*l));
         }
         if let Some(position) = crate::event_id::position_of(id)
-            && let Some(at) = self.volume.get(&layout::all_key(position))?
+            && let Some(value) = self.volume.get(&layout::log_key(position))?
         {
-            let (num, version) = records::event_key_at(&at)?;
             let name = |n: u64| format!("#{n}");
-            let plain = match self.volume.get(&layout::event_key(num, version))? {
-                Some(value) => {
-                    Some(records::open_record(&self.buckets, (num, version), value, name)?.1)
+            let (num, version, plain) = match layout::LogEntry::decode(value)? {
+                layout::LogEntry::Edge {
+                    num,
+                    version,
+                    bucket,
+                    leaf,
+                    sealed,
+                } => {
+                    let plain = records::open_edge(
+                        &self.buckets,
+                        (num, version),
+                        bucket,
+                        &leaf,
+                        sealed,
+                        name,
+                    )?;
+                    (num, version, Some(plain))
                 }
-                None => bundle::load(&*self.volume, &self.buckets, (num, version / BUNDLE), name)?
-                    .map(|(b, _)| b.records[(version % BUNDLE) as usize].to_vec()),
+                layout::LogEntry::Bundled { num, version } => {
+                    let b =
+                        bundle::load(&*self.volume, &self.buckets, (num, version / BUNDLE), name)?;
+                    let plain = b.map(|(b, _)| b.records[(version % BUNDLE) as usize].to_vec());
+                    (num, version, plain)
+                }
             };
             if let Some(plain) = plain
                 && layout::EventRecord::decode(&plain)?.id == *id.as_bytes()
@@ -583,8 +600,6 @@ impl Writer {
                         .put(layout::subtree_key(num, level, index), h.to_vec());
                 }
             });
-            tx.ops
-                .put(layout::all_key(position), layout::all_value(num, version));
             st.length += 1;
             st.last_position = Some(position);
             if version < sealing_below
@@ -604,9 +619,7 @@ impl Writer {
             }
             let bundled = version < sealing_below && bundle.len() as u64 == version % BUNDLE;
             if !bundled {
-                let value = records::seal(bucket, position, &leaf, &record)?;
-                tx.ops.put(layout::event_key(num, version), value);
-                tx.edge.insert((num, version), (position, record));
+                self.put_edge(tx, bucket, (num, version), position, &leaf, record)?;
                 continue;
             }
             bundle.push((position, record, false));
@@ -620,6 +633,27 @@ impl Writer {
                 )?;
             }
         }
+        Ok(())
+    }
+
+    /// Writes one record to its stream's open edge: its `ev-1/` entry
+    /// (sealed by the bucket) and its `sv-0/` index entry.
+    fn put_edge(
+        &self,
+        tx: &mut Tx<'_>,
+        bucket: &hydra_bucket::Bucket,
+        (num, version): (u64, u64),
+        position: u64,
+        leaf: &crate::Hash,
+        record: Vec<u8>,
+    ) -> Result<(), Error> {
+        let value = records::seal(bucket, (num, version), leaf, &record)?;
+        tx.ops.put(layout::log_key(position), value);
+        tx.ops.put(
+            layout::version_key(num, version),
+            position.to_be_bytes().to_vec(),
+        );
+        tx.edge.insert((num, version), (position, record));
         Ok(())
     }
 
@@ -639,16 +673,20 @@ impl Writer {
             for (i, (position, record, on_edge)) in bundle.into_iter().enumerate() {
                 if !on_edge {
                     let leaf = leaf_hash(&record);
-                    let value = records::seal(bucket, position, &leaf, &record)?;
-                    tx.ops.put(layout::event_key(num, first + i as u64), value);
-                    tx.edge.insert((num, first + i as u64), (position, record));
+                    self.put_edge(tx, bucket, (num, first + i as u64), position, &leaf, record)?;
                 }
             }
             return Ok(());
         }
-        for (i, (_, _, on_edge)) in bundle.iter().enumerate() {
+        for (i, (position, _, on_edge)) in bundle.iter().enumerate() {
+            let version = first + i as u64;
+            // Each position now points into the bundle.
+            tx.ops.put(
+                layout::log_key(*position),
+                layout::LogEntry::bundled(num, version),
+            );
             if *on_edge {
-                tx.ops.delete(layout::event_key(num, first + i as u64));
+                tx.ops.delete(layout::version_key(num, version));
             }
         }
         let parts: Vec<(u64, &[u8])> = bundle.iter().map(|(p, r, _)| (*p, r.as_slice())).collect();
@@ -666,38 +704,39 @@ impl Writer {
         from: u64,
         to: u64,
     ) -> Result<Option<Vec<Positioned>>, Error> {
-        // What earlier commits stored, in one range scan.
-        let page = self.volume.scan_page(
-            &hydra_volume::KeyRange::between(
-                &layout::event_key(num, from),
-                &layout::event_key(num, to),
-            ),
-            hydra_volume::Direction::Forward,
-            hydra_volume::PageLimit {
-                entries: BUNDLE as usize,
-                bytes: usize::MAX,
-            },
-        )?;
-        let mut stored = page.into_iter().peekable();
         let mut out = Vec::with_capacity(BUNDLE as usize);
+        let mut wanted = Vec::new();
         for v in from..to {
-            if let Some(r) = tx
+            match tx
                 .edge
                 .get(&(num, v))
                 .or_else(|| tx.staged.edge.get(&(num, v)))
             {
-                out.push(r.clone());
-                continue;
+                Some(r) => out.push(Some(r.clone())),
+                None => {
+                    out.push(None);
+                    wanted.push(v);
+                }
             }
-            let key = layout::event_key(num, v);
-            let Some((_, value)) = stored.next_if(|(k, _)| *k == key) else {
-                return Ok(None);
-            };
-            out.push(records::open_record(&self.buckets, (num, v), value, |n| {
-                format!("#{n}")
-            })?);
         }
-        Ok(Some(out))
+        if !wanted.is_empty() {
+            let stored = records::edge_of(
+                &*self.volume,
+                &self.buckets,
+                num,
+                (wanted[0], wanted[wanted.len() - 1] + 1),
+                |n| format!("#{n}"),
+            )?;
+            let mut stored = stored.into_iter().peekable();
+            for (v, slot) in (from..to).zip(out.iter_mut()) {
+                if slot.is_none()
+                    && let Some((_, p, r)) = stored.next_if(|(sv, _, _)| *sv == v)
+                {
+                    *slot = Some((p, r));
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Idempotency: when every event carries an id and they are already the
