@@ -3,9 +3,10 @@
 //!
 //! ```text
 //!   versions  0 ........ 255 | 256 ....... 511 | 512 ... 600
-//!             bundle 0 block | bundle 1 block  | open edge: ev-0/ records
+//!             bundle 0 block | bundle 1 block  | open edge: ev-1/ records
 //!   bnd-0/<num>/<index> -> bucket, block ref, positions
 //!   root-0/<bucket>/ev/<num>/<index> -> block ref      (a GC root)
+//!   ev-1/<position> -> pointer (num, version), for each sealed event
 //! ```
 //!
 //! The block is a node of kind [`EVENT_BUNDLE`](crate::EVENT_BUNDLE)

@@ -21,22 +21,27 @@
 //!       /    \     /    \                            subtrees of >= 256 leaves
 //!     e0     e1  e2     e3                           stored, smaller recomputed
 //!      |      |   |      |      |         |
-//!   ev-0/<stream num>/<version> -> position, bucket, leaf, record sealed by the bucket
-//!   all-0/<position> -> (stream num, version)     eid-0/<uuid> -> (num, version, position)
+//!   bundle block of versions 0..256 (sealed)  |   open edge, in $all order:
+//!   ev-1/<position> -> pointer (num, version) | ev-1/<position> -> num, version, bucket,
+//!   bnd-0/<num>/<index> -> block ref, positions |   leaf, record sealed by the bucket
+//!                                              | sv-0/<num>/<version> -> position
 //! ```
 //!
 //! A stream belongs to a bucket, fixed when it is created (asked for by
 //! the first append, else a configured id prefix, else `default`), and
 //! its records are sealed by that bucket's transforms: compressed and
-//! encrypted at rest when the bucket is. Each record is kept with its
-//! Merkle leaf hash; reads check the unsealed bytes against it, and
-//! proofs need no key. Every per-event key is sequential within its
-//! range (a stream's versions, the global positions), so appends stay
-//! fast at any size; ids the log assigns itself carry their position and
-//! need no index entry (see `event_id.rs`). Appending costs O(1)
-//! amortised writes; reading a stream is one range scan; `$all` scans
-//! its index and fetches each event from its stream. A stream's Merkle
-//! tree is kept as its peaks (at most 64 hashes) plus the hashes of
+//! encrypted at rest when the bucket is. Records are written once, under
+//! their global position, with their Merkle leaf hash (reads check the
+//! unsealed bytes against it; proofs over the edge need no key); each
+//! stream indexes its edge by version. When a stream's records fill a
+//! bundle of 256, they become one content-addressed block in its bucket
+//! (see `bundle.rs`), in the same commit, and their positions keep a
+//! pointer into it. Every per-event key is sequential within its range,
+//! so appends stay fast at any size; ids the log assigns itself carry
+//! their position and need no index entry (see `event_id.rs`). Appending
+//! costs O(1) amortised writes; reading a stream is a scan of its bundles
+//! and its edge index; `$all` is a scan of the positions. A stream's
+//! Merkle tree is kept as its peaks (at most 64 hashes) plus the hashes of
 //! complete subtrees of 256 events and more, so a proof costs O(log n)
 //! lookups and at most two 256-event pages. Opening reads one counter
 //! record, whatever the log's size.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use crate::bundle::{BUNDLE, Sealed};
-use crate::layout::{self, Deletion, EventLocation, LogEntry, StreamState};
+use crate::layout::{self, Deletion, EventLocation, StreamState};
 use crate::records;
 use crate::writer::now_ms;
 use crate::{AllFilter, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
@@ -216,46 +216,21 @@ impl EventLog {
         open: &mut Option<OpenBundle>,
     ) -> Result<Option<RecordedEvent>, Error> {
         let name = |n| self.stream_name(n);
-        match LogEntry::decode(value)? {
-            LogEntry::Edge {
-                num,
-                version,
-                bucket,
-                leaf,
-                sealed,
-            } => {
-                let plain = records::open_edge(
-                    &self.inner.buckets,
-                    (num, version),
-                    bucket,
-                    &leaf,
-                    sealed,
-                    name,
-                )?;
-                records::decode((num, version), &plain, position, name).map(Some)
-            }
-            LogEntry::Bundled { num, version } => {
-                let index = (num, version / BUNDLE);
-                if open.as_ref().is_none_or(|(at, _)| *at != index) {
-                    *open = Some((index, self.bundle(num, index.1)?));
+        let found = records::entry_record(
+            &self.inner.buckets,
+            position,
+            value,
+            |num, index| {
+                if open.as_ref().is_none_or(|(at, _)| *at != (num, index)) {
+                    *open = Some(((num, index), self.bundle(num, index)?));
                 }
-                let Some((_, Some(b))) = open.as_ref() else {
-                    return Ok(None);
-                };
-                let i = (version % BUNDLE) as usize;
-                if b.positions[i] != position {
-                    return Err(Error::CorruptEvent {
-                        stream: name(num),
-                        version,
-                        reason: format!(
-                            "position {position} points to it, its bundle says {}",
-                            b.positions[i]
-                        ),
-                    });
-                }
-                records::decode((num, version), &b.records[i], position, name).map(Some)
-            }
-        }
+                Ok(open.as_ref().and_then(|(_, b)| b.clone()))
+            },
+            name,
+        )?;
+        found
+            .map(|(at, record)| records::decode(at, record.bytes(), position, name))
+            .transpose()
     }
 
     /// The id of stream number `num`, for messages.

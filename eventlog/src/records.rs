@@ -166,6 +166,68 @@ pub(crate) fn decode(
 
 pub(crate) type SharedBuckets = Arc<Buckets>;
 
+/// A checked record, where it was found.
+pub(crate) enum Found {
+    /// Opened from the edge.
+    Edge(Vec<u8>),
+    /// Record `.1` of a sealed bundle.
+    Bundled(Arc<crate::bundle::Sealed>, usize),
+}
+
+impl Found {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Found::Edge(r) => r,
+            Found::Bundled(b, i) => &b.records[*i],
+        }
+    }
+}
+
+/// A record with its stream number and version.
+pub(crate) type Located = ((u64, u64), Found);
+
+/// The record the `ev-1/` entry at `position` holds or points to: an edge
+/// record opened and checked against its leaf, or its sealed bundle's
+/// (`bundle` fetches bundle `.1` of stream `.0`), with its stream number
+/// and version. `None` when the bundle has gone (scavenged meanwhile).
+pub(crate) fn entry_record(
+    buckets: &Buckets,
+    position: u64,
+    value: Vec<u8>,
+    bundle: impl FnOnce(u64, u64) -> Result<Option<Arc<crate::bundle::Sealed>>, Error>,
+    name: impl Fn(u64) -> String,
+) -> Result<Option<Located>, Error> {
+    match LogEntry::decode(value)? {
+        LogEntry::Edge {
+            num,
+            version,
+            bucket,
+            leaf,
+            sealed,
+        } => {
+            let plain = open_edge(buckets, (num, version), bucket, &leaf, sealed, name)?;
+            Ok(Some(((num, version), Found::Edge(plain))))
+        }
+        LogEntry::Bundled { num, version } => {
+            let Some(b) = bundle(num, version / crate::BUNDLE)? else {
+                return Ok(None);
+            };
+            let i = (version % crate::BUNDLE) as usize;
+            if b.positions[i] != position {
+                return Err(Error::CorruptEvent {
+                    stream: name(num),
+                    version,
+                    reason: format!(
+                        "position {position} points to it, its bundle says {}",
+                        b.positions[i]
+                    ),
+                });
+            }
+            Ok(Some(((num, version), Found::Bundled(b, i))))
+        }
+    }
+}
+
 /// The edge records of stream `num` at versions `[from, to)` that are
 /// stored, in version order: `(version, position, record)`, each checked.
 /// Reads the stream's index range, then the entries it names, in two read

@@ -371,34 +371,20 @@ impl Writer {
         if let Some(position) = crate::event_id::position_of(id)
             && let Some(value) = self.volume.get(&layout::log_key(position))?
         {
-            let name = |n: u64| format!("#{n}");
-            let (num, version, plain) = match layout::LogEntry::decode(value)? {
-                layout::LogEntry::Edge {
-                    num,
-                    version,
-                    bucket,
-                    leaf,
-                    sealed,
-                } => {
-                    let plain = records::open_edge(
-                        &self.buckets,
-                        (num, version),
-                        bucket,
-                        &leaf,
-                        sealed,
-                        name,
-                    )?;
-                    (num, version, Some(plain))
-                }
-                layout::LogEntry::Bundled { num, version } => {
-                    let b =
-                        bundle::load(&*self.volume, &self.buckets, (num, version / BUNDLE), name)?;
-                    let plain = b.map(|(b, _)| b.records[(version % BUNDLE) as usize].to_vec());
-                    (num, version, plain)
-                }
-            };
-            if let Some(plain) = plain
-                && layout::EventRecord::decode(&plain)?.id == *id.as_bytes()
+            let found = records::entry_record(
+                &self.buckets,
+                position,
+                value,
+                |num, index| {
+                    let b = bundle::load(&*self.volume, &self.buckets, (num, index), |n| {
+                        format!("#{n}")
+                    })?;
+                    Ok(b.map(|(b, _)| std::sync::Arc::new(b)))
+                },
+                |n| format!("#{n}"),
+            )?;
+            if let Some(((num, version), record)) = found
+                && layout::EventRecord::decode(record.bytes())?.id == *id.as_bytes()
             {
                 return Ok(Some(EventLocation {
                     num,
@@ -572,10 +558,11 @@ impl Writer {
     }
 
     /// Writes records at the end of a stream, each with its position:
-    /// its `$all` entry and Merkle leaf, and either its `ev-0/` entry
-    /// (sealed by the stream's bucket) or, for the records of a bundle
-    /// these complete, the bundle (see the `bundle` module) in place of
-    /// the bundle's edge records. Advances the stream's length.
+    /// its Merkle leaf and either its edge entry (`ev-1/` sealed by the
+    /// stream's bucket, and `sv-0/`) or, for the records of a bundle these
+    /// complete, the bundle (see the `bundle` module) with a pointer at
+    /// each position, in place of the bundle's edge records. Advances the
+    /// stream's length.
     fn put_records(
         &self,
         tx: &mut Tx<'_>,

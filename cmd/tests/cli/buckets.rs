@@ -1,4 +1,4 @@
-use crate::{fails, hydra, noise, ok, run};
+use crate::{fails, hydra, noise, ok, run, walk};
 
 #[test]
 fn create_ls_show_update_rm() {
@@ -161,20 +161,4 @@ fn help_says_where_keys_come_from() {
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(help.contains("--key-file"), "{help}");
     assert!(help.contains("HYDRA_KEY"), "{help}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files
 }

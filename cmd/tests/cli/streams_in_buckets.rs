@@ -10,11 +10,7 @@ use crate::{fails, hydra, ok, run};
 
 /// Whether any file under `dir` holds `needle`.
 fn on_disk(dir: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|e| {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            return on_disk(&p, needle);
-        }
+    crate::walk(dir).into_iter().any(|p| {
         std::fs::read(&p)
             .unwrap()
             .windows(needle.len())

@@ -257,6 +257,22 @@ fn an_encrypted_bucket_keeps_no_event_readable_on_disk() {
     assert!(log.verify(|_| {}).unwrap().locked > 0);
 }
 
+/// Flips a bit (`mask`) of byte `offset` in every copy of `needle` in the
+/// volume file of `dir`: a copy-on-write B-tree keeps stale pages too, so
+/// the live copy is among them.
+fn flip_every_copy(dir: &Path, needle: &[u8], offset: usize, mask: u8) {
+    let file = dir.join("volume.redb");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let copies: Vec<usize> = (0..bytes.len() - needle.len())
+        .filter(|&i| &bytes[i..i + needle.len()] == needle)
+        .collect();
+    assert!(!copies.is_empty(), "the record is on disk");
+    for at in copies {
+        bytes[at + offset] ^= mask;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+}
+
 #[test]
 fn a_flipped_byte_in_a_stored_event_fails_the_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -272,19 +288,7 @@ fn a_flipped_byte_in_a_stored_event_fails_the_read() {
     }
     log.close().unwrap();
     drop(log);
-    let file = dir.path().join("volume.redb");
-    let mut bytes = std::fs::read(&file).unwrap();
-    // Every copy of the record in the file (a copy-on-write B-tree keeps
-    // stale pages too), so that the live one is among them.
-    let needle = b"FlipTarget07";
-    let copies: Vec<usize> = (0..bytes.len() - needle.len())
-        .filter(|&i| &bytes[i..i + needle.len()] == needle)
-        .collect();
-    assert!(!copies.is_empty(), "the record is on disk");
-    for at in copies {
-        bytes[at + 3] ^= 0x20;
-    }
-    std::fs::write(&file, &bytes).unwrap();
+    flip_every_copy(dir.path(), b"FlipTarget07", 3, 0x20);
 
     let log = crate::open(dir.path());
     let err = log
@@ -622,17 +626,7 @@ fn a_flipped_byte_in_a_sealed_bundle_fails_the_read() {
     .unwrap();
     log.close().unwrap();
     drop(log);
-    let file = dir.path().join("volume.redb");
-    let mut bytes = std::fs::read(&file).unwrap();
-    let needle = b"SealedFlip100";
-    let copies: Vec<usize> = (0..bytes.len() - needle.len())
-        .filter(|&i| &bytes[i..i + needle.len()] == needle)
-        .collect();
-    assert!(!copies.is_empty());
-    for at in copies {
-        bytes[at + 4] ^= 0x01;
-    }
-    std::fs::write(&file, &bytes).unwrap();
+    flip_every_copy(dir.path(), b"SealedFlip100", 4, 0x01);
     let log = crate::open(dir.path());
     let err = log
         .read(&s, ReadFrom::Version(100), 1, Direction::Forward)
