@@ -685,7 +685,7 @@ fn stream(remote: &Remote, cmd: StreamCmd, out: &mut impl Write) -> Result<ExitC
                         out,
                         "{}\t{version}\t{}\t{state}",
                         s["stream"].as_str().unwrap_or("?"),
-                        s["bucket"].as_str().unwrap_or("?")
+                        s["bucket"].as_str().unwrap_or("-")
                     )?;
                 }
             }

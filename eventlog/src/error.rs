@@ -95,6 +95,15 @@ pub enum Error {
     },
     #[error("no snapshot of stream {stream}{at}", at = .at.map(|v| format!(" at or before version {v}")).unwrap_or_default())]
     SnapshotNotFound { stream: StreamId, at: Option<u64> },
+    #[error(
+        "bucket {bucket} holds the events of {count} stream{s} ({first}): delete and scavenge them first, or they go with it",
+        s = if *.count == 1 { "" } else { "s" }
+    )]
+    BucketHoldsStreams {
+        bucket: String,
+        count: u64,
+        first: String,
+    },
     #[error("events {first} to {last} of stream {stream} are corrupt: {reason}")]
     CorruptBundle {
         stream: String,
@@ -193,6 +202,15 @@ mod tests {
             }
             .to_string(),
             "event 4 of stream order-1 is corrupt: its bytes do not hash to its Merkle leaf (changed on disk)"
+        );
+        assert_eq!(
+            Error::BucketHoldsStreams {
+                bucket: "vault".into(),
+                count: 1,
+                first: "patient-1".into()
+            }
+            .to_string(),
+            "bucket vault holds the events of 1 stream (patient-1): delete and scavenge them first, or they go with it"
         );
         assert_eq!(
             Error::OtherBucket {

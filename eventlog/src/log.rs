@@ -232,6 +232,42 @@ impl EventLog {
         Ok(())
     }
 
+    /// Removes a bucket with all its blocks (see
+    /// [`Store::remove_bucket`]), unless events of streams are stored in
+    /// it: that is refused, naming the first of those streams, since their
+    /// events would go with it (streams deleted and scavenged to the end
+    /// hold none). Returns how many blocks were deleted.
+    pub fn remove_bucket(&self, bucket: &BucketName) -> Result<u64, Error> {
+        let num = self.inner.store.bucket_config(bucket)?.num();
+        let mut holding = Vec::new();
+        let mut count = 0u64;
+        for e in self
+            .inner
+            .volume
+            .scan(KeyRange::prefix(layout::STREAM_STATE), Direction::Forward)
+        {
+            let (k, v) = e?;
+            let st = layout::StreamState::decode(&v)?;
+            if st.bucket == num && st.scavenged_before < st.length {
+                count += 1;
+                if holding.len() < 3 {
+                    holding.push(
+                        String::from_utf8_lossy(&k[layout::STREAM_STATE.len()..]).into_owned(),
+                    );
+                }
+            }
+        }
+        if count > 0 {
+            return Err(Error::BucketHoldsStreams {
+                bucket: bucket.to_string(),
+                count,
+                first: holding.join(", "),
+            });
+        }
+        self.inner.buckets.reopen();
+        Ok(self.inner.store.remove_bucket(bucket)?)
+    }
+
     /// The key that signs this log's heads.
     pub fn identity(&self) -> &Identity {
         &self.inner.identity

@@ -27,8 +27,9 @@ pub struct StreamInfo {
     pub version: Option<u64>,
     pub deleted: bool,
     pub tombstoned: bool,
-    /// The bucket that holds the stream's events.
-    pub bucket: hydra_bucket::BucketName,
+    /// The bucket that holds the stream's events; `None` once it was
+    /// removed (possible only for a stream deleted and scavenged to its end).
+    pub bucket: Option<hydra_bucket::BucketName>,
 }
 
 impl EventLog {
@@ -305,7 +306,12 @@ impl EventLog {
                     version: st.exists().then(|| st.length - 1),
                     deleted: st.deletion != Deletion::None,
                     tombstoned: st.deletion == Deletion::Hard,
-                    bucket: log.inner.buckets.get(st.bucket)?.name().clone(),
+                    bucket: log
+                        .inner
+                        .buckets
+                        .get(st.bucket)
+                        .ok()
+                        .map(|b| b.name().clone()),
                 })
             })())
         })

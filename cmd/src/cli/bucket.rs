@@ -147,7 +147,8 @@ pub fn run(ctx: &Ctx, cmd: BucketCmd) -> Result<ExitCode> {
             );
         }
         BucketCmd::Rm { name } => {
-            let blocks = store.remove_bucket(&name)?;
+            drop(store);
+            let blocks = crate::cli::stream::open(ctx)?.remove_bucket(&name)?;
             println!("removed bucket {name} and {blocks} blocks");
         }
     }

@@ -269,7 +269,8 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
                         ""
                     };
                     let v = s.version.map_or("-".into(), |v| v.to_string());
-                    writeln!(out, "{}\t{v}\t{}\t{state}", s.stream, s.bucket)?;
+                    let bucket = s.bucket.as_ref().map_or("-", |b| b.as_str());
+                    writeln!(out, "{}\t{v}\t{bucket}\t{state}", s.stream)?;
                 }
             }
         }

@@ -133,7 +133,13 @@ pub async fn delete_bucket(
     let a = app.clone();
     let n = blocking(&app, move || {
         let bucket = a.bucket(&b)?;
-        Ok(a.store_of(bucket.name())?.remove_bucket(bucket.name())?)
+        let store = a.store_of(bucket.name())?;
+        // Streams live on the event log's volume, the first.
+        if std::ptr::eq(store, &a.stores[0].1) {
+            Ok(a.log.remove_bucket(bucket.name())?)
+        } else {
+            Ok(store.remove_bucket(bucket.name())?)
+        }
     })
     .await?;
     Ok(Json(json!({"blocks": n})).into_response())

@@ -57,7 +57,8 @@ impl From<LogError> for ApiError {
             | LogError::NotAReplica { .. }
             | LogError::OtherWriter { .. }
             | LogError::Inconsistent { .. }
-            | LogError::OtherBucket { .. } => StatusCode::CONFLICT,
+            | LogError::OtherBucket { .. }
+            | LogError::BucketHoldsStreams { .. } => StatusCode::CONFLICT,
             LogError::ImportGap { .. } | LogError::BadHeadSignature(_) => StatusCode::BAD_REQUEST,
             LogError::StreamNotFound(_)
             | LogError::EventNotFound(_)

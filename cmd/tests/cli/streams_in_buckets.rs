@@ -118,6 +118,11 @@ fn an_encrypted_bucket_holds_streams_the_disk_cannot_read() {
         ),
         "hydra: stream order-1 is in bucket default, not vault: a stream's bucket is fixed when it is created"
     );
+    // A bucket that holds streams is not removed with them.
+    assert_eq!(
+        fails(d, &["bucket", "rm", "vault"]),
+        "hydra: bucket vault holds the events of 1 stream (patient-1): delete and scavenge them first, or they go with it"
+    );
     // A proof carries the event, so it needs the key; it verifies.
     let proof = ok(d, &["stream", "prove", "patient-1", "1", "--key-file", k]);
     let v = crate::feed(hydra(d).args(["stream", "verify"]), proof.as_bytes());

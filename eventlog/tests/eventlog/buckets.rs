@@ -102,7 +102,7 @@ fn a_stream_stays_in_the_bucket_it_was_created_in() {
         .list_streams("")
         .map(|i| {
             let i = i.unwrap();
-            (i.stream.to_string(), i.bucket.to_string())
+            (i.stream.to_string(), i.bucket.unwrap().to_string())
         })
         .collect();
     assert_eq!(
@@ -358,7 +358,7 @@ fn a_store_of_the_first_layout_is_migrated_and_answers_as_before() {
     for info in log.list_streams("") {
         let info = info.unwrap();
         let was = &streams[info.stream.as_str()];
-        assert_eq!(info.bucket.as_str(), "default");
+        assert_eq!(info.bucket.as_ref().unwrap().as_str(), "default");
         assert_eq!(info.version, was["info"]["version"].as_u64());
         assert_eq!(info.deleted, was["info"]["deleted"].as_bool().unwrap());
         let events: Vec<RecordedEvent> = log
@@ -694,4 +694,29 @@ fn bundles_span_a_bounded_range_of_all() {
     assert_eq!(all.len(), 256 * 500);
     assert_eq!(all[200 * 256 + 301], ("sparse-1".into(), 1));
     assert_eq!(read_all_of(&log, &sid("sparse-7")).len(), 256);
+}
+
+#[test]
+fn a_bucket_holding_events_is_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::from_bytes([6; 32]);
+    let log = open_with_vault(dir.path(), Some(&key), vec![]);
+    log.write(in_bucket("patient-1", "vault", vec![ev("T", "{}")]))
+        .unwrap();
+    let err = log.remove_bucket(&bucket("vault")).unwrap_err();
+    assert!(
+        matches!(err, Error::BucketHoldsStreams { count: 1, .. }),
+        "{err}"
+    );
+    // Once the stream is gone and scavenged, the bucket goes.
+    log.delete(&sid("patient-1"), ExpectedVersion::Any, true)
+        .unwrap();
+    log.scavenge().unwrap();
+    log.remove_bucket(&bucket("vault")).unwrap();
+    let info = log.list_streams("").next().unwrap().unwrap();
+    assert!(info.tombstoned);
+    assert_eq!(info.bucket, None);
+    // The default bucket, and any other, still take new streams.
+    log.append(&sid("order-1"), ExpectedVersion::Any, vec![ev("T", "{}")])
+        .unwrap();
 }
