@@ -218,6 +218,11 @@ pub(crate) fn remove(
     Ok(true)
 }
 
+/// The block ref in a bundle's entry (`bnd-0/` value).
+pub(crate) fn block_of(entry: &[u8]) -> Result<Ref, Error> {
+    Ok(decode_entry(entry)?.block)
+}
+
 fn decode_entry(bytes: &[u8]) -> Result<Entry, Error> {
     postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
         what: "bundle entry".into(),

@@ -104,6 +104,8 @@ pub enum Error {
         count: u64,
         first: String,
     },
+    #[error("the storage of stream {stream} is not what its writer signed: {reason}")]
+    StoredMismatch { stream: StreamId, reason: String },
     #[error("events {first} to {last} of stream {stream} are corrupt: {reason}")]
     CorruptBundle {
         stream: String,
@@ -202,6 +204,14 @@ mod tests {
             }
             .to_string(),
             "event 4 of stream order-1 is corrupt: its bytes do not hash to its Merkle leaf (changed on disk)"
+        );
+        assert_eq!(
+            Error::StoredMismatch {
+                stream: StreamId::new("patient-1").unwrap(),
+                reason: "the block of events from 0 is missing".into()
+            }
+            .to_string(),
+            "the storage of stream patient-1 is not what its writer signed: the block of events from 0 is missing"
         );
         assert_eq!(
             Error::BucketHoldsStreams {

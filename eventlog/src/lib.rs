@@ -46,6 +46,12 @@
 //! lookups and at most two 256-event pages. Opening reads one counter
 //! record, whatever the log's size.
 //!
+//! A peer without a bucket's key cannot check records against the event
+//! root, so the writer also signs a [`StoredHead`]: its head plus a Merkle
+//! root over what the stream's storage holds (each sealed bundle's block
+//! ref, each edge record's sealed bytes), which [`EventLog::check_stored`]
+//! verifies with no key at all (see `stored.rs`).
+//!
 //! All writes go through one writer thread that commits concurrent appends
 //! together (group commit): in `sync` mode they share one fsync.
 //!
@@ -101,6 +107,7 @@ mod records;
 mod reindex;
 mod retention;
 mod snapshot;
+mod stored;
 mod subscribe;
 mod transfer;
 mod verify;
@@ -124,6 +131,7 @@ pub use records::Placement;
 pub use reindex::ReindexReport;
 pub use retention::ScavengeReport;
 pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
+pub use stored::StoredHead;
 pub use subscribe::{PersistentSubscription, Subscription, Target};
 pub use transfer::{EVENT_BUNDLE, ExportReport, ImportReport, STREAM_HEAD};
 pub use verify::EventsReport;

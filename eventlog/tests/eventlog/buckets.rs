@@ -720,3 +720,69 @@ fn a_bucket_holding_events_is_not_removed() {
     log.append(&sid("order-1"), ExpectedVersion::Any, vec![ev("T", "{}")])
         .unwrap();
 }
+
+#[test]
+fn a_peer_without_the_key_checks_every_stored_byte_against_the_signed_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::from_bytes([8; 32]);
+    let log = open_with_vault(dir.path(), Some(&key), vec![]);
+    let s = sid("patient-1");
+    for chunk in 0..6 {
+        log.write(in_bucket(
+            "patient-1",
+            "vault",
+            (0..100)
+                .map(|i| ev("Noted", &format!(r#"{{"i":{}}}"#, chunk * 100 + i)))
+                .collect(),
+        ))
+        .unwrap();
+    }
+    let stored = log.stored_head(&s).unwrap();
+    // Two sealed bundles and 88 records on the edge.
+    assert_eq!((stored.head.length, stored.units), (600, 2 + 88));
+    let signer = log.identity().public_key();
+    log.close().unwrap();
+    drop(log);
+
+    // Without the key: everything checks, and the signed form travels.
+    let log = open_with_vault(dir.path(), None, vec![]);
+    log.check_stored(&stored, &signer).unwrap();
+    let sent: hydra_eventlog::StoredHead =
+        serde_json::from_str(&serde_json::to_string(&stored).unwrap()).unwrap();
+    log.check_stored(&sent, &signer).unwrap();
+    // A forged root, or another signer, is refused.
+    let mut forged = stored.clone();
+    forged.stored_root[0] ^= 1;
+    assert!(matches!(
+        log.check_stored(&forged, &signer),
+        Err(Error::BadHeadSignature(_))
+    ));
+    assert!(log.check_stored(&stored, &[9; 32]).is_err());
+    // A changed byte of an edge record's ciphertext is caught.
+    let (k, v) = log
+        .volume()
+        .scan(
+            hydra_volume::KeyRange::prefix(b"ev-1/"),
+            Direction::Backward,
+        )
+        .next()
+        .unwrap()
+        .unwrap();
+    let mut changed = v.clone();
+    *changed.last_mut().unwrap() ^= 1;
+    log.volume().put(&k, &changed).unwrap();
+    let err = log.check_stored(&stored, &signer).unwrap_err();
+    assert!(matches!(err, Error::StoredMismatch { .. }), "{err}");
+    log.volume().put(&k, &v).unwrap();
+    log.check_stored(&stored, &signer).unwrap();
+    // So is a missing bundle block.
+    let vault = log.store().bucket(&bucket("vault"), None).unwrap();
+    let (_, block) = vault.roots("ev/").next().unwrap().unwrap();
+    vault.delete(&block).unwrap();
+    let err = log.check_stored(&stored, &signer).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("the block of events from 0 is missing"),
+        "{err}"
+    );
+}
