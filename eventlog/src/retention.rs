@@ -7,13 +7,16 @@
 //! still stored, keep verifying. Proving a scavenged event fails with
 //! [`Error::Scavenged`](crate::Error::Scavenged): the head still commits to
 //! it, but nobody can show its contents any more. `$all` skips the
-//! positions it leaves empty; positions are never reused.
+//! positions it leaves empty; positions are never reused. What a scavenge
+//! removes is written by the log's writer, so it never interleaves with
+//! the sealing of a bundle.
 
 use hydra_volume::{Direction, KeyRange, WriteBatch};
 use serde::Serialize;
 
 use crate::bundle::BUNDLE;
 use crate::layout::{self, Deletion, EventRecord, StreamState};
+use crate::writer::Request;
 use crate::writer::now_ms;
 use crate::{Error, EventLog, StreamId};
 
@@ -113,7 +116,7 @@ impl EventLog {
                 bytes += record.len() as u64;
                 events += 1;
             }
-            volume.commit(batch)?;
+            self.request(|reply| Request::Remove { batch, reply })?;
         }
         // Sealed bundles: their removed events' index entries go, and a
         // bundle whose every event is removed goes too (gc frees it).
@@ -138,7 +141,7 @@ impl EventLog {
             if first + BUNDLE <= upto {
                 crate::bundle::remove(self, &mut batch, st.num, index)?;
             }
-            volume.commit(batch)?;
+            self.request(|reply| Request::Remove { batch, reply })?;
         }
         Ok((events, bytes))
     }

@@ -91,6 +91,9 @@ pub(crate) enum Request {
         upto: u64,
         reply: Reply<()>,
     },
+    /// What a scavenge removes (records, index entries, bundles), written
+    /// by the writer so that it cannot interleave with sealing a bundle.
+    Remove { batch: WriteBatch, reply: Reply<()> },
     /// Rebuilds every index from the log, with appends held meanwhile.
     Reindex {
         reply: Reply<crate::reindex::ReindexReport>,
@@ -115,7 +118,8 @@ impl Request {
             Request::Import { reply, .. } => reply.send(Msg::Lead).is_ok(),
             Request::Delete { reply, .. }
             | Request::SetMetadata { reply, .. }
-            | Request::Scavenged { reply, .. } => reply.send(Msg::Lead).is_ok(),
+            | Request::Scavenged { reply, .. }
+            | Request::Remove { reply, .. } => reply.send(Msg::Lead).is_ok(),
         };
     }
 
@@ -126,6 +130,7 @@ impl Request {
                 .flat_map(|w| &w.events)
                 .map(|e| e.data.len() + e.metadata.len() + 64)
                 .sum(),
+            Request::Remove { batch, .. } => batch.bytes(),
             _ => 64,
         }
     }
@@ -247,6 +252,13 @@ impl Writer {
                     reply,
                 } => {
                     let r = self.stage(&mut staged, |w, tx| w.scavenged(tx, &stream, upto));
+                    answers.push(Answer::Unit(reply, r));
+                }
+                Request::Remove { batch, reply } => {
+                    let r = self.stage(&mut staged, |_, tx| {
+                        tx.ops.append(batch);
+                        Ok(())
+                    });
                     answers.push(Answer::Unit(reply, r));
                 }
                 Request::Import {

@@ -786,3 +786,52 @@ fn a_peer_without_the_key_checks_every_stored_byte_against_the_signed_storage() 
         "{err}"
     );
 }
+
+#[test]
+fn scavenging_while_appends_seal_bundles_leaves_a_consistent_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::open(dir.path());
+    let s = sid("hot-1");
+    let writer = {
+        let log = log.clone();
+        let s = s.clone();
+        std::thread::spawn(move || {
+            for i in 0..1500 {
+                log.append(&s, ExpectedVersion::Any, vec![ev("E", &format!("{i}"))])
+                    .unwrap();
+            }
+        })
+    };
+    // Truncate and scavenge behind the writer, racing its sealing.
+    while !writer.is_finished() {
+        if let Some(v) = log.stream_version(&s).unwrap() {
+            log.set_metadata(
+                &s,
+                StreamMetadata {
+                    truncate_before: Some(v.saturating_sub(100)),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            log.scavenge().unwrap();
+        }
+    }
+    writer.join().unwrap();
+    log.scavenge().unwrap();
+    let read = read_all_of(&log, &s);
+    let all: Vec<RecordedEvent> = log
+        .read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        all, read,
+        "$all shows exactly what a read of the stream does"
+    );
+    assert_eq!(read.last().unwrap().version, 1499);
+    let last = read.last().unwrap();
+    let (head, proof) = log.prove(&s, last.version).unwrap();
+    hydra_eventlog::verify_event(&head, &log.identity().public_key(), last, &proof).unwrap();
+    assert_eq!(log.verify(|_| {}).unwrap().corrupt, Vec::<String>::new());
+    log.reindex().unwrap();
+    assert_eq!(read_all_of(&log, &s), read);
+}
