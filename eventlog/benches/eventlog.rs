@@ -2,6 +2,7 @@
 //! work on the same bytes in the same run.
 //!
 //! Run: `cargo bench -p hydra-eventlog --bench eventlog` (prints Markdown).
+//! Built with mimalloc, as the `hydra` binary is.
 //! `HYDRA_BENCH_OPEN_EVENTS` sets the size of the store whose open time is
 //! measured (default 10,000,000; it takes a few minutes to build).
 
@@ -13,6 +14,11 @@ use hydra_eventlog::{
     StreamId,
 };
 use redb::{Database, ReadableDatabase, TableDefinition};
+
+/// The allocator the `hydra` binary runs with, for Hydra and raw redb
+/// alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("raw");
 const EVENT: usize = 256;
