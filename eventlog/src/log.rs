@@ -194,6 +194,8 @@ impl EventLog {
             volume: volume.clone(),
             meta,
             cache: Default::default(),
+            open_edges: Default::default(),
+            open_bytes: 0,
             notify: notify.clone(),
             flusher: flush_tx,
         };

@@ -48,6 +48,8 @@ fn clear(w: &Writer, prefix: &[u8]) -> Result<(), Error> {
 
 pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
     w.cache.clear();
+    w.open_edges.clear();
+    w.open_bytes = 0;
     // Keep what cannot be derived: deletion, metadata, scavenge marks.
     let mut states: HashMap<u64, (StreamId, StreamState)> = HashMap::new();
     for e in w

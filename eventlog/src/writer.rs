@@ -36,6 +36,8 @@ const GROUP_REQUESTS: usize = 4096;
 const GROUP_BYTES: usize = 32 << 20;
 /// Streams whose state the writer keeps in memory.
 const CACHE_STREAMS: usize = 100_000;
+/// Bytes of open bundles' records the writer keeps in memory.
+const OPEN_EDGE_BYTES: usize = 64 << 20;
 
 /// What a waiting appender receives: its answer, or the lead (the writer
 /// is free and requests are waiting: take it and commit them).
@@ -144,6 +146,10 @@ struct Staged {
     edge: HashMap<(u64, u64), (u64, Vec<u8>)>,
     /// Bundles sealed by this group: (bucket number, block ref).
     roots: Vec<(u32, hydra_block::Ref)>,
+    /// And which: (stream number, bundle index).
+    sealed: Vec<(u64, u64)>,
+    /// Whether a scavenge removed records in this group.
+    removed: bool,
     states: HashMap<StreamId, StreamState>,
     eids: HashMap<Uuid, EventLocation>,
     names: HashMap<u64, StreamId>,
@@ -155,6 +161,12 @@ pub(crate) struct Writer {
     pub buckets: SharedBuckets,
     pub meta: Meta,
     pub cache: HashMap<StreamId, StreamState>,
+    /// Committed edge records of bundles not sealed yet, plain, so that
+    /// sealing one need not read its records back: (num, version) ->
+    /// (position, record).
+    pub open_edges: HashMap<(u64, u64), Positioned>,
+    /// Bytes held in `open_edges`.
+    pub open_bytes: usize,
     pub notify: Arc<Notify>,
     /// Told the bytes of each commit, in `async` mode.
     pub flusher: Option<std::sync::mpsc::Sender<u64>>,
@@ -259,6 +271,7 @@ impl Writer {
                         tx.ops.append(batch);
                         Ok(())
                     });
+                    staged.removed |= r.is_ok();
                     answers.push(Answer::Unit(reply, r));
                 }
                 Request::Import {
@@ -312,6 +325,21 @@ impl Writer {
                     self.cache.clear();
                 }
                 self.cache.extend(staged.states);
+                for at in staged.sealed {
+                    let first = at.1 * BUNDLE;
+                    for v in first..first + BUNDLE {
+                        if let Some((_, r)) = self.open_edges.remove(&(at.0, v)) {
+                            self.open_bytes -= r.len();
+                        }
+                    }
+                }
+                self.open_bytes += staged.edge.values().map(|(_, r)| r.len()).sum::<usize>();
+                self.open_edges.extend(staged.edge);
+                if self.open_bytes > OPEN_EDGE_BYTES || staged.removed {
+                    // Read back from the volume instead, from now on.
+                    self.open_edges.clear();
+                    self.open_bytes = 0;
+                }
                 self.meta = staged.meta;
                 self.notify.committed(committed_to);
                 answers
@@ -333,6 +361,7 @@ impl Writer {
             ops: WriteBatch::new(),
             edge: HashMap::new(),
             roots: Vec::new(),
+            sealed: Vec::new(),
             states: HashMap::new(),
             eids: HashMap::new(),
             names: HashMap::new(),
@@ -343,6 +372,7 @@ impl Writer {
             ops,
             edge,
             roots,
+            sealed,
             states,
             eids,
             names,
@@ -352,6 +382,7 @@ impl Writer {
         staged.batch.append(ops);
         staged.edge.extend(edge);
         staged.roots.extend(roots);
+        staged.sealed.extend(sealed);
         staged.states.extend(states);
         staged.eids.extend(eids);
         staged.names.extend(names);
@@ -691,6 +722,7 @@ impl Writer {
         let parts: Vec<(u64, &[u8])> = bundle.iter().map(|(p, r, _)| (*p, r.as_slice())).collect();
         let block = bundle::seal(bucket, &mut tx.ops, num, index, &parts)?;
         tx.roots.push((bucket.config().num(), block));
+        tx.sealed.push((num, index));
         Ok(())
     }
 
@@ -710,7 +742,13 @@ impl Writer {
                 .edge
                 .get(&(num, v))
                 .or_else(|| tx.staged.edge.get(&(num, v)))
-            {
+                // Not after a scavenge in this group: it may have removed
+                // some of them.
+                .or_else(|| {
+                    (!tx.staged.removed)
+                        .then(|| self.open_edges.get(&(num, v)))
+                        .flatten()
+                }) {
                 Some(r) => out.push(Some(r.clone())),
                 None => {
                     out.push(None);
@@ -957,6 +995,7 @@ struct Tx<'a> {
     ops: WriteBatch,
     edge: HashMap<(u64, u64), (u64, Vec<u8>)>,
     roots: Vec<(u32, hydra_block::Ref)>,
+    sealed: Vec<(u64, u64)>,
     states: HashMap<StreamId, StreamState>,
     eids: HashMap<Uuid, EventLocation>,
     names: HashMap<u64, StreamId>,
