@@ -6,6 +6,7 @@
 //! | `ev-1/` pos(8) | [`LogEntry`]: an edge event (stream, version, bucket, leaf hash, the record sealed by the bucket) or, once its bundle is sealed, a pointer (stream, version) | once per event, rewritten at sealing |
 //! | `sv-0/` num(8) version(8) | pos(8), for events on the edge | once per event, deleted at sealing |
 //! | `bnd-0/` num(8) index(8) | a sealed bundle: bucket, block ref, positions (see `bundle.rs`) | once per 256 events of a stream |
+//! | `sq-0/` num(8) index(8) | (empty): a complete bundle waiting to be sealed | when a commit defers its sealing |
 //! | `eid-0/` uuid(16) | num(8) version(8) pos(8) | once per client-chosen id |
 //! | `st-1/` stream id | [`StreamState`] | once per stream per commit |
 //! | `sn-0/` num(8) | stream id | once per stream |
@@ -44,6 +45,7 @@ use crate::{Error, RecordedEvent, StreamId, StreamMetadata};
 pub const LOG: &[u8] = b"ev-1/";
 pub const STREAM_VERSION: &[u8] = b"sv-0/";
 pub const BUNDLES: &[u8] = b"bnd-0/";
+pub const SEAL_QUEUE: &[u8] = b"sq-0/";
 pub const EVENT_ID: &[u8] = b"eid-0/";
 pub const STREAM_STATE: &[u8] = b"st-1/";
 pub const STREAM_NAME: &[u8] = b"sn-0/";
@@ -68,6 +70,10 @@ pub fn pos_of_log_key(key: &[u8]) -> Option<u64> {
 
 pub fn bundle_key(num: u64, index: u64) -> Vec<u8> {
     [BUNDLES, &num.to_be_bytes(), &index.to_be_bytes()].concat()
+}
+
+pub fn seal_queue_key(num: u64, index: u64) -> Vec<u8> {
+    [SEAL_QUEUE, &num.to_be_bytes(), &index.to_be_bytes()].concat()
 }
 
 pub fn version_key(num: u64, version: u64) -> Vec<u8> {

@@ -196,6 +196,18 @@ impl EventLog {
             cache: Default::default(),
             open_edges: Default::default(),
             open_bytes: 0,
+            seal_queue: volume
+                .scan(KeyRange::prefix(layout::SEAL_QUEUE), Direction::Forward)
+                .map(|e| {
+                    let (k, _) = e?;
+                    layout::num_version(&k[layout::SEAL_QUEUE.len()..]).ok_or_else(|| {
+                        Error::Corrupt {
+                            what: "sealing queue key".into(),
+                            reason: format!("{} bytes", k.len()),
+                        }
+                    })
+                })
+                .collect::<Result<_, Error>>()?,
             notify: notify.clone(),
             flusher: flush_tx,
         };

@@ -38,6 +38,14 @@ const GROUP_BYTES: usize = 32 << 20;
 const CACHE_STREAMS: usize = 100_000;
 /// Bytes of open bundles' records the writer keeps in memory.
 const OPEN_EDGE_BYTES: usize = 64 << 20;
+/// Bundles a group commit seals from records earlier commits left on the
+/// edge; the others wait in the sealing queue for the next groups, so
+/// that many streams filling a bundle at once do not make one commit
+/// (and everyone waiting on it) carry all of their sealing. Measured with
+/// 64 writers on 64 streams: p99 append latency 16-25 ms with one, 35-50
+/// ms with four (each seal of an interleaved stream rewrites a page per
+/// event it seals).
+const SEALS_PER_COMMIT: usize = 1;
 
 /// What a waiting appender receives: its answer, or the lead (the writer
 /// is free and requests are waiting: take it and commit them).
@@ -148,6 +156,10 @@ struct Staged {
     roots: Vec<(u32, hydra_block::Ref)>,
     /// And which: (stream number, bundle index).
     sealed: Vec<(u64, u64)>,
+    /// Bundles completed by this group and queued for sealing.
+    queued: Vec<(u64, u64)>,
+    /// Queued bundles this group dropped (their records were scavenged).
+    dropped: Vec<(u64, u64)>,
     /// Whether a scavenge removed records in this group.
     removed: bool,
     states: HashMap<StreamId, StreamState>,
@@ -167,6 +179,9 @@ pub(crate) struct Writer {
     pub open_edges: HashMap<(u64, u64), Positioned>,
     /// Bytes held in `open_edges`.
     pub open_bytes: usize,
+    /// Complete bundles waiting to be sealed, oldest first (persisted
+    /// under `sq-0/`, so a restart finds them).
+    pub seal_queue: std::collections::VecDeque<(u64, u64)>,
     pub notify: Arc<Notify>,
     /// Told the bytes of each commit, in `async` mode.
     pub flusher: Option<std::sync::mpsc::Sender<u64>>,
@@ -296,7 +311,50 @@ impl Writer {
                 }
             }
         }
+        self.seal_queued(&mut staged);
         self.finish_group(staged, answers)
+    }
+
+    /// Seals queued bundles with what this group's budget leaves (each in
+    /// its own staged step: one that fails leaves the others).
+    fn seal_queued(&self, staged: &mut Staged) {
+        let budget = SEALS_PER_COMMIT.saturating_sub(staged.sealed.len());
+        let due: Vec<(u64, u64)> = self
+            .seal_queue
+            .iter()
+            .chain(&staged.queued)
+            .filter(|at| !staged.sealed.contains(at))
+            .take(budget)
+            .copied()
+            .collect();
+        for (num, index) in due {
+            // A failure leaves the bundle queued, on the edge, readable.
+            let _ = self.stage(staged, |w, tx| w.seal_from_edge(tx, num, index));
+        }
+    }
+
+    /// Seals queued bundle `index` of stream `num` from its edge records,
+    /// or drops it from the queue if some were scavenged meanwhile.
+    fn seal_from_edge(&self, tx: &mut Tx<'_>, num: u64, index: u64) -> Result<(), Error> {
+        tx.ops.delete(layout::seal_queue_key(num, index));
+        let first = index * BUNDLE;
+        let Some(records) = self.edge_records(tx, num, first, first + BUNDLE)? else {
+            tx.dropped.push((num, index));
+            return Ok(());
+        };
+        let stream = self.stream_name(tx, num)?;
+        let st = self.state(tx, &stream)?.ok_or_else(|| Error::Corrupt {
+            what: format!("state of stream {stream}"),
+            reason: "missing".into(),
+        })?;
+        let bucket = self.buckets.get(st.bucket)?;
+        let bundle = records.into_iter().map(|(p, r)| (p, r, true)).collect();
+        self.seal_bundle(tx, num, index, &bucket, bundle, false)?;
+        if !tx.sealed.contains(&(num, index)) {
+            // Not sealable (too large, too spread): it stays on the edge.
+            tx.dropped.push((num, index));
+        }
+        Ok(())
     }
 
     /// Commits a group; returns its answers.
@@ -325,6 +383,9 @@ impl Writer {
                     self.cache.clear();
                 }
                 self.cache.extend(staged.states);
+                self.seal_queue.extend(staged.queued);
+                self.seal_queue
+                    .retain(|at| !staged.sealed.contains(at) && !staged.dropped.contains(at));
                 for at in staged.sealed {
                     let first = at.1 * BUNDLE;
                     for v in first..first + BUNDLE {
@@ -362,6 +423,8 @@ impl Writer {
             edge: HashMap::new(),
             roots: Vec::new(),
             sealed: Vec::new(),
+            queued: Vec::new(),
+            dropped: Vec::new(),
             states: HashMap::new(),
             eids: HashMap::new(),
             names: HashMap::new(),
@@ -373,6 +436,8 @@ impl Writer {
             edge,
             roots,
             sealed,
+            queued,
+            dropped,
             states,
             eids,
             names,
@@ -383,6 +448,8 @@ impl Writer {
         staged.edge.extend(edge);
         staged.roots.extend(roots);
         staged.sealed.extend(sealed);
+        staged.queued.extend(queued);
+        staged.dropped.extend(dropped);
         staged.states.extend(states);
         staged.eids.extend(eids);
         staged.names.extend(names);
@@ -654,12 +721,18 @@ impl Writer {
             }
             bundle.push((position, record, false));
             if bundle.len() as u64 == BUNDLE {
+                // Sealing records that earlier requests left on the edge
+                // waits for a later commit once this one has sealed its
+                // share; a bundle written whole by this request seals now.
+                let defer = bundle.iter().any(|(_, _, on_edge)| *on_edge)
+                    && tx.staged.sealed.len() + tx.sealed.len() >= SEALS_PER_COMMIT;
                 self.seal_bundle(
                     tx,
                     num,
                     version / BUNDLE,
                     bucket,
                     std::mem::take(&mut bundle),
+                    defer,
                 )?;
             }
         }
@@ -689,7 +762,8 @@ impl Writer {
 
     /// Seals a complete bundle, or, when it may not be (too large, or
     /// spread too wide in `$all`; see [`bundle::sealable`]), leaves its
-    /// records on the edge.
+    /// records on the edge; with `defer`, leaves them there and queues
+    /// the bundle for a later commit.
     fn seal_bundle(
         &self,
         tx: &mut Tx<'_>,
@@ -697,14 +771,20 @@ impl Writer {
         index: u64,
         bucket: &hydra_bucket::Bucket,
         bundle: Vec<(u64, Vec<u8>, bool)>,
+        defer: bool,
     ) -> Result<(), Error> {
         let first = index * BUNDLE;
-        if !bundle::sealable(bundle.iter().map(|(p, r, _)| (*p, r.as_slice()))) {
+        let sealable = bundle::sealable(bundle.iter().map(|(p, r, _)| (*p, r.as_slice())));
+        if !sealable || defer {
             for (i, (position, record, on_edge)) in bundle.into_iter().enumerate() {
                 if !on_edge {
                     let leaf = leaf_hash(&record);
                     self.put_edge(tx, bucket, (num, first + i as u64), position, &leaf, record)?;
                 }
+            }
+            if sealable {
+                tx.ops.put(layout::seal_queue_key(num, index), Vec::new());
+                tx.queued.push((num, index));
             }
             return Ok(());
         }
@@ -996,6 +1076,8 @@ struct Tx<'a> {
     edge: HashMap<(u64, u64), (u64, Vec<u8>)>,
     roots: Vec<(u32, hydra_block::Ref)>,
     sealed: Vec<(u64, u64)>,
+    queued: Vec<(u64, u64)>,
+    dropped: Vec<(u64, u64)>,
     states: HashMap<StreamId, StreamState>,
     eids: HashMap<Uuid, EventLocation>,
     names: HashMap<u64, StreamId>,

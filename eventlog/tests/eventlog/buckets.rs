@@ -835,3 +835,64 @@ fn scavenging_while_appends_seal_bundles_leaves_a_consistent_log() {
     log.reindex().unwrap();
     assert_eq!(read_all_of(&log, &s), read);
 }
+
+#[test]
+fn bundles_filled_together_are_sealed_one_per_commit_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::open(dir.path());
+    let streams: Vec<_> = (0..20).map(|i| sid(&format!("acct-{i}"))).collect();
+    for s in &streams {
+        log.append(
+            s,
+            ExpectedVersion::Any,
+            (0..200).map(|_| ev("E", "{}")).collect(),
+        )
+        .unwrap();
+    }
+    // One commit completes twenty bundles begun by earlier ones.
+    log.append_multi(
+        streams
+            .iter()
+            .map(|s| {
+                StreamWrite::new(
+                    s.clone(),
+                    ExpectedVersion::Any,
+                    (0..56).map(|_| ev("E", "{}")).collect(),
+                )
+            })
+            .collect(),
+    )
+    .unwrap();
+    let sealed = |log: &EventLog| {
+        let b = log.store().bucket(&bucket("default"), None).unwrap();
+        b.roots("ev/").count()
+    };
+    assert_eq!(sealed(&log), 1, "a commit seals one of them");
+    for s in &streams {
+        assert_eq!(read_all_of(&log, s).len(), 256);
+    }
+    log.close().unwrap();
+    drop(log);
+    // The rest wait in the queue, across a restart, and go with the next
+    // commits, one each.
+    let log = crate::open(dir.path());
+    for i in 0..19 {
+        log.append(&sid("other"), ExpectedVersion::Any, vec![ev("E", "{}")])
+            .unwrap();
+        assert_eq!(sealed(&log), 2 + i);
+    }
+    assert_eq!(
+        log.volume()
+            .scan(hydra_volume::KeyRange::prefix(b"sq-0/"), Direction::Forward)
+            .count(),
+        0
+    );
+    for s in &streams {
+        let events = read_all_of(&log, s);
+        assert_eq!(events.len(), 256);
+        let (head, proof) = log.prove(s, 100).unwrap();
+        hydra_eventlog::verify_event(&head, &log.identity().public_key(), &events[100], &proof)
+            .unwrap();
+    }
+    assert_eq!(log.verify(|_| {}).unwrap().bundles, 20);
+}
