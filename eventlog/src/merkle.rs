@@ -62,6 +62,15 @@ pub fn push_leaf(
     peaks.push(h);
 }
 
+/// The root of a tree over `leaves`, in order (the empty root for none).
+pub fn root_of_leaves(leaves: impl IntoIterator<Item = Hash>) -> Hash {
+    let mut peaks = Vec::new();
+    for (i, leaf) in leaves.into_iter().enumerate() {
+        push_leaf(&mut peaks, i as u64, leaf, |_, _, _| {});
+    }
+    root_of_peaks(&peaks)
+}
+
 /// The root of a tree given its peaks (largest first).
 pub fn root_of_peaks(peaks: &[Hash]) -> Hash {
     let mut it = peaks.iter().rev();

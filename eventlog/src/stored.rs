@@ -128,11 +128,7 @@ impl EventLog {
     }
 
     fn stored_root(units: &[(u64, Hash, Option<Ref>)]) -> Hash {
-        let mut peaks = Vec::new();
-        for (i, (_, leaf, _)) in units.iter().enumerate() {
-            merkle::push_leaf(&mut peaks, i as u64, *leaf, |_, _, _| {});
-        }
-        merkle::root_of_peaks(&peaks)
+        merkle::root_of_leaves(units.iter().map(|(_, leaf, _)| *leaf))
     }
 
     /// The stream's signed head with the root of what its storage holds

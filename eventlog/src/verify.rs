@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::bundle::BUNDLE;
 use crate::layout::{self, LogEntry};
-use crate::merkle::{Hash, leaf_hash, node_hash};
+use crate::merkle;
 use crate::{Error, EventLog};
 
 /// What [`EventLog::verify`] found.
@@ -24,17 +24,6 @@ pub struct EventsReport {
     pub locked: u64,
     /// One line for each corrupt record or bundle.
     pub corrupt: Vec<String>,
-}
-
-/// The root of a perfect tree over 256 leaves.
-fn bundle_root(mut level: Vec<Hash>) -> Hash {
-    while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| node_hash(&pair[0], &pair[1]))
-            .collect();
-    }
-    level[0]
 }
 
 impl EventLog {
@@ -99,7 +88,7 @@ impl EventLog {
                 Err(e) => return Err(e),
             };
             report.bundles += 1;
-            let root = bundle_root(bundle.records.iter().map(|r| leaf_hash(r)).collect());
+            let root = merkle::root_of_leaves(bundle.records.iter().map(|r| merkle::leaf_hash(r)));
             let stored = volume.get(&layout::subtree_key(num, 8, index))?;
             if stored.as_deref() != Some(&root[..]) {
                 report.corrupt.push(format!(
