@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hydra_bucket::{Bucket, BucketName, CreateOptions, Store};
 use hydra_volume::{
-    Direction, Durability, Identity, KeyRange, OpenOptions, PageLimit, Volume, open_dir,
+    Direction, Durability, Identity, KeyRange, OpenOptions, PageLimit, Volume, WriteBatch, open_dir,
 };
 
 use crate::layout::{self, META, Meta};
@@ -59,6 +59,33 @@ pub(crate) fn load_meta(volume: &dyn Volume) -> Result<Meta, Error> {
         next_position: stored.next_position.max(last(layout::LOG)?),
         next_num: stored.next_num.max(last(layout::STREAM_NAME)?),
     })
+}
+
+/// Empties the keyspace under `prefix` a page per commit: `each` adds to
+/// the page's batch whatever replaces an entry, and the entry is deleted
+/// in the same commit. Stopped midway, it leaves the rest for the next
+/// call.
+pub(crate) fn drain(
+    volume: &dyn Volume,
+    prefix: &[u8],
+    mut each: impl FnMut(&[u8], Vec<u8>, &mut WriteBatch) -> Result<(), Error>,
+) -> Result<(), Error> {
+    loop {
+        let page = volume.scan_page(
+            &KeyRange::prefix(prefix),
+            Direction::Forward,
+            PageLimit::default(),
+        )?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        for (k, v) in page {
+            each(&k, v, &mut batch)?;
+            batch.delete(k);
+        }
+        volume.commit(batch)?;
+    }
 }
 
 /// Stores the counters as a floor (see [`load_meta`]).

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use hydra_bucket::{BucketName, Store};
-use hydra_volume::{Direction, KeyRange, PageLimit, Volume, WriteBatch};
+use hydra_volume::{Direction, KeyRange, PageLimit, Volume};
 use serde::Deserialize;
 
 use crate::layout::{self, Deletion, EventRecord, StreamState};
@@ -24,9 +24,6 @@ use crate::{Error, StreamMetadata};
 
 const OLD_LOG: &[u8] = b"log-0/";
 const OLD_STATE: &[u8] = b"st-0/";
-
-/// Records moved per commit.
-const PAGE: usize = 4096;
 
 /// A stream's state as the first layout stored it: today's without the
 /// bucket.
@@ -67,18 +64,17 @@ impl OldState {
     }
 }
 
-/// Entries of a volume page: keys and values.
-type Entries = Vec<(Vec<u8>, Vec<u8>)>;
-
-fn first_page(volume: &dyn Volume, prefix: &[u8]) -> Result<Entries, Error> {
-    Ok(volume.scan_page(
+/// Whether anything is stored under `prefix`.
+fn any(volume: &dyn Volume, prefix: &[u8]) -> Result<bool, Error> {
+    let page = volume.scan_page(
         &KeyRange::prefix(prefix),
         Direction::Forward,
         PageLimit {
-            entries: PAGE,
+            entries: 1,
             bytes: usize::MAX,
         },
-    )?)
+    )?;
+    Ok(!page.is_empty())
 }
 
 /// Migrates the first layout, if any of it is there; returns how many
@@ -88,8 +84,7 @@ pub(crate) fn run(
     store: &Store,
     buckets: &crate::records::Buckets,
 ) -> Result<u64, Error> {
-    let old = |prefix| first_page(volume, prefix).map(|p| !p.is_empty());
-    if !old(OLD_LOG)? && !old(OLD_STATE)? {
+    if !any(volume, OLD_LOG)? && !any(volume, OLD_STATE)? {
         return Ok(0);
     }
     let bucket = store.bucket(&BucketName::default_bucket(), None)?;
@@ -109,44 +104,28 @@ pub(crate) fn run(
         }
     }
     let mut moved = 0;
-    loop {
-        let page = first_page(volume, OLD_LOG)?;
-        if page.is_empty() {
-            break;
-        }
-        let mut batch = WriteBatch::new();
-        for (k, v) in page {
-            let pos = layout::u64_of(&k[OLD_LOG.len()..], "log key of the first layout")?;
-            let record = EventRecord::decode(&v)?;
-            let num = *nums
-                .get(record.stream.as_bytes())
-                .ok_or_else(|| Error::Corrupt {
-                    what: format!("record at position {pos}"),
-                    reason: format!("its stream {:?} has no state", record.stream),
-                })?;
-            let value = crate::records::seal(&bucket, (num, record.version), &leaf_hash(&v), &v)?;
-            batch.put(layout::log_key(pos), value);
-            batch.delete(k);
-            moved += 1;
-        }
-        volume.commit(batch)?;
-    }
-    loop {
-        let page = first_page(volume, OLD_STATE)?;
-        if page.is_empty() {
-            break;
-        }
-        let mut batch = WriteBatch::new();
-        for (k, v) in page {
-            let st = OldState::decode(&v)?.into_state(bucket_num);
-            batch.put(
-                [layout::STREAM_STATE, &k[OLD_STATE.len()..]].concat(),
-                st.encode(),
-            );
-            batch.delete(k);
-        }
-        volume.commit(batch)?;
-    }
+    crate::log::drain(volume, OLD_LOG, |k, v, batch| {
+        let pos = layout::u64_of(&k[OLD_LOG.len()..], "log key of the first layout")?;
+        let record = EventRecord::decode(&v)?;
+        let num = *nums
+            .get(record.stream.as_bytes())
+            .ok_or_else(|| Error::Corrupt {
+                what: format!("record at position {pos}"),
+                reason: format!("its stream {:?} has no state", record.stream),
+            })?;
+        let value = crate::records::seal(&bucket, (num, record.version), &leaf_hash(&v), &v)?;
+        batch.put(layout::log_key(pos), value);
+        moved += 1;
+        Ok(())
+    })?;
+    crate::log::drain(volume, OLD_STATE, |k, v, batch| {
+        let st = OldState::decode(&v)?.into_state(bucket_num);
+        batch.put(
+            [layout::STREAM_STATE, &k[OLD_STATE.len()..]].concat(),
+            st.encode(),
+        );
+        Ok(())
+    })?;
     // The first layout had no bundles: seal every stream's full ones.
     for e in volume.scan(KeyRange::prefix(layout::STREAM_STATE), Direction::Forward) {
         let (_, v) = e?;

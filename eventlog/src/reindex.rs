@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use hydra_volume::{Direction, KeyRange, PageLimit, WriteBatch};
+use hydra_volume::{Direction, KeyRange, WriteBatch};
 use serde::Serialize;
 
 use crate::bundle::BUNDLE;
@@ -25,25 +25,6 @@ use crate::{Error, StreamId};
 pub struct ReindexReport {
     pub streams: u64,
     pub events: u64,
-}
-
-/// Deletes every key under `prefix`, a page at a time.
-fn clear(w: &Writer, prefix: &[u8]) -> Result<(), Error> {
-    loop {
-        let page = w.volume.scan_page(
-            &KeyRange::prefix(prefix),
-            Direction::Forward,
-            PageLimit::default(),
-        )?;
-        if page.is_empty() {
-            return Ok(());
-        }
-        let mut b = WriteBatch::new();
-        for (k, _) in page {
-            b.delete(k);
-        }
-        w.volume.commit(b)?;
-    }
 }
 
 pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
@@ -66,7 +47,7 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
         states.insert(st.num, (id, st));
     }
     for prefix in [layout::STREAM_VERSION, layout::EVENT_ID, layout::SUBTREE] {
-        clear(w, prefix)?;
+        crate::log::drain(&*w.volume, prefix, |_, _, _| Ok(()))?;
     }
     let mut rebuilt = Rebuilt {
         states,
