@@ -1,9 +1,13 @@
-//! Heads and proofs from untrusted JSON, then verification: never panics.
+//! Heads, stored heads and proofs from untrusted JSON, then verification:
+//! never panics.
 #![no_main]
 
-use hydra_eventlog::{ConsistencyProof, Head, InclusionProof, RecordedEvent};
+use hydra_eventlog::{ConsistencyProof, Head, InclusionProof, RecordedEvent, StoredHead};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Ok(stored) = serde_json::from_slice::<StoredHead>(data) {
+        let _ = stored.verify(&stored.head.signer);
+    }
     let Ok((head, proof, event)) =
         serde_json::from_slice::<(Head, InclusionProof, RecordedEvent)>(data)
     else {
