@@ -6,7 +6,8 @@
 //!             bundle 0 block | bundle 1 block  | open edge: ev-1/ records
 //!   bnd-0/<num>/<index> -> bucket, block ref, positions
 //!   root-0/<bucket>/ev/<num>/<index> -> block ref      (a GC root)
-//!   ev-1/<position> -> pointer (num, version), for each sealed event
+//!   ev-1/<position> -> pointer (num, version), for each sealed event,
+//!                      once compaction has passed it (see `compact.rs`)
 //! ```
 //!
 //! The block is a node of kind [`EVENT_BUNDLE`](crate::EVENT_BUNDLE)
@@ -23,9 +24,10 @@
 //! last event goes.
 //!
 //! Sealing happens in the commit of the append that fills the bundle: its
-//! block, root and index entry are written and its edge records deleted
-//! in one transaction, so a crash leaves either the edge or the bundle,
-//! never both or neither. A bundle whose edge lost records to a scavenge
+//! block, root and index entry are written and its records' stream index
+//! entries deleted in one transaction, so a crash leaves either the edge
+//! or the bundle, never neither; the `$all` entries keep their (still
+//! valid) edge records until compaction points them at the bundle. A bundle whose edge lost records to a scavenge
 //! before it filled is never sealed; its remaining records stay on the
 //! edge, which readers handle the same way; so does a bundle of events
 //! too large for one block (over 16 MiB in all), and one whose events are

@@ -3,7 +3,7 @@
 //!
 //! | key | value | written |
 //! | --- | --- | --- |
-//! | `ev-1/` pos(8) | [`LogEntry`]: an edge event (stream, version, bucket, leaf hash, the record sealed by the bucket) or, once its bundle is sealed, a pointer (stream, version) | once per event, rewritten at sealing |
+//! | `ev-1/` pos(8) | [`LogEntry`]: an edge event (stream, version, bucket, leaf hash, the record sealed by the bucket) or, once its bundle is sealed and compaction has passed, a pointer (stream, version) | once per event, rewritten in `$all` order by compaction |
 //! | `sv-0/` num(8) version(8) | pos(8), for events on the edge | once per event, deleted at sealing |
 //! | `bnd-0/` num(8) index(8) | a sealed bundle: bucket, block ref, positions (see `bundle.rs`) | once per 256 events of a stream |
 //! | `sq-0/` num(8) index(8) | (empty): a complete bundle waiting to be sealed | when a commit defers its sealing |
@@ -15,6 +15,7 @@
 //! | `psub-0/` name | persistent subscription | at create and ack |
 //! | `wh-0/` num(8) length(8) | a replica stream's writer [`Head`](crate::Head) (postcard) | once per import |
 //! | `el-meta-0` | next position, next stream number | once per commit |
+//! | `el-compacted-0` | position(8) up to which compaction has passed | once per commit |
 //!
 //! Numbers are big-endian, so every per-event key is appended at the end
 //! of its range: inserts stay sequential, which is what keeps appends fast
@@ -55,6 +56,9 @@ pub const SUBSCRIPTION: &[u8] = b"psub-0/";
 /// A replica stream's writer heads, as each import brought them.
 pub const WRITER_HEAD: &[u8] = b"wh-0/";
 pub const META: &[u8] = b"el-meta-0";
+/// Positions below this hold no edge copy of a sealed event (see
+/// `compact.rs`).
+pub const COMPACTED: &[u8] = b"el-compacted-0";
 
 /// Subtrees of at least this many leaves are stored; smaller ones are
 /// recomputed from the events when a proof needs them.

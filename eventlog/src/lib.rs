@@ -35,8 +35,9 @@
 //! unsealed bytes against it; proofs over the edge need no key); each
 //! stream indexes its edge by version. When a stream's records fill a
 //! bundle of 256, they become one content-addressed block in its bucket
-//! (see `bundle.rs`), in the same commit, and their positions keep a
-//! pointer into it. Every per-event key is sequential within its range,
+//! (see `bundle.rs`), in the same commit, and their positions come to
+//! hold a pointer into it once compaction, which runs 16,384 positions
+//! behind the head in `$all` order, passes them (see `compact.rs`). Every per-event key is sequential within its range,
 //! so appends stay fast at any size; ids the log assigns itself carry
 //! their position and need no index entry (see `event_id.rs`). Appending
 //! costs O(1) amortised writes; reading a stream is a scan of its bundles
@@ -92,6 +93,7 @@
 struct ReadmeDoctests;
 
 mod bundle;
+mod compact;
 mod error;
 mod event;
 mod event_id;

@@ -223,6 +223,7 @@ impl EventLog {
             cache: Default::default(),
             open_edges: Default::default(),
             open_bytes: 0,
+            compaction: crate::compact::Compaction::open(&*volume, meta.next_position)?,
             seal_queue: volume
                 .scan(KeyRange::prefix(layout::SEAL_QUEUE), Direction::Forward)
                 .map(|e| {
@@ -454,7 +455,10 @@ impl EventLog {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         // Taking the writer waits for a commit in progress; dropping it
         // drops the flusher's channel.
-        drop(lock(&self.inner.writer).take());
+        let writer = lock(&self.inner.writer).take();
+        if let Some(mut w) = writer {
+            w.finish_compaction()?;
+        }
         lock(&self.inner.queue).clear();
         if let Some(h) = self
             .inner

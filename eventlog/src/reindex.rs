@@ -57,6 +57,7 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
     };
     // Sealed bundles first: each stream's bundles hold its versions
     // before its edge's.
+    let mut bundled = std::collections::HashSet::new();
     for e in w
         .volume
         .scan(KeyRange::prefix(layout::BUNDLES), Direction::Forward)
@@ -73,6 +74,7 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
                     what: format!("bundle {index} of stream #{num}"),
                     reason: "listed, then missing".into(),
                 })?;
+        bundled.insert((num, index));
         for (i, record) in b.records.iter().enumerate() {
             let version = index * BUNDLE + i as u64;
             rebuilt.add(w, (num, version), bucket, b.positions[i], record, false)?;
@@ -95,6 +97,9 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
             leaf,
             sealed,
         } = layout::LogEntry::decode(v)?
+            // Not an edge copy of a sealed event (its bundle's pointer
+            // replaces it).
+            && !bundled.contains(&(num, version / BUNDLE))
         {
             let plain = crate::records::open_edge(
                 &w.buckets,
@@ -132,9 +137,15 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
         next_position: next_position.max(w.meta.next_position),
         next_num: next_num.max(w.meta.next_num),
     };
+    // Every sealed event's position now points at its bundle.
+    batch.put(
+        layout::COMPACTED.to_vec(),
+        meta.next_position.to_be_bytes().to_vec(),
+    );
     w.volume.commit(batch)?;
     crate::log::store_meta(&*w.volume, &meta)?;
     w.meta = meta;
+    w.compaction.reset(meta.next_position);
     Ok(report)
 }
 

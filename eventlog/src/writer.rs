@@ -21,6 +21,7 @@ use hydra_volume::{Volume, WriteBatch};
 use uuid::Uuid;
 
 use crate::bundle::{self, BUNDLE};
+use crate::compact;
 use crate::layout::{
     self, Deletion, EventLocation, EventRecordRef, Meta, STORED_SUBTREE_LEVEL, StreamState,
 };
@@ -162,6 +163,10 @@ struct Staged {
     dropped: Vec<(u64, u64)>,
     /// Whether a scavenge removed records in this group.
     removed: bool,
+    /// This group's compaction.
+    compaction: compact::Step,
+    /// Edge copies of events this group sealed, for compaction.
+    copies: Vec<(u64, compact::EdgeCopy)>,
     states: HashMap<StreamId, StreamState>,
     eids: HashMap<Uuid, EventLocation>,
     names: HashMap<u64, StreamId>,
@@ -182,6 +187,8 @@ pub(crate) struct Writer {
     /// Complete bundles waiting to be sealed, oldest first (persisted
     /// under `sq-0/`, so a restart finds them).
     pub seal_queue: std::collections::VecDeque<(u64, u64)>,
+    /// Sealed events' `$all` entries still to point at their bundles.
+    pub compaction: compact::Compaction,
     pub notify: Arc<Notify>,
     /// Told the bytes of each commit, in `async` mode.
     pub flusher: Option<std::sync::mpsc::Sender<u64>>,
@@ -245,10 +252,7 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Request>) -> Vec<Answer> {
-        let mut staged = Staged {
-            meta: self.meta,
-            ..Staged::default()
-        };
+        let mut staged = self.staged();
         let mut answers = Vec::with_capacity(group.len());
         for req in group {
             match req {
@@ -304,15 +308,56 @@ impl Writer {
                     Answers(self.finish_group(std::mem::take(&mut staged), before)).send();
                     let r = crate::reindex::rebuild(self);
                     let _ = reply.send(Msg::Done(r));
-                    staged = Staged {
-                        meta: self.meta,
-                        ..Staged::default()
-                    };
+                    staged = self.staged();
                 }
             }
         }
         self.seal_queued(&mut staged);
         self.finish_group(staged, answers)
+    }
+
+    /// A new group, which begins with its share of compaction (see the
+    /// `compact` module): staged before the group's requests, so that
+    /// their deletes (a scavenge's) win over its rewrites.
+    fn staged(&mut self) -> Staged {
+        let mut staged = Staged {
+            meta: self.meta,
+            ..Staged::default()
+        };
+        let next = staged.meta.next_position;
+        staged.compaction =
+            match self
+                .compaction
+                .stage(&*self.volume, &mut staged.batch, next, false)
+            {
+                Ok(step) => step,
+                // Compaction only saves space; a volume failing to read
+                // fails the commit that follows anyway.
+                Err(_) => {
+                    staged.batch = WriteBatch::new();
+                    compact::Step {
+                        done_to: self.compaction.done_to,
+                        through: None,
+                    }
+                }
+            };
+        staged
+    }
+
+    /// Compacts everything waiting (at close), a commit at a time.
+    pub fn finish_compaction(&mut self) -> Result<(), Error> {
+        loop {
+            let mut batch = WriteBatch::new();
+            let step =
+                self.compaction
+                    .stage(&*self.volume, &mut batch, self.meta.next_position, true)?;
+            if batch.is_empty() {
+                self.compaction.apply(step);
+                return Ok(());
+            }
+            self.volume.commit(batch)?;
+            self.compaction.apply(step);
+        }
     }
 
     /// Seals queued bundles with what this group's budget leaves (each in
@@ -402,6 +447,8 @@ impl Writer {
                     self.open_bytes = 0;
                 }
                 self.meta = staged.meta;
+                self.compaction.apply(staged.compaction);
+                self.compaction.add(staged.copies);
                 self.notify.committed(committed_to);
                 answers
             }
@@ -425,6 +472,7 @@ impl Writer {
             sealed: Vec::new(),
             queued: Vec::new(),
             dropped: Vec::new(),
+            copies: Vec::new(),
             states: HashMap::new(),
             eids: HashMap::new(),
             names: HashMap::new(),
@@ -438,6 +486,7 @@ impl Writer {
             sealed,
             queued,
             dropped,
+            copies,
             states,
             eids,
             names,
@@ -450,6 +499,7 @@ impl Writer {
         staged.sealed.extend(sealed);
         staged.queued.extend(queued);
         staged.dropped.extend(dropped);
+        staged.copies.extend(copies);
         staged.states.extend(states);
         staged.eids.extend(eids);
         staged.names.extend(names);
@@ -788,13 +838,25 @@ impl Writer {
             }
             return Ok(());
         }
-        for (i, (position, _, on_edge)) in bundle.iter().enumerate() {
+        for (i, (position, record, on_edge)) in bundle.iter().enumerate() {
             let version = first + i as u64;
-            // Each position now points into the bundle.
-            tx.ops.put(
-                layout::log_key(*position),
-                layout::LogEntry::bundled(num, version),
-            );
+            if !on_edge || *position < tx.staged.compaction.done_to {
+                // The position points into the bundle from now on.
+                tx.ops.put(
+                    layout::log_key(*position),
+                    layout::LogEntry::bundled(num, version),
+                );
+            } else {
+                // Its edge record stays there until compaction passes.
+                tx.copies.push((
+                    *position,
+                    compact::EdgeCopy {
+                        num,
+                        version,
+                        bytes: record.len(),
+                    },
+                ));
+            }
             if *on_edge {
                 tx.ops.delete(layout::version_key(num, version));
             }
@@ -1078,6 +1140,7 @@ struct Tx<'a> {
     sealed: Vec<(u64, u64)>,
     queued: Vec<(u64, u64)>,
     dropped: Vec<(u64, u64)>,
+    copies: Vec<(u64, compact::EdgeCopy)>,
     states: HashMap<StreamId, StreamState>,
     eids: HashMap<Uuid, EventLocation>,
     names: HashMap<u64, StreamId>,

@@ -483,7 +483,7 @@ fn stored_bytes(log: &EventLog, b: &str, prefix: &str) -> u64 {
 #[test]
 fn a_compressed_bucket_stores_bank_events_in_a_third_of_the_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let log = crate::open(dir.path());
+    let mut log = crate::open(dir.path());
     log.store()
         .create_bucket(
             &bucket("zipped"),
@@ -496,7 +496,8 @@ fn a_compressed_bucket_stores_bank_events_in_a_third_of_the_bytes() {
     // 10 accounts appended interleaved in small batches, as a ledger would:
     // each account's events before its last 256 end up in sealed bundles,
     // the rest stays on its open edge. Measured at 1,000 events an account
-    // (a quarter still on the edge), then at 2,500 (under a tenth).
+    // (a quarter still on the edge), then at 2,500 (under a tenth), each
+    // time at rest: closed (which finishes compaction) and reopened.
     let accounts = 10u64;
     let mut plain_payload = 0;
     let mut ratios = Vec::new();
@@ -520,6 +521,9 @@ fn a_compressed_bucket_stores_bank_events_in_a_third_of_the_bytes() {
             }
         }
         done = per;
+        log.close().unwrap();
+        drop(log);
+        log = crate::open(dir.path());
         let n = accounts * per;
         let (plain, zipped) = (
             stored_bytes(&log, "default", "plain-"),

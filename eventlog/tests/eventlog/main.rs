@@ -2,6 +2,7 @@
 
 mod append;
 mod buckets;
+mod compaction;
 mod concurrency;
 mod crash;
 mod model;
