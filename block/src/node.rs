@@ -5,8 +5,7 @@
 //! walker can read any node's links without knowing its body's type: it
 //! decodes the `(format, kind, links)` prefix and stops.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::{Codec, Ref};
 
@@ -51,10 +50,10 @@ impl<T: Serialize> Node<T> {
     }
 }
 
-impl<T: DeserializeOwned> Node<T> {
+impl<'de, T: Deserialize<'de>> Node<T> {
     /// Decodes a node of kind `expected`, refusing any other kind, unknown
-    /// formats and trailing bytes.
-    pub fn decode(expected: Kind, bytes: &[u8]) -> Result<Node<T>, DecodeError> {
+    /// formats and trailing bytes. A body may borrow from `bytes`.
+    pub fn decode(expected: Kind, bytes: &'de [u8]) -> Result<Node<T>, DecodeError> {
         let (kind, links, rest) = decode_prefix(bytes)?;
         if kind != expected {
             return Err(DecodeError::Kind {

@@ -40,7 +40,7 @@ use hydra_block::{Codec, Node, Ref};
 use hydra_bucket::{Bucket, BucketError};
 use hydra_volume::WriteBatch;
 use serde::{Deserialize, Serialize};
-use serde_bytes::{ByteBuf, Bytes};
+use serde_bytes::Bytes;
 
 use crate::layout;
 use crate::{EVENT_BUNDLE, Error, EventLog};
@@ -105,17 +105,29 @@ impl Entry {
     }
 }
 
-/// A sealed bundle, opened: its records (version `index * 256 + i` at
-/// `records[i]`) and their positions.
+/// A sealed bundle, opened: its records (version `index * 256 + i` is
+/// record `i`), as spans of the block's plain bytes (opening one costs
+/// no allocation per record), and their positions.
 #[derive(Debug)]
 pub(crate) struct Sealed {
-    pub records: Vec<ByteBuf>,
+    plain: Vec<u8>,
+    spans: Vec<std::ops::Range<usize>>,
     pub positions: Vec<u64>,
 }
 
 impl Sealed {
     fn bytes(&self) -> usize {
-        self.records.iter().map(|r| r.len() + 32).sum::<usize>() + 8 * self.positions.len()
+        self.plain.len() + 16 * self.spans.len() + 8 * self.positions.len()
+    }
+
+    /// Record `i`: the event at version `index * 256 + i`.
+    pub fn record(&self, i: usize) -> &[u8] {
+        &self.plain[self.spans[i].clone()]
+    }
+
+    /// The records in version order.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.spans.iter().map(|s| &self.plain[s.clone()])
     }
 }
 
@@ -309,19 +321,30 @@ pub(crate) fn load(
         ) => return Err(corrupt(e.to_string())),
         Err(e) => return Err(e.into()),
     };
-    let node = Node::<Vec<ByteBuf>>::decode(EVENT_BUNDLE, &plain)
+    let node = Node::<Vec<&Bytes>>::decode(EVENT_BUNDLE, &plain)
         .map_err(|e| corrupt(format!("block {}: {e}", entry.block)))?;
+    // Each record borrows from `plain`: keep where it lies.
+    let base = plain.as_ptr() as usize;
+    let spans: Vec<std::ops::Range<usize>> = node
+        .body
+        .iter()
+        .map(|r| {
+            let at = r.as_ptr() as usize - base;
+            at..at + r.len()
+        })
+        .collect();
     let positions = entry.positions();
-    if node.body.len() as u64 != BUNDLE || positions.len() as u64 != BUNDLE {
+    if spans.len() as u64 != BUNDLE || positions.len() as u64 != BUNDLE {
         return Err(corrupt(format!(
             "{} records and {} positions, expected {BUNDLE}",
-            node.body.len(),
+            spans.len(),
             positions.len()
         )));
     }
     Ok(Some((
         Sealed {
-            records: node.body,
+            plain,
+            spans,
             positions,
         },
         entry.bucket,

@@ -292,7 +292,7 @@ impl StreamTree<'_> {
             out.push(match edge {
                 Some(leaf) => leaf,
                 None => match self.log.bundle(self.num, version / BUNDLE)? {
-                    Some(b) => merkle::leaf_hash(&b.records[(version % BUNDLE) as usize]),
+                    Some(b) => merkle::leaf_hash(b.record((version % BUNDLE) as usize)),
                     None => self.scavenged_leaf(version)?,
                 },
             });

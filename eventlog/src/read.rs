@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::bundle::{BUNDLE, Sealed};
 use crate::layout::{self, Deletion, EventLocation, StreamState};
-use crate::records;
+use crate::records::{self, Found};
 use crate::writer::now_ms;
 use crate::{AllFilter, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
 
@@ -170,6 +170,7 @@ impl EventLog {
             remaining: count,
             buf: VecDeque::new(),
             done: false,
+            page: PAGE,
         }
     }
 
@@ -329,7 +330,7 @@ impl EventLog {
         (lo, end): (u64, u64),
         max: usize,
         direction: Direction,
-    ) -> Result<Vec<(u64, u64, Vec<u8>)>, Error> {
+    ) -> Result<Vec<(u64, u64, Found)>, Error> {
         let index = c / BUNDLE;
         let span_lo = (index * BUNDLE).max(lo);
         let span_end = ((index + 1) * BUNDLE).min(end);
@@ -345,7 +346,7 @@ impl EventLog {
                     .iter()
                     .map(|v| {
                         let i = (v % BUNDLE) as usize;
-                        (*v, b.positions[i], b.records[i].to_vec())
+                        (*v, b.positions[i], Found::Bundled(b.clone(), i))
                     })
                     .collect());
             }
@@ -368,7 +369,10 @@ impl EventLog {
                     self.stream_name(n)
                 })?;
             if !page.is_empty() {
-                return Ok(page);
+                return Ok(page
+                    .into_iter()
+                    .map(|(v, p, r)| (v, p, Found::Edge(r)))
+                    .collect());
             }
         }
         Ok(Vec::new())
@@ -424,7 +428,7 @@ impl StreamEvents {
             Direction::Backward => *n >= self.lo,
         });
         for (version, position, record) in page {
-            let e = records::decode((self.num, version), &record, position, |n| {
+            let e = records::decode((self.num, version), record.bytes(), position, |n| {
                 self.log.stream_name(n)
             })?;
             if self.min_timestamp.is_none_or(|t| e.timestamp >= t) {
@@ -457,6 +461,11 @@ impl Iterator for StreamEvents {
 }
 
 /// An iterator over `$all`; see [`EventLog::read_all`].
+///
+/// Where a sealed bundle holds a run of consecutive positions (a stream
+/// appended many events at a time), the run is read from the bundle
+/// without visiting its `$all` entries, and the scan resumes after it
+/// with a small page; pages grow again where there are no runs.
 pub struct AllEvents {
     log: EventLog,
     range: KeyRange,
@@ -465,6 +474,8 @@ pub struct AllEvents {
     remaining: u64,
     buf: VecDeque<RecordedEvent>,
     done: bool,
+    /// Entries to scan next.
+    page: usize,
 }
 
 impl AllEvents {
@@ -473,31 +484,140 @@ impl AllEvents {
             &self.range,
             self.direction,
             PageLimit {
-                entries: PAGE,
+                entries: self.page,
                 bytes: 8 << 20,
             },
         )?;
-        let Some((last, _)) = page.last() else {
+        let Some(last) = page.last().map(|(k, _)| k.clone()) else {
             self.done = true;
             return Ok(());
         };
-        match self.direction {
-            Direction::Forward => self.range.start = Bound::Excluded(last.clone()),
-            Direction::Backward => self.range.end = Bound::Excluded(last.clone()),
-        }
+        let forward = self.direction == Direction::Forward;
+        let mut resume = layout::pos_of_log_key(&last);
+        // The last position a run read from a bundle covered.
+        let mut covered: Option<u64> = None;
         let mut open = None;
+        let mut scavenged = std::collections::HashMap::new();
         for (k, v) in page {
             let position = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
                 what: "log key".into(),
                 reason: format!("{} bytes", k.len()),
             })?;
+            if covered.is_some_and(|c| {
+                if forward {
+                    position <= c
+                } else {
+                    position >= c
+                }
+            }) {
+                continue;
+            }
+            if let Some(run) = self.run(position, &v, &mut open, &mut scavenged)? {
+                covered = Some(run);
+                continue;
+            }
             if let Some(e) = self.log.entry_event(position, v, &mut open)?
                 && self.filter.matches(&e)
             {
                 self.buf.push_back(e);
             }
         }
+        let past_page =
+            covered.filter(|c| resume.is_none_or(|r| if forward { *c > r } else { *c < r }));
+        if past_page.is_some() {
+            resume = past_page;
+            self.page = (self.page / 8).max(1);
+        } else {
+            self.page = (self.page * 2).min(PAGE);
+        }
+        let resume = resume.map_or(last, layout::log_key);
+        match self.direction {
+            Direction::Forward => self.range.start = Bound::Excluded(resume),
+            Direction::Backward => self.range.end = Bound::Excluded(resume),
+        }
         Ok(())
+    }
+
+    /// When the entry at `position` points into a sealed bundle that
+    /// holds the next positions too (in the scan's direction), reads that
+    /// run from the bundle (leaving out versions scavenged since) and
+    /// returns its last position.
+    fn run(
+        &mut self,
+        position: u64,
+        value: &[u8],
+        open: &mut Option<OpenBundle>,
+        scavenged: &mut std::collections::HashMap<u64, u64>,
+    ) -> Result<Option<u64>, Error> {
+        let (num, version, None) = layout::LogEntry::peek(value)? else {
+            return Ok(None);
+        };
+        let (index, i) = (version / BUNDLE, (version % BUNDLE) as usize);
+        if open.as_ref().is_none_or(|(at, _)| *at != (num, index)) {
+            *open = Some(((num, index), self.log.bundle(num, index)?));
+        }
+        let Some(b) = open.as_ref().and_then(|(_, b)| b.clone()) else {
+            return Ok(None);
+        };
+        let wanted = (self.remaining as usize).saturating_sub(self.buf.len());
+        let forward = self.direction == Direction::Forward;
+        // The run: positions one apart in the scan's direction.
+        let (mut end, mut len) = (i, 1);
+        while len < wanted {
+            let next = if forward {
+                (end + 1 < BUNDLE as usize).then_some(end + 1)
+            } else {
+                end.checked_sub(1)
+            };
+            let step = |p: u64| {
+                if forward {
+                    p.checked_add(1)
+                } else {
+                    p.checked_sub(1)
+                }
+            };
+            match next {
+                Some(n) if Some(b.positions[n]) == step(b.positions[end]) => {
+                    end = n;
+                    len += 1;
+                }
+                _ => break,
+            }
+        }
+        if end == i || b.positions[i] != position {
+            return Ok(None);
+        }
+        let first_kept = match scavenged.get(&num) {
+            Some(s) => *s,
+            None => {
+                let name = self.log.stream_name(num);
+                let s = StreamId::new(name)
+                    .ok()
+                    .and_then(|id| self.log.state(&id).transpose())
+                    .transpose()?
+                    .map_or(0, |st| st.scavenged_before);
+                scavenged.insert(num, s);
+                s
+            }
+        };
+        let first = index * BUNDLE;
+        let versions: Vec<usize> = if forward {
+            (i..=end).collect()
+        } else {
+            (end..=i).rev().collect()
+        };
+        for j in versions {
+            if first + (j as u64) < first_kept {
+                continue;
+            }
+            let e = records::decode((num, first + j as u64), b.record(j), b.positions[j], |n| {
+                self.log.stream_name(n)
+            })?;
+            if self.filter.matches(&e) {
+                self.buf.push_back(e);
+            }
+        }
+        Ok(Some(b.positions[end]))
     }
 }
 

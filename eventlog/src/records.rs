@@ -178,7 +178,14 @@ impl Found {
     pub fn bytes(&self) -> &[u8] {
         match self {
             Found::Edge(r) => r,
-            Found::Bundled(b, i) => &b.records[*i],
+            Found::Bundled(b, i) => b.record(*i),
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Found::Edge(r) => r,
+            Found::Bundled(b, i) => b.record(i).to_vec(),
         }
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
                     reason: "listed, then missing".into(),
                 })?;
         bundled.insert((num, index));
-        for (i, record) in b.records.iter().enumerate() {
+        for (i, record) in b.records().enumerate() {
             let version = index * BUNDLE + i as u64;
             rebuilt.add(w, (num, version), bucket, b.positions[i], record, false)?;
         }

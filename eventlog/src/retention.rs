@@ -78,7 +78,7 @@ impl EventLog {
                     .last()
                     .map_or((next / BUNDLE + 1) * BUNDLE, |(v, _, _)| v + 1);
                 for (version, _, record) in span {
-                    if EventRecord::decode(&record)?.timestamp >= cutoff {
+                    if EventRecord::decode(record.bytes())?.timestamp >= cutoff {
                         break 'scan;
                     }
                     upto = version + 1;
@@ -128,14 +128,14 @@ impl EventLog {
             let first = index * BUNDLE;
             for version in from.max(first)..upto.min(first + BUNDLE) {
                 let i = (version - first) as usize;
-                let record = EventRecord::decode(&b.records[i])?;
+                let record = EventRecord::decode(b.record(i))?;
                 batch.put(
                     layout::scavenged_leaf_key(st.num, version),
-                    crate::merkle::leaf_hash(&b.records[i]).to_vec(),
+                    crate::merkle::leaf_hash(b.record(i)).to_vec(),
                 );
                 batch.delete(layout::event_id_key(&uuid::Uuid::from_bytes(record.id)));
                 batch.delete(layout::log_key(b.positions[i]));
-                bytes += b.records[i].len() as u64;
+                bytes += b.record(i).len() as u64;
                 events += 1;
             }
             if first + BUNDLE <= upto {

@@ -125,7 +125,7 @@ impl EventLog {
                     }
                 }
                 next += span.len() as u64;
-                records.extend(span.into_iter().map(|(_, _, r)| r));
+                records.extend(span.into_iter().map(|(_, _, r)| r.into_vec()));
             }
             if let Some(max) = max_bytes {
                 // The loop only runs while under `max`: the first record

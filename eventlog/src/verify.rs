@@ -88,7 +88,7 @@ impl EventLog {
                 Err(e) => return Err(e),
             };
             report.bundles += 1;
-            let root = merkle::root_of_leaves(bundle.records.iter().map(|r| merkle::leaf_hash(r)));
+            let root = merkle::root_of_leaves(bundle.records().map(merkle::leaf_hash));
             let stored = volume.get(&layout::subtree_key(num, 8, index))?;
             if stored.as_deref() != Some(&root[..]) {
                 report.corrupt.push(format!(

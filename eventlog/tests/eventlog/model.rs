@@ -176,15 +176,45 @@ fn check(log: &EventLog, m: &Model) -> Result<(), TestCaseError> {
             _ => prop_assert!(matches!(got, Err(Error::StreamNotFound(_)))),
         }
     }
-    let all: Vec<_> = log
-        .read_all(None, u64::MAX, Direction::Forward, AllFilter::default())
-        .map(|e| {
-            let e = e.unwrap();
-            (e.stream.as_str()[1..].parse::<usize>().unwrap(), e.version)
-        })
-        .collect();
+    let all_of = |from: Option<u64>, count: u64, direction: Direction| -> Vec<(usize, u64, u64)> {
+        log.read_all(from, count, direction, AllFilter::default())
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.stream.as_str()[1..].parse::<usize>().unwrap(),
+                    e.version,
+                    e.position,
+                )
+            })
+            .collect()
+    };
+    let all = all_of(None, u64::MAX, Direction::Forward);
     let want: Vec<_> = m.all.iter().map(|(i, v)| (*i, *v)).collect();
-    prop_assert_eq!(&all, &want);
+    prop_assert_eq!(
+        all.iter().map(|(i, v, _)| (*i, *v)).collect::<Vec<_>>(),
+        want
+    );
+    // Backwards, and pages from the middle either way: what is read from
+    // a bundle's runs of positions stops where the count does and leaves
+    // out what was scavenged.
+    let mut back = all_of(None, u64::MAX, Direction::Backward);
+    back.reverse();
+    prop_assert_eq!(&back, &all);
+    if let Some(mid) = all.get(all.len() / 2) {
+        let at = all.len() / 2;
+        for count in [1, 7, 300] {
+            let fwd = all_of(Some(mid.2), count, Direction::Forward);
+            prop_assert_eq!(&fwd[..], &all[at..(at + count as usize).min(all.len())]);
+            let bwd = all_of(Some(mid.2), count, Direction::Backward);
+            let expect: Vec<_> = all[..=at]
+                .iter()
+                .rev()
+                .take(count as usize)
+                .copied()
+                .collect();
+            prop_assert_eq!(bwd, expect);
+        }
+    }
     Ok(())
 }
 
