@@ -125,7 +125,7 @@ pub enum ReadFrom {
 }
 
 /// Filters of a `$all` read or subscription.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct AllFilter {
     /// Only streams whose id starts with this.
     pub stream_prefix: Option<String>,

@@ -134,7 +134,7 @@ pub use reindex::ReindexReport;
 pub use retention::ScavengeReport;
 pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
 pub use stored::StoredHead;
-pub use subscribe::{PersistentSubscription, Subscription, Target};
+pub use subscribe::{Offered, PersistentSubscription, Subscription, Target};
 pub use transfer::{EVENT_BUNDLE, ExportReport, ImportReport, STREAM_HEAD};
 pub use verify::EventsReport;
 pub use writer::StreamWrite;

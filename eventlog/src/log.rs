@@ -100,18 +100,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Wakes subscribers when a commit lands.
+/// A function told the next position after each commit.
+type Listener = Box<dyn Fn(u64) + Send + Sync>;
+
+/// Wakes subscribers when a commit lands: threads waiting on the condition
+/// variable, and listeners (an async runtime's wakers, say).
 #[derive(Default)]
 pub(crate) struct Notify {
     /// Next position after the last commit.
     next: Mutex<u64>,
     cond: Condvar,
+    listeners: Mutex<Vec<Listener>>,
 }
 
 impl Notify {
     pub fn committed(&self, next_position: u64) {
         *self.next.lock().unwrap_or_else(|e| e.into_inner()) = next_position;
         self.cond.notify_all();
+        for l in self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            l(next_position);
+        }
     }
 
     pub fn next_position(&self) -> u64 {
@@ -438,6 +451,20 @@ impl EventLog {
     /// The position the next event will get: one past the last committed.
     pub fn next_position(&self) -> u64 {
         self.inner.notify.next_position()
+    }
+
+    /// Calls `listener` with the next position after every commit (and
+    /// once more at close), on the committing thread: it must return at
+    /// once. For waking tasks of an async runtime, which cannot block in
+    /// [`EventLog::wait_past`]: a `tokio::sync::watch` sender's `send`,
+    /// say.
+    pub fn on_commit(&self, listener: impl Fn(u64) + Send + Sync + 'static) {
+        self.inner
+            .notify
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(listener));
     }
 
     /// Blocks until the log holds `position` (an append or import

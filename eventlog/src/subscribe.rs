@@ -7,6 +7,13 @@
 //! slow subscriber never holds up appenders: it simply reads further
 //! behind, from the log, and loses nothing.
 //!
+//! A server with thousands of subscribers should not have each of them
+//! read every commit from the log: it can read each commit once, share
+//! the events, and [`offer`](Subscription::offer) them to every
+//! subscription, which takes those that are its next ones and says when
+//! it missed some (then [`poll`](Subscription::poll) reads them from the
+//! log, a page at a time, without waiting).
+//!
 //! Persistent subscriptions keep their cursor (the last acknowledged
 //! position) in the volume: after a restart they resume after the last
 //! ack and deliver again what was delivered but not acknowledged
@@ -61,9 +68,23 @@ impl Target {
 pub struct Subscription {
     log: EventLog,
     target: Target,
+    filter: AllFilter,
     /// Next version (stream) or position ($all) to deliver.
     next: u64,
     buf: VecDeque<RecordedEvent>,
+}
+
+/// What a subscription makes of an event offered to it from a live feed
+/// (see [`Subscription::offer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// Its next event: deliver it; the cursor has moved past it.
+    Taken,
+    /// Not for it: another stream's, filtered out, or already delivered.
+    Passed,
+    /// A later event of its stream than its next one: it missed some,
+    /// which [`Subscription::poll`] reads from the log.
+    Gap,
 }
 
 impl EventLog {
@@ -77,6 +98,7 @@ impl EventLog {
         };
         Ok(Subscription {
             log: self.clone(),
+            filter: target.filter(),
             target,
             next,
             buf: VecDeque::new(),
@@ -118,8 +140,10 @@ impl Subscription {
                     )
                     .collect::<Result<_, _>>()?;
                 let last = page.last().map(|e| e.position);
-                let filter = self.target.filter();
-                let kept: Vec<_> = page.into_iter().filter(|e| filter.matches(e)).collect();
+                let kept: Vec<_> = page
+                    .into_iter()
+                    .filter(|e| self.filter.matches(e))
+                    .collect();
                 if kept.is_empty() {
                     if let Some(l) = last {
                         self.next = l + 1;
@@ -136,6 +160,53 @@ impl Subscription {
         }
         self.buf.extend(events);
         Ok(())
+    }
+
+    /// What is committed after the cursor, a page at most, without
+    /// waiting: empty once the subscription has caught up with the log.
+    pub fn poll(&mut self) -> Result<Vec<RecordedEvent>, Error> {
+        if self.buf.is_empty() {
+            self.catch_up()?;
+        }
+        Ok(self.buf.drain(..).collect())
+    }
+
+    /// Offers an event committed after everything this subscription has
+    /// read (from a feed of the log's commits, in `$all` order); see
+    /// [`Offered`]. An `$all` subscription's cursor moves past every event
+    /// offered, taken or not.
+    pub fn offer(&mut self, e: &RecordedEvent) -> Offered {
+        match &self.target {
+            Target::Stream(s) => {
+                if e.stream != *s || e.version < self.next {
+                    Offered::Passed
+                } else if e.version == self.next {
+                    self.next += 1;
+                    Offered::Taken
+                } else {
+                    Offered::Gap
+                }
+            }
+            Target::All { .. } => {
+                if e.position < self.next {
+                    return Offered::Passed;
+                }
+                self.next = e.position + 1;
+                if self.filter.matches(e) {
+                    Offered::Taken
+                } else {
+                    Offered::Passed
+                }
+            }
+        }
+    }
+
+    /// Tells an `$all` subscription that every event below position `to`
+    /// has been offered, so that it does not read them again.
+    pub fn offered_through(&mut self, to: u64) {
+        if let Target::All { .. } = self.target {
+            self.next = self.next.max(to);
+        }
     }
 
     /// The next event, waiting at most `timeout` for one to be appended.

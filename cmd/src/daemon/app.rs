@@ -22,6 +22,8 @@ pub struct App {
     pub timeout: Duration,
     /// The libp2p node and what replication is doing.
     pub p2p: super::p2p::P2p,
+    /// The feed of commits every subscription follows.
+    pub live: super::live::Live,
 }
 
 pub type Shared = Arc<App>;

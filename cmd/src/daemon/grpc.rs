@@ -193,23 +193,12 @@ fn stream_of(
     ReceiverStream::new(rx)
 }
 
-/// A subscription as an iterator that ends when the client or the daemon
-/// goes away.
-fn live(
-    app: Shared,
-    mut sub: hydra_eventlog::Subscription,
-) -> impl FnMut() -> Option<Result<RecordedEvent, LogError>> + Send + 'static {
-    move || loop {
-        if app.shutting_down() {
-            return None;
-        }
-        match sub.next_timeout(Duration::from_millis(250)) {
-            Ok(Some(e)) => return Some(Ok(e)),
-            Ok(None) => continue,
-            Err(LogError::Closed) => return None,
-            Err(e) => return Some(Err(e)),
-        }
-    }
+/// Streams a subscription's follower (see `live.rs`) until the client or
+/// the daemon goes away.
+fn follow(app: Shared, follower: super::live::Follower) -> EventStream {
+    ReceiverStream::new(super::live::to_channel(&app, follower, 64, |e| {
+        Some(e.map(event).map_err(status))
+    }))
 }
 
 #[tonic::async_trait]
@@ -328,15 +317,13 @@ impl EventStore for Service {
     ) -> Result<Response<EventStream>, Status> {
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
-        let sub = self
+        let follower = self
             .app
-            .log
-            .subscribe(Target::Stream(stream), r.from)
+            .live
+            .follow(&self.app, Target::Stream(stream), r.from)
+            .await
             .map_err(status)?;
-        Ok(Response::new(stream_of(
-            self.app.clone(),
-            live(self.app.clone(), sub),
-        )))
+        Ok(Response::new(follow(self.app.clone(), follower)))
     }
 
     type SubscribeToAllStream = EventStream;
@@ -350,11 +337,13 @@ impl EventStore for Service {
             stream_prefix: (!r.stream_prefix.is_empty()).then_some(r.stream_prefix),
             event_types: r.types,
         };
-        let sub = self.app.log.subscribe(target, r.from).map_err(status)?;
-        Ok(Response::new(stream_of(
-            self.app.clone(),
-            live(self.app.clone(), sub),
-        )))
+        let follower = self
+            .app
+            .live
+            .follow(&self.app, target, r.from)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(follow(self.app.clone(), follower)))
     }
 
     async fn create_subscription(
@@ -391,15 +380,11 @@ impl EventStore for Service {
         req: Request<pb::ReadSubscriptionRequest>,
     ) -> Result<Response<pb::ReadSubscriptionResponse>, Status> {
         let r = req.into_inner();
-        let app = self.app.clone();
         let max = if r.max == 0 { 100 } else { r.max as usize };
         let wait = Duration::from_millis(r.timeout_ms.min(10_000));
-        let events = blocking(move || {
-            app.log
-                .subscription_read(&r.name, max, wait)
-                .map_err(status)
-        })
-        .await?;
+        let events = super::live::read_subscription(&self.app, &r.name, max, wait)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::ReadSubscriptionResponse {
             events: events.into_iter().map(event).collect(),
         }))

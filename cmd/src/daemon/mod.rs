@@ -11,6 +11,7 @@ mod blobs;
 pub mod config;
 mod error;
 mod grpc;
+mod live;
 mod metrics;
 mod p2p;
 mod resp;
@@ -258,6 +259,7 @@ fn open(config: &Config) -> Result<App> {
     }
     let p2p = p2p::P2p::new(config, &stores)?;
     Ok(App {
+        live: live::Live::new(&log),
         log,
         stores,
         keys,
@@ -396,6 +398,13 @@ async fn serve(config: Config) -> Result<()> {
         tokio::spawn(resp::serve(app.clone(), listener));
     }
     p2p::start(&config, &app).await?;
+    tokio::spawn(live::tail(app.clone()));
+    let files = raise_open_files();
+    tracing::info!(
+        open_files = files,
+        "each connection and subscriber holds one file: about {} at once",
+        files.saturating_sub(64)
+    );
     tracing::info!(%local, peer_id = %app.log.identity().peer_id(), "hydra daemon started");
     println!("listening on http://{local}");
     let a = app.clone();
@@ -406,6 +415,7 @@ async fn serve(config: Config) -> Result<()> {
             // Ends live subscriptions, so their connections can close.
             a.shutting_down
                 .store(true, std::sync::atomic::Ordering::SeqCst);
+            a.live.close();
         })
         .await?;
     let log = app.log.clone();
@@ -413,6 +423,24 @@ async fn serve(config: Config) -> Result<()> {
     let _ = std::fs::remove_file(&address_file);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one (a subscriber is a
+/// connection, a connection a file: the usual soft limit of 1,024 would cap
+/// subscribers below that); returns the limit now in force.
+fn raise_open_files() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!("could not raise the open-file limit: {e}");
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 async fn shutdown_signal() {

@@ -41,50 +41,23 @@ fn start(headers: &HeaderMap, from: Option<u64>) -> ApiResult<Option<u64>> {
     }
 }
 
-/// Counts open subscriptions in the metrics while it lives.
-struct Open(Shared);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.metrics.subscriptions.dec();
-    }
-}
-
-/// Runs a subscription on a blocking thread, each event an SSE message
-/// whose `id:` is its version (stream) or position (`$all`), so that
-/// `Last-Event-ID` resumes exactly after a reconnect.
+/// Follows the live feed (see `live.rs`) on an async task, each event an
+/// SSE message whose `id:` is its version (stream) or position (`$all`),
+/// so that `Last-Event-ID` resumes exactly after a reconnect. A client
+/// that stops reading fills its connection's buffer, then its follower
+/// falls behind the feed and reads from the log when it resumes.
 async fn sse(
     app: Shared,
     target: Target,
     from: Option<u64>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let a = app.clone();
-    let t = target.clone();
-    let mut sub = blocking(&app, move || Ok(a.log.subscribe(t, from)?)).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
-    app.metrics.subscriptions.inc();
-    let open = Open(app.clone());
     let by_version = matches!(target, Target::Stream(_));
-    tokio::task::spawn_blocking(move || {
-        let app = &open.0;
-        while !app.shutting_down() && !tx.is_closed() {
-            match sub.next_timeout(Duration::from_millis(250)) {
-                Ok(Some(e)) => {
-                    let id = if by_version { e.version } else { e.position };
-                    let data =
-                        serde_json::to_string(&EventOut::new(&e, false)).expect("serialises");
-                    app.metrics.events_read.inc();
-                    if tx
-                        .blocking_send(Event::default().id(id.to_string()).data(data))
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                Ok(None) => {}
-                Err(_) => break,
-            }
-        }
+    let follower = app.live.follow(&app, target, from).await?;
+    let rx = super::live::to_channel(&app, follower, 64, move |e| {
+        let e = e.ok()?;
+        let id = if by_version { e.version } else { e.position };
+        let data = serde_json::to_string(&EventOut::new(&e, false)).expect("serialises");
+        Some(Event::default().id(id.to_string()).data(data))
     });
     let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
@@ -195,11 +168,7 @@ pub async fn read(
             .unwrap_or(0)
             .min(app.timeout.as_millis() as u64 / 2),
     );
-    let a = app.clone();
-    let events = blocking(&app, move || {
-        Ok(a.log.subscription_read(&name, max, wait)?)
-    })
-    .await?;
+    let events = super::live::read_subscription(&app, &name, max, wait).await?;
     let out: Vec<_> = events.iter().map(|e| EventOut::new(e, false)).collect();
     Ok(Json(serde_json::to_value(out).expect("serialises")).into_response())
 }

@@ -11,6 +11,7 @@ mod replica;
 mod resp;
 mod streams;
 mod streams_in_buckets;
+mod subscribers;
 mod transfer;
 mod volume;
 

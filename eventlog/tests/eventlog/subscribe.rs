@@ -216,3 +216,112 @@ fn persistent_subscriptions_window_ack_and_resume_after_restart() {
         Err(Error::SubscriptionNotFound(_))
     ));
 }
+
+/// A feed that reads each commit once and offers its events to many
+/// subscriptions: each takes exactly its own, in order; one that misses
+/// part of the feed says so and reads the rest from the log.
+#[test]
+fn subscriptions_take_their_events_from_a_shared_feed_and_read_what_they_missed() {
+    use hydra_eventlog::{AllFilter, Direction, Offered, RecordedEvent, Subscription};
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    fill(&log, &sid("a"), 10);
+    let (tx, rx) = std::sync::mpsc::channel();
+    log.on_commit(move |next| {
+        let _ = tx.send(next);
+    });
+    // From the start (catching up first), from now, and $all filtered.
+    let mut subs: Vec<(Subscription, Vec<RecordedEvent>)> = vec![
+        (
+            log.subscribe(Target::Stream(sid("a")), Some(0)).unwrap(),
+            vec![],
+        ),
+        (
+            log.subscribe(Target::Stream(sid("b")), None).unwrap(),
+            vec![],
+        ),
+        (
+            log.subscribe(
+                Target::All {
+                    stream_prefix: Some("b".into()),
+                    event_types: vec![],
+                },
+                None,
+            )
+            .unwrap(),
+            vec![],
+        ),
+    ];
+    // Catch up: what is already in the log.
+    for (sub, got) in &mut subs {
+        loop {
+            let page = sub.poll().unwrap();
+            if page.is_empty() {
+                break;
+            }
+            got.extend(page);
+        }
+    }
+    assert_eq!(subs[0].1.len(), 10);
+    let mut fed = log.next_position();
+    for round in 0..30u64 {
+        for s in ["a", "b", "c"] {
+            log.append(
+                &sid(s),
+                ExpectedVersion::Any,
+                vec![ev("E", &format!("{round}"))],
+            )
+            .unwrap();
+        }
+        let next = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        while let Ok(n) = rx.try_recv() {
+            assert!(n >= next);
+        }
+        let next = log.next_position().max(next);
+        let events: Vec<RecordedEvent> = log
+            .read_all(
+                Some(fed),
+                next - fed,
+                Direction::Forward,
+                AllFilter::default(),
+            )
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let batch_from = fed;
+        fed = next;
+        for (i, (sub, got)) in subs.iter_mut().enumerate() {
+            // Subscription 1 misses every fifth batch; subscription 2,
+            // on $all, notices by the batch's first position.
+            if round % 5 == 2 && i > 0 {
+                continue;
+            }
+            let mut missed = i == 2 && sub.cursor() < batch_from;
+            for e in &events {
+                if missed {
+                    break;
+                }
+                match sub.offer(e) {
+                    Offered::Taken => got.push(e.clone()),
+                    Offered::Passed => {}
+                    Offered::Gap => missed = true,
+                }
+            }
+            if missed {
+                loop {
+                    let page = sub.poll().unwrap();
+                    if page.is_empty() {
+                        break;
+                    }
+                    got.extend(page);
+                }
+            } else {
+                sub.offered_through(next);
+            }
+        }
+    }
+    let versions = |got: &[RecordedEvent]| got.iter().map(|e| e.version).collect::<Vec<_>>();
+    assert_eq!(versions(&subs[0].1), (0..40).collect::<Vec<_>>());
+    assert_eq!(versions(&subs[1].1), (0..30).collect::<Vec<_>>());
+    assert!(subs[2].1.iter().all(|e| e.stream.as_str() == "b"));
+    assert_eq!(versions(&subs[2].1), (0..30).collect::<Vec<_>>());
+}

@@ -1,15 +1,14 @@
 //! `ESUB`, `EPSUB` and `EACK`: subscriptions pushed on the connection.
 //!
-//! Each subscription reads the log on blocking threads (one per stream)
-//! and sends `["message", <subscription id>, <cursor>, <event>]` pushes
+//! Each subscription follows the daemon's live feed (see `live.rs`) on an
+//! async task, one per stream, and sends `["message", <subscription id>, <cursor>, <event>]` pushes
 //! down the connection's channel; the cursor is the stream version
 //! (`ESUB`) or the global position (`EPSUB`). With a `WINDOW`, at most
 //! that many delivered events wait for an `EACK <id> <cursor>`, which
 //! acknowledges every delivered event whose cursor is at or below it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use hydra_eventlog::{StreamId, Target};
 use tokio::sync::mpsc;
@@ -25,27 +24,34 @@ use crate::daemon::app::Shared;
 struct Window {
     size: Option<usize>,
     in_flight: Mutex<VecDeque<u64>>,
-    room: Condvar,
+    room: tokio::sync::Notify,
 }
 
 impl Window {
     /// Waits for room for one more event; false if the connection is gone.
-    fn reserve(&self, closed: &dyn Fn() -> bool) -> bool {
+    async fn reserve(&self, tx: &mpsc::Sender<Reply>) -> bool {
         let Some(size) = self.size else {
             return true;
         };
-        let mut q = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        while q.len() >= size {
-            if closed() {
-                return false;
-            }
-            q = self
-                .room
-                .wait_timeout(q, Duration::from_millis(200))
+        loop {
+            // Registered before looking, so that an ack in between wakes it.
+            let room = self.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            if self
+                .in_flight
+                .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .0;
+                .len()
+                < size
+            {
+                return true;
+            }
+            tokio::select! {
+                () = room => {}
+                () = tx.closed() => return false,
+            }
         }
-        true
     }
 
     fn delivered(&self, cursor: u64) {
@@ -62,7 +68,7 @@ impl Window {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|c| *c > cursor);
-        self.room.notify_all();
+        self.room.notify_waiters();
     }
 }
 
@@ -89,7 +95,7 @@ impl Subscriptions {
         self.rx.recv().await
     }
 
-    fn start(
+    async fn start(
         &mut self,
         feeds: Vec<(Target, Option<u64>)>,
         window: Option<usize>,
@@ -100,10 +106,10 @@ impl Subscriptions {
             size: window,
             ..Window::default()
         });
-        let mut subs = Vec::new();
+        let mut followers = Vec::new();
         for (target, from) in feeds {
-            match self.app.log.subscribe(target, from) {
-                Ok(s) => subs.push(s),
+            match self.app.live.follow(&self.app, target, from).await {
+                Ok(f) => followers.push(f),
                 Err(e) => return commands::error(e),
             }
         }
@@ -114,32 +120,27 @@ impl Subscriptions {
             Reply::str(id.to_string()),
             Reply::Int(self.windows.len() as i64 + 1),
         ]));
-        for mut sub in subs {
+        for mut follower in followers {
             let (app, tx, w) = (self.app.clone(), self.tx.clone(), w.clone());
             app.metrics.subscriptions.inc();
-            tokio::task::spawn_blocking(move || {
-                let closed = || tx.is_closed() || app.shutting_down();
-                while !closed() {
-                    if !w.reserve(&closed) {
+            tokio::spawn(async move {
+                while w.reserve(&tx).await {
+                    let next = tokio::select! {
+                        e = follower.next() => e,
+                        () = tx.closed() => break,
+                    };
+                    let Some(Ok(e)) = next else { break };
+                    let cursor = if by_version { e.version } else { e.position };
+                    w.delivered(cursor);
+                    app.metrics.events_read.inc();
+                    let push = Reply::Push(vec![
+                        Reply::str("message"),
+                        Reply::str(id.to_string()),
+                        Reply::Int(cursor as i64),
+                        commands::event(&e),
+                    ]);
+                    if tx.send(push).await.is_err() {
                         break;
-                    }
-                    match sub.next_timeout(Duration::from_millis(250)) {
-                        Ok(Some(e)) => {
-                            let cursor = if by_version { e.version } else { e.position };
-                            w.delivered(cursor);
-                            app.metrics.events_read.inc();
-                            let push = Reply::Push(vec![
-                                Reply::str("message"),
-                                Reply::str(id.to_string()),
-                                Reply::Int(cursor as i64),
-                                commands::event(&e),
-                            ]);
-                            if tx.blocking_send(push).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(_) => break,
                     }
                 }
                 app.metrics.subscriptions.dec();
@@ -213,7 +214,7 @@ impl Subscriptions {
                 (Target::Stream(s), start)
             })
             .collect();
-        self.start(feeds, window, true)
+        self.start(feeds, window, true).await
     }
 
     /// `EPSUB <*|0|p,...> [FROM LATEST|<sequence>|MAP p=s ... [DEFAULT s]] [WINDOW n]`:
@@ -277,7 +278,7 @@ impl Subscriptions {
             stream_prefix: None,
             event_types: Vec::new(),
         };
-        self.start(vec![(all, from)], window, false)
+        self.start(vec![(all, from)], window, false).await
     }
 
     /// `EACK <subscription_id> <cursor>`.
