@@ -9,7 +9,7 @@ use hydra_bucket::{BucketName, BucketUpdate, CreateOptions};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::app::{Shared, blocking};
+use super::app::{Shared, blocking, committing};
 use super::error::{ApiError, ApiResult};
 
 /// `GET /volume`: the event log's volume.
@@ -72,7 +72,7 @@ pub async fn create_bucket(
         .parse()
         .map_err(|e: hydra_bucket::BucketError| ApiError::bad_request(e.to_string()))?;
     let a = app.clone();
-    let c = blocking(&app, move || {
+    let c = committing(move || {
         let store = match &body.volume {
             Some(v) => {
                 &a.stores
@@ -109,7 +109,7 @@ pub async fn update_bucket(
     Json(body): Json<UpdateBucket>,
 ) -> ApiResult<Response> {
     let a = app.clone();
-    let c = blocking(&app, move || {
+    let c = committing(move || {
         let bucket = a.bucket(&b)?;
         let store = a.store_of(bucket.name())?;
         Ok(store.update_bucket(
@@ -131,7 +131,7 @@ pub async fn delete_bucket(
     Path(b): Path<String>,
 ) -> ApiResult<Response> {
     let a = app.clone();
-    let n = blocking(&app, move || {
+    let n = committing(move || {
         let bucket = a.bucket(&b)?;
         let store = a.store_of(bucket.name())?;
         // Streams live on the event log's volume, the first.
@@ -153,7 +153,7 @@ pub struct GcQuery {
 /// `POST /gc`: collect one bucket, or every bucket the daemon can read.
 pub async fn gc(State(app): State<Shared>, Query(q): Query<GcQuery>) -> ApiResult<Response> {
     let a = app.clone();
-    let reports = blocking(&app, move || {
+    let reports = committing(move || {
         let names: Vec<String> = match q.bucket {
             Some(b) => vec![b],
             None => {
@@ -181,13 +181,13 @@ pub async fn gc(State(app): State<Shared>, Query(q): Query<GcQuery>) -> ApiResul
 /// `POST /scavenge`.
 pub async fn scavenge(State(app): State<Shared>) -> ApiResult<Response> {
     let a = app.clone();
-    Ok(Json(blocking(&app, move || Ok(a.log.scavenge()?)).await?).into_response())
+    Ok(Json(committing(move || Ok(a.log.scavenge()?)).await?).into_response())
 }
 
 /// `POST /reindex`.
 pub async fn reindex(State(app): State<Shared>) -> ApiResult<Response> {
     let a = app.clone();
-    Ok(Json(blocking(&app, move || Ok(a.log.reindex()?)).await?).into_response())
+    Ok(Json(committing(move || Ok(a.log.reindex()?)).await?).into_response())
 }
 
 /// `GET /export?stream=S&stream=T` or `?bucket=B`: a CARv1 file of the
@@ -285,7 +285,7 @@ pub async fn import(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     drop(f);
     let a = app.clone();
-    let r = blocking(&app, move || {
+    let r = committing(move || {
         let bucket = crate::cli::transfer::bucket_of(file.path())
             .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
         let Some(name) = bucket else {

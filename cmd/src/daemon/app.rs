@@ -68,8 +68,21 @@ impl App {
     }
 }
 
-/// Runs blocking storage work off the async threads, within the request
-/// timeout.
+/// Runs a change (an append, a delete, a collection, an import) off the
+/// async threads and answers once it is known, however long that takes:
+/// the request timeout that turns a slow read into a 503 would report a
+/// failure for an append that then commits, and a client that retries it
+/// without event ids would write it twice.
+pub async fn committing<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("request worker failed: {e}")))?
+}
+
+/// Runs blocking storage work that changes nothing off the async threads,
+/// within the request timeout.
 pub async fn blocking<T: Send + 'static>(
     app: &Shared,
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,

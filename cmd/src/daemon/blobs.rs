@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::app::{Shared, blocking};
+use super::app::{Shared, blocking, committing};
 use super::error::{ApiError, ApiResult};
 
 fn parse_ref(s: &str) -> ApiResult<Ref> {
@@ -73,7 +73,7 @@ pub async fn put_block(
 ) -> ApiResult<Response> {
     let a = app.clone();
     let n = body.len() as u64;
-    let r = blocking(&app, move || {
+    let r = committing(move || {
         let bucket = a.writable_bucket(&b)?;
         let r = bucket.put(Codec::Raw, &body)?;
         if q.pin.unwrap_or(false) {
@@ -120,7 +120,7 @@ pub async fn delete_block(
     let r = parse_ref(&r)?;
     let a = app.clone();
     let bb = b.clone();
-    let existed = blocking(&app, move || {
+    let existed = committing(move || {
         let bucket = a.writable_bucket(&bb)?;
         bucket.remove_root(&format!("pin/{r}"))?;
         Ok(bucket.delete(&r)?)
@@ -282,11 +282,7 @@ pub async fn delete_object(
 ) -> ApiResult<Response> {
     let a = app.clone();
     let (bb, k) = (b.clone(), key.clone());
-    if blocking(&app, move || {
-        Ok(a.writable_bucket(&bb)?.remove_object(&k)?)
-    })
-    .await?
-    {
+    if committing(move || Ok(a.writable_bucket(&bb)?.remove_object(&k)?)).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found(format!(

@@ -318,7 +318,8 @@ pub struct Limits {
     /// stream and have no limit).
     #[serde(default = "default_body")]
     pub body_bytes: usize,
-    /// Longest a request may take, except streams and uploads.
+    /// Longest a read may take before a 503 (not streaming reads,
+    /// subscriptions or uploads); changes answer once committed.
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use super::app::{Shared, blocking};
+use super::app::{Shared, blocking, committing};
 use super::error::{ApiError, ApiResult};
 use crate::events::{EventOut, event_json_exact, parse_events};
 
@@ -65,7 +65,7 @@ pub async fn append(
         bucket,
         ..StreamWrite::new(stream, expected, events)
     };
-    let r = blocking(&app, move || Ok(a.log.write(write)?)).await?;
+    let r = committing(move || Ok(a.log.write(write)?)).await?;
     app.metrics
         .append_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -260,7 +260,7 @@ pub async fn delete(
     let expected = expected(q.expected_version.as_deref(), &headers)?;
     let hard = q.hard.unwrap_or(false);
     let a = app.clone();
-    blocking(&app, move || Ok(a.log.delete(&stream, expected, hard)?)).await?;
+    committing(move || Ok(a.log.delete(&stream, expected, hard)?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -285,7 +285,7 @@ pub async fn set_metadata(
     let m: StreamMetadata = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("bad metadata: {e}")))?;
     let a = app.clone();
-    blocking(&app, move || Ok(a.log.set_metadata(&stream, m)?)).await?;
+    committing(move || Ok(a.log.set_metadata(&stream, m)?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -297,7 +297,7 @@ pub async fn save_snapshot(
 ) -> ApiResult<Response> {
     let stream = stream_id(id)?;
     let a = app.clone();
-    let r = blocking(&app, move || {
+    let r = committing(move || {
         Ok(a.log
             .save_snapshot(&stream, version, body.to_vec(), Vec::new())?)
     })
@@ -350,7 +350,7 @@ pub async fn delete_snapshot(
     let stream = stream_id(id)?;
     let a = app.clone();
     let s = stream.clone();
-    if blocking(&app, move || Ok(a.log.delete_snapshot(&s, version)?)).await? {
+    if committing(move || Ok(a.log.delete_snapshot(&s, version)?)).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found(format!(
@@ -366,7 +366,7 @@ pub async fn delete_snapshots(
 ) -> ApiResult<Response> {
     let stream = stream_id(id)?;
     let a = app.clone();
-    let n = blocking(&app, move || Ok(a.log.delete_snapshots(&stream)?)).await?;
+    let n = committing(move || Ok(a.log.delete_snapshots(&stream)?)).await?;
     Ok(Json(json!({"deleted": n})).into_response())
 }
 

@@ -863,6 +863,59 @@ fn bad_configs_are_refused_with_the_key_and_line() {
     drop(d);
 }
 
+/// A change that outlasts the request timeout is answered when it is done,
+/// never with a 503 while it goes on to commit.
+#[test]
+fn an_append_that_outlasts_the_request_timeout_is_answered_when_it_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hydra.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "volumes:\n  - id: main\n    path: {}\nlimits:\n  request_timeout_secs: 1\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let c = client();
+    let batch = format!(
+        "[{}]",
+        (0..1000)
+            .map(|i| format!(r#"{{"type":"Bulk","data":{i}}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for i in 0..300 {
+        let r = c
+            .post(d.at(&format!("/streams/bulk-{}", i % 10)))
+            .body(batch.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // A reindex of 300,000 events holds the writer for seconds; an append
+    // queued behind it waits longer than the timeout.
+    let url = d.at("/reindex");
+    let reindex = std::thread::spawn(move || client().post(url).send().unwrap().status());
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let r = c
+        .post(d.at("/streams/late"))
+        .body(r#"{"type":"Late","data":1}"#)
+        .send()
+        .unwrap();
+    let waited = t.elapsed();
+    assert_eq!(r.status(), 201, "answered when it committed");
+    assert!(
+        waited > Duration::from_secs(1),
+        "the append waited {waited:?}: the writer was not held past the timeout"
+    );
+    assert_eq!(reindex.join().unwrap(), 200);
+    let events = json_of(c.get(d.at("/streams/late")).send().unwrap());
+    assert_eq!(events.as_array().unwrap().len(), 1);
+}
+
 /// curl: a client nobody here wrote.
 #[test]
 fn curl_drives_the_api() {
