@@ -392,6 +392,43 @@ impl EventLog {
             .remove(0))
     }
 
+    /// Runs several appends, each on its own (one may fail while the others
+    /// succeed), in the order given, in as few commits as the group commit
+    /// takes (one, unless they are many): what a connection's pipelined
+    /// commands ask. Later ones see the earlier ones, as sequential appends
+    /// would. Results come in the order given.
+    pub fn write_each(&self, writes: Vec<StreamWrite>) -> Vec<Result<AppendResult, Error>> {
+        let n = writes.len();
+        let (reply, answers) = mpsc::channel();
+        // Queued together, in order: a leader takes them all at once, and
+        // answers them in that order.
+        {
+            let mut queue = lock(&self.inner.queue);
+            for w in writes {
+                queue.push(Request::Append {
+                    writes: vec![w],
+                    reply: reply.clone(),
+                });
+            }
+        }
+        drop(reply);
+        let mut out = Vec::with_capacity(n);
+        let mut may_lead = true;
+        while out.len() < n {
+            if may_lead && let Err(e) = self.lead() {
+                out.resize_with(n, || Err(e.clone()));
+                break;
+            }
+            may_lead = false;
+            match answers.recv() {
+                Ok(Msg::Done(r)) => out.push(r.map(|mut r| r.remove(0))),
+                Ok(Msg::Lead) => may_lead = true,
+                Err(_) => out.resize_with(n, || Err(Error::Closed)),
+            }
+        }
+        out
+    }
+
     /// Appends to several streams, each with its own expectation, all or
     /// nothing (SierraDB's EMAPPEND). Results come in the order given.
     pub fn append_multi(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>, Error> {

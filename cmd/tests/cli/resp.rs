@@ -200,3 +200,115 @@ fn raw_protocol_edges() {
     let mut ok = TcpStream::connect(&addr).unwrap();
     assert_eq!(send(&mut ok, &cmd(&["PING"])), b"+PONG\r\n");
 }
+
+/// The daemon's `hydra_commits` gauge.
+fn commits(d: &Daemon) -> u64 {
+    let text = reqwest::blocking::get(d.at("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("hydra_commits "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// EAPPENDs pipelined on one connection share a commit and answer in
+/// order, each on its own: a wrong expected version in the middle fails
+/// alone, and a malformed one answers its own error.
+#[test]
+fn pipelined_appends_share_a_commit_and_answer_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, addr) = start(dir.path());
+    let mut s = TcpStream::connect(&addr).unwrap();
+    send(&mut s, &cmd(&["HELLO", "3"]));
+    let before = commits(&d);
+    let mut pipeline = Vec::new();
+    for i in 0..64u64 {
+        let expected = match i {
+            10 => "99".to_owned(),
+            i => (i.saturating_sub(1) - u64::from(i > 10)).to_string(),
+        };
+        let expected = if i == 0 { "empty".to_owned() } else { expected };
+        if i == 20 {
+            pipeline.extend(cmd(&["EAPPEND", "piped"]));
+        }
+        pipeline.extend(cmd(&[
+            "EAPPEND",
+            "piped",
+            "E",
+            "EXPECTED_VERSION",
+            &expected,
+            "PAYLOAD",
+            &i.to_string(),
+        ]));
+    }
+    // 65 replies: 63 appends, a wrong version, a syntax error.
+    let text = send_until(&mut s, &pipeline, "stream_version", 63);
+    let versions: Vec<u64> = text
+        .split("stream_version\r\n:")
+        .skip(1)
+        .map(|rest| rest.split("\r\n").next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(versions, (0..63).collect::<Vec<_>>(), "{text}");
+    assert!(text.contains("-WRONGVER"), "{text}");
+    assert!(
+        commits(&d) - before <= 2,
+        "{} commits",
+        commits(&d) - before
+    );
+}
+
+/// Sends `bytes`, then reads until `marker` has come `n` times.
+fn send_until(s: &mut TcpStream, bytes: &[u8], marker: &str, n: usize) -> String {
+    s.write_all(bytes).unwrap();
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while text.matches(marker).count() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n}",
+            text.matches(marker).count()
+        );
+        text.push_str(&String::from_utf8_lossy(&send(s, b"")));
+    }
+    text
+}
+
+/// Scans answer in bounded pages: at most 10,000 events whatever the
+/// COUNT, and no more events once 16 MiB of payload is in the page.
+#[test]
+fn scans_answer_in_bounded_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, addr) = start(dir.path());
+    let mut s = TcpStream::connect(&addr).unwrap();
+    send(&mut s, &cmd(&["HELLO", "3"]));
+    let appends: Vec<u8> = (0..12_000)
+        .flat_map(|_| cmd(&["EAPPEND", "many", "E", "PAYLOAD", "x"]))
+        .collect();
+    send_until(&mut s, &appends, "stream_version", 12_000);
+    let page = send_until(
+        &mut s,
+        &cmd(&["ESCAN", "many", "-", "+", "COUNT", "100000000"]),
+        "event_id",
+        10_000,
+    );
+    assert_eq!(page.matches("event_id").count(), 10_000);
+    assert!(page.contains("has_more\r\n#t"), "more to come");
+
+    let mib = "y".repeat(1 << 20);
+    let big: Vec<u8> = (0..20)
+        .flat_map(|_| cmd(&["EAPPEND", "large", "E", "PAYLOAD", &mib]))
+        .collect();
+    send_until(&mut s, &big, "stream_version", 20);
+    let text = send_until(
+        &mut s,
+        &cmd(&["ESCAN", "large", "-", "+", "COUNT", "100"]),
+        "has_more",
+        1,
+    );
+    assert_eq!(text.matches("event_id").count(), 16, "16 MiB of payload");
+    assert!(text.contains("has_more\r\n#t"));
+}

@@ -64,3 +64,44 @@ fn concurrent_writers_with_optimistic_concurrency() {
     assert_eq!(all, (0..2 * WRITERS * EACH).collect::<Vec<_>>());
     eprintln!("{conflicts} conflicts retried");
 }
+
+/// Appends handed over together (a connection's pipelined commands) run in
+/// order, each on its own, in one commit.
+#[test]
+fn appends_handed_over_together_run_in_order_in_one_commit() {
+    use hydra_eventlog::StreamWrite;
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let s = sid("piped");
+    let before = log.commits();
+    // Each expects the version the one before it made; the fourth expects
+    // a wrong one and fails alone.
+    let writes: Vec<StreamWrite> = (0..16u64)
+        .map(|i| {
+            let expected = match i {
+                0 => ExpectedVersion::NoStream,
+                3 => ExpectedVersion::Exact(99),
+                i if i > 3 => ExpectedVersion::Exact(i - 2),
+                i => ExpectedVersion::Exact(i - 1),
+            };
+            StreamWrite::new(s.clone(), expected, vec![ev("E", &format!("{i}"))])
+        })
+        .collect();
+    let results = log.write_each(writes);
+    assert_eq!(log.commits() - before, 1, "one commit for all of them");
+    for (i, r) in results.iter().enumerate() {
+        match i {
+            3 => assert!(
+                matches!(r, Err(Error::WrongExpectedVersion { .. })),
+                "{r:?}"
+            ),
+            _ => assert_eq!(r.as_ref().unwrap().version, i as u64 - u64::from(i > 3)),
+        }
+    }
+    let data: Vec<String> = read_all_of(&log, &s)
+        .into_iter()
+        .map(|e| String::from_utf8(e.data).unwrap())
+        .collect();
+    let want: Vec<String> = (0..16).filter(|i| *i != 3).map(|i| i.to_string()).collect();
+    assert_eq!(data, want);
+}

@@ -22,6 +22,13 @@ pub const PARTITION_NAMESPACE: Uuid = Uuid::from_u128(0x6879_6472_6100_4000_8000
 /// Most events one `ESCAN`/`EPSCAN` returns without a `COUNT`.
 const DEFAULT_COUNT: u64 = 1000;
 
+/// Most events one scan returns, whatever its `COUNT`, and the payload
+/// and metadata bytes past which it stops adding more: a larger answer
+/// comes in pages (`has_more`), so that no command makes the daemon hold
+/// more than about this for a connection.
+pub const MAX_COUNT: u64 = 10_000;
+pub const MAX_SCAN_BYTES: usize = 16 << 20;
+
 pub fn partition_key(stream: &StreamId) -> Uuid {
     Uuid::new_v5(&PARTITION_NAMESPACE, stream.as_str().as_bytes())
 }
@@ -111,27 +118,53 @@ fn event_options(
 /// `EAPPEND <stream> <event_type> [EVENT_ID id] [PARTITION_KEY uuid]
 /// [EXPECTED_VERSION n|any|exists|empty] [TIMESTAMP ms] [PAYLOAD b]
 /// [METADATA b]`.
-pub fn eappend(app: &App, mut args: Args) -> ArgResult<Reply> {
+///
+/// Consecutive `EAPPEND`s a connection has already received (pipelined)
+/// run together: each on its own and in order, in one group commit.
+pub fn eappends(app: &App, commands: Vec<Args>) -> Vec<Reply> {
+    // Parsed first; those that parse go to the log together.
+    let parsed: Vec<ArgResult<(StreamWrite, Option<Uuid>)>> =
+        commands.into_iter().map(parse_eappend).collect();
+    let writes = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().map(|(w, _)| w.clone()))
+        .collect();
+    let mut results = app.log.write_each(writes).into_iter();
+    parsed
+        .into_iter()
+        .map(|p| {
+            let (w, pk) = p?;
+            let r = results
+                .next()
+                .expect("one result per write")
+                .map_err(error)?;
+            app.metrics.appends.inc();
+            app.metrics.events_appended.inc();
+            let e = app.log.event_at(r.position).map_err(error)?;
+            Ok(Reply::map([
+                ("event_id", Reply::str(e.id.to_string())),
+                (
+                    "partition_key",
+                    Reply::str(pk.unwrap_or_else(|| partition_key(&w.stream)).to_string()),
+                ),
+                ("partition_id", Reply::Int(0)),
+                ("partition_sequence", Reply::Int(r.position as i64)),
+                ("stream_version", Reply::Int(r.version as i64)),
+                ("timestamp", Reply::Int(e.timestamp as i64)),
+            ]))
+        })
+        .map(|r: ArgResult<Reply>| r.unwrap_or_else(|e| e))
+        .collect()
+}
+
+/// One `EAPPEND`'s write and partition key.
+fn parse_eappend(mut args: Args) -> ArgResult<(StreamWrite, Option<Uuid>)> {
     let stream = args.stream()?;
     let event_type = args.next_str("event name")?;
     let (mut e, expected, pk) = event_options(&mut args, true)?;
     args.finish()?;
     e.event_type = event_type;
-    let r = app.log.append(&stream, expected, vec![e]).map_err(error)?;
-    app.metrics.appends.inc();
-    app.metrics.events_appended.inc();
-    let e = app.log.event_at(r.position).map_err(error)?;
-    Ok(Reply::map([
-        ("event_id", Reply::str(e.id.to_string())),
-        (
-            "partition_key",
-            Reply::str(pk.unwrap_or_else(|| partition_key(&stream)).to_string()),
-        ),
-        ("partition_id", Reply::Int(0)),
-        ("partition_sequence", Reply::Int(r.position as i64)),
-        ("stream_version", Reply::Int(r.version as i64)),
-        ("timestamp", Reply::Int(e.timestamp as i64)),
-    ]))
+    Ok((StreamWrite::new(stream, expected, vec![e]), pk))
 }
 
 /// `EMAPPEND <partition_key> <stream> <type> [options] [<stream> <type>
@@ -228,21 +261,23 @@ pub fn escan(app: &App, mut args: Args) -> ArgResult<Reply> {
     let start = args.bound("start version")?.unwrap_or(0);
     let end = args.bound("end version")?;
     let count = count_option(&mut args)?;
-    let events = match app.log.read(
+    match app.log.read(
         &stream,
         ReadFrom::Version(start),
         count.saturating_add(1),
         Direction::Forward,
     ) {
-        Ok(it) => it.collect::<Result<Vec<_>, _>>().map_err(error)?,
-        Err(LogError::StreamNotFound(_)) => Vec::new(),
-        Err(e) => return Err(error(e)),
-    };
-    let events = events
-        .into_iter()
-        .filter(|e| end.is_none_or(|end| e.version <= end))
-        .collect();
-    Ok(scan_page(app, events, count))
+        Ok(it) => scan_page(
+            app,
+            it.take_while(|e| {
+                e.as_ref()
+                    .map_or(true, |e| end.is_none_or(|end| e.version <= end))
+            }),
+            count,
+        ),
+        Err(LogError::StreamNotFound(_)) => scan_page(app, std::iter::empty(), count),
+        Err(e) => Err(error(e)),
+    }
 }
 
 /// `ESVER <stream> [PARTITION_KEY uuid]`: the last version, or null.
@@ -286,25 +321,37 @@ pub fn epscan(app: &App, mut args: Args) -> ArgResult<Reply> {
             Direction::Forward,
             AllFilter::default(),
         )
-        .filter(|e| {
+        .take_while(|e| {
             e.as_ref()
                 .map_or(true, |e| end.is_none_or(|end| e.position <= end))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(error)?;
-    Ok(scan_page(app, events, count))
+        });
+    scan_page(app, events, count)
 }
 
-/// A scan's answer: at most `count` of `events` (read one past it, to know
-/// whether there are more), as `{has_more, events}`.
-fn scan_page(app: &App, mut events: Vec<RecordedEvent>, count: u64) -> Reply {
-    let has_more = events.len() as u64 > count;
-    events.truncate(count as usize);
-    app.metrics.events_read.inc_by(events.len() as u64);
-    Reply::map([
+/// A scan's answer, `{has_more, events}`: at most `count` (and
+/// [`MAX_COUNT`]) of `events`, fewer past [`MAX_SCAN_BYTES`]; `has_more`
+/// when one more was there.
+fn scan_page(
+    app: &App,
+    events: impl Iterator<Item = Result<RecordedEvent, LogError>>,
+    count: u64,
+) -> ArgResult<Reply> {
+    let count = count.min(MAX_COUNT) as usize;
+    let (mut page, mut bytes, mut has_more) = (Vec::new(), 0, false);
+    for e in events {
+        let e = e.map_err(error)?;
+        if page.len() == count || bytes >= MAX_SCAN_BYTES {
+            has_more = true;
+            break;
+        }
+        bytes += e.data.len() + e.metadata.len();
+        page.push(event(&e));
+    }
+    app.metrics.events_read.inc_by(page.len() as u64);
+    Ok(Reply::map([
         ("has_more", Reply::Bool(has_more)),
-        ("events", Reply::Array(events.iter().map(event).collect())),
-    ])
+        ("events", Reply::Array(page)),
+    ]))
 }
 
 /// `EPSEQ <partition>`: the last position, or null when empty.

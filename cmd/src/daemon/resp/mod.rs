@@ -25,6 +25,15 @@ use super::app::Shared;
 /// Largest frame (and unread input) a connection may send.
 pub const MAX_FRAME: usize = 64 << 20;
 
+/// Most pipelined EAPPENDs that go to the log together.
+const PIPELINED_APPENDS: usize = 256;
+
+fn is_eappend(words: &[Vec<u8>]) -> bool {
+    words
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"EAPPEND"))
+}
+
 /// Accepts connections until the daemon shuts down.
 pub async fn serve(app: Shared, listener: TcpListener) {
     loop {
@@ -91,27 +100,43 @@ impl Connection {
     async fn run(mut self) -> std::io::Result<()> {
         let mut buf = vec![0u8; 64 << 10];
         loop {
-            // Answer every complete frame already read (pipelining).
+            // Answer every complete frame already read (pipelining); a run
+            // of EAPPENDs goes to the log together.
+            let mut next = self.next_command();
             loop {
-                match self.next_command() {
-                    Ok(Some(words)) => {
-                        let outcome = self.dispatch(words).await;
-                        match outcome {
-                            Outcome::Reply(r) => r.encode(self.version, &mut self.output),
-                            Outcome::Close(r) => {
-                                r.encode(self.version, &mut self.output);
-                                self.socket.write_all(&self.output).await?;
-                                return Ok(());
-                            }
-                        }
-                    }
+                let words = match next {
+                    Ok(Some(words)) => words,
                     Ok(None) => break,
                     Err(reply) => {
                         reply.encode(self.version, &mut self.output);
                         self.socket.write_all(&self.output).await?;
                         return Ok(());
                     }
+                };
+                if is_eappend(&words) {
+                    let mut run = vec![words];
+                    next = self.next_command();
+                    while run.len() < PIPELINED_APPENDS
+                        && let Ok(Some(w)) = &next
+                        && is_eappend(w)
+                    {
+                        run.push(next.expect("matched").expect("matched"));
+                        next = self.next_command();
+                    }
+                    for r in self.eappends(run).await {
+                        r.encode(self.version, &mut self.output);
+                    }
+                    continue;
                 }
+                match self.dispatch(words).await {
+                    Outcome::Reply(r) => r.encode(self.version, &mut self.output),
+                    Outcome::Close(r) => {
+                        r.encode(self.version, &mut self.output);
+                        self.socket.write_all(&self.output).await?;
+                        return Ok(());
+                    }
+                }
+                next = self.next_command();
             }
             if !self.output.is_empty() {
                 self.socket.write_all(&self.output).await?;
@@ -142,12 +167,25 @@ impl Connection {
         take_command(&mut self.input)
     }
 
+    /// Runs EAPPENDs (each command's words after its name) together.
+    async fn eappends(&self, run: Vec<Vec<Vec<u8>>>) -> Vec<Reply> {
+        let n = run.len();
+        let commands = run
+            .into_iter()
+            .map(|words| Args::new(words.into_iter().skip(1).collect()))
+            .collect();
+        let app = self.app.clone();
+        match tokio::task::spawn_blocking(move || commands::eappends(&app, commands)).await {
+            Ok(replies) => replies,
+            Err(e) => vec![Reply::err("ERR", format!("command failed: {e}")); n],
+        }
+    }
+
     async fn dispatch(&mut self, words: Vec<Vec<u8>>) -> Outcome {
         let mut words = words.into_iter();
         let name = String::from_utf8_lossy(&words.next().unwrap_or_default()).to_uppercase();
         let args = Args::new(words.collect());
         let storage: Option<StorageCommand> = match name.as_str() {
-            "EAPPEND" => Some(commands::eappend),
             "EMAPPEND" => Some(commands::emappend),
             "EGET" => Some(commands::eget),
             "ESCAN" => Some(commands::escan),
