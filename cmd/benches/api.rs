@@ -1,9 +1,13 @@
 //! API load: durable single-event appends from 1, 8 and 64 concurrent
 //! clients over HTTP, gRPC and RESP3 (with `redis-benchmark`, pipelined and
 //! not), against one real daemon (release build) on loopback; then
-//! Server-Sent Events fan-out to 100 subscribers. With `SIERRADB=<path to
-//! the sierradb-server binary>`, the same `redis-benchmark` load runs
-//! against SierraDB in the same run, for the ratio.
+//! Server-Sent Events fan-out to 100 subscribers; then the load an
+//! operator would run: 8 appending clients for some seconds with 0, 1,000
+//! and 10,000 SSE subscribers (`HYDRA_BENCH_SUBSCRIBERS`, comma-separated;
+//! `HYDRA_BENCH_SECONDS`, default 10), each on a fresh daemon. With
+//! `SIERRADB=<path to the sierradb-server binary>`, the same
+//! `redis-benchmark` load runs against SierraDB in the same run, for the
+//! ratio.
 //!
 //! Run: `cargo bench -p hydra --bench api` (prints Markdown).
 
@@ -26,7 +30,7 @@ impl Drop for Server {
 
 /// The daemon, with its HTTP URL, RESP and gRPC addresses.
 struct Daemon {
-    _server: Server,
+    server: Server,
     url: String,
     resp: String,
     grpc: String,
@@ -59,7 +63,7 @@ fn start(dir: &std::path::Path) -> Daemon {
     // Keep the pipe open for the daemon's lifetime.
     std::mem::forget(out);
     Daemon {
-        _server: Server(child),
+        server: Server(child),
         url,
         resp,
         grpc,
@@ -268,6 +272,119 @@ fn fan_out(url: &str, subscribers: usize, events: usize) -> (f64, Duration) {
     ((subscribers * events) as f64 / took.as_secs_f64(), took)
 }
 
+/// What a load run measured.
+struct Load {
+    appends: Figure,
+    deliveries: f64,
+    errors: usize,
+    rss_mib: u64,
+}
+
+/// `appenders` clients appending single events to 100 streams for
+/// `seconds`, while `subscribers` SSE subscribers (half on one of the
+/// streams, half on `$all` filtered to one) count what they receive.
+fn load(subscribers: usize, appenders: usize, seconds: u64) -> Load {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path());
+    hydra::raise_open_files();
+    let streams = 100;
+    let (delivered, errors) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let connected = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for k in 0..subscribers {
+        let url = if k % 2 == 0 {
+            format!("{}/subscribe/streams/load-{:04}", d.url, k % streams)
+        } else {
+            format!("{}/subscribe/all?prefix=load-{:04}", d.url, k % streams)
+        };
+        let (delivered, errors, connected, done) = (
+            delivered.clone(),
+            errors.clone(),
+            connected.clone(),
+            done.clone(),
+        );
+        rt.spawn(async move {
+            let Ok(mut r) = reqwest::Client::new().get(url).send().await else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            connected.fetch_add(1, Ordering::Relaxed);
+            while !done.load(Ordering::Relaxed) {
+                match r.chunk().await {
+                    Ok(Some(c)) => {
+                        let n = c.windows(5).filter(|w| w == b"data:").count();
+                        delivered.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    while connected.load(Ordering::Relaxed) + errors.load(Ordering::Relaxed) < subscribers {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let body = format!(
+        r#"{{"type":"Load","data":{{"pad":"{}"}}}}"#,
+        "x".repeat(200)
+    );
+    let started = Instant::now();
+    let threads: Vec<_> = (0..appenders)
+        .map(|c| {
+            let (url, body, errors) = (d.url.clone(), body.clone(), errors.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                let mut lat = Vec::new();
+                let mut i = c;
+                while started.elapsed() < Duration::from_secs(seconds) {
+                    let t = Instant::now();
+                    match client
+                        .post(format!("{url}/streams/load-{:04}", i % streams))
+                        .body(body.clone())
+                        .send()
+                    {
+                        Ok(r) if r.status() == 201 => lat.push(t.elapsed()),
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    i += appenders;
+                }
+                lat
+            })
+        })
+        .collect();
+    let lat: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let appends = figure(started, lat);
+    // Deliveries still on their way count, up to a second after.
+    std::thread::sleep(Duration::from_secs(1));
+    let deliveries = delivered.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let rss_mib = std::fs::read_to_string(format!("/proc/{}/status", d.server.0.id()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1024;
+    done.store(true, Ordering::Relaxed);
+    drop(rt);
+    Load {
+        appends,
+        deliveries,
+        errors: errors.load(Ordering::Relaxed),
+        rss_mib,
+    }
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -334,4 +451,32 @@ fn main() {
         "| 100 subscribers x 2,000 events | {rate:.0} | {} ms |",
         ms(took)
     );
+    drop(d);
+
+    let seconds = std::env::var("HYDRA_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let counts: Vec<usize> = std::env::var("HYDRA_BENCH_SUBSCRIBERS")
+        .unwrap_or_else(|_| "0,1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    println!();
+    println!(
+        "| load: 8 appenders, {seconds} s | appends/s | p50 ms | p99 ms | deliveries/s | errors | daemon peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for m in counts {
+        let l = load(m, 8, seconds);
+        println!(
+            "| {m} SSE subscribers | {:.0} | {} | {} | {:.0} | {} | {} |",
+            l.appends.0,
+            ms(l.appends.1),
+            ms(l.appends.2),
+            l.deliveries,
+            l.errors,
+            l.rss_mib
+        );
+    }
 }

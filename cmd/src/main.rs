@@ -1,22 +1,7 @@
-//! `hydra`: the command-line interface to a Hydra data directory.
-//!
-//! Exit codes: 0 success; 1 an error (one line on stderr), or a negative
-//! answer (`block has` on an absent block, `volume verify` finding
-//! corruption); 2 a usage error.
+//! `hydra`: the command-line interface to a Hydra data directory (see the
+//! library, `lib.rs`, for what it does and its exit codes).
 
-mod cli;
-mod context;
-mod daemon;
-mod events;
-mod output;
-mod remote;
-
-use std::io::ErrorKind;
 use std::process::ExitCode;
-
-use clap::Parser;
-
-use crate::cli::Cli;
 
 /// Reads allocate a few small buffers per event and open 64 KiB bundles;
 /// glibc's allocator spends a third of a `$all` read in its own
@@ -26,55 +11,5 @@ use crate::cli::Cli;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    no_huge_pages();
-    let cli = Cli::parse();
-    match cli::run(cli) {
-        Ok(code) => code,
-        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("hydra: {}", one_line(&err));
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// mimalloc asks the kernel for transparent huge pages, and each first
-/// touch of one zeroes 2 MiB: with 64 appenders that was 18% of the CPU of
-/// the 64-writer benchmark (`clear_page_erms`), and plain 4 KiB pages ran
-/// it at 1.3-1.5x the rate. Where the kernel refuses, nothing changes.
-fn no_huge_pages() {
-    #[cfg(target_os = "linux")]
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
-}
-
-/// A 32-byte key as 64 hex digits.
-pub fn hexkey(k: &[u8; 32]) -> String {
-    k.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The error and its causes on one line, without repeating a cause that
-/// the message above it already quotes.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut line = err.to_string();
-    for cause in err.chain().skip(1) {
-        let c = cause.to_string();
-        if !line.contains(&c) {
-            line.push_str(": ");
-            line.push_str(&c);
-        }
-    }
-    line.replace('\n', " ")
-}
-
-/// A closed stdout (`hydra object get k | head`) is how pipes end, not an
-/// error.
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
-            || matches!(
-                c.downcast_ref::<hydra_bucket::BucketError>(),
-                Some(hydra_bucket::BucketError::Write(e)) if e.kind() == ErrorKind::BrokenPipe
-            )
-    })
+    hydra::main()
 }

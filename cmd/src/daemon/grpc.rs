@@ -197,7 +197,7 @@ fn stream_of(
 /// the daemon goes away.
 fn follow(app: Shared, follower: super::live::Follower) -> EventStream {
     ReceiverStream::new(super::live::to_channel(&app, follower, 64, |e| {
-        Some(e.map(event).map_err(status))
+        Some(e.map(|e| event(e.event.clone())).map_err(status))
     }))
 }
 

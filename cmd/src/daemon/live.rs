@@ -52,8 +52,37 @@ const READERS: usize = 8;
 /// feed (the daemon stops).
 #[derive(Debug)]
 pub enum Batch {
-    Events { to: u64, events: Vec<RecordedEvent> },
+    Events {
+        to: u64,
+        events: Vec<Arc<LiveEvent>>,
+    },
     End,
+}
+
+/// An event as followers share it: read once, and its JSON (what SSE
+/// sends) made once, by the first follower that needs it, not once per
+/// subscriber.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub event: RecordedEvent,
+    json: std::sync::OnceLock<String>,
+}
+
+impl LiveEvent {
+    fn new(event: RecordedEvent) -> Arc<LiveEvent> {
+        Arc::new(LiveEvent {
+            event,
+            json: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The event as the HTTP API writes it.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            serde_json::to_string(&crate::events::EventOut::new(&self.event, false))
+                .expect("events serialise")
+        })
+    }
 }
 
 type Channel = broadcast::Sender<Arc<Batch>>;
@@ -66,6 +95,11 @@ struct Channels {
 }
 
 impl Channels {
+    fn is_empty(&self) -> bool {
+        self.streams.values().all(|c| c.receiver_count() == 0)
+            && self.filters.values().all(|c| c.receiver_count() == 0)
+    }
+
     fn of(&mut self, target: &Target) -> &Channel {
         let new = || broadcast::channel(RING).0;
         match target {
@@ -94,14 +128,14 @@ impl Channels {
             }
             return;
         };
-        let named: HashSet<&StreamId> = events.iter().map(|e| &e.stream).collect();
+        let named: HashSet<&StreamId> = events.iter().map(|e| &e.event.stream).collect();
         for s in named {
             if let Some(c) = self.streams.get(s) {
                 let _ = c.send(batch.clone());
             }
         }
         for (filter, c) in &self.filters {
-            if events.iter().any(|e| filter.matches(e)) {
+            if events.iter().any(|e| filter.matches(&e.event)) {
                 let _ = c.send(batch.clone());
             }
         }
@@ -169,6 +203,11 @@ pub async fn tail(app: Shared) {
     let mut fed = *committed.borrow_and_update();
     loop {
         let next = *committed.borrow_and_update();
+        if app.live.channels().is_empty() {
+            // Nobody follows: nothing to read. A follower that comes later
+            // reads these from the log when it catches up.
+            fed = next;
+        }
         while fed < next && !app.shutting_down() {
             let log = app.log.clone();
             let read = tokio::task::spawn_blocking(move || {
@@ -193,6 +232,7 @@ pub async fn tail(app: Shared) {
                 Some(last) => (last.position + 1).max(next),
                 None => next,
             };
+            let events = events.into_iter().map(LiveEvent::new).collect();
             app.live
                 .channels()
                 .send(&Arc::new(Batch::Events { to, events }));
@@ -215,12 +255,12 @@ pub struct Follower {
     /// The feed's position up to which this follower has every event;
     /// `None` while it reads the log instead.
     seen: Option<u64>,
-    buf: VecDeque<RecordedEvent>,
+    buf: VecDeque<Arc<LiveEvent>>,
 }
 
 impl Follower {
     /// The next event; `None` when the daemon stops.
-    pub async fn next(&mut self) -> Option<Result<RecordedEvent, LogError>> {
+    pub async fn next(&mut self) -> Option<Result<Arc<LiveEvent>, LogError>> {
         loop {
             if let Some(e) = self.buf.pop_front() {
                 return Some(Ok(e));
@@ -245,8 +285,8 @@ impl Follower {
                             continue;
                         }
                         let sub = self.sub.as_mut().expect("not reading");
-                        for e in events.iter().filter(|e| e.position >= seen) {
-                            match sub.offer(e) {
+                        for e in events.iter().filter(|e| e.event.position >= seen) {
+                            match sub.offer(&e.event) {
                                 Offered::Taken => self.buf.push_back(e.clone()),
                                 Offered::Passed => {}
                                 Offered::Gap => {
@@ -295,7 +335,7 @@ impl Follower {
         if page.is_empty() {
             self.seen = Some(seen);
         }
-        self.buf.extend(page);
+        self.buf.extend(page.into_iter().map(LiveEvent::new));
         Ok(())
     }
 }
@@ -308,7 +348,7 @@ pub fn to_channel<T: Send + 'static>(
     app: &Shared,
     mut follower: Follower,
     capacity: usize,
-    mut message: impl FnMut(Result<RecordedEvent, LogError>) -> Option<T> + Send + 'static,
+    mut message: impl FnMut(Result<Arc<LiveEvent>, LogError>) -> Option<T> + Send + 'static,
 ) -> tokio::sync::mpsc::Receiver<T> {
     let (tx, rx) = tokio::sync::mpsc::channel(capacity);
     let app = app.clone();

@@ -399,7 +399,7 @@ async fn serve(config: Config) -> Result<()> {
     }
     p2p::start(&config, &app).await?;
     tokio::spawn(live::tail(app.clone()));
-    let files = raise_open_files();
+    let files = crate::raise_open_files();
     tracing::info!(
         open_files = files,
         "each connection and subscriber holds one file: about {} at once",
@@ -423,24 +423,6 @@ async fn serve(config: Config) -> Result<()> {
     let _ = std::fs::remove_file(&address_file);
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Raises the soft limit on open files to the hard one (a subscriber is a
-/// connection, a connection a file: the usual soft limit of 1,024 would cap
-/// subscribers below that); returns the limit now in force.
-fn raise_open_files() -> u64 {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        let raised = rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        };
-        if let Err(e) = setrlimit(Resource::Nofile, raised) {
-            tracing::warn!("could not raise the open-file limit: {e}");
-        }
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 async fn shutdown_signal() {

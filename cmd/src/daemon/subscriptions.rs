@@ -55,9 +55,12 @@ async fn sse(
     let follower = app.live.follow(&app, target, from).await?;
     let rx = super::live::to_channel(&app, follower, 64, move |e| {
         let e = e.ok()?;
-        let id = if by_version { e.version } else { e.position };
-        let data = serde_json::to_string(&EventOut::new(&e, false)).expect("serialises");
-        Some(Event::default().id(id.to_string()).data(data))
+        let id = if by_version {
+            e.event.version
+        } else {
+            e.event.position
+        };
+        Some(Event::default().id(id.to_string()).data(e.json()))
     });
     let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

@@ -56,14 +56,7 @@ async fn sse(mut r: reqwest::Response, n: usize) -> Vec<(String, u64)> {
 #[test]
 fn thousands_of_subscribers_each_get_every_event_once_while_appends_go_on() {
     // Our own side of 2,000 connections.
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    let _ = rustix::process::setrlimit(
-        rustix::process::Resource::Nofile,
-        rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        },
-    );
+    hydra::raise_open_files();
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     let total: usize = std::env::var("HYDRA_TEST_SUBSCRIBERS")

@@ -130,6 +130,7 @@ impl Subscriptions {
                         () = tx.closed() => break,
                     };
                     let Some(Ok(e)) = next else { break };
+                    let e = &e.event;
                     let cursor = if by_version { e.version } else { e.position };
                     w.delivered(cursor);
                     app.metrics.events_read.inc();
@@ -137,7 +138,7 @@ impl Subscriptions {
                         Reply::str("message"),
                         Reply::str(id.to_string()),
                         Reply::Int(cursor as i64),
-                        commands::event(&e),
+                        commands::event(e),
                     ]);
                     if tx.send(push).await.is_err() {
                         break;
