@@ -116,7 +116,7 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
-    fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.plain.len() + 16 * self.spans.len() + 8 * self.positions.len()
     }
 

@@ -55,32 +55,12 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
         next_position: 0,
         report: ReindexReport::default(),
     };
-    // Sealed bundles first: each stream's bundles hold its versions
-    // before its edge's.
-    let mut bundled = std::collections::HashSet::new();
-    for e in w
-        .volume
-        .scan(KeyRange::prefix(layout::BUNDLES), Direction::Forward)
-    {
-        let (k, _) = e?;
-        let (num, index) =
-            layout::num_version(&k[layout::BUNDLES.len()..]).ok_or_else(|| Error::Corrupt {
-                what: "bundle key".into(),
-                reason: format!("{} bytes", k.len()),
-            })?;
-        let (b, bucket) =
-            crate::bundle::load(&*w.volume, &w.buckets, (num, index), |n| format!("#{n}"))?
-                .ok_or_else(|| Error::Corrupt {
-                    what: format!("bundle {index} of stream #{num}"),
-                    reason: "listed, then missing".into(),
-                })?;
-        bundled.insert((num, index));
-        for (i, record) in b.records().enumerate() {
-            let version = index * BUNDLE + i as u64;
-            rebuilt.add(w, (num, version), bucket, b.positions[i], record, false)?;
-        }
-    }
-    // Then the edge, in `$all` order (each stream's in version order).
+    // One pass over `$all`, in position order: each stream's events come
+    // in version order there, sealed (a pointer, or an edge copy that
+    // compaction has not reached) or on the edge, whichever of its
+    // bundles are sealed (a later one may be, while an earlier one waits
+    // in the sealing queue). Versions with no entry were scavenged.
+    let mut bundles = Bundles::default();
     for e in w
         .volume
         .scan(KeyRange::prefix(layout::LOG), Direction::Forward)
@@ -90,27 +70,35 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
             what: "log key".into(),
             reason: format!("{} bytes", k.len()),
         })?;
-        if let layout::LogEntry::Edge {
-            num,
-            version,
-            bucket,
-            leaf,
-            sealed,
-        } = layout::LogEntry::decode(v)?
-            // Not an edge copy of a sealed event (its bundle's pointer
-            // replaces it).
-            && !bundled.contains(&(num, version / BUNDLE))
-        {
-            let plain = crate::records::open_edge(
-                &w.buckets,
-                (num, version),
-                bucket,
-                &leaf,
-                sealed,
-                |n| format!("#{n}"),
-            )?;
-            rebuilt.add(w, (num, version), bucket, pos, &plain, true)?;
+        let (num, version, edge) = layout::LogEntry::peek(&v)?;
+        let (index, i) = (version / BUNDLE, (version % BUNDLE) as usize);
+        if let Some((b, bucket)) = bundles.get(w, num, index)? {
+            if b.positions[i] != pos {
+                return Err(Error::Corrupt {
+                    what: format!("stream #{num} version {version}"),
+                    reason: format!(
+                        "position {pos} holds it, its bundle says {}",
+                        b.positions[i]
+                    ),
+                });
+            }
+            rebuilt.add(w, (num, version), bucket, pos, b.record(i), false)?;
+            continue;
         }
+        let Some((bucket, _)) = edge else {
+            return Err(Error::Corrupt {
+                what: format!("stream #{num} version {version}"),
+                reason: format!("position {pos} points into bundle {index}, which is not stored"),
+            });
+        };
+        let layout::LogEntry::Edge { leaf, sealed, .. } = layout::LogEntry::decode(v)? else {
+            unreachable!("peeked as an edge record");
+        };
+        let plain =
+            crate::records::open_edge(&w.buckets, (num, version), bucket, &leaf, sealed, |n| {
+                format!("#{n}")
+            })?;
+        rebuilt.add(w, (num, version), bucket, pos, &plain, true)?;
     }
     let Rebuilt {
         mut states,
@@ -147,6 +135,35 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
     w.meta = meta;
     w.compaction.reset(meta.next_position);
     Ok(report)
+}
+
+/// Bundles a rebuild has looked up (`None`: not sealed), dropped past
+/// 256 MiB: a bundle spans at most 65,536 positions, so the pass needs
+/// few of them at once.
+#[derive(Default)]
+struct Bundles {
+    seen: HashMap<(u64, u64), Option<Loaded>>,
+    bytes: usize,
+}
+
+/// A sealed bundle and its bucket's number.
+type Loaded = (std::sync::Arc<crate::bundle::Sealed>, u32);
+
+impl Bundles {
+    fn get(&mut self, w: &Writer, num: u64, index: u64) -> Result<Option<Loaded>, Error> {
+        if let Some(b) = self.seen.get(&(num, index)) {
+            return Ok(b.clone());
+        }
+        if self.bytes > 256 << 20 {
+            self.seen.clear();
+            self.bytes = 0;
+        }
+        let b = crate::bundle::load(&*w.volume, &w.buckets, (num, index), |n| format!("#{n}"))?
+            .map(|(b, bucket)| (std::sync::Arc::new(b), bucket));
+        self.bytes += b.as_ref().map_or(16, |(b, _)| b.bytes());
+        self.seen.insert((num, index), b.clone());
+        Ok(b)
+    }
 }
 
 /// What a rebuild has gathered so far.

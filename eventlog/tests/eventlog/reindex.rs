@@ -63,3 +63,46 @@ fn a_rebuilt_index_answers_identically() {
     let log = open(dir.path());
     assert_eq!(read_all_of(&log, &sid("a")).len(), 301);
 }
+
+/// A stream whose later bundle is sealed while an earlier one still waits
+/// in the sealing queue (on the edge) reindexes in version order.
+#[test]
+fn a_bundle_sealed_before_an_earlier_one_reindexes() {
+    use hydra_eventlog::{ExpectedVersion, StreamWrite};
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let (a, b) = (sid("early"), sid("late"));
+    fill(&log, &a, 200);
+    fill(&log, &b, 200);
+    // One commit completes both first bundles: one is sealed, the other
+    // queued.
+    log.append_multi(
+        [&a, &b]
+            .iter()
+            .map(|s| {
+                StreamWrite::new(
+                    (*s).clone(),
+                    ExpectedVersion::Any,
+                    (0..56).map(|i| crate::ev("E", &format!("{i}"))).collect(),
+                )
+            })
+            .collect(),
+    )
+    .unwrap();
+    // A whole second bundle for each, sealed in the commit that writes it,
+    // while a first bundle still waits.
+    for s in [&a, &b] {
+        log.append(
+            s,
+            ExpectedVersion::Any,
+            (0..256).map(|i| crate::ev("E", &format!("{i}"))).collect(),
+        )
+        .unwrap();
+    }
+    let before = answers(&log);
+    log.reindex().unwrap();
+    assert_eq!(answers(&log), before);
+    for s in [&a, &b] {
+        assert_eq!(read_all_of(&log, s).len(), 512);
+    }
+}
