@@ -8,6 +8,7 @@
 //! answer (`block has` on an absent block, `volume verify` finding
 //! corruption); 2 a usage error.
 
+pub mod access;
 mod cli;
 mod context;
 mod daemon;

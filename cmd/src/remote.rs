@@ -28,6 +28,13 @@ pub struct Remote {
     client: Client,
 }
 
+/// How the CLI proves itself to a daemon: its token, and the CA that
+/// signed the daemon's certificate when it is not a public one.
+pub struct Access {
+    pub token: Option<String>,
+    pub cacert: Option<std::path::PathBuf>,
+}
+
 /// Percent-encodes one path segment (stream ids, keys may hold anything).
 fn seg(s: &str) -> String {
     let mut out = String::new();
@@ -47,13 +54,28 @@ fn key_path(k: &str) -> String {
 }
 
 impl Remote {
-    pub fn new(base: &str) -> Result<Remote> {
+    pub fn new(base: &str, access: &Access) -> Result<Remote> {
+        let mut client = Client::builder().timeout(None::<Duration>);
+        if let Some(token) = &access.token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("--token: not a valid header value")?;
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            client = client.default_headers(headers);
+        }
+        if let Some(path) = &access.cacert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--cacert: reading {}", path.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("--cacert: {} is not a PEM certificate", path.display()))?
+            {
+                client = client.add_root_certificate(cert);
+            }
+        }
         Ok(Remote {
             base: base.trim_end_matches('/').to_owned(),
-            client: Client::builder()
-                .timeout(None::<Duration>)
-                .build()
-                .context("building the HTTP client")?,
+            client: client.build().context("building the HTTP client")?,
         })
     }
 
@@ -261,6 +283,10 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
                     .json(&json!({ "addr": addr })),
             )?;
             writeln!(out, "connected to {}", v["peer_id"].as_str().unwrap_or(""))?;
+        }
+        Command::Token(cmd) => {
+            drop(out);
+            return crate::cli::token::run(remote, cmd);
         }
         Command::Daemon(_) => bail!("--api talks to a running daemon; start one without --api"),
     }
@@ -888,4 +914,26 @@ fn snapshot(remote: &Remote, cmd: SnapshotCmd, out: &mut impl Write) -> Result<(
         }
     }
     Ok(())
+}
+
+impl crate::cli::token::TokenAdmin for Remote {
+    fn create(&self, name: &str, scopes: &[String]) -> Result<crate::access::TokenInfo> {
+        let req = self
+            .client
+            .post(self.url("/tokens"))
+            .json(&json!({ "name": name, "scopes": scopes }));
+        Ok(self.send(req)?.json()?)
+    }
+
+    fn list(&self) -> Result<Vec<crate::access::TokenInfo>> {
+        Ok(self.send(self.get("/tokens"))?.json()?)
+    }
+
+    fn revoke(&self, name: &str) -> Result<()> {
+        self.send(
+            self.client
+                .delete(self.url(&format!("/tokens/{}", seg(name)))),
+        )?;
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@ pub(crate) mod peer;
 pub(crate) mod replicate;
 pub(crate) mod snapshot;
 pub(crate) mod stream;
+pub(crate) mod token;
 pub(crate) mod transfer;
 pub(crate) mod volume;
 
@@ -48,6 +49,15 @@ pub struct Cli {
     /// Talk to a running daemon at this URL instead of opening --data.
     #[arg(long, global = true, env = "HYDRA_API")]
     pub api: Option<String>,
+
+    /// API token for --api (see `hydra token`).
+    #[arg(long, global = true, env = "HYDRA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// CA certificate (PEM) to trust for an https:// --api, beside the
+    /// system's roots.
+    #[arg(long, global = true, env = "HYDRA_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 
     /// Key file of an encrypted bucket (or set HYDRA_KEY).
     #[arg(long, global = true, env = "HYDRA_KEY_FILE", long_help = KEY_HELP)]
@@ -90,6 +100,9 @@ pub enum Command {
     Export(transfer::ExportArgs),
     /// Verify a file from `hydra export` completely, then apply it.
     Import(transfer::ImportArgs),
+    /// API tokens: who may use the daemon's APIs, and for what.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
     /// Replication over libp2p, as the daemon runs it.
     #[command(subcommand)]
     Replicate(replicate::ReplicateCmd),
@@ -123,8 +136,12 @@ pub fn parse_bucket(s: &str) -> Result<BucketName, String> {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let access = crate::remote::Access {
+        token: cli.token,
+        cacert: cli.cacert,
+    };
     if let Some(api) = &cli.api {
-        return crate::remote::run(&crate::remote::Remote::new(api)?, cli.command);
+        return crate::remote::run(&crate::remote::Remote::new(api, &access)?, cli.command);
     }
     let ctx = Ctx {
         data: cli.data,
@@ -143,8 +160,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => transfer::export(&ctx, a),
         Command::Import(a) => transfer::import(&ctx, a),
         Command::Peer(peer::PeerCmd::Id) => peer::id(&ctx).map(|()| ExitCode::SUCCESS),
+        Command::Token(c) => token::run(
+            &crate::access::Tokens::new(ctx.store()?.volume().clone()),
+            c,
+        ),
         c @ (Command::Replicate(_) | Command::Peer(_)) => {
-            let remote = crate::remote::Remote::new(&replicate::daemon_url(&ctx)?)?;
+            let remote = crate::remote::Remote::new(&replicate::daemon_url(&ctx)?, &access)?;
             crate::remote::run(&remote, c)
         }
         Command::Daemon(a) => crate::daemon::run(&ctx, a),

@@ -307,3 +307,38 @@ pub async fn import(
     .await?;
     Ok(Json(r).into_response())
 }
+
+/// `GET /tokens`.
+pub async fn list_tokens(State(app): State<Shared>) -> Json<Vec<crate::access::TokenInfo>> {
+    Json(app.gate.list().iter().map(|t| t.info()).collect())
+}
+
+#[derive(Deserialize)]
+pub struct NewToken {
+    name: String,
+    scopes: Vec<String>,
+}
+
+/// `POST /tokens`: the answer holds the secret, which nothing keeps.
+pub async fn create_token(
+    State(app): State<Shared>,
+    Json(t): Json<NewToken>,
+) -> ApiResult<Response> {
+    let a = app.clone();
+    let (token, secret) = committing(move || Ok(a.gate.create(&t.name, &t.scopes)?)).await?;
+    let info = crate::access::TokenInfo {
+        secret: Some(secret),
+        ..token.info()
+    };
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// `DELETE /tokens/{name}`.
+pub async fn revoke_token(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let a = app.clone();
+    committing(move || Ok(a.gate.revoke(&name)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

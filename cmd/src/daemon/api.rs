@@ -6,6 +6,7 @@ use axum::routing::MethodRouter;
 use serde_json::{Map, Value, json};
 
 use super::app::Shared;
+use super::auth::{self, Rule};
 
 /// A documented route.
 #[derive(Debug, Clone)]
@@ -13,6 +14,8 @@ pub struct RouteDoc {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
+    /// Who may call it.
+    pub rule: Rule,
 }
 
 pub struct Api {
@@ -28,19 +31,25 @@ impl Api {
         }
     }
 
-    /// Adds `handler` for `method path` and documents it.
+    /// Adds `handler` for `method path` behind the token gate of `rule`,
+    /// and documents it.
     pub fn add(
         mut self,
         method: &'static str,
         path: &'static str,
         summary: &'static str,
+        rule: Rule,
         handler: MethodRouter<Shared>,
     ) -> Api {
+        let handler = handler.route_layer(axum::middleware::from_fn(move |req, next| {
+            auth::http(rule, req, next)
+        }));
         self.router = self.router.route(path, handler);
         self.routes.push(RouteDoc {
             method,
             path,
             summary,
+            rule,
         });
         self
     }
@@ -64,6 +73,7 @@ impl Api {
                 r.method.to_lowercase(),
                 json!({
                     "summary": r.summary,
+                    "x-scope": r.rule.doc(),
                     "parameters": params,
                     "responses": {"200": {"description": "success"}, "default": {"description": "an error: {\"error\": \"...\"}"}}
                 }),

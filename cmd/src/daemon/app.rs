@@ -24,6 +24,8 @@ pub struct App {
     pub p2p: super::p2p::P2p,
     /// The feed of commits every subscription follows.
     pub live: super::live::Live,
+    /// Tokens, and who may do what.
+    pub gate: super::auth::Gate,
 }
 
 pub type Shared = Arc<App>;

@@ -202,6 +202,19 @@ pub struct ApiConfig {
     /// RESP3 (Redis protocol) listen address; off unless set.
     #[serde(default)]
     pub resp: Option<String>,
+    /// `tokens` (the default): once a token exists (`hydra token
+    /// create`), every API requires one, and an API on a non-loopback
+    /// address requires one from the start. `none`: no API asks for a
+    /// token, wherever it listens (unsafe beyond loopback).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub auth: AuthMode,
+    /// `token` (the default): `/metrics` needs a token (any scope) when
+    /// tokens are required; `open`: it never does.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub metrics: MetricsAccess,
+    /// Serve HTTP, gRPC and RESP3 over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ApiConfig {
@@ -210,7 +223,62 @@ impl Default for ApiConfig {
             http: default_http(),
             grpc: None,
             resp: None,
+            auth: AuthMode::default(),
+            metrics: MetricsAccess::default(),
+            tls: None,
         }
+    }
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    Tokens,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    #[default]
+    Token,
+    Open,
+}
+
+/// PEM files for TLS (rustls).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Require client certificates signed by this CA (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ApiConfig {
+    /// Each API's name and listen address, for those that are on.
+    pub fn addresses(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("api.http", &self.http),
+            ("api.grpc", &self.grpc),
+            ("api.resp", &self.resp),
+        ]
+        .into_iter()
+        .filter_map(|(n, a)| a.as_deref().map(|a| (n, a)))
+    }
+
+    /// The first API that listens beyond loopback, if any.
+    pub fn public_address(&self) -> Option<(&'static str, &str)> {
+        self.addresses()
+            .find(|(_, a)| a.parse::<SocketAddr>().is_ok_and(|a| !a.ip().is_loopback()))
     }
 }
 
@@ -466,14 +534,21 @@ impl Config {
                 }
             }
         }
-        for (name, addr) in [
-            ("api.http", &self.api.http),
-            ("api.grpc", &self.api.grpc),
-            ("api.resp", &self.api.resp),
-        ] {
-            if let Some(a) = addr {
-                a.parse::<SocketAddr>()
-                    .map_err(|e| anyhow::anyhow!("{name}: {a:?} is not an address: {e}"))?;
+        for (name, a) in self.api.addresses() {
+            a.parse::<SocketAddr>()
+                .map_err(|e| anyhow::anyhow!("{name}: {a:?} is not an address: {e}"))?;
+        }
+        if let Some(t) = &self.api.tls {
+            for (name, f) in [
+                ("cert", Some(&t.cert)),
+                ("key", Some(&t.key)),
+                ("client_ca", t.client_ca.as_ref()),
+            ] {
+                if let Some(f) = f
+                    && !f.exists()
+                {
+                    bail!("api.tls.{name}: {} does not exist", f.display());
+                }
             }
         }
         for (i, a) in self.p2p.listen.iter().enumerate() {

@@ -120,4 +120,17 @@ impl From<hydra_eventlog::StreamIdError> for ApiError {
     }
 }
 
+impl From<crate::access::TokenError> for ApiError {
+    fn from(e: crate::access::TokenError) -> ApiError {
+        use crate::access::TokenError as T;
+        let status = match &e {
+            T::BadName(_) | T::NoScope | T::BadScope(_) => StatusCode::BAD_REQUEST,
+            T::Exists(_) => StatusCode::CONFLICT,
+            T::NotFound(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -7,10 +7,13 @@ use hydra_eventlog::{
     AllFilter, Direction, Error as LogError, ExpectedVersion, NewEvent, ReadFrom, RecordedEvent,
     StreamId, StreamWrite, Target,
 };
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::app::Shared;
+use super::auth::{Caller, Denied};
+use crate::access::Need;
 
 pub mod pb {
     tonic::include_proto!("hydra.v1");
@@ -162,6 +165,30 @@ pub struct Service {
     app: Shared,
 }
 
+impl Service {
+    /// The caller of a request whose `authorization: Bearer` metadata
+    /// allows `need` (see `auth.rs`).
+    fn admit<T>(&self, req: &Request<T>, need: &Need) -> Result<Caller, Status> {
+        let secret = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::auth::bearer);
+        self.app.gate.admit(secret, need).map_err(denied)
+    }
+}
+
+/// The gRPC status of a refusal.
+fn denied(d: Denied) -> Status {
+    match d {
+        Denied::Missing => {
+            Status::unauthenticated("a token is required: send authorization: Bearer TOKEN")
+        }
+        Denied::Unknown => Status::unauthenticated(super::auth::UNKNOWN),
+        Denied::Forbidden(m) => Status::permission_denied(m),
+    }
+}
+
 /// Runs storage work on a blocking thread.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
@@ -195,8 +222,8 @@ fn stream_of(
 
 /// Streams a subscription's follower (see `live.rs`) until the client or
 /// the daemon goes away.
-fn follow(app: Shared, follower: super::live::Follower) -> EventStream {
-    ReceiverStream::new(super::live::to_channel(&app, follower, 64, |e| {
+fn follow(app: Shared, follower: super::live::Follower, caller: &Caller) -> EventStream {
+    ReceiverStream::new(super::live::to_channel(&app, follower, caller, 64, |e| {
         Some(e.map(|e| event(e.event.clone())).map_err(status))
     }))
 }
@@ -207,6 +234,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
+        self.admit(&req, &Need::Write(req.get_ref().stream.clone()))?;
         let write = stream_write(req.into_inner())?;
         let n = write.events.len() as u64;
         let app = self.app.clone();
@@ -220,6 +248,12 @@ impl EventStore for Service {
         &self,
         req: Request<pb::AppendMultiRequest>,
     ) -> Result<Response<pb::AppendMultiResponse>, Status> {
+        let caller = self.admit(&req, &Need::Token)?;
+        for w in &req.get_ref().streams {
+            caller
+                .check(&Need::Write(w.stream.clone()))
+                .map_err(denied)?;
+        }
         let writes = req
             .into_inner()
             .streams
@@ -239,6 +273,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::ReadStreamRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let app = self.app.clone();
@@ -258,6 +293,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::ReadAllRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        self.admit(&req, &Need::Read(req.get_ref().stream_prefix.clone()))?;
         let r = req.into_inner();
         let filter = AllFilter {
             stream_prefix: (!r.stream_prefix.is_empty()).then_some(r.stream_prefix),
@@ -278,6 +314,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::GetEventRequest>,
     ) -> Result<Response<pb::Event>, Status> {
+        self.admit(&req, &Need::read_all())?;
         let id = req.into_inner().id;
         let id = id
             .parse()
@@ -291,6 +328,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::StreamVersionRequest>,
     ) -> Result<Response<pb::StreamVersionResponse>, Status> {
+        self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
         let stream = stream_id(&req.into_inner().stream)?;
         let app = self.app.clone();
         let version = blocking(move || app.log.stream_version(&stream).map_err(status)).await?;
@@ -301,6 +339,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::DeleteStreamRequest>,
     ) -> Result<Response<pb::DeleteStreamResponse>, Status> {
+        self.admit(&req, &Need::Delete(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let exp = expected(r.expected);
@@ -315,6 +354,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::SubscribeToStreamRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        let caller = self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let follower = self
@@ -323,7 +363,7 @@ impl EventStore for Service {
             .follow(&self.app, Target::Stream(stream), r.from)
             .await
             .map_err(status)?;
-        Ok(Response::new(follow(self.app.clone(), follower)))
+        Ok(Response::new(follow(self.app.clone(), follower, &caller)))
     }
 
     type SubscribeToAllStream = EventStream;
@@ -332,6 +372,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::SubscribeToAllRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        let caller = self.admit(&req, &Need::Read(req.get_ref().stream_prefix.clone()))?;
         let r = req.into_inner();
         let target = Target::All {
             stream_prefix: (!r.stream_prefix.is_empty()).then_some(r.stream_prefix),
@@ -343,13 +384,14 @@ impl EventStore for Service {
             .follow(&self.app, target, r.from)
             .await
             .map_err(status)?;
-        Ok(Response::new(follow(self.app.clone(), follower)))
+        Ok(Response::new(follow(self.app.clone(), follower, &caller)))
     }
 
     async fn create_subscription(
         &self,
         req: Request<pb::CreateSubscriptionRequest>,
     ) -> Result<Response<pb::PersistentSubscription>, Status> {
+        self.admit(&req, &Need::read_all())?;
         let r = req.into_inner();
         let target = if r.stream.is_empty() {
             Target::All {
@@ -379,6 +421,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::ReadSubscriptionRequest>,
     ) -> Result<Response<pb::ReadSubscriptionResponse>, Status> {
+        self.admit(&req, &Need::read_all())?;
         let r = req.into_inner();
         let max = if r.max == 0 { 100 } else { r.max as usize };
         let wait = Duration::from_millis(r.timeout_ms.min(10_000));
@@ -391,6 +434,7 @@ impl EventStore for Service {
     }
 
     async fn ack(&self, req: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
+        self.admit(&req, &Need::read_all())?;
         let r = req.into_inner();
         let app = self.app.clone();
         blocking(move || app.log.ack(&r.name, r.position).map_err(status)).await?;
@@ -401,6 +445,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::DeleteSubscriptionRequest>,
     ) -> Result<Response<pb::DeleteSubscriptionResponse>, Status> {
+        self.admit(&req, &Need::read_all())?;
         let name = req.into_inner().name;
         let app = self.app.clone();
         blocking(move || app.log.delete_subscription(&name).map_err(status)).await?;
@@ -411,6 +456,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::SaveSnapshotRequest>,
     ) -> Result<Response<pb::SaveSnapshotResponse>, Status> {
+        self.admit(&req, &Need::Write(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let app = self.app.clone();
@@ -429,6 +475,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::LoadSnapshotRequest>,
     ) -> Result<Response<pb::Snapshot>, Status> {
+        self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let app = self.app.clone();
@@ -446,6 +493,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::ListSnapshotsRequest>,
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
         let stream = stream_id(&req.into_inner().stream)?;
         let app = self.app.clone();
         let all = blocking(move || app.log.list_snapshots(&stream).map_err(status)).await?;
@@ -458,6 +506,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
+        self.admit(&req, &Need::Delete(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let app = self.app.clone();
@@ -470,6 +519,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::GetHeadRequest>,
     ) -> Result<Response<pb::Head>, Status> {
+        self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let app = self.app.clone();
@@ -488,6 +538,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::ProveRequest>,
     ) -> Result<Response<pb::ProveResponse>, Status> {
+        self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let app = self.app.clone();
@@ -515,6 +566,7 @@ impl EventStore for Service {
         &self,
         req: Request<pb::ProveConsistencyRequest>,
     ) -> Result<Response<pb::ProveConsistencyResponse>, Status> {
+        self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let app = self.app.clone();
@@ -539,6 +591,7 @@ impl EventStore for Service {
         &self,
         _req: Request<pb::HealthRequest>,
     ) -> Result<Response<pb::HealthResponse>, Status> {
+        // Open, as HTTP's /health is: load balancers probe without tokens.
         Ok(Response::new(pb::HealthResponse {
             status: "ok".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -549,7 +602,11 @@ impl EventStore for Service {
 }
 
 /// Serves gRPC (with reflection) on `listener` until the daemon stops.
-pub async fn serve(app: Shared, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+pub async fn serve(
+    app: Shared,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> anyhow::Result<()> {
     // Both reflection versions: grpcurl asks v1, older clients v1alpha.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -558,18 +615,31 @@ pub async fn serve(app: Shared, listener: tokio::net::TcpListener) -> anyhow::Re
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let shutdown_app = app.clone();
-    tonic::transport::Server::builder()
+    let shutdown = async move {
+        while !shutdown_app.shutting_down() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let router = tonic::transport::Server::builder()
         .add_service(EventStoreServer::new(Service { app }))
         .add_service(reflection)
-        .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async move {
-                while !shutdown_app.shutting_down() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        )
-        .await?;
+        .add_service(reflection_alpha);
+    match tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    shutdown,
+                )
+                .await?
+        }
+        Some(acceptor) => {
+            let incoming = ReceiverStream::new(super::tls::incoming(listener, acceptor))
+                .map(|(tls, _)| Ok::<_, std::io::Error>(tls));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?
+        }
+    }
     Ok(())
 }

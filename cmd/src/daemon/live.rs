@@ -37,6 +37,7 @@ use hydra_eventlog::{
 use tokio::sync::{Semaphore, broadcast, watch};
 
 use super::app::Shared;
+use super::auth::Caller;
 
 /// Batches each channel keeps for followers that are behind.
 const RING: usize = 1024;
@@ -342,22 +343,25 @@ impl Follower {
 
 /// Runs `follower` on an async task that sends each event, made into a
 /// message by `message`, down a channel of `capacity`, and returns its
-/// receiver. It ends when the receiver or the daemon goes, when `message`
-/// makes nothing of an event, or after the message made of an error.
+/// receiver. It ends when the receiver or the daemon goes, when the
+/// caller's token is revoked, when `message` makes nothing of an event, or
+/// after the message made of an error.
 pub fn to_channel<T: Send + 'static>(
     app: &Shared,
     mut follower: Follower,
+    caller: &Caller,
     capacity: usize,
     mut message: impl FnMut(Result<Arc<LiveEvent>, LogError>) -> Option<T> + Send + 'static,
 ) -> tokio::sync::mpsc::Receiver<T> {
     let (tx, rx) = tokio::sync::mpsc::channel(capacity);
-    let app = app.clone();
+    let (app, caller) = (app.clone(), caller.clone());
     app.metrics.subscriptions.inc();
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {
                 e = follower.next() => e,
                 () = tx.closed() => break,
+                () = caller.revoked() => break,
             };
             let Some(item) = next else { break };
             let failed = item.is_err();

@@ -21,6 +21,8 @@ pub struct Metrics {
     p2p: P2pCounters,
     pub replication_blocks_behind: Gauge,
     pub replication_failing: Gauge,
+    /// Requests refused for a missing, unknown or insufficient token.
+    pub auth_failures: Counter,
 }
 
 /// Counters mirrored from the libp2p node's own (`hydra_net::Stats`):
@@ -107,6 +109,7 @@ impl Metrics {
             p2p: P2pCounters::default(),
             replication_blocks_behind: Gauge::default(),
             replication_failing: Gauge::default(),
+            auth_failures: Counter::default(),
             registry: Registry::default(),
         };
         for (name, help, c, _) in m.p2p.each(&Default::default()) {
@@ -157,6 +160,11 @@ impl Metrics {
             "commits",
             "Event log commits (one fsync each in sync mode)",
             m.commits.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests refused: no token, an unknown or revoked one, or one without the scope",
+            m.auth_failures.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -7,6 +7,7 @@
 mod admin;
 mod api;
 mod app;
+mod auth;
 mod blobs;
 pub mod config;
 mod error;
@@ -17,6 +18,7 @@ mod p2p;
 mod resp;
 mod streams;
 mod subscriptions;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use serde_json::json;
 
 use self::api::Api;
 use self::app::{App, Shared};
+use self::auth::{Of, Rule};
 use self::config::Config;
 use crate::context::Ctx;
 
@@ -258,73 +261,105 @@ fn open(config: &Config) -> Result<App> {
         }
     }
     let p2p = p2p::P2p::new(config, &stores)?;
+    let metrics = metrics::Metrics::new();
+    let gate = gate(config, &log, &metrics)?;
     Ok(App {
         live: live::Live::new(&log),
         log,
         stores,
         keys,
-        metrics: metrics::Metrics::new(),
+        metrics,
+        gate,
         shutting_down: Default::default(),
         timeout: Duration::from_secs(config.limits.request_timeout_secs),
         p2p,
     })
 }
 
+/// The token gate, refusing to start an API beyond loopback that nobody
+/// could be refused on.
+fn gate(config: &Config, log: &EventLog, metrics: &metrics::Metrics) -> Result<auth::Gate> {
+    let enabled = config.api.auth == config::AuthMode::Tokens;
+    let public = config.api.public_address();
+    let gate = auth::Gate::open(
+        crate::access::Tokens::new(log.store().volume().clone()),
+        enabled,
+        public.is_some(),
+        config.api.metrics == config::MetricsAccess::Open,
+        metrics.auth_failures.clone(),
+    )
+    .context("reading the API tokens")?;
+    match public {
+        Some((name, addr)) if enabled && gate.list().is_empty() => anyhow::bail!(
+            "{name} listens on {addr}, beyond loopback, and no API token exists: create one first (hydra --data {} token create NAME --scope admin), or set api.auth: none (unsafe)",
+            config.eventlog_volume().path.display()
+        ),
+        _ if !enabled => tracing::warn!(
+            "api.auth is none: every API serves anyone who reaches it, tokens or not"
+        ),
+        _ => {}
+    }
+    Ok(gate)
+}
+
 /// Every route, documented.
 fn routes() -> Api {
     Api::new()
-        .add("GET", "/health", "Liveness and identity", get(health))
-        .add("GET", "/metrics", "Prometheus metrics", get(metrics_text))
-        .add("GET", "/openapi.json", "This document", get(openapi))
-        .add("GET", "/streams", "List streams (?prefix=)", get(streams::list))
-        .add("POST", "/streams/{id}", "Append an event or an array of events (?expected_version= or Expected-Version: any|no_stream|exists|N)", post(streams::append))
-        .add("GET", "/streams/{id}", "Read a stream (?from=&count=&direction=forwards|backwards&length= for time travel); NDJSON with Accept: application/x-ndjson", get(streams::read))
-        .add("DELETE", "/streams/{id}", "Delete a stream (?hard=true for a tombstone)", delete(streams::delete))
-        .add("GET", "/streams/{id}/version", "Version of the stream's last event", get(streams::version))
-        .add("GET", "/streams/{id}/metadata", "Stream metadata", get(streams::get_metadata))
-        .add("PUT", "/streams/{id}/metadata", "Set stream metadata (max_count, max_age, truncate_before, custom)", put(streams::set_metadata))
-        .add("GET", "/streams/{id}/head", "The stream's signed head (?length= for an earlier one)", get(streams::head))
-        .add("GET", "/streams/{id}/proof/{version}", "Inclusion proof of an event against the signed head", get(streams::proof))
-        .add("GET", "/streams/{id}/consistency", "Consistency proof from ?from_length= to the current head", get(streams::consistency))
-        .add("GET", "/streams/{id}/snapshot", "Latest snapshot (?at=VERSION); version in Snapshot-Version", get(streams::load_snapshot))
-        .add("GET", "/streams/{id}/snapshots", "List snapshots", get(streams::list_snapshots))
-        .add("DELETE", "/streams/{id}/snapshots", "Delete every snapshot", delete(streams::delete_snapshots))
-        .add("PUT", "/streams/{id}/snapshots/{version}", "Save a snapshot (the body)", put(streams::save_snapshot))
-        .add("DELETE", "/streams/{id}/snapshots/{version}", "Delete a snapshot", delete(streams::delete_snapshot))
-        .add("GET", "/all", "Read $all (?from=&count=&direction=&type=&prefix=)", get(streams::read_all))
-        .add("GET", "/events/{event_id}", "One event by id", get(streams::get_event))
-        .add("GET", "/subscribe/streams/{id}", "Server-Sent Events: catch up (?from=) then live; Last-Event-ID resumes", get(subscriptions::stream))
-        .add("GET", "/subscribe/all", "Server-Sent Events over $all (?from=&type=&prefix=)", get(subscriptions::all))
-        .add("GET", "/subscriptions", "List persistent subscriptions", get(subscriptions::list))
-        .add("PUT", "/subscriptions/{name}", "Create a persistent subscription", put(subscriptions::create))
-        .add("GET", "/subscriptions/{name}", "A persistent subscription", get(subscriptions::show))
-        .add("DELETE", "/subscriptions/{name}", "Delete a persistent subscription", delete(subscriptions::delete))
-        .add("GET", "/subscriptions/{name}/events", "Read the next events within the window (?max=&timeout_ms=)", get(subscriptions::read))
-        .add("POST", "/subscriptions/{name}/ack", "Acknowledge up to a position", post(subscriptions::ack))
-        .add("GET", "/buckets", "List buckets", get(blobs::list))
-        .add("GET", "/buckets/{b}", "A bucket's config and size", get(blobs::show))
-        .add("PUT", "/buckets/{b}", "Create a bucket ({\"zstd_level\": N}); encrypted ones are declared in the config", put(admin::create_bucket))
-        .add("PATCH", "/buckets/{b}", "Update a bucket's config ({\"version\": N, \"zstd_level\": N})", patch(admin::update_bucket))
-        .add("DELETE", "/buckets/{b}", "Remove a bucket and its blocks", delete(admin::delete_bucket))
-        .add("GET", "/volume", "The event log's volume: backend, peer id, blocks, bytes", get(admin::volume))
-        .add("POST", "/volume/verify", "Re-hash every stored block", post(admin::verify))
-        .add("POST", "/gc", "Collect garbage (?bucket=)", post(admin::gc))
-        .add("POST", "/scavenge", "Remove events no read can return", post(admin::scavenge))
-        .add("POST", "/reindex", "Rebuild the event log's indexes", post(admin::reindex))
-        .add("GET", "/replication", "Followed writers and replica buckets: peers, progress, blocks behind, last success and error; p2p counters", get(p2p::replication))
-        .add("GET", "/replication/lag", "How far each follow loop and replica bucket is behind its best peer now (asked of the peers); caught_up when nothing is", get(p2p::lag))
-        .add("GET", "/peers", "This node's peer id and listen addresses, and the peers connected now (addresses, ping)", get(p2p::peers))
-        .add("POST", "/peers", "Connect to a peer ({\"addr\": MULTIADDR})", post(p2p::connect))
-        .add("GET", "/export", "Streams (?stream=S, repeatable) or a bucket (?bucket=B) as a CARv1 file", get(admin::export))
-        .add("POST", "/import", "Verify a CARv1 export (streams or a bucket) completely, then apply it (?writer=PEER_ID|HEX to trust only that signer)", post(admin::import).layer(DefaultBodyLimit::disable()))
-        .add("PUT", "/buckets/{b}/blocks", "Store a block (the body; ?pin=true keeps it through gc); returns its ref", put(blobs::put_block))
-        .add("GET", "/buckets/{b}/blocks", "List a bucket's blocks", get(blobs::list_blocks))
-        .add("GET", "/buckets/{b}/blocks/{ref}", "A block's bytes", get(blobs::get_block))
-        .add("DELETE", "/buckets/{b}/blocks/{ref}", "Delete a block", delete(blobs::delete_block))
-        .add("GET", "/buckets/{b}/objects", "List objects (?prefix=)", get(blobs::list_objects))
-        .add("PUT", "/buckets/{b}/objects/{*key}", "Store an object (streamed body, any size)", put(blobs::put_object).layer(DefaultBodyLimit::disable()))
-        .add("GET", "/buckets/{b}/objects/{*key}", "An object's bytes (streamed)", get(blobs::get_object))
-        .add("DELETE", "/buckets/{b}/objects/{*key}", "Remove an object", delete(blobs::delete_object))
+        .add("GET", "/health", "Liveness and identity", Rule::Open, get(health))
+        .add("GET", "/metrics", "Prometheus metrics", Rule::Metrics, get(metrics_text))
+        .add("GET", "/openapi.json", "This document", Rule::Open, get(openapi))
+        .add("GET", "/streams", "List streams (?prefix=)", Rule::Read(Of::Prefix), get(streams::list))
+        .add("POST", "/streams/{id}", "Append an event or an array of events (?expected_version= or Expected-Version: any|no_stream|exists|N)", Rule::Write(Of::Id), post(streams::append))
+        .add("GET", "/streams/{id}", "Read a stream (?from=&count=&direction=forwards|backwards&length= for time travel); NDJSON with Accept: application/x-ndjson", Rule::Read(Of::Id), get(streams::read))
+        .add("DELETE", "/streams/{id}", "Delete a stream (?hard=true for a tombstone)", Rule::Delete(Of::Id), delete(streams::delete))
+        .add("GET", "/streams/{id}/version", "Version of the stream's last event", Rule::Read(Of::Id), get(streams::version))
+        .add("GET", "/streams/{id}/metadata", "Stream metadata", Rule::Read(Of::Id), get(streams::get_metadata))
+        .add("PUT", "/streams/{id}/metadata", "Set stream metadata (max_count, max_age, truncate_before, custom)", Rule::Delete(Of::Id), put(streams::set_metadata))
+        .add("GET", "/streams/{id}/head", "The stream's signed head (?length= for an earlier one)", Rule::Read(Of::Id), get(streams::head))
+        .add("GET", "/streams/{id}/proof/{version}", "Inclusion proof of an event against the signed head", Rule::Read(Of::Id), get(streams::proof))
+        .add("GET", "/streams/{id}/consistency", "Consistency proof from ?from_length= to the current head", Rule::Read(Of::Id), get(streams::consistency))
+        .add("GET", "/streams/{id}/snapshot", "Latest snapshot (?at=VERSION); version in Snapshot-Version", Rule::Read(Of::Id), get(streams::load_snapshot))
+        .add("GET", "/streams/{id}/snapshots", "List snapshots", Rule::Read(Of::Id), get(streams::list_snapshots))
+        .add("DELETE", "/streams/{id}/snapshots", "Delete every snapshot", Rule::Delete(Of::Id), delete(streams::delete_snapshots))
+        .add("PUT", "/streams/{id}/snapshots/{version}", "Save a snapshot (the body)", Rule::Write(Of::Id), put(streams::save_snapshot))
+        .add("DELETE", "/streams/{id}/snapshots/{version}", "Delete a snapshot", Rule::Delete(Of::Id), delete(streams::delete_snapshot))
+        .add("GET", "/all", "Read $all (?from=&count=&direction=&type=&prefix=)", Rule::Read(Of::Prefix), get(streams::read_all))
+        .add("GET", "/events/{event_id}", "One event by id", Rule::Read(Of::All), get(streams::get_event))
+        .add("GET", "/subscribe/streams/{id}", "Server-Sent Events: catch up (?from=) then live; Last-Event-ID resumes", Rule::Read(Of::Id), get(subscriptions::stream))
+        .add("GET", "/subscribe/all", "Server-Sent Events over $all (?from=&type=&prefix=)", Rule::Read(Of::Prefix), get(subscriptions::all))
+        .add("GET", "/subscriptions", "List persistent subscriptions", Rule::Read(Of::All), get(subscriptions::list))
+        .add("PUT", "/subscriptions/{name}", "Create a persistent subscription", Rule::Read(Of::All), put(subscriptions::create))
+        .add("GET", "/subscriptions/{name}", "A persistent subscription", Rule::Read(Of::All), get(subscriptions::show))
+        .add("DELETE", "/subscriptions/{name}", "Delete a persistent subscription", Rule::Read(Of::All), delete(subscriptions::delete))
+        .add("GET", "/subscriptions/{name}/events", "Read the next events within the window (?max=&timeout_ms=)", Rule::Read(Of::All), get(subscriptions::read))
+        .add("POST", "/subscriptions/{name}/ack", "Acknowledge up to a position", Rule::Read(Of::All), post(subscriptions::ack))
+        .add("GET", "/buckets", "List buckets", Rule::BucketRead(Of::All), get(blobs::list))
+        .add("GET", "/buckets/{b}", "A bucket's config and size", Rule::BucketRead(Of::Bucket), get(blobs::show))
+        .add("PUT", "/buckets/{b}", "Create a bucket ({\"zstd_level\": N}); encrypted ones are declared in the config", Rule::Admin, put(admin::create_bucket))
+        .add("PATCH", "/buckets/{b}", "Update a bucket's config ({\"version\": N, \"zstd_level\": N})", Rule::Admin, patch(admin::update_bucket))
+        .add("DELETE", "/buckets/{b}", "Remove a bucket and its blocks", Rule::Admin, delete(admin::delete_bucket))
+        .add("GET", "/volume", "The event log's volume: backend, peer id, blocks, bytes", Rule::Admin, get(admin::volume))
+        .add("POST", "/volume/verify", "Re-hash every stored block", Rule::Admin, post(admin::verify))
+        .add("POST", "/gc", "Collect garbage (?bucket=)", Rule::Admin, post(admin::gc))
+        .add("POST", "/scavenge", "Remove events no read can return", Rule::Admin, post(admin::scavenge))
+        .add("POST", "/reindex", "Rebuild the event log's indexes", Rule::Admin, post(admin::reindex))
+        .add("GET", "/replication", "Followed writers and replica buckets: peers, progress, blocks behind, last success and error; p2p counters", Rule::Admin, get(p2p::replication))
+        .add("GET", "/replication/lag", "How far each follow loop and replica bucket is behind its best peer now (asked of the peers); caught_up when nothing is", Rule::Admin, get(p2p::lag))
+        .add("GET", "/peers", "This node's peer id and listen addresses, and the peers connected now (addresses, ping)", Rule::Admin, get(p2p::peers))
+        .add("POST", "/peers", "Connect to a peer ({\"addr\": MULTIADDR})", Rule::Admin, post(p2p::connect))
+        .add("GET", "/export", "Streams (?stream=S, repeatable) or a bucket (?bucket=B) as a CARv1 file", Rule::Export, get(admin::export))
+        .add("POST", "/import", "Verify a CARv1 export (streams or a bucket) completely, then apply it (?writer=PEER_ID|HEX to trust only that signer)", Rule::Admin, post(admin::import).layer(DefaultBodyLimit::disable()))
+        .add("GET", "/tokens", "API tokens: names, scopes, creation times (never secrets)", Rule::Admin, get(admin::list_tokens))
+        .add("POST", "/tokens", "Create a token ({\"name\": N, \"scopes\": [S]}); the answer holds its secret, shown once", Rule::Admin, post(admin::create_token))
+        .add("DELETE", "/tokens/{name}", "Revoke a token: its requests are refused and its subscriptions end", Rule::Admin, delete(admin::revoke_token))
+        .add("PUT", "/buckets/{b}/blocks", "Store a block (the body; ?pin=true keeps it through gc); returns its ref", Rule::BucketWrite(Of::Bucket), put(blobs::put_block))
+        .add("GET", "/buckets/{b}/blocks", "List a bucket's blocks", Rule::BucketRead(Of::Bucket), get(blobs::list_blocks))
+        .add("GET", "/buckets/{b}/blocks/{ref}", "A block's bytes", Rule::BucketRead(Of::Bucket), get(blobs::get_block))
+        .add("DELETE", "/buckets/{b}/blocks/{ref}", "Delete a block", Rule::BucketWrite(Of::Bucket), delete(blobs::delete_block))
+        .add("GET", "/buckets/{b}/objects", "List objects (?prefix=)", Rule::BucketRead(Of::Bucket), get(blobs::list_objects))
+        .add("PUT", "/buckets/{b}/objects/{*key}", "Store an object (streamed body, any size)", Rule::BucketWrite(Of::Bucket), put(blobs::put_object).layer(DefaultBodyLimit::disable()))
+        .add("GET", "/buckets/{b}/objects/{*key}", "An object's bytes (streamed)", Rule::BucketRead(Of::Bucket), get(blobs::get_object))
+        .add("DELETE", "/buckets/{b}/objects/{*key}", "Remove an object", Rule::BucketWrite(Of::Bucket), delete(blobs::delete_object))
 }
 
 /// The router and its OpenAPI document.
@@ -334,6 +369,7 @@ pub fn router(app: Shared, body_limit: usize) -> (axum::Router, serde_json::Valu
     let router = api
         .router
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(app.clone()))
         .layer(axum::Extension(Arc::new(doc.clone())))
         .with_state(app);
     (router, doc)
@@ -369,6 +405,9 @@ async fn openapi(
 
 async fn serve(config: Config) -> Result<()> {
     let app = Arc::new(open(&config)?);
+    let tls = config.api.tls.as_ref().map(tls::load).transpose()?;
+    let acceptor = |alpn| tls.as_ref().map(|t| tls::acceptor(t, alpn));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let addr = config.api.http.clone().expect("validated: http is set");
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -376,16 +415,16 @@ async fn serve(config: Config) -> Result<()> {
     let local = listener.local_addr()?;
     let data_dir = config.eventlog_volume().path.clone();
     let address_file = data_dir.join(ADDRESS_FILE);
-    let _ = std::fs::write(&address_file, format!("http://{local}\n"));
+    let _ = std::fs::write(&address_file, format!("{scheme}://{local}\n"));
     let (router, _) = router(app.clone(), config.limits.body_bytes);
     if let Some(addr) = &config.api.grpc {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("api.grpc: cannot listen on {addr}"))?;
         println!("grpc listening on {}", listener.local_addr()?);
-        let a = app.clone();
+        let (a, tls) = (app.clone(), acceptor(tls::Alpn::Grpc));
         tokio::spawn(async move {
-            if let Err(e) = grpc::serve(a, listener).await {
+            if let Err(e) = grpc::serve(a, listener, tls).await {
                 tracing::error!("grpc server: {e}");
             }
         });
@@ -395,7 +434,11 @@ async fn serve(config: Config) -> Result<()> {
             .await
             .with_context(|| format!("api.resp: cannot listen on {addr}"))?;
         println!("resp listening on {local}");
-        tokio::spawn(resp::serve(app.clone(), listener));
+        tokio::spawn(resp::serve(
+            app.clone(),
+            listener,
+            acceptor(tls::Alpn::None),
+        ));
     }
     p2p::start(&config, &app).await?;
     tokio::spawn(live::tail(app.clone()));
@@ -406,18 +449,32 @@ async fn serve(config: Config) -> Result<()> {
         files.saturating_sub(64)
     );
     tracing::info!(%local, peer_id = %app.log.identity().peer_id(), "hydra daemon started");
-    println!("listening on http://{local}");
+    println!("listening on {scheme}://{local}");
     let a = app.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing requests in flight");
-            // Ends live subscriptions, so their connections can close.
-            a.shutting_down
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            a.live.close();
-        })
-        .await?;
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        // Ends live subscriptions, so their connections can close.
+        a.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        a.live.close();
+    };
+    match acceptor(tls::Alpn::Http) {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        Some(acceptor) => {
+            let tls = tls::Listener {
+                incoming: tls::incoming(listener, acceptor),
+                local,
+            };
+            axum::serve(tls, router)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     let log = app.log.clone();
     tokio::task::spawn_blocking(move || log.close()).await??;
     let _ = std::fs::remove_file(&address_file);

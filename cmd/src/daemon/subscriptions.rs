@@ -3,11 +3,11 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use futures_util::Stream;
 use hydra_eventlog::{StreamId, Target};
 use serde::Deserialize;
@@ -16,6 +16,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::app::{Shared, blocking};
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use crate::events::EventOut;
 
@@ -48,12 +49,13 @@ fn start(headers: &HeaderMap, from: Option<u64>) -> ApiResult<Option<u64>> {
 /// falls behind the feed and reads from the log when it resumes.
 async fn sse(
     app: Shared,
+    caller: Caller,
     target: Target,
     from: Option<u64>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let by_version = matches!(target, Target::Stream(_));
     let follower = app.live.follow(&app, target, from).await?;
-    let rx = super::live::to_channel(&app, follower, 64, move |e| {
+    let rx = super::live::to_channel(&app, follower, &caller, 64, move |e| {
         let e = e.ok()?;
         let id = if by_version {
             e.event.version
@@ -69,13 +71,14 @@ async fn sse(
 /// `GET /subscribe/streams/{id}`.
 pub async fn stream(
     State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(q): Query<SubscribeQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let stream = StreamId::new(id)?;
     let from = start(&headers, q.from)?;
-    Ok(sse(app, Target::Stream(stream), from)
+    Ok(sse(app, caller, Target::Stream(stream), from)
         .await?
         .into_response())
 }
@@ -83,6 +86,7 @@ pub async fn stream(
 /// `GET /subscribe/all`.
 pub async fn all(
     State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<SubscribeQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -94,7 +98,7 @@ pub async fn all(
             .map(|t| t.split(',').map(str::to_owned).collect())
             .unwrap_or_default(),
     };
-    Ok(sse(app, target, from).await?.into_response())
+    Ok(sse(app, caller, target, from).await?.into_response())
 }
 
 /// Body of `PUT /subscriptions/{name}`.

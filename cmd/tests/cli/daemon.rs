@@ -26,9 +26,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        let mut args = vec!["--http", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Daemon::start_with(dir, &args)
+    }
+
+    /// `hydra daemon ARGS` (no default `--http`).
+    pub fn start_with(dir: &Path, args: &[&str]) -> Daemon {
         let mut child = hydra(dir)
-            .args(["daemon", "--http", "127.0.0.1:0"])
-            .args(extra)
+            .arg("daemon")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -1,6 +1,7 @@
 //! Black-box tests of the `hydra` binary: each runs the real executable
 //! on a data directory in a temporary folder.
 
+mod auth;
 mod blocks;
 mod buckets;
 mod daemon;

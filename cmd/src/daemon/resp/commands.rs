@@ -14,7 +14,23 @@ use uuid::Uuid;
 
 use super::args::{ArgResult, Args, invalid, syntax};
 use super::reply::Reply;
+use crate::access::Need;
 use crate::daemon::app::App;
+use crate::daemon::auth::{Caller, Denied};
+
+/// The RESP error of a refusal: SierraDB has none; Redis's codes.
+pub fn denied(d: Denied) -> Reply {
+    match d {
+        Denied::Missing => Reply::err("NOAUTH", "Authentication required: send AUTH TOKEN"),
+        Denied::Unknown => Reply::err("NOAUTH", crate::daemon::auth::UNKNOWN),
+        Denied::Forbidden(m) => Reply::err("NOPERM", m),
+    }
+}
+
+/// Refuses a caller without `need`.
+pub fn check(caller: &Caller, need: Need) -> ArgResult<()> {
+    caller.check(&need).map_err(denied)
+}
 
 /// Namespace of the partition keys Hydra derives from stream ids (UUIDv5).
 pub const PARTITION_NAMESPACE: Uuid = Uuid::from_u128(0x6879_6472_6100_4000_8000_7061_7274_0000);
@@ -121,10 +137,16 @@ fn event_options(
 ///
 /// Consecutive `EAPPEND`s a connection has already received (pipelined)
 /// run together: each on its own and in order, in one group commit.
-pub fn eappends(app: &App, commands: Vec<Args>) -> Vec<Reply> {
-    // Parsed first; those that parse go to the log together.
-    let parsed: Vec<ArgResult<(StreamWrite, Option<Uuid>)>> =
-        commands.into_iter().map(parse_eappend).collect();
+pub fn eappends(app: &App, caller: &Caller, commands: Vec<Args>) -> Vec<Reply> {
+    // Parsed (and allowed) first; those go to the log together.
+    let parsed: Vec<ArgResult<(StreamWrite, Option<Uuid>)>> = commands
+        .into_iter()
+        .map(|args| {
+            let (w, pk) = parse_eappend(args)?;
+            check(caller, Need::Write(w.stream.to_string()))?;
+            Ok((w, pk))
+        })
+        .collect();
     let writes = parsed
         .iter()
         .filter_map(|p| p.as_ref().ok().map(|(w, _)| w.clone()))
@@ -169,7 +191,7 @@ fn parse_eappend(mut args: Args) -> ArgResult<(StreamWrite, Option<Uuid>)> {
 
 /// `EMAPPEND <partition_key> <stream> <type> [options] [<stream> <type>
 /// [options] ...]`: all or nothing.
-pub fn emappend(app: &App, mut args: Args) -> ArgResult<Reply> {
+pub fn emappend(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
     let pk = args.uuid("partition key")?;
     let mut writes: Vec<StreamWrite> = Vec::new();
     let mut count = 0u64;
@@ -199,6 +221,9 @@ pub fn emappend(app: &App, mut args: Args) -> ArgResult<Reply> {
     }
     if writes.is_empty() {
         return Err(syntax("EMAPPEND needs at least one event"));
+    }
+    for w in &writes {
+        check(caller, Need::Write(w.stream.to_string()))?;
     }
     let results = app.log.append_multi(writes.clone()).map_err(error)?;
     app.metrics.appends.inc();
@@ -230,7 +255,8 @@ pub fn emappend(app: &App, mut args: Args) -> ArgResult<Reply> {
 }
 
 /// `EGET <event_id>`: the event, or null.
-pub fn eget(app: &App, mut args: Args) -> ArgResult<Reply> {
+pub fn eget(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
+    check(caller, Need::read_all())?;
     let id = args.uuid("event id")?;
     args.finish()?;
     match app.log.get_event(id) {
@@ -256,8 +282,9 @@ fn count_option(args: &mut Args) -> ArgResult<u64> {
 
 /// `ESCAN <stream> <start|-> <end|+> [PARTITION_KEY uuid] [COUNT n]`:
 /// `{has_more, events}`.
-pub fn escan(app: &App, mut args: Args) -> ArgResult<Reply> {
+pub fn escan(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
     let stream = args.stream()?;
+    check(caller, Need::Read(stream.to_string()))?;
     let start = args.bound("start version")?.unwrap_or(0);
     let end = args.bound("end version")?;
     let count = count_option(&mut args)?;
@@ -281,8 +308,9 @@ pub fn escan(app: &App, mut args: Args) -> ArgResult<Reply> {
 }
 
 /// `ESVER <stream> [PARTITION_KEY uuid]`: the last version, or null.
-pub fn esver(app: &App, mut args: Args) -> ArgResult<Reply> {
+pub fn esver(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
     let stream = args.stream()?;
+    check(caller, Need::Read(stream.to_string()))?;
     if args.keyword("PARTITION_KEY") {
         args.uuid("partition key")?;
     }
@@ -308,7 +336,8 @@ pub fn partition(args: &mut Args) -> ArgResult<()> {
 }
 
 /// `EPSCAN <partition> <start|-> <end|+> [COUNT n]`: `$all` by position.
-pub fn epscan(app: &App, mut args: Args) -> ArgResult<Reply> {
+pub fn epscan(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
+    check(caller, Need::read_all())?;
     partition(&mut args)?;
     let start = args.bound("start sequence")?;
     let end = args.bound("end sequence")?;
@@ -355,7 +384,8 @@ fn scan_page(
 }
 
 /// `EPSEQ <partition>`: the last position, or null when empty.
-pub fn epseq(app: &App, mut args: Args) -> ArgResult<Reply> {
+pub fn epseq(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
+    check(caller, Need::read_all())?;
     partition(&mut args)?;
     args.finish()?;
     Ok(match app.log.next_position() {

@@ -14,13 +14,14 @@ pub mod frame;
 mod reply;
 mod subscribe;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use self::args::Args;
 use self::reply::Reply;
 use self::subscribe::Subscriptions;
 use super::app::Shared;
+use super::auth::Caller;
 
 /// Largest frame (and unread input) a connection may send.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -34,26 +35,62 @@ fn is_eappend(words: &[Vec<u8>]) -> bool {
         .is_some_and(|w| w.eq_ignore_ascii_case(b"EAPPEND"))
 }
 
-/// Accepts connections until the daemon shuts down.
-pub async fn serve(app: Shared, listener: TcpListener) {
+/// A connection's byte stream: TCP, or TLS over it.
+trait Socket: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> Socket for T {}
+
+/// Accepts connections (over TLS with `tls`) until the daemon shuts down.
+pub async fn serve(app: Shared, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+    let mut source = match tls {
+        Some(a) => Source::Tls(super::tls::incoming(listener, a)),
+        None => Source::Tcp(listener),
+    };
     loop {
-        let (socket, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("resp accept: {e}");
-                    continue;
-                }
-            },
+        let next = tokio::select! {
+            c = source.next() => c,
             _ = wait_shutdown(&app) => return,
         };
-        let _ = socket.set_nodelay(true);
+        let Some((socket, peer)) = next else { continue };
         let app = app.clone();
         tokio::spawn(async move {
             if let Err(e) = Connection::new(app, socket).run().await {
                 tracing::debug!(%peer, "resp connection ended: {e}");
             }
         });
+    }
+}
+
+/// Where connections come from.
+enum Source {
+    Tcp(TcpListener),
+    /// Connections whose TLS handshake is done (see `tls.rs`).
+    Tls(
+        tokio::sync::mpsc::Receiver<(
+            tokio_rustls::server::TlsStream<TcpStream>,
+            std::net::SocketAddr,
+        )>,
+    ),
+}
+
+impl Source {
+    /// The next connection; `None` after a failed accept.
+    async fn next(&mut self) -> Option<(Box<dyn Socket>, std::net::SocketAddr)> {
+        match self {
+            Source::Tcp(l) => match l.accept().await {
+                Ok((s, peer)) => {
+                    let _ = s.set_nodelay(true);
+                    Some((Box::new(s), peer))
+                }
+                Err(e) => {
+                    tracing::warn!("resp accept: {e}");
+                    None
+                }
+            },
+            Source::Tls(rx) => match rx.recv().await {
+                Some((s, peer)) => Some((Box::new(s), peer)),
+                None => std::future::pending().await,
+            },
+        }
     }
 }
 
@@ -65,17 +102,21 @@ async fn wait_shutdown(app: &Shared) {
 
 struct Connection {
     app: Shared,
-    socket: TcpStream,
+    socket: Box<dyn Socket>,
     /// 2 until `HELLO 3`.
     version: u8,
     name: Option<String>,
+    /// Set by `AUTH` (or `HELLO ... AUTH`); until then the connection is
+    /// anyone's, which is enough only while no token is required.
+    caller: Option<Caller>,
     input: Vec<u8>,
     output: Vec<u8>,
     subs: Subscriptions,
 }
 
-/// A command that reads or writes the log, run on a blocking thread.
-type StorageCommand = fn(&super::app::App, Args) -> Result<Reply, Reply>;
+/// A command that reads or writes the log, run on a blocking thread; it
+/// checks what its arguments need of the caller.
+type StorageCommand = fn(&super::app::App, &Caller, Args) -> Result<Reply, Reply>;
 
 /// What a command asks of the connection.
 enum Outcome {
@@ -85,13 +126,14 @@ enum Outcome {
 }
 
 impl Connection {
-    fn new(app: Shared, socket: TcpStream) -> Connection {
+    fn new(app: Shared, socket: Box<dyn Socket>) -> Connection {
         Connection {
             subs: Subscriptions::new(app.clone()),
             app,
             socket,
             version: 2,
             name: None,
+            caller: None,
             input: Vec::with_capacity(16 << 10),
             output: Vec::with_capacity(16 << 10),
         }
@@ -142,6 +184,13 @@ impl Connection {
                 self.socket.write_all(&self.output).await?;
                 self.output.clear();
             }
+            let caller = self.caller.clone();
+            let revoked = async move {
+                match caller {
+                    Some(c) => c.revoked().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 n = self.socket.read(&mut buf) => {
                     let n = n?;
@@ -159,6 +208,11 @@ impl Connection {
                     push.encode(self.version, &mut self.output);
                 }
                 _ = wait_shutdown(&self.app) => return Ok(()),
+                () = revoked => {
+                    Reply::err("NOAUTH", "the connection's token was revoked").encode(self.version, &mut self.output);
+                    self.socket.write_all(&self.output).await?;
+                    return Ok(());
+                }
             }
         }
     }
@@ -167,15 +221,29 @@ impl Connection {
         take_command(&mut self.input)
     }
 
+    /// The caller this connection authenticated as, or anyone while no
+    /// token is required.
+    fn caller(&self) -> Result<Caller, Reply> {
+        match &self.caller {
+            Some(c) => Ok(c.clone()),
+            None => self.app.gate.authenticate(None).map_err(commands::denied),
+        }
+    }
+
     /// Runs EAPPENDs (each command's words after its name) together.
     async fn eappends(&self, run: Vec<Vec<Vec<u8>>>) -> Vec<Reply> {
         let n = run.len();
+        let caller = match self.caller() {
+            Ok(c) => c,
+            Err(r) => return vec![r; n],
+        };
         let commands = run
             .into_iter()
             .map(|words| Args::new(words.into_iter().skip(1).collect()))
             .collect();
         let app = self.app.clone();
-        match tokio::task::spawn_blocking(move || commands::eappends(&app, commands)).await {
+        match tokio::task::spawn_blocking(move || commands::eappends(&app, &caller, commands)).await
+        {
             Ok(replies) => replies,
             Err(e) => vec![Reply::err("ERR", format!("command failed: {e}")); n],
         }
@@ -185,6 +253,16 @@ impl Connection {
         let mut words = words.into_iter();
         let name = String::from_utf8_lossy(&words.next().unwrap_or_default()).to_uppercase();
         let args = Args::new(words.collect());
+        match name.as_str() {
+            "AUTH" => return Outcome::Reply(self.auth(args)),
+            "HELLO" => return Outcome::Reply(self.hello(args)),
+            "QUIT" => return Outcome::Close(Reply::ok()),
+            _ => {}
+        }
+        let caller = match self.caller() {
+            Ok(c) => c,
+            Err(r) => return Outcome::Reply(r),
+        };
         let storage: Option<StorageCommand> = match name.as_str() {
             "EMAPPEND" => Some(commands::emappend),
             "EGET" => Some(commands::eget),
@@ -197,7 +275,7 @@ impl Connection {
         if let Some(f) = storage {
             let app = self.app.clone();
             return Outcome::Reply(
-                match tokio::task::spawn_blocking(move || f(&app, args)).await {
+                match tokio::task::spawn_blocking(move || f(&app, &caller, args)).await {
                     Ok(Ok(r)) | Ok(Err(r)) => r,
                     Err(e) => Reply::err("ERR", format!("command failed: {e}")),
                 },
@@ -205,13 +283,11 @@ impl Connection {
         }
         Outcome::Reply(match name.as_str() {
             "PING" => self.ping(args),
-            "QUIT" => return Outcome::Close(Reply::ok()),
-            "HELLO" => self.hello(args),
             "CLIENT" => self.client(args),
             "COMMAND" => command(args),
             "SELECT" => Reply::ok(),
-            "ESUB" => self.subs.esub(args).await,
-            "EPSUB" => self.subs.epsub(args).await,
+            "ESUB" => self.subs.esub(&caller, args).await,
+            "EPSUB" => self.subs.epsub(&caller, args).await,
             "EACK" => self.subs.eack(args),
             _ => Reply::err("ERR", format!("unknown command '{name}'")),
         })
@@ -235,13 +311,25 @@ impl Connection {
         }
         while !args.is_empty() {
             if args.keyword("AUTH") {
-                let _ = args.next_bytes("user");
-                let _ = args.next_bytes("password");
+                let _user = args.next_bytes("user");
+                let token = match args.next_str("password") {
+                    Ok(t) => t,
+                    Err(e) => return e,
+                };
+                if let Err(e) = self.login(&token) {
+                    return e;
+                }
             } else if args.keyword("SETNAME") {
                 self.name = args.next_str("name").ok();
             } else {
                 return args::syntax("HELLO [protover [AUTH user pass] [SETNAME name]]");
             }
+        }
+        if self.caller().is_err() {
+            return Reply::err(
+                "NOAUTH",
+                "HELLO must be called with AUTH user TOKEN: a token is required",
+            );
         }
         Reply::map([
             ("server", Reply::bulk("hydra")),
@@ -257,6 +345,36 @@ impl Connection {
             ),
             ("num_partitions", Reply::Int(1)),
         ])
+    }
+
+    /// `AUTH [user] TOKEN`: the user name is ignored (a token names
+    /// itself), so `AUTH default TOKEN` and `AUTH TOKEN` are the same.
+    fn auth(&mut self, mut args: Args) -> Reply {
+        let first = match args.next_str("token") {
+            Ok(t) => t,
+            Err(_) => return args::syntax("AUTH [user] TOKEN"),
+        };
+        let token = match args.next_str("token") {
+            Ok(t) => t,
+            Err(_) => first,
+        };
+        if !args.is_empty() {
+            return args::syntax("AUTH [user] TOKEN");
+        }
+        match self.login(&token) {
+            Ok(()) => Reply::ok(),
+            Err(e) => e,
+        }
+    }
+
+    fn login(&mut self, token: &str) -> Result<(), Reply> {
+        let caller = self
+            .app
+            .gate
+            .authenticate(Some(token))
+            .map_err(commands::denied)?;
+        self.caller = Some(caller);
+        Ok(())
     }
 
     fn client(&mut self, mut args: Args) -> Reply {
@@ -296,7 +414,7 @@ fn command(args: Args) -> Reply {
 
 const COMMANDS: &[&str] = &[
     "EAPPEND", "EMAPPEND", "EGET", "ESCAN", "ESVER", "ESUB", "EACK", "EPSCAN", "EPSEQ", "EPSUB",
-    "HELLO", "PING", "QUIT", "CLIENT", "COMMAND", "SELECT",
+    "HELLO", "AUTH", "PING", "QUIT", "CLIENT", "COMMAND", "SELECT",
 ];
 
 /// Takes the next complete command off `input` (see [`frame::take`]).

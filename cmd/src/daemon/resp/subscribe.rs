@@ -17,7 +17,9 @@ use uuid::Uuid;
 use super::args::{Args, invalid, syntax};
 use super::commands;
 use super::reply::Reply;
+use crate::access::Need;
 use crate::daemon::app::Shared;
+use crate::daemon::auth::Caller;
 
 /// Delivered, unacknowledged cursors of one subscription.
 #[derive(Default)]
@@ -152,7 +154,7 @@ impl Subscriptions {
     }
 
     /// `ESUB <stream> [PARTITION_KEY k] [<stream> ...] [FROM LATEST|<version>|MAP s=v ...] [WINDOW n]`.
-    pub async fn esub(&mut self, mut args: Args) -> Reply {
+    pub async fn esub(&mut self, caller: &Caller, mut args: Args) -> Reply {
         let mut streams: Vec<StreamId> = Vec::new();
         let mut from: Option<u64> = None;
         let mut map: HashMap<String, u64> = HashMap::new();
@@ -208,6 +210,11 @@ impl Subscriptions {
         if streams.is_empty() {
             return syntax("ESUB needs at least one stream");
         }
+        for s in &streams {
+            if let Err(e) = commands::check(caller, Need::Read(s.to_string())) {
+                return e;
+            }
+        }
         let feeds = streams
             .into_iter()
             .map(|s| {
@@ -220,7 +227,10 @@ impl Subscriptions {
 
     /// `EPSUB <*|0|p,...> [FROM LATEST|<sequence>|MAP p=s ... [DEFAULT s]] [WINDOW n]`:
     /// `$all` by position.
-    pub async fn epsub(&mut self, mut args: Args) -> Reply {
+    pub async fn epsub(&mut self, caller: &Caller, mut args: Args) -> Reply {
+        if let Err(e) = commands::check(caller, Need::read_all()) {
+            return e;
+        }
         let parts = match args.next_str("partitions") {
             Ok(p) => p,
             Err(e) => return e,
