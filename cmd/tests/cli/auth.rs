@@ -740,3 +740,29 @@ fn resp_clients_authenticate_every_way_redis_clients_do() {
     );
     assert_eq!(out, "0\n");
 }
+
+/// `api.metrics: open` lets a scraper in without a token, and nothing
+/// else.
+#[test]
+fn open_metrics_need_no_token_and_open_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("metrics.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "volumes:\n  - id: main\n    path: {}\napi:\n  metrics: open\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let c = client();
+    token(&c, &d, None, "admin", &["admin"]);
+    let r = c.get(d.at("/metrics")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().unwrap().contains("hydra_auth_failures_total 0"));
+    assert_eq!(
+        c.get(d.at("/streams")).send().unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
