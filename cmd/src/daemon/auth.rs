@@ -33,8 +33,9 @@ pub struct Grant {
 /// Who a request comes from.
 #[derive(Clone)]
 pub enum Caller {
-    /// No token is required.
-    Anyone,
+    /// No token is required (yet): what it opened ends when the first
+    /// token is made.
+    Anyone(watch::Receiver<bool>),
     Token(Arc<Grant>),
 }
 
@@ -56,7 +57,7 @@ impl Caller {
     /// Refuses a token whose scopes do not allow `need`, naming the scope.
     pub fn check(&self, need: &Need) -> Result<(), Denied> {
         match self {
-            Caller::Anyone => Ok(()),
+            Caller::Anyone(_) => Ok(()),
             Caller::Token(g) if allows(&g.token.scopes, need) => Ok(()),
             Caller::Token(g) => Err(Denied::Forbidden(format!(
                 "token {} lacks scope {need}",
@@ -65,11 +66,17 @@ impl Caller {
         }
     }
 
-    /// Resolves when the caller's token is revoked (never for
-    /// [`Caller::Anyone`]).
+    /// Resolves when the caller's token is revoked, or for
+    /// [`Caller::Anyone`] when tokens become required: a subscription
+    /// opened without a token does not outlive the open door.
     pub async fn revoked(&self) {
         match self {
-            Caller::Anyone => std::future::pending().await,
+            Caller::Anyone(closed) => {
+                let mut rx = closed.clone();
+                if rx.wait_for(|c| *c).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
             Caller::Token(g) => {
                 let mut rx = g.revoked.subscribe();
                 let _ = rx.wait_for(|r| *r).await;
@@ -87,6 +94,8 @@ pub struct Gate {
     always: bool,
     open_metrics: bool,
     grants: RwLock<Vec<Arc<Grant>>>,
+    /// Whether tokens are required now, for what anyone opened.
+    closed: watch::Sender<bool>,
     failures: Counter,
 }
 
@@ -101,27 +110,42 @@ impl Gate {
         open_metrics: bool,
         failures: Counter,
     ) -> Result<Gate, TokenError> {
-        let grants = tokens.list()?.into_iter().map(grant).collect();
+        let grants: Vec<_> = tokens.list()?.into_iter().map(grant).collect();
+        let closed = enabled && (always || !grants.is_empty());
         Ok(Gate {
             tokens,
             enabled,
             always,
             open_metrics,
             grants: RwLock::new(grants),
+            closed: watch::channel(closed).0,
             failures,
         })
     }
 
     /// Whether requests need a token now.
     pub fn required(&self) -> bool {
-        self.enabled && (self.always || !self.grants.read().expect("not poisoned").is_empty())
+        *self.closed.borrow()
+    }
+
+    /// The caller when no token is required.
+    pub fn anyone(&self) -> Caller {
+        Caller::Anyone(self.closed.subscribe())
+    }
+
+    /// Whether tokens are required with these grants; tells what anyone
+    /// opened when that changes.
+    fn update(&self, grants: &[Arc<Grant>]) {
+        let closed = self.enabled && (self.always || !grants.is_empty());
+        self.closed
+            .send_if_modified(|c| std::mem::replace(c, closed) != closed);
     }
 
     /// The caller a secret (if any) stands for. Every token's hash is
     /// compared, in constant time, whichever matches.
     pub fn authenticate(&self, secret: Option<&str>) -> Result<Caller, Denied> {
         if !self.required() {
-            return Ok(Caller::Anyone);
+            return Ok(self.anyone());
         }
         let Some(secret) = secret else {
             self.failures.inc();
@@ -164,6 +188,7 @@ impl Gate {
         let mut grants = self.grants.write().expect("not poisoned");
         grants.push(grant(token.clone()));
         grants.sort_by(|a, b| a.token.name.cmp(&b.token.name));
+        self.update(&grants);
         Ok((token, secret))
     }
 
@@ -179,6 +204,7 @@ impl Gate {
             }
             keep
         });
+        self.update(&grants);
         Ok(())
     }
 }
@@ -324,7 +350,7 @@ pub async fn http(rule: Rule, mut req: Request, next: Next) -> Response {
         }
         req.extensions_mut().insert(caller);
     } else {
-        req.extensions_mut().insert(Caller::Anyone);
+        req.extensions_mut().insert(app.gate.anyone());
     }
     next.run(req).await
 }
@@ -368,7 +394,8 @@ mod tests {
             failures.clone(),
         )
         .unwrap();
-        assert!(matches!(gate.authenticate(None), Ok(Caller::Anyone)));
+        let anyone = gate.authenticate(None).unwrap();
+        assert!(matches!(anyone, Caller::Anyone(_)));
         let (_, secret) = gate.create("w", &["write:orders-".into()]).unwrap();
         gate.create("other", &["admin".into()]).unwrap();
         assert_eq!(gate.authenticate(None).err(), Some(Denied::Missing));
@@ -390,6 +417,11 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), anyone.revoked())
+                .await
+                .expect("the first token ends what anyone opened")
+        });
         gate.revoke("w").unwrap();
         rt.block_on(async {
             tokio::time::timeout(std::time::Duration::from_secs(5), caller.revoked())
@@ -402,7 +434,7 @@ mod tests {
         );
         gate.revoke("other").unwrap();
         assert!(
-            matches!(gate.authenticate(None), Ok(Caller::Anyone)),
+            matches!(gate.authenticate(None), Ok(Caller::Anyone(_))),
             "no token left: open again on loopback"
         );
     }

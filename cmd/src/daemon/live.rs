@@ -357,11 +357,13 @@ pub fn to_channel<T: Send + 'static>(
     let (app, caller) = (app.clone(), caller.clone());
     app.metrics.subscriptions.inc();
     tokio::spawn(async move {
+        let revoked = caller.revoked();
+        let mut revoked = std::pin::pin!(revoked);
         loop {
             let next = tokio::select! {
                 e = follower.next() => e,
                 () = tx.closed() => break,
-                () = caller.revoked() => break,
+                () = &mut revoked => break,
             };
             let Some(item) = next else { break };
             let failed = item.is_err();

@@ -766,3 +766,53 @@ fn open_metrics_need_no_token_and_open_nothing_else() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// What was opened while no token existed ends when the first is made:
+/// an open door does not stay open for those already inside.
+#[test]
+fn the_first_token_ends_what_anyone_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--resp", "127.0.0.1:0"]);
+    let c = client();
+    let r = c
+        .post(d.at("/streams/feed"))
+        .body(r#"{"type":"T","data":1}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let sse = c
+        .get(d.at("/subscribe/streams/feed?from=0"))
+        .send()
+        .unwrap();
+    let resp = d.resp.clone().unwrap();
+    let (host, port) = resp.rsplit_once(':').unwrap();
+    let mut cli = Command::new("redis-cli")
+        .args(["-h", host, "-p", port, "-3", "ESUB", "feed", "FROM", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli runs");
+    let maker = {
+        let (c, url) = (c.clone(), d.at("/tokens"));
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            let r = c
+                .post(url)
+                .json(&json!({"name": "first", "scopes": ["admin"]}))
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+        })
+    };
+    let (seen, ended_after) = sse_until_end(sse, 1);
+    maker.join().unwrap();
+    assert_eq!(seen, 1);
+    assert!(ended_after < Duration::from_secs(10), "{ended_after:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cli.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the RESP subscription outlived the open door"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -109,6 +109,9 @@ struct Connection {
     /// Set by `AUTH` (or `HELLO ... AUTH`); until then the connection is
     /// anyone's, which is enough only while no token is required.
     caller: Option<Caller>,
+    /// Who opened this connection's subscriptions, when nobody had
+    /// authenticated: they end when tokens become required.
+    subscribed_as: Option<Caller>,
     input: Vec<u8>,
     output: Vec<u8>,
     subs: Subscriptions,
@@ -134,6 +137,7 @@ impl Connection {
             version: 2,
             name: None,
             caller: None,
+            subscribed_as: None,
             input: Vec::with_capacity(16 << 10),
             output: Vec::with_capacity(16 << 10),
         }
@@ -184,7 +188,7 @@ impl Connection {
                 self.socket.write_all(&self.output).await?;
                 self.output.clear();
             }
-            let caller = self.caller.clone();
+            let caller = self.caller.clone().or_else(|| self.subscribed_as.clone());
             let revoked = async move {
                 match caller {
                     Some(c) => c.revoked().await,
@@ -209,7 +213,7 @@ impl Connection {
                 }
                 _ = wait_shutdown(&self.app) => return Ok(()),
                 () = revoked => {
-                    Reply::err("NOAUTH", "the connection's token was revoked").encode(self.version, &mut self.output);
+                    Reply::err("NOAUTH", "the token this connection used was revoked, or tokens are now required").encode(self.version, &mut self.output);
                     self.socket.write_all(&self.output).await?;
                     return Ok(());
                 }
@@ -286,8 +290,17 @@ impl Connection {
             "CLIENT" => self.client(args),
             "COMMAND" => command(args),
             "SELECT" => Reply::ok(),
-            "ESUB" => self.subs.esub(&caller, args).await,
-            "EPSUB" => self.subs.epsub(&caller, args).await,
+            "ESUB" | "EPSUB" => {
+                let reply = if name == "ESUB" {
+                    self.subs.esub(&caller, args).await
+                } else {
+                    self.subs.epsub(&caller, args).await
+                };
+                if self.caller.is_none() {
+                    self.subscribed_as = Some(caller);
+                }
+                reply
+            }
             "EACK" => self.subs.eack(args),
             _ => Reply::err("ERR", format!("unknown command '{name}'")),
         })
@@ -373,7 +386,11 @@ impl Connection {
             .gate
             .authenticate(Some(token))
             .map_err(commands::denied)?;
-        self.caller = Some(caller);
+        // Anyone is asked again at each command: the first token made
+        // later must close this connection's door too.
+        if let Caller::Token(_) = caller {
+            self.caller = Some(caller);
+        }
         Ok(())
     }
 
