@@ -7,7 +7,8 @@
 //! `HYDRA_BENCH_SECONDS`, default 10), each on a fresh daemon. With
 //! `SIERRADB=<path to the sierradb-server binary>`, the same
 //! `redis-benchmark` load runs against SierraDB in the same run, for the
-//! ratio.
+//! ratio. `HYDRA_BENCH_ONLY=load` runs only the last part (`apis`,
+//! `fanout`, `load`, comma-separated).
 //!
 //! Run: `cargo bench -p hydra --bench api` (prints Markdown).
 
@@ -389,6 +390,33 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    let only = std::env::var("HYDRA_BENCH_ONLY").ok();
+    let runs = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
+    if runs("apis") {
+        apis();
+    }
+    if runs("fanout") {
+        let dir = tempfile::tempdir().unwrap();
+        let d = start(dir.path());
+        let (rate, took) = fan_out(&d.url, 100, 2000);
+        println!();
+        println!("| SSE fan-out | deliveries/s | all delivered in |");
+        println!("|---|---|---|");
+        println!(
+            "| 100 subscribers x 2,000 events | {rate:.0} | {} ms |",
+            ms(took)
+        );
+    }
+    if runs("load") {
+        loads();
+    }
+}
+
+/// Appends over each API, beside SierraDB when it is there.
+fn apis() {
     let dir = tempfile::tempdir().unwrap();
     let d = start(dir.path());
     println!(
@@ -443,16 +471,10 @@ fn main() {
             println!("| {label} | {clients} | {rps:.0} | {p50:.2} | {p99:.2} | {s} | {ratio} |");
         }
     }
-    let (rate, took) = fan_out(&d.url, 100, 2000);
-    println!();
-    println!("| SSE fan-out | deliveries/s | all delivered in |");
-    println!("|---|---|---|");
-    println!(
-        "| 100 subscribers x 2,000 events | {rate:.0} | {} ms |",
-        ms(took)
-    );
-    drop(d);
+}
 
+/// The operator's load at each number of subscribers.
+fn loads() {
     let seconds = std::env::var("HYDRA_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -19,9 +19,9 @@
 //! 2,000 followers on every commit to find the hundred it concerns cost
 //! the appends more than anything else).
 //!
-//! A follower catches up from the log first (pages read on the blocking
-//! pool, at most [`READERS`] at once, so that thousands of subscribers
-//! catching up cannot take the threads appends run on), then follows the
+//! A follower catches up from the log first (its start and its pages read
+//! on the blocking pool, at most [`READERS`] at once, so that thousands of
+//! subscribers arriving cannot take the threads appends run on), then follows the
 //! feed. One that falls behind the ring (a client that stops reading) or
 //! finds a gap goes back to reading the log from its cursor: it never
 //! holds appends up, nor more memory than its connection's buffer.
@@ -184,9 +184,21 @@ impl Live {
         // after the last read can be missed.
         let feed = self.channels().of(&target).subscribe();
         let log = app.log.clone();
-        let sub = tokio::task::spawn_blocking(move || log.subscribe(target, from))
+        // Among the readers too: 10,000 clients subscribing at once could
+        // otherwise start as many blocking threads as the pool allows.
+        let permit = self
+            .readers
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| LogError::Closed)??;
+            .expect("never closed");
+        let sub = tokio::task::spawn_blocking(move || {
+            let sub = log.subscribe(target, from);
+            drop(permit);
+            sub
+        })
+        .await
+        .map_err(|_| LogError::Closed)??;
         Ok(Follower {
             app: app.clone(),
             sub: Some(sub),
