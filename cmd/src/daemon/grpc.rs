@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures_util::Stream;
 use hydra_eventlog::{
     AllFilter, Direction, Error as LogError, ExpectedVersion, NewEvent, ReadFrom, RecordedEvent,
     StreamId, StreamWrite, Target,
@@ -220,10 +221,13 @@ fn stream_of(
     ReceiverStream::new(rx)
 }
 
+/// A live subscription's events.
+type LiveStream = std::pin::Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
 /// Streams a subscription's follower (see `live.rs`) until the client or
 /// the daemon goes away.
-fn follow(app: Shared, follower: super::live::Follower, caller: &Caller) -> EventStream {
-    ReceiverStream::new(super::live::to_channel(&app, follower, caller, 64, |e| {
+fn follow(app: Shared, follower: super::live::Follower, caller: &Caller) -> LiveStream {
+    Box::pin(super::live::stream(&app, follower, caller, |e| {
         Some(e.map(|e| event(e.event.clone())).map_err(status))
     }))
 }
@@ -348,12 +352,12 @@ impl EventStore for Service {
         Ok(Response::new(pb::DeleteStreamResponse {}))
     }
 
-    type SubscribeToStreamStream = EventStream;
+    type SubscribeToStreamStream = LiveStream;
 
     async fn subscribe_to_stream(
         &self,
         req: Request<pb::SubscribeToStreamRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    ) -> Result<Response<LiveStream>, Status> {
         let caller = self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
@@ -366,12 +370,12 @@ impl EventStore for Service {
         Ok(Response::new(follow(self.app.clone(), follower, &caller)))
     }
 
-    type SubscribeToAllStream = EventStream;
+    type SubscribeToAllStream = LiveStream;
 
     async fn subscribe_to_all(
         &self,
         req: Request<pb::SubscribeToAllRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    ) -> Result<Response<LiveStream>, Status> {
         let caller = self.admit(&req, &Need::Read(req.get_ref().stream_prefix.clone()))?;
         let r = req.into_inner();
         let target = Target::All {

@@ -21,10 +21,11 @@
 //!
 //! A follower catches up from the log first (its start and its pages read
 //! on the blocking pool, at most [`READERS`] at once, so that thousands of
-//! subscribers arriving cannot take the threads appends run on), then follows the
-//! feed. One that falls behind the ring (a client that stops reading) or
-//! finds a gap goes back to reading the log from its cursor: it never
-//! holds appends up, nor more memory than its connection's buffer.
+//! subscribers arriving cannot take the threads appends run on), then
+//! follows the feed. It is polled by the connection that sends its events
+//! ([`stream`]): one that falls behind the ring (a client that stops
+//! reading) or finds a gap goes back to reading the log from its cursor:
+//! it never holds appends up, nor more memory than one page.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -353,41 +354,52 @@ impl Follower {
     }
 }
 
-/// Runs `follower` on an async task that sends each event, made into a
-/// message by `message`, down a channel of `capacity`, and returns its
-/// receiver. It ends when the receiver or the daemon goes, when the
-/// caller's token is revoked, when `message` makes nothing of an event, or
-/// after the message made of an error.
-pub fn to_channel<T: Send + 'static>(
+/// `follower` as a stream of messages made by `message`, polled by the
+/// connection that sends them: no task or queue between the feed and the
+/// socket, so a delivery wakes one task, and a client that stops reading
+/// stops its follower, which then falls behind the feed's ring and reads
+/// the log when the client resumes. It ends when the daemon stops, when
+/// the caller's token is revoked, when `message` makes nothing of an
+/// event, or after the message made of an error.
+pub fn stream<T, M>(
     app: &Shared,
-    mut follower: Follower,
+    follower: Follower,
     caller: &Caller,
-    capacity: usize,
-    mut message: impl FnMut(Result<Arc<LiveEvent>, LogError>) -> Option<T> + Send + 'static,
-) -> tokio::sync::mpsc::Receiver<T> {
-    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
-    let (app, caller) = (app.clone(), caller.clone());
-    app.metrics.subscriptions.inc();
-    tokio::spawn(async move {
-        let revoked = caller.revoked();
-        let mut revoked = std::pin::pin!(revoked);
-        loop {
-            let next = tokio::select! {
-                e = follower.next() => e,
-                () = tx.closed() => break,
-                () = &mut revoked => break,
-            };
-            let Some(item) = next else { break };
-            let failed = item.is_err();
-            let Some(m) = message(item) else { break };
-            if tx.send(m).await.is_err() || failed {
-                break;
-            }
-            app.metrics.events_read.inc();
-        }
-        app.metrics.subscriptions.dec();
-    });
-    rx
+    message: M,
+) -> impl futures_util::Stream<Item = T> + Send + use<T, M>
+where
+    T: Send + 'static,
+    M: FnMut(Result<Arc<LiveEvent>, LogError>) -> Option<T> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    let caller = caller.clone();
+    let revoked = async move { caller.revoked().await };
+    let open = Open::new(app);
+    futures_util::stream::unfold(Some((follower, message, open)), |state| async move {
+        let (mut follower, mut message, open) = state?;
+        let item = follower.next().await?;
+        let failed = item.is_err();
+        let m = message(item)?;
+        open.0.metrics.events_read.inc();
+        Some((m, (!failed).then_some((follower, message, open))))
+    })
+    .take_until(revoked)
+}
+
+/// One open subscription, counted in the metrics while it lives.
+struct Open(Shared);
+
+impl Open {
+    fn new(app: &Shared) -> Open {
+        app.metrics.subscriptions.inc();
+        Open(app.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.metrics.subscriptions.dec();
+    }
 }
 
 /// Up to `max` events of persistent subscription `name` within its

@@ -13,7 +13,6 @@ use hydra_eventlog::{StreamId, Target};
 use serde::Deserialize;
 use serde_json::json;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::app::{Shared, blocking};
 use super::auth::Caller;
@@ -42,11 +41,11 @@ fn start(headers: &HeaderMap, from: Option<u64>) -> ApiResult<Option<u64>> {
     }
 }
 
-/// Follows the live feed (see `live.rs`) on an async task, each event an
-/// SSE message whose `id:` is its version (stream) or position (`$all`),
-/// so that `Last-Event-ID` resumes exactly after a reconnect. A client
-/// that stops reading fills its connection's buffer, then its follower
-/// falls behind the feed and reads from the log when it resumes.
+/// Follows the live feed (see `live.rs`) as the connection's body, each
+/// event an SSE message whose `id:` is its version (stream) or position
+/// (`$all`), so that `Last-Event-ID` resumes exactly after a reconnect. A
+/// client that stops reading stops its follower, which falls behind the
+/// feed and reads from the log when the client resumes.
 async fn sse(
     app: Shared,
     caller: Caller,
@@ -55,7 +54,7 @@ async fn sse(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let by_version = matches!(target, Target::Stream(_));
     let follower = app.live.follow(&app, target, from).await?;
-    let rx = super::live::to_channel(&app, follower, &caller, 64, move |e| {
+    let stream = super::live::stream(&app, follower, &caller, move |e| {
         let e = e.ok()?;
         let id = if by_version {
             e.event.version
@@ -64,7 +63,7 @@ async fn sse(
         };
         Some(Event::default().id(id.to_string()).data(e.json()))
     });
-    let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    let stream = stream.map(Ok::<_, Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
