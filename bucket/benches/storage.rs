@@ -45,6 +45,7 @@ fn open(dir: &std::path::Path, backend: Backend) -> Arc<dyn Volume> {
         OpenOptions {
             backend: Some(backend),
             durability: Durability::Immediate,
+            cache_bytes: None,
         },
     )
     .unwrap()

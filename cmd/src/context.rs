@@ -21,6 +21,7 @@ impl Ctx {
             OpenOptions {
                 backend: self.backend,
                 durability: Durability::Immediate,
+                cache_bytes: None,
             },
         )
         .map_err(|e| match e {

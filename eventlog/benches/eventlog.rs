@@ -60,6 +60,7 @@ fn open_vault(dir: &Path, durability: DurabilityMode) -> EventLog {
                 DurabilityMode::Sync => hydra_volume::Durability::Immediate,
                 _ => hydra_volume::Durability::Eventual,
             },
+            cache_bytes: None,
         },
     )
     .unwrap();

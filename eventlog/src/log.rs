@@ -189,6 +189,7 @@ impl EventLog {
             OpenOptions {
                 backend: None,
                 durability,
+                cache_bytes: None,
             },
         )?;
         EventLog::open(Store::open(volume)?, options)

@@ -21,6 +21,10 @@ pub struct OpenOptions {
     /// directory it must match what is there (or be `None`).
     pub backend: Option<Backend>,
     pub durability: Durability,
+    /// Bytes of pages the engine may cache in memory (redb; LMDB maps the
+    /// file and leaves caching to the kernel). `None`: redb's default of
+    /// 1 GiB.
+    pub cache_bytes: Option<usize>,
 }
 
 /// Opens the volume in `dir`, creating the directory and a volume of the
@@ -55,6 +59,7 @@ pub fn open_dir(dir: &Path, options: OpenOptions) -> Result<Arc<dyn Volume>, Vol
         Backend::Redb => Arc::new(RedbVolume::open_locked(
             &dir.join(REDB_FILE),
             d,
+            options.cache_bytes,
             Some(lock),
         )?),
         Backend::Lmdb => Arc::new(LmdbVolume::open_locked(&dir.join(LMDB_DIR), d, Some(lock))?),

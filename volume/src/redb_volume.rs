@@ -40,15 +40,22 @@ fn err(e: impl Into<redb::Error>) -> VolumeError {
 impl RedbVolume {
     /// Opens (creating if absent) the redb file at `path`.
     pub fn open(path: &Path, durability: Durability) -> Result<RedbVolume, VolumeError> {
-        RedbVolume::open_locked(path, durability, None)
+        RedbVolume::open_locked(path, durability, None, None)
     }
 
+    /// `cache`: bytes of pages redb keeps in memory (its default, 1 GiB,
+    /// when `None`): most of a busy daemon's resident memory.
     pub(crate) fn open_locked(
         path: &Path,
         durability: Durability,
+        cache: Option<usize>,
         lock: Option<File>,
     ) -> Result<RedbVolume, VolumeError> {
-        let db = Database::create(path).map_err(|e| match e {
+        let mut builder = Database::builder();
+        if let Some(bytes) = cache {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder.create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => VolumeError::Locked {
                 path: path.to_path_buf(),
             },

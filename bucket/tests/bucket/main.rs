@@ -21,6 +21,7 @@ pub fn volume(dir: &Path, backend: Backend) -> Arc<dyn Volume> {
         OpenOptions {
             backend: Some(backend),
             durability: Durability::Immediate,
+            cache_bytes: None,
         },
     )
     .unwrap()

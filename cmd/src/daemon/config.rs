@@ -65,6 +65,11 @@ pub struct VolumeConfig {
     pub path: PathBuf,
     #[serde(default = "default_durability")]
     pub durability: String,
+    /// MiB of pages redb keeps in memory (default 1024, redb's own): most
+    /// of a busy daemon's resident memory. LMDB leaves caching to the
+    /// kernel and ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_mb: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -432,6 +437,7 @@ impl Config {
                 backend: default_backend(),
                 path: data,
                 durability: default_durability(),
+                cache_mb: None,
             }],
             eventlog: EventLogConfig::default(),
             buckets: Vec::new(),

@@ -163,6 +163,7 @@ fn open(config: &Config) -> Result<App> {
                     DurabilityMode::Sync => Durability::Immediate,
                     _ => Durability::Eventual,
                 },
+                cache_bytes: v.cache_mb.map(|mb| mb << 20),
             },
         )
         .map_err(|e| match e {

@@ -23,6 +23,7 @@ fn store_with_vault(dir: &Path, key: &Key) -> Store {
         OpenOptions {
             backend: None,
             durability: Durability::Immediate,
+            cache_bytes: None,
         },
     )
     .unwrap();

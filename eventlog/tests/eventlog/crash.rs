@@ -25,6 +25,7 @@ fn open(dir: &std::path::Path) -> EventLog {
         hydra_volume::OpenOptions {
             backend: None,
             durability: hydra_volume::Durability::Immediate,
+            cache_bytes: None,
         },
     )
     .unwrap();

@@ -16,6 +16,7 @@ pub fn open(dir: &Path, backend: Backend) -> Arc<dyn Volume> {
         OpenOptions {
             backend: Some(backend),
             durability: Durability::Immediate,
+            cache_bytes: None,
         },
     )
     .unwrap()
