@@ -275,6 +275,15 @@ fn sse_until_end(r: reqwest::blocking::Response, n: usize) -> (usize, Duration) 
     (seen, start.elapsed())
 }
 
+/// Waits up to 10 s for `child` to end; panics with `what` if it does not.
+fn exits_within(child: &mut std::process::Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn revoking_a_token_ends_its_subscriptions_and_refuses_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -346,18 +355,7 @@ fn revoking_a_token_ends_its_subscriptions_and_refuses_it() {
     revoker.join().unwrap();
     assert_eq!(seen, 1);
     assert!(ended_after < Duration::from_secs(10), "{ended_after:?}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = cli.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the RESP subscription outlived its token"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let _ = status;
+    exits_within(&mut cli, "the RESP subscription outlived its token");
     let end = rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(10), grpc.message())
             .await
@@ -488,17 +486,11 @@ fn a_daemon_beyond_loopback_needs_a_token_or_says_auth_none() {
     let r = c.get(format!("{local}/streams")).send().unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     d.stop();
-    // `auth: none` is the explicit, unsafe way.
-    let config = dir.path().join("open.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "volumes:\n  - id: main\n    path: {}\napi:\n  http: 0.0.0.0:0\n  auth: none\n",
-            dir.path().join("open").display()
-        ),
-    )
-    .unwrap();
-    let d = Daemon::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+    // `auth: none` is the explicit, unsafe way (a volume without tokens).
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    let config = crate::daemon::config(&open, "", "api:\n  http: 0.0.0.0:0\n  auth: none\n");
+    let d = Daemon::start_with(dir.path(), &["--config", &config]);
     let port = d.url.rsplit(':').next().unwrap().to_owned();
     let r = c
         .get(format!("http://127.0.0.1:{port}/streams"))
@@ -544,18 +536,15 @@ fn pki(dir: &std::path::Path, name: &str) -> Pki {
 }
 
 fn tls_config(dir: &std::path::Path, server: &Pki, client_ca: Option<&std::path::Path>) -> String {
-    let path = dir.join("tls.yaml");
-    let mut yaml = format!(
-        "volumes:\n  - id: main\n    path: {}\napi:\n  grpc: 127.0.0.1:0\n  resp: 127.0.0.1:0\n  tls:\n    cert: {}\n    key: {}\n",
-        dir.join("data").display(),
+    let mut api = format!(
+        "api:\n  grpc: 127.0.0.1:0\n  resp: 127.0.0.1:0\n  tls:\n    cert: {}\n    key: {}\n",
         server.cert.display(),
         server.key.display()
     );
     if let Some(ca) = client_ca {
-        yaml.push_str(&format!("    client_ca: {}\n", ca.display()));
+        api.push_str(&format!("    client_ca: {}\n", ca.display()));
     }
-    std::fs::write(&path, yaml).unwrap();
-    path.to_str().unwrap().to_owned()
+    crate::daemon::config(dir, "", &api)
 }
 
 /// HTTP, RESP3 and gRPC over TLS, each with a client nobody here wrote
@@ -746,16 +735,7 @@ fn resp_clients_authenticate_every_way_redis_clients_do() {
 #[test]
 fn open_metrics_need_no_token_and_open_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("metrics.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "volumes:\n  - id: main\n    path: {}\napi:\n  metrics: open\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let d = Daemon::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let d = Daemon::configured(dir.path(), "", "api:\n  metrics: open\n");
     let c = client();
     token(&c, &d, None, "admin", &["admin"]);
     let r = c.get(d.at("/metrics")).send().unwrap();
@@ -807,12 +787,5 @@ fn the_first_token_ends_what_anyone_opened() {
     maker.join().unwrap();
     assert_eq!(seen, 1);
     assert!(ended_after < Duration::from_secs(10), "{ended_after:?}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cli.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the RESP subscription outlived the open door"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    exits_within(&mut cli, "the RESP subscription outlived the open door");
 }

@@ -31,6 +31,12 @@ impl Daemon {
         Daemon::start_with(dir, &args)
     }
 
+    /// `hydra daemon --config` of a file with one volume in `dir/data`
+    /// (`volume` adds keys to it) and then `rest`.
+    pub fn configured(dir: &Path, volume: &str, rest: &str) -> Daemon {
+        Daemon::start(dir, &["--config", &config(dir, volume, rest)])
+    }
+
     /// `hydra daemon ARGS` (no default `--http`).
     pub fn start_with(dir: &Path, args: &[&str]) -> Daemon {
         let mut child = hydra(dir)
@@ -875,16 +881,7 @@ fn bad_configs_are_refused_with_the_key_and_line() {
 #[test]
 fn an_append_that_outlasts_the_request_timeout_is_answered_when_it_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("hydra.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "volumes:\n  - id: main\n    path: {}\nlimits:\n  request_timeout_secs: 1\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let d = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let d = Daemon::configured(dir.path(), "", "limits:\n  request_timeout_secs: 1\n");
     let c = client();
     let batch = format!(
         "[{}]",
@@ -987,23 +984,10 @@ fn curl_drives_the_api() {
 #[test]
 fn reads_of_a_192_mib_stream_stay_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("small-cache.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "volumes:\n  - id: main\n    path: {}\n    cache_mb: 16\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let d = Daemon::start(
+    let d = Daemon::configured(
         dir.path(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--grpc",
-            "127.0.0.1:0",
-        ],
+        "    cache_mb: 16\n",
+        "api:\n  grpc: 127.0.0.1:0\n",
     );
     let c = client();
     let pad = "x".repeat(1 << 20);
@@ -1016,7 +1000,10 @@ fn reads_of_a_192_mib_stream_stay_in_bounded_memory() {
     }
     let before = peak_kib(d.pid());
     // With redb's default cache the appends alone took 540 MiB.
-    assert!(before < 320 * 1024, "{before} KiB after appending, cache_mb: 16");
+    assert!(
+        before < 320 * 1024,
+        "{before} KiB after appending, cache_mb: 16"
+    );
     let count = |r: reqwest::blocking::Response| {
         let mut n = 0;
         for line in BufReader::new(r).split(b'\n') {
@@ -1071,4 +1058,16 @@ fn reads_of_a_192_mib_stream_stay_in_bounded_memory() {
         peak < before + 160 * 1024,
         "daemon peak RSS {peak} KiB (before the reads {before}) reading a 192 MiB stream"
     );
+}
+
+/// Writes `dir/hydra.yaml`: one volume in `dir/data` (`volume` adds keys
+/// to it), then `rest`; returns its path.
+pub fn config(dir: &Path, volume: &str, rest: &str) -> String {
+    let path = dir.join("hydra.yaml");
+    let yaml = format!(
+        "volumes:\n  - id: main\n    path: {}\n{volume}{rest}",
+        dir.join("data").display()
+    );
+    std::fs::write(&path, yaml).unwrap();
+    path.to_str().unwrap().to_owned()
 }
