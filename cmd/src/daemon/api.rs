@@ -69,11 +69,19 @@ impl Api {
             let entry = paths
                 .entry(r.path.to_owned())
                 .or_insert_with(|| Value::Object(Map::new()));
+            // Open routes need no token; the others a bearer token once
+            // one exists (see `auth.rs`), `x-scope` saying which.
+            let security = if r.rule == Rule::Open {
+                json!([])
+            } else {
+                json!([{"bearer": []}])
+            };
             entry.as_object_mut().expect("an object").insert(
                 r.method.to_lowercase(),
                 json!({
                     "summary": r.summary,
                     "x-scope": r.rule.doc(),
+                    "security": security,
                     "parameters": params,
                     "responses": {"200": {"description": "success"}, "default": {"description": "an error: {\"error\": \"...\"}"}}
                 }),
@@ -82,6 +90,7 @@ impl Api {
         json!({
             "openapi": "3.0.3",
             "info": {"title": "Hydra", "version": env!("CARGO_PKG_VERSION")},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token (hydra token create); required once one exists"}}},
             "paths": paths,
         })
     }

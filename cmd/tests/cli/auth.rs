@@ -87,6 +87,8 @@ fn every_http_route_needs_its_scope() {
             let scope = op["x-scope"]
                 .as_str()
                 .unwrap_or_else(|| panic!("{method} {path} has no x-scope"));
+            let bearer = op["security"] == json!([{"bearer": []}]);
+            assert_eq!(bearer, scope != "none", "{method} {path}: security");
             let scope = match scope {
                 s if s.starts_with("read:{stream}") => {
                     concrete.push_str("?stream=acct-1");
