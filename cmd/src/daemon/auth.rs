@@ -28,6 +28,8 @@ use crate::access::{Need, Token, TokenError, Tokens, allows};
 pub struct Grant {
     pub token: Token,
     revoked: watch::Sender<bool>,
+    /// The gate's count of refusals, which [`Caller::check`] raises.
+    failures: Counter,
 }
 
 /// Who a request comes from.
@@ -54,15 +56,19 @@ pub enum Denied {
 pub const UNKNOWN: &str = "unknown or revoked token";
 
 impl Caller {
-    /// Refuses a token whose scopes do not allow `need`, naming the scope.
+    /// Refuses a token whose scopes do not allow `need`, naming the scope,
+    /// and counts the refusal (every API checks here).
     pub fn check(&self, need: &Need) -> Result<(), Denied> {
         match self {
             Caller::Anyone(_) => Ok(()),
             Caller::Token(g) if allows(&g.token.scopes, need) => Ok(()),
-            Caller::Token(g) => Err(Denied::Forbidden(format!(
-                "token {} lacks scope {need}",
-                g.token.name
-            ))),
+            Caller::Token(g) => {
+                g.failures.inc();
+                Err(Denied::Forbidden(format!(
+                    "token {} lacks scope {need}",
+                    g.token.name
+                )))
+            }
         }
     }
 
@@ -110,7 +116,11 @@ impl Gate {
         open_metrics: bool,
         failures: Counter,
     ) -> Result<Gate, TokenError> {
-        let grants: Vec<_> = tokens.list()?.into_iter().map(grant).collect();
+        let grants: Vec<_> = tokens
+            .list()?
+            .into_iter()
+            .map(|t| grant(t, &failures))
+            .collect();
         let closed = enabled && (always || !grants.is_empty());
         Ok(Gate {
             tokens,
@@ -167,9 +177,7 @@ impl Gate {
     /// Authenticates and checks one need, counting a refusal.
     pub fn admit(&self, secret: Option<&str>, need: &Need) -> Result<Caller, Denied> {
         let caller = self.authenticate(secret)?;
-        caller.check(need).inspect_err(|_| {
-            self.failures.inc();
-        })?;
+        caller.check(need)?;
         Ok(caller)
     }
 
@@ -186,7 +194,7 @@ impl Gate {
     pub fn create(&self, name: &str, scopes: &[String]) -> Result<(Token, String), TokenError> {
         let (token, secret) = self.tokens.create(name, scopes)?;
         let mut grants = self.grants.write().expect("not poisoned");
-        grants.push(grant(token.clone()));
+        grants.push(grant(token.clone(), &self.failures));
         grants.sort_by(|a, b| a.token.name.cmp(&b.token.name));
         self.update(&grants);
         Ok((token, secret))
@@ -209,10 +217,11 @@ impl Gate {
     }
 }
 
-fn grant(token: Token) -> Arc<Grant> {
+fn grant(token: Token, failures: &Counter) -> Arc<Grant> {
     Arc::new(Grant {
         token,
         revoked: watch::channel(false).0,
+        failures: failures.clone(),
     })
 }
 
@@ -344,7 +353,6 @@ pub async fn http(rule: Rule, mut req: Request, next: Next) -> Response {
         };
         for need in rule.needs(&params, &query) {
             if let Err(d) = caller.check(&need) {
-                app.gate.failures.inc();
                 return refused(d);
             }
         }
@@ -413,6 +421,10 @@ mod tests {
             Denied::Forbidden("token w lacks scope read:orders-1".into())
         );
         assert_eq!(failures.get(), 3);
+        // A check a handler makes on its own (RESP, gRPC AppendMulti)
+        // counts too.
+        assert!(caller.check(&Need::Admin).is_err());
+        assert_eq!(failures.get(), 4);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
