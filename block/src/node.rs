@@ -80,7 +80,7 @@ pub fn links_of(bytes: &[u8]) -> Result<(Kind, Vec<Ref>), DecodeError> {
 pub fn links(codec: Codec, bytes: &[u8]) -> Result<Vec<Ref>, DecodeError> {
     match codec {
         Codec::Raw => Ok(Vec::new()),
-        Codec::Node => links_of(bytes).map(|(_, l)| l),
+        Codec::Node | Codec::PlainNode => links_of(bytes).map(|(_, l)| l),
     }
 }
 

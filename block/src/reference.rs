@@ -24,6 +24,13 @@ pub enum Codec {
     /// A Hydra node: a postcard envelope with a kind, links and a body
     /// (see [`crate::Node`]). Multicodec private-use code 0x3f4859.
     Node,
+    /// A Hydra node that buckets store as it is, never compressed or
+    /// encrypted, so that a peer without the bucket's key can still follow
+    /// its links: a blind replica walks, verifies and collects through it.
+    /// For nodes that hold only what is visible anyway (refs, counts, the
+    /// names keys already show), such as a stream's bundle tree.
+    /// Multicodec private-use code 0x3f485a.
+    PlainNode,
 }
 
 impl Codec {
@@ -32,11 +39,12 @@ impl Codec {
         match self {
             Codec::Raw => 0x55,
             Codec::Node => 0x3f_4859,
+            Codec::PlainNode => 0x3f_485a,
         }
     }
 
     fn from_code(code: u64) -> Option<Codec> {
-        [Codec::Raw, Codec::Node]
+        [Codec::Raw, Codec::Node, Codec::PlainNode]
             .into_iter()
             .find(|c| c.code() == code)
     }
@@ -46,13 +54,21 @@ impl Codec {
         match self {
             Codec::Raw => 0,
             Codec::Node => 1,
+            Codec::PlainNode => 2,
         }
+    }
+
+    /// Whether blocks of this codec are stored untransformed in every
+    /// bucket (see [`Codec::PlainNode`]).
+    pub const fn is_plain(self) -> bool {
+        matches!(self, Codec::PlainNode)
     }
 
     pub const fn from_tag(tag: u8) -> Option<Codec> {
         match tag {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Node),
+            2 => Some(Codec::PlainNode),
             _ => None,
         }
     }
@@ -289,8 +305,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn display_parse_round_trip(hash in any::<[u8; 32]>(), node in any::<bool>()) {
-            let codec = if node { Codec::Node } else { Codec::Raw };
+        fn display_parse_round_trip(hash in any::<[u8; 32]>(), tag in 0u8..3) {
+            let codec = Codec::from_tag(tag).unwrap();
             let r = Ref::from_parts(codec, hash);
             prop_assert_eq!(r.to_string().parse::<Ref>().unwrap(), r);
         }

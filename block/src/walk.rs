@@ -105,7 +105,7 @@ impl Walker {
                     }));
                 }
             };
-            return Some(match links(Codec::Node, &bytes) {
+            return Some(match links(r.codec(), &bytes) {
                 Ok(children) => {
                     self.push(children);
                     Ok(Visit::Found(r))

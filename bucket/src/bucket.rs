@@ -120,17 +120,27 @@ impl Bucket {
         codec: Codec,
         plain: &[u8],
     ) -> Result<Ref, BucketError> {
-        self.require_key()?;
+        let (r, stored) = self.to_stored(codec, plain)?;
+        batch.put(layout::block_key(self.num(), &r), stored);
+        Ok(r)
+    }
+
+    /// A block's stored bytes and ref: sealed by the transforms (which
+    /// needs the key), except for a [`Codec::PlainNode`], stored as it is.
+    fn to_stored(&self, codec: Codec, plain: &[u8]) -> Result<(Ref, Vec<u8>), BucketError> {
         if plain.len() > MAX_BLOCK_SIZE {
             return Err(BucketError::BlockTooLarge {
                 size: plain.len(),
                 max: MAX_BLOCK_SIZE,
             });
         }
-        let stored = self.pipeline.seal(plain);
-        let r = Ref::of(codec, &stored);
-        batch.put(layout::block_key(self.num(), &r), stored);
-        Ok(r)
+        let stored = if codec.is_plain() {
+            plain.to_vec()
+        } else {
+            self.require_key()?;
+            self.pipeline.seal(plain)
+        };
+        Ok((Ref::of(codec, &stored), stored))
     }
 
     /// Adds setting root `name` to `r` to `batch` (see [`Bucket::stage_put`]).
@@ -152,6 +162,13 @@ impl Bucket {
         check_root_name(name)?;
         batch.delete(layout::root_key(self.num(), name));
         Ok(())
+    }
+
+    /// Adds deleting block `r` to `batch` (see [`Bucket::stage_put`]): for
+    /// a layer replacing a block that only it names (a stream's bundle
+    /// tile), which would otherwise wait for the next [`Bucket::gc`].
+    pub fn stage_delete(&self, batch: &mut WriteBatch, r: &Ref) {
+        batch.delete(layout::block_key(self.num(), r));
     }
 
     /// Stores a block and returns its ref; storing a block that is already
@@ -196,7 +213,11 @@ impl Bucket {
     }
 
     /// Like [`Bucket::get`], with `None` for a missing block.
+    /// A [`Codec::PlainNode`] needs no key.
     pub fn try_get(&self, r: &Ref) -> Result<Option<Vec<u8>>, BucketError> {
+        if r.codec().is_plain() {
+            return self.get_stored(r);
+        }
         self.require_key()?;
         let Some(stored) = self.get_stored(r)? else {
             return Ok(None);
@@ -419,15 +440,7 @@ impl BlockWriter<'_> {
 
     /// Transforms and queues a block; returns its ref.
     pub fn put(&mut self, codec: Codec, plain: &[u8]) -> Result<Ref, BucketError> {
-        self.bucket.require_key()?;
-        if plain.len() > MAX_BLOCK_SIZE {
-            return Err(BucketError::BlockTooLarge {
-                size: plain.len(),
-                max: MAX_BLOCK_SIZE,
-            });
-        }
-        let stored = self.bucket.pipeline.seal(plain);
-        let r = Ref::of(codec, &stored);
+        let (r, stored) = self.bucket.to_stored(codec, plain)?;
         self.add_stored(r, stored)?;
         Ok(r)
     }

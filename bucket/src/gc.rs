@@ -66,15 +66,16 @@ pub(crate) fn walk_error(e: WalkError<BucketError>) -> BucketError {
 }
 
 impl Bucket {
-    /// Without the key, only closures tell what a root reaches: every root
-    /// must be a raw block, or an object whose closure is stored for that
-    /// very root (as on a replica); anything else would lose its blocks.
+    /// Without the key, only closures tell what a sealed node reaches:
+    /// every root must be a raw block, a plain node, or an object whose
+    /// closure is stored for that very root (as on a replica); anything
+    /// else would lose its blocks.
     /// Returns the marks the objects' closures give (each object root, its
     /// closure and every block listed), read once.
     fn closure_marks(&self, roots: &[(String, Ref)]) -> Result<HashSet<Ref>, BucketError> {
         let mut marks = HashSet::new();
         for (name, r) in roots {
-            if r.codec() == Codec::Raw {
+            if r.codec() != Codec::Node {
                 continue;
             }
             let closure = match name.strip_prefix(crate::object::ROOT_PREFIX) {
@@ -130,16 +131,41 @@ impl Mark {
             }
             Mark::Closures(seen) => {
                 for r in roots {
-                    if !seen.insert(r) || r.codec() != Codec::Raw {
+                    if seen.contains(&r) {
                         continue;
                     }
-                    match bucket.get_stored(&r)? {
-                        Some(bytes) => {
-                            if let Ok(c) = Closure::decode(&bytes) {
-                                seen.extend(c.blocks);
+                    match r.codec() {
+                        Codec::Raw => {
+                            seen.insert(r);
+                            match bucket.get_stored(&r)? {
+                                Some(bytes) => {
+                                    if let Ok(c) = Closure::decode(&bytes) {
+                                        seen.extend(c.blocks);
+                                    }
+                                }
+                                None => report.missing.push(r),
                             }
                         }
-                        None => report.missing.push(r),
+                        // Plain nodes are readable without the key: walk
+                        // through them (raw blocks they reach are leaves).
+                        Codec::PlainNode => {
+                            let mut walker = Walker::with_seen([r], std::mem::take(seen));
+                            let run = walker.run(
+                                |r| bucket.try_get(r),
+                                |v| {
+                                    if let Visit::Missing(r) = v {
+                                        report.missing.push(r)
+                                    }
+                                },
+                            );
+                            *seen = walker.into_seen();
+                            run.map_err(walk_error)?;
+                        }
+                        // What a sealed node reaches only its closure
+                        // tells (see `closure_marks`).
+                        Codec::Node => {
+                            seen.insert(r);
+                        }
                     }
                 }
                 Ok(())

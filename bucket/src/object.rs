@@ -201,7 +201,7 @@ impl Bucket {
                     written += size;
                     progress(written);
                 }
-                Codec::Node => {
+                Codec::Node | Codec::PlainNode => {
                     let child = self.index(&r)?.ok_or_else(|| missing(r))?;
                     stack.push((child, 0));
                 }

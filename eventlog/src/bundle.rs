@@ -5,7 +5,8 @@
 //!   versions  0 ........ 255 | 256 ....... 511 | 512 ... 600
 //!             bundle 0 block | bundle 1 block  | open edge: ev-1/ records
 //!   bnd-0/<num>/<index> -> bucket, block ref, positions
-//!   root-0/<bucket>/ev/<num>/<index> -> block ref      (a GC root)
+//!   root-0/<bucket>/ev/<num> -> the stream's bundle tree, which links
+//!                               every bundle block (see `tree.rs`)
 //!   ev-1/<position> -> pointer (num, version), for each sealed event,
 //!                      once compaction has passed it (see `compact.rs`)
 //! ```
@@ -18,13 +19,12 @@
 //! encrypted bucket's block is ciphertext whose ref anyone can check. The
 //! bundle's positions in `$all` are local to this store, so they live in
 //! the volume beside it, not in the block: a replica stores the same
-//! block. Each bundle is its own root, so that scavenging a stream's
-//! oldest events, or deleting it, drops whole bundles' roots and `hydra
-//! gc` frees their blocks; a bundle only partly scavenged stays until its
-//! last event goes.
+//! block. Scavenging a stream's oldest events, or deleting it, unlinks
+//! whole bundles from the stream's tree and `hydra gc` frees their
+//! blocks; a bundle only partly scavenged stays until its last event goes.
 //!
 //! Sealing happens in the commit of the append that fills the bundle: its
-//! block, root and index entry are written and its records' stream index
+//! block, the tiles that link it and its index entry are written and its records' stream index
 //! entries deleted in one transaction, so a crash leaves either the edge
 //! or the bundle, never neither; the `$all` entries keep their (still
 //! valid) edge records until compaction points them at the bundle. A bundle whose edge lost records to a scavenge
@@ -76,11 +76,6 @@ pub(crate) fn sealable<'a>(records: impl Iterator<Item = (u64, &'a [u8])>) -> bo
 /// Decoded bundles kept in memory, in bytes.
 const CACHE_BYTES: usize = 64 << 20;
 
-/// The name of a bundle's root in its bucket.
-pub(crate) fn root_name(num: u64, index: u64) -> String {
-    format!("ev/{num:016x}/{index:016x}")
-}
-
 /// A bundle's entry in the volume (`bnd-0/`).
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
@@ -131,8 +126,9 @@ impl Sealed {
     }
 }
 
-/// Writes bundle `index` of stream `num`: the block (sealed by `bucket`),
-/// its root and its index entry, into `ops`. Returns the block's ref.
+/// Writes bundle `index` of stream `num`: the block (sealed by `bucket`)
+/// and its index entry, into `ops`. Returns the block's ref, which the
+/// caller links into the stream's tree (see `tree.rs`) in the same commit.
 pub(crate) fn seal(
     bucket: &Bucket,
     ops: &mut WriteBatch,
@@ -152,7 +148,6 @@ pub(crate) fn seal(
     // Addressed as raw: the block links nothing, so every collector,
     // a blind one too, keeps it as a leaf of its root.
     let block = bucket.stage_put(ops, Codec::Raw, &node.encode())?;
-    bucket.stage_root(ops, &root_name(num, index), block)?;
     let entry = Entry {
         bucket: bucket.config().num(),
         block,
@@ -174,7 +169,7 @@ pub(crate) fn seal_edge(
     volume: &dyn hydra_volume::Volume,
     buckets: &crate::records::Buckets,
     bucket: &Bucket,
-    num: u64,
+    (stream, num): (&str, u64),
     length: u64,
 ) -> Result<u64, Error> {
     let mut sealed = 0;
@@ -205,36 +200,37 @@ pub(crate) fn seal_edge(
         }
         let parts: Vec<(u64, &[u8])> = records.iter().map(|(p, r)| (*p, r.as_slice())).collect();
         let block = seal(bucket, &mut batch, num, index, &parts)?;
+        let changes = [(index, Some(block))].into();
+        let top = crate::tree::update(bucket, &mut batch, stream, num, &changes)?;
         buckets
             .store()
-            .commit(batch, &[(bucket.config().num(), block)])?;
+            .commit(batch, &[(bucket.config().num(), top.unwrap_or(block))])?;
         sealed += 1;
     }
     Ok(sealed)
 }
 
-/// Removes bundle `index` of stream `num` (its entry and root; `hydra gc`
-/// frees the block). Returns whether it was there.
+/// Removes bundle `index` of stream `num`'s entry; the writer unlinks it
+/// from the stream's tree, and `hydra gc` frees the block. Returns whether
+/// it was there.
 pub(crate) fn remove(
     log: &EventLog,
     ops: &mut WriteBatch,
     num: u64,
     index: u64,
 ) -> Result<bool, Error> {
-    let Some(bytes) = log.inner.volume.get(&layout::bundle_key(num, index))? else {
+    if !log.inner.volume.has(&layout::bundle_key(num, index))? {
         return Ok(false);
-    };
-    let entry = decode_entry(&bytes)?;
-    let bucket = log.inner.buckets.get(entry.bucket)?;
-    bucket.stage_remove_root(ops, &root_name(num, index))?;
+    }
     ops.delete(layout::bundle_key(num, index));
     log.inner.bundles.forget(num, index);
     Ok(true)
 }
 
-/// The block ref in a bundle's entry (`bnd-0/` value).
-pub(crate) fn block_of(entry: &[u8]) -> Result<Ref, Error> {
-    Ok(decode_entry(entry)?.block)
+/// The bucket number and block ref in a bundle's entry (`bnd-0/` value).
+pub(crate) fn block_of(entry: &[u8]) -> Result<(u32, Ref), Error> {
+    let e = decode_entry(entry)?;
+    Ok((e.bucket, e.block))
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<Entry, Error> {

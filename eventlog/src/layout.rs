@@ -16,6 +16,10 @@
 //! | `wh-0/` num(8) length(8) | a replica stream's writer [`Head`](crate::Head) (postcard) | once per import |
 //! | `el-meta-0` | next position, next stream number | once per commit |
 //! | `el-compacted-0` | position(8) up to which compaction has passed | once per commit |
+//! | `el-trees-0` | (empty): every stream's bundles hang from its tree (see `migrate.rs`) | once |
+//!
+//! In each stream's bucket, besides its bundle blocks: the tiles of its
+//! bundle tree and its root `ev/<num>` (see `tree.rs`).
 //!
 //! Numbers are big-endian, so every per-event key is appended at the end
 //! of its range: inserts stay sequential, which is what keeps appends fast

@@ -112,6 +112,7 @@ mod snapshot;
 mod stored;
 mod subscribe;
 mod transfer;
+mod tree;
 mod verify;
 mod writer;
 

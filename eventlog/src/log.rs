@@ -212,6 +212,7 @@ impl EventLog {
         }
         let buckets = Arc::new(Buckets::new(store.clone(), options.placements));
         crate::migrate::run(&*volume, &store, &buckets)?;
+        crate::migrate::trees(&*volume, &buckets)?;
         let meta = load_meta(&*volume)?;
         let notify = Arc::new(Notify::default());
         notify.committed(meta.next_position);

@@ -11,6 +11,12 @@
 //! leaves the rest on the edge, where they read the same). The Merkle
 //! leaves are the hashes of the same record bytes, so every head, root and
 //! proof stays what it was.
+//!
+//! A store whose bundles were each a root of their own (`ev/<num>/<index>`
+//! in their bucket, before streams had bundle trees) gets each stream's
+//! tree built from those roots, in one commit per stream that also
+//! removes them; `el-trees-0` marks a store done (or born with trees), so
+//! that opening looks for old roots only once.
 
 use std::collections::HashMap;
 
@@ -128,9 +134,60 @@ pub(crate) fn run(
     })?;
     // The first layout had no bundles: seal every stream's full ones.
     for e in volume.scan(KeyRange::prefix(layout::STREAM_STATE), Direction::Forward) {
-        let (_, v) = e?;
+        let (k, v) = e?;
         let st = StreamState::decode(&v)?;
-        crate::bundle::seal_edge(volume, buckets, &bucket, st.num, st.length)?;
+        let stream = String::from_utf8_lossy(&k[layout::STREAM_STATE.len()..]);
+        crate::bundle::seal_edge(volume, buckets, &bucket, (&stream, st.num), st.length)?;
     }
     Ok(moved)
+}
+
+/// Set once every stream's bundles hang from its tree.
+const TREES: &[u8] = b"el-trees-0";
+
+/// Builds the bundle trees of a store whose bundles were roots of their
+/// own (see the module docs); returns how many streams it built.
+pub(crate) fn trees(volume: &dyn Volume, buckets: &crate::records::Buckets) -> Result<u64, Error> {
+    if volume.has(TREES)? {
+        return Ok(0);
+    }
+    let mut built = 0;
+    for config in buckets.store().buckets()? {
+        let bucket = buckets.get(config.num())?;
+        let mut old: std::collections::BTreeMap<u64, crate::tree::Changes> = Default::default();
+        for root in bucket.roots("ev/") {
+            let (name, r) = root?;
+            let parts: Option<(u64, u64)> = name
+                .strip_prefix("ev/")
+                .and_then(|rest| rest.split_once('/'))
+                .and_then(|(num, index)| {
+                    Some((
+                        u64::from_str_radix(num, 16).ok()?,
+                        u64::from_str_radix(index, 16).ok()?,
+                    ))
+                });
+            if let Some((num, index)) = parts {
+                old.entry(num).or_default().insert(index, Some(r));
+            }
+        }
+        for (num, changes) in old {
+            let stream = volume
+                .get(&layout::name_key(num))?
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .ok_or_else(|| Error::Corrupt {
+                    what: format!("name of stream #{num}"),
+                    reason: "missing".into(),
+                })?;
+            let mut batch = hydra_volume::WriteBatch::new();
+            let top = crate::tree::update(&bucket, &mut batch, &stream, num, &changes)?;
+            for index in changes.keys() {
+                bucket.stage_remove_root(&mut batch, &format!("ev/{num:016x}/{index:016x}"))?;
+            }
+            let noted: Vec<_> = top.map(|t| (config.num(), t)).into_iter().collect();
+            buckets.store().commit(batch, &noted)?;
+            built += 1;
+        }
+    }
+    volume.put(TREES, &[])?;
+    Ok(built)
 }

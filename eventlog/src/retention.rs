@@ -116,10 +116,15 @@ impl EventLog {
                 bytes += record.len() as u64;
                 events += 1;
             }
-            self.request(|reply| Request::Remove { batch, reply })?;
+            self.request(|reply| Request::Remove {
+                batch,
+                bundles: Vec::new(),
+                reply,
+            })?;
         }
         // Sealed bundles: their removed events' index entries go, and a
-        // bundle whose every event is removed goes too (gc frees it).
+        // bundle whose every event is removed goes too (unlinked from the
+        // stream's tree; gc frees it).
         for index in from / BUNDLE..upto.div_ceil(BUNDLE) {
             let Some(b) = self.bundle(st.num, index)? else {
                 continue;
@@ -138,10 +143,15 @@ impl EventLog {
                 bytes += b.record(i).len() as u64;
                 events += 1;
             }
-            if first + BUNDLE <= upto {
-                crate::bundle::remove(self, &mut batch, st.num, index)?;
+            let mut bundles = Vec::new();
+            if first + BUNDLE <= upto && crate::bundle::remove(self, &mut batch, st.num, index)? {
+                bundles.push((st.num, index));
             }
-            self.request(|reply| Request::Remove { batch, reply })?;
+            self.request(|reply| Request::Remove {
+                batch,
+                bundles,
+                reply,
+            })?;
         }
         Ok((events, bytes))
     }

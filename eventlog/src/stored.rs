@@ -4,44 +4,48 @@
 //! A [`Head`] commits to the stream's *events* (the Merkle root over the
 //! plain records): a reader with the key proves any event against it. A
 //! peer without the key holds only ciphertext, so the writer also signs a
-//! [`StoredHead`]: the head, plus a Merkle root over the stream's *stored
-//! units* at that length, in version order. A unit is a sealed bundle (its
-//! block's ref, which is the hash of the stored bytes) or an edge record
-//! (the hash of its sealed bytes):
+//! [`StoredHead`]: the head, plus what the stream's storage holds at that
+//! length: the top of its bundle tree (see `tree.rs`), whose links reach
+//! every sealed bundle's block (refs are hashes of the stored bytes), and
+//! a Merkle root over the records still on the open edge (the hashes of
+//! their sealed bytes), in version order:
 //!
 //! ```text
-//!   StoredHead { head {stream, length 600, root, ...}, stored_root, units 90, signature }
-//!                               stored_root
-//!                  /                                  \
-//!        u(bundle 0)  u(bundle 1)   u(edge 512) ... u(edge 599)
-//!             |            |             |               |
-//!        block ref     block ref    H(sealed record) H(sealed record)
+//!   StoredHead { head {stream, length 600, root, ...}, tree, edge_root, edge_records 88, signature }
+//!                  |                                          |
+//!            tile (0, 0)                          edge_root over H(sealed 512) ... H(sealed 599)
+//!            /         \
+//!     bundle 0      bundle 1
 //! ```
 //!
-//! Checking needs no key: hash the blocks and edge records held, rebuild
-//! the root, compare, and check the signature. The event proofs are not
-//! touched: inclusion and consistency stay O(log n) against the head.
-//! Scavenged events are no unit (their bytes are gone), so a stored head
-//! describes the storage of one moment; the head inside it is what proves
-//! history.
+//! Checking needs no key: walk the tree from its top, hash every tile and
+//! bundle held, hash the edge records, rebuild the edge root, compare,
+//! and check the signature. The event proofs are not touched: inclusion
+//! and consistency stay O(log n) against the head. Scavenged events are
+//! in neither (their bytes are gone), so a stored head describes the
+//! storage of one moment; the head inside it is what proves history.
 
 use hydra_block::Ref;
-use hydra_volume::{Direction, KeyRange};
+use hydra_volume::KeyRange;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{self, LogEntry};
 use crate::merkle::{self, Hash};
-use crate::{BUNDLE, Error, EventLog, Head, ProofError, StreamId, hex};
+use crate::{BUNDLE, Error, EventLog, Head, ProofError, StreamId, hex, tree};
 
-/// A stream's head with the root of what its storage holds, signed by the
-/// head's signer (see the module docs).
+/// A stream's head with what its storage holds, signed by the head's
+/// signer (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredHead {
     pub head: Head,
+    /// The top of the stream's bundle tree; `None` before a bundle is
+    /// sealed.
+    pub tree: Option<Ref>,
+    /// The Merkle root over the edge records below the head's length.
     #[serde(with = "hex::fixed")]
-    pub stored_root: Hash,
-    /// How many units the root covers.
-    pub units: u64,
+    pub edge_root: Hash,
+    /// How many edge records the root covers.
+    pub edge_records: u64,
     #[serde(with = "hex::fixed")]
     pub signature: [u8; 64],
 }
@@ -50,10 +54,11 @@ impl StoredHead {
     /// The bytes the signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
         postcard::to_allocvec(&(
-            "hydra-stored-head-v1",
+            "hydra-stored-head-v2",
             self.head.signed_bytes(),
-            self.stored_root,
-            self.units,
+            self.tree,
+            self.edge_root,
+            self.edge_records,
         ))
         .expect("stored heads encode")
     }
@@ -66,40 +71,24 @@ impl StoredHead {
     }
 }
 
-/// A unit's leaf: what kind, where, and the hash of its stored bytes.
-fn unit_leaf(kind: &str, at: u64, hash: &[u8]) -> Hash {
-    merkle::leaf_hash(&postcard::to_allocvec(&(kind, at, hash)).expect("units encode"))
+/// An edge record's leaf: its version and the hash of its sealed bytes.
+fn edge_leaf(version: u64, sealed: &[u8]) -> Hash {
+    merkle::leaf_hash(
+        &postcard::to_allocvec(&(version, blake3::hash(sealed).as_bytes())).expect("leaves encode"),
+    )
 }
 
 impl EventLog {
-    /// The stored units of stream number `num` below version `length`,
-    /// by first version, with the blocks they name (to check).
-    fn stored_units(&self, num: u64, length: u64) -> Result<Vec<(u64, Hash, Option<Ref>)>, Error> {
+    /// The edge records of stream number `num` below version `length`:
+    /// their leaves, in version order.
+    fn edge_leaves(&self, num: u64, length: u64) -> Result<Vec<Hash>, Error> {
         let volume = &self.inner.volume;
-        let mut units = Vec::new();
-        let bundles = [layout::BUNDLES, &num.to_be_bytes()].concat();
-        for e in volume.scan(KeyRange::prefix(&bundles), Direction::Forward) {
-            let (k, v) = e?;
-            let index =
-                u64::from_be_bytes(k[bundles.len()..].try_into().map_err(|_| Error::Corrupt {
-                    what: "bundle key".into(),
-                    reason: format!("{} bytes", k.len()),
-                })?);
-            if (index + 1) * BUNDLE <= length {
-                let block = crate::bundle::block_of(&v)?;
-                units.push((
-                    index * BUNDLE,
-                    unit_leaf("bundle", index, block.hash()),
-                    Some(block),
-                ));
-            }
-        }
         let versions = KeyRange::between(
             &layout::version_key(num, 0),
             &layout::version_key(num, length),
         );
         let index: Vec<(u64, Vec<u8>)> = volume
-            .scan(versions, Direction::Forward)
+            .scan(versions, hydra_volume::Direction::Forward)
             .map(|e| {
                 let (k, v) = e?;
                 let (_, version) = layout::version_of_key(&k).ok_or_else(|| Error::Corrupt {
@@ -112,30 +101,34 @@ impl EventLog {
                 ))
             })
             .collect::<Result<_, Error>>()?;
+        let mut leaves = Vec::with_capacity(index.len());
         for chunk in index.chunks(512) {
             let keys: Vec<&[u8]> = chunk.iter().map(|(_, k)| k.as_slice()).collect();
             for ((version, _), value) in chunk.iter().zip(volume.get_many(&keys)?) {
                 if let Some(LogEntry::Edge { sealed, .. }) =
                     value.map(LogEntry::decode).transpose()?
                 {
-                    let hash = blake3::hash(&sealed);
-                    units.push((*version, unit_leaf("edge", *version, hash.as_bytes()), None));
+                    leaves.push(edge_leaf(*version, &sealed));
                 }
             }
         }
-        units.sort_by_key(|(first, _, _)| *first);
-        Ok(units)
+        Ok(leaves)
     }
 
-    fn stored_root(units: &[(u64, Hash, Option<Ref>)]) -> Hash {
-        merkle::root_of_leaves(units.iter().map(|(_, leaf, _)| *leaf))
+    /// The top of stream `num`'s bundle tree in `bucket`.
+    fn tree_top(&self, bucket: u32, num: u64) -> Result<Option<Ref>, Error> {
+        Ok(self
+            .inner
+            .buckets
+            .get(bucket)?
+            .root(&tree::root_name(num))?)
     }
 
-    /// The stream's signed head with the root of what its storage holds
-    /// now; needs no bucket key. Only the stream's writer signs one.
+    /// The stream's signed head with what its storage holds now; needs
+    /// no bucket key. Only the stream's writer signs one.
     pub fn stored_head(&self, stream: &StreamId) -> Result<StoredHead, Error> {
-        // Sealing moves units between the edge and a bundle: read again
-        // if the stream sealed a bundle meanwhile.
+        // Sealing moves records from the edge into a bundle: read again
+        // if the stream sealed one meanwhile.
         for _ in 0..8 {
             let st = self.readable_or_deleted(stream)?;
             if let Some(h) = &st.replica {
@@ -144,15 +137,19 @@ impl EventLog {
                     writer: h.signer_peer_id(),
                 });
             }
-            let units = self.stored_units(st.num, st.length)?;
+            let tree = self.tree_top(st.bucket, st.num)?;
+            let leaves = self.edge_leaves(st.num, st.length)?;
             let again = self.readable_or_deleted(stream)?;
-            if again.length / BUNDLE != st.length / BUNDLE {
+            if again.length / BUNDLE != st.length / BUNDLE
+                || self.tree_top(st.bucket, st.num)? != tree
+            {
                 continue;
             }
             let mut stored = StoredHead {
                 head: self.sign_head(stream, &st),
-                stored_root: Self::stored_root(&units),
-                units: units.len() as u64,
+                tree,
+                edge_root: merkle::root_of_leaves(leaves.iter().copied()),
+                edge_records: leaves.len() as u64,
                 signature: [0; 64],
             };
             stored.signature = self.inner.identity.sign(&stored.signed_bytes());
@@ -166,39 +163,52 @@ impl EventLog {
 
     /// Checks, without any key, that what this store holds for the
     /// stream up to `stored.head.length` is what `stored` (signed by
-    /// `trusted`) commits to: every sealed bundle's block present and
-    /// hashing to its ref, every edge record's sealed bytes, nothing
-    /// missing, nothing else.
+    /// `trusted`) commits to: its bundle tree, every tile and bundle
+    /// block present and hashing to its ref, every edge record's sealed
+    /// bytes, nothing missing, nothing else.
     pub fn check_stored(&self, stored: &StoredHead, trusted: &[u8; 32]) -> Result<(), Error> {
         let stream = &stored.head.stream;
         stored
             .verify(trusted)
             .map_err(|_| Error::BadHeadSignature(stream.clone()))?;
         let st = self.readable_or_deleted(stream)?;
-        let units = self.stored_units(st.num, stored.head.length)?;
         let mismatch = |reason: String| Error::StoredMismatch {
             stream: stream.clone(),
             reason,
         };
-        let bucket = self.inner.buckets.get(st.bucket)?;
-        for (first, _, block) in &units {
-            if let Some(r) = block {
-                match bucket.get_stored(r) {
+        let here = self.tree_top(st.bucket, st.num)?;
+        if here != stored.tree {
+            return Err(mismatch(format!(
+                "its bundle tree here is {}, the signed one {}",
+                here.map_or("none".into(), |r| r.to_string()),
+                stored.tree.map_or("none".into(), |r| r.to_string()),
+            )));
+        }
+        if let Some(top) = &stored.tree {
+            let bucket = self.inner.buckets.get(st.bucket)?;
+            let walked = tree::bundles(&bucket, stream.as_str(), top)
+                .map_err(|e| mismatch(e.to_string()))?;
+            for (index, r) in walked.bundles {
+                match bucket.get_stored(&r) {
                     Ok(Some(_)) => {}
                     Ok(None) => {
                         return Err(mismatch(format!(
-                            "the block of events from {first} is missing"
+                            "the block of events from {} is missing",
+                            index * BUNDLE
                         )));
                     }
                     Err(e) => return Err(mismatch(e.to_string())),
                 }
             }
         }
-        if units.len() as u64 != stored.units || Self::stored_root(&units) != stored.stored_root {
+        let leaves = self.edge_leaves(st.num, stored.head.length)?;
+        if leaves.len() as u64 != stored.edge_records
+            || merkle::root_of_leaves(leaves.iter().copied()) != stored.edge_root
+        {
             return Err(mismatch(format!(
-                "{} units here hash to another root than the {} signed",
-                units.len(),
-                stored.units
+                "{} edge records here hash to another root than the {} signed",
+                leaves.len(),
+                stored.edge_records
             )));
         }
         Ok(())

@@ -28,6 +28,7 @@ use crate::layout::{
 use crate::log::Notify;
 use crate::merkle::{leaf_hash, push_leaf};
 use crate::records::{self, SharedBuckets};
+use crate::tree;
 use crate::{
     AppendResult, Error, ExpectedVersion, MAX_EVENT_TYPE, NewEvent, StreamId, StreamMetadata,
 };
@@ -104,7 +105,12 @@ pub(crate) enum Request {
     },
     /// What a scavenge removes (records, index entries, bundles), written
     /// by the writer so that it cannot interleave with sealing a bundle.
-    Remove { batch: WriteBatch, reply: Reply<()> },
+    Remove {
+        batch: WriteBatch,
+        /// Bundles it removes whole: (stream number, bundle index).
+        bundles: Vec<(u64, u64)>,
+        reply: Reply<()>,
+    },
     /// Rebuilds every index from the log, with appends held meanwhile.
     Reindex {
         reply: Reply<crate::reindex::ReindexReport>,
@@ -153,8 +159,9 @@ struct Staged {
     batch: WriteBatch,
     /// Edge records written by this group, plain, by (num, version).
     edge: HashMap<(u64, u64), (u64, Vec<u8>)>,
-    /// Bundles sealed by this group: (bucket number, block ref).
-    roots: Vec<(u32, hydra_block::Ref)>,
+    /// Bundles this group sealed (with their block) or removed, for the
+    /// streams' bundle trees: (stream number, bundle index, block).
+    bundles: Vec<(u64, u64, Option<hydra_block::Ref>)>,
     /// And which: (stream number, bundle index).
     sealed: Vec<(u64, u64)>,
     /// Bundles completed by this group and queued for sealing.
@@ -285,9 +292,15 @@ impl Writer {
                     let r = self.stage(&mut staged, |w, tx| w.scavenged(tx, &stream, upto));
                     answers.push(Answer::Unit(reply, r));
                 }
-                Request::Remove { batch, reply } => {
+                Request::Remove {
+                    batch,
+                    bundles,
+                    reply,
+                } => {
                     let r = self.stage(&mut staged, |_, tx| {
                         tx.ops.append(batch);
+                        tx.bundles
+                            .extend(bundles.into_iter().map(|(num, index)| (num, index, None)));
                         Ok(())
                     });
                     staged.removed |= r.is_ok();
@@ -387,12 +400,7 @@ impl Writer {
             tx.dropped.push((num, index));
             return Ok(());
         };
-        let stream = self.stream_name(tx, num)?;
-        let st = self.state(tx, &stream)?.ok_or_else(|| Error::Corrupt {
-            what: format!("state of stream {stream}"),
-            reason: "missing".into(),
-        })?;
-        let bucket = self.buckets.get(st.bucket)?;
+        let (_, bucket) = self.stream_and_bucket(tx, num)?;
         let bundle = records.into_iter().map(|(p, r)| (p, r, true)).collect();
         self.seal_bundle(tx, num, index, &bucket, bundle, false)?;
         if !tx.sealed.contains(&(num, index)) {
@@ -404,14 +412,20 @@ impl Writer {
 
     /// Commits a group; returns its answers.
     fn finish_group(&mut self, mut staged: Staged, answers: Vec<Answer>) -> Vec<Answer> {
-        let outcome = if staged.batch.is_empty() {
+        // The trees must link what the group sealed, or nothing commits:
+        // a bundle no root reaches would be collected.
+        let changes = std::mem::take(&mut staged.bundles);
+        let roots = self.stage(&mut staged, |w, tx| w.update_trees(tx, changes));
+        let outcome = if let Err(e) = roots {
+            Err(e)
+        } else if staged.batch.is_empty() {
             Ok(())
         } else {
             let bytes = staged.batch.bytes() as u64;
-            let r = self
-                .buckets
-                .store()
-                .commit(std::mem::take(&mut staged.batch), &staged.roots);
+            let r = self.buckets.store().commit(
+                std::mem::take(&mut staged.batch),
+                roots.as_deref().unwrap_or_default(),
+            );
             self.commits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if r.is_ok()
@@ -468,7 +482,7 @@ impl Writer {
             staged,
             ops: WriteBatch::new(),
             edge: HashMap::new(),
-            roots: Vec::new(),
+            bundles: Vec::new(),
             sealed: Vec::new(),
             queued: Vec::new(),
             dropped: Vec::new(),
@@ -482,7 +496,7 @@ impl Writer {
         let Tx {
             ops,
             edge,
-            roots,
+            bundles,
             sealed,
             queued,
             dropped,
@@ -495,7 +509,7 @@ impl Writer {
         } = tx;
         staged.batch.append(ops);
         staged.edge.extend(edge);
-        staged.roots.extend(roots);
+        staged.bundles.extend(bundles);
         staged.sealed.extend(sealed);
         staged.queued.extend(queued);
         staged.dropped.extend(dropped);
@@ -557,6 +571,20 @@ impl Writer {
             Some(b) => EventLocation::decode(&b).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The id and bucket of stream number `num`.
+    fn stream_and_bucket(
+        &self,
+        tx: &Tx<'_>,
+        num: u64,
+    ) -> Result<(StreamId, Arc<hydra_bucket::Bucket>), Error> {
+        let stream = self.stream_name(tx, num)?;
+        let st = self.state(tx, &stream)?.ok_or_else(|| Error::Corrupt {
+            what: format!("state of stream {stream}"),
+            reason: "missing".into(),
+        })?;
+        Ok((stream, self.buckets.get(st.bucket)?))
     }
 
     fn stream_name(&self, tx: &Tx<'_>, num: u64) -> Result<StreamId, Error> {
@@ -863,9 +891,30 @@ impl Writer {
         }
         let parts: Vec<(u64, &[u8])> = bundle.iter().map(|(p, r, _)| (*p, r.as_slice())).collect();
         let block = bundle::seal(bucket, &mut tx.ops, num, index, &parts)?;
-        tx.roots.push((bucket.config().num(), block));
+        tx.bundles.push((num, index, Some(block)));
         tx.sealed.push((num, index));
         Ok(())
+    }
+
+    /// Rewrites the bundle trees of the streams whose bundles `changes`
+    /// seal or remove; returns their new tops, to name as roots.
+    fn update_trees(
+        &self,
+        tx: &mut Tx<'_>,
+        changes: Vec<(u64, u64, Option<hydra_block::Ref>)>,
+    ) -> Result<Vec<(u32, hydra_block::Ref)>, Error> {
+        let mut by_stream: std::collections::BTreeMap<u64, tree::Changes> = Default::default();
+        for (num, index, block) in changes {
+            by_stream.entry(num).or_default().insert(index, block);
+        }
+        let mut roots = Vec::new();
+        for (num, changes) in by_stream {
+            let (stream, bucket) = self.stream_and_bucket(tx, num)?;
+            if let Some(top) = tree::update(&bucket, &mut tx.ops, stream.as_str(), num, &changes)? {
+                roots.push((bucket.config().num(), top));
+            }
+        }
+        Ok(roots)
     }
 
     /// The edge records of stream `num` at versions `[from, to)`, from
@@ -1136,7 +1185,7 @@ struct Tx<'a> {
     staged: &'a Staged,
     ops: WriteBatch,
     edge: HashMap<(u64, u64), (u64, Vec<u8>)>,
-    roots: Vec<(u32, hydra_block::Ref)>,
+    bundles: Vec<(u64, u64, Option<hydra_block::Ref>)>,
     sealed: Vec<(u64, u64)>,
     queued: Vec<(u64, u64)>,
     dropped: Vec<(u64, u64)>,

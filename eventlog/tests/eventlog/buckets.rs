@@ -251,10 +251,11 @@ fn an_encrypted_bucket_keeps_no_event_readable_on_disk() {
         .unlock(&bucket("vault"), &Key::from_bytes([3; 32]))
         .unwrap_err();
     assert_eq!(err.to_string(), "wrong key for bucket vault");
-    // A collection without the key keeps every bundle (each links nothing).
+    // A collection without the key keeps every bundle: it follows the
+    // links of the stream's tile, which is stored plain.
     let vault = log.store().bucket(&bucket("vault"), None).unwrap();
     let gc = vault.gc().unwrap();
-    assert_eq!((gc.kept, gc.freed), (2, 0), "{gc:?}");
+    assert_eq!((gc.kept, gc.freed), (2 + 1, 0), "{gc:?}");
     assert!(log.verify(|_| {}).unwrap().locked > 0);
 }
 
@@ -387,10 +388,13 @@ fn a_store_of_the_first_layout_is_migrated_and_answers_as_before() {
     // Full bundles were sealed: ledger-1's two (its 188 last events stay on
     // the edge); ledger-2 lost its first 300 to a scavenge, so none of its
     // bundles is whole.
+    // Both hang from ledger-1's bundle tree: one root, one tile.
     let default = log.store().bucket(&bucket("default"), None).unwrap();
-    assert_eq!(default.roots("ev/").count(), 2);
+    assert_eq!(default.roots("ev/").count(), 1);
     drop(default);
-    assert_eq!(log.verify(|_| {}).unwrap().bundles, 2);
+    let report = log.verify(|_| {}).unwrap();
+    assert_eq!((report.bundles, report.tiles), (2, 1));
+    assert!(report.corrupt.is_empty(), "{report:?}");
     let snap = log.load_snapshot(&sid("account-1"), None).unwrap();
     assert_eq!(snap.version, then["snapshot"]["version"].as_u64().unwrap());
     // Ids the client chose still find their events; a retry is still a retry.
@@ -576,7 +580,8 @@ fn gc_frees_the_bundles_of_scavenged_and_deleted_events_and_nothing_live() {
     many(600, "gone"); // 2 bundles, hard-deleted
     let default = log.store().bucket(&bucket("default"), None).unwrap();
     let blocks = || default.stats().unwrap().blocks;
-    assert_eq!(blocks(), 8);
+    // 8 bundles, and a tile linking each stream's.
+    assert_eq!(blocks(), 8 + 3);
     log.set_metadata(
         &sid("trunc"),
         StreamMetadata {
@@ -591,10 +596,13 @@ fn gc_frees_the_bundles_of_scavenged_and_deleted_events_and_nothing_live() {
     assert_eq!(default.gc().unwrap().freed, 0);
     let r = log.scavenge().unwrap();
     assert_eq!(r.events, 600 + 600);
+    // The scavenge rewrote trunc's tile and dropped gone's (a replaced
+    // tile goes at once); the bundles they no longer link are garbage.
+    assert_eq!(blocks(), 8 + 2);
     let gc = default.gc().unwrap();
     assert_eq!(gc.freed, 4, "{gc:?}");
     assert!(gc.freed_bytes > 0);
-    assert_eq!(blocks(), 4);
+    assert_eq!(blocks(), 4 + 2);
     // What is left reads and proves, across the partly scavenged bundle.
     let kept = read_all_of(&log, &sid("keep"));
     assert_eq!(kept.len(), 1000);
@@ -743,8 +751,9 @@ fn a_peer_without_the_key_checks_every_stored_byte_against_the_signed_storage() 
         .unwrap();
     }
     let stored = log.stored_head(&s).unwrap();
-    // Two sealed bundles and 88 records on the edge.
-    assert_eq!((stored.head.length, stored.units), (600, 2 + 88));
+    // Two sealed bundles under the tree and 88 records on the edge.
+    assert_eq!((stored.head.length, stored.edge_records), (600, 88));
+    assert!(stored.tree.is_some());
     let signer = log.identity().public_key();
     log.close().unwrap();
     drop(log);
@@ -757,7 +766,7 @@ fn a_peer_without_the_key_checks_every_stored_byte_against_the_signed_storage() 
     log.check_stored(&sent, &signer).unwrap();
     // A forged root, or another signer, is refused.
     let mut forged = stored.clone();
-    forged.stored_root[0] ^= 1;
+    forged.edge_root[0] ^= 1;
     assert!(matches!(
         log.check_stored(&forged, &signer),
         Err(Error::BadHeadSignature(_))
@@ -780,16 +789,23 @@ fn a_peer_without_the_key_checks_every_stored_byte_against_the_signed_storage() 
     assert!(matches!(err, Error::StoredMismatch { .. }), "{err}");
     log.volume().put(&k, &v).unwrap();
     log.check_stored(&stored, &signer).unwrap();
-    // So is a missing bundle block.
+    // So is a missing bundle block, reached through the tree's links
+    // (the tile is plain, the bundle ciphertext).
     let vault = log.store().bucket(&bucket("vault"), None).unwrap();
-    let (_, block) = vault.roots("ev/").next().unwrap().unwrap();
-    vault.delete(&block).unwrap();
+    let (_, top) = vault.roots("ev/").next().unwrap().unwrap();
+    let links = hydra_block::links(top.codec(), &vault.get_stored(&top).unwrap().unwrap()).unwrap();
+    assert_eq!(links.len(), 2);
+    vault.delete(&links[1]).unwrap();
     let err = log.check_stored(&stored, &signer).unwrap_err();
     assert!(
         err.to_string()
-            .ends_with("the block of events from 0 is missing"),
+            .ends_with("the block of events from 256 is missing"),
         "{err}"
     );
+    // And a missing tile.
+    vault.delete(&top).unwrap();
+    let err = log.check_stored(&stored, &signer).unwrap_err();
+    assert!(err.to_string().contains("is missing"), "{err}");
 }
 
 #[test]
@@ -900,4 +916,79 @@ fn bundles_filled_together_are_sealed_one_per_commit_and_survive_a_restart() {
             .unwrap();
     }
     assert_eq!(log.verify(|_| {}).unwrap().bundles, 20);
+}
+
+/// The links of the plain node at `r` in `bucket`.
+fn links_of(bucket: &hydra_bucket::Bucket, r: &hydra_block::Ref) -> Vec<hydra_block::Ref> {
+    hydra_block::links(r.codec(), &bucket.get_stored(r).unwrap().unwrap()).unwrap()
+}
+
+#[test]
+fn a_store_whose_bundles_were_roots_of_their_own_gets_bundle_trees() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::open(dir.path());
+    crate::fill(&log, &sid("old-1"), 600);
+    crate::fill(&log, &sid("old-2"), 300);
+    // Bring back the shape before trees: a root per bundle, no tiles.
+    let default = log.store().bucket(&bucket("default"), None).unwrap();
+    let trees: Vec<_> = default.roots("ev/").map(Result::unwrap).collect();
+    assert_eq!(trees.len(), 2);
+    for (name, top) in &trees {
+        for (index, bundle) in links_of(&default, top).into_iter().enumerate() {
+            default
+                .set_root(&format!("{name}/{index:016x}"), bundle)
+                .unwrap();
+        }
+        default.remove_root(name).unwrap();
+        default.delete(top).unwrap();
+    }
+    log.volume().delete(b"el-trees-0").unwrap();
+    log.close().unwrap();
+    drop((log, default));
+
+    let log = crate::open(dir.path());
+    let default = log.store().bucket(&bucket("default"), None).unwrap();
+    let roots: Vec<_> = default.roots("ev/").map(Result::unwrap).collect();
+    assert_eq!(roots, trees, "the same trees, and no bundle root left");
+    let report = log.verify(|_| {}).unwrap();
+    assert_eq!((report.bundles, report.tiles), (3, 2));
+    assert!(report.corrupt.is_empty(), "{report:?}");
+    let gc = default.gc().unwrap();
+    assert_eq!((gc.kept, gc.freed), (3 + 2, 0), "{gc:?}");
+    assert_eq!(read_all_of(&log, &sid("old-1")).len(), 600);
+}
+
+#[test]
+fn volume_verify_reports_a_bundle_tree_that_is_missing_or_out_of_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::open(dir.path());
+    crate::fill(&log, &sid("tree-1"), 300);
+    crate::fill(&log, &sid("tree-2"), 600);
+    let default = log.store().bucket(&bucket("default"), None).unwrap();
+    let roots: Vec<_> = default.roots("ev/").map(Result::unwrap).collect();
+    let clean = log.verify(|_| {}).unwrap();
+    assert!(clean.corrupt.is_empty(), "{clean:?}");
+
+    // tree-1's root names tree-2's tile.
+    default.set_root(&roots[0].0, roots[1].1).unwrap();
+    let report = log.verify(|_| {}).unwrap();
+    assert_eq!(report.corrupt.len(), 1, "{report:?}");
+    assert!(
+        report.corrupt[0].contains("bundle tree of stream tree-1")
+            && report.corrupt[0].contains("of stream \"tree-2\""),
+        "{report:?}"
+    );
+    // tree-1's tile is gone.
+    default.set_root(&roots[0].0, roots[0].1).unwrap();
+    default.delete(&roots[0].1).unwrap();
+    let report = log.verify(|_| {}).unwrap();
+    assert_eq!(report.corrupt.len(), 1, "{report:?}");
+    assert!(report.corrupt[0].ends_with("is missing"), "{report:?}");
+    // tree-1 has no tree at all.
+    default.remove_root(&roots[0].0).unwrap();
+    let report = log.verify(|_| {}).unwrap();
+    assert_eq!(
+        report.corrupt,
+        vec!["stream tree-1 has 1 sealed bundles and no bundle tree links them".to_string()]
+    );
 }

@@ -1,0 +1,414 @@
+//! A stream's bundle tree: the blocks through which one root reaches
+//! every sealed bundle of the stream, so that its signed head (see
+//! `stored.rs`), the bucket's collector and any walker of the DAG find
+//! them all by following links.
+//!
+//! ```text
+//!   root-0/<bucket>/ev/<num> -> tile (level 1, index 0)
+//!                                 /                \
+//!                 tile (0, 0)                        tile (0, 1)
+//!          /       |        \                      /     \
+//!   bundle 0  bundle 1 ... bundle 255      bundle 256   bundle 300
+//! ```
+//!
+//! A tile of level 0 links the bundles `index * 256 ..` that are sealed,
+//! one of level `L` the tiles of level `L - 1` below it; the top is the
+//! one tile of the highest level, and the tree grows a level when a bundle
+//! falls outside it (after 65,536 events, then 16.7 million). Tiles are
+//! [`Codec::PlainNode`] blocks: stored as they are in every bucket, an
+//! encrypted one too, because they hold nothing but refs, slot numbers,
+//! the stream's id (which keys show anyway) and their place, and a peer
+//! without the key must follow their links to collect, verify and serve
+//! the stream (a blind replica).
+//!
+//! Sealing a bundle rewrites the tiles on its path (one per level, a
+//! few KiB) in the same commit; scavenging rewrites those of the bundles
+//! it removes and drops tiles left empty. A tile that is replaced is
+//! deleted in that commit, not left for `hydra gc`: it names the stream,
+//! its level and its place, so no other tile is the same block, and only
+//! its parent names it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hydra_block::{Codec, Kind, Node, Ref};
+use hydra_bucket::Bucket;
+use hydra_volume::WriteBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Kind of a tile block.
+pub const STREAM_TILE: Kind = Kind(0x0403);
+
+/// Links per tile.
+const FANOUT: u64 = 256;
+
+/// Levels at most: 256^8 bundles is more than a `u64` of versions holds.
+const MAX_LEVELS: u8 = 8;
+
+/// The name of stream `num`'s tree root in its bucket.
+pub(crate) fn root_name(num: u64) -> String {
+    format!("ev/{num:016x}")
+}
+
+/// The stream number a root of [`root_name`] names.
+pub(crate) fn num_of_root(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("ev/")?;
+    (hex.len() == 16).then_some(())?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Changes to a stream's sealed bundles: bundle index -> its block, or
+/// `None` when it was removed.
+pub(crate) type Changes = BTreeMap<u64, Option<Ref>>;
+
+/// A tile's body; its node's links are the children, in slot order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Place {
+    stream: String,
+    level: u8,
+    index: u64,
+    /// The slot (0..256) of each link.
+    slots: Vec<u8>,
+}
+
+/// A tile, decoded: its place and its children by slot.
+#[derive(Debug, Clone, Default)]
+struct Tile {
+    children: BTreeMap<u8, Ref>,
+}
+
+fn corrupt(stream: &str, reason: String) -> Error {
+    Error::Corrupt {
+        what: format!("bundle tree of stream {stream}"),
+        reason,
+    }
+}
+
+/// Decodes the tile at `r` (level `level`, index `index` of `stream`'s
+/// tree), checking that it is the tile it should be.
+fn decode(stream: &str, r: &Ref, bytes: &[u8], level: u8, index: u64) -> Result<Tile, Error> {
+    let node = Node::<Place>::decode(STREAM_TILE, bytes)
+        .map_err(|e| corrupt(stream, format!("tile {r}: {e}")))?;
+    let place = &node.body;
+    if place.stream != stream || place.level != level || place.index != index {
+        return Err(corrupt(
+            stream,
+            format!(
+                "tile {r} says it is tile {} of level {} of stream {:?}, expected {index} of level {level}",
+                place.index, place.level, place.stream
+            ),
+        ));
+    }
+    if place.slots.len() != node.links.len() || !place.slots.is_sorted_by(|a, b| a < b) {
+        return Err(corrupt(stream, format!("tile {r} has malformed slots")));
+    }
+    Ok(Tile {
+        children: place.slots.iter().copied().zip(node.links).collect(),
+    })
+}
+
+/// Reads a stream's tree through its bucket (tiles need no key).
+struct Reader<'a> {
+    bucket: &'a Bucket,
+    stream: &'a str,
+}
+
+impl Reader<'_> {
+    fn tile(&self, r: &Ref, level: u8, index: u64) -> Result<Tile, Error> {
+        let bytes = self
+            .bucket
+            .get_stored(r)?
+            .ok_or_else(|| corrupt(self.stream, format!("tile {r} is missing")))?;
+        decode(self.stream, r, &bytes, level, index)
+    }
+
+    /// The level of the top tile at `r`.
+    fn top_level(&self, r: &Ref) -> Result<u8, Error> {
+        let bytes = self
+            .bucket
+            .get_stored(r)?
+            .ok_or_else(|| corrupt(self.stream, format!("tile {r} is missing")))?;
+        let node = Node::<Place>::decode(STREAM_TILE, &bytes)
+            .map_err(|e| corrupt(self.stream, format!("tile {r}: {e}")))?;
+        if node.body.level >= MAX_LEVELS {
+            return Err(corrupt(
+                self.stream,
+                format!("top tile {r} is of level {}", node.body.level),
+            ));
+        }
+        Ok(node.body.level)
+    }
+}
+
+/// Rewrites stream `num`'s tree in `bucket` for `changes`, into `ops`:
+/// new tiles, deletes of the tiles they replace, and the root (set, or
+/// removed when no bundle is left). Returns the new top, if any.
+pub(crate) fn update(
+    bucket: &Bucket,
+    ops: &mut WriteBatch,
+    stream: &str,
+    num: u64,
+    changes: &Changes,
+) -> Result<Option<Ref>, Error> {
+    let old_top = bucket.root(&root_name(num))?;
+    if changes.is_empty() {
+        return Ok(old_top);
+    }
+    let reader = Reader { bucket, stream };
+    let old_levels = match &old_top {
+        Some(r) => reader.top_level(r)? + 1,
+        None => 0,
+    };
+    let highest = changes
+        .iter()
+        .filter(|(_, b)| b.is_some())
+        .map(|(i, _)| *i)
+        .max();
+    let mut levels = old_levels.max(1);
+    while let Some(i) = highest
+        && levels < MAX_LEVELS
+        && i >= FANOUT.pow(levels as u32)
+    {
+        levels += 1;
+    }
+
+    // Tiles of the old tree read so far, by (level, index).
+    let mut old: HashMap<(u8, u64), Option<(Ref, Tile)>> = HashMap::new();
+    if let Some(r) = old_top {
+        let top = reader.tile(&r, old_levels - 1, 0)?;
+        old.insert((old_levels - 1, 0), Some((r, top)));
+    }
+    // The old tile at (level, index), found from the top down.
+    let mut old_tile = |level: u8, index: u64| -> Result<Option<(Ref, Tile)>, Error> {
+        // Beyond the old top's reach: a new tile.
+        if level >= old_levels || index >= FANOUT.saturating_pow((old_levels - 1 - level) as u32) {
+            return Ok(None);
+        }
+        let mut at = (old_levels - 1, 0u64);
+        let mut found = old.get(&at).cloned().flatten();
+        while at.0 > level {
+            let child = (at.0 - 1, index / FANOUT.pow((at.0 - 1 - level) as u32));
+            if let Some(t) = old.get(&child) {
+                found = t.clone();
+            } else {
+                let slot = (child.1 % FANOUT) as u8;
+                found = match found.and_then(|(_, tile)| tile.children.get(&slot).copied()) {
+                    Some(r) => Some((r, reader.tile(&r, child.0, child.1)?)),
+                    None => None,
+                };
+                old.insert(child, found.clone());
+            }
+            at = child;
+        }
+        Ok(found)
+    };
+
+    // Level by level: the slots each changed tile gets.
+    let mut pending: BTreeMap<u64, BTreeMap<u8, Option<Ref>>> = BTreeMap::new();
+    let span = FANOUT.saturating_pow(levels as u32);
+    // A removal beyond the tree removes nothing.
+    for (index, block) in changes.iter().filter(|(i, b)| b.is_some() || **i < span) {
+        pending
+            .entry(index / FANOUT)
+            .or_default()
+            .insert((index % FANOUT) as u8, *block);
+    }
+    if pending.is_empty() {
+        return Ok(old_top);
+    }
+    let mut top = None;
+    for level in 0..levels {
+        if level == old_levels && old_levels > 0 {
+            // The tree grew: the old top becomes the first child of the
+            // tile above it (unless it changed too, which comes below).
+            let slots = pending.entry(0).or_default();
+            slots.entry(0).or_insert(old_top);
+        }
+        let mut above: BTreeMap<u64, BTreeMap<u8, Option<Ref>>> = BTreeMap::new();
+        for (index, slots) in std::mem::take(&mut pending) {
+            let previous = old_tile(level, index)?;
+            let mut tile = previous
+                .as_ref()
+                .map(|(_, t)| t.clone())
+                .unwrap_or_default();
+            for (slot, child) in slots {
+                match child {
+                    Some(r) => tile.children.insert(slot, r),
+                    None => tile.children.remove(&slot),
+                };
+            }
+            let new = (!tile.children.is_empty())
+                .then(|| put(bucket, ops, stream, level, index, &tile))
+                .transpose()?;
+            if let Some((r, _)) = previous
+                && Some(r) != new
+            {
+                bucket.stage_delete(ops, &r);
+            }
+            if level + 1 == levels {
+                top = new;
+            } else {
+                above
+                    .entry(index / FANOUT)
+                    .or_default()
+                    .insert((index % FANOUT) as u8, new);
+            }
+        }
+        pending = above;
+    }
+    // Every change rewrote the tiles above it, the top too.
+    match top {
+        Some(r) => bucket.stage_root(ops, &root_name(num), r)?,
+        None => bucket.stage_remove_root(ops, &root_name(num))?,
+    }
+    Ok(top)
+}
+
+fn put(
+    bucket: &Bucket,
+    ops: &mut WriteBatch,
+    stream: &str,
+    level: u8,
+    index: u64,
+    tile: &Tile,
+) -> Result<Ref, Error> {
+    let node = Node {
+        kind: STREAM_TILE,
+        links: tile.children.values().copied().collect(),
+        body: Place {
+            stream: stream.to_owned(),
+            level,
+            index,
+            slots: tile.children.keys().copied().collect(),
+        },
+    };
+    Ok(bucket.stage_put(ops, Codec::PlainNode, &node.encode())?)
+}
+
+/// What a walk of a stream's tree found.
+#[derive(Debug, Default)]
+pub(crate) struct Walked {
+    /// Every bundle linked, by index.
+    pub bundles: Vec<(u64, Ref)>,
+    pub tiles: Vec<Ref>,
+}
+
+/// Every bundle the tree under `top` links, by index, and its tiles
+/// (each checked against its ref and its place; bundles are not read).
+pub(crate) fn bundles(bucket: &Bucket, stream: &str, top: &Ref) -> Result<Walked, Error> {
+    let reader = Reader { bucket, stream };
+    let levels = reader.top_level(top)? + 1;
+    let mut bundles = Vec::new();
+    let mut tiles = Vec::new();
+    // Depth first, children in slot order, so bundles come by index.
+    let mut stack = vec![(*top, levels - 1, 0u64)];
+    while let Some((r, level, index)) = stack.pop() {
+        let tile = reader.tile(&r, level, index)?;
+        tiles.push(r);
+        for (slot, child) in tile.children.iter().rev() {
+            let at = index * FANOUT + *slot as u64;
+            if level == 0 {
+                bundles.push((at, *child));
+            } else {
+                stack.push((*child, level - 1, at));
+            }
+        }
+    }
+    // Each tile gave its bundles backwards.
+    bundles.sort_unstable_by_key(|(i, _)| *i);
+    Ok(Walked { bundles, tiles })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hydra_bucket::{BucketName, CreateOptions, Key, Store};
+    use hydra_volume::MemVolume;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn vault() -> (Store, Bucket) {
+        let store = Store::open(Arc::new(MemVolume::new())).unwrap();
+        let name: BucketName = "vault".parse().unwrap();
+        let key = Key::from_bytes([5; 32]);
+        let options = CreateOptions {
+            zstd_level: Some(3),
+            key: Some(&key),
+        };
+        store.create_bucket(&name, options).unwrap();
+        let bucket = store.bucket(&name, Some(&key)).unwrap();
+        (store, bucket)
+    }
+
+    /// A bundle block stand-in: any raw ref.
+    fn block(index: u64, round: u32) -> Ref {
+        Ref::raw(format!("bundle {index} of round {round}").as_bytes())
+    }
+
+    /// Applies `changes` in one commit, as the writer does.
+    fn apply((store, bucket): &(Store, Bucket), changes: &Changes) -> Option<Ref> {
+        let mut ops = WriteBatch::new();
+        let top = update(bucket, &mut ops, "s-1", 7, changes).unwrap();
+        store.commit(ops, &[]).unwrap();
+        top
+    }
+
+    /// (index, sealed?) steps: seal when true, remove when false.
+    fn steps() -> impl Strategy<Value = Vec<Vec<(u64, bool)>>> {
+        let index = prop_oneof![
+            4 => 0u64..600,
+            1 => 65_530u64..65_600,
+            1 => Just(16_777_300u64),
+        ];
+        prop::collection::vec(prop::collection::vec((index, any::<bool>()), 1..40), 1..12)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn the_tree_links_exactly_the_sealed_bundles_and_keeps_no_replaced_tile(rounds in steps()) {
+            let vault = vault();
+            let bucket = &vault.1;
+            let mut model: BTreeMap<u64, Ref> = BTreeMap::new();
+            for (round, step) in rounds.iter().enumerate() {
+                let mut changes = Changes::new();
+                for (index, seal) in step {
+                    let b = seal.then(|| block(*index, round as u32));
+                    changes.insert(*index, b);
+                    match b {
+                        Some(b) => model.insert(*index, b),
+                        None => model.remove(index),
+                    };
+                }
+                let top = apply(&vault, &changes);
+                prop_assert_eq!(bucket.root(&root_name(7)).unwrap(), top);
+                let Some(top) = top else {
+                    prop_assert!(model.is_empty());
+                    prop_assert_eq!(bucket.stats().unwrap().blocks, 0);
+                    continue;
+                };
+                let Walked { bundles: linked, tiles } = bundles(bucket, "s-1", &top).unwrap();
+                let expected: Vec<(u64, Ref)> = model.iter().map(|(i, r)| (*i, *r)).collect();
+                prop_assert_eq!(linked, expected);
+                // Every tile stored is linked (bundles here are stand-ins,
+                // never stored): replaced tiles went in the same commit.
+                prop_assert_eq!(bucket.stats().unwrap().blocks, tiles.len() as u64);
+                // Tiles are plain: a handle without the key walks them.
+                prop_assert!(tiles.iter().all(|t| t.codec() == Codec::PlainNode));
+            }
+        }
+    }
+
+    #[test]
+    fn a_tile_out_of_place_is_refused() {
+        let vault = vault();
+        let changes: Changes = [(3, Some(block(3, 0)))].into();
+        let top = apply(&vault, &changes).unwrap();
+        // Another stream's tree, or this one read as another stream's.
+        let err = bundles(&vault.1, "s-2", &top).unwrap_err();
+        assert!(err.to_string().contains("expected 0 of level 0"), "{err}");
+    }
+}
