@@ -2,12 +2,12 @@
 
 use hydra_block::Ref;
 use hydra_volume::{Direction, KeyRange};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{BucketError, BucketName, BucketStats, Store, layout};
 
 /// A block whose stored bytes do not hash to its ref.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Corruption {
     /// The bucket it belongs to (`None` for a block of a removed bucket).
     pub bucket: Option<BucketName>,
@@ -17,7 +17,7 @@ pub struct Corruption {
 }
 
 /// What [`Store::verify`] checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyReport {
     pub blocks: u64,
     pub stored_bytes: u64,

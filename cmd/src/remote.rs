@@ -129,57 +129,35 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Volume(VolumeCmd::Verify { json }) => {
+            /// One volume's part of `POST /volume/verify`.
+            #[derive(serde::Deserialize)]
+            struct Verified {
+                volume: String,
+                report: hydra_bucket::VerifyReport,
+                events: Option<hydra_eventlog::EventsReport>,
+            }
             let v = remote.json(remote.client.post(remote.url("/volume/verify")))?;
-            let mut corrupt = 0;
             if json {
                 output::json(&v)?;
             }
-            for vol in v.as_array().into_iter().flatten() {
-                let r = &vol["report"];
-                for c in r["corrupt"].as_array().into_iter().flatten() {
-                    corrupt += 1;
-                    if !json {
-                        writeln!(
-                            out,
-                            "corrupt {} bucket {} hashes to {}",
-                            c["reference"].as_str().unwrap_or("?"),
-                            c["bucket"].as_str().unwrap_or("(removed)"),
-                            c["actual"].as_str().unwrap_or("?")
-                        )?;
-                    }
-                }
-                let events = &vol["events"];
-                for c in events["corrupt"].as_array().into_iter().flatten() {
-                    corrupt += 1;
-                    if !json {
-                        writeln!(out, "corrupt {}", c.as_str().unwrap_or("?"))?;
-                    }
-                }
-                if !json && events.is_object() {
-                    writeln!(
-                        out,
-                        "{} event records and {} bundles checked, {} locked (no key), {} corrupt",
-                        events["records"],
-                        events["bundles"],
-                        events["locked"],
-                        events["corrupt"].as_array().map_or(0, Vec::len)
-                    )?;
-                }
+            let volumes: Vec<Verified> = serde_json::from_value(v)?;
+            let mut all = hydra_bucket::VerifyReport::default();
+            let mut events = hydra_eventlog::EventsReport::default();
+            for vol in &volumes {
                 if !json {
-                    writeln!(
-                        out,
-                        "{}: {} blocks, {} checked, {} corrupt",
-                        vol["volume"].as_str().unwrap_or("?"),
-                        r["blocks"],
-                        human(r["stored_bytes"].as_u64().unwrap_or(0)),
-                        r["corrupt"].as_array().map_or(0, Vec::len)
+                    crate::cli::volume::print_verify(
+                        &mut out,
+                        Some(&vol.volume),
+                        &vol.report,
+                        vol.events.as_ref(),
                     )?;
                 }
+                all.corrupt.extend(vol.report.corrupt.iter().cloned());
+                if let Some(e) = &vol.events {
+                    events.corrupt.extend(e.corrupt.iter().cloned());
+                }
             }
-            if corrupt > 0 {
-                eprintln!("hydra: {corrupt} corrupt blocks or events");
-                return Ok(ExitCode::from(1));
-            }
+            return Ok(crate::cli::volume::verdict(&all, Some(&events)));
         }
         Command::Bucket(cmd) => bucket(remote, cmd, &mut out)?,
         Command::Block(cmd) => return block(remote, cmd, &mut out),

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use hydra_block::Ref;
 use hydra_volume::{Direction, KeyRange};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bundle::BUNDLE;
 use crate::layout::{self, LogEntry};
@@ -18,7 +18,7 @@ use crate::{Error, EventLog};
 use crate::{merkle, tree};
 
 /// What [`EventLog::verify`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsReport {
     /// Edge records checked against their leaf.
     pub records: u64,

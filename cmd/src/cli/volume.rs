@@ -6,6 +6,9 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
 
+use hydra_bucket::VerifyReport;
+use hydra_eventlog::EventsReport;
+
 use crate::context::Ctx;
 use crate::output::{self, human};
 
@@ -75,44 +78,67 @@ pub fn run(ctx: &Ctx, cmd: VolumeCmd) -> Result<ExitCode> {
                 let mut v = serde_json::to_value(&report)?;
                 v["events"] = serde_json::to_value(&events)?;
                 output::json(&v)?;
-            } else {
-                for c in &report.corrupt {
-                    let bucket = c
-                        .bucket
-                        .as_ref()
-                        .map_or("(removed)".into(), |b| b.to_string());
-                    println!(
-                        "corrupt {} bucket {bucket} hashes to {}",
-                        c.reference, c.actual
-                    );
-                }
-                for c in &events.corrupt {
-                    println!("corrupt {c}");
-                }
-                println!(
-                    "{} event records and {} bundles checked, {} locked (no key), {} corrupt",
-                    events.records,
-                    events.bundles,
-                    events.locked,
-                    events.corrupt.len()
-                );
-                println!(
-                    "{} blocks, {} checked, {} corrupt",
-                    report.blocks,
-                    human(report.stored_bytes),
-                    report.corrupt.len()
-                );
+                return Ok(verdict(&report, Some(&events)));
             }
-            if report.corrupt.is_empty() && events.corrupt.is_empty() {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!(
-                    "hydra: {} corrupt blocks, {} corrupt events",
-                    report.corrupt.len(),
-                    events.corrupt.len()
-                );
-                Ok(ExitCode::from(1))
-            }
+            print_verify(&mut std::io::stdout().lock(), None, &report, Some(&events))?;
+            Ok(verdict(&report, Some(&events)))
         }
     }
+}
+
+/// Prints what `volume verify` found on one volume (`name`, when the
+/// daemon serves several): each corrupt block and event, then the counts.
+pub(crate) fn print_verify(
+    out: &mut impl std::io::Write,
+    name: Option<&str>,
+    report: &VerifyReport,
+    events: Option<&EventsReport>,
+) -> std::io::Result<()> {
+    for c in &report.corrupt {
+        let bucket = c
+            .bucket
+            .as_ref()
+            .map_or("(removed)".into(), |b| b.to_string());
+        writeln!(
+            out,
+            "corrupt {} bucket {bucket} hashes to {}",
+            c.reference, c.actual
+        )?;
+    }
+    if let Some(events) = events {
+        for c in &events.corrupt {
+            writeln!(out, "corrupt {c}")?;
+        }
+        writeln!(
+            out,
+            "{} event records, {} bundles and {} bundle tree tiles checked, {} locked (no key), {} corrupt",
+            events.records,
+            events.bundles,
+            events.tiles,
+            events.locked,
+            events.corrupt.len()
+        )?;
+    }
+    writeln!(
+        out,
+        "{}{} blocks, {} checked, {} corrupt",
+        name.map(|n| format!("{n}: ")).unwrap_or_default(),
+        report.blocks,
+        human(report.stored_bytes),
+        report.corrupt.len()
+    )
+}
+
+/// The exit code for what `volume verify` found: 1, with one line on
+/// stderr, if anything is corrupt.
+pub(crate) fn verdict(report: &VerifyReport, events: Option<&EventsReport>) -> ExitCode {
+    let events = events.map_or(0, |e| e.corrupt.len());
+    if report.corrupt.is_empty() && events == 0 {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "hydra: {} corrupt blocks, {events} corrupt events",
+        report.corrupt.len()
+    );
+    ExitCode::from(1)
 }

@@ -186,4 +186,21 @@ fn the_daemon_places_streams_by_prefix_and_by_request() {
     assert_eq!(read[0]["data"]["marker"], "HttpMarkerH");
     // The remote CLI shows the bucket too.
     assert!(ok(d, &["--api", &daemon.url, "stream", "ls"]).contains("patient-9\t0\tvault\t"));
+    // 300 more seal a bundle, linked from the stream's tree: verify,
+    // through the daemon, checks both.
+    let events: Vec<Value> = (0..300)
+        .map(|i| serde_json::json!({"type": "Noted", "data": {"i": i}}))
+        .collect();
+    let appended = c
+        .post(daemon.at("/streams/patient-9"))
+        .json(&events)
+        .send()
+        .unwrap();
+    assert_eq!(appended.status(), 201);
+    let verified = ok(d, &["--api", &daemon.url, "volume", "verify"]);
+    assert!(
+        verified
+            .contains("1 bundles and 1 bundle tree tiles checked, 0 locked (no key), 0 corrupt"),
+        "{verified}"
+    );
 }
