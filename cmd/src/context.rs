@@ -42,6 +42,7 @@ impl Ctx {
             }
             e => anyhow::Error::new(e),
         })?;
+        hydra_volume::publish_public_key(&self.data, &*volume)?;
         Ok(Store::open(volume)?)
     }
 

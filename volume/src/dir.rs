@@ -5,12 +5,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{Backend, Durability, LmdbVolume, MemVolume, RedbVolume, Volume, VolumeError};
+use crate::{
+    Backend, Durability, Identity, LmdbVolume, MemVolume, RedbVolume, Volume, VolumeError,
+};
 
 /// Names the backend of a data directory. Written once, at creation.
 const MARKER: &str = "VOLUME";
 /// Held (flock) while a process has the directory open.
 const LOCK: &str = "LOCK";
+/// The volume's ed25519 public key (64 hex digits), written by
+/// [`publish_public_key`]: whom its heads and proofs are signed by,
+/// readable without opening the volume, whose lock one process holds (a
+/// `stream verify` reading the proof another command is writing into a
+/// pipe).
+const PUBLIC_KEY: &str = "PUBLIC_KEY";
 const REDB_FILE: &str = "volume.redb";
 const LMDB_DIR: &str = "lmdb";
 
@@ -67,6 +75,50 @@ pub fn open_dir(dir: &Path, options: OpenOptions) -> Result<Arc<dyn Volume>, Vol
     })
 }
 
+/// Writes the public key of `volume` (opened from `dir`; its identity is
+/// created if it has none) into the directory, for [`public_key_of_dir`].
+/// An in-memory volume's identity lasts one process: nothing is written.
+pub fn publish_public_key(dir: &Path, volume: &dyn Volume) -> Result<(), VolumeError> {
+    if volume.backend() == Backend::Mem {
+        return Ok(());
+    }
+    let key = hex(&Identity::load_or_create(volume)?.public_key());
+    let path = dir.join(PUBLIC_KEY);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(key.as_str()) {
+        replace_file(&path, key.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The public key of the volume in `dir`, as [`publish_public_key`] wrote
+/// it; `None` if it never did.
+pub fn public_key_of_dir(dir: &Path) -> Result<Option<[u8; 32]>, VolumeError> {
+    let path = dir.join(PUBLIC_KEY);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(VolumeError::io(&path, e)),
+    };
+    let bytes: Option<Vec<u8>> = (text.len() == 64)
+        .then(|| {
+            (0..32)
+                .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect()
+        })
+        .flatten();
+    match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+        Some(key) => Ok(Some(key)),
+        None => Err(VolumeError::BadMarker {
+            path,
+            reason: "not 64 hex digits".into(),
+        }),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The files that hold a directory's data (for size reports and tests).
 pub fn data_files(dir: &Path, backend: Backend) -> Vec<PathBuf> {
     match backend {
@@ -115,10 +167,19 @@ fn read_marker(path: &Path) -> Result<Option<Backend>, VolumeError> {
 }
 
 fn write_marker(path: &Path, backend: Backend) -> Result<(), VolumeError> {
+    replace_file(
+        path,
+        format!("hydra-volume 1\nbackend {backend}\n").as_bytes(),
+    )
+}
+
+/// Writes `bytes` to `path` whole or not at all (a temporary file, synced,
+/// then renamed over it).
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), VolumeError> {
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
-        writeln!(f, "hydra-volume 1\nbackend {backend}")?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };

@@ -39,7 +39,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use batch::{Op, WriteBatch};
-pub use dir::{OpenOptions, data_files, open_dir};
+pub use dir::{OpenOptions, data_files, open_dir, public_key_of_dir, publish_public_key};
 pub use error::{EngineError, VolumeError};
 pub use identity::{Identity, SignatureError, peer_id_of, public_key_of, verify};
 pub use libp2p_identity::PeerId;

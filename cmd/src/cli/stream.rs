@@ -170,11 +170,16 @@ pub fn open(ctx: &Ctx) -> Result<EventLog> {
 
 pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
     if let StreamCmd::Verify { signer } = cmd {
+        // This volume's own key, from the file beside it when there is
+        // one: the directory may be open in the command writing the proof.
         let signer = match signer {
             Some(s) => s,
-            None => crate::hexkey(
-                &hydra_volume::Identity::load_or_create(&**ctx.store()?.volume())?.public_key(),
-            ),
+            None => crate::hexkey(&match hydra_volume::public_key_of_dir(&ctx.data)? {
+                Some(key) => key,
+                None => {
+                    hydra_volume::Identity::load_or_create(&**ctx.store()?.volume())?.public_key()
+                }
+            }),
         };
         return verify_with(&signer);
     }

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::IntoResponse;
@@ -47,10 +47,15 @@ pub const ADDRESS_FILE: &str = "DAEMON";
 /// `hydra daemon` flags; each also reads a `HYDRA_*` variable.
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
-    /// YAML config file (see examples/hydra.yaml). Without one: a redb
-    /// volume in --data, HTTP on 127.0.0.1:8080, durability sync.
+    /// YAML config file (see examples/hydra.yaml). Without one, and for
+    /// whatever it leaves out: a redb volume in --data, HTTP on
+    /// 127.0.0.1:8080, durability sync.
     #[arg(long, short, env = "HYDRA_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Data directory of the default volume (as `hydra --data DIR
+    /// daemon`; a config that lists volumes names their paths itself).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     /// Write the effective config (flags and environment merged over the
     /// file) back to --config.
     #[arg(long, requires = "config")]
@@ -82,16 +87,23 @@ pub struct DaemonArgs {
 
 /// The effective configuration: the file (or the defaults), then flags.
 pub fn effective_config(ctx: &Ctx, args: &DaemonArgs) -> Result<Config> {
+    let data = args.data.clone().unwrap_or_else(|| ctx.data.clone());
     let mut c = match &args.config {
         Some(path) => Config::load(path)?,
-        None => {
-            let mut c = Config::embedded(ctx.data.clone());
-            if let Some(b) = ctx.backend {
-                c.volumes[0].backend = b.to_string();
-            }
-            c
-        }
+        None => Config::embedded(data.clone()),
     };
+    let default_volume = args.config.is_none() || c.volumes.is_empty();
+    if c.volumes.is_empty() {
+        // What the file leaves out, the defaults fill, as with no file.
+        c.volumes = Config::embedded(data).volumes;
+    } else if args.config.is_some() && args.data.is_some() {
+        bail!(
+            "--data names the default volume's directory, and the config lists its volumes: set their paths there"
+        );
+    }
+    if default_volume && let Some(b) = ctx.backend {
+        c.volumes[0].backend = b.to_string();
+    }
     if let Some(h) = &args.http {
         c.api.http = Some(h.clone());
     }
@@ -174,6 +186,7 @@ fn open(config: &Config) -> Result<App> {
             ),
             e => anyhow::anyhow!("volume {}: {e}", v.id),
         })?;
+        hydra_volume::publish_public_key(&v.path, &*volume)?;
         stores.push((v.id.clone(), Store::open(volume)?));
     }
     let mut keys = std::collections::HashMap::new();

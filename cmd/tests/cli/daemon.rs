@@ -876,6 +876,39 @@ fn bad_configs_are_refused_with_the_key_and_line() {
     drop(d);
 }
 
+#[test]
+fn defaults_fill_what_a_config_leaves_out_and_the_daemon_takes_data_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Only the API: the volume is the default one, in --data.
+    let cfg = d.join("api.yaml");
+    std::fs::write(&cfg, "api:\n  http: 127.0.0.1:0\n").unwrap();
+    let daemon = Daemon::start_with(d, &["--config", cfg.to_str().unwrap()]);
+    let posted = client()
+        .post(daemon.at("/streams/s-1"))
+        .body(r#"{"type":"T","data":{}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    drop(daemon);
+    assert!(d.join("data").join("volume.redb").is_file());
+    // `hydra daemon --data DIR`: the directory given after the subcommand.
+    let daemon = Daemon::start(d, &["--data", d.join("other").to_str().unwrap()]);
+    drop(daemon);
+    assert!(d.join("other").join("volume.redb").is_file());
+    // A config that lists its volumes names their paths itself.
+    let listed = crate::daemon::config(d, "", "");
+    let out = hydra(d)
+        .args(["daemon", "--config", &listed, "--data", "elsewhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "hydra: --data names the default volume's directory, and the config lists its volumes: set their paths there"
+    );
+}
+
 /// A change that outlasts the request timeout is answered when it is done,
 /// never with a 503 while it goes on to commit.
 #[test]

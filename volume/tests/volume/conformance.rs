@@ -329,6 +329,15 @@ macro_rules! conformance {
                     assert_eq!(vol.get(b"persist").unwrap().as_deref(), Some(&b"me"[..]));
                     assert_eq!(again.peer_id(), id.peer_id());
                 }
+                // Whom the directory signs as, read while another holds it.
+                assert_eq!(hydra_volume::public_key_of_dir(dir.path()).unwrap(), None);
+                hydra_volume::publish_public_key(dir.path(), &*vol).unwrap();
+                let published = hydra_volume::public_key_of_dir(dir.path()).unwrap();
+                if $backend == Backend::Mem {
+                    assert_eq!(published, None);
+                } else {
+                    assert_eq!(published, Some(id.public_key()));
+                }
             }
 
             #[test]

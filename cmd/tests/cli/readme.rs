@@ -1,0 +1,176 @@
+//! The README's quick start, run as written: the commands are read from
+//! README.md itself, so the text and this test cannot drift apart. Only
+//! what a test cannot take as it is gets replaced, each named below: the
+//! daemon's port (8080 may be taken; `HYDRA_HTTP` picks a free one, and
+//! the commands after it get that one), `curl -N`'s endless stream (cut
+//! after two seconds), and the ref the README elides as `bafkr4i...` (the
+//! one the line before printed).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// The `sh` blocks of the README's "Quick start" section, each a list of
+/// its lines.
+fn quick_start() -> Vec<Vec<String>> {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("\n## Quick start\n")
+        .expect("a Quick start section");
+    let section = &readme[start + 1..];
+    let section = &section[..section.find("\n## ").expect("a section after it")];
+    let mut blocks = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "```sh" {
+            let mut block: Vec<String> = Vec::new();
+            let mut continued = false;
+            for l in lines.by_ref().take_while(|l| l.trim() != "```") {
+                match block.last_mut() {
+                    // A line ending in `\` goes on in the next one.
+                    Some(last) if continued => last.push_str(l),
+                    _ if l.trim().is_empty() => {}
+                    _ => block.push(l.to_owned()),
+                }
+                continued = l.trim_end().ends_with('\\');
+                if continued && let Some(last) = block.last_mut() {
+                    last.truncate(last.trim_end().len() - 1);
+                }
+            }
+            blocks.push(block);
+        }
+    }
+    blocks
+}
+
+/// Runs one README line with `sh` in `dir`, with the `hydra` under test
+/// first on the PATH and no HYDRA_* variables from outside.
+fn sh(dir: &Path, line: &str) -> Output {
+    let bin = Path::new(env!("CARGO_BIN_EXE_hydra")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(line).current_dir(dir).env("PATH", path);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HYDRA_") {
+            c.env_remove(k);
+        }
+    }
+    c.stdin(Stdio::null()).output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn succeeds(dir: &Path, line: &str) -> String {
+    let out = sh(dir, line);
+    assert!(
+        out.status.success(),
+        "README line failed: {line}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text(&out)
+}
+
+#[test]
+fn the_quick_start_runs_as_written() {
+    let blocks = quick_start();
+    assert_eq!(blocks.len(), 3, "{blocks:?}");
+
+    // The daemon, as `cargo run --release -p hydra -- ARGS` starts it.
+    let server = tempfile::tempdir().unwrap();
+    let daemon_line = blocks[0]
+        .iter()
+        .find(|l| l.contains(" -- daemon"))
+        .expect("the daemon line");
+    let args = daemon_line
+        .split('#')
+        .next()
+        .unwrap()
+        .split(" -- ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_hydra"))
+        .args(&args)
+        .current_dir(server.path())
+        .env("HYDRA_HTTP", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(daemon.stdout.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the daemon exited");
+        if let Some(url) = line.trim().strip_prefix("listening on http://") {
+            break url.to_owned();
+        }
+    };
+    assert!(
+        server.path().join("hydra-data").is_dir(),
+        "the daemon keeps its data in ./hydra-data"
+    );
+
+    // From another terminal.
+    let client = tempfile::tempdir().unwrap();
+    for line in &blocks[1] {
+        let line = line
+            .replace("localhost:8080", &addr)
+            .replace("127.0.0.1:8080", &addr);
+        if line.contains("curl -N") {
+            let out = sh(
+                client.path(),
+                &line.replace("curl -N", "curl -N --max-time 2"),
+            );
+            // 28: cut by --max-time, as intended for an endless stream.
+            assert_eq!(out.status.code(), Some(28), "{line}");
+            assert!(text(&out).contains("\"type\":\"Placed\""), "{line}");
+        } else {
+            let printed = succeeds(client.path(), &line);
+            if line.contains("curl -X POST") {
+                assert!(printed.contains("\"version\":0"), "{printed}");
+            }
+            if line.contains("stream read") {
+                assert!(printed.contains("Placed"), "{printed}");
+            }
+        }
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+
+    // The CLI, embedded, on a directory no daemon holds.
+    let cli = tempfile::tempdir().unwrap();
+    let d = cli.path();
+    std::fs::write(d.join("movie.mkv"), crate::noise(3, 3 << 20)).unwrap();
+    std::fs::write(d.join("notes.txt"), "NotesMarker").unwrap();
+    let mut last_ref = String::new();
+    for line in &blocks[2] {
+        let line = line.replace("bafkr4i...", &last_ref);
+        let printed = succeeds(d, &line);
+        if line.starts_with("hydra block put") {
+            last_ref = printed.trim().to_owned();
+            assert!(last_ref.starts_with("bafkr4i"), "{printed}");
+        }
+        if line.contains("stream verify") {
+            assert!(printed.starts_with("ok: order-1 version 1"), "{printed}");
+        }
+        if line.contains("stream read patient-1") {
+            assert!(printed.contains("Admitted"), "{printed}");
+        }
+    }
+    assert_eq!(
+        std::fs::read(d.join("copy.txt")).unwrap(),
+        b"hello\n",
+        "block get wrote what block put stored"
+    );
+    assert_eq!(
+        std::fs::read(d.join("out.mkv")).unwrap(),
+        std::fs::read(d.join("movie.mkv")).unwrap()
+    );
+}
