@@ -11,6 +11,7 @@ mod readme;
 mod remote;
 mod replica;
 mod resp;
+mod sierradb;
 mod streams;
 mod streams_in_buckets;
 mod subscribers;

@@ -12,10 +12,13 @@ pub struct Args {
 
 pub type ArgResult<T> = Result<T, Reply>;
 
+/// A Redis command's malformed arguments (`HELLO`, `AUTH`).
 pub fn syntax(msg: impl std::fmt::Display) -> Reply {
     Reply::err("SYNTAX", msg)
 }
 
+/// Any argument error of SierraDB's commands, missing and extra ones
+/// too, as SierraDB's server answers them.
 pub fn invalid(msg: impl std::fmt::Display) -> Reply {
     Reply::err("INVALIDARG", msg)
 }
@@ -34,7 +37,7 @@ impl Args {
     pub fn next_bytes(&mut self, what: &str) -> ArgResult<Vec<u8>> {
         self.items
             .pop_front()
-            .ok_or_else(|| syntax(format!("missing {what}")))
+            .ok_or_else(|| invalid(format!("missing {what}")))
     }
 
     pub fn next_str(&mut self, what: &str) -> ArgResult<String> {
@@ -110,7 +113,7 @@ impl Args {
     pub fn finish(&self) -> ArgResult<()> {
         match self.items.front() {
             None => Ok(()),
-            Some(a) => Err(syntax(format!(
+            Some(a) => Err(invalid(format!(
                 "unexpected argument {:?}",
                 String::from_utf8_lossy(a)
             ))),

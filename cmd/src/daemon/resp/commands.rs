@@ -4,7 +4,12 @@
 //! Partitions: Hydra keeps one gapless global order, so it presents one
 //! partition, `0`, whose sequence is the global position (`$all`). Any
 //! partition key (UUID) maps to it; `EPSCAN`, `EPSEQ` and `EPSUB` accept
-//! `0`, `*` or a UUID.
+//! `0`, `*` or a UUID. The partition key of an event appended without
+//! one is SierraDB's for its stream (its clients' `stream_partition_key`).
+//!
+//! Replies and errors follow SierraDB's server: every argument error is
+//! `INVALIDARG`, and a scan reports `has_more` when its page is full or
+//! an event lies past its end bound.
 
 use hydra_eventlog::{
     AllFilter, Direction, Error as LogError, NewEvent, ReadFrom, RecordedEvent, StreamId,
@@ -12,7 +17,7 @@ use hydra_eventlog::{
 };
 use uuid::Uuid;
 
-use super::args::{ArgResult, Args, invalid, syntax};
+use super::args::{ArgResult, Args, invalid};
 use super::reply::Reply;
 use crate::access::Need;
 use crate::daemon::app::App;
@@ -32,8 +37,9 @@ pub fn check(caller: &Caller, need: Need) -> ArgResult<()> {
     caller.check(&need).map_err(denied)
 }
 
-/// Namespace of the partition keys Hydra derives from stream ids (UUIDv5).
-pub const PARTITION_NAMESPACE: Uuid = Uuid::from_u128(0x6879_6472_6100_4000_8000_7061_7274_0000);
+/// Namespace of the partition keys derived from stream ids (UUIDv5):
+/// SierraDB's, `Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"sierradb.tqwewe.com")`.
+pub const PARTITION_NAMESPACE: Uuid = Uuid::from_u128(0x219b_d637_e279_53e9_9e2b_eabe_5d91_20cc);
 
 /// Most events one `ESCAN`/`EPSCAN` returns without a `COUNT`.
 const DEFAULT_COUNT: u64 = 1000;
@@ -220,7 +226,7 @@ pub fn emappend(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> 
         }
     }
     if writes.is_empty() {
-        return Err(syntax("EMAPPEND needs at least one event"));
+        return Err(invalid("EMAPPEND needs at least one event"));
     }
     for w in &writes {
         check(caller, Need::Write(w.stream.to_string()))?;
@@ -236,12 +242,14 @@ pub fn emappend(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> 
             let e = app.log.event_at(r.first_position + i).map_err(error)?;
             events.push(Reply::map([
                 ("event_id", Reply::str(e.id.to_string())),
-                ("stream_id", Reply::bulk(w.stream.as_str())),
-                ("stream_version", Reply::Int((r.first_version + i) as i64)),
+                ("partition_id", Reply::Int(0)),
                 (
                     "partition_sequence",
                     Reply::Int((r.first_position + i) as i64),
                 ),
+                ("stream_id", Reply::bulk(w.stream.as_str())),
+                ("stream_version", Reply::Int((r.first_version + i) as i64)),
+                ("timestamp", Reply::Int(e.timestamp as i64)),
             ]));
         }
     }
@@ -294,15 +302,8 @@ pub fn escan(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
         count.saturating_add(1),
         Direction::Forward,
     ) {
-        Ok(it) => scan_page(
-            app,
-            it.take_while(|e| {
-                e.as_ref()
-                    .map_or(true, |e| end.is_none_or(|end| e.version <= end))
-            }),
-            count,
-        ),
-        Err(LogError::StreamNotFound(_)) => scan_page(app, std::iter::empty(), count),
+        Ok(it) => scan_page(app, it, |e| end.is_none_or(|end| e.version <= end), count),
+        Err(LogError::StreamNotFound(_)) => scan_page(app, std::iter::empty(), |_| true, count),
         Err(e) => Err(error(e)),
     }
 }
@@ -342,40 +343,42 @@ pub fn epscan(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
     let start = args.bound("start sequence")?;
     let end = args.bound("end sequence")?;
     let count = count_option(&mut args)?;
-    let events = app
-        .log
-        .read_all(
-            start,
-            count.saturating_add(1),
-            Direction::Forward,
-            AllFilter::default(),
-        )
-        .take_while(|e| {
-            e.as_ref()
-                .map_or(true, |e| end.is_none_or(|end| e.position <= end))
-        });
-    scan_page(app, events, count)
+    let events = app.log.read_all(
+        start,
+        count.saturating_add(1),
+        Direction::Forward,
+        AllFilter::default(),
+    );
+    scan_page(
+        app,
+        events,
+        |e| end.is_none_or(|end| e.position <= end),
+        count,
+    )
 }
 
 /// A scan's answer, `{has_more, events}`: at most `count` (and
-/// [`MAX_COUNT`]) of `events`, fewer past [`MAX_SCAN_BYTES`]; `has_more`
-/// when one more was there.
+/// [`MAX_COUNT`]) of the `events` `within` the scan's end bound, fewer
+/// past [`MAX_SCAN_BYTES`]. As SierraDB's, `has_more` is true when the
+/// page is full, or when an event past the end bound was there.
 fn scan_page(
     app: &App,
     events: impl Iterator<Item = Result<RecordedEvent, LogError>>,
+    within: impl Fn(&RecordedEvent) -> bool,
     count: u64,
 ) -> ArgResult<Reply> {
     let count = count.min(MAX_COUNT) as usize;
     let (mut page, mut bytes, mut has_more) = (Vec::new(), 0, false);
     for e in events {
         let e = e.map_err(error)?;
-        if page.len() == count || bytes >= MAX_SCAN_BYTES {
+        if page.len() == count || bytes >= MAX_SCAN_BYTES || !within(&e) {
             has_more = true;
             break;
         }
         bytes += e.data.len() + e.metadata.len();
         page.push(event(&e));
     }
+    has_more |= page.len() == count;
     app.metrics.events_read.inc_by(page.len() as u64);
     Ok(Reply::map([
         ("has_more", Reply::Bool(has_more)),

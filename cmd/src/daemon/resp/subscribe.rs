@@ -14,7 +14,7 @@ use hydra_eventlog::{StreamId, Target};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::args::{Args, invalid, syntax};
+use super::args::{Args, invalid};
 use super::commands;
 use super::reply::Reply;
 use crate::access::Need;
@@ -178,7 +178,7 @@ impl Subscriptions {
                             }
                             let pair = args.next_str("stream=version").unwrap_or_default();
                             let Some((s, v)) = pair.split_once('=') else {
-                                return syntax(format!(
+                                return invalid(format!(
                                     "FROM MAP takes stream=version pairs, not {pair:?}"
                                 ));
                             };
@@ -208,7 +208,7 @@ impl Subscriptions {
             }
         }
         if streams.is_empty() {
-            return syntax("ESUB needs at least one stream");
+            return invalid("ESUB needs at least one stream");
         }
         for s in &streams {
             if let Err(e) = commands::check(caller, Need::Read(s.to_string())) {
@@ -264,7 +264,7 @@ impl Subscriptions {
                         match pair.split_once('=').map(|(_, s)| s.parse::<u64>()) {
                             Some(Ok(s)) => from = Some(s),
                             _ => {
-                                return syntax(format!(
+                                return invalid(format!(
                                     "FROM MAP takes partition=sequence pairs, not {pair:?}"
                                 ));
                             }
@@ -282,7 +282,7 @@ impl Subscriptions {
                     Err(e) => return e,
                 }
             } else {
-                return syntax("EPSUB <partitions> [FROM ...] [WINDOW n]");
+                return invalid("EPSUB <partitions> [FROM ...] [WINDOW n]");
             }
         }
         let all = Target::All {
