@@ -549,19 +549,13 @@ impl<R: Read> Read for Progress<R> {
 }
 
 /// Bytes as an event payload field: JSON as itself, else base64.
-fn payload(obj: &mut serde_json::Map<String, Value>, name: &str, bytes: Vec<u8>) -> Result<()> {
-    if bytes.is_empty() {
-        return Ok(());
+/// Puts `bytes` into an event body as `NAME_base64`: the daemon stores
+/// exactly these bytes, as the embedded CLI does (JSON text re-serialised
+/// on the way would change them, and with them the event's Merkle leaf).
+fn payload(obj: &mut serde_json::Map<String, Value>, name: &str, bytes: Vec<u8>) {
+    if !bytes.is_empty() {
+        obj.insert(format!("{name}_base64"), STANDARD.encode(&bytes).into());
     }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(_) => {
-            obj.insert(name.into(), serde_json::from_slice(&bytes)?);
-        }
-        Err(_) => {
-            obj.insert(format!("{name}_base64"), STANDARD.encode(&bytes).into());
-        }
-    }
-    Ok(())
 }
 
 /// The query of a ranged read: direction, and from and count when given.
@@ -615,8 +609,8 @@ fn stream(remote: &Remote, cmd: StreamCmd, out: &mut impl Write) -> Result<ExitC
             if let Some(id) = id {
                 e.insert("id".into(), id.to_string().into());
             }
-            payload(&mut e, "data", input_bytes(data.as_deref())?)?;
-            payload(&mut e, "metadata", input_bytes(metadata.as_deref())?)?;
+            payload(&mut e, "data", input_bytes(data.as_deref())?);
+            payload(&mut e, "metadata", input_bytes(metadata.as_deref())?);
             let v = remote.json(
                 remote
                     .client
@@ -815,8 +809,9 @@ fn snapshot(remote: &Remote, cmd: SnapshotCmd, out: &mut impl Write) -> Result<(
             stream,
             version,
             data,
-            metadata: _,
+            metadata,
         } => {
+            let metadata = STANDARD.encode(input_bytes(metadata.as_deref())?);
             let v = remote.json(
                 remote
                     .client
@@ -824,6 +819,7 @@ fn snapshot(remote: &Remote, cmd: SnapshotCmd, out: &mut impl Write) -> Result<(
                         "/streams/{}/snapshots/{version}",
                         seg(stream.as_str())
                     )))
+                    .header(crate::daemon::SNAPSHOT_METADATA, metadata)
                     .body(input_bytes(Some(&data))?),
             )?;
             writeln!(
@@ -850,11 +846,22 @@ fn snapshot(remote: &Remote, cmd: SnapshotCmd, out: &mut impl Write) -> Result<(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("0")
                 .to_owned();
+            let metadata = r
+                .headers()
+                .get(crate::daemon::SNAPSHOT_METADATA)
+                .map(|v| STANDARD.decode(v.as_bytes()))
+                .transpose()
+                .context("the daemon's snapshot metadata is not base64")?
+                .unwrap_or_default();
             let data = r.bytes()?;
             if json {
-                output::json(
-                    &json!({"stream": stream.as_str(), "version": version.parse::<u64>().ok(), "timestamp": timestamp.parse::<u64>().ok(), "data": String::from_utf8_lossy(&data)}),
-                )?;
+                output::json(&crate::cli::snapshot::as_json(&hydra_eventlog::Snapshot {
+                    stream: stream.clone(),
+                    version: version.parse().unwrap_or_default(),
+                    timestamp: timestamp.parse().unwrap_or_default(),
+                    data: data.to_vec(),
+                    metadata,
+                }))?;
             } else {
                 out.write_all(&data)?;
             }

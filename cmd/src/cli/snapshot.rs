@@ -67,13 +67,7 @@ pub fn run(ctx: &Ctx, cmd: SnapshotCmd) -> Result<ExitCode> {
         SnapshotCmd::Load { stream, at, json } => {
             let s = log.load_snapshot(&stream, at)?;
             if json {
-                output::json(&json!({
-                    "stream": s.stream.as_str(),
-                    "version": s.version,
-                    "timestamp": s.timestamp,
-                    "data": String::from_utf8_lossy(&s.data),
-                    "metadata": String::from_utf8_lossy(&s.metadata),
-                }))?;
+                output::json(&as_json(&s))?;
             } else {
                 out.write_all(&s.data)?;
             }
@@ -103,4 +97,15 @@ pub fn run(ctx: &Ctx, cmd: SnapshotCmd) -> Result<ExitCode> {
     out.flush()?;
     log.close()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A snapshot as `snapshot load --json` prints it, embedded or remote.
+pub(crate) fn as_json(s: &hydra_eventlog::Snapshot) -> serde_json::Value {
+    json!({
+        "stream": s.stream.as_str(),
+        "version": s.version,
+        "timestamp": s.timestamp,
+        "data": String::from_utf8_lossy(&s.data),
+        "metadata": String::from_utf8_lossy(&s.metadata),
+    })
 }

@@ -85,6 +85,9 @@ pub struct DaemonArgs {
     pub follow: Vec<String>,
 }
 
+/// The header carrying a snapshot's metadata (base64) over HTTP.
+pub const SNAPSHOT_METADATA: &str = "snapshot-metadata";
+
 /// The effective configuration: the file (or the defaults), then flags.
 pub fn effective_config(ctx: &Ctx, args: &DaemonArgs) -> Result<Config> {
     let data = args.data.clone().unwrap_or_else(|| ctx.data.clone());

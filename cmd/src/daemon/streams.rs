@@ -7,6 +7,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use hydra_bucket::BucketName;
 use hydra_eventlog::{
     AllFilter, Direction, ExpectedVersion, ReadFrom, RecordedEvent, StreamId, StreamMetadata,
@@ -289,17 +291,25 @@ pub async fn set_metadata(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `PUT /streams/{id}/snapshots/{version}`: the body is the snapshot.
+/// `PUT /streams/{id}/snapshots/{version}`: the body is the snapshot, its
+/// metadata (if any) base64 in the `Snapshot-Metadata` header.
 pub async fn save_snapshot(
     State(app): State<Shared>,
     Path((id, version)): Path<(String, u64)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let stream = stream_id(id)?;
+    let metadata = match headers.get(super::SNAPSHOT_METADATA) {
+        Some(v) => STANDARD.decode(v.as_bytes()).map_err(|e| {
+            ApiError::bad_request(format!("{} is not base64: {e}", super::SNAPSHOT_METADATA))
+        })?,
+        None => Vec::new(),
+    };
     let a = app.clone();
     let r = committing(move || {
         Ok(a.log
-            .save_snapshot(&stream, version, body.to_vec(), Vec::new())?)
+            .save_snapshot(&stream, version, body.to_vec(), metadata)?)
     })
     .await?;
     Ok((
@@ -315,7 +325,8 @@ pub struct SnapshotQuery {
 }
 
 /// `GET /streams/{id}/snapshot`: the latest at or before `at`; the body
-/// is the snapshot, the version in the `Snapshot-Version` header.
+/// is the snapshot, the version in the `Snapshot-Version` header, its
+/// metadata base64 in `Snapshot-Metadata` (when it has any).
 pub async fn load_snapshot(
     State(app): State<Shared>,
     Path(id): Path<String>,
@@ -324,11 +335,13 @@ pub async fn load_snapshot(
     let stream = stream_id(id)?;
     let a = app.clone();
     let s = blocking(&app, move || Ok(a.log.load_snapshot(&stream, q.at)?)).await?;
-    Ok(Response::builder()
+    let mut r = Response::builder()
         .header("snapshot-version", s.version)
-        .header("snapshot-timestamp", s.timestamp)
-        .body(Body::from(s.data))
-        .expect("a valid response"))
+        .header("snapshot-timestamp", s.timestamp);
+    if !s.metadata.is_empty() {
+        r = r.header(super::SNAPSHOT_METADATA, STANDARD.encode(&s.metadata));
+    }
+    Ok(r.body(Body::from(s.data)).expect("a valid response"))
 }
 
 /// `GET /streams/{id}/snapshots`.

@@ -266,3 +266,98 @@ fn api_to(url: &str, dir: &std::path::Path, args: &[&str]) -> String {
     assert_eq!(out.status.code(), Some(1));
     String::from_utf8(out.stderr).unwrap()
 }
+
+/// The same commands, embedded and through the daemon, store the same
+/// bytes: payloads and metadata as given (JSON text is not re-serialised,
+/// so the Merkle leaves agree), snapshots with their metadata.
+#[test]
+fn embedded_and_remote_commands_store_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let d = Daemon::start(p, &[]);
+    let local = tempfile::tempdir().unwrap();
+    let payloads: [(&str, &str); 3] = [
+        (r#"{"b":1,  "a":2}"#, r#"{"z": [1, 2]}"#),
+        ("not json at all", "\u{1}binary-ish"),
+        (" 42 ", ""),
+    ];
+    let append = |args: Vec<&str>, remote: bool| {
+        let out = if remote {
+            api(&d, p, &args, b"")
+        } else {
+            crate::run(local.path(), &args, b"")
+        };
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for remote in [false, true] {
+        for (data, metadata) in payloads {
+            let mut args = vec!["stream", "append", "same-1", "-t", "T", "-d", data];
+            if !metadata.is_empty() {
+                args.extend(["-m", metadata]);
+            }
+            append(args, remote);
+        }
+        append(
+            vec![
+                "snapshot",
+                "save",
+                "same-1",
+                "2",
+                "-d",
+                r#"{"n": 3}"#,
+                "-m",
+                r#"{"v": 1}"#,
+            ],
+            remote,
+        );
+    }
+    // Reads print payloads exactly; proofs carry them in base64.
+    let read = |remote: bool, args: &[&str]| {
+        if remote {
+            ok(&d, p, args)
+        } else {
+            crate::ok(local.path(), args)
+        }
+    };
+    let fields = |text: String| -> Vec<Value> {
+        text.lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                serde_json::json!([
+                    v["data"],
+                    v["data_base64"],
+                    v["metadata"],
+                    v["metadata_base64"]
+                ])
+            })
+            .collect()
+    };
+    let here = fields(read(false, &["stream", "read", "same-1", "--json"]));
+    assert_eq!(
+        here,
+        fields(read(true, &["stream", "read", "same-1", "--json"]))
+    );
+    assert_eq!(here.len(), 3);
+    for version in ["0", "1", "2"] {
+        let leaf = |remote: bool| -> Value {
+            let proof: Value =
+                serde_json::from_str(&read(remote, &["stream", "prove", "same-1", version]))
+                    .unwrap();
+            let e = &proof["event"];
+            serde_json::json!([e["data_base64"], e["metadata_base64"], e["type"]])
+        };
+        assert_eq!(leaf(false), leaf(true), "version {version}");
+    }
+    let snapshot = |remote: bool| -> Value {
+        let mut v: Value =
+            serde_json::from_str(&read(remote, &["snapshot", "load", "same-1", "--json"])).unwrap();
+        v["timestamp"] = Value::Null;
+        v
+    };
+    assert_eq!(snapshot(false), snapshot(true));
+    assert_eq!(snapshot(true)["metadata"], r#"{"v": 1}"#);
+}
