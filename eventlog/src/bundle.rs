@@ -179,7 +179,7 @@ pub(crate) fn seal_edge(
         }
         let first = index * BUNDLE;
         let edge = crate::records::edge_of(volume, buckets, num, (first, first + BUNDLE), |n| {
-            format!("#{n}")
+            layout::stream_name(volume, n)
         })?;
         if edge.len() as u64 != BUNDLE {
             // Some were scavenged: the rest stays on the edge.

@@ -112,6 +112,15 @@ pub fn name_key(num: u64) -> Vec<u8> {
     [STREAM_NAME, &num.to_be_bytes()].concat()
 }
 
+/// The id of stream number `num` for messages: its name record, or
+/// `#num` when that cannot be read.
+pub fn stream_name(volume: &dyn hydra_volume::Volume, num: u64) -> String {
+    match volume.get(&name_key(num)) {
+        Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+        _ => format!("#{num}"),
+    }
+}
+
 pub fn subtree_key(num: u64, level: u32, index: u64) -> Vec<u8> {
     [
         SUBTREE,

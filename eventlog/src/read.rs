@@ -237,10 +237,7 @@ impl EventLog {
 
     /// The id of stream number `num`, for messages.
     pub(crate) fn stream_name(&self, num: u64) -> String {
-        match self.inner.volume.get(&layout::name_key(num)) {
-            Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
-            _ => format!("#{num}"),
-        }
+        layout::stream_name(&*self.inner.volume, num)
     }
 
     /// The version of the stream's last event; `None` when the stream does

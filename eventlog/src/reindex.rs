@@ -6,8 +6,10 @@
 //! stream's length, peaks and last position, the counters — can be
 //! derived from them, and `reindex` does so. What is not derivable is
 //! kept: stream names, buckets, deletions and metadata, persistent
-//! subscriptions. Every record is opened and checked against its leaf on
-//! the way, so an encrypted bucket's key must have been given.
+//! subscriptions. Every record is opened and checked against its leaf (or
+//! its bundle's block ref), so an encrypted bucket's key must have been
+//! given; a first pass does only that, so that a corrupt record fails the
+//! reindex before any index is drained.
 
 use std::collections::HashMap;
 
@@ -31,6 +33,49 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
     w.cache.clear();
     w.open_edges.clear();
     w.open_bytes = 0;
+    // Every record is read and checked before anything changes: a corrupt
+    // one fails the reindex and leaves the indexes as they were (drained
+    // indexes would let an idempotent retry write its event twice).
+    pass(w, false)?;
+    for prefix in [layout::STREAM_VERSION, layout::EVENT_ID, layout::SUBTREE] {
+        crate::log::drain(&*w.volume, prefix, |_, _, _| Ok(()))?;
+    }
+    let Rebuilt {
+        states,
+        mut batch,
+        next_position,
+        mut report,
+        ..
+    } = pass(w, true)?;
+    let mut next_num = 0;
+    for (stream, st) in states.values() {
+        batch.put(layout::state_key(stream), st.encode());
+        batch.put(
+            layout::name_key(st.num),
+            stream.as_str().as_bytes().to_vec(),
+        );
+        next_num = next_num.max(st.num + 1);
+        report.streams += 1;
+    }
+    let meta = layout::Meta {
+        next_position: next_position.max(w.meta.next_position),
+        next_num: next_num.max(w.meta.next_num),
+    };
+    // Every sealed event's position now points at its bundle.
+    batch.put(
+        layout::COMPACTED.to_vec(),
+        meta.next_position.to_be_bytes().to_vec(),
+    );
+    w.volume.commit(batch)?;
+    crate::log::store_meta(&*w.volume, &meta)?;
+    w.meta = meta;
+    w.compaction.reset(meta.next_position);
+    Ok(report)
+}
+
+/// One pass over every record: with `write`, what it derives is committed
+/// as it goes (into drained indexes); without, it only reads and checks.
+fn pass(w: &Writer, write: bool) -> Result<Rebuilt, Error> {
     // Keep what cannot be derived: deletion, metadata, scavenge marks.
     let mut states: HashMap<u64, (StreamId, StreamState)> = HashMap::new();
     for e in w
@@ -46,14 +91,12 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
         st.last_position = None;
         states.insert(st.num, (id, st));
     }
-    for prefix in [layout::STREAM_VERSION, layout::EVENT_ID, layout::SUBTREE] {
-        crate::log::drain(&*w.volume, prefix, |_, _, _| Ok(()))?;
-    }
     let mut rebuilt = Rebuilt {
         states,
         batch: WriteBatch::new(),
         next_position: 0,
         report: ReindexReport::default(),
+        write,
     };
     // One pass over `$all`, in position order: each stream's events come
     // in version order there, sealed (a pointer, or an edge copy that
@@ -96,45 +139,18 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
         };
         let plain =
             crate::records::open_edge(&w.buckets, (num, version), bucket, &leaf, sealed, |n| {
-                format!("#{n}")
+                layout::stream_name(&*w.volume, n)
             })?;
         rebuilt.add(w, (num, version), bucket, pos, &plain, true)?;
     }
-    let Rebuilt {
-        mut states,
-        mut batch,
-        next_position,
-        mut report,
-    } = rebuilt;
-    let mut next_num = 0;
-    for (stream, st) in states.values_mut() {
+    for (stream, st) in rebuilt.states.values_mut() {
         // A stream whose tail was scavenged entirely.
         while st.length < st.scavenged_before {
             let leaf = scavenged_leaf(w, st.num, st.length, stream)?;
-            push(&mut batch, st, leaf);
+            push(&mut rebuilt.batch, st, leaf);
         }
-        batch.put(layout::state_key(stream), st.encode());
-        batch.put(
-            layout::name_key(st.num),
-            stream.as_str().as_bytes().to_vec(),
-        );
-        next_num = next_num.max(st.num + 1);
-        report.streams += 1;
     }
-    let meta = layout::Meta {
-        next_position: next_position.max(w.meta.next_position),
-        next_num: next_num.max(w.meta.next_num),
-    };
-    // Every sealed event's position now points at its bundle.
-    batch.put(
-        layout::COMPACTED.to_vec(),
-        meta.next_position.to_be_bytes().to_vec(),
-    );
-    w.volume.commit(batch)?;
-    crate::log::store_meta(&*w.volume, &meta)?;
-    w.meta = meta;
-    w.compaction.reset(meta.next_position);
-    Ok(report)
+    Ok(rebuilt)
 }
 
 /// Bundles a rebuild has looked up (`None`: not sealed), dropped past
@@ -158,8 +174,10 @@ impl Bundles {
             self.seen.clear();
             self.bytes = 0;
         }
-        let b = crate::bundle::load(&*w.volume, &w.buckets, (num, index), |n| format!("#{n}"))?
-            .map(|(b, bucket)| (std::sync::Arc::new(b), bucket));
+        let b = crate::bundle::load(&*w.volume, &w.buckets, (num, index), |n| {
+            layout::stream_name(&*w.volume, n)
+        })?
+        .map(|(b, bucket)| (std::sync::Arc::new(b), bucket));
         self.bytes += b.as_ref().map_or(16, |(b, _)| b.bytes());
         self.seen.insert((num, index), b.clone());
         Ok(b)
@@ -172,6 +190,8 @@ struct Rebuilt {
     batch: WriteBatch,
     next_position: u64,
     report: ReindexReport,
+    /// Whether to commit what it derives (else only check).
+    write: bool,
 }
 
 impl Rebuilt {
@@ -232,7 +252,10 @@ impl Rebuilt {
             self.report.events += 1;
         }
         if self.batch.bytes() > 8 << 20 {
-            w.volume.commit(std::mem::take(&mut self.batch))?;
+            let batch = std::mem::take(&mut self.batch);
+            if self.write {
+                w.volume.commit(batch)?;
+            }
         }
         Ok(())
     }

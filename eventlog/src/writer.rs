@@ -551,11 +551,11 @@ impl Writer {
                 value,
                 |num, index| {
                     let b = bundle::load(&*self.volume, &self.buckets, (num, index), |n| {
-                        format!("#{n}")
+                        layout::stream_name(&*self.volume, n)
                     })?;
                     Ok(b.map(|(b, _)| std::sync::Arc::new(b)))
                 },
-                |n| format!("#{n}"),
+                |n| layout::stream_name(&*self.volume, n),
             )?;
             if let Some(((num, version), record)) = found
                 && layout::EventRecord::decode(record.bytes())?.id == *id.as_bytes()
@@ -953,7 +953,7 @@ impl Writer {
                 &self.buckets,
                 num,
                 (wanted[0], wanted[wanted.len() - 1] + 1),
-                |n| format!("#{n}"),
+                |n| layout::stream_name(&*self.volume, n),
             )?;
             let mut stored = stored.into_iter().peekable();
             for (v, slot) in (from..to).zip(out.iter_mut()) {
