@@ -127,6 +127,14 @@ pub enum Error {
         bucket: String,
         asked: String,
     },
+    #[error(
+        "stream {stream} has partition key {key}, not {asked}: a stream's partition key is fixed when it is created"
+    )]
+    OtherPartition {
+        stream: StreamId,
+        key: uuid::Uuid,
+        asked: uuid::Uuid,
+    },
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
     #[error("the event log is closed")]

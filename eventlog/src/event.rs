@@ -110,6 +110,10 @@ pub struct AppendResult {
     pub first_position: u64,
     /// Global position of the last event written.
     pub position: u64,
+    /// The stream's partition (see [`partition_of`](crate::partition_of)).
+    pub partition: u16,
+    /// The first event's sequence in the partition; the others follow it.
+    pub first_partition_sequence: u64,
 }
 
 /// Which way a read runs.

@@ -17,6 +17,7 @@
 //! | `el-meta-0` | next position, next stream number | once per commit |
 //! | `el-compacted-0` | position(8) up to which compaction has passed | once per commit |
 //! | `el-trees-0` | (empty): every stream's bundles hang from its tree (see `migrate.rs`) | once |
+//! | `pq-0/`, `pqc-0/`, `pk-0/`, `el-pnext-0`, `el-partitions-0` | partitions (see `partition.rs`) | |
 //!
 //! In each stream's bucket, besides its bundle blocks: the tiles of its
 //! bundle tree and its root `ev/<num>` (see `tree.rs`).
@@ -447,4 +448,8 @@ impl EventLocation {
 pub struct Meta {
     pub next_position: u64,
     pub next_num: u64,
+    /// The next sequence of each partition (see `partition.rs`), found
+    /// from their entries when the log opens.
+    #[serde(skip)]
+    pub partitions: crate::partition::Next,
 }

@@ -103,6 +103,7 @@ mod layout;
 mod log;
 mod merkle;
 mod migrate;
+mod partition;
 mod proof;
 mod read;
 mod records;
@@ -125,6 +126,7 @@ pub use event::{
 pub use id::{MAX_STREAM_ID, StreamId, StreamIdError};
 pub use log::{EventLog, Options, SNAPSHOT_BUCKET};
 pub use merkle::Hash;
+pub use partition::{PARTITIONS, partition_of, stream_partition_key};
 pub use proof::{
     ConsistencyProof, Extension, Head, InclusionProof, ProofError, leaf_of, verify_consistency,
     verify_event,

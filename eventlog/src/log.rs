@@ -58,6 +58,7 @@ pub(crate) fn load_meta(volume: &dyn Volume) -> Result<Meta, Error> {
     Ok(Meta {
         next_position: stored.next_position.max(last(layout::LOG)?),
         next_num: stored.next_num.max(last(layout::STREAM_NAME)?),
+        partitions: crate::partition::next_sequences(volume)?,
     })
 }
 
@@ -213,6 +214,7 @@ impl EventLog {
         let buckets = Arc::new(Buckets::new(store.clone(), options.placements));
         crate::migrate::run(&*volume, &store, &buckets)?;
         crate::migrate::trees(&*volume, &buckets)?;
+        crate::partition::backfill(&*volume)?;
         let meta = load_meta(&*volume)?;
         let notify = Arc::new(Notify::default());
         notify.committed(meta.next_position);
@@ -236,6 +238,7 @@ impl EventLog {
             volume: volume.clone(),
             meta,
             cache: Default::default(),
+            partition_keys: Default::default(),
             open_edges: Default::default(),
             open_bytes: 0,
             compaction: crate::compact::Compaction::open(&*volume, meta.next_position)?,

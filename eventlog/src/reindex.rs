@@ -60,6 +60,7 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
     let meta = layout::Meta {
         next_position: next_position.max(w.meta.next_position),
         next_num: next_num.max(w.meta.next_num),
+        partitions: w.meta.partitions,
     };
     // Every sealed event's position now points at its bundle.
     batch.put(

@@ -27,6 +27,7 @@ use crate::layout::{
 };
 use crate::log::Notify;
 use crate::merkle::{leaf_hash, push_leaf};
+use crate::partition;
 use crate::records::{self, SharedBuckets};
 use crate::tree;
 use crate::{
@@ -67,6 +68,9 @@ pub struct StreamWrite {
     /// The bucket a new stream goes to (else the log's placements, else
     /// the default bucket); for an existing stream, it must be its own.
     pub bucket: Option<BucketName>,
+    /// The partition key of a new stream (else derived from its id: see
+    /// `partition.rs`); for an existing stream, it must be its own.
+    pub partition_key: Option<Uuid>,
 }
 
 impl StreamWrite {
@@ -76,6 +80,7 @@ impl StreamWrite {
             expected,
             events,
             bucket: None,
+            partition_key: None,
         }
     }
 }
@@ -177,6 +182,10 @@ struct Staged {
     states: HashMap<StreamId, StreamState>,
     eids: HashMap<Uuid, EventLocation>,
     names: HashMap<u64, StreamId>,
+    partition_keys: HashMap<u64, Uuid>,
+    /// Partition and sequence of the first event of each append of this
+    /// group, by position (for a retry within the group).
+    sequences: HashMap<u64, (u16, u64)>,
     meta: Meta,
 }
 
@@ -185,6 +194,8 @@ pub(crate) struct Writer {
     pub buckets: SharedBuckets,
     pub meta: Meta,
     pub cache: HashMap<StreamId, StreamState>,
+    /// Partition keys of streams seen lately, by number.
+    pub partition_keys: HashMap<u64, Uuid>,
     /// Committed edge records of bundles not sealed yet, plain, so that
     /// sealing one need not read its records back: (num, version) ->
     /// (position, record).
@@ -416,6 +427,9 @@ impl Writer {
         // a bundle no root reaches would be collected.
         let changes = std::mem::take(&mut staged.bundles);
         let roots = self.stage(&mut staged, |w, tx| w.update_trees(tx, changes));
+        if staged.meta.partitions != self.meta.partitions {
+            partition::stage_next(&mut staged.batch, &staged.meta.partitions);
+        }
         let outcome = if let Err(e) = roots {
             Err(e)
         } else if staged.batch.is_empty() {
@@ -442,6 +456,10 @@ impl Writer {
                     self.cache.clear();
                 }
                 self.cache.extend(staged.states);
+                if self.partition_keys.len() + staged.partition_keys.len() > CACHE_STREAMS {
+                    self.partition_keys.clear();
+                }
+                self.partition_keys.extend(staged.partition_keys);
                 self.seal_queue.extend(staged.queued);
                 self.seal_queue
                     .retain(|at| !staged.sealed.contains(at) && !staged.dropped.contains(at));
@@ -490,6 +508,8 @@ impl Writer {
             states: HashMap::new(),
             eids: HashMap::new(),
             names: HashMap::new(),
+            partition_keys: HashMap::new(),
+            sequences: HashMap::new(),
             meta: staged.meta,
         };
         let r = f(self, &mut tx)?;
@@ -504,6 +524,8 @@ impl Writer {
             states,
             eids,
             names,
+            partition_keys,
+            sequences,
             meta,
             ..
         } = tx;
@@ -517,6 +539,8 @@ impl Writer {
         staged.states.extend(states);
         staged.eids.extend(eids);
         staged.names.extend(names);
+        staged.partition_keys.extend(partition_keys);
+        staged.sequences.extend(sequences);
         staged.meta = meta;
         Ok(r)
     }
@@ -573,6 +597,62 @@ impl Writer {
         }
     }
 
+    /// The partition key of stream number `num`, named `stream`.
+    fn partition_key(&self, tx: &Tx<'_>, num: u64, stream: &StreamId) -> Result<Uuid, Error> {
+        match tx
+            .partition_keys
+            .get(&num)
+            .or_else(|| tx.staged.partition_keys.get(&num))
+            .or_else(|| self.partition_keys.get(&num))
+        {
+            Some(k) => Ok(*k),
+            None => partition::key_of(&*self.volume, num, stream),
+        }
+    }
+
+    /// Numbers `count` events of stream `num`, at positions from `first`,
+    /// in its partition; returns the partition and the first sequence.
+    fn sequence(
+        &self,
+        tx: &mut Tx<'_>,
+        num: u64,
+        stream: &StreamId,
+        first: u64,
+        count: u64,
+    ) -> Result<(u16, u64), Error> {
+        let key = self.partition_key(tx, num, stream)?;
+        tx.partition_keys.insert(num, key);
+        let p = partition::partition_of(&key);
+        let start = partition::stage_run(&mut tx.ops, &mut tx.meta.partitions, p, first, count);
+        tx.sequences.insert(first, (p, start));
+        Ok((p, start))
+    }
+
+    /// The partition and sequence of stream `num`'s event at `position`.
+    fn sequence_of(
+        &self,
+        tx: &Tx<'_>,
+        num: u64,
+        stream: &StreamId,
+        position: u64,
+    ) -> Result<(u16, u64), Error> {
+        if let Some(s) = tx
+            .sequences
+            .get(&position)
+            .or_else(|| tx.staged.sequences.get(&position))
+        {
+            return Ok(*s);
+        }
+        let p = partition::partition_of(&self.partition_key(tx, num, stream)?);
+        let seq = partition::sequences_at(&*self.volume, p, &[position])?[0].ok_or_else(|| {
+            Error::Corrupt {
+                what: format!("partition {p} of stream {stream}"),
+                reason: format!("no sequence names position {position}"),
+            }
+        })?;
+        Ok((p, seq))
+    }
+
     /// The id and bucket of stream number `num`.
     fn stream_and_bucket(
         &self,
@@ -607,6 +687,7 @@ impl Writer {
         tx: &mut Tx<'_>,
         stream: &StreamId,
         bucket: Option<&BucketName>,
+        partition_key: Option<Uuid>,
     ) -> Result<StreamState, Error> {
         let bucket = self.buckets.place(stream, bucket)?.config().num();
         let num = tx.meta.next_num;
@@ -614,6 +695,11 @@ impl Writer {
         tx.ops
             .put(layout::name_key(num), stream.as_str().as_bytes().to_vec());
         tx.names.insert(num, stream.clone());
+        let key = partition_key.unwrap_or_else(|| partition::stream_partition_key(stream));
+        if key != partition::stream_partition_key(stream) {
+            tx.ops.put(partition::key_key(num), key.as_bytes().to_vec());
+        }
+        tx.partition_keys.insert(num, key);
         Ok(StreamState {
             num,
             bucket,
@@ -674,6 +760,16 @@ impl Writer {
                 });
             }
         }
+        if let (Some(asked), Some(st)) = (&w.partition_key, &current) {
+            let key = self.partition_key(tx, st.num, &w.stream)?;
+            if key != *asked {
+                return Err(Error::OtherPartition {
+                    stream: w.stream.clone(),
+                    key,
+                    asked: *asked,
+                });
+            }
+        }
         if let Some(done) = self.already_appended(tx, w, current.as_ref())? {
             return Ok(done);
         }
@@ -697,7 +793,7 @@ impl Writer {
         }
         let mut st = match current {
             Some(s) => s,
-            None => self.new_state(tx, &w.stream, w.bucket.as_ref())?,
+            None => self.new_state(tx, &w.stream, w.bucket.as_ref(), w.partition_key)?,
         };
         let bucket = self.buckets.get(st.bucket)?;
         st.deletion = Deletion::None;
@@ -734,6 +830,8 @@ impl Writer {
             }
         }
         tx.meta.next_position += records.len() as u64;
+        let (partition, first_partition_sequence) =
+            self.sequence(tx, st.num, &w.stream, first_position, records.len() as u64)?;
         self.put_records(tx, &mut st, &bucket, records)?;
         tx.ops.put(layout::state_key(&w.stream), st.encode());
         tx.states.insert(w.stream.clone(), st.clone());
@@ -742,6 +840,8 @@ impl Writer {
             version: st.length - 1,
             first_position,
             position: tx.meta.next_position - 1,
+            partition,
+            first_partition_sequence,
         })
     }
 
@@ -1001,11 +1101,16 @@ impl Writer {
                 found[0].expect("checked").1,
                 found[found.len() - 1].expect("checked").1,
             );
+            let stream = self.stream_name(tx, f.num)?;
+            let (partition, first_partition_sequence) =
+                self.sequence_of(tx, f.num, &stream, f.position)?;
             return Ok(Some(AppendResult {
                 first_version: f.version,
                 version: l.version,
                 first_position: f.position,
                 position: l.position,
+                partition,
+                first_partition_sequence,
             }));
         }
         let (id, l) = found.into_iter().flatten().next().expect("one was found");
@@ -1084,7 +1189,7 @@ impl Writer {
                 }
                 s
             }
-            None => self.new_state(tx, stream, None)?,
+            None => self.new_state(tx, stream, None, None)?,
         };
         let bucket = self.buckets.get(st.bucket)?;
         let mut new = Vec::new();
@@ -1120,6 +1225,9 @@ impl Writer {
             }
             tx.meta.next_position += 1;
             new.push((position, bytes.clone()));
+        }
+        if let Some((first, _)) = new.first() {
+            self.sequence(tx, st.num, stream, *first, new.len() as u64)?;
         }
         self.put_records(tx, &mut st, &bucket, new)?;
         if last {
@@ -1168,7 +1276,7 @@ impl Writer {
                 return Err(Error::StreamDeleted(stream.clone()));
             }
             Some(s) => s,
-            None => self.new_state(tx, stream, None)?,
+            None => self.new_state(tx, stream, None, None)?,
         };
         st.metadata = metadata;
         tx.ops.put(layout::state_key(stream), st.encode());
@@ -1193,6 +1301,10 @@ struct Tx<'a> {
     states: HashMap<StreamId, StreamState>,
     eids: HashMap<Uuid, EventLocation>,
     names: HashMap<u64, StreamId>,
+    partition_keys: HashMap<u64, Uuid>,
+    /// Partition and sequence of the first event of each append of this
+    /// group, by position (for a retry within the group).
+    sequences: HashMap<u64, (u16, u64)>,
     meta: Meta,
 }
 

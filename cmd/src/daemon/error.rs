@@ -58,6 +58,7 @@ impl From<LogError> for ApiError {
             | LogError::OtherWriter { .. }
             | LogError::Inconsistent { .. }
             | LogError::OtherBucket { .. }
+            | LogError::OtherPartition { .. }
             | LogError::BucketHoldsStreams { .. } => StatusCode::CONFLICT,
             LogError::ImportGap { .. } | LogError::BadHeadSignature(_) => StatusCode::BAD_REQUEST,
             LogError::StreamNotFound(_)

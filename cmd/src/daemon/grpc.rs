@@ -48,7 +48,8 @@ fn status(e: LogError) -> Status {
         | LogError::NotAReplica { .. }
         | LogError::OtherWriter { .. }
         | LogError::Inconsistent { .. }
-        | LogError::OtherBucket { .. } => Status::failed_precondition(e.to_string()),
+        | LogError::OtherBucket { .. }
+        | LogError::OtherPartition { .. } => Status::failed_precondition(e.to_string()),
         LogError::Bucket(b) => match **b {
             hydra_bucket::BucketError::NotFound(_) => Status::not_found(e.to_string()),
             hydra_bucket::BucketError::KeyRequired(_) | hydra_bucket::BucketError::WrongKey(_) => {
@@ -83,6 +84,7 @@ fn stream_write(r: pb::AppendRequest) -> Result<StreamWrite, Status> {
             .map(|b| b.parse())
             .transpose()
             .map_err(|e: hydra_bucket::BucketError| Status::invalid_argument(e.to_string()))?,
+        partition_key: None,
     })
 }
 

@@ -131,9 +131,13 @@ fn every_event_route_and_its_errors() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
+    let partition = hydra_eventlog::partition_of(&hydra_eventlog::stream_partition_key(
+        &hydra_eventlog::StreamId::new("order-1").unwrap(),
+    ));
     assert_eq!(
         json_of(r),
-        json!({"first_version":0,"version":0,"first_position":0,"position":0})
+        json!({"first_version":0,"version":0,"first_position":0,"position":0,
+               "partition":partition,"first_partition_sequence":0})
     );
     let r = c.post(d.at("/streams/order-1")).header("Expected-Version", "0")
         .body(r#"[{"type":"Paid","data":{"amount":42}},{"type":"Shipped","data_base64":"AP8=","metadata":{"by":"ops"}}]"#).send().unwrap();

@@ -77,7 +77,10 @@ fn redis_cli_script() {
         "{scan}"
     );
     assert_eq!(cli(&["ESVER", "user-123"]), "1\n");
-    assert_eq!(cli(&["EPSEQ", "0"]), "1\n");
+    let partition = hydra_eventlog::partition_of(&hydra_eventlog::stream_partition_key(
+        &hydra_eventlog::StreamId::new("user-123").unwrap(),
+    ));
+    assert_eq!(cli(&["EPSEQ", &partition.to_string()]), "1\n");
     assert_eq!(cli(&["NOPE"]).trim_end(), "ERR unknown command 'NOPE'");
     let hello = cli(&["-3", "HELLO", "3"]);
     assert!(hello.contains("hydra"), "{hello}");

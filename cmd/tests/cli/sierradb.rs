@@ -1,11 +1,12 @@
 //! SierraDB's own Rust client (`sierradb-client` 0.3, on the `redis`
 //! crate) against the daemon's RESP3 port: every command it has, every
 //! reply field it parses, and the error codes it sees. What SierraDB
-//! users already run must work unchanged, with Hydra's one partition
-//! (`0`, whose sequence is `$all`; see README "Redis protocol").
+//! users already run must work unchanged, with SierraDB's partitions:
+//! 32, each numbering its events from 0 without gaps.
 
 use std::time::{Duration, SystemTime};
 
+use hydra_eventlog::partition_of;
 use redis::Connection;
 use sierradb_client::{
     Commands, EAppendOptions, EMAppendEvent, ExpectedVersion, SierraMessage, SubscriptionManager,
@@ -35,6 +36,16 @@ fn near_now(t: SystemTime) -> bool {
         < Duration::from_secs(60)
 }
 
+/// A key whose partition is none of `taken`.
+fn key_outside(taken: &[u16]) -> Uuid {
+    loop {
+        let k = Uuid::new_v4();
+        if !taken.contains(&partition_of(&k)) {
+            return k;
+        }
+    }
+}
+
 #[test]
 fn every_command_of_sierradbs_client_parses_and_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,11 +53,13 @@ fn every_command_of_sierradbs_client_parses_and_answers() {
     let mut c: Connection = client.get_connection().unwrap();
 
     let hello = c.hello(3).unwrap();
-    assert_eq!((hello.server.as_str(), hello.num_partitions), ("hydra", 1));
+    assert_eq!((hello.server.as_str(), hello.num_partitions), ("hydra", 32));
     assert!(!hello.version.is_empty() && hello.peer_id.starts_with("12D3KooW"));
     assert_eq!(c.ping().unwrap(), "PONG");
 
-    // EAPPEND: every field, the partition key SierraDB derives.
+    // EAPPEND: every field; the partition of SierraDB's key for the
+    // stream, numbered from 0 without gaps.
+    let p1 = partition_of(&stream_partition_key("order-1"));
     let placed = c
         .eappend(
             "order-1",
@@ -58,7 +71,14 @@ fn every_command_of_sierradbs_client_parses_and_answers() {
         )
         .unwrap();
     assert_eq!(placed.partition_key, stream_partition_key("order-1"));
-    assert_eq!((placed.partition_id, placed.stream_version), (0, 0));
+    assert_eq!(
+        (
+            placed.partition_id,
+            placed.partition_sequence,
+            placed.stream_version
+        ),
+        (p1, 0, 0)
+    );
     assert!(near_now(placed.timestamp));
     let id = Uuid::now_v7();
     let paid = c
@@ -71,14 +91,15 @@ fn every_command_of_sierradbs_client_parses_and_answers() {
         )
         .unwrap();
     assert_eq!(paid.event_id, id);
-    assert_eq!(paid.partition_sequence, placed.partition_sequence + 1);
+    assert_eq!((paid.partition_id, paid.partition_sequence), (p1, 1));
     // A retry with the same id is the first append's answer.
     let again = c
         .eappend("order-1", "Paid", EAppendOptions::new().event_id(id))
         .unwrap();
-    assert_eq!(again.stream_version, 1);
-    // A given partition key comes back as given.
-    let key = Uuid::new_v4();
+    assert_eq!((again.stream_version, again.partition_sequence), (1, 1));
+    // A given key places a new stream in its partition, numbered there.
+    let key = key_outside(&[p1]);
+    let p2 = partition_of(&key);
     let keyed = c
         .eappend(
             "order-2",
@@ -86,22 +107,42 @@ fn every_command_of_sierradbs_client_parses_and_answers() {
             EAppendOptions::new().partition_key(key),
         )
         .unwrap();
-    assert_eq!(keyed.partition_key, key);
+    assert_eq!(
+        (
+            keyed.partition_key,
+            keyed.partition_id,
+            keyed.partition_sequence
+        ),
+        (key, p2, 0)
+    );
+    // Later appends without a key keep the stream's; another key is refused.
+    let later = c.eappend("order-2", "Paid", EAppendOptions::new()).unwrap();
+    assert_eq!((later.partition_key, later.partition_sequence), (key, 1));
+    let moved = c.eappend(
+        "order-2",
+        "Paid",
+        EAppendOptions::new().partition_key(stream_partition_key("order-2")),
+    );
+    assert_eq!(code(moved.unwrap_err()), "INVALIDARG");
 
-    // EMAPPEND: all or nothing, every event with its own fields.
+    // EMAPPEND: all or nothing in the key's partition, every event with
+    // its own fields and consecutive sequences.
     let events = [
         EMAppendEvent::new("acct-1", "Debited").payload(&b"{}"[..]),
         EMAppendEvent::new("acct-2", "Credited").payload(&b"{}"[..]),
     ];
     let multi = c.emappend(key, &events).unwrap();
-    assert_eq!((multi.partition_key, multi.partition_id), (key, 0));
-    assert_eq!(multi.events.len(), 2);
+    assert_eq!((multi.partition_key, multi.partition_id), (key, p2));
     assert_eq!(
-        multi.last_partition_sequence,
-        multi.first_partition_sequence + 1
+        (
+            multi.first_partition_sequence,
+            multi.last_partition_sequence
+        ),
+        (2, 3)
     );
-    for (e, stream) in multi.events.iter().zip(["acct-1", "acct-2"]) {
+    for (i, (e, stream)) in multi.events.iter().zip(["acct-1", "acct-2"]).enumerate() {
         assert_eq!((e.stream_id.as_str(), e.stream_version), (stream, 0));
+        assert_eq!((e.partition_id, e.partition_sequence), (p2, 2 + i as u64));
         assert!(near_now(e.timestamp));
     }
     let conflict = [
@@ -110,6 +151,13 @@ fn every_command_of_sierradbs_client_parses_and_answers() {
     ];
     assert_eq!(code(c.emappend(key, &conflict).unwrap_err()), "WRONGVER");
     assert_eq!(c.esver("acct-3").unwrap(), None, "nothing of it was stored");
+    let elsewhere = [EMAppendEvent::new("order-1", "Noted")];
+    assert_eq!(
+        code(c.emappend(key, &elsewhere).unwrap_err()),
+        "INVALIDARG",
+        "order-1 is in another partition"
+    );
+    assert_eq!(c.epseq_by_id(p2).unwrap(), Some(3), "no sequence was used");
 
     // EGET: the whole event; an unknown id is None.
     let got = c.eget(placed.event_id).unwrap().unwrap();
@@ -120,44 +168,70 @@ fn every_command_of_sierradbs_client_parses_and_answers() {
     assert_eq!(got.payload, br#"{"total":42}"#);
     assert_eq!(got.metadata, b"m1");
     assert_eq!(got.partition_key, stream_partition_key("order-1"));
-    assert_eq!(got.partition_sequence, placed.partition_sequence);
+    assert_eq!((got.partition_id, got.partition_sequence), (p1, 0));
     assert_eq!(c.eget(Uuid::new_v4()).unwrap(), None);
 
-    // ESCAN: pages with SierraDB's has_more.
+    // ESCAN: pages with SierraDB's has_more, under the stream's own key.
     let all = c.escan("order-1", 0, None, Some(10)).unwrap();
     assert_eq!(all.events.len(), 2);
     assert!(!all.has_more);
+    assert_eq!(
+        all.events
+            .iter()
+            .map(|e| e.partition_sequence)
+            .collect::<Vec<_>>(),
+        [0, 1]
+    );
     let first = c.escan("order-1", 0, None, Some(1)).unwrap();
     assert_eq!((first.events.len(), first.has_more), (1, true));
     let bounded = c.escan("order-1", 0, Some(0), None).unwrap();
     assert_eq!((bounded.events.len(), bounded.has_more), (1, true));
     let keyed_scan = c
-        .escan_with_partition_key("order-1", stream_partition_key("order-1"), 1, None, None)
+        .escan_with_partition_key("order-2", key, 1, None, None)
         .unwrap();
     assert_eq!(keyed_scan.events[0].event_name, "Paid");
+    let wrong_key = c
+        .escan_with_partition_key("order-2", stream_partition_key("order-2"), 0, None, None)
+        .unwrap();
+    assert!(wrong_key.events.is_empty(), "not under that key");
     assert!(c.escan("nobody", 0, None, None).unwrap().events.is_empty());
 
     // ESVER.
     assert_eq!(c.esver("order-1").unwrap(), Some(1));
+    assert_eq!(c.esver_with_partition_key("order-2", key).unwrap(), Some(1));
     assert_eq!(
-        c.esver_with_partition_key("order-1", stream_partition_key("order-1"))
+        c.esver_with_partition_key("order-2", stream_partition_key("order-2"))
             .unwrap(),
-        Some(1)
+        None
     );
     assert_eq!(c.esver("nobody").unwrap(), None);
 
-    // EPSCAN and EPSEQ: partition 0 (or any key) is `$all`.
-    let scan = c.epscan_by_id(0, 0, None, Some(100)).unwrap();
-    assert_eq!(scan.events.len(), 5);
-    assert!(!scan.has_more);
+    // EPSCAN and EPSEQ: one partition, by number or key, by sequence.
+    let scan = c.epscan_by_id(p2, 0, None, Some(100)).unwrap();
     assert_eq!(
-        c.epscan_by_key(key, 2, Some(2), None).unwrap().events[0].stream_id,
-        "order-2"
+        scan.events
+            .iter()
+            .map(|e| (e.stream_id.as_str(), e.partition_sequence))
+            .collect::<Vec<_>>(),
+        [("order-2", 0), ("order-2", 1), ("acct-1", 2), ("acct-2", 3)]
     );
-    assert_eq!(c.epseq_by_id(0).unwrap(), Some(4));
-    assert_eq!(c.epseq_by_key(key).unwrap(), Some(4));
+    assert!(!scan.has_more);
+    let page = c.epscan_by_key(key, 1, Some(2), None).unwrap();
+    assert_eq!(page.events.len(), 2);
+    assert!(page.has_more, "an event lies past the end bound");
+    assert_eq!(c.epscan_by_id(p1, 0, None, None).unwrap().events.len(), 2);
+    assert_eq!(c.epseq_by_id(p1).unwrap(), Some(1));
+    assert_eq!(c.epseq_by_key(key).unwrap(), Some(3));
+    let empty = key_outside(&[p1, p2]);
+    assert_eq!(c.epseq_by_key(empty).unwrap(), None);
+    assert!(
+        c.epscan_by_key(empty, 0, None, None)
+            .unwrap()
+            .events
+            .is_empty()
+    );
     assert_eq!(
-        code(c.epscan_by_id(5, 0, None, None).unwrap_err()),
+        code(c.epscan_by_id(32, 0, None, None).unwrap_err()),
         "INVALIDARG"
     );
 
@@ -185,6 +259,15 @@ fn sierradbs_subscription_manager_catches_up_then_follows() {
         )
         .unwrap();
     }
+    // A stream in another partition.
+    let cart_partition = partition_of(&stream_partition_key("cart-1"));
+    let other = key_outside(&[cart_partition]);
+    c.eappend(
+        "other-1",
+        "Noted",
+        EAppendOptions::new().partition_key(other),
+    )
+    .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -221,17 +304,43 @@ fn sierradbs_subscription_manager_catches_up_then_follows() {
             }
         }
         assert_eq!(versions, [0, 1, 2, 3]);
-        let mut positions = Vec::new();
-        while positions.len() < 4 {
-            if let Some(SierraMessage::Event { event, .. }) =
+        // Every partition: the other stream's event too, each numbered in
+        // its own partition; the cursor is the partition sequence.
+        let mut seen = Vec::new();
+        while seen.len() < 5 {
+            if let Some(SierraMessage::Event { event, cursor }) =
                 tokio::time::timeout(Duration::from_secs(10), all.next_message())
                     .await
                     .expect("an event within 10 s")
             {
-                positions.push(event.partition_sequence);
+                assert_eq!(cursor, event.partition_sequence);
+                seen.push((event.stream_id, cursor));
             }
         }
-        assert_eq!(positions, [0, 1, 2, 3]);
+        seen.sort();
+        let cart = |i: u64| ("cart-1".to_string(), i);
+        assert_eq!(
+            seen,
+            [cart(0), cart(1), cart(2), cart(3), ("other-1".into(), 0)]
+        );
+        // One partition, from a sequence: only its events, from there.
+        let mut by_id = SubscriptionManager::new(&client).await.unwrap();
+        let mut one = by_id
+            .subscribe_to_partition_from_sequence(cart_partition, 2)
+            .await
+            .unwrap();
+        let mut cursors = Vec::new();
+        while cursors.len() < 2 {
+            if let Some(SierraMessage::Event { event, cursor }) =
+                tokio::time::timeout(Duration::from_secs(10), one.next_message())
+                    .await
+                    .expect("an event within 10 s")
+            {
+                assert_eq!(event.stream_id, "cart-1");
+                cursors.push(cursor);
+            }
+        }
+        assert_eq!(cursors, [2, 3]);
 
         // A window of 2: the third event waits for EACK.
         let mut windowed = SubscriptionManager::new(&client).await.unwrap();

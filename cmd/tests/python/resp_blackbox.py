@@ -44,7 +44,7 @@ def hello_and_ping():
     info = as_dict(r.execute_command("HELLO", "3"))
     assert info["server"] == b"hydra", info
     assert info["proto"] == 3
-    assert info["num_partitions"] == 1
+    assert info["num_partitions"] == 32
 
 
 @test
@@ -115,18 +115,26 @@ def emappend_is_all_or_nothing():
 
 
 @test
-def partitions_map_to_the_global_order():
+def partitions_number_their_events_without_gaps():
     r = client()
-    seq = r.execute_command("EPSEQ", "0")
     s = f"p-{uuid.uuid4()}"
-    r.execute_command("EAPPEND", s, "E")
-    assert r.execute_command("EPSEQ", "0") == seq + 1
-    scan = as_dict(r.execute_command("EPSCAN", "0", str(seq + 1), "+", "COUNT", "5"))
-    assert as_dict(scan["events"][0])["stream_id"] == s.encode()
+    a = as_dict(r.execute_command("EAPPEND", s, "E"))
+    p, seq = a["partition_id"], a["partition_sequence"]
+    assert 0 <= p < 32
+    assert r.execute_command("EPSEQ", str(p)) == seq
+    b = as_dict(r.execute_command("EAPPEND", s, "F"))
+    assert (b["partition_id"], b["partition_sequence"]) == (p, seq + 1)
+    scan = as_dict(r.execute_command("EPSCAN", str(p), str(seq), "+", "COUNT", "5"))
+    events = [as_dict(e) for e in scan["events"]]
+    assert [e["partition_sequence"] for e in events][:2] == [seq, seq + 1]
+    assert events[0]["stream_id"] == s.encode()
+    # A key names its partition too.
+    key = a["partition_key"].decode() if isinstance(a["partition_key"], bytes) else a["partition_key"]
+    assert r.execute_command("EPSEQ", key) == seq + 1
     try:
-        r.execute_command("EPSEQ", "7")
+        r.execute_command("EPSEQ", "32")
     except redis.ResponseError as e:
-        assert "partition 7 does not exist" in str(e)
+        assert "partition 32 does not exist" in str(e)
     else:
         raise AssertionError("no error")
 
@@ -192,17 +200,17 @@ def esub_catches_up_then_goes_live_with_a_window():
 
 
 @test
-def epsub_follows_the_global_order():
+def epsub_follows_partitions_by_sequence():
     r = client()
-    start = r.execute_command("EPSEQ", "0") + 1
     conn = r.connection_pool.get_connection()
-    conn.send_command("EPSUB", "*", "FROM", str(start), "WINDOW", "10")
+    conn.send_command("EPSUB", "*", "WINDOW", "10")
     sub_id = conn.read_response()
     assert conn.read_response(push_request=True)[0] == b"subscribe"
     s = f"ps-{uuid.uuid4()}"
-    client().execute_command("EAPPEND", s, "Global", "PAYLOAD", "g")
+    a = as_dict(client().execute_command("EAPPEND", s, "Global", "PAYLOAD", "g"))
     msg = conn.read_response(push_request=True)
-    assert msg[0] == b"message" and msg[1] == sub_id and msg[2] == start, msg
+    assert msg[0] == b"message" and msg[1] == sub_id, msg
+    assert msg[2] == a["partition_sequence"], (msg, a)
     assert as_dict(msg[3])["stream_id"] == s.encode()
     r.connection_pool.release(conn)
 

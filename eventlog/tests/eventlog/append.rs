@@ -136,12 +136,14 @@ fn multi_stream_appends_are_all_or_nothing() {
                 expected: ExpectedVersion::NoStream,
                 events: vec![ev("T", "1"), ev("T", "2")],
                 bucket: None,
+                partition_key: None,
             },
             StreamWrite {
                 stream: b.clone(),
                 expected: eb,
                 events: vec![ev("T", "3")],
                 bucket: None,
+                partition_key: None,
             },
         ]
     };
@@ -167,12 +169,14 @@ fn multi_stream_appends_are_all_or_nothing() {
                 expected: ExpectedVersion::Any,
                 events: vec![ev("T", "1")],
                 bucket: None,
+                partition_key: None,
             },
             StreamWrite {
                 stream: a.clone(),
                 expected: ExpectedVersion::Any,
                 events: vec![ev("T", "1")],
                 bucket: None,
+                partition_key: None,
             },
         ])
         .unwrap_err();

@@ -62,6 +62,7 @@ fn open_with_vault(dir: &Path, key: Option<&Key>, placements: Vec<Placement>) ->
 fn in_bucket(stream: &str, b: &str, events: Vec<NewEvent>) -> StreamWrite {
     StreamWrite {
         bucket: Some(bucket(b)),
+        partition_key: None,
         ..StreamWrite::new(sid(stream), ExpectedVersion::Any, events)
     }
 }

@@ -6,6 +6,7 @@ mod compaction;
 mod concurrency;
 mod crash;
 mod model;
+mod partitions;
 mod proofs;
 mod read;
 mod reindex;

@@ -11,6 +11,7 @@
 mod args;
 mod commands;
 pub mod frame;
+mod numbering;
 mod reply;
 mod subscribe;
 
@@ -356,7 +357,10 @@ impl Connection {
                 "peer_id",
                 Reply::bulk(self.app.log.identity().peer_id().to_string()),
             ),
-            ("num_partitions", Reply::Int(1)),
+            (
+                "num_partitions",
+                Reply::Int(hydra_eventlog::PARTITIONS as i64),
+            ),
         ])
     }
 

@@ -3,23 +3,34 @@
 //! Each subscription follows the daemon's live feed (see `live.rs`) on an
 //! async task, one per stream, and sends `["message", <subscription id>, <cursor>, <event>]` pushes
 //! down the connection's channel; the cursor is the stream version
-//! (`ESUB`) or the global position (`EPSUB`). With a `WINDOW`, at most
+//! (`ESUB`) or the event's sequence in its partition (`EPSUB`, which
+//! follows `$all` and keeps the events of the partitions it names). With a `WINDOW`, at most
 //! that many delivered events wait for an `EACK <id> <cursor>`, which
 //! acknowledges every delivered event whose cursor is at or below it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use hydra_eventlog::{StreamId, Target};
+use hydra_eventlog::{PARTITIONS, StreamId, Target};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::args::{Args, invalid};
 use super::commands;
+use super::numbering::Numbering;
 use super::reply::Reply;
 use crate::access::Need;
 use crate::daemon::app::Shared;
 use crate::daemon::auth::Caller;
+
+/// What a subscription's cursors count.
+enum Cursor {
+    /// Stream versions (`ESUB`).
+    Version,
+    /// Partition sequences (`EPSUB`): the partitions it keeps, each with
+    /// the first sequence to deliver.
+    Partitions(HashMap<u16, u64>),
+}
 
 /// Delivered, unacknowledged cursors of one subscription.
 #[derive(Default)]
@@ -101,8 +112,9 @@ impl Subscriptions {
         &mut self,
         feeds: Vec<(Target, Option<u64>)>,
         window: Option<usize>,
-        by_version: bool,
+        cursor: Cursor,
     ) -> Reply {
+        let cursor = Arc::new(cursor);
         let id = Uuid::new_v4();
         let w = Arc::new(Window {
             size: window,
@@ -124,8 +136,10 @@ impl Subscriptions {
         ]));
         for mut follower in followers {
             let (app, tx, w) = (self.app.clone(), self.tx.clone(), w.clone());
+            let kinds = cursor.clone();
             app.metrics.subscriptions.inc();
             tokio::spawn(async move {
+                let mut numbering = Numbering::default();
                 while w.reserve(&tx).await {
                     let next = tokio::select! {
                         e = follower.next() => e,
@@ -133,14 +147,24 @@ impl Subscriptions {
                     };
                     let Some(Ok(e)) = next else { break };
                     let e = &e.event;
-                    let cursor = if by_version { e.version } else { e.position };
+                    let Ok(n) = numbering.number(&app.log, std::slice::from_ref(e)) else {
+                        break;
+                    };
+                    let n = n[0];
+                    let cursor = match &*kinds {
+                        Cursor::Version => e.version,
+                        Cursor::Partitions(kept) => match kept.get(&n.partition) {
+                            Some(from) if n.sequence >= *from => n.sequence,
+                            _ => continue,
+                        },
+                    };
                     w.delivered(cursor);
                     app.metrics.events_read.inc();
                     let push = Reply::Push(vec![
                         Reply::str("message"),
                         Reply::str(id.to_string()),
                         Reply::Int(cursor as i64),
-                        commands::event(e),
+                        commands::event(e, &n),
                     ]);
                     if tx.send(push).await.is_err() {
                         break;
@@ -222,11 +246,12 @@ impl Subscriptions {
                 (Target::Stream(s), start)
             })
             .collect();
-        self.start(feeds, window, true).await
+        self.start(feeds, window, Cursor::Version).await
     }
 
-    /// `EPSUB <*|0|p,...> [FROM LATEST|<sequence>|MAP p=s ... [DEFAULT s]] [WINDOW n]`:
-    /// `$all` by position.
+    /// `EPSUB <*|p|a-b|key,...> [FROM LATEST|<sequence>|MAP p=s ... [DEFAULT s]] [WINDOW n]`:
+    /// the events of those partitions, each from its sequence (or from
+    /// now), numbered by partition sequence.
     pub async fn epsub(&mut self, caller: &Caller, mut args: Args) -> Reply {
         if let Err(e) = commands::check(caller, Need::read_all()) {
             return e;
@@ -235,19 +260,26 @@ impl Subscriptions {
             Ok(p) => p,
             Err(e) => return e,
         };
+        let mut kept: Vec<u16> = Vec::new();
         for p in parts.split(',') {
-            if p != "*" && p != "0" && p.parse::<Uuid>().is_err() {
-                return invalid(format!(
-                    "partition {p:?} does not exist: Hydra has one partition, 0, its global order"
-                ));
+            let range = p
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)));
+            match (p, range) {
+                ("*", _) => kept.extend(0..PARTITIONS),
+                (_, Some((a, b))) if a <= b && b < PARTITIONS => kept.extend(a..=b),
+                _ => match commands::partition_arg(p) {
+                    Ok(n) => kept.push(n),
+                    Err(e) => return e,
+                },
             }
         }
-        let mut from = None;
-        let mut window = None;
+        // Sequences by partition; `None`: from now.
+        let (mut all_from, mut map, mut window) = (None, HashMap::new(), None);
         while !args.is_empty() {
             if args.keyword("FROM") {
                 if args.keyword("LATEST") {
-                    from = None;
+                    all_from = None;
                 } else if args.keyword("MAP") {
                     while let Some(w) = args.peek_upper() {
                         if w == "WINDOW" {
@@ -255,14 +287,20 @@ impl Subscriptions {
                         }
                         if args.keyword("DEFAULT") {
                             match args.u64("default sequence") {
-                                Ok(v) => from = from.or(Some(v)),
+                                Ok(v) => all_from = Some(v),
                                 Err(e) => return e,
                             }
                             continue;
                         }
                         let pair = args.next_str("partition=sequence").unwrap_or_default();
-                        match pair.split_once('=').map(|(_, s)| s.parse::<u64>()) {
-                            Some(Ok(s)) => from = Some(s),
+                        let parsed = pair
+                            .split_once('=')
+                            .map(|(p, s)| (commands::partition_arg(p), s.parse::<u64>()));
+                        match parsed {
+                            Some((Ok(p), Ok(s))) => {
+                                map.insert(p, s);
+                            }
+                            Some((Err(e), _)) => return e,
                             _ => {
                                 return invalid(format!(
                                     "FROM MAP takes partition=sequence pairs, not {pair:?}"
@@ -272,7 +310,7 @@ impl Subscriptions {
                     }
                 } else {
                     match args.u64("sequence") {
-                        Ok(v) => from = Some(v),
+                        Ok(v) => all_from = Some(v),
                         Err(e) => return e,
                     }
                 }
@@ -285,11 +323,34 @@ impl Subscriptions {
                 return invalid("EPSUB <partitions> [FROM ...] [WINDOW n]");
             }
         }
+        // `$all` is followed from the first position any kept partition
+        // needs: the end of the log (read before the partitions' counts,
+        // so that nothing committed between the two reads is lost), or
+        // the position of a sequence asked for.
+        let log = &self.app.log;
+        let mut start = log.next_position();
+        let mut first = HashMap::new();
+        for p in kept {
+            let from = match map.get(&p).copied().or(all_from) {
+                Some(s) => s,
+                None => match log.partition_next(p) {
+                    Ok(n) => n,
+                    Err(e) => return commands::error(e),
+                },
+            };
+            match log.partition_position(p, from) {
+                Ok(Some(at)) => start = start.min(at),
+                Ok(None) => {}
+                Err(e) => return commands::error(e),
+            }
+            first.insert(p, from);
+        }
         let all = Target::All {
             stream_prefix: None,
             event_types: Vec::new(),
         };
-        self.start(vec![(all, from)], window, false).await
+        self.start(vec![(all, Some(start))], window, Cursor::Partitions(first))
+            .await
     }
 
     /// `EACK <subscription_id> <cursor>`.
