@@ -43,9 +43,9 @@ fn quick_start() -> Vec<Vec<String>> {
     blocks
 }
 
-/// Runs one README line with `sh` in `dir`, with the `hydra` under test
-/// first on the PATH and no HYDRA_* variables from outside.
-fn sh(dir: &Path, line: &str) -> Output {
+/// `sh -c SCRIPT` in `dir`, with the `hydra` under test first on the
+/// PATH and no HYDRA_* variables from outside.
+fn shell(dir: &Path, script: &str) -> Command {
     let bin = Path::new(env!("CARGO_BIN_EXE_hydra")).parent().unwrap();
     let path = format!(
         "{}:{}",
@@ -53,13 +53,22 @@ fn sh(dir: &Path, line: &str) -> Output {
         std::env::var("PATH").unwrap_or_default()
     );
     let mut c = Command::new("sh");
-    c.arg("-c").arg(line).current_dir(dir).env("PATH", path);
+    c.arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("PATH", path)
+        .stdin(Stdio::null());
     for (k, _) in std::env::vars() {
         if k.starts_with("HYDRA_") {
             c.env_remove(k);
         }
     }
-    c.stdin(Stdio::null()).output().unwrap()
+    c
+}
+
+/// Runs one README line; returns its output.
+fn sh(dir: &Path, line: &str) -> Output {
+    shell(dir, line).output().unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -173,4 +182,89 @@ fn the_quick_start_runs_as_written() {
         std::fs::read(d.join("out.mkv")).unwrap(),
         std::fs::read(d.join("movie.mkv")).unwrap()
     );
+}
+
+/// The README's `sh` block that contains `marker`, as one script.
+fn walkthrough(marker: &str) -> String {
+    let readme = include_str!("../../../README.md");
+    readme
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").expect("a closed block")])
+        .find(|b| b.contains(marker))
+        .unwrap_or_else(|| panic!("no README block with {marker}"))
+        .to_owned()
+}
+
+/// A free loopback port (taken by nobody when this returns, most likely
+/// still free when the script binds it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a README walkthrough as one `sh -e` script in `dir`, its fixed
+/// ports swapped for free ones; every daemon it starts is stopped at the
+/// end (the script runs in a process group of its own). Returns what it
+/// printed.
+fn run_walkthrough(dir: &Path, script: &str, ports: &[&str]) -> String {
+    use std::os::unix::process::CommandExt;
+    let mut script = script.to_owned();
+    for p in ports {
+        script = script.replace(p, &free_port().to_string());
+    }
+    let script = format!("set -e\n{script}");
+    // Files, not pipes: the daemons it leaves running would hold a pipe.
+    let (out, err) = (dir.join("walkthrough.out"), dir.join("walkthrough.err"));
+    let mut c = shell(dir, &script);
+    c.stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .process_group(0);
+    let mut child = c.spawn().unwrap();
+    let status = child.wait().unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", child.id())])
+        .status();
+    let printed = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        status.success(),
+        "the walkthrough failed:\n{script}\n--- stdout\n{printed}\n--- stderr\n{}",
+        std::fs::read_to_string(&err).unwrap()
+    );
+    printed
+}
+
+#[test]
+fn the_replication_walkthrough_runs_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.pdf"), crate::noise(9, 300_000)).unwrap();
+    let printed = run_walkthrough(
+        dir.path(),
+        &walkthrough("writer.yaml"),
+        &["8080", "8081", "4001"],
+    );
+    assert!(printed.contains("Placed"), "{printed}");
+    assert_eq!(
+        std::fs::read(dir.path().join("copy.pdf")).unwrap(),
+        std::fs::read(dir.path().join("report.pdf")).unwrap()
+    );
+}
+
+#[test]
+fn the_security_walkthrough_runs_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = run_walkthrough(dir.path(), &walkthrough("secure.yaml"), &["8443", "9443"]);
+    // The writer's append, the reader's `$all`, the reader's refused
+    // append (curl prints no newline after them), redis-cli's ESVER over
+    // TLS, and the CLI's read over https.
+    assert!(printed.contains("{\"first_version\":0"), "{printed}");
+    assert!(printed.contains("\"type\":\"Placed\""), "{printed}");
+    assert!(
+        printed.contains("{\"error\":\"token reporting lacks scope write:orders-2\"}0\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("orders-1\t0\t0\tPlaced"), "{printed}");
 }
