@@ -72,7 +72,7 @@ struct Place {
     slots: Vec<u8>,
 }
 
-/// A tile, decoded: its place and its children by slot.
+/// A tile, decoded: its children by slot.
 #[derive(Debug, Clone, Default)]
 struct Tile {
     children: BTreeMap<u8, Ref>,
@@ -85,11 +85,9 @@ fn corrupt(stream: &str, reason: String) -> Error {
     }
 }
 
-/// Decodes the tile at `r` (level `level`, index `index` of `stream`'s
-/// tree), checking that it is the tile it should be.
-fn decode(stream: &str, r: &Ref, bytes: &[u8], level: u8, index: u64) -> Result<Tile, Error> {
-    let node = Node::<Place>::decode(STREAM_TILE, bytes)
-        .map_err(|e| corrupt(stream, format!("tile {r}: {e}")))?;
+/// Checks that the tile `node` at `r` is tile `index` of level `level` of
+/// `stream`'s tree, and well formed.
+fn check(stream: &str, r: &Ref, node: Node<Place>, level: u8, index: u64) -> Result<Tile, Error> {
     let place = &node.body;
     if place.stream != stream || place.level != level || place.index != index {
         return Err(corrupt(
@@ -115,29 +113,31 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn tile(&self, r: &Ref, level: u8, index: u64) -> Result<Tile, Error> {
+    /// The node stored at `r`, checked against its ref.
+    fn node(&self, r: &Ref) -> Result<Node<Place>, Error> {
         let bytes = self
             .bucket
             .get_stored(r)?
             .ok_or_else(|| corrupt(self.stream, format!("tile {r} is missing")))?;
-        decode(self.stream, r, &bytes, level, index)
+        Node::<Place>::decode(STREAM_TILE, &bytes)
+            .map_err(|e| corrupt(self.stream, format!("tile {r}: {e}")))
     }
 
-    /// The level of the top tile at `r`.
-    fn top_level(&self, r: &Ref) -> Result<u8, Error> {
-        let bytes = self
-            .bucket
-            .get_stored(r)?
-            .ok_or_else(|| corrupt(self.stream, format!("tile {r} is missing")))?;
-        let node = Node::<Place>::decode(STREAM_TILE, &bytes)
-            .map_err(|e| corrupt(self.stream, format!("tile {r}: {e}")))?;
-        if node.body.level >= MAX_LEVELS {
+    fn tile(&self, r: &Ref, level: u8, index: u64) -> Result<Tile, Error> {
+        check(self.stream, r, self.node(r)?, level, index)
+    }
+
+    /// The top tile at `r` and its level (the one it states, if in bounds).
+    fn top(&self, r: &Ref) -> Result<(u8, Tile), Error> {
+        let node = self.node(r)?;
+        let level = node.body.level;
+        if level >= MAX_LEVELS {
             return Err(corrupt(
                 self.stream,
-                format!("top tile {r} is of level {}", node.body.level),
+                format!("top tile {r} is of level {level}"),
             ));
         }
-        Ok(node.body.level)
+        Ok((level, check(self.stream, r, node, level, 0)?))
     }
 }
 
@@ -156,8 +156,14 @@ pub(crate) fn update(
         return Ok(old_top);
     }
     let reader = Reader { bucket, stream };
-    let old_levels = match &old_top {
-        Some(r) => reader.top_level(r)? + 1,
+    // Tiles of the old tree read so far, by (level, index).
+    let mut old: HashMap<(u8, u64), Option<(Ref, Tile)>> = HashMap::new();
+    let old_levels = match old_top {
+        Some(r) => {
+            let (level, top) = reader.top(&r)?;
+            old.insert((level, 0), Some((r, top)));
+            level + 1
+        }
         None => 0,
     };
     let highest = changes
@@ -173,12 +179,6 @@ pub(crate) fn update(
         levels += 1;
     }
 
-    // Tiles of the old tree read so far, by (level, index).
-    let mut old: HashMap<(u8, u64), Option<(Ref, Tile)>> = HashMap::new();
-    if let Some(r) = old_top {
-        let top = reader.tile(&r, old_levels - 1, 0)?;
-        old.insert((old_levels - 1, 0), Some((r, top)));
-    }
     // The old tile at (level, index), found from the top down.
     let mut old_tile = |level: u8, index: u64| -> Result<Option<(Ref, Tile)>, Error> {
         // Beyond the old top's reach: a new tile.
@@ -298,20 +298,23 @@ pub(crate) struct Walked {
 /// (each checked against its ref and its place; bundles are not read).
 pub(crate) fn bundles(bucket: &Bucket, stream: &str, top: &Ref) -> Result<Walked, Error> {
     let reader = Reader { bucket, stream };
-    let levels = reader.top_level(top)? + 1;
+    let (level, tile) = reader.top(top)?;
     let mut bundles = Vec::new();
     let mut tiles = Vec::new();
-    // Depth first, children in slot order, so bundles come by index.
-    let mut stack = vec![(*top, levels - 1, 0u64)];
-    while let Some((r, level, index)) = stack.pop() {
-        let tile = reader.tile(&r, level, index)?;
+    // Depth first from the top, already read.
+    let mut stack = vec![(*top, level, 0u64, Some(tile))];
+    while let Some((r, level, index, read)) = stack.pop() {
+        let tile = match read {
+            Some(t) => t,
+            None => reader.tile(&r, level, index)?,
+        };
         tiles.push(r);
         for (slot, child) in tile.children.iter().rev() {
             let at = index * FANOUT + *slot as u64;
             if level == 0 {
                 bundles.push((at, *child));
             } else {
-                stack.push((*child, level - 1, at));
+                stack.push((*child, level - 1, at, None));
             }
         }
     }
