@@ -179,9 +179,6 @@ pub(crate) fn backfill(volume: &dyn Volume) -> Result<u64, Error> {
     let mut done = 0;
     // The run being gathered: stream number, first position, count.
     let mut open: Option<(u64, u64, u64)> = None;
-    let flush = |batch: &mut WriteBatch, next: &mut Next, run: (u64, u64, u64), p: u16| {
-        stage_run(batch, next, p, run.1, run.2);
-    };
     loop {
         let page = volume.scan_page(&range, Direction::Forward, PageLimit::default())?;
         let Some((last, _)) = page.last() else {
@@ -200,8 +197,8 @@ pub(crate) fn backfill(volume: &dyn Volume) -> Result<u64, Error> {
                 Some((n, first, count)) if n == num && first + count == pos => {
                     Some((n, first, count + 1))
                 }
-                Some(run) => {
-                    flush(&mut batch, &mut next, run, partitions[&run.0]);
+                Some((n, first, count)) => {
+                    stage_run(&mut batch, &mut next, partitions[&n], first, count);
                     Some((num, pos, 1))
                 }
                 None => Some((num, pos, 1)),
@@ -211,8 +208,8 @@ pub(crate) fn backfill(volume: &dyn Volume) -> Result<u64, Error> {
         volume.commit(batch)?;
     }
     let mut batch = WriteBatch::new();
-    if let Some(run) = open {
-        flush(&mut batch, &mut next, run, partitions[&run.0]);
+    if let Some((n, first, count)) = open {
+        stage_run(&mut batch, &mut next, partitions[&n], first, count);
     }
     stage_next(&mut batch, &next);
     batch.put(DONE.to_vec(), Vec::new());

@@ -274,7 +274,7 @@ pub fn eget(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
     match app.log.get_event(id) {
         Ok(e) => {
             let n = Numbering::default()
-                .number(&app.log, std::slice::from_ref(&e))
+                .number(&app.log, std::slice::from_ref(&e), &[])
                 .map_err(error)?;
             Ok(event(&e, &n[0]))
         }
@@ -418,14 +418,9 @@ fn scan_page(
         page.push(e);
     }
     has_more |= page.len() == count;
-    let mut numbered = Numbering::default()
-        .number(&app.log, &page)
+    let numbered = Numbering::default()
+        .number(&app.log, &page, &sequences)
         .map_err(error)?;
-    for (n, seq) in numbered.iter_mut().zip(&sequences) {
-        if let Some(s) = seq {
-            n.sequence = *s;
-        }
-    }
     app.metrics.events_read.inc_by(page.len() as u64);
     Ok(Reply::map([
         ("has_more", Reply::Bool(has_more)),

@@ -41,22 +41,27 @@ impl Numbering {
         Ok(key)
     }
 
-    /// Numbers `events`.
+    /// Numbers `events`; `known[i]`, when given, is event `i`'s sequence
+    /// already (a partition scan has them), not looked up again.
     pub fn number(
         &mut self,
         log: &EventLog,
         events: &[RecordedEvent],
+        known: &[Option<u64>],
     ) -> Result<Vec<Numbered>, LogError> {
         let mut out = Vec::with_capacity(events.len());
         let mut groups: HashMap<u16, Vec<usize>> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
             let key = self.key(log, &e.stream)?;
             let partition = partition_of(&key);
-            groups.entry(partition).or_default().push(i);
+            let sequence = known.get(i).copied().flatten();
+            if sequence.is_none() {
+                groups.entry(partition).or_default().push(i);
+            }
             out.push(Numbered {
                 key,
                 partition,
-                sequence: 0,
+                sequence: sequence.unwrap_or_default(),
             });
         }
         for (partition, indices) in groups {

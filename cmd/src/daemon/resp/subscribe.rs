@@ -147,7 +147,7 @@ impl Subscriptions {
                     };
                     let Some(Ok(e)) = next else { break };
                     let e = &e.event;
-                    let Ok(n) = numbering.number(&app.log, std::slice::from_ref(e)) else {
+                    let Ok(n) = numbering.number(&app.log, std::slice::from_ref(e), &[]) else {
                         break;
                     };
                     let n = n[0];
