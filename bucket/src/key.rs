@@ -88,7 +88,7 @@ impl Key {
     }
 
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hydra_volume::hex::encode(&self.0)
     }
 
     /// Derives an independent subkey for one purpose (BLAKE3's KDF mode).

@@ -23,8 +23,8 @@ use hydra_volume::Identity;
 use serde::{Deserialize, Serialize};
 
 use crate::gc::walk_error;
-use crate::store::hex;
 use crate::{BlockWriter, Bucket, BucketError, BucketName, Encryption, Transforms};
+use hydra_volume::hex;
 
 /// The root naming the last manifest a replica applied.
 pub const MANIFEST_ROOT: &str = "m/manifest";
@@ -124,7 +124,7 @@ impl Manifest {
             return Err(BucketError::UntrustedWriter {
                 bucket: bucket.to_string(),
                 signer: hydra_volume::peer_id_of(&manifest.writer)
-                    .map_or_else(|_| hex(&manifest.writer), |p| p.to_string()),
+                    .map_or_else(|_| hex::encode(&manifest.writer), |p| p.to_string()),
             });
         }
         let signature: [u8; 64] = signed

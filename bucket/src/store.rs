@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use hydra_block::Ref;
-use hydra_volume::{Direction, KeyRange, Volume, WriteBatch};
+use hydra_volume::{Direction, KeyRange, Volume, WriteBatch, hex};
 
 use crate::layout::{self, CONFIG_PREFIX, SEQ_KEY};
 use crate::transform::{CIPHER, Encryption};
@@ -156,7 +156,7 @@ impl Store {
                 zstd_level: options.zstd_level,
                 encryption: options.key.map(|k| Encryption {
                     cipher: CIPHER.into(),
-                    key_check: hex(&k.check()),
+                    key_check: hex::encode(&k.check()),
                 }),
             },
         )
@@ -316,7 +316,7 @@ impl Store {
         let config = self.bucket_config(name)?;
         match &config.transforms.encryption {
             None => return Err(BucketError::KeyNotNeeded(name.clone())),
-            Some(enc) if enc.key_check != hex(&key.check()) => {
+            Some(enc) if enc.key_check != hex::encode(&key.check()) => {
                 return Err(BucketError::WrongKey(name.clone()));
             }
             Some(_) => {}
@@ -328,7 +328,7 @@ impl Store {
     /// Unlocks every encrypted bucket that `key` is the key of; returns
     /// their names (none when it opens no bucket).
     pub fn unlock_with(&self, key: &Key) -> Result<Vec<BucketName>, BucketError> {
-        let check = hex(&key.check());
+        let check = hex::encode(&key.check());
         let mut opened = Vec::new();
         for c in self.buckets()? {
             if c.transforms
@@ -375,7 +375,7 @@ impl Store {
         let kept = lock(&self.shared.keys).get(&config.num).cloned();
         let key = match (&config.transforms.encryption, key.or(kept.as_ref())) {
             (Some(enc), Some(k)) => {
-                if enc.key_check != hex(&k.check()) {
+                if enc.key_check != hex::encode(&k.check()) {
                     return Err(BucketError::WrongKey(name.clone()));
                 }
                 Some(k)
@@ -420,8 +420,4 @@ fn decode_config(name: &str, bytes: &[u8]) -> Result<BucketConfig, BucketError> 
         bucket: name.to_owned(),
         reason: e.to_string(),
     })
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

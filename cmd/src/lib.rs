@@ -66,11 +66,6 @@ pub fn raise_open_files() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
-/// A 32-byte key as 64 hex digits.
-pub fn hexkey(k: &[u8; 32]) -> String {
-    k.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The error and its causes on one line, without repeating a cause that
 /// the message above it already quotes.
 fn one_line(err: &anyhow::Error) -> String {

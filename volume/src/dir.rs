@@ -82,7 +82,7 @@ pub fn publish_public_key(dir: &Path, volume: &dyn Volume) -> Result<(), VolumeE
     if volume.backend() == Backend::Mem {
         return Ok(());
     }
-    let key = hex(&Identity::load_or_create(volume)?.public_key());
+    let key = crate::hex::encode(&Identity::load_or_create(volume)?.public_key());
     let path = dir.join(PUBLIC_KEY);
     if std::fs::read_to_string(&path).ok().as_deref() != Some(key.as_str()) {
         replace_file(&path, key.as_bytes())?;
@@ -99,24 +99,9 @@ pub fn public_key_of_dir(dir: &Path) -> Result<Option<[u8; 32]>, VolumeError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(VolumeError::io(&path, e)),
     };
-    let bytes: Option<Vec<u8>> = (text.len() == 64)
-        .then(|| {
-            (0..32)
-                .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
-                .collect()
-        })
-        .flatten();
-    match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
-        Some(key) => Ok(Some(key)),
-        None => Err(VolumeError::BadMarker {
-            path,
-            reason: "not 64 hex digits".into(),
-        }),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::decode(&text)
+        .map(Some)
+        .map_err(|reason| VolumeError::BadMarker { path, reason })
 }
 
 /// The files that hold a directory's data (for size reports and tests).

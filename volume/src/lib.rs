@@ -29,6 +29,7 @@
 mod batch;
 mod dir;
 mod error;
+pub mod hex;
 mod identity;
 mod lmdb_volume;
 mod mem_volume;

@@ -31,7 +31,7 @@ pub fn id(ctx: &Ctx) -> Result<()> {
     print_id(
         &mut std::io::stdout().lock(),
         &identity.peer_id().to_string(),
-        &crate::hexkey(&identity.public_key()),
+        &hydra_volume::hex::encode(&identity.public_key()),
     )
 }
 

@@ -174,7 +174,7 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
         // one: the directory may be open in the command writing the proof.
         let signer = match signer {
             Some(s) => s,
-            None => crate::hexkey(&match hydra_volume::public_key_of_dir(&ctx.data)? {
+            None => hydra_volume::hex::encode(&match hydra_volume::public_key_of_dir(&ctx.data)? {
                 Some(key) => key,
                 None => {
                     hydra_volume::Identity::load_or_create(&**ctx.store()?.volume())?.public_key()
@@ -432,11 +432,7 @@ pub fn parse_key(hex: &str) -> Result<[u8; 32]> {
             hex.chars().take(80).collect::<String>()
         );
     }
-    let mut k = [0u8; 32];
-    for (i, b) in k.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).context("not hex")?;
-    }
-    Ok(k)
+    hydra_volume::hex::decode(hex).map_err(anyhow::Error::msg)
 }
 
 /// `hydra event get ID`.

@@ -397,7 +397,7 @@ async fn health(State(app): State<Shared>) -> impl IntoResponse {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "peer_id": app.log.identity().peer_id().to_string(),
-        "public_key": crate::hexkey(&app.log.identity().public_key()),
+        "public_key": hydra_volume::hex::encode(&app.log.identity().public_key()),
         "next_position": app.log.next_position(),
     }))
 }
