@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use hydra_eventlog::partition_of;
 use redis::Connection;
 use sierradb_client::{
-    Commands, EAppendOptions, EMAppendEvent, ExpectedVersion, SierraMessage, SubscriptionManager,
-    stream_partition_key,
+    Commands, EAppendOptions, EMAppendEvent, Event, EventSubscription, ExpectedVersion,
+    SierraMessage, SubscriptionManager, stream_partition_key,
 };
 use uuid::Uuid;
 
@@ -246,6 +246,18 @@ fn every_command_of_sierradbs_client_parses_and_answers() {
     assert_eq!(code(bad_stream.unwrap_err()), "INVALIDARG");
 }
 
+/// The next event `sub` delivers and its cursor (confirmations skipped),
+/// waiting at most `wait` for each message; `None` if none comes.
+async fn next_event(sub: &mut EventSubscription, wait: Duration) -> Option<(Event, u64)> {
+    loop {
+        match tokio::time::timeout(wait, sub.next_message()).await {
+            Ok(Some(SierraMessage::Event { event, cursor })) => return Some((event, cursor)),
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
 #[test]
 fn sierradbs_subscription_manager_catches_up_then_follows() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,36 +298,28 @@ fn sierradbs_subscription_manager_catches_up_then_follows() {
             .subscribe_to_all_partitions(0, None)
             .await
             .unwrap();
+        let ten = Duration::from_secs(10);
         let mut versions = Vec::new();
-        while versions.len() < 4 {
-            if versions.len() == 3 {
+        for i in 0..4 {
+            if i == 3 {
                 c.eappend("cart-1", "Added", EAppendOptions::new()).unwrap();
             }
-            match tokio::time::timeout(Duration::from_secs(10), stream.next_message())
+            let (event, cursor) = next_event(&mut stream, ten)
                 .await
-                .expect("an event within 10 s")
-            {
-                Some(SierraMessage::Event { event, cursor }) => {
-                    assert_eq!(cursor, event.stream_version);
-                    versions.push(event.stream_version);
-                }
-                Some(SierraMessage::SubscriptionConfirmed { .. }) => {}
-                None => panic!("the subscription ended"),
-            }
+                .expect("an event within 10 s");
+            assert_eq!(cursor, event.stream_version);
+            versions.push(event.stream_version);
         }
         assert_eq!(versions, [0, 1, 2, 3]);
         // Every partition: the other stream's event too, each numbered in
         // its own partition; the cursor is the partition sequence.
         let mut seen = Vec::new();
-        while seen.len() < 5 {
-            if let Some(SierraMessage::Event { event, cursor }) =
-                tokio::time::timeout(Duration::from_secs(10), all.next_message())
-                    .await
-                    .expect("an event within 10 s")
-            {
-                assert_eq!(cursor, event.partition_sequence);
-                seen.push((event.stream_id, cursor));
-            }
+        for _ in 0..5 {
+            let (event, cursor) = next_event(&mut all, ten)
+                .await
+                .expect("an event within 10 s");
+            assert_eq!(cursor, event.partition_sequence);
+            seen.push((event.stream_id, cursor));
         }
         seen.sort();
         let cart = |i: u64| ("cart-1".to_string(), i);
@@ -330,15 +334,12 @@ fn sierradbs_subscription_manager_catches_up_then_follows() {
             .await
             .unwrap();
         let mut cursors = Vec::new();
-        while cursors.len() < 2 {
-            if let Some(SierraMessage::Event { event, cursor }) =
-                tokio::time::timeout(Duration::from_secs(10), one.next_message())
-                    .await
-                    .expect("an event within 10 s")
-            {
-                assert_eq!(event.stream_id, "cart-1");
-                cursors.push(cursor);
-            }
+        for _ in 0..2 {
+            let (event, cursor) = next_event(&mut one, ten)
+                .await
+                .expect("an event within 10 s");
+            assert_eq!(event.stream_id, "cart-1");
+            cursors.push(cursor);
         }
         assert_eq!(cursors, [2, 3]);
 
@@ -348,25 +349,15 @@ fn sierradbs_subscription_manager_catches_up_then_follows() {
             .subscribe_to_stream_from_version_with_window("cart-1", 0, 2)
             .await
             .unwrap();
-        let mut event = async || loop {
-            match tokio::time::timeout(Duration::from_millis(500), sub.next_message()).await {
-                Ok(Some(SierraMessage::Event { cursor, .. })) => return Some(cursor),
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => return None,
-            }
-        };
-        assert_eq!((event().await, event().await), (Some(0), Some(1)));
-        assert_eq!(event().await, None, "the window is full");
+        let half = Duration::from_millis(500);
+        let mut cursor = async || next_event(&mut sub, half).await.map(|(_, c)| c);
+        assert_eq!((cursor().await, cursor().await), (Some(0), Some(1)));
+        assert_eq!(cursor().await, None, "the window is full");
         sub.acknowledge_up_to_cursor(1).await.unwrap();
         let mut rest = Vec::new();
-        while let Ok(Some(m)) =
-            tokio::time::timeout(Duration::from_secs(5), sub.next_message()).await
-        {
-            if let SierraMessage::Event { cursor, .. } = m {
-                rest.push(cursor);
-                if rest.len() == 2 {
-                    break;
-                }
+        for _ in 0..2 {
+            if let Some((_, c)) = next_event(&mut sub, Duration::from_secs(5)).await {
+                rest.push(c);
             }
         }
         assert_eq!(rest, [2, 3]);
