@@ -258,16 +258,8 @@ impl Bucket {
     /// Stores bytes received already transformed (from a peer or an
     /// import), after checking that they hash to `r`. Needs no key.
     pub fn put_stored(&self, r: &Ref, stored: &[u8]) -> Result<(), BucketError> {
-        if !r.matches(stored) {
-            return Err(BucketError::Corrupt {
-                bucket: self.name().clone(),
-                reference: *r,
-                backend: self.volume.backend(),
-                actual: Ref::of(r.codec(), stored),
-            });
-        }
         let mut w = self.writer();
-        w.add_stored(*r, stored.to_vec())?;
+        w.put_stored(*r, stored.to_vec())?;
         w.flush()?;
         Ok(())
     }
@@ -447,6 +439,20 @@ impl BlockWriter<'_> {
 
     pub fn put_node<T: Serialize>(&mut self, node: &Node<T>) -> Result<Ref, BucketError> {
         self.put(Codec::Node, &node.encode())
+    }
+
+    /// Queues bytes received already transformed (from a peer or an
+    /// import), after checking that they hash to `r`. Needs no key.
+    pub fn put_stored(&mut self, r: Ref, stored: Vec<u8>) -> Result<(), BucketError> {
+        if !r.matches(&stored) {
+            return Err(BucketError::Corrupt {
+                bucket: self.bucket.name().clone(),
+                reference: r,
+                backend: self.bucket.volume.backend(),
+                actual: Ref::of(r.codec(), &stored),
+            });
+        }
+        self.add_stored(r, stored)
     }
 
     /// Queues bytes already known to hash to `r`.

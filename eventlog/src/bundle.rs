@@ -148,17 +148,30 @@ pub(crate) fn seal(
     // Addressed as raw: the block links nothing, so every collector,
     // a blind one too, keeps it as a leaf of its root.
     let block = bucket.stage_put(ops, Codec::Raw, &node.encode())?;
+    let positions: Vec<u64> = records.iter().map(|(p, _)| *p).collect();
+    stage_entry(ops, (num, index), bucket.config().num(), block, &positions);
+    Ok(block)
+}
+
+/// Writes the index entry of bundle `index` of stream `num`: its block
+/// in bucket number `bucket`, and the `$all` positions of its events.
+pub(crate) fn stage_entry(
+    ops: &mut WriteBatch,
+    (num, index): (u64, u64),
+    bucket: u32,
+    block: Ref,
+    positions: &[u64],
+) {
     let entry = Entry {
-        bucket: bucket.config().num(),
+        bucket,
         block,
-        first_position: records[0].0,
-        gaps: records.windows(2).map(|w| w[1].0 - w[0].0).collect(),
+        first_position: positions[0],
+        gaps: positions.windows(2).map(|w| w[1] - w[0]).collect(),
     };
     ops.put(
         layout::bundle_key(num, index),
         postcard::to_allocvec(&entry).expect("entries encode"),
     );
-    Ok(block)
 }
 
 /// Seals every complete bundle of stream `num`, below `length`, whose 256

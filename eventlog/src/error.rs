@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use hydra_bucket::BucketError;
+use hydra_bucket::{BucketError, BucketName};
 use hydra_volume::VolumeError;
 use uuid::Uuid;
 
@@ -134,6 +134,16 @@ pub enum Error {
         stream: StreamId,
         key: uuid::Uuid,
         asked: uuid::Uuid,
+    },
+    #[error("the head of stream {stream} is signed by {signer}, who is not a trusted writer")]
+    UntrustedWriter { stream: StreamId, signer: String },
+    #[error(
+        "stream {stream} is in bucket {writer} at its writer, sealed otherwise than bucket {bucket} here: create {bucket} with the same transforms and key"
+    )]
+    OtherTransforms {
+        stream: StreamId,
+        bucket: BucketName,
+        writer: BucketName,
     },
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },

@@ -14,6 +14,7 @@
 //! | `slh-0/` num(8) version(8) | leaf hash of a scavenged event | at scavenge |
 //! | `psub-0/` name | persistent subscription | at create and ack |
 //! | `wh-0/` num(8) length(8) | a replica stream's writer [`Head`](crate::Head) (postcard) | once per import |
+//! | `rsh-0/` num(8) | a replica stream's writer [`StoredHead`](crate::StoredHead), which its storage matches (see `storage.rs`) | once per applied storage |
 //! | `el-meta-0` | next position, next stream number | once per commit |
 //! | `el-compacted-0` | position(8) up to which compaction has passed | once per commit |
 //! | `el-trees-0` | (empty): every stream's bundles hang from its tree (see `migrate.rs`) | once |
@@ -60,6 +61,8 @@ pub const SCAVENGED_LEAF: &[u8] = b"slh-0/";
 pub const SUBSCRIPTION: &[u8] = b"psub-0/";
 /// A replica stream's writer heads, as each import brought them.
 pub const WRITER_HEAD: &[u8] = b"wh-0/";
+/// A replica stream's writer stored head, as its storage was applied.
+pub const REPLICA_STORED: &[u8] = b"rsh-0/";
 pub const META: &[u8] = b"el-meta-0";
 /// Positions below this hold no edge copy of a sealed event (see
 /// `compact.rs`).
@@ -138,6 +141,10 @@ pub fn scavenged_leaf_key(num: u64, version: u64) -> Vec<u8> {
 
 pub fn writer_head_key(num: u64, length: u64) -> Vec<u8> {
     [WRITER_HEAD, &num.to_be_bytes(), &length.to_be_bytes()].concat()
+}
+
+pub fn replica_stored_key(num: u64) -> Vec<u8> {
+    [REPLICA_STORED, &num.to_be_bytes()].concat()
 }
 
 pub fn subscription_key(name: &str) -> Vec<u8> {

@@ -72,22 +72,40 @@ impl StoredHead {
 }
 
 /// An edge record's leaf: its version and the hash of its sealed bytes.
-fn edge_leaf(version: u64, sealed: &[u8]) -> Hash {
+pub(crate) fn edge_leaf(version: u64, sealed: &[u8]) -> Hash {
     merkle::leaf_hash(
         &postcard::to_allocvec(&(version, blake3::hash(sealed).as_bytes())).expect("leaves encode"),
     )
 }
 
+/// A record on a stream's open edge, as this store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EdgeHeld {
+    pub version: u64,
+    pub position: u64,
+    /// Its Merkle leaf (of the plain record).
+    pub leaf: Hash,
+    /// The record as its bucket sealed it.
+    pub sealed: Vec<u8>,
+}
+
+impl EdgeHeld {
+    /// Its leaf in the Merkle tree over the edge a stored head signs.
+    pub fn stored_leaf(&self) -> Hash {
+        edge_leaf(self.version, &self.sealed)
+    }
+}
+
 impl EventLog {
-    /// The edge records of stream number `num` below version `length`:
-    /// their leaves, in version order.
-    fn edge_leaves(&self, num: u64, length: u64) -> Result<Vec<Hash>, Error> {
+    /// The edge records of stream number `num` below version `length`,
+    /// in version order.
+    pub(crate) fn edge_held(&self, num: u64, length: u64) -> Result<Vec<EdgeHeld>, Error> {
         let volume = &self.inner.volume;
         let versions = KeyRange::between(
             &layout::version_key(num, 0),
             &layout::version_key(num, length),
         );
-        let index: Vec<(u64, Vec<u8>)> = volume
+        let index: Vec<(u64, u64)> = volume
             .scan(versions, hydra_volume::Direction::Forward)
             .map(|e| {
                 let (k, v) = e?;
@@ -95,28 +113,31 @@ impl EventLog {
                     what: "stream index key".into(),
                     reason: format!("{} bytes", k.len()),
                 })?;
-                Ok((
-                    version,
-                    layout::log_key(layout::u64_of(&v, "stream index entry")?),
-                ))
+                Ok((version, layout::u64_of(&v, "stream index entry")?))
             })
             .collect::<Result<_, Error>>()?;
-        let mut leaves = Vec::with_capacity(index.len());
+        let mut held = Vec::with_capacity(index.len());
         for chunk in index.chunks(512) {
-            let keys: Vec<&[u8]> = chunk.iter().map(|(_, k)| k.as_slice()).collect();
-            for ((version, _), value) in chunk.iter().zip(volume.get_many(&keys)?) {
-                if let Some(LogEntry::Edge { sealed, .. }) =
+            let keys: Vec<Vec<u8>> = chunk.iter().map(|(_, p)| layout::log_key(*p)).collect();
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            for ((version, position), value) in chunk.iter().zip(volume.get_many(&keys)?) {
+                if let Some(LogEntry::Edge { sealed, leaf, .. }) =
                     value.map(LogEntry::decode).transpose()?
                 {
-                    leaves.push(edge_leaf(*version, &sealed));
+                    held.push(EdgeHeld {
+                        version: *version,
+                        position: *position,
+                        leaf,
+                        sealed,
+                    });
                 }
             }
         }
-        Ok(leaves)
+        Ok(held)
     }
 
     /// The top of stream `num`'s bundle tree in `bucket`.
-    fn tree_top(&self, bucket: u32, num: u64) -> Result<Option<Ref>, Error> {
+    pub(crate) fn tree_top(&self, bucket: u32, num: u64) -> Result<Option<Ref>, Error> {
         Ok(self
             .inner
             .buckets
@@ -127,8 +148,19 @@ impl EventLog {
     /// The stream's signed head with what its storage holds now; needs
     /// no bucket key. Only the stream's writer signs one.
     pub fn stored_head(&self, stream: &StreamId) -> Result<StoredHead, Error> {
-        // Sealing moves records from the edge into a bundle: read again
-        // if the stream sealed one meanwhile.
+        Ok(self.sign_stored(stream, |_, _| Ok(()))?.0)
+    }
+
+    /// [`EventLog::stored_head`], with the edge records it covers and
+    /// what `also` read of the stream's storage at the same moment (given
+    /// the stream's state and the top of its tree).
+    pub(crate) fn sign_stored<T>(
+        &self,
+        stream: &StreamId,
+        mut also: impl FnMut(&layout::StreamState, Option<&Ref>) -> Result<T, Error>,
+    ) -> Result<(StoredHead, Vec<EdgeHeld>, T), Error> {
+        // Sealing moves records from the edge into a bundle, and rewrites
+        // tiles: read again if the stream sealed one meanwhile.
         for _ in 0..8 {
             let st = self.readable_or_deleted(stream)?;
             if let Some(h) = &st.replica {
@@ -138,7 +170,13 @@ impl EventLog {
                 });
             }
             let tree = self.tree_top(st.bucket, st.num)?;
-            let leaves = self.edge_leaves(st.num, st.length)?;
+            let edge = self.edge_held(st.num, st.length)?;
+            let read = match also(&st, tree.as_ref()) {
+                Ok(r) => r,
+                // A tile replaced meanwhile.
+                Err(_) if self.tree_top(st.bucket, st.num)? != tree => continue,
+                Err(e) => return Err(e),
+            };
             let again = self.readable_or_deleted(stream)?;
             if again.length / BUNDLE != st.length / BUNDLE
                 || self.tree_top(st.bucket, st.num)? != tree
@@ -148,12 +186,12 @@ impl EventLog {
             let mut stored = StoredHead {
                 head: self.sign_head(stream, &st),
                 tree,
-                edge_root: merkle::root_of_leaves(leaves.iter().copied()),
-                edge_records: leaves.len() as u64,
+                edge_root: merkle::root_of_leaves(edge.iter().map(EdgeHeld::stored_leaf)),
+                edge_records: edge.len() as u64,
                 signature: [0; 64],
             };
             stored.signature = self.inner.identity.sign(&stored.signed_bytes());
-            return Ok(stored);
+            return Ok((stored, edge, read));
         }
         Err(Error::Corrupt {
             what: format!("storage of stream {stream}"),
@@ -201,13 +239,13 @@ impl EventLog {
                 }
             }
         }
-        let leaves = self.edge_leaves(st.num, stored.head.length)?;
-        if leaves.len() as u64 != stored.edge_records
-            || merkle::root_of_leaves(leaves.iter().copied()) != stored.edge_root
+        let edge = self.edge_held(st.num, stored.head.length)?;
+        if edge.len() as u64 != stored.edge_records
+            || merkle::root_of_leaves(edge.iter().map(EdgeHeld::stored_leaf)) != stored.edge_root
         {
             return Err(mismatch(format!(
                 "{} edge records here hash to another root than the {} signed",
-                leaves.len(),
+                edge.len(),
                 stored.edge_records
             )));
         }
@@ -215,7 +253,10 @@ impl EventLog {
     }
 
     /// The state of a stream that exists (deleted or not).
-    fn readable_or_deleted(&self, stream: &StreamId) -> Result<layout::StreamState, Error> {
+    pub(crate) fn readable_or_deleted(
+        &self,
+        stream: &StreamId,
+    ) -> Result<layout::StreamState, Error> {
         self.state(stream)?
             .ok_or_else(|| Error::StreamNotFound(stream.clone()))
     }

@@ -1,26 +1,33 @@
 //! Export and import: a verifiable backup, and replication between stores
 //! with no network between them.
 //!
-//! An export is a CARv1 file. Its roots are one *head block* per stream: a
-//! node holding the stream's signed head and linking, in order, the
-//! stream's *bundles*, nodes of up to 256 event records each. Every block
-//! is addressed by its hash, so the reader checks each one as it streams.
+//! An export is a CARv1 file of streams as their stored blocks (see
+//! `storage.rs`): its roots are one storage block per stream, each
+//! followed by the blocks it links, exactly as the stream's bucket stores
+//! them (compressed and encrypted when it is). Nothing is decoded or
+//! encoded again on the way out.
 //!
-//! Import runs the checks a network replica must run, before changing
-//! anything: every block against its CID; every head against its
-//! signature (and the trusted writers, if any are given); every bundle in
-//! the order its head names; every record's version; and, starting from
-//! the Merkle peaks the store already has for that stream, the root the
-//! records lead to against the signed head's root. Only a file that passes
-//! all of that is applied, in a second pass, through the single writer; a
-//! stream imported this way is a replica: it serves its writer's head, and
-//! local appends to it are refused. Importing again skips what is there.
+//! Import reads the file once, storing every block in its stream's
+//! bucket as it comes, each checked against its CID and taken only if a
+//! block before it links it; then checks every stream whole (signature,
+//! trusted writer, tree, edge root, every new event against the signed
+//! Merkle root from the peaks held here) before it applies any, and then
+//! applies them, a commit each. A stream imported this way is a replica:
+//! it serves its writer's head and storage, and local appends to it are
+//! refused. Importing again applies only what is new. Blocks of a file
+//! that fails a check stay unreferenced until `hydra gc` frees them.
+//!
+//! The network's follow loop still moves streams in signed parts of
+//! re-encoded records ([`EventLog::export_part`] and
+//! [`EventLog::import_bytes`]: a head block linking bundles of plain
+//! records, applied event by event through the writer), until it moves
+//! to blocks too.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::path::Path;
 
-use hydra_block::{CarReader, CarWriter, Codec, Kind, Node, Ref};
+use hydra_block::{CarReader, CarWriter, Codec, Kind, Node, Ref, links};
 use hydra_volume::KeyRange;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -146,31 +153,37 @@ impl EventLog {
         Ok(handed)
     }
 
-    /// Writes `streams` (each with its signed head and every event) as a
-    /// CARv1 file.
+    /// Writes `streams`, each as its stored blocks under its storage
+    /// block, as a CARv1 file.
     pub fn export(&self, streams: &[StreamId], out: impl Write) -> Result<ExportReport, Error> {
-        let from: Vec<(StreamId, u64)> = streams.iter().map(|s| (s.clone(), 0)).collect();
-        self.export_from(&from, out)
+        let storages = streams
+            .iter()
+            .map(|s| self.storage(s))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let roots: Vec<Ref> = storages.iter().map(|s| s.root).collect();
+        let io = |e: std::io::Error| Error::Corrupt {
+            what: "export file".into(),
+            reason: e.to_string(),
+        };
+        let mut car = CarWriter::new(out, &roots).map_err(io)?;
+        let mut report = ExportReport::default();
+        for storage in &storages {
+            self.each_storage_block(storage, |r, bytes| car.write(r, bytes).map_err(io))?;
+            report.streams += 1;
+            report.events += storage.stored.head.length;
+            report.blocks += storage.blocks();
+        }
+        car.finish().map_err(io)?;
+        Ok(report)
     }
 
-    /// Like [`EventLog::export`], but each stream's events start at the
-    /// version given beside it: what a replica that holds the versions
-    /// before it still lacks. The head is the current signed head, so an
-    /// importer checks the new records against it from its own peaks.
-    pub fn export_from(
-        &self,
-        streams: &[(StreamId, u64)],
-        out: impl Write,
-    ) -> Result<ExportReport, Error> {
-        self.export_part(streams, None, out)
-    }
-
-    /// Like [`EventLog::export_from`], but a stream this log writes stops
-    /// once about `max_bytes` of its records are in (at a bundle's end),
-    /// with its signed head at that length: an importer applies that part
-    /// and asks again from there. How a follower catches up on a stream of
-    /// any size in bounded messages. A replica cannot sign a head for its
-    /// writer: it cuts at the writer heads its own imports brought.
+    /// Writes the events of `streams` from the version given beside each,
+    /// in parts of about `max_bytes` of records, as the network's follow
+    /// loop moves them (see the module docs): a stream this log writes
+    /// stops once about `max_bytes` of its records are in (at a bundle's
+    /// end), with its signed head at that length, and an importer applies
+    /// that part and asks again from there. A replica cannot sign a head
+    /// for its writer: it cuts at the writer heads its imports brought.
     pub fn export_part(
         &self,
         streams: &[(StreamId, u64)],
@@ -296,24 +309,87 @@ impl EventLog {
         Ok((target, head))
     }
 
-    /// Verifies the export at `path` completely, then applies it. With
-    /// `trusted` non-empty, only heads signed by one of those keys are
-    /// accepted.
+    /// Imports the export at `path` (see the module docs): every stream
+    /// checked before any is applied. With `trusted` non-empty, only heads
+    /// signed by one of those keys are accepted.
     pub fn import(&self, path: &Path, trusted: &[[u8; 32]]) -> Result<ImportReport, Error> {
-        let open = || {
-            std::fs::File::open(path)
-                .map(std::io::BufReader::new)
-                .map_err(|e| Error::Corrupt {
-                    what: format!("import file {}", path.display()),
-                    reason: e.to_string(),
-                })
-        };
-        self.import_pass(open()?, trusted, false)?;
-        self.import_pass(open()?, trusted, true)
+        let file = std::fs::File::open(path).map_err(|e| Error::Corrupt {
+            what: format!("import file {}", path.display()),
+            reason: e.to_string(),
+        })?;
+        self.import_storage(std::io::BufReader::new(file), trusted)
     }
 
-    /// [`EventLog::import`] of an export already in memory (as a peer
-    /// sent it): verified completely, then applied.
+    /// [`EventLog::import`] from any reader.
+    pub fn import_storage(
+        &self,
+        input: impl std::io::Read,
+        trusted: &[[u8; 32]],
+    ) -> Result<ImportReport, Error> {
+        let mut car = CarReader::new(input).map_err(car_error)?;
+        let mut roots = car.roots().to_vec().into_iter();
+        let corrupt = |reason: String| Error::Corrupt {
+            what: "import file".into(),
+            reason,
+        };
+        let mut storages = Vec::new();
+        let mut next = car.next_block().map_err(car_error)?;
+        while let Some((r, root_block)) = next.take() {
+            if roots.next() != Some(r) {
+                return Err(corrupt(format!(
+                    "block {r} is not the next stream's storage block"
+                )));
+            }
+            let (stream, bucket) = self.storage_target(&root_block)?;
+            let mut expected: HashSet<Ref> = links(Codec::PlainNode, &root_block)
+                .map_err(|e| corrupt(e.to_string()))?
+                .into_iter()
+                .collect();
+            let mut blocks = bucket.writer();
+            loop {
+                next = car.next_block().map_err(car_error)?;
+                let Some((r, bytes)) = next.take_if(|(r, _)| expected.remove(r)) else {
+                    break;
+                };
+                if r.codec() == Codec::PlainNode {
+                    expected.extend(
+                        links(Codec::PlainNode, &bytes).map_err(|e| corrupt(e.to_string()))?,
+                    );
+                }
+                blocks.put_stored(r, bytes)?;
+            }
+            blocks.flush()?;
+            if let Some(r) = expected.iter().next() {
+                return Err(corrupt(format!(
+                    "block {r} of stream {stream} is missing ({} in all)",
+                    expected.len()
+                )));
+            }
+            storages.push(root_block);
+        }
+        if roots.next().is_some() {
+            return Err(corrupt(
+                "the file ends before every stream it names is complete".into(),
+            ));
+        }
+        if storages.len() > 1 {
+            // All of them first: a file that fails changes nothing.
+            for root_block in &storages {
+                self.check_storage(root_block, trusted)?;
+            }
+        }
+        let mut report = ImportReport::default();
+        for root_block in &storages {
+            let applied = self.apply_storage(root_block, trusted)?;
+            report.streams += 1;
+            report.events += applied.events;
+            report.skipped += applied.held;
+        }
+        Ok(report)
+    }
+
+    /// Imports a part of [`EventLog::export_part`] (as a peer sent it):
+    /// verified completely, then applied.
     pub fn import_bytes(&self, car: &[u8], trusted: &[[u8; 32]]) -> Result<ImportReport, Error> {
         self.import_pass(car, trusted, false)?;
         self.import_pass(car, trusted, true)

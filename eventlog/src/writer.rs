@@ -128,6 +128,12 @@ pub(crate) enum Request {
         last: bool,
         reply: Reply<u64>,
     },
+    /// Another writer's stream as its stored blocks, already checked
+    /// against this store (see `storage.rs`).
+    Replicate {
+        prepared: Box<crate::storage::Prepared>,
+        reply: Reply<u64>,
+    },
 }
 
 impl Request {
@@ -137,7 +143,9 @@ impl Request {
         let _ = match self {
             Request::Append { reply, .. } => reply.send(Msg::Lead).is_ok(),
             Request::Reindex { reply } => reply.send(Msg::Lead).is_ok(),
-            Request::Import { reply, .. } => reply.send(Msg::Lead).is_ok(),
+            Request::Import { reply, .. } | Request::Replicate { reply, .. } => {
+                reply.send(Msg::Lead).is_ok()
+            }
             Request::Delete { reply, .. }
             | Request::SetMetadata { reply, .. }
             | Request::Scavenged { reply, .. }
@@ -153,6 +161,11 @@ impl Request {
                 .map(|e| e.data.len() + e.metadata.len() + 64)
                 .sum(),
             Request::Remove { batch, .. } => batch.bytes(),
+            Request::Replicate { prepared, .. } => prepared
+                .events
+                .iter()
+                .map(|e| e.sealed.as_ref().map_or(64, |s| s.len() + 64))
+                .sum(),
             _ => 64,
         }
     }
@@ -169,6 +182,9 @@ struct Staged {
     bundles: Vec<(u64, u64, Option<hydra_block::Ref>)>,
     /// And which: (stream number, bundle index).
     sealed: Vec<(u64, u64)>,
+    /// Trees this group took whole from another writer: (bucket number,
+    /// top), named as roots at commit.
+    roots: Vec<(u32, hydra_block::Ref)>,
     /// Bundles completed by this group and queued for sealing.
     queued: Vec<(u64, u64)>,
     /// Queued bundles this group dropped (their records were scavenged).
@@ -326,6 +342,10 @@ impl Writer {
                     let r = self.stage(&mut staged, |w, tx| w.import(tx, &head, &records, last));
                     answers.push(Answer::Count(reply, r));
                 }
+                Request::Replicate { prepared, reply } => {
+                    let r = self.stage(&mut staged, |w, tx| w.replicate(tx, &prepared));
+                    answers.push(Answer::Count(reply, r));
+                }
                 Request::Reindex { reply } => {
                     // Commit what came before, then rebuild on a quiet log.
                     let before = std::mem::take(&mut answers);
@@ -426,7 +446,12 @@ impl Writer {
         // The trees must link what the group sealed, or nothing commits:
         // a bundle no root reaches would be collected.
         let changes = std::mem::take(&mut staged.bundles);
-        let roots = self.stage(&mut staged, |w, tx| w.update_trees(tx, changes));
+        let roots = self
+            .stage(&mut staged, |w, tx| w.update_trees(tx, changes))
+            .map(|mut roots| {
+                roots.append(&mut staged.roots);
+                roots
+            });
         if staged.meta.partitions != self.meta.partitions {
             partition::stage_next(&mut staged.batch, &staged.meta.partitions);
         }
@@ -502,6 +527,7 @@ impl Writer {
             edge: HashMap::new(),
             bundles: Vec::new(),
             sealed: Vec::new(),
+            roots: Vec::new(),
             queued: Vec::new(),
             dropped: Vec::new(),
             copies: Vec::new(),
@@ -518,6 +544,7 @@ impl Writer {
             edge,
             bundles,
             sealed,
+            roots,
             queued,
             dropped,
             copies,
@@ -533,6 +560,7 @@ impl Writer {
         staged.edge.extend(edge);
         staged.bundles.extend(bundles);
         staged.sealed.extend(sealed);
+        staged.roots.extend(roots);
         staged.queued.extend(queued);
         staged.dropped.extend(dropped);
         staged.copies.extend(copies);
@@ -690,6 +718,17 @@ impl Writer {
         partition_key: Option<Uuid>,
     ) -> Result<StreamState, Error> {
         let bucket = self.buckets.place(stream, bucket)?.config().num();
+        Ok(self.new_state_in(tx, stream, bucket, partition_key))
+    }
+
+    /// A new stream's state, in bucket number `bucket`.
+    fn new_state_in(
+        &self,
+        tx: &mut Tx<'_>,
+        stream: &StreamId,
+        bucket: u32,
+        partition_key: Option<Uuid>,
+    ) -> StreamState {
         let num = tx.meta.next_num;
         tx.meta.next_num += 1;
         tx.ops
@@ -700,11 +739,11 @@ impl Writer {
             tx.ops.put(partition::key_key(num), key.as_bytes().to_vec());
         }
         tx.partition_keys.insert(num, key);
-        Ok(StreamState {
+        StreamState {
             num,
             bucket,
             ..StreamState::default()
-        })
+        }
     }
 
     fn append(&self, tx: &mut Tx<'_>, writes: &[StreamWrite]) -> Result<Vec<AppendResult>, Error> {
@@ -1255,6 +1294,112 @@ impl Writer {
         Ok(length)
     }
 
+    /// Indexes the new events of another writer's stream whose blocks are
+    /// in its bucket, takes its tree and its stored head (see
+    /// `storage.rs`); returns the stream's length.
+    fn replicate(&self, tx: &mut Tx<'_>, p: &crate::storage::Prepared) -> Result<u64, Error> {
+        let head = &p.stored.head;
+        let stream = &head.stream;
+        let changed = || Error::StoredMismatch {
+            stream: stream.clone(),
+            reason: "the stream changed here while its storage was checked: apply it again".into(),
+        };
+        let mut st = match self.state(tx, stream)? {
+            Some(s) => {
+                let same_writer = s.replica.as_ref().is_some_and(|h| h.signer == head.signer)
+                    || (s.replica.is_none() && s.length == 0 && s.deletion == Deletion::None);
+                if !same_writer || s.length != p.held || s.bucket != p.bucket {
+                    return Err(changed());
+                }
+                s
+            }
+            None if p.held == 0 => self.new_state_in(tx, stream, p.bucket, None),
+            None => return Err(changed()),
+        };
+        let num = st.num;
+        let first_position = tx.meta.next_position;
+        // Where each event of a new bundle lies in `$all` here.
+        let mut bundled: HashMap<u64, u64> = p.sealed_now.iter().copied().collect();
+        for &(version, position) in &p.sealed_now {
+            tx.ops.put(
+                layout::log_key(position),
+                layout::LogEntry::bundled(num, version),
+            );
+            tx.ops.delete(layout::version_key(num, version));
+        }
+        for e in &p.events {
+            let version = st.length;
+            let position = tx.meta.next_position;
+            tx.meta.next_position += 1;
+            let id = Uuid::from_bytes(e.id);
+            if crate::event_id::position_of(&id) != Some(position) {
+                let loc = EventLocation {
+                    num,
+                    version,
+                    position,
+                };
+                tx.ops.put(layout::event_id_key(&id), loc.encode());
+                tx.eids.insert(id, loc);
+            }
+            push_leaf(&mut st.peaks, version, e.leaf, |level, index, h| {
+                if level >= STORED_SUBTREE_LEVEL {
+                    tx.ops
+                        .put(layout::subtree_key(num, level, index), h.to_vec());
+                }
+            });
+            st.length += 1;
+            st.last_position = Some(position);
+            match &e.sealed {
+                Some(sealed) => {
+                    tx.ops.put(
+                        layout::log_key(position),
+                        layout::LogEntry::edge(num, version, p.bucket, &e.leaf, sealed),
+                    );
+                    tx.ops.put(
+                        layout::version_key(num, version),
+                        position.to_be_bytes().to_vec(),
+                    );
+                }
+                None => {
+                    tx.ops.put(
+                        layout::log_key(position),
+                        layout::LogEntry::bundled(num, version),
+                    );
+                    bundled.insert(version, position);
+                }
+            }
+        }
+        if !p.events.is_empty() {
+            self.sequence(tx, num, stream, first_position, p.events.len() as u64)?;
+        }
+        for &(index, block) in &p.bundles {
+            let positions = (index * BUNDLE..(index + 1) * BUNDLE)
+                .map(|v| bundled.get(&v).copied().ok_or_else(changed))
+                .collect::<Result<Vec<u64>, Error>>()?;
+            bundle::stage_entry(&mut tx.ops, (num, index), p.bucket, block, &positions);
+        }
+        if let Some(top) = p.stored.tree {
+            let bucket = self.buckets.get(p.bucket)?;
+            bucket.stage_root(&mut tx.ops, &tree::root_name(num), top)?;
+            tx.roots.push((p.bucket, top));
+        }
+        tx.ops.put(
+            layout::replica_stored_key(num),
+            postcard::to_allocvec(&p.stored).expect("stored heads encode"),
+        );
+        // Kept, so that this replica can serve exports cut at each head
+        // it was given (it cannot sign one of its own).
+        tx.ops.put(
+            layout::writer_head_key(num, head.length),
+            postcard::to_allocvec(head).expect("a head encodes"),
+        );
+        st.replica = Some(head.clone());
+        tx.ops.put(layout::state_key(stream), st.encode());
+        let length = st.length;
+        tx.states.insert(stream.clone(), st);
+        Ok(length)
+    }
+
     fn scavenged(&self, tx: &mut Tx<'_>, stream: &StreamId, upto: u64) -> Result<(), Error> {
         let Some(mut st) = self.state(tx, stream)? else {
             return Err(Error::StreamNotFound(stream.clone()));
@@ -1295,6 +1440,7 @@ struct Tx<'a> {
     edge: HashMap<(u64, u64), (u64, Vec<u8>)>,
     bundles: Vec<(u64, u64, Option<hydra_block::Ref>)>,
     sealed: Vec<(u64, u64)>,
+    roots: Vec<(u32, hydra_block::Ref)>,
     queued: Vec<(u64, u64)>,
     dropped: Vec<(u64, u64)>,
     copies: Vec<(u64, compact::EdgeCopy)>,

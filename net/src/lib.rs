@@ -7,7 +7,7 @@
 //! Streams (`/hydra/sync/1`): a follower asks a peer for the heads of the
 //! streams under a prefix, then for an export of each stream it is behind
 //! on: a CARv1 file of the signed head and the events it lacks
-//! (`hydra_eventlog::EventLog::export_from`). It applies that through
+//! (`hydra_eventlog::EventLog::export_part`). It applies that through
 //! `EventLog::import_bytes`, which checks every block against its CID, the
 //! head's signature against the trusted writer key, and the records
 //! against the signed root from the follower's own Merkle peaks before

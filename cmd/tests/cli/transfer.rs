@@ -28,7 +28,7 @@ fn export_then_import_between_data_directories() {
         &["export", "--stream", "ledger", "-o", file.to_str().unwrap()],
     );
     assert!(
-        out.starts_with("exported 1 streams, 300 events, 3 blocks"),
+        out.starts_with("exported 1 streams, 300 events, 4 blocks"),
         "{out}"
     );
     let key: serde_json::Value =

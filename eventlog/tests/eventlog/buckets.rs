@@ -12,12 +12,12 @@ use hydra_volume::{Durability, OpenOptions, open_dir};
 
 use crate::{ev, read_all_of, sid};
 
-fn bucket(name: &str) -> BucketName {
+pub(crate) fn bucket(name: &str) -> BucketName {
     name.parse().unwrap()
 }
 
 /// A store in `dir` with an encrypted, compressed bucket `vault`.
-fn store_with_vault(dir: &Path, key: &Key) -> Store {
+pub(crate) fn store_with_vault(dir: &Path, key: &Key) -> Store {
     let volume = open_dir(
         dir,
         OpenOptions {
@@ -42,7 +42,11 @@ fn store_with_vault(dir: &Path, key: &Key) -> Store {
     store
 }
 
-fn open_with_vault(dir: &Path, key: Option<&Key>, placements: Vec<Placement>) -> EventLog {
+pub(crate) fn open_with_vault(
+    dir: &Path,
+    key: Option<&Key>,
+    placements: Vec<Placement>,
+) -> EventLog {
     let k = Key::from_bytes([7; 32]);
     let store = store_with_vault(dir, key.unwrap_or(&k));
     let log = EventLog::open(
@@ -59,7 +63,7 @@ fn open_with_vault(dir: &Path, key: Option<&Key>, placements: Vec<Placement>) ->
     log
 }
 
-fn in_bucket(stream: &str, b: &str, events: Vec<NewEvent>) -> StreamWrite {
+pub(crate) fn in_bucket(stream: &str, b: &str, events: Vec<NewEvent>) -> StreamWrite {
     StreamWrite {
         bucket: Some(bucket(b)),
         partition_key: None,
@@ -68,7 +72,7 @@ fn in_bucket(stream: &str, b: &str, events: Vec<NewEvent>) -> StreamWrite {
 }
 
 /// Whether any file under `dir` contains `needle`.
-fn disk_contains(dir: &Path, needle: &[u8]) -> bool {
+pub(crate) fn disk_contains(dir: &Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir).unwrap().any(|e| {
         let p = e.unwrap().path();
         if p.is_dir() {

@@ -1,5 +1,7 @@
-use hydra_eventlog::{Error, EventLog, ExpectedVersion, verify_event};
+use hydra_bucket::Key;
+use hydra_eventlog::{Error, EventLog, ExpectedVersion, NewEvent, verify_event};
 
+use crate::buckets::{disk_contains, in_bucket, open_with_vault};
 use crate::{ev, fill, open, read_all_of, sid};
 
 fn export(log: &EventLog, streams: &[&str], path: &std::path::Path) {
@@ -90,7 +92,7 @@ fn tampered_truncated_untrusted_and_forked_files_change_nothing() {
     assert!(!b.exists(&sid("s")).unwrap());
 
     let err = b.import(&file, &[[7u8; 32]]).unwrap_err();
-    assert!(err.to_string().contains("not the trusted signer"), "{err}");
+    assert!(err.to_string().contains("not a trusted writer"), "{err}");
     assert!(!b.exists(&sid("s")).unwrap());
 
     // A fork: the same writer key signs two histories that share 600
@@ -148,51 +150,134 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 }
 
 #[test]
-fn an_export_from_a_version_carries_only_what_a_replica_lacks() {
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b) = (open(da.path()), open(db.path()));
-    let writer = a.identity().public_key();
-    fill(&a, &sid("orders"), 1000);
-    let (full, part) = (da.path().join("full.car"), da.path().join("part.car"));
-    export(&a, &["orders"], &full);
-    b.import(&full, &[writer]).unwrap();
-    fill(&a, &sid("orders"), 10);
-    let partial = |from: u64| {
-        let f = std::fs::File::create(&part).unwrap();
-        a.export_from(&[(sid("orders"), from)], f).unwrap()
-    };
-    assert_eq!(partial(1000).events, 10);
-    assert!(std::fs::metadata(&part).unwrap().len() < std::fs::metadata(&full).unwrap().len() / 20);
-    let r = b.import(&part, &[writer]).unwrap();
-    assert_eq!((r.events, r.skipped), (10, 0));
-    assert_eq!(
-        b.head(&sid("orders")).unwrap(),
-        a.head(&sid("orders")).unwrap()
+fn an_import_stores_the_writers_blocks_as_they_are_and_relays_them() {
+    let key = Key::from_bytes([4; 32]);
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
     );
-    let e = &read_all_of(&b, &sid("orders"))[1005];
-    let (head, proof) = b.prove(&sid("orders"), 1005).unwrap();
-    verify_event(&head, &writer, e, &proof).unwrap();
+    let a = open_with_vault(da.path(), Some(&key), vec![]);
+    let (b, c) = (
+        open_with_vault(db.path(), Some(&key), vec![]),
+        open_with_vault(dc.path(), Some(&key), vec![]),
+    );
+    let writer = a.identity().public_key();
+    let s = sid("patient-7");
+    let secret = |i: u64| NewEvent::new("Visit", format!("SecretMarkerT{i}").into_bytes());
+    let write = |log: &EventLog, from: u64, n: u64| {
+        for chunk in (from..from + n).collect::<Vec<_>>().chunks(100) {
+            log.write(in_bucket(
+                "patient-7",
+                "vault",
+                chunk.iter().map(|i| secret(*i)).collect(),
+            ))
+            .unwrap();
+        }
+    };
+    // Three bundles and 232 events on the open edge.
+    write(&a, 0, 1000);
+    let file = da.path().join("export.car");
+    export(&a, &["patient-7"], &file);
+    let r = b.import(&file, &[writer]).unwrap();
+    assert_eq!((r.streams, r.events, r.skipped), (1, 1000, 0));
+    // Block for block what the writer stores: its stored head checks out
+    // here, without a key.
+    b.check_stored(&a.stored_head(&s).unwrap(), &writer)
+        .unwrap();
+    assert_eq!(read_all_of(&b, &s).len(), 1000);
 
-    // A partial export that starts past what the replica holds leaves a
-    // gap: refused, nothing changes.
-    fill(&a, &sid("orders"), 5);
-    partial(1012);
-    let err = b.import(&part, &[writer]).unwrap_err();
+    // The writer seals bundle 3, which the replica held on its edge, and
+    // goes on: the replica takes the bundle and drops its edge records.
+    write(&a, 1000, 30);
+    export(&a, &["patient-7"], &file);
+    let r = b.import(&file, &[writer]).unwrap();
+    assert_eq!((r.events, r.skipped), (30, 1000));
+    let stored = a.stored_head(&s).unwrap();
+    b.check_stored(&stored, &writer).unwrap();
+    assert_eq!(
+        b.import(&file, &[writer]).unwrap().events,
+        0,
+        "importing twice changes nothing"
+    );
+    let strip = |v: Vec<hydra_eventlog::RecordedEvent>| {
+        v.into_iter()
+            .map(|e| (e.id, e.version, e.event_type, e.data, e.timestamp))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(read_all_of(&b, &s)), strip(read_all_of(&a, &s)));
+    let e = &read_all_of(&b, &s)[1010];
+    let (head, proof) = b.prove(&s, 1010).unwrap();
+    verify_event(&head, &writer, e, &proof).unwrap();
+    assert_eq!(b.get_event(e.id).unwrap().version, 1010);
+
+    // The replica hands on what it holds, as the writer signed it.
+    assert_eq!(b.storage(&s).unwrap().stored, stored);
+    let relayed = db.path().join("relayed.car");
+    export(&b, &["patient-7"], &relayed);
+    let r = c.import(&relayed, &[writer]).unwrap();
+    assert_eq!((r.events, r.skipped), (1030, 0));
+    c.check_stored(&stored, &writer).unwrap();
+    assert_eq!(strip(read_all_of(&c, &s)), strip(read_all_of(&a, &s)));
+    let verified = b.verify(|_| {}).unwrap();
+    assert!(verified.corrupt.is_empty(), "{:?}", verified.corrupt);
+    assert_eq!(verified.bundles, 4);
+
+    for (log, dir) in [(b, &db), (c, &dc)] {
+        log.close().unwrap();
+        drop(log);
+        assert!(
+            !disk_contains(dir.path(), b"SecretMarkerT"),
+            "an event readable on a replica's disk"
+        );
+    }
+}
+
+#[test]
+fn an_import_into_a_bucket_without_the_key_or_sealed_otherwise_changes_nothing() {
+    let key = Key::from_bytes([4; 32]);
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let a = open_with_vault(da.path(), Some(&key), vec![]);
+    for i in 0..300 {
+        a.write(in_bucket(
+            "patient-1",
+            "vault",
+            vec![ev("E", &i.to_string())],
+        ))
+        .unwrap();
+    }
+    let file = da.path().join("export.car");
+    export(&a, &["patient-1"], &file);
+
+    // The same bucket, locked.
+    drop(open_with_vault(db.path(), Some(&key), vec![]));
+    let b = open_with_vault(db.path(), None, vec![]);
+    let err = b.import(&file, &[]).unwrap_err();
     assert!(
-        matches!(
-            err,
-            Error::ImportGap {
-                expected: 1010,
-                found: 1012,
-                ..
-            }
-        ),
+        err.to_string()
+            .starts_with("bucket vault is encrypted and this peer has no key"),
         "{err}"
     );
-    assert_eq!(b.stream_version(&sid("orders")).unwrap(), Some(1009));
-    // From the replica's length it applies.
-    partial(1010);
-    assert_eq!(b.import(&part, &[writer]).unwrap().events, 5);
+    assert!(!b.exists(&sid("patient-1")).unwrap());
+
+    // A bucket of that name with another key.
+    let c = open_with_vault(dc.path(), Some(&Key::from_bytes([5; 32])), vec![]);
+    let err = c.import(&file, &[]).unwrap_err();
+    assert!(matches!(err, Error::OtherTransforms { .. }), "{err}");
+    assert!(!c.exists(&sid("patient-1")).unwrap());
+    // And no bucket of that name.
+    let (dd, plain) = {
+        let d = tempfile::tempdir().unwrap();
+        let l = open(d.path());
+        (d, l)
+    };
+    let err = plain.import(&file, &[]).unwrap_err();
+    assert_eq!(err.to_string(), "bucket vault does not exist");
+    drop(dd);
 }
 
 #[test]
@@ -257,7 +342,8 @@ fn a_long_stream_moves_in_parts_each_with_its_own_signed_head() {
     let dd = tempfile::tempdir().unwrap();
     let d = open(dd.path());
     let mut whole = Vec::new();
-    a.export(&[sid("orders")], &mut whole).unwrap();
+    a.export_part(&[(sid("orders"), 0)], None, &mut whole)
+        .unwrap();
     d.import_bytes(&whole, &[writer]).unwrap();
     let mut car = Vec::new();
     let r = d
@@ -295,4 +381,155 @@ fn an_extension_tells_a_bad_export_from_a_writer_that_forked() {
     bad.old_root[0] ^= 1;
     assert!(bad.verify(&writer).is_err());
     assert!(ext.verify(&[9; 32]).is_err(), "another signer");
+}
+
+#[test]
+fn a_bundle_the_replica_held_whole_on_its_edge_is_taken_in_when_the_writer_seals_it() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (open(da.path()), open(db.path()));
+    let writer = a.identity().public_key();
+    let names = ["s0", "s1", "s2"];
+    for s in names {
+        fill(&a, &sid(s), 200);
+    }
+    // One append completes bundle 0 of all three: it seals one and queues
+    // the others, which stay whole on the edge until later commits.
+    let writes = names
+        .iter()
+        .map(|s| {
+            let events = (0..100).map(|i| ev("Together", &i.to_string())).collect();
+            hydra_eventlog::StreamWrite::new(sid(s), ExpectedVersion::Any, events)
+        })
+        .collect();
+    a.append_multi(writes).unwrap();
+    let unsealed = names
+        .iter()
+        .filter(|s| a.stored_head(&sid(s)).unwrap().tree.is_none())
+        .count();
+    assert_eq!(unsealed, 2, "two bundles wait in the queue");
+    let file = da.path().join("export.car");
+    export(&a, &names, &file);
+    assert_eq!(b.import(&file, &[writer]).unwrap().events, 900);
+    for s in names {
+        b.check_stored(&a.stored_head(&sid(s)).unwrap(), &writer)
+            .unwrap();
+    }
+    // Two more commits seal them.
+    fill(&a, &sid("other"), 1);
+    fill(&a, &sid("other"), 1);
+    for s in names {
+        assert!(a.stored_head(&sid(s)).unwrap().tree.is_some());
+    }
+    export(&a, &names, &file);
+    let r = b.import(&file, &[writer]).unwrap();
+    assert_eq!((r.events, r.skipped), (0, 900));
+    for s in names {
+        b.check_stored(&a.stored_head(&sid(s)).unwrap(), &writer)
+            .unwrap();
+        assert_eq!(read_all_of(&b, &sid(s)).len(), 300);
+    }
+    assert_eq!(
+        all_events(&b),
+        all_events(&a)
+            .into_iter()
+            .filter(|e| e.0 != "other")
+            .collect::<Vec<_>>()
+    );
+    let verified = b.verify(|_| {}).unwrap();
+    assert!(verified.corrupt.is_empty(), "{:?}", verified.corrupt);
+    assert_eq!(verified.bundles, 3);
+}
+
+/// Everything in `$all` here, as (stream, version, id), sorted.
+fn all_events(log: &EventLog) -> Vec<(String, u64, uuid::Uuid)> {
+    let mut all: Vec<_> = log
+        .read_all(
+            None,
+            u64::MAX,
+            hydra_eventlog::Direction::Forward,
+            Default::default(),
+        )
+        .map(|e| {
+            let e = e.unwrap();
+            (e.stream.to_string(), e.version, e.id)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// A replica that imports the writer's storage now and then, while
+    /// three streams grow in runs of any size (so bundles seal in the
+    /// append that fills them, or, when one append fills several, later
+    /// from the queue), always ends with the writer's storage block for
+    /// block, every event readable in its stream and in `$all`.
+    #[test]
+    fn a_replica_importing_at_any_moment_holds_the_writers_storage(
+        steps in proptest::collection::vec(
+            (0usize..3, 1u64..400, proptest::bool::ANY, proptest::bool::ANY),
+            1..12,
+        ),
+    ) {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, mut b) = (open(da.path()), open(db.path()));
+        let writer = a.identity().public_key();
+        let names = ["s0", "s1", "s2"];
+        let file = da.path().join("export.car");
+        for (stream, n, import, together) in steps {
+            // Runs of 7 events, three streams in turn: interleaved appends.
+            // Or all three in one append each time, which seals one
+            // bundle and queues the others.
+            let mut left = n;
+            while together && left > 0 {
+                let k = left.min(50);
+                let writes = names
+                    .iter()
+                    .map(|s| {
+                        let events = (0..k).map(|i| ev("Together", &i.to_string())).collect();
+                        hydra_eventlog::StreamWrite::new(sid(s), ExpectedVersion::Any, events)
+                    })
+                    .collect();
+                a.append_multi(writes).unwrap();
+                left -= k;
+            }
+            while left > 0 {
+                for (i, s) in names.iter().enumerate() {
+                    let k = left.min(7);
+                    if i == stream || k < 7 {
+                        fill(&a, &sid(s), k);
+                    }
+                }
+                left = left.saturating_sub(7);
+            }
+            if import {
+                let have: Vec<&str> = names.iter().copied().filter(|s| a.exists(&sid(s)).unwrap()).collect();
+                export(&a, &have, &file);
+                b.import(&file, &[writer]).unwrap();
+                for s in &have {
+                    b.check_stored(&a.stored_head(&sid(s)).unwrap(), &writer).unwrap();
+                }
+                // Reopened, it holds the same.
+                b.close().unwrap();
+                drop(b);
+                b = open(db.path());
+            }
+        }
+        let have: Vec<&str> = names.iter().copied().filter(|s| a.exists(&sid(s)).unwrap()).collect();
+        export(&a, &have, &file);
+        b.import(&file, &[writer]).unwrap();
+        for s in &have {
+            b.check_stored(&a.stored_head(&sid(s)).unwrap(), &writer).unwrap();
+            proptest::prop_assert_eq!(
+                read_all_of(&b, &sid(s)).into_iter().map(|e| (e.id, e.data)).collect::<Vec<_>>(),
+                read_all_of(&a, &sid(s)).into_iter().map(|e| (e.id, e.data)).collect::<Vec<_>>()
+            );
+            proptest::prop_assert_eq!(b.head(&sid(s)).unwrap(), a.head(&sid(s)).unwrap());
+        }
+        proptest::prop_assert_eq!(all_events(&b), all_events(&a));
+        let verified = b.verify(|_| {}).unwrap();
+        proptest::prop_assert!(verified.corrupt.is_empty(), "{:?}", verified.corrupt);
+    }
 }

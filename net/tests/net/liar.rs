@@ -418,7 +418,7 @@ async fn a_peer_sending_records_that_miss_the_head_is_banned() {
     }
     assert_eq!(r.stream_version(&s).unwrap(), Some(9));
     let mut rest = Vec::new();
-    a.export_from(&[(s.clone(), 10)], &mut rest).unwrap();
+    a.export_part(&[(s.clone(), 10)], None, &mut rest).unwrap();
     let (bad, ext) = (tampered(&rest), a.extension(&s, 10).unwrap());
 
     // A peer that answers heads truthfully, exports with a changed event,

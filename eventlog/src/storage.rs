@@ -1,0 +1,673 @@
+//! A stream's storage as blocks: what moves between stores, as it is
+//! stored, and how a replica takes it in.
+//!
+//! ```text
+//!   storage block { stored head, bucket, transforms }
+//!     | links
+//!     +-- top tile --- tiles --- bundle blocks    (stored bytes, as the bucket keeps them)
+//!     +-- edge block 0, edge block 1, ...         (the open edge's sealed records)
+//! ```
+//!
+//! The writer reads its stream out as the blocks its bucket holds: the
+//! tiles of the bundle tree and the sealed bundles, exactly as stored
+//! (compressed and encrypted when the bucket is), plus *edge blocks*
+//! made for the occasion from the records still on the open edge (each
+//! record as the bucket sealed it). Everything hangs from a *storage
+//! block*, whose body is the writer's [`StoredHead`]: it signs the tree's
+//! top and a Merkle root over the edge records, so every block a replica
+//! receives is checked against a ref that a signature covers.
+//!
+//! A replica stores the blocks as they come (no decode, no re-encode),
+//! then [`EventLog::apply_storage`] checks the stream as a whole and
+//! indexes the new events in one commit: the stored head's signature and
+//! writer; the tree walked from its top, every tile in its place; the
+//! edge blocks against the signed edge root; that the bundles it already
+//! holds are the writer's; every new event decoded with the bucket's key,
+//! in its place, and the Merkle root over all of them against the signed
+//! head (so the new head extends the one held, or nothing changes). Its
+//! storage is then the writer's, block for block: the replica keeps the
+//! stored head, and serves it and the same blocks to a third store.
+//!
+//! The bucket name and transforms in the storage block are not signed:
+//! they choose where the stream goes here (a stream stays in the bucket
+//! of its name, which must be sealed the same way), and a wrong one only
+//! makes the checks fail. Edge blocks are not kept: once applied, their
+//! records are the replica's own edge and `hydra gc` frees the blocks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use hydra_block::{Codec, Kind, Node, Ref};
+use hydra_bucket::{Bucket, BucketError, BucketName, Transforms};
+use hydra_volume::{Direction, KeyRange};
+use serde::{Deserialize, Serialize};
+use serde_bytes::{ByteBuf, Bytes};
+
+use crate::layout::{self, Deletion, EventRecord, StreamState};
+use crate::merkle::{Hash, leaf_hash, push_leaf, root_of_peaks};
+use crate::stored::{EdgeHeld, edge_leaf};
+use crate::writer::Request;
+use crate::{BUNDLE, EVENT_BUNDLE, Error, EventLog, StoredHead, StreamId, bundle, tree};
+
+/// Kind of a storage block: body a [`StoredHead`] with its bucket, links
+/// the top of the bundle tree (when there is one), then the edge blocks.
+pub const STREAM_STORAGE: Kind = Kind(0x0404);
+/// Kind of an edge block: body edge records, `(version, sealed bytes)`,
+/// in version order.
+pub const STREAM_EDGE: Kind = Kind(0x0405);
+
+/// Most records per edge block, and bytes (a record larger than that
+/// goes in a block of its own).
+const EDGE_RECORDS: usize = 256;
+const EDGE_BYTES: usize = 4 << 20;
+
+/// A storage block's body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Body {
+    stored: StoredHead,
+    /// The stream's bucket at the writer, and how it seals blocks.
+    bucket: BucketName,
+    sealing: Sealing,
+}
+
+/// How a bucket seals blocks: its zstd level and its key's check value
+/// (public, in its config). A bucket's [`Transforms`] skip absent fields,
+/// which postcard cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Sealing {
+    zstd_level: Option<i32>,
+    key_check: Option<String>,
+}
+
+impl Sealing {
+    fn of(t: &Transforms) -> Sealing {
+        Sealing {
+            zstd_level: t.zstd_level,
+            key_check: t.encryption.as_ref().map(|e| e.key_check.clone()),
+        }
+    }
+}
+
+/// A stream's storage as blocks, read at one moment (see the module
+/// docs): the storage block, the tiles, the bundles' refs and the edge
+/// blocks. Bundles are immutable, so they are read when they are handed
+/// over; tiles are replaced as bundles are sealed, so they are read here.
+pub struct Storage {
+    pub stored: StoredHead,
+    /// The storage block's ref: a root of an export.
+    pub root: Ref,
+    root_block: Vec<u8>,
+    tiles: Vec<Block>,
+    bundles: Vec<Ref>,
+    edges: Vec<Block>,
+    bucket: Arc<Bucket>,
+}
+
+impl Storage {
+    /// Blocks in all, the storage block included.
+    pub fn blocks(&self) -> u64 {
+        (1 + self.tiles.len() + self.bundles.len() + self.edges.len()) as u64
+    }
+}
+
+/// What applying a stream's storage did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    /// Events new here.
+    pub events: u64,
+    /// Events this store held already.
+    pub held: u64,
+}
+
+/// A new event of a replicated stream, checked, for the writer.
+pub(crate) struct Incoming {
+    pub id: [u8; 16],
+    pub leaf: Hash,
+    /// Its sealed record, when it is on the edge (else it is in one of
+    /// the new bundles).
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// A stream's storage checked against this store: what the writer
+/// applies (and checks again that the stream did not change meanwhile).
+pub(crate) struct Prepared {
+    pub stored: StoredHead,
+    /// The internal number of the bucket it goes to.
+    pub bucket: u32,
+    /// The length this store held when it was checked.
+    pub held: u64,
+    /// The events from `held` on, in version order.
+    pub events: Vec<Incoming>,
+    /// Bundles new here: (index, block).
+    pub bundles: Vec<(u64, Ref)>,
+    /// Edge records held here that the new bundles take in: (version,
+    /// position).
+    pub sealed_now: Vec<(u64, u64)>,
+}
+
+/// A block and its stored bytes.
+type Block = (Ref, Vec<u8>);
+
+fn edge_blocks(edge: &[EdgeHeld]) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut rest = edge;
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < rest.len()
+            && n < EDGE_RECORDS
+            && (n == 0 || bytes + rest[n].sealed.len() <= EDGE_BYTES)
+        {
+            bytes += rest[n].sealed.len();
+            n += 1;
+        }
+        let node = Node {
+            kind: STREAM_EDGE,
+            links: Vec::new(),
+            body: rest[..n]
+                .iter()
+                .map(|e| (e.version, Bytes::new(&e.sealed)))
+                .collect::<Vec<_>>(),
+        };
+        let bytes = node.encode();
+        blocks.push((Ref::of(Codec::PlainNode, &bytes), bytes));
+        rest = &rest[n..];
+    }
+    blocks
+}
+
+impl EventLog {
+    /// The stream's storage as blocks (see the module docs). The writer
+    /// signs it now; a replica hands over its writer's, which its storage
+    /// matches.
+    pub fn storage(&self, stream: &StreamId) -> Result<Storage, Error> {
+        let st = self.readable(stream)?;
+        let bucket = self.inner.buckets.get(st.bucket)?;
+        let read_tiles = |top: Option<&Ref>| -> Result<(Vec<Block>, Vec<Ref>), Error> {
+            let Some(top) = top else {
+                return Ok(Default::default());
+            };
+            let walked = tree::bundles(&bucket, stream.as_str(), top)?;
+            let mut tiles = Vec::with_capacity(walked.tiles.len());
+            for r in walked.tiles {
+                let bytes = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
+                    what: format!("bundle tree of stream {stream}"),
+                    reason: format!("tile {r} is missing"),
+                })?;
+                tiles.push((r, bytes));
+            }
+            Ok((tiles, walked.bundles.into_iter().map(|(_, r)| r).collect()))
+        };
+        let (stored, edge, (tiles, bundles)) = match &st.replica {
+            None => self.sign_stored(stream, |_, top| read_tiles(top))?,
+            Some(head) => {
+                let stored = self
+                    .replica_stored(st.num)?
+                    .filter(|s| s.head == *head)
+                    .ok_or_else(|| Error::StoredMismatch {
+                        stream: stream.clone(),
+                        reason: "this replica took it in event by event, not as blocks: \
+                                 export it from its writer"
+                            .into(),
+                    })?;
+                let edge = self.edge_held(st.num, stored.head.length)?;
+                let read = read_tiles(stored.tree.as_ref())?;
+                (stored, edge, read)
+            }
+        };
+        let edges = edge_blocks(&edge);
+        let body = Body {
+            stored: stored.clone(),
+            bucket: bucket.name().clone(),
+            sealing: Sealing::of(&bucket.config().transforms),
+        };
+        let node = Node {
+            kind: STREAM_STORAGE,
+            links: stored
+                .tree
+                .iter()
+                .chain(edges.iter().map(|(r, _)| r))
+                .copied()
+                .collect(),
+            body,
+        };
+        let root_block = node.encode();
+        Ok(Storage {
+            stored,
+            root: Ref::of(Codec::PlainNode, &root_block),
+            root_block,
+            tiles,
+            bundles,
+            edges,
+            bucket,
+        })
+    }
+
+    /// Hands `f` every block of `storage`, as stored: the storage block,
+    /// the tiles, the bundles, the edge blocks.
+    pub fn each_storage_block(
+        &self,
+        storage: &Storage,
+        mut f: impl FnMut(&Ref, &[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        f(&storage.root, &storage.root_block)?;
+        for (r, bytes) in &storage.tiles {
+            f(r, bytes)?;
+        }
+        for r in &storage.bundles {
+            let bytes = storage
+                .bucket
+                .get_stored(r)?
+                .ok_or_else(|| Error::StoredMismatch {
+                    stream: storage.stored.head.stream.clone(),
+                    reason: format!("bundle {r} is gone (scavenged while it was read)"),
+                })?;
+            f(r, &bytes)?;
+        }
+        for (r, bytes) in &storage.edges {
+            f(r, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The writer's stored head a replica stream's storage matches.
+    fn replica_stored(&self, num: u64) -> Result<Option<StoredHead>, Error> {
+        self.inner
+            .volume
+            .get(&layout::replica_stored_key(num))?
+            .map(|b| {
+                postcard::from_bytes(&b).map_err(|e| Error::Corrupt {
+                    what: format!("stored head of replica stream #{num}"),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// The stream a storage block is of, and the bucket here that its
+    /// blocks go to: the stream's own, or for a new stream the bucket of
+    /// the writer's bucket name, which must exist here and seal blocks
+    /// the same way.
+    pub fn storage_target(&self, root_block: &[u8]) -> Result<(StreamId, Arc<Bucket>), Error> {
+        let (body, _) = decode_root(root_block)?;
+        let stream = body.stored.head.stream.clone();
+        let bucket = match self.state(&stream)? {
+            Some(st) => self.inner.buckets.get(st.bucket)?,
+            None => self.inner.buckets.named(&body.bucket)?,
+        };
+        if Sealing::of(&bucket.config().transforms) != body.sealing {
+            return Err(Error::OtherTransforms {
+                stream,
+                bucket: bucket.name().clone(),
+                writer: body.bucket,
+            });
+        }
+        Ok((stream, bucket))
+    }
+
+    /// Checks a stream's storage whose blocks are in its bucket here
+    /// (see [`EventLog::storage_target`]) without applying it: what
+    /// [`EventLog::apply_storage`] would do.
+    pub fn check_storage(&self, root_block: &[u8], trusted: &[[u8; 32]]) -> Result<Applied, Error> {
+        Ok(match self.prepare(root_block, trusted)? {
+            Some(p) => Applied {
+                events: p.events.len() as u64,
+                held: p.held,
+            },
+            None => Applied {
+                events: 0,
+                held: decode_root(root_block)?.0.stored.head.length,
+            },
+        })
+    }
+
+    /// Checks a stream's storage whose blocks are in its bucket here, and
+    /// indexes its new events and takes its stored head, in one commit
+    /// (see the module docs). `trusted`, when not empty, are the writers
+    /// whose heads are taken.
+    pub fn apply_storage(&self, root_block: &[u8], trusted: &[[u8; 32]]) -> Result<Applied, Error> {
+        let Some(prepared) = self.prepare(root_block, trusted)? else {
+            return self.check_storage(root_block, trusted);
+        };
+        let applied = Applied {
+            events: prepared.events.len() as u64,
+            held: prepared.held,
+        };
+        self.request(|reply| Request::Replicate {
+            prepared: Box::new(prepared),
+            reply,
+        })?;
+        Ok(applied)
+    }
+
+    /// Every check of [`EventLog::apply_storage`]; `None` when this store
+    /// already holds all of it.
+    fn prepare(&self, root_block: &[u8], trusted: &[[u8; 32]]) -> Result<Option<Prepared>, Error> {
+        let (body, links) = decode_root(root_block)?;
+        let stored = body.stored;
+        let head = &stored.head;
+        let stream = &head.stream;
+        if !trusted.is_empty() && !trusted.contains(&head.signer) {
+            return Err(Error::UntrustedWriter {
+                stream: stream.clone(),
+                signer: head.signer_peer_id(),
+            });
+        }
+        stored
+            .verify(&head.signer)
+            .map_err(|_| Error::BadHeadSignature(stream.clone()))?;
+        let mismatch = |reason: String| Error::StoredMismatch {
+            stream: stream.clone(),
+            reason,
+        };
+        let state = self.state(stream)?;
+        let st = match &state {
+            Some(s) => {
+                match &s.replica {
+                    Some(h) if h.signer != head.signer => {
+                        return Err(Error::OtherWriter {
+                            stream: stream.clone(),
+                            signer: head.signer_peer_id(),
+                            writer: h.signer_peer_id(),
+                        });
+                    }
+                    None if s.length > 0 || s.deletion != Deletion::None => {
+                        return Err(Error::NotAReplica {
+                            stream: stream.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+                s.clone()
+            }
+            None => StreamState::default(),
+        };
+        let held_stored = match &state {
+            Some(s) if s.replica.is_some() => self.replica_stored(s.num)?,
+            _ => None,
+        };
+        // The same length as held but another storage: the writer sealed
+        // bundles since, which the replica takes in.
+        let resealed = head.length == st.length && held_stored.as_ref() != Some(&stored);
+        if head.length <= st.length && !resealed {
+            // Nothing new: it must be a prefix of what is held.
+            let held_root = if head.length == st.length {
+                root_of_peaks(&st.peaks)
+            } else {
+                self.head_at(stream, head.length)?.root
+            };
+            if held_root != head.root {
+                return Err(Error::Inconsistent {
+                    stream: stream.clone(),
+                    length: head.length,
+                });
+            }
+            return Ok(None);
+        }
+        let (_, bucket) = self.storage_target(root_block)?;
+        let num = state.as_ref().map(|s| s.num);
+
+        // The tree, and the bundles it links that are new here.
+        let (top, edge_refs) = match (stored.tree, links.split_first()) {
+            (Some(top), Some((first, rest))) if *first == top => (Some(top), rest),
+            (Some(_), _) => {
+                return Err(mismatch("the storage block does not link its tree".into()));
+            }
+            (None, _) => (None, &links[..]),
+        };
+        let walked = match &top {
+            Some(top) => tree::bundles(&bucket, stream.as_str(), top)?.bundles,
+            None => Vec::new(),
+        };
+        let held_bundles = match num {
+            Some(num) => self.held_bundles(num)?,
+            None => BTreeMap::new(),
+        };
+        let mut new_bundles = Vec::new();
+        for (index, r) in &walked {
+            match held_bundles.get(index) {
+                Some(held) if held == r => {}
+                Some(held) => {
+                    return Err(mismatch(format!(
+                        "its bundle {index} is {r}, the one held here {held}"
+                    )));
+                }
+                None => new_bundles.push((*index, *r)),
+            }
+        }
+        if let Some(index) = held_bundles
+            .keys()
+            .find(|i| walked.binary_search_by_key(*i, |(j, _)| *j).is_err())
+        {
+            return Err(mismatch(format!(
+                "bundle {index} held here is not in its tree (scavenged by the writer?)"
+            )));
+        }
+
+        // The edge: its blocks against the signed root.
+        let mut edge: Vec<(u64, Vec<u8>)> = Vec::with_capacity(stored.edge_records as usize);
+        for r in edge_refs {
+            let bytes = bucket
+                .get_stored(r)?
+                .ok_or_else(|| mismatch(format!("edge block {r} is missing")))?;
+            let node = Node::<Vec<(u64, ByteBuf)>>::decode(STREAM_EDGE, &bytes)
+                .map_err(|e| mismatch(format!("edge block {r}: {e}")))?;
+            edge.extend(node.body.into_iter().map(|(v, b)| (v, b.into_vec())));
+        }
+        let leaves = edge.iter().map(|(v, sealed)| edge_leaf(*v, sealed));
+        if edge.len() as u64 != stored.edge_records
+            || crate::merkle::root_of_leaves(leaves) != stored.edge_root
+        {
+            return Err(mismatch(format!(
+                "its {} edge records hash to another root than the {} signed",
+                edge.len(),
+                stored.edge_records
+            )));
+        }
+        if !edge.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err(mismatch("its edge records are out of order".into()));
+        }
+
+        // What the replica holds on its edge: each either taken into a
+        // new bundle, or in the writer's edge as it is here.
+        let held_edge: BTreeMap<u64, EdgeHeld> = match num {
+            Some(num) => self
+                .edge_held(num, st.length)?
+                .into_iter()
+                .map(|e| (e.version, e))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let new_bundle_of: HashMap<u64, Ref> = new_bundles.iter().copied().collect();
+        let mut sealed_now = Vec::new();
+        let mut their_edge = edge.iter().take_while(|(v, _)| *v < st.length).peekable();
+        for (version, held) in &held_edge {
+            if new_bundle_of.contains_key(&(version / BUNDLE)) {
+                sealed_now.push((*version, held.position));
+                continue;
+            }
+            match their_edge.next() {
+                Some((v, sealed)) if v == version && *sealed == held.sealed => {}
+                // Another history than the one held here.
+                _ => {
+                    return Err(Error::Inconsistent {
+                        stream: stream.clone(),
+                        length: head.length,
+                    });
+                }
+            }
+        }
+        if let Some((v, _)) = their_edge.next() {
+            return Err(mismatch(format!(
+                "its edge holds event {v}, which this store does not hold on its edge"
+            )));
+        }
+
+        // Every new event, from a new bundle or the edge, in order.
+        let mut events = Vec::with_capacity((head.length - st.length) as usize);
+        let mut peaks = st.peaks.clone();
+        let mut length = st.length;
+        let mut edge = edge
+            .into_iter()
+            .skip_while(|(v, _)| *v < st.length)
+            .peekable();
+        let corrupt = |version: u64, reason: String| Error::CorruptEvent {
+            stream: stream.to_string(),
+            version,
+            reason,
+        };
+        let check = |record: &[u8], version: u64| -> Result<[u8; 16], Error> {
+            let r = EventRecord::decode(record)?;
+            if r.stream != stream.as_str() || r.version != version {
+                return Err(corrupt(
+                    version,
+                    format!("it is event {} of stream {:?}", r.version, r.stream),
+                ));
+            }
+            Ok(r.id)
+        };
+        let open_bundle = |r: &Ref| -> Result<Vec<u8>, Error> {
+            bucket.get(r).map_err(|e| open_error(e, &mismatch))
+        };
+        let records = |r: &Ref, plain: &'_ [u8]| -> Result<Vec<Hash>, Error> {
+            let node = Node::<Vec<&Bytes>>::decode(EVENT_BUNDLE, plain)
+                .map_err(|e| mismatch(format!("bundle {r}: {e}")))?;
+            if node.body.len() as u64 != BUNDLE {
+                return Err(mismatch(format!(
+                    "bundle {r} holds {} records",
+                    node.body.len()
+                )));
+            }
+            Ok(node.body.iter().map(|b| leaf_hash(b)).collect())
+        };
+        // New bundles of events held here on the edge must hold them as
+        // they are here.
+        for (index, r) in new_bundles.iter().filter(|(i, _)| i * BUNDLE < st.length) {
+            let plain = open_bundle(r)?;
+            for (i, leaf) in records(r, &plain)?.into_iter().enumerate() {
+                let version = index * BUNDLE + i as u64;
+                if version < st.length && held_edge.get(&version).map(|e| e.leaf) != Some(leaf) {
+                    // Another history than the one held here.
+                    return Err(Error::Inconsistent {
+                        stream: stream.clone(),
+                        length: head.length,
+                    });
+                }
+            }
+        }
+        while length < head.length {
+            let index = length / BUNDLE;
+            if let Some(r) = new_bundle_of.get(&index) {
+                let plain = open_bundle(r)?;
+                let node = Node::<Vec<&Bytes>>::decode(EVENT_BUNDLE, &plain)
+                    .map_err(|e| mismatch(format!("bundle {r}: {e}")))?;
+                if node.body.len() as u64 != BUNDLE {
+                    return Err(mismatch(format!(
+                        "bundle {r} holds {} records",
+                        node.body.len()
+                    )));
+                }
+                let first = index * BUNDLE;
+                for (i, record) in node.body.iter().enumerate() {
+                    let version = first + i as u64;
+                    if version < length {
+                        continue;
+                    }
+                    let leaf = leaf_hash(record);
+                    let id = check(record, version)?;
+                    push_leaf(&mut peaks, length, leaf, |_, _, _| {});
+                    length += 1;
+                    events.push(Incoming {
+                        id,
+                        leaf,
+                        sealed: None,
+                    });
+                }
+                continue;
+            }
+            let Some((version, sealed)) = edge.next() else {
+                return Err(Error::ImportGap {
+                    stream: stream.clone(),
+                    expected: length,
+                    found: head.length,
+                });
+            };
+            if version != length {
+                return Err(Error::ImportGap {
+                    stream: stream.clone(),
+                    expected: length,
+                    found: version,
+                });
+            }
+            let record = bucket
+                .unseal(sealed.clone())
+                .map_err(|e| open_error(e, &mismatch))?;
+            let leaf = leaf_hash(&record);
+            let id = check(&record, version)?;
+            push_leaf(&mut peaks, length, leaf, |_, _, _| {});
+            length += 1;
+            events.push(Incoming {
+                id,
+                leaf,
+                sealed: Some(sealed),
+            });
+        }
+        if let Some((v, _)) = edge.next() {
+            return Err(mismatch(format!(
+                "its edge holds event {v}, past its length {}",
+                head.length
+            )));
+        }
+        if root_of_peaks(&peaks) != head.root {
+            return Err(Error::Inconsistent {
+                stream: stream.clone(),
+                length: head.length,
+            });
+        }
+        Ok(Some(Prepared {
+            bucket: bucket.config().num(),
+            held: st.length,
+            events,
+            bundles: new_bundles,
+            sealed_now,
+            stored,
+        }))
+    }
+
+    /// The sealed bundles of stream `num` here: index -> block.
+    fn held_bundles(&self, num: u64) -> Result<BTreeMap<u64, Ref>, Error> {
+        let range = KeyRange::between(
+            &layout::bundle_key(num, 0),
+            &layout::bundle_key(num, u64::MAX),
+        );
+        self.inner
+            .volume
+            .scan(range, Direction::Forward)
+            .map(|e| {
+                let (k, v) = e?;
+                let index = layout::u64_of(&k[k.len() - 8..], "bundle key")?;
+                Ok((index, bundle::block_of(&v)?.1))
+            })
+            .collect()
+    }
+}
+
+/// A storage block's body and links.
+fn decode_root(bytes: &[u8]) -> Result<(Body, Vec<Ref>), Error> {
+    let node = Node::<Body>::decode(STREAM_STORAGE, bytes).map_err(|e| Error::Corrupt {
+        what: "storage block".into(),
+        reason: e.to_string(),
+    })?;
+    Ok((node.body, node.links))
+}
+
+/// A block that did not open with this store's key: a missing key is
+/// the bucket's own error, anything else the stream's storage's.
+fn open_error(e: BucketError, mismatch: &impl Fn(String) -> Error) -> Error {
+    match e {
+        BucketError::Decrypt { .. }
+        | BucketError::Decompress { .. }
+        | BucketError::Corrupt { .. } => mismatch(e.to_string()),
+        e => e.into(),
+    }
+}
