@@ -36,14 +36,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use hydra_block::{Codec, Node, Ref};
+use hydra_block::{Codec, Kind, Node, Ref};
 use hydra_bucket::{Bucket, BucketError};
 use hydra_volume::WriteBatch;
 use serde::{Deserialize, Serialize};
 use serde_bytes::Bytes;
 
 use crate::layout;
-use crate::{EVENT_BUNDLE, Error, EventLog};
+use crate::{Error, EventLog};
+
+/// Kind of a bundle block: body the 256 event records.
+pub const EVENT_BUNDLE: Kind = Kind(0x0402);
 
 /// Events per bundle.
 pub const BUNDLE: u64 = 256;

@@ -13,7 +13,6 @@
 //! | `smt-0/` num(8) level(1) index(8) | subtree hash | once per 128 events on average |
 //! | `slh-0/` num(8) version(8) | leaf hash of a scavenged event | at scavenge |
 //! | `psub-0/` name | persistent subscription | at create and ack |
-//! | `wh-0/` num(8) length(8) | a replica stream's writer [`Head`](crate::Head) (postcard) | once per import |
 //! | `rsh-0/` num(8) | a replica stream's writer [`StoredHead`](crate::StoredHead), which its storage matches (see `storage.rs`) | once per applied storage |
 //! | `el-meta-0` | next position, next stream number | once per commit |
 //! | `el-compacted-0` | position(8) up to which compaction has passed | once per commit |
@@ -59,8 +58,6 @@ pub const STREAM_NAME: &[u8] = b"sn-0/";
 pub const SUBTREE: &[u8] = b"smt-0/";
 pub const SCAVENGED_LEAF: &[u8] = b"slh-0/";
 pub const SUBSCRIPTION: &[u8] = b"psub-0/";
-/// A replica stream's writer heads, as each import brought them.
-pub const WRITER_HEAD: &[u8] = b"wh-0/";
 /// A replica stream's writer stored head, as its storage was applied.
 pub const REPLICA_STORED: &[u8] = b"rsh-0/";
 pub const META: &[u8] = b"el-meta-0";
@@ -137,10 +134,6 @@ pub fn subtree_key(num: u64, level: u32, index: u64) -> Vec<u8> {
 
 pub fn scavenged_leaf_key(num: u64, version: u64) -> Vec<u8> {
     [SCAVENGED_LEAF, &num.to_be_bytes(), &version.to_be_bytes()].concat()
-}
-
-pub fn writer_head_key(num: u64, length: u64) -> Vec<u8> {
-    [WRITER_HEAD, &num.to_be_bytes(), &length.to_be_bytes()].concat()
 }
 
 pub fn replica_stored_key(num: u64) -> Vec<u8> {

@@ -118,7 +118,7 @@ mod tree;
 mod verify;
 mod writer;
 
-pub use bundle::BUNDLE;
+pub use bundle::{BUNDLE, EVENT_BUNDLE};
 pub use error::Error;
 pub use event::{
     AllFilter, AppendResult, Direction, DurabilityMode, ExpectedVersion, MAX_EVENT_TYPE, NewEvent,
@@ -140,6 +140,6 @@ pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
 pub use storage::{Applied, STREAM_EDGE, STREAM_STORAGE, Storage};
 pub use stored::StoredHead;
 pub use subscribe::{Offered, PersistentSubscription, Subscription, Target};
-pub use transfer::{EVENT_BUNDLE, ExportReport, ImportReport, STREAM_HEAD};
+pub use transfer::{ExportReport, ImportReport};
 pub use verify::EventsReport;
 pub use writer::StreamWrite;

@@ -181,13 +181,6 @@ impl Found {
             Found::Bundled(b, i) => b.record(*i),
         }
     }
-
-    pub fn into_vec(self) -> Vec<u8> {
-        match self {
-            Found::Edge(r) => r,
-            Found::Bundled(b, i) => b.record(i).to_vec(),
-        }
-    }
 }
 
 /// A record with its stream number and version.

@@ -34,7 +34,7 @@
 //! makes the checks fail. Edge blocks are not kept: once applied, their
 //! records are the replica's own edge and `hydra gc` frees the blocks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use hydra_block::{Codec, Kind, Node, Ref};
@@ -99,6 +99,7 @@ pub struct Storage {
     root_block: Vec<u8>,
     tiles: Vec<Block>,
     bundles: Vec<Ref>,
+    bundle_set: HashSet<Ref>,
     edges: Vec<Block>,
     bucket: Arc<Bucket>,
 }
@@ -107,6 +108,25 @@ impl Storage {
     /// Blocks in all, the storage block included.
     pub fn blocks(&self) -> u64 {
         (1 + self.tiles.len() + self.bundles.len() + self.edges.len()) as u64
+    }
+
+    /// The storage block's bytes.
+    pub fn root_block(&self) -> &[u8] {
+        &self.root_block
+    }
+
+    /// The stored bytes of block `r`, if it is one of this storage's
+    /// (a tile, an edge block, or a bundle still stored): what a peer
+    /// that may read the stream may be given of it, and nothing else of
+    /// its bucket.
+    pub fn block(&self, r: &Ref) -> Result<Option<Vec<u8>>, Error> {
+        if let Some((_, bytes)) = self.tiles.iter().chain(&self.edges).find(|(b, _)| b == r) {
+            return Ok(Some(bytes.clone()));
+        }
+        if !self.bundle_set.contains(r) {
+            return Ok(None);
+        }
+        Ok(self.bucket.get_stored(r)?)
     }
 }
 
@@ -237,6 +257,7 @@ impl EventLog {
             root: Ref::of(Codec::PlainNode, &root_block),
             root_block,
             tiles,
+            bundle_set: bundles.iter().copied().collect(),
             bundles,
             edges,
             bucket,

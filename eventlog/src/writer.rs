@@ -120,14 +120,6 @@ pub(crate) enum Request {
     Reindex {
         reply: Reply<crate::reindex::ReindexReport>,
     },
-    /// Records of another writer's stream, already verified against its
-    /// signed head; `last` carries the head, checked again here.
-    Import {
-        head: crate::Head,
-        records: Vec<Vec<u8>>,
-        last: bool,
-        reply: Reply<u64>,
-    },
     /// Another writer's stream as its stored blocks, already checked
     /// against this store (see `storage.rs`).
     Replicate {
@@ -143,9 +135,7 @@ impl Request {
         let _ = match self {
             Request::Append { reply, .. } => reply.send(Msg::Lead).is_ok(),
             Request::Reindex { reply } => reply.send(Msg::Lead).is_ok(),
-            Request::Import { reply, .. } | Request::Replicate { reply, .. } => {
-                reply.send(Msg::Lead).is_ok()
-            }
+            Request::Replicate { reply, .. } => reply.send(Msg::Lead).is_ok(),
             Request::Delete { reply, .. }
             | Request::SetMetadata { reply, .. }
             | Request::Scavenged { reply, .. }
@@ -332,15 +322,6 @@ impl Writer {
                     });
                     staged.removed |= r.is_ok();
                     answers.push(Answer::Unit(reply, r));
-                }
-                Request::Import {
-                    head,
-                    records,
-                    last,
-                    reply,
-                } => {
-                    let r = self.stage(&mut staged, |w, tx| w.import(tx, &head, &records, last));
-                    answers.push(Answer::Count(reply, r));
                 }
                 Request::Replicate { prepared, reply } => {
                     let r = self.stage(&mut staged, |w, tx| w.replicate(tx, &prepared));
@@ -1201,99 +1182,6 @@ impl Writer {
     /// timestamps; positions are this store's). Records the replica
     /// already has are skipped; a gap is refused; with `last`, the stream
     /// must now match the signed head exactly.
-    fn import(
-        &self,
-        tx: &mut Tx<'_>,
-        head: &crate::Head,
-        records: &[Vec<u8>],
-        last: bool,
-    ) -> Result<u64, Error> {
-        let stream = &head.stream;
-        let mut st = match self.state(tx, stream)? {
-            Some(s) => {
-                match &s.replica {
-                    Some(h) if h.signer != head.signer => {
-                        return Err(Error::OtherWriter {
-                            stream: stream.clone(),
-                            signer: head.signer_peer_id(),
-                            writer: h.signer_peer_id(),
-                        });
-                    }
-                    None if s.length > 0 || s.deletion != Deletion::None => {
-                        return Err(Error::NotAReplica {
-                            stream: stream.clone(),
-                        });
-                    }
-                    _ => {}
-                }
-                s
-            }
-            None => self.new_state(tx, stream, None, None)?,
-        };
-        let bucket = self.buckets.get(st.bucket)?;
-        let mut new = Vec::new();
-        for bytes in records {
-            let record = layout::EventRecord::decode(bytes)?;
-            if record.stream != stream.as_str() {
-                return Err(Error::Corrupt {
-                    what: format!("imported record of stream {stream}"),
-                    reason: format!("it belongs to stream {:?}", record.stream),
-                });
-            }
-            let next = st.length + new.len() as u64;
-            if record.version < next {
-                continue;
-            }
-            if record.version != next {
-                return Err(Error::ImportGap {
-                    stream: stream.clone(),
-                    expected: next,
-                    found: record.version,
-                });
-            }
-            let position = tx.meta.next_position;
-            let id = Uuid::from_bytes(record.id);
-            if crate::event_id::position_of(&id) != Some(position) {
-                let loc = EventLocation {
-                    num: st.num,
-                    version: next,
-                    position,
-                };
-                tx.ops.put(layout::event_id_key(&id), loc.encode());
-                tx.eids.insert(id, loc);
-            }
-            tx.meta.next_position += 1;
-            new.push((position, bytes.clone()));
-        }
-        if let Some((first, _)) = new.first() {
-            self.sequence(tx, st.num, stream, *first, new.len() as u64)?;
-        }
-        self.put_records(tx, &mut st, &bucket, new)?;
-        if last {
-            if st.length != head.length || crate::merkle::root_of_peaks(&st.peaks) != head.root {
-                return Err(Error::Inconsistent {
-                    stream: stream.clone(),
-                    length: head.length,
-                });
-            }
-            // Kept, so that this replica can serve exports cut at each
-            // head it was given (it cannot sign one of its own).
-            tx.ops.put(
-                layout::writer_head_key(st.num, head.length),
-                postcard::to_allocvec(head).expect("a head encodes"),
-            );
-            st.replica = Some(head.clone());
-        } else if st.replica.is_none() {
-            // Mark the stream as a replica from its first records on, so
-            // that no local append can slip in between two chunks.
-            st.replica = Some(head.clone());
-        }
-        tx.ops.put(layout::state_key(stream), st.encode());
-        let length = st.length;
-        tx.states.insert(stream.clone(), st);
-        Ok(length)
-    }
-
     /// Indexes the new events of another writer's stream whose blocks are
     /// in its bucket, takes its tree and its stored head (see
     /// `storage.rs`); returns the stream's length.
@@ -1386,12 +1274,6 @@ impl Writer {
         tx.ops.put(
             layout::replica_stored_key(num),
             postcard::to_allocvec(&p.stored).expect("stored heads encode"),
-        );
-        // Kept, so that this replica can serve exports cut at each head
-        // it was given (it cannot sign one of its own).
-        tx.ops.put(
-            layout::writer_head_key(num, head.length),
-            postcard::to_allocvec(head).expect("a head encodes"),
         );
         st.replica = Some(head.clone());
         tx.ops.put(layout::state_key(stream), st.encode());

@@ -134,8 +134,8 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let req = SyncRequest::V1(RequestV1::Export {
-            streams: vec![("orders-1".into(), 7)],
+        let req = SyncRequest::V1(RequestV1::Storage {
+            stream: "orders-1".into(),
         });
         let bytes = postcard::to_allocvec(&req).unwrap();
         assert_eq!(decode_request(&bytes).unwrap(), req);
@@ -145,12 +145,19 @@ mod tests {
         });
         let bytes = postcard::to_allocvec(&res).unwrap();
         assert_eq!(decode_response(&bytes).unwrap(), res);
-        let req = BlocksRequest::V1(BlocksRequestV1::Want {
-            bucket: "b".into(),
-            refs: vec![hydra_block::Ref::raw(b"x")],
-        });
-        let bytes = postcard::to_allocvec(&req).unwrap();
-        assert_eq!(decode_blocks_request(&bytes).unwrap(), req);
+        for req in [
+            BlocksRequest::V1(BlocksRequestV1::Want {
+                bucket: "b".into(),
+                refs: vec![hydra_block::Ref::raw(b"x")],
+            }),
+            BlocksRequest::V1(BlocksRequestV1::StreamBlocks {
+                stream: "orders-1".into(),
+                refs: vec![hydra_block::Ref::raw(b"x")],
+            }),
+        ] {
+            let bytes = postcard::to_allocvec(&req).unwrap();
+            assert_eq!(decode_blocks_request(&bytes).unwrap(), req);
+        }
         let res = BlocksResponse::V1(BlocksResponseV1::Blocks(vec![
             Block::Have(b"x".to_vec().into()),
             Block::DontHave,

@@ -1,15 +1,20 @@
 //! Following a writer's streams: learn the heads under a prefix from a
-//! peer, fetch an export of what this log lacks, import it verified.
+//! peer; for each stream this log is behind on, take the peer's storage
+//! block (the writer's signed stored head), tiles and edge, fetch the
+//! bundles this log lacks by want-lists from any peer, stored as they
+//! are, then apply the stream, checked whole (see
+//! `hydra_eventlog::EventLog::apply_storage`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use hydra_block::{Codec, Ref};
 use hydra_eventlog::{EventLog, StreamId};
 use libp2p::Multiaddr;
-use serde_bytes::ByteBuf;
 
+use crate::fetch::{Fetch, IN_FLIGHT, Source, WANT_BATCH};
 use crate::node::{Node, NodeError};
 use crate::peers::{FAILED, PeerScore, Peers};
 use crate::stats::Stats;
@@ -46,6 +51,11 @@ pub struct FollowReport {
     pub peer_next_position: Option<u64>,
     /// Events imported per second, while catching up.
     pub events_per_s: Rate,
+    /// Bundles fetched since the loop started, their bytes, and bytes per
+    /// second while catching up.
+    pub blocks_received: u64,
+    pub bytes_received: u64,
+    pub bytes_per_s: Rate,
     /// Streams the peer had more of at the last heads answer, with the
     /// length here and there (the first 100), until they catch up.
     pub behind: Vec<StreamLag>,
@@ -180,7 +190,10 @@ impl Follow {
         let mut tried = HashSet::new();
         let mut last = None;
         while let Some((peer, addr)) = peers.best(&tried) {
-            match self.sync_with(node, log, &addr, after, status).await {
+            match self
+                .sync_with(node, log, (&addr, peers), after, status)
+                .await
+            {
                 Ok((n, next)) => {
                     peers.reward(peer);
                     return Ok((n, next, addr));
@@ -207,7 +220,7 @@ impl Follow {
         &self,
         node: &Node,
         log: &EventLog,
-        from: &Multiaddr,
+        (from, peers): (&Multiaddr, &Peers),
         after: Option<u64>,
         status: &FollowStatus,
     ) -> Result<(u64, u64), NodeError> {
@@ -247,13 +260,12 @@ impl Follow {
                 })
                 .collect();
         });
-        // Each stream is fetched from the version this log holds (what an
-        // earlier head covered is not sent again), in parts of bounded
-        // size, each verified and applied before the next is asked for.
-        // Two streams catch up at once, and one refused stream (forked,
-        // wrongly signed) does not hold back the others.
+        // Only the bundles this log lacks are fetched (what an earlier
+        // head covered is not sent again). Two streams catch up at once,
+        // and one refused stream (forked, wrongly signed) does not hold
+        // back the others.
         let mut streams = futures::stream::iter(behind)
-            .map(|behind| self.catch_up(node, log, from, behind, status))
+            .map(|behind| self.catch_up(node, log, (from, peers), behind, status))
             .buffer_unordered(2);
         let (mut imported, mut refused) = (0, None);
         while let Some(result) = streams.next().await {
@@ -280,44 +292,128 @@ impl Follow {
         }
     }
 
-    /// Brings one stream from `have` to at least `length` events.
+    /// Brings one stream from `have` events to the peer's storage (at
+    /// least `length` events): its storage block, tiles and edge from
+    /// `from`, the bundles this log lacks from the best peers, then the
+    /// stream applied, checked whole. Returns the new events.
     async fn catch_up(
         &self,
         node: &Node,
         log: &EventLog,
-        from: &Multiaddr,
-        (stream, mut have, length): (String, u64, u64),
+        (from, peers): (&Multiaddr, &Peers),
+        (stream, have, _): (String, u64, u64),
         status: &FollowStatus,
     ) -> Result<u64, NodeError> {
-        let start = have;
-        while have < length {
-            let car = download(node, from, (stream.clone(), have)).await?;
-            let n = match self.apply(log, car).await {
-                Err(NodeError::Log(hydra_eventlog::Error::Inconsistent { .. })) if have > 0 => {
-                    return Err(self.judge(node, log, from, &stream, status).await);
-                }
-                r => r?,
-            };
-            Stats::add(&node.stats().events_received, n);
-            update(status, |r| {
-                r.events += n;
-                r.events_per_s.note(r.events);
-                if let Some(lag) = r.behind.iter_mut().find(|l| l.stream == stream) {
-                    lag.local += n;
-                }
-                r.behind.retain(|l| l.local < l.remote);
+        let request = RequestV1::Storage {
+            stream: stream.clone(),
+        };
+        let ResponseV1::Storage(root) = node.request(from, request).await? else {
+            return Err(NodeError::Unexpected {
+                peer: from.to_string(),
+                what: "a storage request",
             });
-            if n == 0 {
-                return Err(NodeError::Import {
-                    peer: from.to_string(),
-                    reason: format!(
-                        "an export of stream {stream} from version {have} brought nothing new"
-                    ),
-                });
+        };
+        Stats::add(&node.stats().bytes_received, root.len() as u64);
+        let root = Arc::new(root.into_vec());
+        let judged = |e: hydra_eventlog::Error| judged(e, from);
+        let (l, r) = (log.clone(), root.clone());
+        let bucket = blocking(move || Ok(l.storage_target(&r)?.1))
+            .await
+            .map_err(judged)?;
+
+        // Down the DAG from the storage block, a level at a time: what the
+        // bucket holds is not fetched again (its tiles are read for their
+        // links), the rest comes by want-lists from the best peers and is
+        // stored as it arrives.
+        let note = |blocks: u64, bytes: u64, _bad: u64| {
+            update(status, |r| {
+                r.blocks_received += blocks;
+                r.bytes_received += bytes;
+                r.bytes_per_s.note(r.bytes_received);
+            })
+        };
+        let fetch = Fetch {
+            node,
+            peers,
+            source: Source::Stream(&stream),
+            note: &note,
+        };
+        let malformed = |e: hydra_block::DecodeError| NodeError::Import {
+            peer: from.to_string(),
+            reason: format!("a block of stream {stream}'s storage: {e}"),
+        };
+        let mut level = hydra_block::links(Codec::PlainNode, &root).map_err(malformed)?;
+        while !level.is_empty() {
+            let b = bucket.clone();
+            let (mut next, lacking) = blocking(move || {
+                let (mut next, mut lacking) = (Vec::new(), Vec::new());
+                for r in level {
+                    if !r.codec().is_plain() {
+                        if !b.has(&r)? {
+                            lacking.push(r);
+                        }
+                        continue;
+                    }
+                    match b.get_stored(&r)? {
+                        Some(bytes) => next.push(bytes),
+                        None => lacking.push(r),
+                    }
+                }
+                Ok((next, lacking))
+            })
+            .await
+            .map_err(NodeError::Log)?;
+            let mut batches =
+                futures::stream::iter(lacking.chunks(WANT_BATCH).map(<[Ref]>::to_vec))
+                    .map(|refs| fetch.fetch(refs))
+                    .buffered(IN_FLIGHT);
+            while let Some(batch) = batches.next().await {
+                let (b, batch) = (bucket.clone(), batch?);
+                let plain = blocking(move || {
+                    let mut blocks = b.writer();
+                    let mut plain = Vec::new();
+                    for (r, bytes) in batch {
+                        if r.codec().is_plain() {
+                            plain.push(bytes.clone());
+                        }
+                        blocks.put_stored(r, bytes)?;
+                    }
+                    blocks.flush()?;
+                    Ok(plain)
+                })
+                .await;
+                next.extend(plain.map_err(NodeError::Log)?);
             }
-            have += n;
+            level = Vec::new();
+            for bytes in next {
+                level.extend(hydra_block::links(Codec::PlainNode, &bytes).map_err(malformed)?);
+            }
         }
-        Ok(have - start)
+
+        let (l, writer) = (log.clone(), self.writer);
+        let n = match blocking(move || l.apply_storage(&root, &[writer])).await {
+            Ok(applied) => applied.events,
+            Err(hydra_eventlog::Error::Inconsistent { .. }) if have > 0 => {
+                return Err(self.judge(node, log, from, &stream, status).await);
+            }
+            Err(e) => return Err(judged(e)),
+        };
+        Stats::add(&node.stats().events_received, n);
+        update(status, |r| {
+            r.events += n;
+            r.events_per_s.note(r.events);
+            if let Some(lag) = r.behind.iter_mut().find(|l| l.stream == stream) {
+                lag.local += n;
+            }
+            r.behind.retain(|l| l.local < l.remote);
+        });
+        if n == 0 {
+            return Err(NodeError::Import {
+                peer: from.to_string(),
+                reason: format!("the storage of stream {stream} brought nothing new"),
+            });
+        }
+        Ok(n)
     }
 
     /// How many events this log lacks of what the best peer that answers
@@ -351,20 +447,10 @@ impl Follow {
         Err(last.unwrap_or_else(|| NodeError::NoPeer("every peer is banned".into())))
     }
 
-    /// Imports an export, verified completely before anything changes.
-    async fn apply(&self, log: &EventLog, car: ByteBuf) -> Result<u64, NodeError> {
-        let log = log.clone();
-        let writer = self.writer;
-        tokio::task::spawn_blocking(move || log.import_bytes(&car, &[writer]).map(|r| r.events))
-            .await
-            .map_err(|_| NodeError::Stopped)?
-            .map_err(NodeError::Log)
-    }
-
-    /// An export of `stream` did not extend this log's copy: asks the peer
-    /// for its root at this copy's length and the proof to its head. The
-    /// same root means the peer's history extends this one, so the
-    /// export's records were wrong (the peer lied); another root, proven
+    /// The storage of `stream` did not extend this log's copy: asks the
+    /// peer for its root at this copy's length and the proof to its head.
+    /// The same root means the peer's history extends this one, so the
+    /// blocks it sent were wrong (the peer lied); another root, proven
     /// under the writer's signature, means the writer signed two
     /// histories: both heads and the proof are kept as evidence.
     async fn judge(
@@ -404,7 +490,7 @@ impl Follow {
         }
         if !ext.contradicts(&held) {
             return lied(format!(
-                "its export of stream {stream} does not lead to the head its own history proves"
+                "its storage of stream {stream} does not lead to the head its own history proves"
             ));
         }
         let evidence = serde_json::to_vec_pretty(&serde_json::json!({
@@ -491,28 +577,27 @@ fn behind(log: &EventLog, heads: Vec<(String, u64)>) -> Vec<(String, u64, u64)> 
         .collect()
 }
 
-/// One stream's export from version `from`, as the peer sent it.
-async fn download(
-    node: &Node,
-    peer: &Multiaddr,
-    (stream, from): (String, u64),
-) -> Result<ByteBuf, NodeError> {
-    match node
-        .request(
-            peer,
-            RequestV1::Export {
-                streams: vec![(stream, from)],
-            },
-        )
-        .await?
-    {
-        ResponseV1::Car(car) => {
-            Stats::add(&node.stats().bytes_received, car.len() as u64);
-            Ok(car)
-        }
-        _ => Err(NodeError::Unexpected {
+/// A stream's storage refused: the peer's fault when what it sent is
+/// not what the writer signed, else this log's.
+fn judged(e: hydra_eventlog::Error, peer: &Multiaddr) -> NodeError {
+    use hydra_eventlog::Error as E;
+    match e {
+        E::StoredMismatch { .. }
+        | E::CorruptEvent { .. }
+        | E::BadHeadSignature(_)
+        | E::UntrustedWriter { .. }
+        | E::Corrupt { .. } => NodeError::Lied {
             peer: peer.to_string(),
-            what: "an export request",
-        }),
+            reason: e.to_string(),
+        },
+        e => NodeError::Log(e),
     }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, hydra_eventlog::Error> + Send + 'static,
+) -> Result<T, hydra_eventlog::Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or(Err(hydra_eventlog::Error::Closed))
 }

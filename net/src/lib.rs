@@ -41,6 +41,7 @@
 //! property-tested and a cargo-fuzz target.
 
 pub mod codec;
+mod fetch;
 mod follow;
 mod node;
 mod objects;

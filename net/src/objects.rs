@@ -13,20 +13,15 @@ use hydra_block::Ref;
 use hydra_bucket::{
     Bucket, BucketError, BucketName, Closure, Key, Manifest, ManifestObject, Store,
 };
-use libp2p::{Multiaddr, PeerId};
+use libp2p::Multiaddr;
 use serde::Serialize;
 
+use crate::fetch::{Fetch, IN_FLIGHT, Source, WANT_BATCH};
 use crate::follow::{Rate, Rounds, Status, update};
 use crate::node::{Node, NodeError};
 use crate::peers::{FAILED, LIED, Peers};
 use crate::stats::Stats;
-use crate::wire::{Block, BlocksRequestV1, BlocksResponseV1};
-
-/// Refs per want-list (a fraction of [`crate::MAX_WANT`], so that several
-/// answers are in flight at once, each within the byte budget).
-const WANT_BATCH: usize = 256;
-/// Want-lists in flight per object: bounds the memory of a catch-up.
-const IN_FLIGHT: usize = 3;
+use crate::wire::{BlocksRequestV1, BlocksResponseV1};
 
 /// What a bucket replica follows.
 #[derive(Debug, Clone)]
@@ -365,105 +360,25 @@ impl Round<'_> {
     }
 
     /// The stored bytes of `refs`, each checked against its ref, from the
-    /// best peers: a peer that lacks some leaves them to the next; one that
-    /// sends wrong bytes is banned and disconnected.
+    /// best peers (see [`Fetch`]).
     async fn fetch(&self, refs: Vec<Ref>) -> Result<Vec<(Ref, Vec<u8>)>, NodeError> {
-        let mut want = refs;
-        let mut got = Vec::with_capacity(want.len());
-        let mut tried: HashSet<PeerId> = HashSet::new();
-        let mut last = None;
-        while !want.is_empty() {
-            let Some((peer, addr)) = self.peers.best(&tried) else {
-                return Err(last.unwrap_or_else(|| {
-                    NodeError::NoPeer(format!(
-                        "no peer has block {} of bucket {}",
-                        want[0], self.bucket
-                    ))
-                }));
-            };
-            let request = BlocksRequestV1::Want {
-                bucket: self.bucket.to_owned(),
-                refs: want.clone(),
-            };
-            let blocks = match self.node.blocks(&addr, request).await {
-                Ok(BlocksResponseV1::Blocks(b)) if b.len() == want.len() => b,
-                Ok(_) => {
-                    self.peers.penalize(peer, LIED);
-                    tried.insert(peer);
-                    continue;
-                }
-                Err(e) => {
-                    self.peers.penalize(peer, FAILED);
-                    tried.insert(peer);
-                    last = Some(e);
-                    continue;
-                }
-            };
-            // Hash off the async threads: answers are up to 16 MiB.
-            let asked = std::mem::take(&mut want);
-            let checked = tokio::task::spawn_blocking(move || check(asked, blocks))
-                .await
-                .map_err(|_| NodeError::Stopped)?;
-            let stats = self.node.stats();
-            let bytes: u64 = checked.good.iter().map(|(_, b)| b.len() as u64).sum();
-            Stats::add(&stats.blocks_received, checked.good.len() as u64);
-            Stats::add(&stats.bytes_received, bytes);
+        let note = |blocks: u64, bytes: u64, bad: u64| {
             update(self.status, |r| {
-                r.blocks_received += checked.good.len() as u64;
+                r.blocks_received += blocks;
                 r.bytes_received += bytes;
                 r.bytes_per_s.note(r.bytes_received);
-                r.bad_blocks += checked.bad;
-            });
-            if checked.bad > 0 {
-                Stats::add(&stats.bad_blocks, checked.bad);
-                tracing::warn!(%addr, bad = checked.bad, "a peer sent blocks that do not match their refs: banned");
-                self.peers.ban(peer);
-                self.node.disconnect(peer).await;
-                tried.insert(peer);
-            } else if checked.good.is_empty() && checked.later == 0 {
-                // It has none of what is left.
-                tried.insert(peer);
-            } else {
-                self.peers.reward(peer);
-            }
-            got.extend(checked.good);
-            want = checked.again;
+                r.bad_blocks += bad;
+            })
+        };
+        Fetch {
+            node: self.node,
+            peers: self.peers,
+            source: Source::Bucket(self.bucket),
+            note: &note,
         }
-        Ok(got)
+        .fetch(refs)
+        .await
     }
-}
-
-/// A want-list answer, sorted.
-struct Checked {
-    good: Vec<(Ref, Vec<u8>)>,
-    /// Refs to ask again (of this peer or another).
-    again: Vec<Ref>,
-    bad: u64,
-    later: u64,
-}
-
-fn check(asked: Vec<Ref>, blocks: Vec<Block>) -> Checked {
-    let mut c = Checked {
-        good: Vec::new(),
-        again: Vec::new(),
-        bad: 0,
-        later: 0,
-    };
-    for (r, b) in asked.into_iter().zip(blocks) {
-        match b {
-            Block::Have(bytes) if r.matches(&bytes) => c.good.push((r, bytes.into_vec())),
-            Block::Have(_) => {
-                c.bad += 1;
-                c.again.push(r);
-            }
-            Block::DontHave => c.again.push(r),
-            Block::Later => {
-                c.later += 1;
-                c.again.push(r);
-            }
-        }
-    }
-    c
 }
 
 fn bucket_error(bucket: &str, e: BucketError) -> NodeError {

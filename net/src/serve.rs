@@ -1,5 +1,6 @@
-//! Answering peers: stream heads and exports from the log, manifests and
-//! blocks from the buckets this node serves. Runs on blocking threads.
+//! Answering peers: stream heads, storage and bundles from the log,
+//! manifests and blocks from the buckets this node serves. Runs on
+//! blocking threads.
 //!
 //! Policy ([`Serving`]): the peers in `allow` (every peer, when it is
 //! empty) may read the log's streams and the buckets served to peers;
@@ -7,20 +8,20 @@
 //! not served, whoever asks. Nothing a peer sends can change this node:
 //! it only answers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hydra_bucket::{Bucket, BucketError, Manifest};
-use hydra_eventlog::{EventLog, StreamId};
+use hydra_eventlog::{EventLog, Storage, StreamId};
 use libp2p::PeerId;
 use serde_bytes::ByteBuf;
 
 use crate::stats::Stats;
 use crate::wire::{
     Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1, HEADS_WAIT,
-    MAX_BLOCKS_BYTES, MAX_RESPONSE, MAX_WANT, RequestV1, ResponseV1, SyncRequest, SyncResponse,
+    MAX_BLOCKS_BYTES, MAX_WANT, RequestV1, ResponseV1, SyncRequest, SyncResponse,
 };
 
 /// Finds a bucket this node serves, by name, and whether it is public:
@@ -50,11 +51,6 @@ impl Serving {
     }
 }
 
-/// Record bytes per stream in one export answer: a follower further
-/// behind gets the rest in further answers, each well within
-/// [`MAX_RESPONSE`].
-const MAX_PART: usize = 16 << 20;
-
 /// How long a waiting request sleeps before checking for a stop.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
@@ -66,8 +62,13 @@ struct Own {
     signed: Arc<Vec<u8>>,
 }
 
+/// Streams' storages kept for the want-lists that follow a storage
+/// request (each holds its tiles and edge blocks).
+const STORAGES_KEPT: usize = 4;
+
 pub(crate) struct Served {
     log: EventLog,
+    storages: Mutex<VecDeque<(String, Arc<Storage>)>>,
     serving: Serving,
     own: Mutex<HashMap<String, Own>>,
     stopped: Arc<AtomicBool>,
@@ -87,6 +88,7 @@ impl Served {
     pub fn new(log: EventLog, serving: Serving, stats: Arc<Stats>) -> Served {
         Served {
             log,
+            storages: Mutex::default(),
             serving,
             own: Mutex::default(),
             stopped: Arc::default(),
@@ -128,7 +130,7 @@ impl Served {
                     .collect();
                 ResponseV1::Heads { heads, next }
             }
-            RequestV1::Export { streams } => self.export(streams),
+            RequestV1::Storage { stream } => self.storage(stream),
             RequestV1::Extension {
                 stream,
                 from_length,
@@ -145,34 +147,59 @@ impl Served {
         })
     }
 
-    fn export(&self, streams: Vec<(String, u64)>) -> ResponseV1 {
-        let ids: Result<Vec<(StreamId, u64)>, _> = streams
-            .into_iter()
-            .map(|(s, from)| StreamId::new(s).map(|s| (s, from)))
-            .collect();
-        let mut out = Vec::new();
-        match ids.map_err(|e| e.to_string()).and_then(|ids| {
-            self.log
-                .export_part(&ids, Some(MAX_PART), &mut out)
-                .map_err(|e| e.to_string())
-        }) {
-            Ok(_) if out.len() as u64 <= MAX_RESPONSE => {
-                Stats::add(&self.stats.bytes_sent, out.len() as u64);
-                ResponseV1::Car(ByteBuf::from(out))
+    /// A stream's storage block; the blocks it links go by want-lists.
+    fn storage(&self, stream: String) -> ResponseV1 {
+        match self.stream_storage(&stream, true) {
+            Ok(storage) => {
+                Stats::add(&self.stats.bytes_sent, storage.root_block().len() as u64);
+                ResponseV1::Storage(ByteBuf::from(storage.root_block().to_vec()))
             }
-            Ok(_) => ResponseV1::Error(format!("the export is larger than {MAX_RESPONSE} bytes")),
-            Err(e) => ResponseV1::Error(e),
+            Err(e) => ResponseV1::Error(e.to_string()),
         }
+    }
+
+    /// The stream's storage: read now when `fresh`, else the one read
+    /// last for it, if still kept. Its blocks are content-addressed, so
+    /// one read a moment ago serves a want-list as well as a new one.
+    fn stream_storage(
+        &self,
+        stream: &str,
+        fresh: bool,
+    ) -> Result<Arc<Storage>, hydra_eventlog::Error> {
+        let mut kept = self.storages.lock().unwrap_or_else(|e| e.into_inner());
+        if !fresh && let Some((_, s)) = kept.iter().find(|(name, _)| name == stream) {
+            return Ok(s.clone());
+        }
+        drop(kept);
+        let storage = Arc::new(self.log.storage(&StreamId::new(stream)?)?);
+        kept = self.storages.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|(name, _)| name != stream);
+        kept.push_front((stream.to_owned(), storage.clone()));
+        kept.truncate(STORAGES_KEPT);
+        Ok(storage)
     }
 
     pub fn blocks(&self, peer: PeerId, request: BlocksRequest) -> BlocksResponse {
         let BlocksRequest::V1(request) = request;
-        let bucket_name = match &request {
-            BlocksRequestV1::Manifest { bucket, .. } | BlocksRequestV1::Want { bucket, .. } => {
-                bucket
+        let refs = match &request {
+            BlocksRequestV1::Want { refs, .. } | BlocksRequestV1::StreamBlocks { refs, .. } => {
+                refs.len()
             }
+            BlocksRequestV1::Manifest { .. } => 0,
         };
-        let bucket = match (self.serving.buckets)(bucket_name) {
+        if refs > MAX_WANT {
+            return BlocksResponse::V1(BlocksResponseV1::Error(format!(
+                "a want-list of {refs} refs; at most {MAX_WANT}"
+            )));
+        }
+        let bucket_name = match request {
+            BlocksRequestV1::StreamBlocks { stream, refs } => {
+                return BlocksResponse::V1(self.stream_blocks(peer, &stream, refs));
+            }
+            BlocksRequestV1::Manifest { ref bucket, .. }
+            | BlocksRequestV1::Want { ref bucket, .. } => bucket.clone(),
+        };
+        let bucket = match (self.serving.buckets)(&bucket_name) {
             Some((bucket, public)) if public || self.serving.allows(&peer) => bucket,
             _ => {
                 return BlocksResponse::V1(BlocksResponseV1::Error(format!(
@@ -185,17 +212,50 @@ impl Served {
                 Ok(m) => BlocksResponseV1::Manifest(ByteBuf::from(m)),
                 Err(e) => BlocksResponseV1::Error(e.to_string()),
             },
-            BlocksRequestV1::Want { refs, .. } if refs.len() > MAX_WANT => BlocksResponseV1::Error(
-                format!("a want-list of {} refs; at most {MAX_WANT}", refs.len()),
-            ),
             BlocksRequestV1::Want { refs, .. } => {
-                BlocksResponseV1::Blocks(self.want(&bucket, refs))
+                BlocksResponseV1::Blocks(self.want(refs, |r| bucket.get_stored(r).ok().flatten()))
             }
+            BlocksRequestV1::StreamBlocks { .. } => unreachable!("answered above"),
         })
     }
 
-    /// The stored bytes of each ref, within the answer's byte budget.
-    fn want(&self, bucket: &Bucket, refs: Vec<hydra_block::Ref>) -> Vec<Block> {
+    /// Blocks of a stream's storage, to a peer that may read streams:
+    /// only that storage's (no other block of its bucket leaves).
+    fn stream_blocks(
+        &self,
+        peer: PeerId,
+        stream: &str,
+        refs: Vec<hydra_block::Ref>,
+    ) -> BlocksResponseV1 {
+        if !self.serving.allows(&peer) {
+            return BlocksResponseV1::Error(format!(
+                "peer {peer} may not read this node's streams (not in its p2p.allow)"
+            ));
+        }
+        let mut storage = match self.stream_storage(stream, false) {
+            Ok(s) => s,
+            Err(e) => return BlocksResponseV1::Error(e.to_string()),
+        };
+        // Blocks of a newer storage than the one kept: read it again.
+        if refs
+            .iter()
+            .any(|r| storage.block(r).ok().flatten().is_none())
+        {
+            match self.stream_storage(stream, true) {
+                Ok(s) => storage = s,
+                Err(e) => return BlocksResponseV1::Error(e.to_string()),
+            }
+        }
+        BlocksResponseV1::Blocks(self.want(refs, |r| storage.block(r).ok().flatten()))
+    }
+
+    /// The stored bytes of each ref that `get` finds, within the answer's
+    /// byte budget.
+    fn want(
+        &self,
+        refs: Vec<hydra_block::Ref>,
+        get: impl Fn(&hydra_block::Ref) -> Option<Vec<u8>>,
+    ) -> Vec<Block> {
         let mut budget = MAX_BLOCKS_BYTES;
         let mut sent = (0, 0);
         let blocks = refs
@@ -204,18 +264,18 @@ impl Served {
                 if budget == 0 {
                     return Block::Later;
                 }
-                match bucket.get_stored(r) {
-                    Ok(Some(bytes)) if bytes.len() <= budget || sent.0 == 0 => {
+                match get(r) {
+                    Some(bytes) if bytes.len() <= budget || sent.0 == 0 => {
                         budget = budget.saturating_sub(bytes.len());
                         sent = (sent.0 + 1, sent.1 + bytes.len() as u64);
                         Block::Have(ByteBuf::from(bytes))
                     }
-                    Ok(Some(_)) => {
+                    Some(_) => {
                         budget = 0;
                         Block::Later
                     }
                     // A block that fails its own hash here is not served.
-                    Ok(None) | Err(_) => Block::DontHave,
+                    None => Block::DontHave,
                 }
             })
             .collect();

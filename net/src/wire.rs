@@ -1,16 +1,17 @@
-//! The wire messages: `/hydra/sync/1` (stream heads and exports) and
-//! `/hydra/blocks/1` (bucket manifests and blocks by ref). Each enum is
-//! versioned (`V1`) so that a later version can be added beside it.
+//! The wire messages: `/hydra/sync/2` (stream heads and storage) and
+//! `/hydra/blocks/1` (bucket manifests, and blocks of buckets and streams
+//! by ref). Each enum is versioned (`V1`) so that a later version can be
+//! added beside it.
 
 use hydra_block::Ref;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// The stream protocol's name.
-pub const PROTOCOL: &str = "/hydra/sync/1";
+pub const PROTOCOL: &str = "/hydra/sync/2";
 /// The block exchange protocol's name.
 pub const BLOCKS_PROTOCOL: &str = "/hydra/blocks/1";
-/// Largest response a node accepts (an export of the streams asked for).
+/// Largest response a node accepts (a want-list's blocks).
 pub const MAX_RESPONSE: u64 = 64 << 20;
 /// Largest request a node accepts.
 pub const MAX_REQUEST: u64 = 64 << 10;
@@ -35,12 +36,15 @@ pub enum RequestV1 {
     /// `after`: a follower passes the `next` of its last answer and hears
     /// of new appends as they commit, without polling.
     Heads { prefix: String, after: Option<u64> },
-    /// An export (CARv1) of these streams, each from the version beside
-    /// it (the length the asker already holds), with the current head.
-    Export { streams: Vec<(String, u64)> },
+    /// The stream's storage block (`hydra_eventlog::Storage`): the
+    /// writer's signed stored head, linking the stream's tree and edge
+    /// blocks, which are asked by want-lists
+    /// ([`BlocksRequestV1::StreamBlocks`]).
+    Storage { stream: String },
     /// The stream's head, its root at `from_length` and the proof between
-    /// them (`hydra_eventlog::Extension`): asked when an export does not
-    /// extend the asker's copy, to tell bad records from a forked writer.
+    /// them (`hydra_eventlog::Extension`): asked when a stream's storage
+    /// does not extend the asker's copy, to tell a peer's lie from a
+    /// forked writer.
     Extension { stream: String, from_length: u64 },
 }
 
@@ -56,7 +60,7 @@ pub enum ResponseV1 {
         heads: Vec<(String, u64)>,
         next: u64,
     },
-    Car(ByteBuf),
+    Storage(ByteBuf),
     Extension(Box<hydra_eventlog::Extension>),
     Error(String),
 }
@@ -74,6 +78,10 @@ pub enum BlocksRequestV1 {
     Manifest { bucket: String, after: Option<u64> },
     /// Blocks of the bucket, by ref (at most [`MAX_WANT`]).
     Want { bucket: String, refs: Vec<Ref> },
+    /// Blocks of the stream's storage (tiles, bundles, edge blocks), by
+    /// ref (at most [`MAX_WANT`]): served to the peers that may read
+    /// streams, and only blocks of that stream.
+    StreamBlocks { stream: String, refs: Vec<Ref> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -189,6 +189,7 @@ async fn liar(lie: Lie, truth: Truth) -> Multiaddr {
                     })
                     .collect(),
             ),
+            BlocksRequestV1::StreamBlocks { .. } => BlocksResponseV1::Error("no".into()),
         })
     })
     .await
@@ -356,114 +357,222 @@ async fn a_writer_signing_two_manifests_of_one_seq_is_caught() {
     assert!(rb.object("big").unwrap().is_some());
 }
 
-/// The writer's export with one byte of one event changed: every block
-/// still matches its CID (they are re-addressed), the head is the writer's,
-/// but the records no longer lead to its root.
-fn tampered(car: &[u8]) -> Vec<u8> {
-    use hydra_block::{CarReader, CarWriter, Codec, Node};
-    use serde_bytes::ByteBuf;
-    let mut reader = CarReader::new(car).unwrap();
-    let (_, head) = reader.next_block().unwrap().unwrap();
-    let mut head: Node<hydra_eventlog::Head> =
-        Node::decode(hydra_eventlog::STREAM_HEAD, &head).unwrap();
-    let mut bundles = Vec::new();
-    while let Some((_, b)) = reader.next_block().unwrap() {
-        bundles.push(Node::<Vec<ByteBuf>>::decode(hydra_eventlog::EVENT_BUNDLE, &b).unwrap());
-    }
-    // The last data byte of the first record (its metadata, empty, ends it).
-    let record = &mut bundles[0].body[0];
-    let at = record.len() - 2;
-    record[at] ^= 1;
-    let encoded: Vec<(Ref, Vec<u8>)> = bundles
-        .iter()
-        .map(|b| {
-            let bytes = b.encode();
-            (Ref::of(Codec::Node, &bytes), bytes)
+/// How a stream liar lies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum StreamLie {
+    /// Bundles with a byte flipped: they no longer match their refs.
+    CorruptBundles,
+    /// The writer's storage block with a byte of its signature flipped.
+    BadSignature,
+    /// A storage block signed by the liar's own key.
+    OtherWriter,
+}
+
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct BothProtocols {
+    sync: request_response::Behaviour<Codec<hydra_net::SyncRequest, hydra_net::SyncResponse>>,
+    blocks: request_response::Behaviour<Codec<BlocksRequest, BlocksResponse>>,
+}
+
+/// A peer speaking `/hydra/sync/2` and `/hydra/blocks/1` that serves the
+/// stream `s` of `writer` (which it holds a copy of) telling `lie`.
+async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str) -> Multiaddr {
+    use hydra_eventlog::StreamId;
+    use hydra_net::{RequestV1, ResponseV1, SyncRequest, SyncResponse};
+    let id = StreamId::new(s).unwrap();
+    let storage = writer.storage(&id).unwrap();
+    let length = writer.stream_version(&id).unwrap().unwrap() + 1;
+    let mut blocks = HashMap::new();
+    writer
+        .each_storage_block(&storage, |r, b| {
+            blocks.insert(*r, b.to_vec());
+            Ok(())
         })
-        .collect();
-    head.links = encoded.iter().map(|(r, _)| *r).collect();
-    let head_bytes = head.encode();
-    let head_ref = Ref::of(Codec::Node, &head_bytes);
-    let mut out = CarWriter::new(Vec::new(), &[head_ref]).unwrap();
-    out.write(&head_ref, &head_bytes).unwrap();
-    for (r, b) in &encoded {
-        out.write(r, b).unwrap();
+        .unwrap();
+    // The storage block's body, as postcard lays out its fields.
+    type Body = (
+        hydra_eventlog::StoredHead,
+        String,
+        (Option<i32>, Option<String>),
+    );
+    let mut root =
+        hydra_block::Node::<Body>::decode(hydra_eventlog::STREAM_STORAGE, storage.root_block())
+            .unwrap();
+    match lie {
+        StreamLie::BadSignature => root.body.0.signature[3] ^= 1,
+        StreamLie::OtherWriter => {
+            let stranger = Identity::from_seed([9; 32]);
+            let stored = &mut root.body.0;
+            stored.head.signer = stranger.public_key();
+            stored.head.signature = stranger.sign(&stored.head.signed_bytes());
+            stored.signature = stranger.sign(&stored.signed_bytes());
+        }
+        StreamLie::CorruptBundles => {}
     }
-    out.finish().unwrap()
+    let root = root.encode();
+
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let peer_id = key.public().to_peer_id();
+    let protocol = |p: &'static str| [(StreamProtocol::new(p), ProtocolSupport::Full)];
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| BothProtocols {
+            sync: request_response::Behaviour::with_codec(
+                Codec::default(),
+                protocol(hydra_net::PROTOCOL),
+                request_response::Config::default(),
+            ),
+            blocks: request_response::Behaviour::with_codec(
+                Codec::default(),
+                protocol(BLOCKS_PROTOCOL),
+                request_response::Config::default(),
+            ),
+        })
+        .unwrap()
+        .build();
+    swarm.listen_on(listen()[0].clone()).unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address.with(libp2p::multiaddr::Protocol::P2p(peer_id));
+        }
+    };
+    let s = s.to_owned();
+    tokio::spawn(async move {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(BothProtocolsEvent::Sync(
+                    request_response::Event::Message {
+                        message:
+                            request_response::Message::Request {
+                                request, channel, ..
+                            },
+                        ..
+                    },
+                )) => {
+                    let SyncRequest::V1(request) = request;
+                    let answer = match request {
+                        RequestV1::Heads { .. } => ResponseV1::Heads {
+                            heads: vec![(s.clone(), length)],
+                            next: length,
+                        },
+                        RequestV1::Storage { .. } => ResponseV1::Storage(root.clone().into()),
+                        _ => ResponseV1::Error("no".into()),
+                    };
+                    let _ = swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, SyncResponse::V1(answer));
+                }
+                SwarmEvent::Behaviour(BothProtocolsEvent::Blocks(
+                    request_response::Event::Message {
+                        message:
+                            request_response::Message::Request {
+                                request, channel, ..
+                            },
+                        ..
+                    },
+                )) => {
+                    let BlocksRequest::V1(BlocksRequestV1::StreamBlocks { refs, .. }) = request
+                    else {
+                        continue;
+                    };
+                    let answer = refs
+                        .iter()
+                        .map(|r| match blocks.get(r) {
+                            Some(b)
+                                if lie == StreamLie::CorruptBundles
+                                    && r.codec() == hydra_block::Codec::Raw =>
+                            {
+                                let mut b = b.clone();
+                                b[0] ^= 0xff;
+                                Block::Have(b.into())
+                            }
+                            Some(b) => Block::Have(b.clone().into()),
+                            None => Block::DontHave,
+                        })
+                        .collect();
+                    let _ = swarm.behaviour_mut().blocks.send_response(
+                        channel,
+                        BlocksResponse::V1(BlocksResponseV1::Blocks(answer)),
+                    );
+                }
+                _ => {}
+            }
+        }
+    });
+    addr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_sending_records_that_miss_the_head_is_banned() {
-    use hydra_eventlog::{ExpectedVersion, NewEvent, StreamId};
-    use hydra_net::{Follow, RequestV1, ResponseV1, SyncRequest, SyncResponse};
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (a, r) = (open(dirs[0].path()), open(dirs[1].path()));
+async fn a_peer_lying_about_a_stream_is_banned_and_the_honest_one_completes_it() {
+    use hydra_eventlog::StreamId;
+    use hydra_net::Follow;
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = open(dirs[0].path());
     let s = StreamId::new("orders-1").unwrap();
-    for i in 0..12u8 {
-        a.append(
-            &s,
-            ExpectedVersion::Any,
-            vec![NewEvent::new("E", vec![b'a' + i; 16])],
-        )
-        .unwrap();
-    }
-    // The replica holds the first ten, from the writer (one part each).
-    let key = a.identity().public_key();
-    for _ in 0..10 {
-        let v = r.stream_version(&s).unwrap().map_or(0, |v| v + 1);
-        let mut part = Vec::new();
-        a.export_part(&[(s.clone(), v)], Some(1), &mut part)
+    for chunk in 0..7u8 {
+        let events = (0..100)
+            .map(|i| hydra_eventlog::NewEvent::new("E", vec![chunk ^ i; 64]))
+            .collect();
+        a.append(&s, hydra_eventlog::ExpectedVersion::Any, events)
             .unwrap();
-        r.import_bytes(&part, &[key]).unwrap();
     }
-    assert_eq!(r.stream_version(&s).unwrap(), Some(9));
-    let mut rest = Vec::new();
-    a.export_part(&[(s.clone(), 10)], None, &mut rest).unwrap();
-    let (bad, ext) = (tampered(&rest), a.extension(&s, 10).unwrap());
-
-    // A peer that answers heads truthfully, exports with a changed event,
-    // and extensions truthfully (its tree does extend the replica's).
-    let addr = peer(
-        Codec::<SyncRequest, SyncResponse>::default(),
-        hydra_net::PROTOCOL,
-        move |SyncRequest::V1(request)| {
-            SyncResponse::V1(match request {
-                RequestV1::Heads { .. } => ResponseV1::Heads {
-                    heads: vec![("orders-1".into(), 12)],
-                    next: 12,
-                },
-                RequestV1::Export { .. } => ResponseV1::Car(bad.clone().into()),
-                RequestV1::Extension { .. } => ResponseV1::Extension(Box::new(ext.clone())),
-            })
-        },
-    )
-    .await;
-
-    let node = Node::start(r.clone(), Serving::streams(), Vec::new())
+    let honest = Node::start(a.clone(), Serving::streams(), listen())
         .await
         .unwrap();
-    let follow = Follow {
-        from: vec![addr],
-        writer: key,
-        prefix: "orders".into(),
-        retry: Duration::from_secs(3600),
-    };
-    let status = follow.status();
-    let task = tokio::spawn(follow.run(node.clone(), r.clone(), status.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while status.lock().unwrap().rounds.last_error.is_none() {
-        assert!(std::time::Instant::now() < deadline, "no verdict");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let key = a.identity().public_key();
+    for (i, lie) in [
+        StreamLie::CorruptBundles,
+        StreamLie::BadSignature,
+        StreamLie::OtherWriter,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let liar = stream_liar(lie, &a, "orders-1").await;
+        let r = open(dirs[i + 1].path());
+        let node = Node::start(r.clone(), Serving::streams(), Vec::new())
+            .await
+            .unwrap();
+        let follow = Follow {
+            // The liar first: it is asked before the honest peer.
+            from: vec![liar, honest.listening()[0].clone()],
+            writer: key,
+            prefix: "orders".into(),
+            retry: Duration::from_millis(50),
+        };
+        let status = follow.status();
+        let task = tokio::spawn(follow.run(node.clone(), r.clone(), status.clone()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while r.stream_version(&s).unwrap() != Some(699) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{lie:?}: {:?}",
+                status.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+        let report = status.lock().unwrap().clone();
+        assert!(
+            report.rounds.peers[0].banned_for_s.is_some(),
+            "{lie:?}: {report:?}"
+        );
+        if lie == StreamLie::CorruptBundles {
+            assert!(node.stats().snapshot().bad_blocks > 0, "{lie:?}");
+        }
+        assert!(
+            report.equivocations.is_empty(),
+            "{lie:?}: not the writer's fault"
+        );
+        a.storage(&s).unwrap();
+        r.check_stored(&a.stored_head(&s).unwrap(), &key).unwrap();
+        assert!(r.verify(|_| {}).unwrap().corrupt.is_empty(), "{lie:?}");
     }
-    task.abort();
-    let report = status.lock().unwrap().clone();
-    let err = report.rounds.last_error.clone().unwrap();
-    assert!(
-        err.contains("lied") && err.contains("does not lead to the head"),
-        "{err}"
-    );
-    assert!(report.rounds.peers[0].banned_for_s.is_some(), "{report:?}");
-    assert!(report.equivocations.is_empty(), "not the writer's fault");
-    assert_eq!(node.stats().snapshot().equivocations, 0);
-    assert_eq!(r.stream_version(&s).unwrap(), Some(9), "nothing applied");
 }

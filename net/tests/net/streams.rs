@@ -120,7 +120,7 @@ async fn a_follower_replicates_and_verifies() {
         ..follow
     };
     let err = wrong.round(&c, &stranger).await.unwrap_err();
-    assert!(err.to_string().contains("not the trusted signer"), "{err}");
+    assert!(err.to_string().contains("not a trusted writer"), "{err}");
     assert_eq!(len(&stranger, "orders-1"), 0);
 }
 
@@ -246,11 +246,12 @@ async fn a_follower_moves_to_another_peer_when_one_dies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_larger_than_one_message_catches_up_in_parts() {
+async fn a_stream_larger_than_one_message_catches_up_by_want_lists() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (writer, follower) = (open(da.path()), open(db.path()));
-    // 80 MiB of events: more than one message may hold (64 MiB), so
-    // several parts (16 MiB each), in one round.
+    // 80 MiB of events: more than one message may hold (64 MiB), and
+    // too large for bundles (16 MiB each at most), so on the edge: edge
+    // blocks of 4 MiB, several answers (16 MiB each), in one round.
     let s = StreamId::new("orders-big").unwrap();
     for _ in 0..8 {
         let events = (0..40)
@@ -273,8 +274,7 @@ async fn a_stream_larger_than_one_message_catches_up_in_parts() {
     .await
     .unwrap();
     let key = writer.identity().public_key();
-    // The live loop reports the stream behind, part by part, until it is
-    // not.
+    // The live loop reports the stream behind until it is not.
     let live = follow(&a, key);
     let status = live.status();
     let task = tokio::spawn(live.run(b.clone(), follower.clone(), status.clone()));
@@ -294,8 +294,8 @@ async fn a_stream_larger_than_one_message_catches_up_in_parts() {
     );
     assert_eq!(follower.head(&s).unwrap(), writer.head(&s).unwrap());
     assert!(b.stats().snapshot().bytes_received > 80 << 20);
-    // The follower relays it to a third peer, in parts too: cut at the
-    // writer's heads it was given (it cannot sign one).
+    // The follower relays it to a third peer: the writer's stored head
+    // and the same blocks.
     drop(a);
     let dc = tempfile::tempdir().unwrap();
     let third = open(dc.path());
