@@ -297,6 +297,42 @@ impl EventRecordRef<'_> {
     }
 }
 
+/// An [`EventRecord`]'s id, stream and version, read in place (the
+/// other fields are read only to check that the record is whole):
+/// what indexing a replicated event needs, without copying its payload.
+#[derive(Deserialize)]
+pub struct EventRecordView<'a> {
+    pub id: [u8; 16],
+    #[serde(borrow)]
+    pub stream: &'a str,
+    pub version: u64,
+    #[serde(borrow)]
+    _event_type: &'a str,
+    _timestamp: u64,
+    #[serde(borrow)]
+    _data: &'a serde_bytes::Bytes,
+    #[serde(borrow)]
+    _metadata: &'a serde_bytes::Bytes,
+}
+
+impl<'a> EventRecordView<'a> {
+    pub fn decode(bytes: &'a [u8]) -> Result<EventRecordView<'a>, Error> {
+        let corrupt = |reason: String| Error::Corrupt {
+            what: "event record".into(),
+            reason,
+        };
+        let ((format, record), rest): ((u8, EventRecordView<'a>), _) =
+            postcard::take_from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+        if format != RECORD_FORMAT {
+            return Err(corrupt(format!("format {format}")));
+        }
+        if !rest.is_empty() {
+            return Err(corrupt(format!("{} trailing bytes", rest.len())));
+        }
+        Ok(record)
+    }
+}
+
 impl EventRecord {
     pub fn of(e: &RecordedEvent) -> EventRecord {
         EventRecord {

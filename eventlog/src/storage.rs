@@ -43,7 +43,7 @@ use hydra_volume::{Direction, KeyRange};
 use serde::{Deserialize, Serialize};
 use serde_bytes::{ByteBuf, Bytes};
 
-use crate::layout::{self, Deletion, EventRecord, StreamState};
+use crate::layout::{self, Deletion, EventRecordView, StreamState};
 use crate::merkle::{Hash, leaf_hash, push_leaf, root_of_peaks};
 use crate::stored::{EdgeHeld, edge_leaf};
 use crate::writer::Request;
@@ -115,6 +115,11 @@ impl Storage {
         &self.root_block
     }
 
+    /// The edge blocks: refs and bytes.
+    pub fn edge_blocks(&self) -> impl Iterator<Item = (&Ref, &[u8])> {
+        self.edges.iter().map(|(r, b)| (r, b.as_slice()))
+    }
+
     /// The stored bytes of block `r`, if it is one of this storage's
     /// (a tile, an edge block, or a bundle still stored): what a peer
     /// that may read the stream may be given of it, and nothing else of
@@ -130,6 +135,23 @@ impl Storage {
     }
 }
 
+/// A stream's storage as a store received it: its storage block, and
+/// those of its edge blocks that came with it, in memory (a peer sends
+/// small edges along: they are not stored, their records are). Its tiles,
+/// bundles and other edge blocks are in its bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub root: &'a [u8],
+    pub edges: &'a [Vec<u8>],
+}
+
+impl<'a> Received<'a> {
+    /// A storage block alone: every block it links is in its bucket.
+    pub fn root(root: &'a [u8]) -> Received<'a> {
+        Received { root, edges: &[] }
+    }
+}
+
 /// What applying a stream's storage did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Applied {
@@ -137,6 +159,34 @@ pub struct Applied {
     pub events: u64,
     /// Events this store held already.
     pub held: u64,
+}
+
+/// A stream's storage checked against this store.
+pub(crate) enum Checked {
+    /// Nothing new: this store holds the stream at least this long.
+    Held(u64),
+    New(Box<Prepared>),
+}
+
+impl Checked {
+    /// What applying it does.
+    pub fn applied(&self) -> Applied {
+        match self {
+            Checked::Held(length) => Applied {
+                events: 0,
+                held: *length,
+            },
+            Checked::New(p) => Applied {
+                events: p.events.len() as u64,
+                held: p.held,
+            },
+        }
+    }
+
+    /// New events it holds.
+    pub fn events(&self) -> u64 {
+        self.applied().events
+    }
 }
 
 /// A new event of a replicated stream, checked, for the writer.
@@ -329,41 +379,56 @@ impl EventLog {
     /// Checks a stream's storage whose blocks are in its bucket here
     /// (see [`EventLog::storage_target`]) without applying it: what
     /// [`EventLog::apply_storage`] would do.
-    pub fn check_storage(&self, root_block: &[u8], trusted: &[[u8; 32]]) -> Result<Applied, Error> {
-        Ok(match self.prepare(root_block, trusted)? {
-            Some(p) => Applied {
-                events: p.events.len() as u64,
-                held: p.held,
-            },
-            None => Applied {
-                events: 0,
-                held: decode_root(root_block)?.0.stored.head.length,
-            },
-        })
+    pub fn check_storage(
+        &self,
+        received: Received<'_>,
+        trusted: &[[u8; 32]],
+    ) -> Result<Applied, Error> {
+        Ok(self.check(received, trusted)?.applied())
     }
 
     /// Checks a stream's storage whose blocks are in its bucket here, and
     /// indexes its new events and takes its stored head, in one commit
     /// (see the module docs). `trusted`, when not empty, are the writers
     /// whose heads are taken.
-    pub fn apply_storage(&self, root_block: &[u8], trusted: &[[u8; 32]]) -> Result<Applied, Error> {
-        let Some(prepared) = self.prepare(root_block, trusted)? else {
-            return self.check_storage(root_block, trusted);
-        };
-        let applied = Applied {
-            events: prepared.events.len() as u64,
-            held: prepared.held,
-        };
-        self.request(|reply| Request::Replicate {
-            prepared: Box::new(prepared),
-            reply,
-        })?;
+    pub fn apply_storage(
+        &self,
+        received: Received<'_>,
+        trusted: &[[u8; 32]],
+    ) -> Result<Applied, Error> {
+        self.apply_checked(self.check(received, trusted)?)
+    }
+
+    /// Applies a storage [`EventLog::check`] passed (the writer checks
+    /// again that the stream did not change since).
+    pub(crate) fn apply_checked(&self, checked: Checked) -> Result<Applied, Error> {
+        let applied = checked.applied();
+        if let Checked::New(prepared) = checked {
+            self.request(|reply| Request::Replicate { prepared, reply })?;
+        }
         Ok(applied)
     }
 
-    /// Every check of [`EventLog::apply_storage`]; `None` when this store
-    /// already holds all of it.
-    fn prepare(&self, root_block: &[u8], trusted: &[[u8; 32]]) -> Result<Option<Prepared>, Error> {
+    /// Every check of [`EventLog::apply_storage`].
+    pub(crate) fn check(
+        &self,
+        received: Received<'_>,
+        trusted: &[[u8; 32]],
+    ) -> Result<Checked, Error> {
+        Ok(match self.prepare(received, trusted)? {
+            Some(p) => Checked::New(Box::new(p)),
+            None => Checked::Held(decode_root(received.root)?.0.stored.head.length),
+        })
+    }
+
+    /// [`EventLog::check`]: `None` when this store already holds all of
+    /// it.
+    fn prepare(
+        &self,
+        received: Received<'_>,
+        trusted: &[[u8; 32]],
+    ) -> Result<Option<Prepared>, Error> {
+        let root_block = received.root;
         let (body, links) = decode_root(root_block)?;
         let stored = body.stored;
         let head = &stored.head;
@@ -467,11 +532,23 @@ impl EventLog {
 
         // The edge: its blocks against the signed root.
         let mut edge: Vec<(u64, Vec<u8>)> = Vec::with_capacity(stored.edge_records as usize);
+        let given: HashMap<Ref, &[u8]> = received
+            .edges
+            .iter()
+            .map(|b| (Ref::of(Codec::PlainNode, b), b.as_slice()))
+            .collect();
         for r in edge_refs {
-            let bytes = bucket
-                .get_stored(r)?
-                .ok_or_else(|| mismatch(format!("edge block {r} is missing")))?;
-            let node = Node::<Vec<(u64, ByteBuf)>>::decode(STREAM_EDGE, &bytes)
+            let stored;
+            let bytes = match given.get(r) {
+                Some(b) => *b,
+                None => {
+                    stored = bucket
+                        .get_stored(r)?
+                        .ok_or_else(|| mismatch(format!("edge block {r} is missing")))?;
+                    &stored
+                }
+            };
+            let node = Node::<Vec<(u64, ByteBuf)>>::decode(STREAM_EDGE, bytes)
                 .map_err(|e| mismatch(format!("edge block {r}: {e}")))?;
             edge.extend(node.body.into_iter().map(|(v, b)| (v, b.into_vec())));
         }
@@ -538,7 +615,7 @@ impl EventLog {
             reason,
         };
         let check = |record: &[u8], version: u64| -> Result<[u8; 16], Error> {
-            let r = EventRecord::decode(record)?;
+            let r = EventRecordView::decode(record)?;
             if r.stream != stream.as_str() || r.version != version {
                 return Err(corrupt(
                     version,

@@ -24,7 +24,7 @@ use std::path::Path;
 use hydra_block::{CarReader, CarWriter, Codec, Ref, links};
 use serde::Serialize;
 
-use crate::{Error, EventLog, StreamId};
+use crate::{Error, EventLog, Received, StreamId};
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -43,6 +43,10 @@ pub struct ImportReport {
     /// Events the store already had.
     pub skipped: u64,
 }
+
+/// New events whose checked form an import keeps between checking a file
+/// and applying it (about 100 bytes each).
+const KEEP_CHECKED: u64 = 4 << 20;
 
 fn car_error(e: hydra_block::CarError) -> Error {
     Error::Corrupt {
@@ -139,15 +143,22 @@ impl EventLog {
                 "the file ends before every stream it names is complete".into(),
             ));
         }
-        if storages.len() > 1 {
-            // All of them first: a file that fails changes nothing.
-            for root_block in &storages {
-                self.check_storage(root_block, trusted)?;
-            }
+        // Every stream checked before any is applied: a file that fails
+        // changes nothing. What was checked is kept for applying while it
+        // fits in memory; the rest is checked again then.
+        let mut checked = Vec::with_capacity(storages.len());
+        let mut kept = 0;
+        for root_block in &storages {
+            let c = self.check(Received::root(root_block), trusted)?;
+            kept += c.events();
+            checked.push((kept <= KEEP_CHECKED).then_some(c));
         }
         let mut report = ImportReport::default();
-        for root_block in &storages {
-            let applied = self.apply_storage(root_block, trusted)?;
+        for (root_block, checked) in storages.iter().zip(checked) {
+            let applied = match checked {
+                Some(c) => self.apply_checked(c)?,
+                None => self.apply_storage(Received::root(root_block), trusted)?,
+            };
             report.streams += 1;
             report.events += applied.events;
             report.skipped += applied.held;

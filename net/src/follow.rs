@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hydra_block::{Codec, Ref};
-use hydra_eventlog::{EventLog, StreamId};
+use hydra_eventlog::{EventLog, Received, StreamId};
 use libp2p::Multiaddr;
+use serde_bytes::ByteBuf;
 
 use crate::fetch::{Fetch, IN_FLIGHT, Source, WANT_BATCH};
 use crate::node::{Node, NodeError};
@@ -266,7 +267,7 @@ impl Follow {
         // back the others.
         let mut streams = futures::stream::iter(behind)
             .map(|behind| self.catch_up(node, log, (from, peers), behind, status))
-            .buffer_unordered(2);
+            .buffer_unordered(4);
         let (mut imported, mut refused) = (0, None);
         while let Some(result) = streams.next().await {
             match result {
@@ -307,24 +308,27 @@ impl Follow {
         let request = RequestV1::Storage {
             stream: stream.clone(),
         };
-        let ResponseV1::Storage(root) = node.request(from, request).await? else {
+        let ResponseV1::Storage { root, edges } = node.request(from, request).await? else {
             return Err(NodeError::Unexpected {
                 peer: from.to_string(),
                 what: "a storage request",
             });
         };
-        Stats::add(&node.stats().bytes_received, root.len() as u64);
-        let root = Arc::new(root.into_vec());
+        let edges: Vec<Vec<u8>> = edges.into_iter().map(ByteBuf::into_vec).collect();
+        let received = root.len() + edges.iter().map(Vec::len).sum::<usize>();
+        Stats::add(&node.stats().bytes_received, received as u64);
+        let given: HashSet<Ref> = edges.iter().map(|b| Ref::of(Codec::PlainNode, b)).collect();
+        let (root, edges) = (Arc::new(root.into_vec()), Arc::new(edges));
         let judged = |e: hydra_eventlog::Error| judged(e, from);
         let (l, r) = (log.clone(), root.clone());
         let bucket = blocking(move || Ok(l.storage_target(&r)?.1))
             .await
             .map_err(judged)?;
 
-        // Down the DAG from the storage block, a level at a time: what the
-        // bucket holds is not fetched again (its tiles are read for their
-        // links), the rest comes by want-lists from the best peers and is
-        // stored as it arrives.
+        // Down the DAG from the storage block, a level at a time: what came
+        // along or the bucket holds is not fetched again (its tiles are
+        // read for their links), the rest comes by want-lists from the best
+        // peers and is stored as it arrives.
         let note = |blocks: u64, bytes: u64, _bad: u64| {
             update(status, |r| {
                 r.blocks_received += blocks;
@@ -343,6 +347,7 @@ impl Follow {
             reason: format!("a block of stream {stream}'s storage: {e}"),
         };
         let mut level = hydra_block::links(Codec::PlainNode, &root).map_err(malformed)?;
+        level.retain(|r| !given.contains(r));
         while !level.is_empty() {
             let b = bucket.clone();
             let (mut next, lacking) = blocking(move || {
@@ -391,7 +396,14 @@ impl Follow {
         }
 
         let (l, writer) = (log.clone(), self.writer);
-        let n = match blocking(move || l.apply_storage(&root, &[writer])).await {
+        let applied = blocking(move || {
+            let received = Received {
+                root: &root,
+                edges: &edges,
+            };
+            l.apply_storage(received, &[writer])
+        });
+        let n = match applied.await {
             Ok(applied) => applied.events,
             Err(hydra_eventlog::Error::Inconsistent { .. }) if have > 0 => {
                 return Err(self.judge(node, log, from, &stream, status).await);

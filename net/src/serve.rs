@@ -21,7 +21,8 @@ use serde_bytes::ByteBuf;
 use crate::stats::Stats;
 use crate::wire::{
     Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1, HEADS_WAIT,
-    MAX_BLOCKS_BYTES, MAX_WANT, RequestV1, ResponseV1, SyncRequest, SyncResponse,
+    MAX_BLOCKS_BYTES, MAX_WANT, RequestV1, ResponseV1, STORAGE_EDGE_BYTES, SyncRequest,
+    SyncResponse,
 };
 
 /// Finds a bucket this node serves, by name, and whether it is public:
@@ -147,12 +148,24 @@ impl Served {
         })
     }
 
-    /// A stream's storage block; the blocks it links go by want-lists.
+    /// A stream's storage block, with its first edge blocks; the blocks
+    /// it links go by want-lists.
     fn storage(&self, stream: String) -> ResponseV1 {
         match self.stream_storage(&stream, true) {
             Ok(storage) => {
-                Stats::add(&self.stats.bytes_sent, storage.root_block().len() as u64);
-                ResponseV1::Storage(ByteBuf::from(storage.root_block().to_vec()))
+                let mut bytes = storage.root_block().len();
+                let edges = storage
+                    .edge_blocks()
+                    .map_while(|(_, b)| {
+                        bytes += b.len();
+                        (bytes <= STORAGE_EDGE_BYTES).then(|| ByteBuf::from(b.to_vec()))
+                    })
+                    .collect();
+                Stats::add(&self.stats.bytes_sent, bytes as u64);
+                ResponseV1::Storage {
+                    root: ByteBuf::from(storage.root_block().to_vec()),
+                    edges,
+                }
             }
             Err(e) => ResponseV1::Error(e.to_string()),
         }

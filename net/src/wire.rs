@@ -17,6 +17,9 @@ pub const MAX_RESPONSE: u64 = 64 << 20;
 pub const MAX_REQUEST: u64 = 64 << 10;
 /// Longest a heads or manifest request waits for a change before answering.
 pub const HEADS_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Edge block bytes a storage answer carries along (a stream's open
+/// edge is usually a few KiB: a live follower then needs one answer).
+pub const STORAGE_EDGE_BYTES: usize = 1 << 20;
 /// Most refs one want-list may name.
 pub const MAX_WANT: usize = 1024;
 /// Block bytes a node puts in one answer; the rest are answered
@@ -38,7 +41,8 @@ pub enum RequestV1 {
     Heads { prefix: String, after: Option<u64> },
     /// The stream's storage block (`hydra_eventlog::Storage`): the
     /// writer's signed stored head, linking the stream's tree and edge
-    /// blocks, which are asked by want-lists
+    /// blocks. Edge blocks come along up to [`STORAGE_EDGE_BYTES`]; the
+    /// rest, tiles and bundles are asked by want-lists
     /// ([`BlocksRequestV1::StreamBlocks`]).
     Storage { stream: String },
     /// The stream's head, its root at `from_length` and the proof between
@@ -60,7 +64,10 @@ pub enum ResponseV1 {
         heads: Vec<(String, u64)>,
         next: u64,
     },
-    Storage(ByteBuf),
+    Storage {
+        root: ByteBuf,
+        edges: Vec<ByteBuf>,
+    },
     Extension(Box<hydra_eventlog::Extension>),
     Error(String),
 }

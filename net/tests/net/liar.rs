@@ -461,7 +461,10 @@ async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str)
                             heads: vec![(s.clone(), length)],
                             next: length,
                         },
-                        RequestV1::Storage { .. } => ResponseV1::Storage(root.clone().into()),
+                        RequestV1::Storage { .. } => ResponseV1::Storage {
+                            root: root.clone().into(),
+                            edges: Vec::new(),
+                        },
                         _ => ResponseV1::Error("no".into()),
                     };
                     let _ = swarm
