@@ -349,11 +349,11 @@ pub async fn http(rule: Rule, mut req: Request, next: Next) -> Response {
             .and_then(bearer);
         let caller = match app.gate.authenticate(secret) {
             Ok(c) => c,
-            Err(d) => return refused(d),
+            Err(d) => return refuse(req, d).await,
         };
         for need in rule.needs(&params, &query) {
             if let Err(d) = caller.check(&need) {
-                return refused(d);
+                return refuse(req, d).await;
             }
         }
         req.extensions_mut().insert(caller);
@@ -361,6 +361,18 @@ pub async fn http(rule: Rule, mut req: Request, next: Next) -> Response {
         req.extensions_mut().insert(app.gate.anyone());
     }
     next.run(req).await
+}
+
+/// Request body bytes read before a refusal is answered.
+const REFUSED_BODY: usize = 1 << 20;
+
+/// Answers a refusal once the request's body is read (up to
+/// [`REFUSED_BODY`]): an answer that leaves an HTTP/2 request body unread
+/// resets its stream, which a client still sending it (curl) reports as a
+/// transport error instead of the refusal.
+async fn refuse(req: Request, d: Denied) -> Response {
+    let _ = axum::body::to_bytes(req.into_body(), REFUSED_BODY).await;
+    refused(d)
 }
 
 fn refused(d: Denied) -> Response {

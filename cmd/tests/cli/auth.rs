@@ -791,3 +791,44 @@ fn the_first_token_ends_what_anyone_opened() {
     assert!(ended_after < Duration::from_secs(10), "{ended_after:?}");
     exits_within(&mut cli, "the RESP subscription outlived the open door");
 }
+
+/// A refused request over HTTP/2 is answered after its body is read, so
+/// the client sees the refusal, not a reset stream (curl: "Stream error
+/// in the HTTP/2 framing layer" while it still sent the body).
+#[test]
+fn a_refused_http2_request_with_a_body_gets_its_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let c = client();
+    let admin = token(&c, &d, None, "admin", &["admin"]);
+    let reader = token(&c, &d, Some(&admin), "reader", &["read:*"]);
+    let body = dir.path().join("body.json");
+    let pad = "x".repeat(512 << 10);
+    std::fs::write(
+        &body,
+        format!(r#"{{"type":"Placed","data":{{"pad":"{pad}"}}}}"#),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--http2-prior-knowledge",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{http_version}",
+            ])
+            .args(["-H", &format!("Authorization: Bearer {reader}")])
+            .args(["--data-binary", &format!("@{}", body.display())])
+            .arg(d.at("/streams/orders-2"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "403 2");
+    }
+}
