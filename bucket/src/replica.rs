@@ -23,7 +23,7 @@ use hydra_volume::Identity;
 use serde::{Deserialize, Serialize};
 
 use crate::gc::walk_error;
-use crate::{BlockWriter, Bucket, BucketError, BucketName, Encryption, Transforms};
+use crate::{BlockWriter, Bucket, BucketError, BucketName, Transforms};
 use hydra_volume::hex;
 
 /// The root naming the last manifest a replica applied.
@@ -89,13 +89,7 @@ struct Signed {
 impl Manifest {
     /// The transforms a replica of this bucket applies.
     pub fn transforms(&self) -> Transforms {
-        Transforms {
-            zstd_level: self.zstd_level,
-            encryption: self.key_check.as_ref().map(|check| Encryption {
-                cipher: crate::transform::CIPHER.into(),
-                key_check: check.clone(),
-            }),
-        }
+        Transforms::of(self.zstd_level, self.key_check.clone())
     }
 
     /// Signs the manifest with the writer's identity: the bytes a node

@@ -291,7 +291,17 @@ impl Store {
         manifest: &crate::Manifest,
         key: Option<&Key>,
     ) -> Result<Bucket, BucketError> {
-        let want = manifest.transforms();
+        self.replica_of(name, manifest.transforms(), key)
+    }
+
+    /// Like [`Store::replica`], for a bucket whose writer sealed its
+    /// blocks with `want` (as a stream's storage block tells).
+    pub fn replica_of(
+        &self,
+        name: &BucketName,
+        want: Transforms,
+        key: Option<&Key>,
+    ) -> Result<Bucket, BucketError> {
         {
             let _g = lock(&self.shared.config);
             match self.load_config(name)? {
@@ -307,6 +317,12 @@ impl Store {
             }
         }
         self.bucket(name, key)
+    }
+
+    /// A count that grows whenever a root of any bucket here is set or
+    /// removed (see [`Bucket::roots_generation`]).
+    pub fn roots_generation(&self) -> u64 {
+        self.shared.roots_generation()
     }
 
     /// Keeps `key` for bucket `name`, after checking it, so that every

@@ -35,6 +35,21 @@ pub struct Transforms {
     pub encryption: Option<Encryption>,
 }
 
+impl Transforms {
+    /// Transforms from their parts as a writer publishes them (a manifest,
+    /// a stream's storage block): a zstd level, and the check value of
+    /// the key, when encrypted.
+    pub fn of(zstd_level: Option<i32>, key_check: Option<String>) -> Transforms {
+        Transforms {
+            zstd_level,
+            encryption: key_check.map(|key_check| Encryption {
+                cipher: CIPHER.into(),
+                key_check,
+            }),
+        }
+    }
+}
+
 /// How an encrypted bucket's blocks are sealed. Holds no secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Encryption {

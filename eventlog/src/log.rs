@@ -285,10 +285,13 @@ impl EventLog {
     }
 
     /// Gives the key of an encrypted bucket, so that its streams can be
-    /// written and read. A wrong key is refused, naming the bucket.
+    /// written and read, those it held blind too (they are indexed now).
+    /// A wrong key is refused, naming the bucket.
     pub fn unlock(&self, bucket: &BucketName, key: &hydra_bucket::Key) -> Result<(), Error> {
         self.inner.store.unlock(bucket, key)?;
         self.inner.buckets.reopen();
+        // What it held blind (verified when it came) is readable now.
+        self.index_blind(bucket)?;
         Ok(())
     }
 

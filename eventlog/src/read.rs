@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::ops::Bound;
 
+use hydra_bucket::BucketError;
 use hydra_volume::{Direction, KeyRange, PageLimit};
 use uuid::Uuid;
 
@@ -45,7 +46,12 @@ impl EventLog {
         match self.state(stream)? {
             Some(s) if s.deletion == Deletion::Hard => Err(Error::StreamDeleted(stream.clone())),
             Some(s) if s.exists() => Ok(s),
-            _ => Err(Error::StreamNotFound(stream.clone())),
+            Some(_) => Err(Error::StreamNotFound(stream.clone())),
+            // Held blind: say whose key it needs.
+            None => match self.blind_held(stream)? {
+                Some(held) => Err(BucketError::KeyRequired(held.bucket.name().clone()).into()),
+                None => Err(Error::StreamNotFound(stream.clone())),
+            },
         }
     }
 

@@ -86,6 +86,10 @@ impl Sealing {
             key_check: t.encryption.as_ref().map(|e| e.key_check.clone()),
         }
     }
+
+    fn transforms(&self) -> Transforms {
+        Transforms::of(self.zstd_level, self.key_check.clone())
+    }
 }
 
 /// A stream's storage as blocks, read at one moment (see the module
@@ -166,6 +170,26 @@ pub(crate) enum Checked {
     /// Nothing new: this store holds the stream at least this long.
     Held(u64),
     New(Box<Prepared>),
+    /// In a bucket this store cannot read: kept whole, as stored.
+    Blind(Box<Blind>),
+}
+
+/// A stream's storage a bucket here holds blind: the bucket, and the
+/// storage block with its ref.
+pub(crate) struct BlindHeld {
+    pub bucket: Arc<Bucket>,
+    root: Ref,
+    block: Vec<u8>,
+}
+
+/// A stream's storage a blind store keeps: its blocks are in the bucket
+/// but for the storage block and the edge blocks received along.
+pub(crate) struct Blind {
+    bucket: Arc<Bucket>,
+    stream: StreamId,
+    root: Vec<u8>,
+    edges: Vec<Vec<u8>>,
+    applied: Applied,
 }
 
 impl Checked {
@@ -180,12 +204,16 @@ impl Checked {
                 events: p.events.len() as u64,
                 held: p.held,
             },
+            Checked::Blind(b) => b.applied,
         }
     }
 
-    /// New events it holds.
+    /// New events it holds in memory, for the writer.
     pub fn events(&self) -> u64 {
-        self.applied().events
+        match self {
+            Checked::New(p) => p.events.len() as u64,
+            _ => 0,
+        }
     }
 }
 
@@ -251,23 +279,14 @@ impl EventLog {
     /// signs it now; a replica hands over its writer's, which its storage
     /// matches.
     pub fn storage(&self, stream: &StreamId) -> Result<Storage, Error> {
+        if self.state(stream)?.is_none()
+            && let Some(held) = self.blind_held(stream)?
+        {
+            return blind_storage(stream, held);
+        }
         let st = self.readable(stream)?;
         let bucket = self.inner.buckets.get(st.bucket)?;
-        let read_tiles = |top: Option<&Ref>| -> Result<(Vec<Block>, Vec<Ref>), Error> {
-            let Some(top) = top else {
-                return Ok(Default::default());
-            };
-            let walked = tree::bundles(&bucket, stream.as_str(), top)?;
-            let mut tiles = Vec::with_capacity(walked.tiles.len());
-            for r in walked.tiles {
-                let bytes = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
-                    what: format!("bundle tree of stream {stream}"),
-                    reason: format!("tile {r} is missing"),
-                })?;
-                tiles.push((r, bytes));
-            }
-            Ok((tiles, walked.bundles.into_iter().map(|(_, r)| r).collect()))
-        };
+        let read_tiles = |top: Option<&Ref>| read_tree(&bucket, stream, top);
         let (stored, edge, (tiles, bundles)) = match &st.replica {
             None => self.sign_stored(stream, |_, top| read_tiles(top))?,
             Some(head) => {
@@ -312,6 +331,75 @@ impl EventLog {
             edges,
             bucket,
         })
+    }
+
+    /// The storage block of `stream` a bucket here holds blind (see
+    /// [`blind_root`]), with the bucket and its ref.
+    pub(crate) fn blind_held(&self, stream: &StreamId) -> Result<Option<BlindHeld>, Error> {
+        for config in self.inner.buckets.store().buckets()? {
+            let bucket = self.inner.buckets.get(config.num())?;
+            if let Some(r) = bucket.root(&blind_root(stream))? {
+                let block = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
+                    what: format!(
+                        "storage block of stream {stream} in bucket {}",
+                        bucket.name()
+                    ),
+                    reason: format!("block {r} is missing"),
+                })?;
+                return Ok(Some(BlindHeld {
+                    bucket,
+                    root: r,
+                    block,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How many events of `stream` this store holds: in its log, or held
+    /// blind in a bucket it still cannot read (0 when neither).
+    pub fn held_length(&self, stream: &StreamId) -> Result<u64, Error> {
+        if let Some(v) = self.stream_version(stream)? {
+            return Ok(v + 1);
+        }
+        Ok(match self.blind_held(stream)? {
+            Some(held) if !held.bucket.readable() => decode_root(&held.block)?.0.stored.head.length,
+            _ => 0,
+        })
+    }
+
+    /// Indexes the streams bucket `name` held blind, now that its key is
+    /// here (their blocks are all in it); returns how many events.
+    pub(crate) fn index_blind(&self, name: &BucketName) -> Result<u64, Error> {
+        let bucket = self.inner.buckets.named(name)?;
+        let held: Vec<Ref> = bucket
+            .roots(&blind_root_prefix(""))
+            .map(|r| r.map(|(_, r)| r))
+            .collect::<Result<_, _>>()?;
+        let mut events = 0;
+        for r in held {
+            if let Some(block) = bucket.get_stored(&r)? {
+                events += self.apply_storage(Received::root(&block), &[])?.events;
+            }
+        }
+        Ok(events)
+    }
+
+    /// The streams under `prefix` that buckets here hold blind, with
+    /// their lengths (the signed ones held).
+    pub fn blind_streams(&self, prefix: &str) -> Result<Vec<(StreamId, u64)>, Error> {
+        let mut out = Vec::new();
+        for config in self.inner.buckets.store().buckets()? {
+            let bucket = self.inner.buckets.get(config.num())?;
+            for root in bucket.roots(&blind_root_prefix(prefix)) {
+                let (_, r) = root?;
+                if let Some(block) = bucket.get_stored(&r)? {
+                    let head = decode_root(&block)?.0.stored.head;
+                    out.push((head.stream, head.length));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Hands `f` every block of `storage`, as stored: the storage block,
@@ -364,7 +452,14 @@ impl EventLog {
         let stream = body.stored.head.stream.clone();
         let bucket = match self.state(&stream)? {
             Some(st) => self.inner.buckets.get(st.bucket)?,
-            None => self.inner.buckets.named(&body.bucket)?,
+            None => {
+                // A bucket of that name, made as the writer's if missing.
+                let store = self.inner.buckets.store();
+                if let Err(BucketError::NotFound(_)) = store.bucket_config(&body.bucket) {
+                    store.replica_of(&body.bucket, body.sealing.transforms(), None)?;
+                }
+                self.inner.buckets.named(&body.bucket)?
+            }
         };
         if Sealing::of(&bucket.config().transforms) != body.sealing {
             return Err(Error::OtherTransforms {
@@ -403,8 +498,21 @@ impl EventLog {
     /// again that the stream did not change since).
     pub(crate) fn apply_checked(&self, checked: Checked) -> Result<Applied, Error> {
         let applied = checked.applied();
-        if let Checked::New(prepared) = checked {
-            self.request(|reply| Request::Replicate { prepared, reply })?;
+        match checked {
+            Checked::Held(_) => {}
+            Checked::New(prepared) => {
+                self.request(|reply| Request::Replicate { prepared, reply })?;
+            }
+            Checked::Blind(blind) => {
+                let root = Ref::of(Codec::PlainNode, &blind.root);
+                let mut blocks = blind.bucket.writer();
+                for edge in blind.edges {
+                    blocks.put_stored(Ref::of(Codec::PlainNode, &edge), edge)?;
+                }
+                blocks.put_stored(root, blind.root)?;
+                blocks.flush()?;
+                blind.bucket.set_root(&blind_root(&blind.stream), root)?;
+            }
         }
         Ok(applied)
     }
@@ -415,10 +523,96 @@ impl EventLog {
         received: Received<'_>,
         trusted: &[[u8; 32]],
     ) -> Result<Checked, Error> {
-        Ok(match self.prepare(received, trusted)? {
+        let (body, links) = decode_root(received.root)?;
+        let stored = body.stored;
+        let head = &stored.head;
+        if !trusted.is_empty() && !trusted.contains(&head.signer) {
+            return Err(Error::UntrustedWriter {
+                stream: head.stream.clone(),
+                signer: head.signer_peer_id(),
+            });
+        }
+        stored
+            .verify(&head.signer)
+            .map_err(|_| Error::BadHeadSignature(head.stream.clone()))?;
+        let (stream, bucket) = self.storage_target(received.root)?;
+        if !bucket.readable() && self.state(&stream)?.is_none() {
+            return self.check_blind(received, (stored, links), bucket);
+        }
+        let length = head.length;
+        Ok(match self.prepare(received, (stored, links), &bucket)? {
             Some(p) => Checked::New(Box::new(p)),
-            None => Checked::Held(decode_root(received.root)?.0.stored.head.length),
+            None => Checked::Held(length),
         })
+    }
+
+    /// [`EventLog::check`] for a bucket this store cannot read: every
+    /// block present (tiles in their places, bundles, edge blocks) and the
+    /// edge against its signed root. The events cannot be checked against
+    /// the head without the key: a keyed store that takes the stream from
+    /// here does that.
+    fn check_blind(
+        &self,
+        received: Received<'_>,
+        (stored, links): (StoredHead, Vec<Ref>),
+        bucket: Arc<Bucket>,
+    ) -> Result<Checked, Error> {
+        let head = &stored.head;
+        let stream = &head.stream;
+        let held = match bucket.root(&blind_root(stream))? {
+            Some(r) => {
+                let block = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
+                    what: format!(
+                        "storage block of stream {stream} in bucket {}",
+                        bucket.name()
+                    ),
+                    reason: format!("block {r} is missing"),
+                })?;
+                Some(decode_root(&block)?.0.stored)
+            }
+            None => None,
+        };
+        if let Some(h) = &held {
+            if h.head.signer != head.signer {
+                return Err(Error::OtherWriter {
+                    stream: stream.clone(),
+                    signer: head.signer_peer_id(),
+                    writer: h.head.signer_peer_id(),
+                });
+            }
+            if h.head.length == head.length && h.head.root != head.root {
+                return Err(Error::Inconsistent {
+                    stream: stream.clone(),
+                    length: head.length,
+                });
+            }
+            if h.head.length > head.length || *h == stored {
+                return Ok(Checked::Held(h.head.length));
+            }
+        }
+        let (top, edge_refs) = tree_and_edges(&stored, &links)?;
+        if let Some(top) = &top {
+            for (index, r) in tree::bundles(&bucket, stream.as_str(), top)?.bundles {
+                if !bucket.has(&r)? {
+                    return Err(Error::StoredMismatch {
+                        stream: stream.clone(),
+                        reason: format!("its bundle {index} ({r}) is missing"),
+                    });
+                }
+            }
+        }
+        edge_records(&stored, received, edge_refs, &bucket)?;
+        let held = held.map_or(0, |h| h.head.length);
+        Ok(Checked::Blind(Box::new(Blind {
+            bucket,
+            stream: stream.clone(),
+            root: received.root.to_vec(),
+            edges: received.edges.to_vec(),
+            applied: Applied {
+                events: head.length - held,
+                held,
+            },
+        })))
     }
 
     /// [`EventLog::check`]: `None` when this store already holds all of
@@ -426,22 +620,11 @@ impl EventLog {
     fn prepare(
         &self,
         received: Received<'_>,
-        trusted: &[[u8; 32]],
+        (stored, links): (StoredHead, Vec<Ref>),
+        bucket: &Bucket,
     ) -> Result<Option<Prepared>, Error> {
-        let root_block = received.root;
-        let (body, links) = decode_root(root_block)?;
-        let stored = body.stored;
         let head = &stored.head;
         let stream = &head.stream;
-        if !trusted.is_empty() && !trusted.contains(&head.signer) {
-            return Err(Error::UntrustedWriter {
-                stream: stream.clone(),
-                signer: head.signer_peer_id(),
-            });
-        }
-        stored
-            .verify(&head.signer)
-            .map_err(|_| Error::BadHeadSignature(stream.clone()))?;
         let mismatch = |reason: String| Error::StoredMismatch {
             stream: stream.clone(),
             reason,
@@ -490,19 +673,12 @@ impl EventLog {
             }
             return Ok(None);
         }
-        let (_, bucket) = self.storage_target(root_block)?;
         let num = state.as_ref().map(|s| s.num);
 
         // The tree, and the bundles it links that are new here.
-        let (top, edge_refs) = match (stored.tree, links.split_first()) {
-            (Some(top), Some((first, rest))) if *first == top => (Some(top), rest),
-            (Some(_), _) => {
-                return Err(mismatch("the storage block does not link its tree".into()));
-            }
-            (None, _) => (None, &links[..]),
-        };
+        let (top, edge_refs) = tree_and_edges(&stored, &links)?;
         let walked = match &top {
-            Some(top) => tree::bundles(&bucket, stream.as_str(), top)?.bundles,
+            Some(top) => tree::bundles(bucket, stream.as_str(), top)?.bundles,
             None => Vec::new(),
         };
         let held_bundles = match num {
@@ -530,41 +706,7 @@ impl EventLog {
             )));
         }
 
-        // The edge: its blocks against the signed root.
-        let mut edge: Vec<(u64, Vec<u8>)> = Vec::with_capacity(stored.edge_records as usize);
-        let given: HashMap<Ref, &[u8]> = received
-            .edges
-            .iter()
-            .map(|b| (Ref::of(Codec::PlainNode, b), b.as_slice()))
-            .collect();
-        for r in edge_refs {
-            let stored;
-            let bytes = match given.get(r) {
-                Some(b) => *b,
-                None => {
-                    stored = bucket
-                        .get_stored(r)?
-                        .ok_or_else(|| mismatch(format!("edge block {r} is missing")))?;
-                    &stored
-                }
-            };
-            let node = Node::<Vec<(u64, ByteBuf)>>::decode(STREAM_EDGE, bytes)
-                .map_err(|e| mismatch(format!("edge block {r}: {e}")))?;
-            edge.extend(node.body.into_iter().map(|(v, b)| (v, b.into_vec())));
-        }
-        let leaves = edge.iter().map(|(v, sealed)| edge_leaf(*v, sealed));
-        if edge.len() as u64 != stored.edge_records
-            || crate::merkle::root_of_leaves(leaves) != stored.edge_root
-        {
-            return Err(mismatch(format!(
-                "its {} edge records hash to another root than the {} signed",
-                edge.len(),
-                stored.edge_records
-            )));
-        }
-        if !edge.windows(2).all(|w| w[0].0 < w[1].0) {
-            return Err(mismatch("its edge records are out of order".into()));
-        }
+        let edge = edge_records(&stored, received, edge_refs, bucket)?;
 
         // What the replica holds on its edge: each either taken into a
         // new bundle, or in the writer's edge as it is here.
@@ -748,6 +890,138 @@ impl EventLog {
             })
             .collect()
     }
+}
+
+/// The top of a stored head's tree, which its storage block links first
+/// (when it has one), and the edge blocks it links after it.
+fn tree_and_edges<'a>(
+    stored: &StoredHead,
+    links: &'a [Ref],
+) -> Result<(Option<Ref>, &'a [Ref]), Error> {
+    match (stored.tree, links.split_first()) {
+        (Some(top), Some((first, rest))) if *first == top => Ok((Some(top), rest)),
+        (Some(_), _) => Err(Error::StoredMismatch {
+            stream: stored.head.stream.clone(),
+            reason: "the storage block does not link its tree".into(),
+        }),
+        (None, _) => Ok((None, links)),
+    }
+}
+
+/// The edge records of a stream's storage, `(version, sealed bytes)` in
+/// version order, from the edge blocks received or in `bucket`, checked
+/// against the signed edge root (which needs no key).
+fn edge_records(
+    stored: &StoredHead,
+    received: Received<'_>,
+    edge_refs: &[Ref],
+    bucket: &Bucket,
+) -> Result<Vec<(u64, Vec<u8>)>, Error> {
+    let mismatch = |reason: String| Error::StoredMismatch {
+        stream: stored.head.stream.clone(),
+        reason,
+    };
+    let mut edge: Vec<(u64, Vec<u8>)> = Vec::with_capacity(stored.edge_records as usize);
+    let given: HashMap<Ref, &[u8]> = received
+        .edges
+        .iter()
+        .map(|b| (Ref::of(Codec::PlainNode, b), b.as_slice()))
+        .collect();
+    for r in edge_refs {
+        let held;
+        let bytes = match given.get(r) {
+            Some(b) => *b,
+            None => {
+                held = bucket
+                    .get_stored(r)?
+                    .ok_or_else(|| mismatch(format!("edge block {r} is missing")))?;
+                &held
+            }
+        };
+        let node = Node::<Vec<(u64, ByteBuf)>>::decode(STREAM_EDGE, bytes)
+            .map_err(|e| mismatch(format!("edge block {r}: {e}")))?;
+        edge.extend(node.body.into_iter().map(|(v, b)| (v, b.into_vec())));
+    }
+    let leaves = edge.iter().map(|(v, sealed)| edge_leaf(*v, sealed));
+    if edge.len() as u64 != stored.edge_records
+        || crate::merkle::root_of_leaves(leaves) != stored.edge_root
+    {
+        return Err(mismatch(format!(
+            "its {} edge records hash to another root than the {} signed",
+            edge.len(),
+            stored.edge_records
+        )));
+    }
+    if !edge.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Err(mismatch("its edge records are out of order".into()));
+    }
+    Ok(edge)
+}
+
+/// The root under which a bucket holds the storage block of a stream it
+/// cannot read (a blind replica: encrypted, no key here). The storage
+/// stays whole in the bucket, which keeps, checks and serves it; once the
+/// key is given, applying it indexes the stream and drops the root.
+pub(crate) fn blind_root(stream: &StreamId) -> String {
+    blind_root_prefix(stream.as_str())
+}
+
+fn blind_root_prefix(prefix: &str) -> String {
+    format!("stream/{prefix}")
+}
+
+/// The tiles of a stream's tree under `top`, read with their bytes, and
+/// its bundles.
+fn read_tree(
+    bucket: &Bucket,
+    stream: &StreamId,
+    top: Option<&Ref>,
+) -> Result<(Vec<Block>, Vec<Ref>), Error> {
+    let Some(top) = top else {
+        return Ok(Default::default());
+    };
+    let walked = tree::bundles(bucket, stream.as_str(), top)?;
+    let mut tiles = Vec::with_capacity(walked.tiles.len());
+    for r in walked.tiles {
+        let bytes = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
+            what: format!("bundle tree of stream {stream}"),
+            reason: format!("tile {r} is missing"),
+        })?;
+        tiles.push((r, bytes));
+    }
+    Ok((tiles, walked.bundles.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// The storage of a stream a bucket holds blind: as it was received.
+fn blind_storage(
+    stream: &StreamId,
+    BlindHeld {
+        bucket,
+        root,
+        block: root_block,
+    }: BlindHeld,
+) -> Result<Storage, Error> {
+    let (body, links) = decode_root(&root_block)?;
+    let (top, edge_refs) = tree_and_edges(&body.stored, &links)?;
+    let (tiles, bundles) = read_tree(&bucket, stream, top.as_ref())?;
+    let mut edges = Vec::with_capacity(edge_refs.len());
+    for r in edge_refs {
+        let bytes = bucket.get_stored(r)?.ok_or_else(|| Error::StoredMismatch {
+            stream: stream.clone(),
+            reason: format!("edge block {r} is missing"),
+        })?;
+        edges.push((*r, bytes));
+    }
+    Ok(Storage {
+        stored: body.stored,
+        root,
+        root_block,
+        tiles,
+        bundle_set: bundles.iter().copied().collect(),
+        bundles,
+        edges,
+        bucket,
+    })
 }
 
 /// A storage block's body and links.

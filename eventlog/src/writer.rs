@@ -1266,11 +1266,13 @@ impl Writer {
                 .collect::<Result<Vec<u64>, Error>>()?;
             bundle::stage_entry(&mut tx.ops, (num, index), p.bucket, block, &positions);
         }
+        let bucket = self.buckets.get(p.bucket)?;
         if let Some(top) = p.stored.tree {
-            let bucket = self.buckets.get(p.bucket)?;
             bucket.stage_root(&mut tx.ops, &tree::root_name(num), top)?;
             tx.roots.push((p.bucket, top));
         }
+        // Held blind until the key came: indexed from now on.
+        bucket.stage_remove_root(&mut tx.ops, &crate::storage::blind_root(stream))?;
         tx.ops.put(
             layout::replica_stored_key(num),
             postcard::to_allocvec(&p.stored).expect("stored heads encode"),

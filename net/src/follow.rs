@@ -583,7 +583,7 @@ fn behind(log: &EventLog, heads: Vec<(String, u64)>) -> Vec<(String, u64, u64)> 
         .into_iter()
         .filter_map(|(stream, length)| {
             let id = StreamId::new(stream.clone()).ok()?;
-            let have = log.stream_version(&id).ok().flatten().map_or(0, |v| v + 1);
+            let have = log.held_length(&id).unwrap_or(0);
             (have < length).then_some((stream, have, length))
         })
         .collect()

@@ -52,8 +52,9 @@ impl Serving {
     }
 }
 
-/// How long a waiting request sleeps before checking for a stop.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
+/// How long a waiting request sleeps before checking for a stop (and a
+/// heads request for streams taken in blind, which no append signals).
+const WAIT_SLICE: Duration = Duration::from_millis(25);
 
 /// This node's own signed manifest of a bucket, kept while its roots
 /// stay as they were.
@@ -119,16 +120,26 @@ impl Served {
         }
         SyncResponse::V1(match request {
             RequestV1::Heads { prefix, after } => {
+                // A cursor that moves with every append to the log and
+                // every stream a bucket takes in blind (a root change).
+                let store = self.log.store();
+                let cursor = || self.log.next_position() + store.roots_generation();
                 if let Some(after) = after {
-                    self.wait(|until| self.log.wait_past(after, until));
+                    self.wait(|until| {
+                        self.log.wait_past(self.log.next_position(), until);
+                        cursor() > after
+                    });
                 }
-                let next = self.log.next_position();
-                let heads = self
+                let next = cursor();
+                let mut heads: Vec<(String, u64)> = self
                     .log
                     .list_streams(&prefix)
                     .filter_map(Result::ok)
                     .filter_map(|s| s.version.map(|v| (s.stream.to_string(), v + 1)))
                     .collect();
+                if let Ok(blind) = self.log.blind_streams(&prefix) {
+                    heads.extend(blind.into_iter().map(|(s, length)| (s.to_string(), length)));
+                }
                 ResponseV1::Heads { heads, next }
             }
             RequestV1::Storage { stream } => self.storage(stream),

@@ -234,7 +234,7 @@ fn an_import_stores_the_writers_blocks_as_they_are_and_relays_them() {
 }
 
 #[test]
-fn an_import_into_a_bucket_without_the_key_or_sealed_otherwise_changes_nothing() {
+fn an_import_without_the_key_holds_the_stream_blind_until_the_key_comes() {
     let key = Key::from_bytes([4; 32]);
     let (da, db, dc) = (
         tempfile::tempdir().unwrap(),
@@ -242,42 +242,78 @@ fn an_import_into_a_bucket_without_the_key_or_sealed_otherwise_changes_nothing()
         tempfile::tempdir().unwrap(),
     );
     let a = open_with_vault(da.path(), Some(&key), vec![]);
+    let s = sid("patient-1");
     for i in 0..300 {
         a.write(in_bucket(
             "patient-1",
             "vault",
-            vec![ev("E", &i.to_string())],
+            vec![ev("E", &format!("BlindMarker{i}"))],
         ))
         .unwrap();
     }
+    let writer = a.identity().public_key();
     let file = da.path().join("export.car");
     export(&a, &["patient-1"], &file);
 
-    // The same bucket, locked.
-    drop(open_with_vault(db.path(), Some(&key), vec![]));
-    let b = open_with_vault(db.path(), None, vec![]);
-    let err = b.import(&file, &[]).unwrap_err();
+    // A store with no bucket vault makes it as the writer's, and holds
+    // the stream blind: stored and checked, not readable.
+    let b = open(db.path());
+    let r = b.import(&file, &[writer]).unwrap();
+    assert_eq!((r.events, r.skipped), (300, 0));
+    assert!(!b.exists(&s).unwrap());
+    let err = b
+        .read(
+            &s,
+            hydra_eventlog::ReadFrom::Edge,
+            1,
+            hydra_eventlog::Direction::Forward,
+        )
+        .err()
+        .unwrap();
     assert!(
         err.to_string()
             .starts_with("bucket vault is encrypted and this peer has no key"),
         "{err}"
     );
-    assert!(!b.exists(&sid("patient-1")).unwrap());
+    assert_eq!(b.held_length(&s).unwrap(), 300);
+    assert_eq!(
+        b.import(&file, &[writer]).unwrap().events,
+        0,
+        "held already"
+    );
+    // A collection without the key keeps every block of it.
+    let gc = b
+        .store()
+        .bucket(&"vault".parse().unwrap(), None)
+        .unwrap()
+        .gc()
+        .unwrap();
+    assert_eq!(gc.freed, 0, "{gc:?}");
+    // It hands on what it holds, as the writer signed it.
+    assert_eq!(b.storage(&s).unwrap().stored, a.stored_head(&s).unwrap());
+    let relayed = db.path().join("relayed.car");
+    export(&b, &["patient-1"], &relayed);
+    b.close().unwrap();
+    drop(b);
+    assert!(!disk_contains(db.path(), b"BlindMarker"));
 
-    // A bucket of that name with another key.
-    let c = open_with_vault(dc.path(), Some(&Key::from_bytes([5; 32])), vec![]);
-    let err = c.import(&file, &[]).unwrap_err();
+    // With the key, what it held is indexed and read.
+    let b = open(db.path());
+    b.unlock(&"vault".parse().unwrap(), &key).unwrap();
+    assert_eq!(read_all_of(&b, &s).len(), 300);
+    b.check_stored(&a.stored_head(&s).unwrap(), &writer)
+        .unwrap();
+    // And a keyed store reads it from the blind one's export.
+    let c = open_with_vault(dc.path(), Some(&key), vec![]);
+    assert_eq!(c.import(&relayed, &[writer]).unwrap().events, 300);
+    assert_eq!(read_all_of(&c, &s).len(), 300);
+
+    // A bucket of that name with another key: refused, nothing held.
+    let dd = tempfile::tempdir().unwrap();
+    let d = open_with_vault(dd.path(), Some(&Key::from_bytes([5; 32])), vec![]);
+    let err = d.import(&file, &[]).unwrap_err();
     assert!(matches!(err, Error::OtherTransforms { .. }), "{err}");
-    assert!(!c.exists(&sid("patient-1")).unwrap());
-    // And no bucket of that name.
-    let (dd, plain) = {
-        let d = tempfile::tempdir().unwrap();
-        let l = open(d.path());
-        (d, l)
-    };
-    let err = plain.import(&file, &[]).unwrap_err();
-    assert_eq!(err.to_string(), "bucket vault does not exist");
-    drop(dd);
+    assert_eq!(d.held_length(&s).unwrap(), 0);
 }
 
 #[test]

@@ -404,3 +404,144 @@ async fn a_writer_signing_two_histories_of_a_stream_is_caught() {
     held.verify(&key).unwrap();
     assert!(ext.contradicts(&held));
 }
+
+/// Follows the streams under `patient` of `peer`, written by `key`.
+fn patients(peer: &Node, key: [u8; 32]) -> Follow {
+    Follow {
+        prefix: "patient".into(),
+        ..follow(peer, key)
+    }
+}
+
+/// Whether any file under `dir` holds `needle`.
+fn disk_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            return disk_contains(&p, needle);
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blind_replica_keeps_and_serves_an_encrypted_stream_a_keyed_peer_reads_through_it() {
+    use hydra_bucket::{BucketName, CreateOptions, Key};
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b, c) = (
+        open(dirs[0].path()),
+        open(dirs[1].path()),
+        open(dirs[2].path()),
+    );
+    let (vault, key): (BucketName, Key) = ("vault".parse().unwrap(), Key::from_bytes([4; 32]));
+    let options = CreateOptions {
+        zstd_level: Some(3),
+        key: Some(&key),
+    };
+    for log in [&a, &c] {
+        log.store().create_bucket(&vault, options.clone()).unwrap();
+        log.unlock(&vault, &key).unwrap();
+    }
+    let s = StreamId::new("patient-1").unwrap();
+    let write = |from: u64, n: u64| {
+        for i in from..from + n {
+            let event = NewEvent::new("Visit", format!("SecretMarkerB{i}").into_bytes());
+            a.write(hydra_eventlog::StreamWrite {
+                bucket: Some(vault.clone()),
+                ..hydra_eventlog::StreamWrite::new(s.clone(), ExpectedVersion::Any, vec![event])
+            })
+            .unwrap();
+        }
+    };
+    // Two bundles and 188 events on the edge.
+    write(0, 700);
+    let listen = || vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let na = Node::start(a.clone(), Serving::streams(), listen())
+        .await
+        .unwrap();
+    let nb = Node::start(b.clone(), Serving::streams(), listen())
+        .await
+        .unwrap();
+    let nc = Node::start(c.clone(), Serving::streams(), Vec::new())
+        .await
+        .unwrap();
+    let writer = a.identity().public_key();
+
+    // B has no key (and no bucket vault: it is made as the writer's).
+    assert_eq!(patients(&na, writer).round(&nb, &b).await.unwrap(), 700);
+    let err = b
+        .read(&s, ReadFrom::Edge, 1, hydra_eventlog::Direction::Forward)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("bucket vault is encrypted and this peer has no key"),
+        "{err}"
+    );
+    assert_eq!(b.held_length(&s).unwrap(), 700);
+    assert_eq!(b.storage(&s).unwrap().stored, a.stored_head(&s).unwrap());
+
+    // C holds the key and follows B alone.
+    assert_eq!(patients(&nb, writer).round(&nc, &c).await.unwrap(), 700);
+    let strip = |log: &EventLog| {
+        log.read(
+            &s,
+            ReadFrom::Edge,
+            u64::MAX,
+            hydra_eventlog::Direction::Forward,
+        )
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.id, e.data)
+        })
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&c), strip(&a));
+    c.check_stored(&a.stored_head(&s).unwrap(), &writer)
+        .unwrap();
+    let e = c
+        .read(
+            &s,
+            ReadFrom::Version(650),
+            1,
+            hydra_eventlog::Direction::Forward,
+        )
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let (head, proof) = c.prove(&s, 650).unwrap();
+    verify_event(&head, &writer, &e, &proof).unwrap();
+
+    // More: bundle 2 seals on the writer; both follow.
+    write(700, 100);
+    assert_eq!(patients(&na, writer).round(&nb, &b).await.unwrap(), 100);
+    assert_eq!(patients(&nb, writer).round(&nc, &c).await.unwrap(), 100);
+    assert_eq!(strip(&c), strip(&a));
+    c.check_stored(&a.stored_head(&s).unwrap(), &writer)
+        .unwrap();
+    assert_eq!(b.storage(&s).unwrap().stored, a.stored_head(&s).unwrap());
+
+    drop((nb, nc));
+    b.close().unwrap();
+    drop(b);
+    assert!(
+        !disk_contains(dirs[1].path(), b"SecretMarkerB"),
+        "an event readable on the blind replica's disk"
+    );
+    // Given the key, it reads what it held blind, and follows keyed.
+    let b = open(dirs[1].path());
+    b.unlock(&vault, &key).unwrap();
+    assert_eq!(strip(&b), strip(&a));
+    assert!(b.blind_streams("").unwrap().is_empty());
+    b.check_stored(&a.stored_head(&s).unwrap(), &writer)
+        .unwrap();
+    write(800, 10);
+    let nb = Node::start(b.clone(), Serving::streams(), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(patients(&na, writer).round(&nb, &b).await.unwrap(), 10);
+    assert_eq!(strip(&b), strip(&a));
+}
