@@ -121,14 +121,25 @@ fn lock(dir: &Path) -> Result<File, VolumeError> {
         .write(true)
         .open(&path)
         .map_err(|e| VolumeError::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(VolumeError::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(VolumeError::io(&path, e)),
+    // A lock held a moment longer than its owner: a child process this
+    // one started (or the last owner, forking just before it closed) keeps
+    // the lock's file open until it execs. Ask again for a little while.
+    for _ in 0..LOCK_TRIES {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(VolumeError::io(&path, e)),
+        }
     }
+    Err(VolumeError::Locked {
+        path: dir.to_path_buf(),
+    })
 }
+
+/// Times a held lock is asked for, 10 ms apart.
+const LOCK_TRIES: usize = 20;
 
 fn read_marker(path: &Path) -> Result<Option<Backend>, VolumeError> {
     let text = match std::fs::read_to_string(path) {
