@@ -73,6 +73,13 @@ impl<W: Write> CarWriter<W> {
         Ok(CarWriter { out })
     }
 
+    /// Writes blocks only: for a file whose roots are known once its
+    /// blocks are written, which go to a spool that follows the header
+    /// ([`CarWriter::new`]) once it is.
+    pub fn headless(out: W) -> CarWriter<W> {
+        CarWriter { out }
+    }
+
     /// Appends a block; `data` must hash to `r` (the reader checks).
     pub fn write(&mut self, r: &Ref, data: &[u8]) -> io::Result<()> {
         let cid = cid_bytes(r);

@@ -58,6 +58,6 @@ pub use replica::{
     Receiver,
 };
 pub use store::{CreateOptions, Store};
-pub use transfer::{BucketExport, BucketImport};
+pub use transfer::{BucketExport, BucketImport, Part, check_objects};
 pub use transform::{Encryption, Transforms};
 pub use verify::{Corruption, VerifyReport};

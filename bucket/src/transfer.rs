@@ -64,10 +64,24 @@ impl Bucket {
         out: impl Write,
     ) -> Result<BucketExport, BucketError> {
         let signed = self.signed_manifest(identity, seq)?;
-        let manifest = Manifest::decode_stored(&signed)?;
         let root = Ref::of(Codec::Raw, &signed);
         let mut w = CarWriter::new(out, &[root]).map_err(BucketError::Write)?;
-        w.write(&root, &signed).map_err(BucketError::Write)?;
+        let report = self.write_objects(&signed, &mut w)?;
+        w.finish().map_err(BucketError::Write)?;
+        Ok(report)
+    }
+
+    /// Writes the signed manifest `signed` and every object it lists (its
+    /// closure, then every block the closure lists) into `w`: the
+    /// bucket's part of an export.
+    pub fn write_objects<W: Write>(
+        &self,
+        signed: &[u8],
+        w: &mut CarWriter<W>,
+    ) -> Result<BucketExport, BucketError> {
+        let manifest = Manifest::decode_stored(signed)?;
+        w.write(&Ref::of(Codec::Raw, signed), signed)
+            .map_err(BucketError::Write)?;
         let mut report = BucketExport {
             bucket: manifest.bucket.clone(),
             blocks: 1,
@@ -90,7 +104,6 @@ impl Bucket {
             report.blocks += 1;
             report.objects += 1;
         }
-        w.finish().map_err(BucketError::Write)?;
         Ok(report)
     }
 }
@@ -116,22 +129,79 @@ impl Store {
         if r != root {
             return Err(bad(format!("the first block is {r}, not the root")));
         }
-        let claimed = Manifest::decode_stored(&signed)?;
-        let name: BucketName = claimed.bucket.parse()?;
-        let writers = if trusted.is_empty() {
-            vec![claimed.writer]
-        } else {
-            trusted.to_vec()
-        };
-        let manifest = Manifest::open(&signed, &name, &writers)?;
+        self.import_objects(&signed, &mut reader, trusted, key, Part::Whole)
+    }
+
+    /// The bucket part of an import whose signed manifest, `signed`, was
+    /// just read: the blocks `reader` gives next are its objects' (see
+    /// [`Store::import`]).
+    pub fn import_objects(
+        &self,
+        signed: &[u8],
+        reader: &mut CarReader<impl Read>,
+        trusted: &[[u8; 32]],
+        key: Option<&Key>,
+        part: Part,
+    ) -> Result<BucketImport, BucketError> {
+        let (name, manifest) = opened(signed, trusted)?;
         let created = self.bucket_config(&name).is_err();
         let bucket = self.replica(&name, &manifest, key)?;
-        let applied = apply(&bucket, &signed, &manifest, &mut reader);
+        let applied = apply(&bucket, signed, &manifest, reader, part);
         if applied.is_err() && created {
             let _ = self.remove_bucket(&name);
         }
         applied
     }
+}
+
+/// Checks the bucket part of an export whose signed manifest, `signed`,
+/// was just read, storing nothing: the manifest's signature, and each
+/// object's closure and blocks in order (each block against its CID, as
+/// the reader gives it). Returns the objects.
+pub fn check_objects(
+    signed: &[u8],
+    reader: &mut CarReader<impl Read>,
+    trusted: &[[u8; 32]],
+) -> Result<u64, BucketError> {
+    let (_, manifest) = opened(signed, trusted)?;
+    for o in &manifest.objects {
+        let (r, bytes) = next(reader, &format!("the closure of {:?}", o.key))?;
+        if r != o.closure {
+            return Err(bad(format!("block {r} is not the closure of {:?}", o.key)));
+        }
+        for want in Closure::decode(&bytes)?.blocks {
+            let (r, _) = next(reader, &format!("every block of {:?}", o.key))?;
+            if r != want {
+                return Err(bad(format!(
+                    "block {r} is not the next block of {:?}",
+                    o.key
+                )));
+            }
+        }
+    }
+    Ok(manifest.objects.len() as u64)
+}
+
+/// A signed manifest opened: its bucket and content, signed by one of
+/// `trusted` (or, with none, by the writer it names).
+fn opened(signed: &[u8], trusted: &[[u8; 32]]) -> Result<(BucketName, Manifest), BucketError> {
+    let claimed = Manifest::decode_stored(signed)?;
+    let name: BucketName = claimed.bucket.parse()?;
+    let writers = if trusted.is_empty() {
+        vec![claimed.writer]
+    } else {
+        trusted.to_vec()
+    };
+    let manifest = Manifest::open(signed, &name, &writers)?;
+    Ok((name, manifest))
+}
+
+/// Whether a bucket's objects are a whole file, or a part of a larger
+/// one (a store's backup) that goes on after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Whole,
+    OfMore,
 }
 
 fn bad(reason: String) -> BucketError {
@@ -153,6 +223,7 @@ fn apply(
     signed: &[u8],
     manifest: &Manifest,
     reader: &mut CarReader<impl Read>,
+    part: Part,
 ) -> Result<BucketImport, BucketError> {
     let name = bucket.name();
     match bucket.replica_manifest()? {
@@ -210,7 +281,9 @@ fn apply(
         report.skipped += closure.blocks.len() as u64 + 1 - written;
         report.objects += 1;
     }
-    if let Some((r, _)) = reader.next_block().map_err(car)? {
+    if part == Part::Whole
+        && let Some((r, _)) = reader.next_block().map_err(car)?
+    {
         return Err(bad(format!("block {r} follows the last object")));
     }
     bucket.apply_manifest(signed, manifest)?;

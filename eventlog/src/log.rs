@@ -295,6 +295,17 @@ impl EventLog {
         Ok(())
     }
 
+    /// [`EventLog::unlock`] for every encrypted bucket `key` is the key
+    /// of; returns their names.
+    pub fn unlock_with(&self, key: &hydra_bucket::Key) -> Result<Vec<BucketName>, Error> {
+        let names = self.inner.store.unlock_with(key)?;
+        self.inner.buckets.reopen();
+        for name in &names {
+            self.index_blind(name)?;
+        }
+        Ok(names)
+    }
+
     /// Removes a bucket with all its blocks (see
     /// [`Store::remove_bucket`]), unless events of streams are stored in
     /// it: that is refused, naming the first of those streams, since their

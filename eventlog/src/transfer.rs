@@ -18,10 +18,11 @@
 //! that fails a check stay unreferenced until `hydra gc` frees them.
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::Path;
 
 use hydra_block::{CarReader, CarWriter, Codec, Ref, links};
+use hydra_bucket::BucketImport;
 use serde::Serialize;
 
 use crate::{Error, EventLog, Received, StreamId};
@@ -29,6 +30,9 @@ use crate::{Error, EventLog, Received, StreamId};
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ExportReport {
+    /// Buckets whose objects it holds (a whole store's export), and those.
+    pub buckets: u64,
+    pub objects: u64,
     pub streams: u64,
     pub events: u64,
     pub blocks: u64,
@@ -37,8 +41,11 @@ pub struct ExportReport {
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
+    /// Buckets whose objects it imported, and those.
+    pub buckets: u64,
+    pub objects: u64,
     pub streams: u64,
-    /// Events appended.
+    /// Events new here.
     pub events: u64,
     /// Events the store already had.
     pub skipped: u64,
@@ -80,69 +87,83 @@ impl EventLog {
         Ok(report)
     }
 
-    /// Imports the export at `path` (see the module docs): every stream
-    /// checked before any is applied. With `trusted` non-empty, only heads
-    /// signed by one of those keys are accepted.
-    pub fn import(&self, path: &Path, trusted: &[[u8; 32]]) -> Result<ImportReport, Error> {
-        let file = std::fs::File::open(path).map_err(|e| Error::Corrupt {
-            what: format!("import file {}", path.display()),
+    /// Writes everything this store holds as one CARv1 file: every
+    /// bucket with objects, as its signed manifest and their blocks, then
+    /// every stream's storage (those held blind too), block for block as
+    /// stored. A CAR names its roots before its blocks, so the blocks go to
+    /// a spool file first: memory holds one stream's storage at a time.
+    pub fn export_all(&self, out: impl Write) -> Result<ExportReport, Error> {
+        let io = |e: std::io::Error| Error::Corrupt {
+            what: "export file".into(),
             reason: e.to_string(),
-        })?;
-        self.import_storage(std::io::BufReader::new(file), trusted)
+        };
+        let spool = tempfile::tempfile().map_err(io)?;
+        let mut w = CarWriter::headless(std::io::BufWriter::new(spool));
+        let mut roots = Vec::new();
+        let mut report = ExportReport::default();
+        for config in self.store().buckets()? {
+            let bucket = self.inner.buckets.get(config.num())?;
+            if bucket.objects("").next().is_none() && bucket.replica_manifest()?.is_none() {
+                continue;
+            }
+            let signed = bucket.signed_manifest(self.identity(), crate::writer::now_ms())?;
+            let written = bucket.write_objects(&signed, &mut w)?;
+            roots.push(Ref::of(Codec::Raw, &signed));
+            report.buckets += 1;
+            report.objects += written.objects;
+            report.blocks += written.blocks;
+        }
+        let mut streams = Vec::new();
+        for info in self.list_streams("") {
+            let info = info?;
+            if info.version.is_some() && !info.deleted && !info.tombstoned {
+                streams.push(info.stream);
+            }
+        }
+        streams.extend(self.blind_streams("")?.into_iter().map(|(s, _)| s));
+        for stream in &streams {
+            let storage = self.storage(stream)?;
+            self.each_storage_block(&storage, |r, bytes| w.write(r, bytes).map_err(io))?;
+            roots.push(storage.root);
+            report.streams += 1;
+            report.events += storage.stored.head.length;
+            report.blocks += storage.blocks();
+        }
+        let mut spool = w
+            .finish()
+            .map_err(io)?
+            .into_inner()
+            .map_err(|e| io(e.into_error()))?;
+        spool.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        let mut out = CarWriter::new(out, &roots)
+            .map_err(io)?
+            .finish()
+            .map_err(io)?;
+        std::io::copy(&mut spool, &mut out).map_err(io)?;
+        out.flush().map_err(io)?;
+        Ok(report)
     }
 
-    /// [`EventLog::import`] from any reader.
-    pub fn import_storage(
-        &self,
-        input: impl std::io::Read,
-        trusted: &[[u8; 32]],
-    ) -> Result<ImportReport, Error> {
-        let mut car = CarReader::new(input).map_err(car_error)?;
-        let mut roots = car.roots().to_vec().into_iter();
-        let corrupt = |reason: String| Error::Corrupt {
-            what: "import file".into(),
-            reason,
+    /// Imports the export at `path`: streams, a bucket's objects, or a
+    /// whole store's backup (see the module docs). Every part is checked
+    /// before any is applied: a file with buckets is read twice, first
+    /// checking them, storing nothing of theirs. With `trusted`
+    /// non-empty, only heads and manifests signed by one of those keys are
+    /// accepted.
+    pub fn import(&self, path: &Path, trusted: &[[u8; 32]]) -> Result<ImportReport, Error> {
+        let open = || {
+            std::fs::File::open(path)
+                .map(std::io::BufReader::new)
+                .map_err(|e| Error::Corrupt {
+                    what: format!("import file {}", path.display()),
+                    reason: e.to_string(),
+                })
         };
-        let mut storages = Vec::new();
-        let mut next = car.next_block().map_err(car_error)?;
-        while let Some((r, root_block)) = next.take() {
-            if roots.next() != Some(r) {
-                return Err(corrupt(format!(
-                    "block {r} is not the next stream's storage block"
-                )));
-            }
-            let (stream, bucket) = self.storage_target(&root_block)?;
-            let mut expected: HashSet<Ref> = links(Codec::PlainNode, &root_block)
-                .map_err(|e| corrupt(e.to_string()))?
-                .into_iter()
-                .collect();
-            let mut blocks = bucket.writer();
-            loop {
-                next = car.next_block().map_err(car_error)?;
-                let Some((r, bytes)) = next.take_if(|(r, _)| expected.remove(r)) else {
-                    break;
-                };
-                if r.codec() == Codec::PlainNode {
-                    expected.extend(
-                        links(Codec::PlainNode, &bytes).map_err(|e| corrupt(e.to_string()))?,
-                    );
-                }
-                blocks.put_stored(r, bytes)?;
-            }
-            blocks.flush()?;
-            if let Some(r) = expected.iter().next() {
-                return Err(corrupt(format!(
-                    "block {r} of stream {stream} is missing ({} in all)",
-                    expected.len()
-                )));
-            }
-            storages.push(root_block);
+        let roots = CarReader::new(open()?).map_err(car_error)?.roots().to_vec();
+        if roots.iter().any(|r| r.codec() == Codec::Raw) {
+            self.read_export(open()?, trusted, Part::Check)?;
         }
-        if roots.next().is_some() {
-            return Err(corrupt(
-                "the file ends before every stream it names is complete".into(),
-            ));
-        }
+        let (storages, buckets) = self.read_export(open()?, trusted, Part::Apply)?;
         // Every stream checked before any is applied: a file that fails
         // changes nothing. What was checked is kept for applying while it
         // fits in memory; the rest is checked again then.
@@ -154,6 +175,10 @@ impl EventLog {
             checked.push((kept <= KEEP_CHECKED).then_some(c));
         }
         let mut report = ImportReport::default();
+        for b in buckets {
+            report.buckets += 1;
+            report.objects += b.objects;
+        }
         for (root_block, checked) in storages.iter().zip(checked) {
             let applied = match checked {
                 Some(c) => self.apply_checked(c)?,
@@ -165,4 +190,91 @@ impl EventLog {
         }
         Ok(report)
     }
+
+    /// One reading of an export, part by part in the order of its roots:
+    /// a stream's blocks are stored in its bucket as they come (each
+    /// checked against its CID and taken only if a block before it links
+    /// it), a bucket's objects checked or imported. Returns the streams'
+    /// storage blocks, for checking and applying, and what the buckets'
+    /// imports did.
+    fn read_export(
+        &self,
+        input: impl std::io::Read,
+        trusted: &[[u8; 32]],
+        part: Part,
+    ) -> Result<(Vec<Vec<u8>>, Vec<BucketImport>), Error> {
+        let mut car = CarReader::new(input).map_err(car_error)?;
+        let corrupt = |reason: String| Error::Corrupt {
+            what: "import file".into(),
+            reason,
+        };
+        let (mut storages, mut buckets) = (Vec::new(), Vec::new());
+        for root in car.roots().to_vec() {
+            let Some((r, root_block)) = car.next_block().map_err(car_error)? else {
+                return Err(corrupt(
+                    "the file ends before every part it names is complete".into(),
+                ));
+            };
+            if r != root {
+                return Err(corrupt(format!(
+                    "block {r} is not the next part's root {root}"
+                )));
+            }
+            if r.codec() == Codec::Raw {
+                match part {
+                    Part::Check => {
+                        hydra_bucket::check_objects(&root_block, &mut car, trusted)?;
+                    }
+                    Part::Apply => buckets.push(self.store().import_objects(
+                        &root_block,
+                        &mut car,
+                        trusted,
+                        None,
+                        hydra_bucket::Part::OfMore,
+                    )?),
+                }
+                continue;
+            }
+            let (stream, bucket) = self.storage_target(&root_block)?;
+            let mut expected: HashSet<Ref> = links(Codec::PlainNode, &root_block)
+                .map_err(|e| corrupt(e.to_string()))?
+                .into_iter()
+                .collect();
+            let mut blocks = bucket.writer();
+            while !expected.is_empty() {
+                let Some((r, bytes)) = car.next_block().map_err(car_error)? else {
+                    return Err(corrupt(format!(
+                        "block {} of stream {stream} is missing ({} in all)",
+                        expected.iter().next().expect("not empty"),
+                        expected.len()
+                    )));
+                };
+                if !expected.remove(&r) {
+                    return Err(corrupt(format!(
+                        "block {r} is not one of stream {stream}'s"
+                    )));
+                }
+                if r.codec() == Codec::PlainNode {
+                    expected.extend(
+                        links(Codec::PlainNode, &bytes).map_err(|e| corrupt(e.to_string()))?,
+                    );
+                }
+                blocks.put_stored(r, bytes)?;
+            }
+            blocks.flush()?;
+            storages.push(root_block);
+        }
+        if let Some((r, _)) = car.next_block().map_err(car_error)? {
+            return Err(corrupt(format!("block {r} follows the last part")));
+        }
+        Ok((storages, buckets))
+    }
+}
+
+/// Whether a reading of an export checks its buckets' parts or imports
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Check,
+    Apply,
 }

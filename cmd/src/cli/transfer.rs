@@ -15,13 +15,18 @@ use crate::context::Ctx;
 /// `hydra export`.
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// A stream to export (repeatable): its signed head and every event.
-    #[arg(long = "stream", short = 's', required_unless_present = "bucket")]
+    /// A stream to export (repeatable): its storage as stored, under its
+    /// writer's signed head.
+    #[arg(long = "stream", short = 's', required_unless_present_any = ["bucket", "all"])]
     pub streams: Vec<StreamId>,
     /// Export a bucket instead: its signed manifest and every object's
     /// blocks (readable only with its key; importable without).
     #[arg(long, short = 'b', conflicts_with = "streams", value_parser = super::parse_bucket)]
     pub bucket: Option<BucketName>,
+    /// Export everything instead, as a backup: every bucket's objects and
+    /// every stream (restore with `hydra import` into an empty directory).
+    #[arg(long, conflicts_with_all = ["streams", "bucket"])]
+    pub all: bool,
     /// The CARv1 file to write.
     #[arg(long, short = 'o')]
     pub output: PathBuf,
@@ -39,18 +44,15 @@ pub struct ImportArgs {
     pub writers: Vec<String>,
 }
 
-/// The bucket an export file holds, or `None` for streams: a bucket's
-/// manifest is a raw root and the file's first block (its name is read
-/// here only to choose where to import; the import checks everything).
+/// The bucket an export file holds, or `None` for streams or a whole
+/// store: a bucket's manifest is a raw block, the file's one root and
+/// its first block (its name is read here only to choose where to
+/// import; the import checks everything).
 pub fn bucket_of(path: &Path) -> Result<Option<String>> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut car = hydra_block::CarReader::new(std::io::BufReader::new(f))
         .with_context(|| format!("reading {}", path.display()))?;
-    if car
-        .roots()
-        .first()
-        .is_none_or(|r| r.codec() != hydra_block::Codec::Raw)
-    {
+    if !matches!(car.roots(), [r] if r.codec() == hydra_block::Codec::Raw) {
         return Ok(None);
     }
     let (_, signed) = car
@@ -85,14 +87,12 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
         let r = bucket.export(log.identity(), now_ms(), out)?;
         println!("{}", exported_bucket(&json!(r), &args.output));
     } else {
-        let r = log.export(&args.streams, out)?;
-        println!(
-            "exported {} streams, {} events, {} blocks to {}",
-            r.streams,
-            r.events,
-            r.blocks,
-            args.output.display()
-        );
+        let r = if args.all {
+            log.export_all(out)?
+        } else {
+            log.export(&args.streams, out)?
+        };
+        println!("{}", exported(&json!(r), &args.output));
     }
     log.close()?;
     Ok(ExitCode::SUCCESS)
@@ -108,6 +108,21 @@ pub fn exported_bucket(r: &Value, to: &Path) -> String {
     )
 }
 
+/// One line for an export of streams or of a whole store.
+pub fn exported(r: &Value, to: &Path) -> String {
+    let buckets = match r["buckets"].as_u64() {
+        Some(0) | None => String::new(),
+        Some(n) => format!("{n} buckets ({} objects), ", r["objects"]),
+    };
+    format!(
+        "exported {buckets}{} streams, {} events, {} blocks to {}",
+        r["streams"],
+        r["events"],
+        r["blocks"],
+        to.display()
+    )
+}
+
 /// One line for an import's report, whichever kind it was.
 pub fn imported(r: &Value) -> String {
     match r["bucket"].as_str() {
@@ -115,10 +130,16 @@ pub fn imported(r: &Value) -> String {
             "imported bucket {b}: {} objects, {} new blocks, {} already here",
             r["objects"], r["blocks"], r["skipped"]
         ),
-        None => format!(
-            "imported {} streams: {} new events, {} already here",
-            r["streams"], r["events"], r["skipped"]
-        ),
+        None => {
+            let buckets = match r["buckets"].as_u64() {
+                Some(0) | None => String::new(),
+                Some(n) => format!("{n} buckets ({} objects) and ", r["objects"]),
+            };
+            format!(
+                "imported {buckets}{} streams: {} new events, {} already here",
+                r["streams"], r["events"], r["skipped"]
+            )
+        }
     }
 }
 
@@ -133,7 +154,13 @@ pub fn import(ctx: &Ctx, args: ImportArgs) -> Result<ExitCode> {
                 .import(std::io::BufReader::new(f), &writers, ctx.key()?.as_ref())?
         )
     } else {
-        json!(log.import(&args.file, &writers)?)
+        let r = log.import(&args.file, &writers)?;
+        // Buckets the import made, and streams it held blind, open with
+        // the key given.
+        if let Some(key) = ctx.key()? {
+            log.unlock_with(&key)?;
+        }
+        json!(r)
     };
     println!("{}", imported(&r));
     log.close()?;

@@ -200,14 +200,26 @@ pub async fn export(
         .into_iter()
         .map(|s| hydra_eventlog::StreamId::new(s).map_err(|e| ApiError::bad_request(e.to_string())))
         .collect::<ApiResult<Vec<_>>>()?;
-    let bucket = query_values(q, "bucket").pop();
+    let bucket = query_values(q.clone(), "bucket").pop();
+    let all = query_values(q, "all").pop().is_some_and(|v| v == "true");
     let a = app.clone();
     // What can be refused with a status is checked before the body starts.
     let body = match bucket {
+        _ if all && (bucket.is_some() || !streams.is_empty()) => {
+            return Err(ApiError::bad_request(
+                "?all=true exports everything: give no ?stream= or ?bucket= with it",
+            ));
+        }
         Some(_) if !streams.is_empty() => {
             return Err(ApiError::bad_request(
                 "export streams and a bucket to separate files",
             ));
+        }
+        None if all => {
+            let log = app.log.clone();
+            super::blobs::streamed(move |w| {
+                log.export_all(w).map(|_| ()).map_err(|e| e.to_string())
+            })
         }
         Some(b) => {
             let bucket = blocking(&app, move || a.bucket(&b)).await?;
@@ -221,7 +233,7 @@ pub async fn export(
         }
         None if streams.is_empty() => {
             return Err(ApiError::bad_request(
-                "give at least one ?stream= or a ?bucket=",
+                "give at least one ?stream=, a ?bucket=, or ?all=true",
             ));
         }
         None => {

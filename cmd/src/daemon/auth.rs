@@ -282,7 +282,9 @@ impl Rule {
             Rule::BucketRead(o) => format!("bucket-read:{}", of(o)),
             Rule::BucketWrite(o) => format!("bucket-write:{}", of(o)),
             Rule::Admin => "admin".into(),
-            Rule::Export => "read:{stream} for each stream; admin for a bucket".into(),
+            Rule::Export => {
+                "read:{stream} for each stream; admin for a bucket or everything".into()
+            }
         }
     }
 
@@ -319,7 +321,8 @@ impl Rule {
             Rule::BucketRead(o) => vec![Need::BucketRead(bucket(o))],
             Rule::BucketWrite(o) => vec![Need::BucketWrite(bucket(o).unwrap_or_default())],
             Rule::Admin => vec![Need::Admin],
-            Rule::Export if values("bucket").is_empty() => {
+            // Everything, or a bucket, is the admin's.
+            Rule::Export if values("bucket").is_empty() && values("all").is_empty() => {
                 values("stream").into_iter().map(Need::Read).collect()
             }
             Rule::Export => vec![Need::Admin],

@@ -364,7 +364,7 @@ fn routes() -> Api {
         .add("GET", "/replication/lag", "How far each follow loop and replica bucket is behind its best peer now (asked of the peers); caught_up when nothing is", Rule::Admin, get(p2p::lag))
         .add("GET", "/peers", "This node's peer id and listen addresses, and the peers connected now (addresses, ping)", Rule::Admin, get(p2p::peers))
         .add("POST", "/peers", "Connect to a peer ({\"addr\": MULTIADDR})", Rule::Admin, post(p2p::connect))
-        .add("GET", "/export", "Streams (?stream=S, repeatable) or a bucket (?bucket=B) as a CARv1 file", Rule::Export, get(admin::export))
+        .add("GET", "/export", "Streams (?stream=S, repeatable), a bucket (?bucket=B) or everything (?all=true, a backup) as a CARv1 file", Rule::Export, get(admin::export))
         .add("POST", "/import", "Verify a CARv1 export (streams or a bucket) completely, then apply it (?writer=PEER_ID|HEX to trust only that signer)", Rule::Admin, post(admin::import).layer(DefaultBodyLimit::disable()))
         .add("GET", "/tokens", "API tokens: names, scopes, creation times (never secrets)", Rule::Admin, get(admin::list_tokens))
         .add("POST", "/tokens", "Create a token ({\"name\": N, \"scopes\": [S]}); the answer holds its secret, shown once", Rule::Admin, post(admin::create_token))

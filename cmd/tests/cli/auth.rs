@@ -832,3 +832,32 @@ fn a_refused_http2_request_with_a_body_gets_its_refusal() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "403 2");
     }
 }
+
+/// A whole store's export is the admin's, whatever streams a token reads.
+#[test]
+fn exporting_everything_needs_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let c = client();
+    let admin = token(&c, &d, None, "admin", &["admin"]);
+    let reader = token(&c, &d, Some(&admin), "reader", &["read:*"]);
+    let r = c
+        .post(d.at("/streams/acct-1"))
+        .bearer_auth(&admin)
+        .body(r#"{"type":"Opened","data":{}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let export = |token: &str| {
+        c.get(d.at("/export?all=true"))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(export(&reader).status(), StatusCode::FORBIDDEN);
+    let r = export(&admin);
+    assert_eq!(r.status(), StatusCode::OK);
+    let car = r.bytes().unwrap();
+    let roots = hydra_block::CarReader::new(&car[..]).unwrap().roots().len();
+    assert_eq!(roots, 1, "one stream");
+}

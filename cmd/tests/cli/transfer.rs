@@ -381,3 +381,62 @@ fn a_bucket_moves_as_a_file_blind_then_keyed() {
     );
     assert!(got.status.success() && got.stdout == data);
 }
+
+#[test]
+fn a_whole_store_backs_up_to_one_file_and_restores_into_an_empty_directory() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for i in 0..20 {
+        ok(
+            a.path(),
+            &[
+                "stream",
+                "append",
+                "ledger",
+                "-t",
+                "Entry",
+                "-d",
+                &format!("{{\"i\":{i}}}"),
+            ],
+        );
+    }
+    ok(a.path(), &["bucket", "create", "docs"]);
+    let note = a.path().join("note.txt");
+    std::fs::write(&note, b"a note kept beside the ledger").unwrap();
+    let put = hydra(a.path())
+        .args(["object", "put", "-b", "docs", "note"])
+        .stdin(std::fs::File::open(&note).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let file = a.path().join("backup.car");
+    let out = ok(a.path(), &["export", "--all", "-o", file.to_str().unwrap()]);
+    assert!(
+        out.starts_with("exported 1 buckets (1 objects), 1 streams, 20 events"),
+        "{out}"
+    );
+    assert_eq!(
+        ok(b.path(), &["import", file.to_str().unwrap()]),
+        "imported 1 buckets (1 objects) and 1 streams: 20 new events, 0 already here\n"
+    );
+    assert_eq!(
+        ok(b.path(), &["stream", "read", "ledger"]),
+        ok(a.path(), &["stream", "read", "ledger"])
+    );
+    assert_eq!(
+        ok(b.path(), &["object", "get", "-b", "docs", "note"]),
+        "a note kept beside the ledger"
+    );
+    let both = hydra(a.path())
+        .args(["export", "--all", "--stream", "ledger", "-o", "x.car"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        !both.status.success() && err.contains("cannot be used with"),
+        "{err}"
+    );
+}

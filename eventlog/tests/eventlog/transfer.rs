@@ -497,3 +497,90 @@ proptest::proptest! {
         proptest::prop_assert!(verified.corrupt.is_empty(), "{:?}", verified.corrupt);
     }
 }
+
+#[test]
+fn a_whole_store_backup_restores_every_stream_object_and_proof_elsewhere() {
+    let key = Key::from_bytes([4; 32]);
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open_with_vault(da.path(), Some(&key), vec![]);
+    let writer = a.identity().public_key();
+    fill(&a, &sid("orders-1"), 700);
+    fill(&a, &sid("orders-2"), 40);
+    for i in 0..300 {
+        a.write(in_bucket(
+            "patient-1",
+            "vault",
+            vec![ev("Visit", &i.to_string())],
+        ))
+        .unwrap();
+    }
+    let docs: hydra_bucket::BucketName = "docs".parse().unwrap();
+    a.store()
+        .create_bucket(&docs, hydra_bucket::CreateOptions::default())
+        .unwrap();
+    let bucket = a.store().bucket(&docs, None).unwrap();
+    let photo = vec![7u8; 3 << 20];
+    bucket.put_object("photo.jpg", &photo[..], |_| {}).unwrap();
+    // A stream deleted is not in the backup.
+    fill(&a, &sid("gone"), 3);
+    a.delete(&sid("gone"), ExpectedVersion::Any, false).unwrap();
+
+    let file = da.path().join("backup.car");
+    let f = std::fs::File::create(&file).unwrap();
+    let r = a.export_all(std::io::BufWriter::new(f)).unwrap();
+    assert_eq!((r.buckets, r.objects, r.streams, r.events), (1, 1, 3, 1040));
+
+    // Into an empty directory, the key given afterwards.
+    let b = open(db.path());
+    let r = b.import(&file, &[writer]).unwrap();
+    assert_eq!((r.buckets, r.objects, r.streams, r.events), (1, 1, 3, 1040));
+    b.unlock_with(&key).unwrap();
+    for s in ["orders-1", "orders-2", "patient-1"] {
+        let s = sid(s);
+        assert_eq!(
+            read_all_of(&b, &s),
+            read_all_of(&a, &s)
+                .into_iter()
+                .map(|mut e| {
+                    e.position = read_all_of(&b, &s)[e.version as usize].position;
+                    e
+                })
+                .collect::<Vec<_>>()
+        );
+        b.check_stored(&a.stored_head(&s).unwrap(), &writer)
+            .unwrap();
+        let (head, proof) = b.prove(&s, 20).unwrap();
+        verify_event(&head, &writer, &read_all_of(&b, &s)[20], &proof).unwrap();
+    }
+    assert!(!b.exists(&sid("gone")).unwrap());
+    let mut out = Vec::new();
+    b.store()
+        .bucket(&docs, None)
+        .unwrap()
+        .get_object("photo.jpg", &mut out, |_| {})
+        .unwrap();
+    assert!(out == photo);
+    let mut ours: Vec<_> = all_events(&a)
+        .into_iter()
+        .filter(|e| e.0 != "gone")
+        .collect();
+    ours.sort();
+    assert_eq!(all_events(&b), ours, "$all holds every event");
+
+    // A tampered backup changes nothing, streams and buckets alike.
+    let dc = tempfile::tempdir().unwrap();
+    let c = open(dc.path());
+    let good = std::fs::read(&file).unwrap();
+    let bad = dc.path().join("bad.car");
+    // A byte of the photo (the bucket comes first), then of the last
+    // stream's edge.
+    for at in [good.len() / 4, good.len() - 40] {
+        let mut bytes = good.clone();
+        bytes[at] ^= 1;
+        std::fs::write(&bad, &bytes).unwrap();
+        let err = c.import(&bad, &[writer]).unwrap_err();
+        assert!(err.to_string().contains("does not match its CID"), "{err}");
+        assert!(c.list_streams("").next().is_none());
+        assert!(c.store().bucket(&docs, None).is_err(), "no bucket made");
+    }
+}
