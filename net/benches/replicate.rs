@@ -2,8 +2,9 @@
 //! beside a plain TCP copy of the same bytes in the same run:
 //!
 //! - streams: a follower with nothing fetches a writer's streams and
-//!   imports them (also: the export alone, the same import from a local
-//!   file, BLAKE3 over the bytes);
+//!   applies them, and one without the bucket's key holds them blind
+//!   (also: the export alone, the same import from a local file, a whole
+//!   store's export and its import, BLAKE3 over the bytes);
 //! - an object: a replica bucket fetches a large object by want-lists;
 //! - lag: the writer appends at a steady rate, and each event's time from
 //!   its acknowledged (durable) append to readable on a live follower.
@@ -11,11 +12,13 @@
 //! Run: `cargo bench -p hydra-net --bench replicate` (prints Markdown).
 //! `HYDRA_BENCH_STREAMS`, `HYDRA_BENCH_EVENTS` (per stream; default
 //! 100 x 10,000 events of 256 bytes), `HYDRA_BENCH_OBJECT_MB` (default
-//! 1024), `HYDRA_BENCH_RATE` (lag appends per second, default 1000).
+//! 1024), `HYDRA_BENCH_RATE` (lag appends per second, default 1000),
+//! `HYDRA_BENCH_SEALED=1` (the streams in a zstd + ChaCha20-Poly1305
+//! bucket; default a plain one).
 
 use std::time::{Duration, Instant};
 
-use hydra_bucket::{BucketName, CreateOptions};
+use hydra_bucket::{BucketName, CreateOptions, Key};
 use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, Options, StreamId};
 use hydra_net::{BucketFollow, Follow, Node, Serving};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,6 +36,26 @@ fn env(name: &str, default: u64) -> u64 {
 
 fn open(dir: &std::path::Path) -> EventLog {
     EventLog::open_dir(dir, Options::default()).unwrap()
+}
+
+/// The bucket the streams go to, when sealed, and its key.
+fn sealed() -> Option<(BucketName, Key)> {
+    (env("HYDRA_BENCH_SEALED", 0) == 1)
+        .then(|| ("vault".parse().unwrap(), Key::from_bytes([4; 32])))
+}
+
+/// A log in `dir` that holds the sealed bucket and its key (when sealed).
+fn open_keyed(dir: &std::path::Path) -> EventLog {
+    let log = open(dir);
+    if let Some((name, key)) = sealed() {
+        let options = CreateOptions {
+            zstd_level: Some(3),
+            key: Some(&key),
+        };
+        log.store().create_bucket(&name, options).unwrap();
+        log.unlock(&name, &key).unwrap();
+    }
+    log
 }
 
 fn mbps(bytes: u64, d: Duration) -> f64 {
@@ -81,8 +104,8 @@ fn row(what: &str, d: Duration, bytes: u64, items: u64, tcp: Duration) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let writer = open(dirs[0].path());
+    let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+    let writer = open_keyed(dirs[0].path());
     let store = writer.store().clone();
     let serving = Serving {
         allow: Vec::new(),
@@ -116,7 +139,12 @@ async fn streams(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
                     NewEvent::new("Bench", data)
                 })
                 .collect();
-            writer.append(id, ExpectedVersion::Any, events).unwrap();
+            writer
+                .write(hydra_eventlog::StreamWrite {
+                    bucket: sealed().map(|(name, _)| name),
+                    ..hydra_eventlog::StreamWrite::new(id.clone(), ExpectedVersion::Any, events)
+                })
+                .unwrap();
         }
     }
     let events = streams * per;
@@ -138,7 +166,7 @@ async fn streams(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
     let file = dirs[2].path().join("export.car");
     std::fs::write(&file, &car).unwrap();
     drop(car);
-    let local = open(&dirs[2].path().join("local"));
+    let local = open_keyed(&dirs[2].path().join("local"));
     let t = Instant::now();
     let r = local.import(&file, &[key]).unwrap();
     let local_import = t.elapsed();
@@ -146,45 +174,97 @@ async fn streams(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
     drop(local);
     std::fs::remove_file(&file).unwrap();
 
-    let follower = open(dirs[1].path());
-    let b = Node::start(follower.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
+    // A whole store's backup, and its restore into an empty directory.
+    let file = dirs[2].path().join("backup.car");
+    let t = Instant::now();
+    let f = std::fs::File::create(&file).unwrap();
+    writer.export_all(std::io::BufWriter::new(f)).unwrap();
+    let backup = t.elapsed();
+    let backup_bytes = std::fs::metadata(&file).unwrap().len();
+    let restored = open_keyed(&dirs[2].path().join("restored"));
+    let t = Instant::now();
+    assert_eq!(restored.import(&file, &[key]).unwrap().events, events);
+    let restore = t.elapsed();
+    drop(restored);
+    std::fs::remove_file(&file).unwrap();
+
     let follow = Follow {
         from: vec![a.listening()[0].clone()],
         writer: key,
         prefix: "bench-".into(),
         retry: Duration::from_secs(1),
     };
-    let t = Instant::now();
-    let mut got = 0;
-    // A round asks for every stream it is behind on, one export each.
-    while got < events {
-        got += follow.round(&b, &follower).await.unwrap();
+    // A follower with the key, then one without it (blind, when sealed).
+    let mut catch_up = Vec::new();
+    for (dir, keyed) in [(1, true), (5, false)] {
+        if !keyed && sealed().is_none() {
+            continue;
+        }
+        let log = if keyed {
+            open_keyed(dirs[dir].path())
+        } else {
+            open(dirs[dir].path())
+        };
+        let node = Node::start(log.clone(), Serving::streams(), Vec::new())
+            .await
+            .unwrap();
+        let t = Instant::now();
+        let mut got = 0;
+        // A round asks for every stream it is behind on.
+        while got < events {
+            got += follow.round(&node, &log).await.unwrap();
+        }
+        catch_up.push((keyed, t.elapsed()));
+        assert_eq!(log.held_length(&ids[0]).unwrap(), per);
+        if keyed {
+            lag(writer, a, &log, &node, key).await;
+        }
     }
-    let network = t.elapsed();
-    assert_eq!(follower.stream_version(&ids[0]).unwrap(), Some(per - 1));
-    let tcp = tcp_copy(bytes).await;
+    // Rates are of the events' data (what an application wrote), so that
+    // a compressed bucket's figures compare with a plain one's.
+    let data = events * EVENT as u64;
+    let tcp = tcp_copy(data).await;
 
     println!(
-        "### Streams: {streams} x {per} events of {EVENT} B ({events} events, export {:.1} MB), durability sync\n",
-        bytes as f64 / 1e6
+        "### Streams: {streams} x {per} events of {EVENT} B ({events} events, {:.1} MB of event data; the export is {:.1} MB, {}), durability sync\n",
+        data as f64 / 1e6,
+        bytes as f64 / 1e6,
+        if sealed().is_some() {
+            "in a zstd + ChaCha20-Poly1305 bucket"
+        } else {
+            "in a plain bucket"
+        }
     );
-    println!("| work | time | MB/s | events/s | TCP copy time / this |");
+    println!("| work | time | event MB/s | events/s | TCP copy time / this |");
     println!("| --- | ---: | ---: | ---: | ---: |");
     for (what, d) in [
-        ("plain TCP copy of the export's bytes, loopback", tcp),
-        ("BLAKE3 over the export's bytes (hashing alone)", hash),
-        ("export to memory (read + encode)", export),
+        ("plain TCP copy of the events' bytes, loopback", tcp),
+        ("BLAKE3 over the export (hashing alone)", hash),
+        ("export of the streams to memory (stored blocks)", export),
         ("import from a local file (verify + apply)", local_import),
-        (
-            "catch-up over libp2p, loopback (fetch + verify + apply)",
-            network,
-        ),
     ] {
-        row(what, d, bytes, events, tcp);
+        row(what, d, data, events, tcp);
     }
-    lag(writer, a, &follower, &b, key).await;
+    for (keyed, d) in catch_up {
+        let what = if keyed {
+            "catch-up over libp2p, loopback (fetch + verify + apply)"
+        } else {
+            "catch-up over libp2p by a blind follower (fetch + verify + keep)"
+        };
+        row(what, d, data, events, tcp);
+    }
+    let what = format!(
+        "whole-store export to a file ({:.1} MB)",
+        backup_bytes as f64 / 1e6
+    );
+    row(&what, backup, data, events, tcp);
+    row(
+        "its import into an empty directory",
+        restore,
+        data,
+        events,
+        tcp,
+    );
 }
 
 /// Appends at a steady rate on the writer while a live follower follows;
