@@ -2,7 +2,7 @@
 //! stored, and how a replica takes it in.
 //!
 //! ```text
-//!   storage block { stored head, bucket, transforms }
+//!   storage block { stored head, bucket, sealing }
 //!     | links
 //!     +-- top tile --- tiles --- bundle blocks    (stored bytes, as the bucket keeps them)
 //!     +-- edge block 0, edge block 1, ...         (the open edge's sealed records)
@@ -28,11 +28,21 @@
 //! storage is then the writer's, block for block: the replica keeps the
 //! stored head, and serves it and the same blocks to a third store.
 //!
-//! The bucket name and transforms in the storage block are not signed:
-//! they choose where the stream goes here (a stream stays in the bucket
-//! of its name, which must be sealed the same way), and a wrong one only
-//! makes the checks fail. Edge blocks are not kept: once applied, their
-//! records are the replica's own edge and `hydra gc` frees the blocks.
+//! A store that cannot read the stream's bucket (encrypted, no key here)
+//! keeps the storage whole instead, blind: the bucket root
+//! `stream/<id>` names the storage block (see [`blind_root`]), after
+//! every check that needs no key (each block against its ref, the stored
+//! head's signature, the tree, the edge against its signed root). It
+//! serves and exports that storage as it holds it; given the key, it
+//! applies it as above.
+//!
+//! The bucket name and sealing (zstd level, key check) in the storage
+//! block are not signed: they choose where the stream goes here (a stream
+//! stays in the bucket of its name, made as the writer's when missing,
+//! which must be sealed the same way), and a wrong one only makes the
+//! checks fail. Edge blocks are not kept by a keyed replica: once
+//! applied, their records are its own edge, and `hydra gc` frees the
+//! blocks.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

@@ -142,6 +142,7 @@ mod tests {
         let res = SyncResponse::V1(ResponseV1::Heads {
             heads: vec![("orders-1".into(), 8)],
             next: 42,
+            position: 40,
         });
         let bytes = postcard::to_allocvec(&res).unwrap();
         assert_eq!(decode_response(&bytes).unwrap(), res);

@@ -1,9 +1,10 @@
 //! Following a writer's streams: learn the heads under a prefix from a
 //! peer; for each stream this log is behind on, take the peer's storage
-//! block (the writer's signed stored head), tiles and edge, fetch the
-//! bundles this log lacks by want-lists from any peer, stored as they
-//! are, then apply the stream, checked whole (see
-//! `hydra_eventlog::EventLog::apply_storage`).
+//! block (the writer's signed stored head) with its first edge blocks,
+//! fetch the blocks this log lacks (tiles, bundles, the rest of the edge)
+//! by want-lists from any peer, stored as they are, then apply the
+//! stream, checked whole, or hold it blind when its bucket is encrypted
+//! and this log has no key (see `hydra_eventlog::EventLog::apply_storage`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -52,7 +53,7 @@ pub struct FollowReport {
     pub peer_next_position: Option<u64>,
     /// Events imported per second, while catching up.
     pub events_per_s: Rate,
-    /// Bundles fetched since the loop started, their bytes, and bytes per
+    /// Blocks fetched since the loop started, their bytes, and bytes per
     /// second while catching up.
     pub blocks_received: u64,
     pub bytes_received: u64,
@@ -225,7 +226,11 @@ impl Follow {
         after: Option<u64>,
         status: &FollowStatus,
     ) -> Result<(u64, u64), NodeError> {
-        let ResponseV1::Heads { heads, next } = node
+        let ResponseV1::Heads {
+            heads,
+            next,
+            position,
+        } = node
             .request(
                 from,
                 RequestV1::Heads {
@@ -240,6 +245,7 @@ impl Follow {
                 what: "a heads request",
             });
         };
+        update(status, |r| r.peer_next_position = Some(position));
         // Streams whose writer was caught signing two histories stay out.
         let forked = status
             .lock()
@@ -261,8 +267,8 @@ impl Follow {
                 })
                 .collect();
         });
-        // Only the bundles this log lacks are fetched (what an earlier
-        // head covered is not sent again). Two streams catch up at once,
+        // Only the blocks this log lacks are fetched (what an earlier
+        // round brought is not sent again). Four streams catch up at once,
         // and one refused stream (forked, wrongly signed) does not hold
         // back the others.
         let mut streams = futures::stream::iter(behind)
@@ -294,9 +300,9 @@ impl Follow {
     }
 
     /// Brings one stream from `have` events to the peer's storage (at
-    /// least `length` events): its storage block, tiles and edge from
-    /// `from`, the bundles this log lacks from the best peers, then the
-    /// stream applied, checked whole. Returns the new events.
+    /// least `length` events): its storage block from `from`, the blocks
+    /// this log lacks from the best peers, then the stream applied,
+    /// checked whole. Returns the new events.
     async fn catch_up(
         &self,
         node: &Node,
@@ -562,7 +568,6 @@ impl Follow {
                         if n == 0 {
                             r.events_per_s.idle();
                         }
-                        r.peer_next_position = Some(next);
                     });
                     after = Some(next);
                 }

@@ -140,7 +140,11 @@ impl Served {
                 if let Ok(blind) = self.log.blind_streams(&prefix) {
                     heads.extend(blind.into_iter().map(|(s, length)| (s.to_string(), length)));
                 }
-                ResponseV1::Heads { heads, next }
+                ResponseV1::Heads {
+                    heads,
+                    next,
+                    position: self.log.next_position(),
+                }
             }
             RequestV1::Storage { stream } => self.storage(stream),
             RequestV1::Extension {

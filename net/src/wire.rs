@@ -60,9 +60,13 @@ pub enum SyncResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseV1 {
     /// Stream lengths, and the log position the next append will get.
+    /// Stream lengths; a cursor to pass as the next request's `after`
+    /// (it moves with every append and every stream taken in blind), and
+    /// the log position the next append will get.
     Heads {
         heads: Vec<(String, u64)>,
         next: u64,
+        position: u64,
     },
     Storage {
         root: ByteBuf,

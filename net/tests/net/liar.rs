@@ -460,6 +460,7 @@ async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str)
                         RequestV1::Heads { .. } => ResponseV1::Heads {
                             heads: vec![(s.clone(), length)],
                             next: length,
+                            position: length,
                         },
                         RequestV1::Storage { .. } => ResponseV1::Storage {
                             root: root.clone().into(),
