@@ -200,12 +200,16 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
             if let Some(b) = &args.bucket {
                 names.push(("bucket", b.to_string()));
             }
+            if args.all {
+                names.push(("all", "true".into()));
+            }
             let mut r = remote.send(remote.get("/export").query(&names))?;
             let mut f = std::fs::File::create(&args.output)
                 .with_context(|| format!("creating {}", args.output.display()))?;
             let n = std::io::copy(&mut r, &mut f)?;
             let what = match &args.bucket {
                 Some(b) => format!("bucket {b}"),
+                None if args.all => "everything".to_owned(),
                 None => format!("{} streams", args.streams.len()),
             };
             writeln!(

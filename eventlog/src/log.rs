@@ -95,7 +95,7 @@ pub(crate) fn store_meta(volume: &dyn Volume, meta: &Meta) -> Result<(), Error> 
     Ok(())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic inside a critical section leaves the log's own state
     // consistent (commits are atomic), so a poisoned lock is still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -167,6 +167,9 @@ pub(crate) struct Inner {
     pub flusher: Mutex<Option<JoinHandle<()>>>,
     pub commits: Arc<std::sync::atomic::AtomicU64>,
     pub subscriptions: Mutex<std::collections::HashMap<String, crate::subscribe::Delivery>>,
+    /// Keys given for buckets that do not exist yet: a replicated
+    /// stream that makes one is read with its key from the start.
+    pub pending_keys: Mutex<std::collections::HashMap<BucketName, hydra_bucket::Key>>,
 }
 
 /// An embedded event store: streams of events with optimistic
@@ -272,6 +275,7 @@ impl EventLog {
                 flusher: Mutex::new(flusher),
                 commits,
                 subscriptions: Default::default(),
+                pending_keys: Default::default(),
             }),
         })
     }
@@ -293,6 +297,21 @@ impl EventLog {
         // What it held blind (verified when it came) is readable now.
         self.index_blind(bucket)?;
         Ok(())
+    }
+
+    /// Gives the key of bucket `name`: [`EventLog::unlock`] when it
+    /// exists and is encrypted (an unencrypted one needs none), else kept
+    /// for when a replicated stream makes it (see `storage.rs`).
+    pub fn give_key(&self, name: &BucketName, key: &hydra_bucket::Key) -> Result<(), Error> {
+        match self.inner.store.bucket_config(name) {
+            Ok(c) if c.transforms.encryption.is_some() => self.unlock(name, key),
+            Ok(_) => Ok(()),
+            Err(hydra_bucket::BucketError::NotFound(_)) => {
+                lock(&self.inner.pending_keys).insert(name.clone(), key.clone());
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// [`EventLog::unlock`] for every encrypted bucket `key` is the key

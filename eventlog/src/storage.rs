@@ -463,12 +463,25 @@ impl EventLog {
         let bucket = match self.state(&stream)? {
             Some(st) => self.inner.buckets.get(st.bucket)?,
             None => {
-                // A bucket of that name, made as the writer's if missing.
+                // A bucket of that name, made as the writer's if missing,
+                // read with the key given for it (if it came otherwise, as
+                // a replica of the writer's objects, it has none yet).
                 let store = self.inner.buckets.store();
                 if let Err(BucketError::NotFound(_)) = store.bucket_config(&body.bucket) {
                     store.replica_of(&body.bucket, body.sealing.transforms(), None)?;
                 }
-                self.inner.buckets.named(&body.bucket)?
+                let bucket = self.inner.buckets.named(&body.bucket)?;
+                let key = match bucket.readable() {
+                    true => None,
+                    false => crate::log::lock(&self.inner.pending_keys).remove(&body.bucket),
+                };
+                match key {
+                    Some(key) => {
+                        self.unlock(&body.bucket, &key)?;
+                        self.inner.buckets.named(&body.bucket)?
+                    }
+                    None => bucket,
+                }
             }
         };
         if Sealing::of(&bucket.config().transforms) != body.sealing {

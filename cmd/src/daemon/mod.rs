@@ -267,15 +267,12 @@ fn open(config: &Config) -> Result<App> {
         },
     )
     .context("opening the event log")?;
-    // Streams in encrypted buckets of the log's volume need their keys.
+    // Streams in encrypted buckets of the log's volume need their keys
+    // (those of a bucket a replicated stream brings later, too).
     for (id, key) in &keys {
         let name: BucketName = id.parse()?;
-        if let Ok(c) = log.store().bucket_config(&name)
-            && c.transforms.encryption.is_some()
-        {
-            log.unlock(&name, key)
-                .with_context(|| format!("bucket {name}"))?;
-        }
+        log.give_key(&name, key)
+            .with_context(|| format!("bucket {name}"))?;
     }
     let p2p = p2p::P2p::new(config, &stores)?;
     let metrics = metrics::Metrics::new();

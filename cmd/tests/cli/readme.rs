@@ -254,6 +254,56 @@ fn the_replication_walkthrough_runs_as_written() {
 }
 
 #[test]
+fn the_blind_replica_walkthrough_runs_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = run_walkthrough(
+        dir.path(),
+        &walkthrough("blind.yaml"),
+        &["8090", "8091", "8092", "4011", "4012"],
+    );
+    assert!(printed.contains("Admitted"), "{printed}");
+    assert!(
+        printed.contains("(the blind peer holds it, cannot read it)"),
+        "{printed}"
+    );
+    // Read twice: on the keyed follower, and restored from the backup.
+    assert_eq!(printed.matches("Admitted").count(), 2, "{printed}");
+    assert_eq!(
+        std::fs::read(dir.path().join("scan-copy.png")).unwrap(),
+        std::fs::read(dir.path().join("scan.png")).unwrap()
+    );
+    // Once the blind daemon has stopped (its directory opens again).
+    let blind = dir.path().join("blind-data");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !Command::new(env!("CARGO_BIN_EXE_hydra"))
+        .arg("--data")
+        .arg(&blind)
+        .args(["volume", "info"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the blind daemon did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let scan = std::fs::read(dir.path().join("scan.png")).unwrap();
+    for file in crate::walk(&blind) {
+        let bytes = std::fs::read(&file).unwrap();
+        for needle in [&b"\"ward\":3"[..], &scan[1000..1032]] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "plaintext in {}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
 fn the_security_walkthrough_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let printed = run_walkthrough(dir.path(), &walkthrough("secure.yaml"), &["8443", "9443"]);
