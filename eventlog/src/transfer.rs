@@ -7,15 +7,24 @@
 //! them (compressed and encrypted when it is). Nothing is decoded or
 //! encoded again on the way out.
 //!
-//! Import reads the file once, storing every block in its stream's
-//! bucket as it comes, each checked against its CID and taken only if a
-//! block before it links it; then checks every stream whole (signature,
-//! trusted writer, tree, edge root, every new event against the signed
-//! Merkle root from the peaks held here) before it applies any, and then
-//! applies them, a commit each. A stream imported this way is a replica:
-//! it serves its writer's head and storage, and local appends to it are
-//! refused. Importing again applies only what is new. Blocks of a file
-//! that fails a check stay unreferenced until `hydra gc` frees them.
+//! A whole store's export ([`EventLog::export_all`], a backup) has a
+//! part per bucket with objects before them: the bucket's signed
+//! manifest as a root, then each object's closure and blocks, as a
+//! bucket's own export lays them out.
+//!
+//! Import reads the file part by part, storing every block of a stream
+//! in its bucket as it comes, each checked against its CID and taken only
+//! if a block before it links it; then checks every stream whole
+//! (signature, trusted writer, tree, edge root, every new event against
+//! the signed Merkle root from the peaks held here) before it applies
+//! any, and then applies them, a commit each. A file with buckets is read
+//! twice: the first reading checks their parts and stores nothing of
+//! them, the second imports them. A stream imported this way is a
+//! replica: it serves its writer's head and storage, and local appends to
+//! it are refused (one whose bucket this store cannot read is held blind:
+//! see `storage.rs`). Importing again applies only what is new. Blocks of
+//! a file that fails a check stay unreferenced until `hydra gc` frees
+//! them.
 
 use std::collections::HashSet;
 use std::io::{Seek, Write};
