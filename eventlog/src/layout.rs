@@ -317,20 +317,26 @@ pub struct EventRecordView<'a> {
 
 impl<'a> EventRecordView<'a> {
     pub fn decode(bytes: &'a [u8]) -> Result<EventRecordView<'a>, Error> {
-        let corrupt = |reason: String| Error::Corrupt {
-            what: "event record".into(),
-            reason,
-        };
-        let ((format, record), rest): ((u8, EventRecordView<'a>), _) =
-            postcard::take_from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
-        if format != RECORD_FORMAT {
-            return Err(corrupt(format!("format {format}")));
-        }
-        if !rest.is_empty() {
-            return Err(corrupt(format!("{} trailing bytes", rest.len())));
-        }
-        Ok(record)
+        decode_record(bytes)
     }
+}
+
+/// A record of [`RECORD_FORMAT`], owned or read in place: the whole of
+/// `bytes`, nothing after it.
+fn decode_record<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
+    let corrupt = |reason: String| Error::Corrupt {
+        what: "event record".into(),
+        reason,
+    };
+    let ((format, record), rest): ((u8, T), _) =
+        postcard::take_from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if format != RECORD_FORMAT {
+        return Err(corrupt(format!("format {format}")));
+    }
+    if !rest.is_empty() {
+        return Err(corrupt(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(record)
 }
 
 impl EventRecord {
@@ -351,19 +357,7 @@ impl EventRecord {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<EventRecord, Error> {
-        let corrupt = |reason: String| Error::Corrupt {
-            what: "event record".into(),
-            reason,
-        };
-        let ((format, record), rest): ((u8, EventRecord), _) =
-            postcard::take_from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
-        if format != RECORD_FORMAT {
-            return Err(corrupt(format!("format {format}")));
-        }
-        if !rest.is_empty() {
-            return Err(corrupt(format!("{} trailing bytes", rest.len())));
-        }
-        Ok(record)
+        decode_record(bytes)
     }
 
     pub fn into_event(self, position: u64) -> Result<RecordedEvent, Error> {

@@ -348,14 +348,7 @@ impl EventLog {
     pub(crate) fn blind_held(&self, stream: &StreamId) -> Result<Option<BlindHeld>, Error> {
         for config in self.inner.buckets.store().buckets()? {
             let bucket = self.inner.buckets.get(config.num())?;
-            if let Some(r) = bucket.root(&blind_root(stream))? {
-                let block = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
-                    what: format!(
-                        "storage block of stream {stream} in bucket {}",
-                        bucket.name()
-                    ),
-                    reason: format!("block {r} is missing"),
-                })?;
+            if let Some((r, block)) = held_block(&bucket, stream)? {
                 return Ok(Some(BlindHeld {
                     bucket,
                     root: r,
@@ -582,17 +575,8 @@ impl EventLog {
     ) -> Result<Checked, Error> {
         let head = &stored.head;
         let stream = &head.stream;
-        let held = match bucket.root(&blind_root(stream))? {
-            Some(r) => {
-                let block = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
-                    what: format!(
-                        "storage block of stream {stream} in bucket {}",
-                        bucket.name()
-                    ),
-                    reason: format!("block {r} is missing"),
-                })?;
-                Some(decode_root(&block)?.0.stored)
-            }
+        let held = match held_block(&bucket, stream)? {
+            Some((_, block)) => Some(decode_root(&block)?.0.stored),
             None => None,
         };
         if let Some(h) = &held {
@@ -987,6 +971,21 @@ fn edge_records(
 /// key is given, applying it indexes the stream and drops the root.
 pub(crate) fn blind_root(stream: &StreamId) -> String {
     blind_root_prefix(stream.as_str())
+}
+
+/// The storage block of `stream` that `bucket` holds blind, with its ref.
+fn held_block(bucket: &Bucket, stream: &StreamId) -> Result<Option<(Ref, Vec<u8>)>, Error> {
+    let Some(r) = bucket.root(&blind_root(stream))? else {
+        return Ok(None);
+    };
+    let block = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
+        what: format!(
+            "storage block of stream {stream} in bucket {}",
+            bucket.name()
+        ),
+        reason: format!("block {r} is missing"),
+    })?;
+    Ok(Some((r, block)))
 }
 
 fn blind_root_prefix(prefix: &str) -> String {
