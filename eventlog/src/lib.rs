@@ -137,7 +137,9 @@ pub use records::Placement;
 pub use reindex::ReindexReport;
 pub use retention::ScavengeReport;
 pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
-pub use storage::{Applied, Received, STREAM_EDGE, STREAM_STORAGE, Storage};
+pub use storage::{
+    Applied, HeldStream, Received, STREAM_EDGE, STREAM_STORAGE, Storage, storage_bucket,
+};
 pub use stored::StoredHead;
 pub use subscribe::{Offered, PersistentSubscription, Subscription, Target};
 pub use transfer::{ExportReport, ImportReport};

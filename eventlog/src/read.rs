@@ -276,6 +276,30 @@ impl EventLog {
         prefix: &str,
     ) -> impl Iterator<Item = Result<StreamInfo, Error>> + use<> {
         let log = self.clone();
+        self.stream_states(prefix).map(move |state| {
+            let (stream, st) = state?;
+            Ok(StreamInfo {
+                stream,
+                version: st.exists().then(|| st.length - 1),
+                deleted: st.deletion != Deletion::None,
+                tombstoned: st.deletion == Deletion::Hard,
+                bucket: log
+                    .inner
+                    .buckets
+                    .get(st.bucket)
+                    .ok()
+                    .map(|b| b.name().clone()),
+            })
+        })
+    }
+
+    /// The states of the streams whose id starts with `prefix`, ordered
+    /// by id, read a page at a time.
+    pub(crate) fn stream_states(
+        &self,
+        prefix: &str,
+    ) -> impl Iterator<Item = Result<(StreamId, StreamState), Error>> + use<> {
+        let log = self.clone();
         let range = KeyRange::prefix(&[layout::STREAM_STATE, prefix.as_bytes()].concat());
         let mut page: VecDeque<_> = VecDeque::new();
         let mut range = Some(range);
@@ -304,19 +328,7 @@ impl EventLog {
             let (k, v) = page.pop_front()?;
             Some((|| {
                 let id = String::from_utf8_lossy(&k[layout::STREAM_STATE.len()..]).into_owned();
-                let st = StreamState::decode(&v)?;
-                Ok(StreamInfo {
-                    stream: StreamId::new(id)?,
-                    version: st.exists().then(|| st.length - 1),
-                    deleted: st.deletion != Deletion::None,
-                    tombstoned: st.deletion == Deletion::Hard,
-                    bucket: log
-                        .inner
-                        .buckets
-                        .get(st.bucket)
-                        .ok()
-                        .map(|b| b.name().clone()),
-                })
+                Ok((StreamId::new(id)?, StreamState::decode(&v)?))
             })())
         })
     }

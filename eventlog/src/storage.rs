@@ -134,6 +134,11 @@ impl Storage {
         self.edges.iter().map(|(r, b)| (r, b.as_slice()))
     }
 
+    /// The bucket that holds the stream here.
+    pub fn bucket(&self) -> &BucketName {
+        self.bucket.name()
+    }
+
     /// The stored bytes of block `r`, if it is one of this storage's
     /// (a tile, an edge block, or a bundle still stored): what a peer
     /// that may read the stream may be given of it, and nothing else of
@@ -147,6 +152,17 @@ impl Storage {
         }
         Ok(self.bucket.get_stored(r)?)
     }
+}
+
+/// A stream a store holds, as a peer replicating its bucket is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldStream {
+    pub stream: StreamId,
+    /// Events held (the signed length, for a stream held blind).
+    pub length: u64,
+    /// The writer whose signed head it is (this store's own key for a
+    /// stream it writes).
+    pub writer: [u8; 32],
 }
 
 /// A stream's storage as a store received it: its storage block, and
@@ -388,20 +404,35 @@ impl EventLog {
         Ok(events)
     }
 
-    /// The streams under `prefix` that buckets here hold blind, with
-    /// their lengths (the signed ones held).
-    pub fn blind_streams(&self, prefix: &str) -> Result<Vec<(StreamId, u64)>, Error> {
+    /// The streams that buckets here hold blind, with their lengths (the
+    /// signed ones held).
+    pub fn blind_streams(&self) -> Result<Vec<HeldStream>, Error> {
         let mut out = Vec::new();
         for config in self.inner.buckets.store().buckets()? {
-            let bucket = self.inner.buckets.get(config.num())?;
-            for root in bucket.roots(&blind_root_prefix(prefix)) {
-                let (_, r) = root?;
-                if let Some(block) = bucket.get_stored(&r)? {
-                    let head = decode_root(&block)?.0.stored.head;
-                    out.push((head.stream, head.length));
-                }
+            out.extend(blind_in(&*self.inner.buckets.get(config.num())?)?);
+        }
+        Ok(out)
+    }
+
+    /// The streams of bucket `name` that this store holds, in its log or
+    /// blind, with their lengths and writers: what a peer replicating the
+    /// bucket is told, and picks from by the writers it trusts.
+    pub fn held_streams(&self, name: &BucketName) -> Result<Vec<HeldStream>, Error> {
+        let bucket = self.inner.buckets.named(name)?;
+        let num = bucket.config().num();
+        let own = self.identity().public_key();
+        let mut out = Vec::new();
+        for state in self.stream_states("") {
+            let (stream, st) = state?;
+            if st.bucket == num && st.exists() {
+                out.push(HeldStream {
+                    stream,
+                    length: st.length,
+                    writer: st.replica.as_ref().map_or(own, |h| h.signer),
+                });
             }
         }
+        out.extend(blind_in(&bucket)?);
         Ok(out)
     }
 
@@ -992,6 +1023,23 @@ fn blind_root_prefix(prefix: &str) -> String {
     format!("stream/{prefix}")
 }
 
+/// The streams `bucket` holds blind.
+fn blind_in(bucket: &Bucket) -> Result<Vec<HeldStream>, Error> {
+    let mut out = Vec::new();
+    for root in bucket.roots(&blind_root_prefix("")) {
+        let (_, r) = root?;
+        if let Some(block) = bucket.get_stored(&r)? {
+            let head = decode_root(&block)?.0.stored.head;
+            out.push(HeldStream {
+                stream: head.stream,
+                length: head.length,
+                writer: head.signer,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The tiles of a stream's tree under `top`, read with their bytes, and
 /// its bundles.
 fn read_tree(
@@ -1047,6 +1095,14 @@ fn blind_storage(
 }
 
 /// A storage block's body and links.
+/// The stream a storage block is of, and the name of its bucket at its
+/// writer: what a replica of that bucket checks before it stores
+/// anything the block links.
+pub fn storage_bucket(root_block: &[u8]) -> Result<(StreamId, BucketName), Error> {
+    let (body, _) = decode_root(root_block)?;
+    Ok((body.stored.head.stream, body.bucket))
+}
+
 fn decode_root(bytes: &[u8]) -> Result<(Body, Vec<Ref>), Error> {
     let node = Node::<Body>::decode(STREAM_STORAGE, bytes).map_err(|e| Error::Corrupt {
         what: "storage block".into(),

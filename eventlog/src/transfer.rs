@@ -129,7 +129,7 @@ impl EventLog {
                 streams.push(info.stream);
             }
         }
-        streams.extend(self.blind_streams("")?.into_iter().map(|(s, _)| s));
+        streams.extend(self.blind_streams()?.into_iter().map(|h| h.stream));
         for stream in &streams {
             let storage = self.storage(stream)?;
             self.each_storage_block(&storage, |r, bytes| w.write(r, bytes).map_err(io))?;

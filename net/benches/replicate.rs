@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use hydra_bucket::{BucketName, CreateOptions, Key};
 use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, Options, StreamId};
-use hydra_net::{BucketFollow, Follow, Node, Serving};
+use hydra_net::{BucketFollow, Node, Serving};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const EVENT: usize = 256;
@@ -56,6 +56,16 @@ fn open_keyed(dir: &std::path::Path) -> EventLog {
         log.unlock(&name, &key).unwrap();
     }
     log
+}
+
+/// The streams' bucket, replicated from `a`, written by `key`.
+fn streams_of(a: &Node, key: [u8; 32]) -> BucketFollow {
+    BucketFollow {
+        bucket: sealed().map_or_else(BucketName::default_bucket, |(name, _)| name),
+        from: vec![a.listening()[0].clone()],
+        writers: vec![key],
+        retry: Duration::from_secs(1),
+    }
 }
 
 fn mbps(bytes: u64, d: Duration) -> f64 {
@@ -107,11 +117,7 @@ async fn main() {
     let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
     let writer = open_keyed(dirs[0].path());
     let store = writer.store().clone();
-    let serving = Serving {
-        allow: Vec::new(),
-        buckets: Box::new(move |name| Some((store.bucket(&name.parse().ok()?, None).ok()?, false))),
-    };
-    let a = Node::start(writer.clone(), serving, listen())
+    let a = Node::start(writer.clone(), Serving::everything(store), listen())
         .await
         .unwrap();
     streams(&writer, &a, &dirs).await;
@@ -188,12 +194,7 @@ async fn streams(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
     drop(restored);
     std::fs::remove_file(&file).unwrap();
 
-    let follow = Follow {
-        from: vec![a.listening()[0].clone()],
-        writer: key,
-        prefix: "bench-".into(),
-        retry: Duration::from_secs(1),
-    };
+    let follow = streams_of(a, key);
     // A follower with the key, then one without it (blind, when sealed).
     let mut catch_up = Vec::new();
     for (dir, keyed) in [(1, true), (5, false)] {
@@ -205,14 +206,18 @@ async fn streams(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
         } else {
             open(dirs[dir].path())
         };
-        let node = Node::start(log.clone(), Serving::streams(), Vec::new())
-            .await
-            .unwrap();
+        let node = Node::start(
+            log.clone(),
+            Serving::everything(log.store().clone()),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
         let t = Instant::now();
         let mut got = 0;
         // A round asks for every stream it is behind on.
         while got < events {
-            got += follow.round(&node, &log).await.unwrap();
+            got += follow.streams_round(&node, &log).await.unwrap();
         }
         catch_up.push((keyed, t.elapsed()));
         assert_eq!(log.held_length(&ids[0]).unwrap(), per);
@@ -271,13 +276,12 @@ async fn streams(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
 /// reports how long each event took from acknowledged to readable there.
 async fn lag(writer: &EventLog, a: &Node, follower: &EventLog, b: &Node, key: [u8; 32]) {
     let rate = env("HYDRA_BENCH_RATE", 1000);
-    let live = Follow {
-        from: vec![a.listening()[0].clone()],
-        writer: key,
-        prefix: "lag".into(),
-        retry: Duration::from_secs(1),
-    };
-    let task = tokio::spawn(live.clone().run(b.clone(), follower.clone(), live.status()));
+    let live = streams_of(a, key);
+    let task = tokio::spawn(live.clone().run_streams(
+        b.clone(),
+        follower.clone(),
+        live.streams_status(),
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stream = StreamId::new("lag").unwrap();
     let (w, s) = (writer.clone(), stream.clone());
@@ -290,11 +294,14 @@ async fn lag(writer: &EventLog, a: &Node, follower: &EventLog, b: &Node, key: [u
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            w.append(
-                &s,
-                ExpectedVersion::Any,
-                vec![NewEvent::new("Lag", vec![0; EVENT])],
-            )
+            w.write(hydra_eventlog::StreamWrite {
+                bucket: sealed().map(|(name, _)| name),
+                ..hydra_eventlog::StreamWrite::new(
+                    s.clone(),
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new("Lag", vec![0; EVENT])],
+                )
+            })
             .unwrap();
             acked.push(Instant::now());
         }
@@ -344,9 +351,13 @@ async fn object(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
     let blocks = bucket.stats().unwrap().blocks;
 
     let replica = open(dirs[3].path());
-    let b = Node::start(replica.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
+    let b = Node::start(
+        replica.clone(),
+        Serving::everything(replica.store().clone()),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     let follow = BucketFollow {
         bucket: name.clone(),
         from: vec![a.listening()[0].clone()],

@@ -140,7 +140,11 @@ mod tests {
         let bytes = postcard::to_allocvec(&req).unwrap();
         assert_eq!(decode_request(&bytes).unwrap(), req);
         let res = SyncResponse::V1(ResponseV1::Heads {
-            heads: vec![("orders-1".into(), 8)],
+            heads: vec![crate::wire::StreamHead {
+                stream: "orders-1".into(),
+                length: 8,
+                writer: [7; 32],
+            }],
             next: 42,
             position: 40,
         });

@@ -1,5 +1,6 @@
-//! Following a writer's streams: learn the heads under a prefix from a
-//! peer; for each stream this log is behind on, take the peer's storage
+//! Following a replica bucket's streams: learn the bucket's stream heads
+//! from a peer; for each stream of a trusted writer this log is behind
+//! on, take the peer's storage
 //! block (the writer's signed stored head) with its first edge blocks,
 //! fetch the blocks this log lacks (tiles, bundles, the rest of the edge)
 //! by want-lists from any peer, stored as they are, then apply the
@@ -18,9 +19,10 @@ use serde_bytes::ByteBuf;
 
 use crate::fetch::{Fetch, IN_FLIGHT, Source, WANT_BATCH};
 use crate::node::{Node, NodeError};
+use crate::objects::BucketFollow;
 use crate::peers::{FAILED, PeerScore, Peers};
 use crate::stats::Stats;
-use crate::wire::{RequestV1, ResponseV1};
+use crate::wire::{RequestV1, ResponseV1, StreamHead};
 
 /// How a replication loop's rounds go: the part of its report that every
 /// kind of loop keeps.
@@ -38,15 +40,15 @@ pub struct Rounds {
     pub peers: Vec<PeerScore>,
 }
 
-/// How a streams follow loop is doing, for status pages and `hydra
-/// replicate status`: updated after every round.
+/// How a replica bucket's streams loop is doing, for status pages and
+/// `hydra replicate status`: updated after every round.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct FollowReport {
     /// The peer of the last round.
     pub peer: String,
-    pub prefix: String,
-    /// The trusted writer's peer id.
-    pub writer: String,
+    pub bucket: String,
+    /// The trusted writers' peer ids.
+    pub writers: Vec<String>,
     /// Events imported since the loop started.
     pub events: u64,
     /// The peer's next log position at the last answer.
@@ -142,46 +144,51 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// What a follower follows: peers that hold the streams (any of them; the
-/// first that answers), the writer whose heads it trusts, and the streams
-/// under a prefix.
-#[derive(Debug, Clone)]
-pub struct Follow {
-    pub from: Vec<Multiaddr>,
-    pub writer: [u8; 32],
-    pub prefix: String,
-    /// How long to wait after a failed round before asking again.
-    pub retry: Duration,
+/// A stream a follower is behind on: its length here and at the peer,
+/// and the writer the peer named.
+struct Behind {
+    stream: String,
+    have: u64,
+    length: u64,
+    writer: [u8; 32],
 }
 
-impl Follow {
-    /// A report for [`Follow::run`] to keep, naming the prefix and writer
-    /// before the first round answers.
-    pub fn status(&self) -> FollowStatus {
+/// A writer's peer id, as reports and errors name it.
+fn peer_id(writer: &[u8; 32]) -> String {
+    hydra_volume::peer_id_of(writer)
+        .map(|p| p.to_string())
+        .unwrap_or_default()
+}
+
+/// A replica bucket's streams: the same peers and writers as its objects
+/// (a stream belongs to a bucket, and the bucket is what replicates).
+impl BucketFollow {
+    /// A report for [`BucketFollow::run_streams`] to keep, naming the
+    /// bucket and writers before the first round answers.
+    pub fn streams_status(&self) -> FollowStatus {
         Arc::new(Mutex::new(FollowReport {
             peer: self.from.first().map(|a| a.to_string()).unwrap_or_default(),
-            prefix: self.prefix.clone(),
-            writer: hydra_volume::peer_id_of(&self.writer)
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
+            bucket: self.bucket.to_string(),
+            writers: self.writers.iter().map(peer_id).collect(),
             ..FollowReport::default()
         }))
     }
 
-    /// One round: fetch the heads from the first peer that answers, and
-    /// import an export of every stream this log is behind on. Returns the
-    /// events imported, or the first refusal once every stream has been
-    /// tried.
-    pub async fn round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
+    /// One round of the bucket's streams: their heads from the first peer
+    /// that answers, then every stream of a trusted writer this log is
+    /// behind on. Returns the events brought in, or the first refusal once
+    /// every stream has been tried.
+    pub async fn streams_round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
         let peers = Peers::new(&self.from)?;
-        Ok(self.sync(node, log, &peers, None, &self.status()).await?.0)
+        let status = self.streams_status();
+        Ok(self.sync_streams(node, log, &peers, None, &status).await?.0)
     }
 
     /// A round against the best peer, then the others in turn while they
     /// fail. The heads request waits, at the peer, until the peer's log
     /// holds position `after`. Returns the events imported, the peer's
     /// next position (to wait past next time) and the peer.
-    async fn sync(
+    async fn sync_streams(
         &self,
         node: &Node,
         log: &EventLog,
@@ -193,7 +200,7 @@ impl Follow {
         let mut last = None;
         while let Some((peer, addr)) = peers.best(&tried) {
             match self
-                .sync_with(node, log, (&addr, peers), after, status)
+                .sync_streams_with(node, log, (&addr, peers), after, status)
                 .await
             {
                 Ok((n, next)) => {
@@ -218,7 +225,7 @@ impl Follow {
         Err(last.unwrap_or_else(|| NodeError::NoPeer("every peer is banned".into())))
     }
 
-    async fn sync_with(
+    async fn sync_streams_with(
         &self,
         node: &Node,
         log: &EventLog,
@@ -234,7 +241,7 @@ impl Follow {
             .request(
                 from,
                 RequestV1::Heads {
-                    prefix: self.prefix.clone(),
+                    bucket: self.bucket.to_string(),
                     after,
                 },
             )
@@ -252,18 +259,19 @@ impl Follow {
             .unwrap_or_else(|e| e.into_inner())
             .equivocations
             .clone();
-        let (still_forked, behind): (Vec<_>, Vec<_>) = behind(log, heads)
+        let (still_forked, behind): (Vec<_>, Vec<_>) = self
+            .behind(log, heads)
             .into_iter()
-            .partition(|(s, ..)| forked.contains(s));
+            .partition(|b| forked.contains(&b.stream));
         update(status, |r| {
             r.rounds.caught_up &= behind.is_empty();
             r.behind = behind
                 .iter()
                 .take(LAG_LISTED)
-                .map(|(stream, local, remote)| StreamLag {
-                    stream: stream.clone(),
-                    local: *local,
-                    remote: *remote,
+                .map(|b| StreamLag {
+                    stream: b.stream.clone(),
+                    local: b.have,
+                    remote: b.length,
                 })
                 .collect();
         });
@@ -284,13 +292,11 @@ impl Follow {
             }
         }
         // A forked stream keeps the loop failing, so that it is seen.
-        if let Some((stream, have, _)) = still_forked.into_iter().next() {
+        if let Some(b) = still_forked.into_iter().next() {
             refused.get_or_insert(NodeError::StreamEquivocation {
-                stream,
-                writer: hydra_volume::peer_id_of(&self.writer)
-                    .map(|p| p.to_string())
-                    .unwrap_or_default(),
-                length: have,
+                stream: b.stream,
+                writer: peer_id(&b.writer),
+                length: b.have,
             });
         }
         match refused {
@@ -308,7 +314,7 @@ impl Follow {
         node: &Node,
         log: &EventLog,
         (from, peers): (&Multiaddr, &Peers),
-        (stream, have, _): (String, u64, u64),
+        Behind { stream, have, .. }: Behind,
         status: &FollowStatus,
     ) -> Result<u64, NodeError> {
         let request = RequestV1::Storage {
@@ -326,10 +332,32 @@ impl Follow {
         let given: HashSet<Ref> = edges.iter().map(|b| Ref::of(Codec::PlainNode, b)).collect();
         let (root, edges) = (Arc::new(root.into_vec()), Arc::new(edges));
         let judged = |e: hydra_eventlog::Error| judged(e, from);
-        let (l, r) = (log.clone(), root.clone());
-        let bucket = blocking(move || Ok(l.storage_target(&r)?.1))
-            .await
-            .map_err(judged)?;
+        // The storage must be of this bucket at its writer (the peer said
+        // so), and here too: nothing of it is stored otherwise.
+        let (id, named) = hydra_eventlog::storage_bucket(&root).map_err(judged)?;
+        if named != self.bucket || id.as_str() != stream {
+            return Err(NodeError::Lied {
+                peer: from.to_string(),
+                reason: format!(
+                    "it named stream {stream} of bucket {}, and sent the storage of stream {id} of bucket {named}",
+                    self.bucket
+                ),
+            });
+        }
+        let (l, r, want) = (log.clone(), root.clone(), self.bucket.clone());
+        let bucket = blocking(move || {
+            let (stream, bucket) = l.storage_target(&r)?;
+            if *bucket.name() != want {
+                return Err(hydra_eventlog::Error::OtherBucket {
+                    stream,
+                    bucket: bucket.name().to_string(),
+                    asked: want.to_string(),
+                });
+            }
+            Ok(bucket)
+        })
+        .await
+        .map_err(judged)?;
 
         // Down the DAG from the storage block, a level at a time: what came
         // along or the bucket holds is not fetched again (its tiles are
@@ -401,13 +429,13 @@ impl Follow {
             }
         }
 
-        let (l, writer) = (log.clone(), self.writer);
+        let (l, writers) = (log.clone(), self.writers.clone());
         let applied = blocking(move || {
             let received = Received {
                 root: &root,
                 edges: &edges,
             };
-            l.apply_storage(received, &[writer])
+            l.apply_storage(received, &writers)
         });
         let n = match applied.await {
             Ok(applied) => applied.events,
@@ -434,23 +462,25 @@ impl Follow {
         Ok(n)
     }
 
-    /// How many events this log lacks of what the best peer that answers
-    /// holds now (its heads, asked without waiting): 0 when caught up.
-    pub async fn lag(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
+    /// How many events of the bucket's streams this log lacks of what
+    /// the best peer that answers holds now (its heads, asked without
+    /// waiting): 0 when caught up.
+    pub async fn streams_lag(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
         let peers = Peers::new(&self.from)?;
         let mut tried = HashSet::new();
         let mut last = None;
         while let Some((peer, addr)) = peers.best(&tried) {
             tried.insert(peer);
             let request = RequestV1::Heads {
-                prefix: self.prefix.clone(),
+                bucket: self.bucket.to_string(),
                 after: None,
             };
             match node.request(&addr, request).await {
                 Ok(ResponseV1::Heads { heads, .. }) => {
-                    return Ok(behind(log, heads)
+                    return Ok(self
+                        .behind(log, heads)
                         .iter()
-                        .map(|(_, have, len)| len - have)
+                        .map(|b| b.length - b.have)
                         .sum());
                 }
                 Ok(_) => {
@@ -501,7 +531,7 @@ impl Follow {
             }
             Err(e) => return e,
         };
-        if let Err(e) = ext.verify(&self.writer) {
+        if let Err(e) = ext.verify(&held.signer) {
             return lied(format!(
                 "its proof for stream {stream} does not verify: {e}"
             ));
@@ -545,18 +575,38 @@ impl Follow {
         e
     }
 
-    /// Follows until the task is dropped: each heads request waits at
-    /// the peer for the next append past the last one seen, so new events
-    /// arrive as they commit. When every peer fails it waits `retry`, then
-    /// asks again without waiting.
-    pub async fn run(self, node: Node, log: EventLog, status: FollowStatus) {
+    /// The streams of `heads` by a trusted writer that this log holds
+    /// fewer events of (a relay may hold other writers' streams in the
+    /// bucket: they are not asked for).
+    fn behind(&self, log: &EventLog, heads: Vec<StreamHead>) -> Vec<Behind> {
+        heads
+            .into_iter()
+            .filter(|h| self.writers.contains(&h.writer))
+            .filter_map(|h| {
+                let id = StreamId::new(h.stream.clone()).ok()?;
+                let have = log.held_length(&id).unwrap_or(0);
+                (have < h.length).then_some(Behind {
+                    stream: h.stream,
+                    have,
+                    length: h.length,
+                    writer: h.writer,
+                })
+            })
+            .collect()
+    }
+
+    /// Follows the bucket's streams until the task is dropped: each heads
+    /// request waits at the peer for the next append past the last one
+    /// seen, so new events arrive as they commit. When every peer fails it
+    /// waits `retry`, then asks again without waiting.
+    pub async fn run_streams(self, node: Node, log: EventLog, status: FollowStatus) {
         let peers = match Peers::new(&self.from) {
             Ok(p) => p,
             Err(e) => return update(&status, |r| r.rounds.last_error = Some(e.to_string())),
         };
         let mut after = None;
         loop {
-            let result = self.sync(&node, &log, &peers, after, &status).await;
+            let result = self.sync_streams(&node, &log, &peers, after, &status).await;
             update(&status, |r| r.rounds.record(&result, &peers));
             match result {
                 Ok((n, next, peer)) => {
@@ -572,26 +622,13 @@ impl Follow {
                     after = Some(next);
                 }
                 Err(e) => {
-                    tracing::warn!(prefix = %self.prefix, "replication: {e}");
+                    tracing::warn!(bucket = %self.bucket, "replicating streams: {e}");
                     after = None;
                     tokio::time::sleep(self.retry).await;
                 }
             }
         }
     }
-}
-
-/// The streams of `heads` this log holds fewer events of: each with the
-/// length it holds and the peer's.
-fn behind(log: &EventLog, heads: Vec<(String, u64)>) -> Vec<(String, u64, u64)> {
-    heads
-        .into_iter()
-        .filter_map(|(stream, length)| {
-            let id = StreamId::new(stream.clone()).ok()?;
-            let have = log.held_length(&id).unwrap_or(0);
-            (have < length).then_some((stream, have, length))
-        })
-        .collect()
 }
 
 /// A stream's storage refused: the peer's fault when what it sent is

@@ -4,31 +4,36 @@
 //!
 //! Goals: every byte verified, trust only in the writers a follower names.
 //!
-//! Streams (`/hydra/sync/1`): a follower asks a peer for the heads of the
-//! streams under a prefix, then for an export of each stream it is behind
-//! on: a CARv1 file of the signed head and the events it lacks
-//! (`hydra_eventlog::EventLog::export_part`). It applies that through
-//! `EventLog::import_bytes`, which checks every block against its CID, the
-//! head's signature against the trusted writer key, and the records
-//! against the signed root from the follower's own Merkle peaks before
-//! changing anything. So a peer that lies, corrupts or forks is refused,
-//! and serving peers need no trust at all. A follower asks for each
-//! stream from the version it already holds, so what an earlier head
-//! covered is never sent again.
+//! A replica names a bucket, the peers that serve it and the writers it
+//! trusts ([`BucketFollow`]); the bucket brings its objects and its
+//! streams, each as the blocks the writer's bucket stores (compressed and
+//! encrypted as they are), fetched by want-lists from the best peers and
+//! checked against their refs before they are stored.
 //!
-//! Buckets (`/hydra/blocks/1`): a replica asks for the bucket's manifest
+//! Streams (`/hydra/sync/3`): a follower asks a peer for the heads of the
+//! bucket's streams (each with its writer), and for each stream of a
+//! trusted writer it is behind on, the stream's storage block (the
+//! writer's signed stored head); it walks the storage down, fetches the
+//! tiles, bundles and edge blocks it lacks (`/hydra/blocks/1`), and
+//! applies the stream through `hydra_eventlog::EventLog::apply_storage`,
+//! which checks the signature against the trusted writers and every
+//! block and record against what the signed head commits to before
+//! changing anything. So a peer that lies, corrupts or forks is refused,
+//! and serving peers need no trust at all.
+//!
+//! Objects (`/hydra/blocks/1`): a replica asks for the bucket's manifest
 //! (`hydra_bucket::Manifest`, signed by the writer), then by want-lists
-//! for each changed object's closure and the blocks it lacks, checking
-//! each against its ref before storing it. A replica without the bucket's
-//! key is blind: it stores, verifies and serves, and cannot read.
+//! for each changed object's closure and the blocks it lacks. A replica
+//! without the bucket's key is blind: it stores, verifies and serves its
+//! objects and streams, and cannot read them.
 //!
 //! New heads and manifests reach a follower as they commit: its heads and
 //! manifest requests are long polls that the serving node answers as soon
 //! as there is something newer than the follower has seen (or after
 //! [`HEADS_WAIT`]). That is a direct protocol rather than gossipsub: a
-//! follower names its peers and wants everything under a prefix or in a
-//! bucket, which is one request away, with no mesh to maintain and nothing
-//! relayed by peers it did not choose.
+//! follower names its peers and wants everything in a bucket, which is
+//! one request away, with no mesh to maintain and nothing relayed by
+//! peers it did not choose.
 //!
 //! Several peers can serve one follower: each has a score (see
 //! [`peers`](crate::PeerScore)); a failed request moves to the next, and a
@@ -50,7 +55,7 @@ mod serve;
 mod stats;
 pub mod wire;
 
-pub use follow::{Follow, FollowReport, FollowStatus, Rate, Rounds, Status, StreamLag};
+pub use follow::{FollowReport, FollowStatus, Rate, Rounds, Status, StreamLag};
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use node::{Node, NodeError, PeerInfo};
 pub use objects::{BucketFollow, BucketReport, BucketStatus};
@@ -59,5 +64,5 @@ pub use serve::{ServedBuckets, Serving};
 pub use stats::{Stats, StatsSnapshot};
 pub use wire::{
     BLOCKS_PROTOCOL, HEADS_WAIT, MAX_RESPONSE, MAX_WANT, PROTOCOL, RequestV1, ResponseV1,
-    SyncRequest, SyncResponse,
+    StreamHead, SyncRequest, SyncResponse,
 };

@@ -2,18 +2,18 @@
 //! manifests and blocks from the buckets this node serves. Runs on
 //! blocking threads.
 //!
-//! Policy ([`Serving`]): the peers in `allow` (every peer, when it is
-//! empty) may read the log's streams and the buckets served to peers;
-//! a public bucket is served to any peer; any other bucket is answered as
-//! not served, whoever asks. Nothing a peer sends can change this node:
-//! it only answers.
+//! Policy ([`Serving`]), per bucket, for its objects and its streams
+//! alike: a bucket served to peers goes to the peers in `allow` (every
+//! peer, when it is empty); a public bucket to any peer; any other bucket
+//! (and every stream in it) is answered as not served, whoever asks.
+//! Nothing a peer sends can change this node: it only answers.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hydra_bucket::{Bucket, BucketError, Manifest};
+use hydra_bucket::{Bucket, BucketError, Manifest, Store};
 use hydra_eventlog::{EventLog, Storage, StreamId};
 use libp2p::PeerId;
 use serde_bytes::ByteBuf;
@@ -21,7 +21,7 @@ use serde_bytes::ByteBuf;
 use crate::stats::Stats;
 use crate::wire::{
     Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1, HEADS_WAIT,
-    MAX_BLOCKS_BYTES, MAX_WANT, RequestV1, ResponseV1, STORAGE_EDGE_BYTES, SyncRequest,
+    MAX_BLOCKS_BYTES, MAX_WANT, RequestV1, ResponseV1, STORAGE_EDGE_BYTES, StreamHead, SyncRequest,
     SyncResponse,
 };
 
@@ -30,25 +30,38 @@ use crate::wire::{
 /// visible to peers.
 pub type ServedBuckets = dyn Fn(&str) -> Option<(Bucket, bool)> + Send + Sync;
 
-/// What a node serves, and to whom.
+/// What a node serves, and to whom: buckets, each with its objects and
+/// its streams.
 pub struct Serving {
-    /// Peers that may read the log's streams and the served buckets that
-    /// are not public. Empty: every peer that connects.
+    /// Peers that may read the served buckets that are not public.
+    /// Empty: every peer that connects.
     pub allow: Vec<PeerId>,
     pub buckets: Box<ServedBuckets>,
 }
 
 impl Serving {
-    /// The log's streams to every peer, and no bucket.
-    pub fn streams() -> Serving {
+    /// Every bucket of `store`, with its streams, to every peer: a node
+    /// that keeps nothing from anyone who can reach it.
+    pub fn everything(store: Store) -> Serving {
         Serving {
             allow: Vec::new(),
-            buckets: Box::new(|_| None),
+            buckets: Box::new(move |name| {
+                let bucket = store.bucket(&name.parse().ok()?, None).ok()?;
+                Some((bucket, true))
+            }),
         }
     }
 
     fn allows(&self, peer: &PeerId) -> bool {
         self.allow.is_empty() || self.allow.contains(peer)
+    }
+
+    /// Bucket `name`, when it is served to `peer`; else why not.
+    fn serves(&self, name: &str, peer: &PeerId) -> Result<Bucket, String> {
+        match (self.buckets)(name) {
+            Some((bucket, public)) if public || self.allows(peer) => Ok(bucket),
+            _ => Err(format!("bucket {name} is not served to peer {peer}")),
+        }
     }
 }
 
@@ -113,13 +126,12 @@ impl Served {
 
     pub fn sync(&self, peer: PeerId, request: SyncRequest) -> SyncResponse {
         let SyncRequest::V1(request) = request;
-        if !self.serving.allows(&peer) {
-            return SyncResponse::V1(ResponseV1::Error(format!(
-                "peer {peer} may not read this node's streams (not in its p2p.allow)"
-            )));
-        }
         SyncResponse::V1(match request {
-            RequestV1::Heads { prefix, after } => {
+            RequestV1::Heads { bucket, after } => {
+                let name = match self.serving.serves(&bucket, &peer) {
+                    Ok(b) => b.name().clone(),
+                    Err(e) => return SyncResponse::V1(ResponseV1::Error(e)),
+                };
                 // A cursor that moves with every append to the log and
                 // every stream a bucket takes in blind (a root change).
                 let store = self.log.store();
@@ -131,32 +143,32 @@ impl Served {
                     });
                 }
                 let next = cursor();
-                let mut heads: Vec<(String, u64)> = self
-                    .log
-                    .list_streams(&prefix)
-                    .filter_map(Result::ok)
-                    .filter_map(|s| s.version.map(|v| (s.stream.to_string(), v + 1)))
-                    .collect();
-                if let Ok(blind) = self.log.blind_streams(&prefix) {
-                    heads.extend(blind.into_iter().map(|(s, length)| (s.to_string(), length)));
-                }
-                ResponseV1::Heads {
-                    heads,
-                    next,
-                    position: self.log.next_position(),
+                match self.log.held_streams(&name) {
+                    Ok(held) => ResponseV1::Heads {
+                        heads: held
+                            .into_iter()
+                            .map(|h| StreamHead {
+                                stream: h.stream.to_string(),
+                                length: h.length,
+                                writer: h.writer,
+                            })
+                            .collect(),
+                        next,
+                        position: self.log.next_position(),
+                    },
+                    Err(e) => ResponseV1::Error(e.to_string()),
                 }
             }
-            RequestV1::Storage { stream } => self.storage(stream),
+            RequestV1::Storage { stream } => self.storage(peer, stream),
             RequestV1::Extension {
                 stream,
                 from_length,
-            } => match StreamId::new(stream)
-                .map_err(|e| e.to_string())
-                .and_then(|s| {
-                    self.log
-                        .extension(&s, from_length)
-                        .map_err(|e| e.to_string())
-                }) {
+            } => match self.served_storage(peer, &stream, false).and_then(|_| {
+                let s = StreamId::new(stream).map_err(|e| e.to_string())?;
+                self.log
+                    .extension(&s, from_length)
+                    .map_err(|e| e.to_string())
+            }) {
                 Ok(e) => ResponseV1::Extension(Box::new(e)),
                 Err(e) => ResponseV1::Error(e),
             },
@@ -165,8 +177,8 @@ impl Served {
 
     /// A stream's storage block, with its first edge blocks; the blocks
     /// it links go by want-lists.
-    fn storage(&self, stream: String) -> ResponseV1 {
-        match self.stream_storage(&stream, true) {
+    fn storage(&self, peer: PeerId, stream: String) -> ResponseV1 {
+        match self.served_storage(peer, &stream, true) {
             Ok(storage) => {
                 let mut bytes = storage.root_block().len();
                 let edges = storage
@@ -182,8 +194,25 @@ impl Served {
                     edges,
                 }
             }
-            Err(e) => ResponseV1::Error(e.to_string()),
+            Err(e) => ResponseV1::Error(e),
         }
+    }
+
+    /// The stream's storage (see [`Served::stream_storage`]), when its
+    /// bucket is served to `peer`.
+    fn served_storage(
+        &self,
+        peer: PeerId,
+        stream: &str,
+        fresh: bool,
+    ) -> Result<Arc<Storage>, String> {
+        let storage = self
+            .stream_storage(stream, fresh)
+            .map_err(|e| e.to_string())?;
+        self.serving
+            .serves(storage.bucket().as_str(), &peer)
+            .map_err(|e| format!("stream {stream}: {e}"))?;
+        Ok(storage)
     }
 
     /// The stream's storage: read now when `fresh`, else the one read
@@ -227,13 +256,9 @@ impl Served {
             BlocksRequestV1::Manifest { ref bucket, .. }
             | BlocksRequestV1::Want { ref bucket, .. } => bucket.clone(),
         };
-        let bucket = match (self.serving.buckets)(&bucket_name) {
-            Some((bucket, public)) if public || self.serving.allows(&peer) => bucket,
-            _ => {
-                return BlocksResponse::V1(BlocksResponseV1::Error(format!(
-                    "bucket {bucket_name} is not served to peer {peer}"
-                )));
-            }
+        let bucket = match self.serving.serves(&bucket_name, &peer) {
+            Ok(bucket) => bucket,
+            Err(e) => return BlocksResponse::V1(BlocksResponseV1::Error(e)),
         };
         BlocksResponse::V1(match request {
             BlocksRequestV1::Manifest { after, .. } => match self.manifest(&bucket, after) {
@@ -247,7 +272,7 @@ impl Served {
         })
     }
 
-    /// Blocks of a stream's storage, to a peer that may read streams:
+    /// Blocks of a stream's storage, to a peer its bucket is served to:
     /// only that storage's (no other block of its bucket leaves).
     fn stream_blocks(
         &self,
@@ -255,14 +280,9 @@ impl Served {
         stream: &str,
         refs: Vec<hydra_block::Ref>,
     ) -> BlocksResponseV1 {
-        if !self.serving.allows(&peer) {
-            return BlocksResponseV1::Error(format!(
-                "peer {peer} may not read this node's streams (not in its p2p.allow)"
-            ));
-        }
-        let mut storage = match self.stream_storage(stream, false) {
+        let mut storage = match self.served_storage(peer, stream, false) {
             Ok(s) => s,
-            Err(e) => return BlocksResponseV1::Error(e.to_string()),
+            Err(e) => return BlocksResponseV1::Error(e),
         };
         // Blocks of a newer storage than the one kept: read it again.
         if refs

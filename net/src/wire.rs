@@ -1,4 +1,5 @@
-//! The wire messages: `/hydra/sync/2` (stream heads and storage) and
+//! The wire messages: `/hydra/sync/3` (a bucket's stream heads, streams'
+//! storage) and
 //! `/hydra/blocks/1` (bucket manifests, and blocks of buckets and streams
 //! by ref). Each enum is versioned (`V1`) so that a later version can be
 //! added beside it.
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// The stream protocol's name.
-pub const PROTOCOL: &str = "/hydra/sync/2";
+pub const PROTOCOL: &str = "/hydra/sync/3";
 /// The block exchange protocol's name.
 pub const BLOCKS_PROTOCOL: &str = "/hydra/blocks/1";
 /// Largest response a node accepts (a want-list's blocks).
@@ -34,11 +35,12 @@ pub enum SyncRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestV1 {
-    /// The streams under `prefix` and their lengths. With `after`, the
-    /// answer waits (up to [`HEADS_WAIT`]) until the log holds position
-    /// `after`: a follower passes the `next` of its last answer and hears
-    /// of new appends as they commit, without polling.
-    Heads { prefix: String, after: Option<u64> },
+    /// The streams of `bucket` (its replica's follow loop asks) with
+    /// their lengths and writers. With `after`, the answer waits (up to
+    /// [`HEADS_WAIT`]) until the cursor passes `after`: a follower passes
+    /// the `next` of its last answer and hears of new appends as they
+    /// commit, without polling.
+    Heads { bucket: String, after: Option<u64> },
     /// The stream's storage block (`hydra_eventlog::Storage`): the
     /// writer's signed stored head, linking the stream's tree and edge
     /// blocks. Edge blocks come along up to [`STORAGE_EDGE_BYTES`]; the
@@ -59,12 +61,11 @@ pub enum SyncResponse {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseV1 {
-    /// Stream lengths, and the log position the next append will get.
-    /// Stream lengths; a cursor to pass as the next request's `after`
-    /// (it moves with every append and every stream taken in blind), and
-    /// the log position the next append will get.
+    /// The bucket's streams; a cursor to pass as the next request's
+    /// `after` (it moves with every append and every stream taken in
+    /// blind), and the log position the next append will get.
     Heads {
-        heads: Vec<(String, u64)>,
+        heads: Vec<StreamHead>,
         next: u64,
         position: u64,
     },
@@ -74,6 +75,17 @@ pub enum ResponseV1 {
     },
     Extension(Box<hydra_eventlog::Extension>),
     Error(String),
+}
+
+/// A stream as a heads answer names it: a follower asks for the storage
+/// of those whose writer it trusts and that it holds fewer events of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamHead {
+    pub stream: String,
+    pub length: u64,
+    /// The writer's public key (its signed head is checked when the
+    /// storage comes: a peer that names the wrong one has lied).
+    pub writer: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

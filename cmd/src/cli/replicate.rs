@@ -16,14 +16,14 @@ use crate::output::{self, human};
 
 #[derive(Debug, Subcommand)]
 pub enum ReplicateCmd {
-    /// Each followed writer (streams) and replica bucket: peer, progress,
-    /// what is behind, the last success and the last error; p2p counters.
+    /// Each replica bucket's streams and objects: peer, progress, what is
+    /// behind, the last success and the last error; p2p counters.
     Status {
         #[arg(long)]
         json: bool,
     },
-    /// Wait until every follow loop and replica bucket has caught up with
-    /// its peer (a progress bar on a terminal); exit 1 on timeout.
+    /// Wait until every replica bucket's streams and objects have caught
+    /// up with its peers (a progress bar on a terminal); exit 1 on timeout.
     Wait {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
@@ -37,7 +37,7 @@ pub fn daemon_url(ctx: &Ctx) -> Result<String> {
     match std::fs::read_to_string(ctx.data.join(crate::daemon::ADDRESS_FILE)) {
         Ok(url) => Ok(url.trim().to_owned()),
         Err(_) => bail!(
-            "replication runs in the daemon, and none holds {}: start `hydra daemon --follow WRITER@MULTIADDR` (or with p2p in its config), or pass --api URL",
+            "replication runs in the daemon, and none holds {}: start `hydra daemon --replicate BUCKET=WRITER@MULTIADDR` (or with buckets[].replicate in its config), or pass --api URL",
             ctx.data.display()
         ),
     }
@@ -46,6 +46,15 @@ pub fn daemon_url(ctx: &Ctx) -> Result<String> {
 fn loops(v: &Value) -> impl Iterator<Item = &Value> {
     let list = |k: &str| v[k].as_array().into_iter().flatten();
     list("follows").chain(list("buckets"))
+}
+
+/// The strings of a JSON array (none for anything else).
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 fn state(f: &Value) -> String {
@@ -67,25 +76,17 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
         if loops(v).next().is_none() {
             writeln!(
                 out,
-                "replicating nothing (see p2p.follow, --follow, or buckets[].replicate)"
+                "replicating nothing (see buckets[].replicate or --replicate)"
             )?;
         }
         for f in v["follows"].as_array().into_iter().flatten() {
             let s = |k: &str| f[k].as_str().unwrap_or("").to_owned();
-            let prefix = match s("prefix") {
-                p if p.is_empty() => "all streams".to_owned(),
-                p => format!("streams {p:?}*"),
-            };
-            let forked: Vec<&str> = f["equivocations"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let (writers, forked) = (strings(&f["writers"]), strings(&f["equivocations"]));
             writeln!(
                 out,
-                "{prefix} of {} from {}: {} events{} in {} rounds, peer at position {}{}, {}",
-                s("writer"),
+                "streams of bucket {} by {} from {}: {} events{} in {} rounds, peer at position {}{}, {}",
+                s("bucket"),
+                writers.join(", "),
                 s("peer"),
                 f["events"],
                 match f["events_per_s"].as_u64() {
@@ -197,15 +198,12 @@ pub fn wait(
 
 /// The first loop still behind, and why.
 fn why(status: &Value, lag: &Value) -> String {
-    let named = |kind: &str, i: usize| match kind {
-        "buckets" => format!(
-            "bucket {}",
-            status[kind][i]["bucket"].as_str().unwrap_or("?")
-        ),
-        _ => match status[kind][i]["prefix"].as_str().unwrap_or("") {
-            "" => "all streams".to_owned(),
-            p => format!("streams {p:?}*"),
-        },
+    let named = |kind: &str, i: usize| {
+        let bucket = status[kind][i]["bucket"].as_str().unwrap_or("?");
+        match kind {
+            "buckets" => format!("bucket {bucket}"),
+            _ => format!("streams of bucket {bucket}"),
+        }
     };
     for kind in ["follows", "buckets"] {
         for (i, l) in lag[kind].as_array().into_iter().flatten().enumerate() {

@@ -109,27 +109,29 @@ pub struct BucketConfig {
     /// key, to read it; without one the replica is blind.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
-    /// Serve this bucket's manifest and blocks over libp2p to the peers
-    /// in `p2p.allow` (no bucket is served unless it says so).
+    /// Serve this bucket, its objects and its streams, over libp2p to
+    /// the peers in `p2p.allow` (no bucket is served unless it says so).
     #[serde(default)]
     pub serve: bool,
     /// Serve it to any peer that asks, allowed or not.
     #[serde(default)]
     pub public: bool,
-    /// Make this bucket a replica of a writer's bucket of the same name.
+    /// Make this bucket a replica of a writer's bucket of the same name:
+    /// its objects and its streams.
     #[serde(default)]
     pub replicate: Option<ReplicateConfig>,
 }
 
-/// A bucket replica: where to fetch from, whose manifests to accept.
+/// A bucket replica: where to fetch from, whose manifests and stream
+/// heads to accept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicateConfig {
     /// Peers that serve the bucket (the writer or other replicas), each a
     /// multiaddr ending in /p2p/<peer id>; asked best-scored first.
     pub from: Vec<String>,
-    /// The writers whose signed manifests this replica accepts: peer ids
-    /// (12D3KooW...) or public keys (64 hex digits).
+    /// The writers whose signed manifests and stream heads this replica
+    /// accepts: peer ids (12D3KooW...) or public keys (64 hex digits).
     pub writers: Vec<String>,
     /// Wait after a failed round before asking again.
     #[serde(default = "default_retry")]
@@ -137,6 +139,26 @@ pub struct ReplicateConfig {
 }
 
 impl ReplicateConfig {
+    /// Parses `BUCKET=WRITER@MULTIADDR[,MULTIADDR...]`, the `--replicate`
+    /// flag's form: the bucket and its replica settings.
+    pub fn from_flag(s: &str) -> Result<(String, ReplicateConfig)> {
+        let parsed = s.split_once('=').and_then(|(bucket, rest)| {
+            let (writer, peers) = rest.split_once('@')?;
+            Some((bucket, writer, peers))
+        });
+        let Some((bucket, writer, peers)) = parsed else {
+            bail!("--replicate {s:?}: expected BUCKET=WRITER@MULTIADDR[,MULTIADDR...]");
+        };
+        Ok((
+            bucket.to_owned(),
+            ReplicateConfig {
+                from: peers.split(',').map(str::to_owned).collect(),
+                writers: vec![writer.to_owned()],
+                retry_ms: default_retry(),
+            },
+        ))
+    }
+
     pub fn to_follow(&self, bucket: &str) -> Result<hydra_net::BucketFollow> {
         if self.from.is_empty() {
             bail!("from: at least one peer is needed");
@@ -291,82 +313,31 @@ impl ApiConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct P2pConfig {
-    /// Multiaddrs to serve this log's streams (and buckets marked `serve`)
-    /// on, e.g. `/ip4/0.0.0.0/tcp/4001`. Empty: only dial out (to follow).
+    /// Multiaddrs to serve the buckets marked `serve` or `public` (their
+    /// objects and streams) on, e.g. `/ip4/0.0.0.0/tcp/4001`. Empty: only
+    /// dial out (to replicate).
     #[serde(default)]
     pub listen: Vec<String>,
     /// Peers to connect to at start (multiaddrs ending in /p2p/<peer id>).
     #[serde(default)]
     pub peers: Vec<String>,
-    /// Find peers on the local network by mDNS, so that `peers`, `follow`
-    /// and `replicate.from` can name a peer by `/p2p/<peer id>` alone.
+    /// Find peers on the local network by mDNS, so that `peers` and
+    /// `replicate.from` can name a peer by `/p2p/<peer id>` alone.
     #[serde(default)]
     pub mdns: bool,
-    /// Peer ids that may read this log's streams and the buckets marked
-    /// `serve`. Empty: every peer that can connect (then bind `listen` to
-    /// a private network). Buckets marked `public` go to anyone.
+    /// Peer ids that may read the buckets marked `serve`. Empty: every
+    /// peer that can connect (then bind `listen` to a private network).
+    /// Buckets marked `public` go to anyone.
     #[serde(default)]
     pub allow: Vec<String>,
-    /// Writers' streams to replicate, verified against their keys.
-    #[serde(default)]
-    pub follow: Vec<FollowConfig>,
+    /// Gone: streams replicate with their bucket (`buckets[].replicate`).
+    /// Kept only to refuse an old config with a message saying so.
+    #[serde(default, skip_serializing)]
+    pub follow: Option<serde::de::IgnoredAny>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FollowConfig {
-    /// Peers to fetch from: any nodes that hold the streams, asked
-    /// best-scored first (the next one when a peer fails).
-    pub peers: Vec<String>,
-    /// The writer's public key (64 hex digits) or peer id: the only
-    /// signer trusted.
-    pub writer: String,
-    /// Replicate the streams whose names start with this (all by default).
-    #[serde(default)]
-    pub prefix: String,
-    /// How long to wait after a failed round (peer down, stream refused)
-    /// before asking again. New heads themselves arrive as they commit.
-    #[serde(default = "default_retry")]
-    pub retry_ms: u64,
-}
-
-impl FollowConfig {
-    /// Parses `WRITER@MULTIADDR[,MULTIADDR...]`, the `--follow` flag's form.
-    pub fn from_flag(s: &str) -> Result<FollowConfig> {
-        let Some((writer, peers)) = s.split_once('@') else {
-            bail!("--follow {s:?}: expected WRITER@MULTIADDR[,MULTIADDR...]");
-        };
-        Ok(FollowConfig {
-            peers: peers.split(',').map(str::to_owned).collect(),
-            writer: writer.into(),
-            prefix: String::new(),
-            retry_ms: default_retry(),
-        })
-    }
-
-    /// The checked form `hydra-net` runs.
-    pub fn to_follow(&self) -> Result<hydra_net::Follow> {
-        if self.peers.is_empty() {
-            bail!("peers: at least one peer is needed");
-        }
-        let from = self
-            .peers
-            .iter()
-            .map(|a| parse_peer_addr(a))
-            .collect::<Result<_>>()
-            .context("peers")?;
-        let writer = parse_writer(&self.writer).context("writer")?;
-        if self.retry_ms == 0 {
-            bail!("retry_ms: must be at least 1");
-        }
-        Ok(hydra_net::Follow {
-            from,
-            writer,
-            prefix: self.prefix.clone(),
-            retry: std::time::Duration::from_millis(self.retry_ms),
-        })
-    }
-}
+/// Why an old config's `p2p.follow` (or the `--follow` flag) is refused.
+pub const FOLLOW_GONE: &str = "streams replicate with their bucket now: replace each entry with buckets: [{id: BUCKET, replicate: {from: PEERS, writers: [WRITER]}}] (streams appended without --bucket are in bucket `default`), and mark the writer's buckets serve: true";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -503,6 +474,13 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("buckets[{i}].compress: {e}"))?;
             }
             if let Some(r) = &b.replicate {
+                let volume = b.volume.as_deref().unwrap_or(&self.volumes[0].id);
+                if volume != self.eventlog_volume_id() {
+                    bail!(
+                        "buckets[{i}].volume: a replica bucket brings its streams too, which live on the event log's volume {}",
+                        self.eventlog_volume_id()
+                    );
+                }
                 if b.compress.is_some() || b.encrypt {
                     bail!(
                         "buckets[{i}]: a replica stores its writer's blocks as they are: compress and encrypt come from the writer (give key_file to read an encrypted one)"
@@ -568,9 +546,8 @@ impl Config {
         for (i, a) in self.p2p.peers.iter().enumerate() {
             parse_peer_addr(a).map_err(|e| anyhow::anyhow!("p2p.peers[{i}]: {e}"))?;
         }
-        for (i, f) in self.p2p.follow.iter().enumerate() {
-            f.to_follow()
-                .map_err(|e| anyhow::anyhow!("p2p.follow[{i}].{e:#}"))?;
+        if self.p2p.follow.is_some() {
+            bail!("p2p.follow: {FOLLOW_GONE}");
         }
         if self.log.level.parse::<tracing::Level>().is_err() {
             bail!(
@@ -579,6 +556,28 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The entry of bucket `id`, added (with defaults) if the config
+    /// does not list it: for the flags that set one thing of a bucket.
+    pub fn bucket_entry(&mut self, id: &str) -> &mut BucketConfig {
+        let i = match self.buckets.iter().position(|b| b.id == id) {
+            Some(i) => i,
+            None => {
+                self.buckets.push(BucketConfig {
+                    id: id.to_owned(),
+                    volume: None,
+                    compress: None,
+                    encrypt: false,
+                    key_file: None,
+                    serve: false,
+                    public: false,
+                    replicate: None,
+                });
+                self.buckets.len() - 1
+            }
+        };
+        &mut self.buckets[i]
     }
 
     pub fn eventlog_volume_id(&self) -> String {
@@ -658,26 +657,17 @@ mod tests {
         );
         let peer =
             "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
-        assert!(
-            err(&format!(
-                "  follow:\n    - peers: [{peer}]\n      writer: ab\n"
-            ))
-            .starts_with("p2p.follow[0].writer: writer \"ab\": a writer is its public key")
-        );
         let writer = "ab".repeat(32);
+        // An old config that follows writers' streams is told where they
+        // went.
         assert_eq!(
             err(&format!(
-                "  follow:\n    - peers: [{peer}]\n      writer: {writer}\n      retry_ms: 0\n"
+                "  follow:\n    - peers: [{peer}]\n      writer: {writer}\n"
             )),
-            "p2p.follow[0].retry_ms: must be at least 1"
+            format!("p2p.follow: {FOLLOW_GONE}")
         );
-        let ok = Config::parse(&format!(
-            "{base}  listen: [/ip4/0.0.0.0/tcp/4001]\n  follow:\n    - peers: [{peer}]\n      writer: {writer}\n"
-        ))
-        .unwrap();
+        let ok = Config::parse(&format!("{base}  listen: [/ip4/0.0.0.0/tcp/4001]\n")).unwrap();
         ok.validate().unwrap();
-        let f = ok.p2p.follow[0].to_follow().unwrap();
-        assert_eq!((f.prefix.as_str(), f.retry.as_millis()), ("", 1000));
         assert_eq!(Config::parse(&ok.to_yaml().unwrap()).unwrap(), ok);
         // A writer by peer id is the same writer.
         let by_id = parse_writer("12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo").unwrap();
@@ -729,6 +719,18 @@ mod tests {
         ))
         .unwrap();
         ok.validate().unwrap();
+        let r = ok.buckets[0].replicate.as_ref().unwrap();
+        let f = r.to_follow("vault").unwrap();
+        assert_eq!((f.bucket.as_str(), f.retry.as_millis()), ("vault", 1000));
         assert_eq!(Config::parse(&ok.to_yaml().unwrap()).unwrap(), ok);
+        // Its streams come with it, so it lives where the event log does.
+        let other = Config::parse(&format!(
+            "volumes:\n  - id: a\n    path: x\n  - id: b\n    path: y\nbuckets:\n  - id: vault\n    volume: b\n    replicate:\n      from: [{peer}]\n      writers: [{writer}]\n"
+        ))
+        .unwrap();
+        assert!(
+            format!("{:#}", other.validate().unwrap_err())
+                .starts_with("buckets[0].volume: a replica bucket brings its streams too")
+        );
     }
 }

@@ -75,13 +75,23 @@ pub struct DaemonArgs {
     /// Log level: trace, debug, info, warn, error.
     #[arg(long, env = "HYDRA_LOG")]
     pub log_level: Option<String>,
-    /// Serve this log's streams to peers on a libp2p multiaddr, e.g.
-    /// /ip4/0.0.0.0/tcp/4001 (repeatable).
+    /// Listen for peers on a libp2p multiaddr, e.g. /ip4/0.0.0.0/tcp/4001
+    /// (repeatable), to serve the buckets marked served.
     #[arg(long = "p2p", value_name = "MULTIADDR")]
     pub p2p: Vec<String>,
-    /// Replicate a writer's streams from a peer, verified against the
-    /// writer's key: WRITER_KEY_HEX@MULTIADDR (repeatable).
-    #[arg(long, value_name = "WRITER@MULTIADDR")]
+    /// Serve a bucket, its objects and its streams, to peers (repeatable;
+    /// `buckets[].serve`).
+    #[arg(long, value_name = "BUCKET")]
+    pub serve: Vec<String>,
+    /// Make a bucket a replica of a writer's bucket of that name, its
+    /// objects and its streams, fetched from the peers named and verified
+    /// against the writer's key (peer id or 64 hex digits):
+    /// BUCKET=WRITER@MULTIADDR[,MULTIADDR...] (repeatable;
+    /// `buckets[].replicate`).
+    #[arg(long, value_name = "BUCKET=WRITER@MULTIADDR")]
+    pub replicate: Vec<String>,
+    /// Gone: see --replicate.
+    #[arg(long, hide = true)]
     pub follow: Vec<String>,
 }
 
@@ -126,8 +136,17 @@ pub fn effective_config(ctx: &Ctx, args: &DaemonArgs) -> Result<Config> {
         c.log.level = l.clone();
     }
     c.p2p.listen.extend(args.p2p.iter().cloned());
-    for f in &args.follow {
-        c.p2p.follow.push(config::FollowConfig::from_flag(f)?);
+    if !args.follow.is_empty() {
+        bail!(
+            "--follow: streams replicate with their bucket now: --replicate BUCKET=WRITER@MULTIADDR (streams appended without --bucket are in bucket `default`; the writer serves it with --serve default)"
+        );
+    }
+    for b in &args.serve {
+        c.bucket_entry(b).serve = true;
+    }
+    for r in &args.replicate {
+        let (bucket, replicate) = config::ReplicateConfig::from_flag(r)?;
+        c.bucket_entry(&bucket).replicate = Some(replicate);
     }
     c.validate()?;
     Ok(c)

@@ -20,12 +20,20 @@ use super::error::{ApiError, ApiResult};
 
 /// Replication state shared with the handlers.
 pub struct P2p {
-    /// Each followed writer (`p2p.follow`) with its report, in config order.
-    pub follows: Vec<(hydra_net::Follow, hydra_net::FollowStatus)>,
-    /// Each replica bucket, the store that holds it, and its report.
-    pub buckets: Vec<(hydra_net::BucketFollow, Store, hydra_net::BucketStatus)>,
+    /// Each replica bucket (`buckets[].replicate`), the store that holds
+    /// it, and the reports of its objects loop and its streams loop.
+    pub buckets: Vec<Replica>,
     /// Set once the node runs (never, when p2p is off).
     pub node: OnceLock<hydra_net::Node>,
+}
+
+/// A replica bucket: what it follows, where it is stored, and how its
+/// two loops are doing.
+pub struct Replica {
+    pub follow: hydra_net::BucketFollow,
+    pub store: Store,
+    pub objects: hydra_net::BucketStatus,
+    pub streams: hydra_net::FollowStatus,
 }
 
 impl P2p {
@@ -38,22 +46,15 @@ impl P2p {
                 for w in &follow.writers {
                     hydra_volume::peer_id_of(w)?;
                 }
-                let status = follow.status();
-                buckets.push((follow, store_of(config, stores, b).clone(), status));
+                buckets.push(Replica {
+                    objects: follow.status(),
+                    streams: follow.streams_status(),
+                    store: store_of(config, stores, b).clone(),
+                    follow,
+                });
             }
         }
-        let follows = config
-            .p2p
-            .follow
-            .iter()
-            .map(|f| {
-                let follow = f.to_follow()?;
-                let status = follow.status();
-                Ok((follow, status))
-            })
-            .collect::<Result<_>>()?;
         Ok(P2p {
-            follows,
             buckets,
             node: OnceLock::new(),
         })
@@ -65,9 +66,9 @@ impl P2p {
         match self
             .buckets
             .iter()
-            .find(|(f, ..)| f.bucket.as_str() == bucket)
+            .find(|r| r.follow.bucket.as_str() == bucket)
         {
-            Some((follow, ..)) => {
+            Some(Replica { follow, .. }) => {
                 let writers: Vec<String> = follow
                     .writers
                     .iter()
@@ -96,16 +97,11 @@ impl P2p {
     }
 }
 
-/// Starts the libp2p node when the config serves, follows or dials
-/// anything, and a loop per followed writer and replica bucket.
+/// Starts the libp2p node when the config serves, replicates or dials
+/// anything, and two loops per replica bucket: its objects, its streams.
 pub async fn start(config: &Config, app: &Shared) -> Result<()> {
     let p2p = &config.p2p;
-    if p2p.listen.is_empty()
-        && p2p.follow.is_empty()
-        && p2p.peers.is_empty()
-        && app.p2p.buckets.is_empty()
-        && !p2p.mdns
-    {
+    if p2p.listen.is_empty() && p2p.peers.is_empty() && app.p2p.buckets.is_empty() && !p2p.mdns {
         return Ok(());
     }
     let listen = p2p
@@ -129,16 +125,19 @@ pub async fn start(config: &Config, app: &Shared) -> Result<()> {
             }
         });
     }
-    for (follow, status) in &app.p2p.follows {
-        let follow = follow.clone();
-        tracing::info!(prefix = %follow.prefix, peers = follow.from.len(), "following streams");
-        tokio::spawn(follow.run(node.clone(), app.log.clone(), status.clone()));
-    }
-    for (follow, store, status) in &app.p2p.buckets {
-        let (follow, store) = (follow.clone(), store.clone());
-        let key = app.keys.get(follow.bucket.as_str()).cloned();
-        tracing::info!(bucket = %follow.bucket, blind = key.is_none(), "replicating bucket");
-        tokio::spawn(follow.run(node.clone(), store, key, status.clone()));
+    for r in &app.p2p.buckets {
+        let key = app.keys.get(r.follow.bucket.as_str()).cloned();
+        tracing::info!(bucket = %r.follow.bucket, peers = r.follow.from.len(), blind = key.is_none(), "replicating bucket");
+        let objects = r
+            .follow
+            .clone()
+            .run(node.clone(), r.store.clone(), key, r.objects.clone());
+        tokio::spawn(objects);
+        let streams =
+            r.follow
+                .clone()
+                .run_streams(node.clone(), app.log.clone(), r.streams.clone());
+        tokio::spawn(streams);
     }
     let _ = app.p2p.node.set(node);
     Ok(())
@@ -160,9 +159,9 @@ fn store_of<'a>(
         .1
 }
 
-/// What the node serves: streams to `p2p.allow` (or every peer), and the
-/// buckets marked `serve` (to the same peers) or `public` (to anyone); no
-/// other bucket is visible to peers.
+/// What the node serves: the buckets marked `serve` (to `p2p.allow`, or
+/// every peer) or `public` (to anyone), their objects and their streams;
+/// no other bucket, and no stream of one, is visible to peers.
 fn serving(config: &Config, app: &App) -> Result<hydra_net::Serving> {
     let served: HashMap<String, (Store, Option<Key>, bool)> = config
         .buckets
@@ -192,12 +191,13 @@ fn serving(config: &Config, app: &App) -> Result<hydra_net::Serving> {
     })
 }
 
-/// `GET /replication`: each follow loop and replica bucket, and counters.
+/// `GET /replication`: each replica bucket's streams (`follows`) and
+/// objects (`buckets`), and counters.
 pub async fn replication(State(app): State<Shared>) -> impl IntoResponse {
     let follows: Vec<hydra_net::FollowReport> =
-        app.p2p.follows.iter().map(|(_, s)| report(s)).collect();
+        app.p2p.buckets.iter().map(|r| report(&r.streams)).collect();
     let buckets: Vec<hydra_net::BucketReport> =
-        app.p2p.buckets.iter().map(|(.., s)| report(s)).collect();
+        app.p2p.buckets.iter().map(|r| report(&r.objects)).collect();
     let stats = app.p2p.node.get().map(|n| n.stats().snapshot());
     Json(json!({
         "peer_id": app.log.identity().peer_id().to_string(),
@@ -220,14 +220,14 @@ fn peek<T, R>(s: &hydra_net::Status<T>, f: impl FnOnce(&T) -> R) -> R {
 /// asked of the peers (without waiting); `caught_up` when nothing is.
 pub async fn lag(State(app): State<Shared>) -> ApiResult<Response> {
     let node = app.p2p.node()?;
-    let follows =
-        futures_util::future::join_all(app.p2p.follows.iter().map(|(f, _)| f.lag(node, &app.log)));
-    let buckets = futures_util::future::join_all(
-        app.p2p
-            .buckets
+    let replicas = &app.p2p.buckets;
+    let follows = futures_util::future::join_all(
+        replicas
             .iter()
-            .map(|(b, store, _)| b.lag(node, store)),
+            .map(|r| r.follow.streams_lag(node, &app.log)),
     );
+    let buckets =
+        futures_util::future::join_all(replicas.iter().map(|r| r.follow.lag(node, &r.store)));
     let (follows, buckets) = tokio::join!(follows, buckets);
     let mut caught_up = true;
     let mut show = |r: Result<u64, hydra_net::NodeError>| match r {
@@ -299,17 +299,15 @@ pub fn update_metrics(app: &App) {
     let buckets = &app.p2p.buckets;
     let behind: u64 = buckets
         .iter()
-        .map(|(.., s)| peek(s, |r| r.blocks_behind))
+        .map(|r| peek(&r.objects, |r| r.blocks_behind))
         .sum();
-    let failing = app
-        .p2p
-        .follows
+    let failing = buckets
         .iter()
-        .filter(|(_, s)| peek(s, |r| r.rounds.last_error.is_some()))
+        .filter(|r| peek(&r.streams, |r| r.rounds.last_error.is_some()))
         .count()
         + buckets
             .iter()
-            .filter(|(.., s)| peek(s, |r| r.rounds.last_error.is_some()))
+            .filter(|r| peek(&r.objects, |r| r.rounds.last_error.is_some()))
             .count();
     m.replication_blocks_behind.set(behind as i64);
     m.replication_failing.set(failing as i64);

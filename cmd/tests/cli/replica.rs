@@ -251,7 +251,7 @@ fn writer(dir: &Path, events: u64, size: usize) -> (Daemon, Vec<u8>) {
             "--config",
             &config(
                 dir,
-                "  - id: docs\n    compress: zstd:1\n    serve: true\n",
+                "  - id: default\n    serve: true\n  - id: docs\n    compress: zstd:1\n    serve: true\n",
                 "  listen: [/ip4/127.0.0.1/tcp/0]\n",
             ),
         ],
@@ -274,20 +274,24 @@ fn writer(dir: &Path, events: u64, size: usize) -> (Daemon, Vec<u8>) {
     (a, data)
 }
 
-/// A follower of `peers`' streams and bucket `docs`, trusting `writer`.
+/// A replica of `peers`' buckets `default` (stream `orders`) and `docs`,
+/// trusting `writer`.
 fn follower(dir: &Path, peers: &[&str], writer: &str, listen: bool) -> Daemon {
     let peers = peers.join(", ");
+    let replica = |id: &str| {
+        format!(
+            "  - id: {id}\n    serve: true\n    replicate:\n      from: [{peers}]\n      writers: [{writer}]\n      retry_ms: 100\n"
+        )
+    };
     Daemon::start(
         dir,
         &[
             "--config",
             &config(
                 dir,
+                &(replica("default") + &replica("docs")),
                 &format!(
-                    "  - id: docs\n    serve: true\n    replicate:\n      from: [{peers}]\n      writers: [{writer}]\n      retry_ms: 100\n"
-                ),
-                &format!(
-                    "  listen: [{}]\n  follow:\n    - peers: [{peers}]\n      writer: {writer}\n      retry_ms: 100\n",
+                    "  listen: [{}]\n",
                     if listen { "/ip4/127.0.0.1/tcp/0" } else { "" }
                 ),
             ),
@@ -295,14 +299,32 @@ fn follower(dir: &Path, peers: &[&str], writer: &str, listen: bool) -> Daemon {
     )
 }
 
+/// Whether every loop (each replica bucket's streams and objects) has
+/// caught up.
 fn caught_up(v: &Value) -> bool {
-    v["follows"][0]["caught_up"] == true && v["buckets"][0]["caught_up"] == true
+    ["follows", "buckets"].iter().all(|k| {
+        let loops = v[k].as_array().cloned().unwrap_or_default();
+        !loops.is_empty() && loops.iter().all(|l| l["caught_up"] == true)
+    })
 }
 
 /// Mid-catch-up: some blocks in, some still behind.
+/// The loop of `kind` (`follows`: streams, `buckets`: objects) of
+/// replica bucket `bucket` in a `GET /replication` answer.
+fn of<'a>(v: &'a Value, kind: &str, bucket: &str) -> &'a Value {
+    v[kind]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["bucket"] == bucket))
+        .unwrap_or(&Value::Null)
+}
+
+/// Bucket `docs`' objects loop.
+fn docs(v: &Value) -> &Value {
+    of(v, "buckets", "docs")
+}
+
 fn midway(v: &Value) -> bool {
-    v["buckets"][0]["blocks_received"].as_u64() > Some(0)
-        && v["buckets"][0]["blocks_behind"].as_u64() > Some(0)
+    docs(v)["blocks_received"].as_u64() > Some(0) && docs(v)["blocks_behind"].as_u64() > Some(0)
 }
 
 fn json_of(dir: &Path, args: &[&str]) -> Value {
@@ -330,9 +352,9 @@ fn a_follower_killed_mid_sync_resumes_without_fetching_again() {
     let v = wait_until(&b, 120, caught_up);
     // Only what B lacked was fetched (the manifest's closure block was
     // stored before the kill, or is counted in both).
-    let fetched = v["buckets"][0]["blocks_received"].as_u64().unwrap();
+    let fetched = docs(&v)["blocks_received"].as_u64().unwrap();
     assert_eq!(fetched + had, needed, "{v:#}");
-    let events = v["follows"][0]["events"].as_u64().unwrap();
+    let events = of(&v, "follows", "default")["events"].as_u64().unwrap();
     assert!(events <= 5000, "{v:#}");
 
     // Identical to the writer: heads, every event, the object, no corruption.
@@ -370,14 +392,14 @@ fn a_follower_finishes_from_the_writer_when_its_relay_dies() {
     // B -> C, C also knows A: it starts with B (listed first).
     let c = follower(dirs[2].path(), &[&b_addr, &a_addr], &writer_id, false);
     let v = wait_until(&c, 60, midway);
-    assert_eq!(v["buckets"][0]["peer"], b_addr.as_str(), "{v:#}");
+    assert_eq!(docs(&v)["peer"], b_addr.as_str(), "{v:#}");
     b.kill();
     let v = wait_until(&c, 120, caught_up);
     // B (listed first) failed and lost score; A served the rest.
-    let scores = &v["buckets"][0]["peers"];
+    let scores = &docs(&v)["peers"];
     assert!(scores[0]["score"].as_i64() < Some(0), "{v:#}");
     assert!(scores[1]["score"].as_i64() > Some(0), "{v:#}");
-    assert_eq!(v["buckets"][0]["bad_blocks"], 0);
+    assert_eq!(docs(&v)["bad_blocks"], 0);
     let got = Client::new()
         .get(c.at("/buckets/docs/objects/big"))
         .send()
@@ -436,8 +458,8 @@ ip link set v0 up
 ip link set v1 up
 D=$DIR
 WRITER=$($HYDRA --data "$D/a" peer id | head -1)
-printf 'volumes: [{id: main, path: %s/a}]\napi: {http: 127.0.0.1:8081}\np2p: {listen: [/ip4/10.77.0.1/tcp/4001], mdns: true}\n' "$D" > "$D/a.yaml"
-printf 'volumes: [{id: main, path: %s/b}]\napi: {http: 127.0.0.1:8082}\np2p:\n  mdns: true\n  follow: [{peers: [/p2p/%s], writer: %s, retry_ms: 200}]\n' "$D" "$WRITER" "$WRITER" > "$D/b.yaml"
+printf 'volumes: [{id: main, path: %s/a}]\napi: {http: 127.0.0.1:8081}\nbuckets: [{id: default, serve: true}]\np2p: {listen: [/ip4/10.77.0.1/tcp/4001], mdns: true}\n' "$D" > "$D/a.yaml"
+printf 'volumes: [{id: main, path: %s/b}]\napi: {http: 127.0.0.1:8082}\nbuckets: [{id: default, replicate: {from: [/p2p/%s], writers: [%s], retry_ms: 200}}]\np2p: {mdns: true}\n' "$D" "$WRITER" "$WRITER" > "$D/b.yaml"
 $HYDRA daemon --config "$D/a.yaml" > "$D/a.log" 2>&1 &
 $HYDRA daemon --config "$D/b.yaml" > "$D/b.log" 2>&1 &
 for i in $(seq 100); do

@@ -163,11 +163,24 @@ fn export_from_one_daemon_import_into_another() {
 #[test]
 fn a_daemon_follows_another_over_libp2p() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Daemon::start(da.path(), &["--p2p", "/ip4/127.0.0.1/tcp/0"]);
+    // The writer serves bucket `default` (its streams); `misc` is not
+    // replicated.
+    let a = Daemon::start(
+        da.path(),
+        &[
+            "--p2p",
+            "/ip4/127.0.0.1/tcp/0",
+            "--serve",
+            "default",
+            "--serve",
+            "misc",
+        ],
+    );
     let c = reqwest::blocking::Client::new();
     let append = |stream: &str, i: u64| {
+        let bucket = if stream == "audit" { "misc" } else { "default" };
         let r = c
-            .post(format!("{}/streams/{stream}", a.url))
+            .post(format!("{}/streams/{stream}?bucket={bucket}", a.url))
             .body(format!(r#"{{"type":"Placed","data":{i}}}"#))
             .send()
             .unwrap();
@@ -187,17 +200,12 @@ fn a_daemon_follows_another_over_libp2p() {
     let peer = a.p2p.clone().expect("the daemon printed its p2p address");
     assert!(peer.contains("/p2p/12D3KooW"), "{peer}");
 
-    // A config file follows the writer's `orders` streams; no listener.
-    let config = db.path().join("hydra.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "volumes:\n  - id: main\n    path: {}\napi:\n  http: 127.0.0.1:0\np2p:\n  follow:\n    - peers: [{peer}]\n      writer: {writer}\n      prefix: orders\n      retry_ms: 100\n",
-            db.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let b = Daemon::start(db.path(), &["--config", config.to_str().unwrap()]);
+    // The flag makes bucket `default` a replica of the writer's, its
+    // streams with it; no listener.
+    let b = Daemon::start(
+        db.path(),
+        &["--replicate", &format!("default={writer}@{peer}")],
+    );
     let version = |stream: &str| -> Option<u64> {
         let r = c
             .get(format!("{}/streams/{stream}/version", b.url))
@@ -222,7 +230,7 @@ fn a_daemon_follows_another_over_libp2p() {
     append("orders-2", 0);
     wait_for("orders-1", 40);
     wait_for("orders-2", 0);
-    assert_eq!(version("audit"), None, "outside the prefix");
+    assert_eq!(version("audit"), None, "in another bucket");
     // `hydra replicate status` finds the daemon holding the directory.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let status = loop {
@@ -235,8 +243,8 @@ fn a_daemon_follows_another_over_libp2p() {
     };
     let f = &status["follows"][0];
     assert_eq!(
-        (f["peer"].as_str(), f["prefix"].as_str()),
-        (Some(peer.as_str()), Some("orders"))
+        (f["peer"].as_str(), f["bucket"].as_str()),
+        (Some(peer.as_str()), Some("default"))
     );
     assert_eq!(f["events"], 42, "{status}");
     assert!(
@@ -245,7 +253,7 @@ fn a_daemon_follows_another_over_libp2p() {
     );
     let text = ok(db.path(), &["--api", &b.url, "replicate", "status"]);
     assert!(
-        text.contains("streams \"orders\"* of 12D3KooW")
+        text.contains("streams of bucket default by 12D3KooW")
             && text.contains(": 42 events in")
             && text.trim_end().ends_with(", ok"),
         "{text}"
@@ -273,25 +281,52 @@ fn a_daemon_follows_another_over_libp2p() {
 }
 
 #[test]
-fn bad_follow_settings_are_refused_at_start() {
+fn bad_replicate_settings_are_refused_at_start() {
     let d = tempfile::tempdir().unwrap();
-    for (flag, why) in [
-        ("nope", "expected WRITER@MULTIADDR"),
+    let peer = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+    for (flag, value, why) in [
+        ("--replicate", "nope", "expected BUCKET=WRITER@MULTIADDR"),
         (
-            "abcd@/ip4/127.0.0.1/tcp/1/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo",
-            "64 hex digits",
+            "--replicate",
+            &format!("docs=abcd@{peer}"),
+            "buckets[0].replicate.writers: writer \"abcd\"",
         ),
         (
-            &format!("{}@not-a-multiaddr", "ab".repeat(32)),
+            "--replicate",
+            &format!("docs={}@not-a-multiaddr", "ab".repeat(32)),
             "not a multiaddr",
         ),
+        (
+            "--replicate",
+            &format!("no/such={}@{peer}", "ab".repeat(32)),
+            "buckets[0].id",
+        ),
+        // The flag of the old model says where streams went.
+        (
+            "--follow",
+            &format!("{}@{peer}", "ab".repeat(32)),
+            "streams replicate with their bucket now: --replicate BUCKET=WRITER@MULTIADDR",
+        ),
     ] {
-        let err = fails(
-            d.path(),
-            &["daemon", "--http", "127.0.0.1:0", "--follow", flag],
-        );
-        assert!(err.contains(why), "{flag}: {err}");
+        let err = fails(d.path(), &["daemon", "--http", "127.0.0.1:0", flag, value]);
+        assert!(err.contains(why), "{value}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
+    // So does an old config.
+    let config = d.path().join("old.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "p2p:\n  follow: [{{peers: [{peer}], writer: {}}}]\n",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let err = fails(d.path(), &["daemon", "--config", config.to_str().unwrap()]);
+    assert!(
+        err.contains("p2p.follow: streams replicate with their bucket now"),
+        "{err}"
+    );
 }
 
 #[test]

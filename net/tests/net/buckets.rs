@@ -9,8 +9,9 @@ use hydra_net::{BucketFollow, Node, PeerId, Serving};
 
 use crate::open;
 
-/// Serves the log's streams and bucket `name` of `store` (with `key`, if
-/// given; public when `public`) and no other, to `allow` (or every peer).
+/// Serves bucket `name` of `store` (with `key`, if given; public when
+/// `public`), its objects and streams, and no other, to `allow` (or every
+/// peer).
 pub fn serve_to(
     allow: Vec<PeerId>,
     store: Store,
@@ -30,7 +31,7 @@ pub fn serve_to(
     }
 }
 
-/// Serves streams and bucket `name` to every peer.
+/// Serves bucket `name` to every peer.
 pub fn serve(store: Store, name: &'static str, key: Option<Key>) -> Serving {
     serve_to(Vec::new(), store, name, key, false)
 }
@@ -87,9 +88,7 @@ async fn a_blind_replica_serves_what_it_cannot_read() {
     let nb = Node::start(b.clone(), serve(b.store().clone(), "vault", None), listen())
         .await
         .unwrap();
-    let nc = Node::start(c.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
+    let nc = crate::serve_all(&c, Vec::new()).await;
     let writers = vec![a.identity().public_key()];
 
     // B holds no key.
@@ -173,9 +172,7 @@ async fn new_and_removed_objects_reach_a_live_replica() {
     let na = Node::start(a.clone(), serve(a.store().clone(), "docs", None), listen())
         .await
         .unwrap();
-    let nb = Node::start(b.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
+    let nb = crate::serve_all(&b, Vec::new()).await;
     // With an hour between retries only the long poll can deliver.
     let follow = BucketFollow {
         bucket: name.clone(),
@@ -267,16 +264,11 @@ async fn only_allowed_peers_read_streams_and_private_buckets() {
         writers: writers.clone(),
         retry: Duration::from_millis(50),
     };
-    let streams = hydra_net::Follow {
-        from: vec![na.listening()[0].clone()],
-        writer: a.identity().public_key(),
-        prefix: String::new(),
-        retry: Duration::from_millis(50),
-    };
+    // Streams go as their bucket does: `default` is served to allowed
+    // peers only.
+    let streams = bucket("default", &na);
     for (log, allowed) in [(&friend, true), (&stranger, false)] {
-        let node = Node::start(log.clone(), Serving::streams(), Vec::new())
-            .await
-            .unwrap();
+        let node = crate::serve_all(log, Vec::new()).await;
         let status = bucket("public", &na).status();
         bucket("public", &na)
             .round(&node, log.store(), None, &status)
@@ -285,7 +277,7 @@ async fn only_allowed_peers_read_streams_and_private_buckets() {
         let private = bucket("private", &na)
             .round(&node, log.store(), None, &status)
             .await;
-        let read = streams.round(&node, log).await;
+        let read = streams.streams_round(&node, log).await;
         if allowed {
             private.unwrap();
             assert_eq!(read.unwrap(), 1);
@@ -293,7 +285,7 @@ async fn only_allowed_peers_read_streams_and_private_buckets() {
             let e = private.unwrap_err().to_string();
             assert!(e.contains("bucket private is not served to peer"), "{e}");
             let e = read.unwrap_err().to_string();
-            assert!(e.contains("may not read this node's streams"), "{e}");
+            assert!(e.contains("bucket default is not served to peer"), "{e}");
             assert!(log.stream_version(&s).unwrap().is_none());
         }
     }

@@ -13,7 +13,7 @@ use hydra_block::Ref;
 use hydra_bucket::{BucketName, CreateOptions};
 use hydra_net::codec::Codec;
 use hydra_net::wire::{Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1};
-use hydra_net::{BLOCKS_PROTOCOL, BucketFollow, Multiaddr, Node, Serving};
+use hydra_net::{BLOCKS_PROTOCOL, BucketFollow, Multiaddr, Node};
 use hydra_volume::Identity;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
@@ -240,9 +240,7 @@ async fn lies_are_detected_and_an_honest_peer_completes_the_replica() {
         };
         let liar = liar(lie, truth).await;
         let r = open(dirs[i + 1].path());
-        let node = Node::start(r.clone(), Serving::streams(), Vec::new())
-            .await
-            .unwrap();
+        let node = crate::serve_all(&r, Vec::new()).await;
         let follow = BucketFollow {
             bucket: name.clone(),
             // The liar first: it is asked before the honest peer.
@@ -313,9 +311,7 @@ async fn a_writer_signing_two_manifests_of_one_seq_is_caught() {
         liar(Lie::Nothing, peer(&second)).await,
     );
     let r = open(dirs[1].path());
-    let node = Node::start(r.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
+    let node = crate::serve_all(&r, Vec::new()).await;
     let follow = |from: &Multiaddr| BucketFollow {
         bucket: name.clone(),
         from: vec![from.clone()],
@@ -366,6 +362,9 @@ enum StreamLie {
     BadSignature,
     /// A storage block signed by the liar's own key.
     OtherWriter,
+    /// A storage block that names another bucket than the one asked for
+    /// (what it names must not be made here).
+    OtherBucket,
 }
 
 #[derive(libp2p::swarm::NetworkBehaviour)]
@@ -407,9 +406,12 @@ async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str)
             stored.head.signature = stranger.sign(&stored.head.signed_bytes());
             stored.signature = stranger.sign(&stored.signed_bytes());
         }
+        StreamLie::OtherBucket => root.body.1 = "elsewhere".into(),
         StreamLie::CorruptBundles => {}
     }
     let root = root.encode();
+    // The heads name the writer the follower trusts, whatever is sent.
+    let writer = writer.identity().public_key();
 
     let key = libp2p::identity::Keypair::generate_ed25519();
     let peer_id = key.public().to_peer_id();
@@ -458,7 +460,11 @@ async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str)
                     let SyncRequest::V1(request) = request;
                     let answer = match request {
                         RequestV1::Heads { .. } => ResponseV1::Heads {
-                            heads: vec![(s.clone(), length)],
+                            heads: vec![hydra_net::StreamHead {
+                                stream: s.clone(),
+                                length,
+                                writer,
+                            }],
                             next: length,
                             position: length,
                         },
@@ -516,8 +522,7 @@ async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_lying_about_a_stream_is_banned_and_the_honest_one_completes_it() {
     use hydra_eventlog::StreamId;
-    use hydra_net::Follow;
-    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
     let a = open(dirs[0].path());
     let s = StreamId::new("orders-1").unwrap();
     for chunk in 0..7u8 {
@@ -527,32 +532,29 @@ async fn a_peer_lying_about_a_stream_is_banned_and_the_honest_one_completes_it()
         a.append(&s, hydra_eventlog::ExpectedVersion::Any, events)
             .unwrap();
     }
-    let honest = Node::start(a.clone(), Serving::streams(), listen())
-        .await
-        .unwrap();
+    let honest = crate::serve_all(&a, listen()).await;
     let key = a.identity().public_key();
     for (i, lie) in [
         StreamLie::CorruptBundles,
         StreamLie::BadSignature,
         StreamLie::OtherWriter,
+        StreamLie::OtherBucket,
     ]
     .into_iter()
     .enumerate()
     {
         let liar = stream_liar(lie, &a, "orders-1").await;
         let r = open(dirs[i + 1].path());
-        let node = Node::start(r.clone(), Serving::streams(), Vec::new())
-            .await
-            .unwrap();
-        let follow = Follow {
+        let node = crate::serve_all(&r, Vec::new()).await;
+        let follow = BucketFollow {
+            bucket: "default".parse().unwrap(),
             // The liar first: it is asked before the honest peer.
             from: vec![liar, honest.listening()[0].clone()],
-            writer: key,
-            prefix: "orders".into(),
+            writers: vec![key],
             retry: Duration::from_millis(50),
         };
-        let status = follow.status();
-        let task = tokio::spawn(follow.run(node.clone(), r.clone(), status.clone()));
+        let status = follow.streams_status();
+        let task = tokio::spawn(follow.run_streams(node.clone(), r.clone(), status.clone()));
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while r.stream_version(&s).unwrap() != Some(699) {
             assert!(
@@ -576,6 +578,12 @@ async fn a_peer_lying_about_a_stream_is_banned_and_the_honest_one_completes_it()
             "{lie:?}: not the writer's fault"
         );
         a.storage(&s).unwrap();
+        assert!(
+            r.store()
+                .bucket_config(&"elsewhere".parse().unwrap())
+                .is_err(),
+            "{lie:?}: a bucket made on a liar's word"
+        );
         r.check_stored(&a.stored_head(&s).unwrap(), &key).unwrap();
         assert!(r.verify(|_| {}).unwrap().corrupt.is_empty(), "{lie:?}");
     }

@@ -1,10 +1,10 @@
-//! Streams: a follower replicates a writer's streams, verifying them,
-//! and trusts no other signer.
+//! Streams: a replica bucket brings the writer's streams in it,
+//! verified, and trusts no other signer.
 
 use std::time::Duration;
 
 use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, ReadFrom, StreamId, verify_event};
-use hydra_net::{Follow, Node, Serving};
+use hydra_net::{BucketFollow, Node};
 
 use crate::open;
 
@@ -32,14 +32,25 @@ async fn a_follower_replicates_and_verifies() {
     let (writer, follower) = (open(da.path()), open(db.path()));
     append(&writer, "orders-1", 300);
     append(&writer, "orders-2", 5);
-    append(&writer, "other", 5);
+    // A stream of another bucket does not come with bucket default.
+    let misc: hydra_bucket::BucketName = "misc".parse().unwrap();
+    writer
+        .store()
+        .create_bucket(&misc, hydra_bucket::CreateOptions::default())
+        .unwrap();
+    writer
+        .write(hydra_eventlog::StreamWrite {
+            bucket: Some(misc),
+            ..hydra_eventlog::StreamWrite::new(
+                StreamId::new("other").unwrap(),
+                ExpectedVersion::Any,
+                vec![NewEvent::new("E", b"{}".to_vec())],
+            )
+        })
+        .unwrap();
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let a = Node::start(writer.clone(), Serving::streams(), listen.clone())
-        .await
-        .unwrap();
-    let b = Node::start(follower.clone(), Serving::streams(), listen)
-        .await
-        .unwrap();
+    let a = crate::serve_all(&writer, listen.clone()).await;
+    let b = crate::serve_all(&follower, listen).await;
     assert_eq!(
         a.peer_id().to_string(),
         writer.identity().peer_id().to_string(),
@@ -47,7 +58,7 @@ async fn a_follower_replicates_and_verifies() {
     );
 
     let follow = follow(&a, writer.identity().public_key());
-    assert_eq!(follow.round(&b, &follower).await.unwrap(), 305);
+    assert_eq!(follow.streams_round(&b, &follower).await.unwrap(), 305);
     assert_eq!(
         (
             len(&follower, "orders-1"),
@@ -73,17 +84,17 @@ async fn a_follower_replicates_and_verifies() {
 
     // New appends arrive on the next round; nothing twice.
     append(&writer, "orders-1", 7);
-    assert_eq!(follow.round(&b, &follower).await.unwrap(), 7);
-    assert_eq!(follow.round(&b, &follower).await.unwrap(), 0);
+    assert_eq!(follow.streams_round(&b, &follower).await.unwrap(), 7);
+    assert_eq!(follow.streams_round(&b, &follower).await.unwrap(), 0);
 
     // Live: the follow loop hears of new appends as they commit. With an
     // hour between retries, only the long poll can bring them in time.
-    let live = Follow {
+    let live = BucketFollow {
         retry: Duration::from_secs(3600),
         ..follow.clone()
     };
-    let status = live.status();
-    let task = tokio::spawn(live.run(b.clone(), follower.clone(), status.clone()));
+    let status = live.streams_status();
+    let task = tokio::spawn(live.run_streams(b.clone(), follower.clone(), status.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = writer.next_position();
     append(&writer, "orders-2", 3);
@@ -105,23 +116,18 @@ async fn a_follower_replicates_and_verifies() {
     // The heads answer may predate the last of the three appends.
     assert!(report.peer_next_position.unwrap() > before, "{report:?}");
 
-    // A follower that trusts another key refuses the writer's heads.
+    // A follower that trusts another key takes none of the writer's
+    // streams (the heads name their writer: it does not even ask).
     let dc = tempfile::tempdir().unwrap();
     let stranger = open(dc.path());
-    let c = Node::start(
-        stranger.clone(),
-        Serving::streams(),
-        vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-    )
-    .await
-    .unwrap();
-    let wrong = Follow {
-        writer: [7u8; 32],
+    let c = crate::serve_all(&stranger, vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]).await;
+    let wrong = BucketFollow {
+        writers: vec![[7u8; 32]],
         ..follow
     };
-    let err = wrong.round(&c, &stranger).await.unwrap_err();
-    assert!(err.to_string().contains("not a trusted writer"), "{err}");
+    assert_eq!(wrong.streams_round(&c, &stranger).await.unwrap(), 0);
     assert_eq!(len(&stranger, "orders-1"), 0);
+    assert_eq!(c.stats().snapshot().bytes_received, 0, "no storage asked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,23 +140,14 @@ async fn one_refused_stream_does_not_hold_back_the_others() {
     // writer's orders-0 is refused there, and orders-1 still arrives.
     append(&follower, "orders-0", 1);
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let a = Node::start(writer.clone(), Serving::streams(), listen)
-        .await
-        .unwrap();
-    let b = Node::start(follower.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
+    let a = crate::serve_all(&writer, listen).await;
+    let b = crate::serve_all(&follower, Vec::new()).await;
     assert!(
         b.listening().is_empty(),
         "a follower-only node listens on nothing"
     );
-    let follow = Follow {
-        from: vec![a.listening()[0].clone()],
-        writer: writer.identity().public_key(),
-        prefix: "orders-".into(),
-        retry: Duration::from_millis(50),
-    };
-    let err = follow.round(&b, &follower).await.unwrap_err();
+    let follow = follow(&a, writer.identity().public_key());
+    let err = follow.streams_round(&b, &follower).await.unwrap_err();
     assert!(err.to_string().contains("orders-0"), "{err}");
     assert_eq!(
         (len(&follower, "orders-0"), len(&follower, "orders-1")),
@@ -171,21 +168,17 @@ async fn three(n: u64) -> (Vec<tempfile::TempDir>, [EventLog; 3], [Node; 3]) {
         } else {
             Vec::new()
         };
-        nodes.push(
-            Node::start(log.clone(), Serving::streams(), listen)
-                .await
-                .unwrap(),
-        );
+        nodes.push(crate::serve_all(log, listen).await);
     }
     (dirs, logs, nodes.try_into().ok().unwrap())
 }
 
-/// Follows `orders*` of writer `key` from `peer`.
-fn follow(peer: &Node, key: [u8; 32]) -> Follow {
-    Follow {
+/// Replicates bucket `default` of writer `key` from `peer`.
+fn follow(peer: &Node, key: [u8; 32]) -> BucketFollow {
+    BucketFollow {
+        bucket: "default".parse().unwrap(),
         from: vec![peer.listening()[0].clone()],
-        writer: key,
-        prefix: "orders".into(),
+        writers: vec![key],
         retry: Duration::from_millis(50),
     }
 }
@@ -195,16 +188,16 @@ async fn a_replica_relays_the_writers_streams_to_a_third_peer() {
     let (_dirs, [writer, relay, third], [a, b, c]) = three(20).await;
     let key = writer.identity().public_key();
     let from_writer = follow(&a, key);
-    let from_relay = Follow {
+    let from_relay = BucketFollow {
         from: vec![b.listening()[0].clone()],
         ..from_writer.clone()
     };
-    assert_eq!(from_writer.round(&b, &relay).await.unwrap(), 20);
+    assert_eq!(from_writer.streams_round(&b, &relay).await.unwrap(), 20);
     // The writer is gone; the third peer trusts only the writer's key and
     // gets everything, verified, from the relay.
     drop(a);
     writer.close().unwrap();
-    assert_eq!(from_relay.round(&c, &third).await.unwrap(), 20);
+    assert_eq!(from_relay.streams_round(&c, &third).await.unwrap(), 20);
     let s = StreamId::new("orders-1").unwrap();
     assert_eq!(third.head(&s).unwrap(), relay.head(&s).unwrap());
     assert_eq!(third.head(&s).unwrap().signer, key);
@@ -215,19 +208,19 @@ async fn a_follower_moves_to_another_peer_when_one_dies() {
     let (_dirs, [writer, relay, third], [a, b, c]) = three(10).await;
     let key = writer.identity().public_key();
     let via_a = follow(&a, key);
-    assert_eq!(via_a.round(&b, &relay).await.unwrap(), 10);
+    assert_eq!(via_a.streams_round(&b, &relay).await.unwrap(), 10);
     // C prefers B, and knows A.
-    let via_b_then_a = Follow {
+    let via_b_then_a = BucketFollow {
         from: vec![b.listening()[0].clone(), a.listening()[0].clone()],
         ..via_a
     };
-    assert_eq!(via_b_then_a.round(&c, &third).await.unwrap(), 10);
+    assert_eq!(via_b_then_a.streams_round(&c, &third).await.unwrap(), 10);
     // B dies; the writer goes on; C finishes from A.
     drop(b);
     relay.close().unwrap();
     append(&writer, "orders-1", 5);
-    let status = via_b_then_a.status();
-    let task = tokio::spawn(via_b_then_a.run(c.clone(), third.clone(), status.clone()));
+    let status = via_b_then_a.streams_status();
+    let task = tokio::spawn(via_b_then_a.run_streams(c.clone(), third.clone(), status.clone()));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     // The events land before the round that brought them records its
     // peer: wait for both.
@@ -259,25 +252,13 @@ async fn a_stream_larger_than_one_message_catches_up_by_want_lists() {
             .collect();
         writer.append(&s, ExpectedVersion::Any, events).unwrap();
     }
-    let a = Node::start(
-        writer.clone(),
-        Serving::streams(),
-        vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-    )
-    .await
-    .unwrap();
-    let b = Node::start(
-        follower.clone(),
-        Serving::streams(),
-        vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-    )
-    .await
-    .unwrap();
+    let a = crate::serve_all(&writer, vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]).await;
+    let b = crate::serve_all(&follower, vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]).await;
     let key = writer.identity().public_key();
     // The live loop reports the stream behind until it is not.
     let live = follow(&a, key);
-    let status = live.status();
-    let task = tokio::spawn(live.run(b.clone(), follower.clone(), status.clone()));
+    let status = live.streams_status();
+    let task = tokio::spawn(live.run_streams(b.clone(), follower.clone(), status.clone()));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
     while len(&follower, "orders-big") < 320 || !status.lock().unwrap().behind.is_empty() {
@@ -299,10 +280,11 @@ async fn a_stream_larger_than_one_message_catches_up_by_want_lists() {
     drop(a);
     let dc = tempfile::tempdir().unwrap();
     let third = open(dc.path());
-    let c = Node::start(third.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
-    assert_eq!(follow(&b, key).round(&c, &third).await.unwrap(), 320);
+    let c = crate::serve_all(&third, Vec::new()).await;
+    assert_eq!(
+        follow(&b, key).streams_round(&c, &third).await.unwrap(),
+        320
+    );
     assert_eq!(third.head(&s).unwrap(), writer.head(&s).unwrap());
 }
 
@@ -345,27 +327,25 @@ async fn a_writer_signing_two_histories_of_a_stream_is_caught() {
     .unwrap();
     append(&fork, "orders-1", 5);
     let listen = || vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let na = Node::start(a.clone(), Serving::streams(), listen())
-        .await
-        .unwrap();
-    let nf = Node::start(fork.clone(), Serving::streams(), listen())
-        .await
-        .unwrap();
-    let nb = Node::start(follower.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
+    let na = crate::serve_all(&a, listen()).await;
+    let nf = crate::serve_all(&fork, listen()).await;
+    let nb = crate::serve_all(&follower, Vec::new()).await;
     let key = a.identity().public_key();
-    assert_eq!(follow(&na, key).round(&nb, &follower).await.unwrap(), 15);
+    assert_eq!(
+        follow(&na, key)
+            .streams_round(&nb, &follower)
+            .await
+            .unwrap(),
+        15
+    );
 
     // A and the fork share a peer id: a fresh node, so that the fork is
     // not reached over the connection to A.
     drop(nb);
-    let nb = Node::start(follower.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
+    let nb = crate::serve_all(&follower, Vec::new()).await;
     let from_fork = follow(&nf, key);
-    let status = from_fork.status();
-    let task = tokio::spawn(from_fork.run(nb.clone(), follower.clone(), status.clone()));
+    let status = from_fork.streams_status();
+    let task = tokio::spawn(from_fork.run_streams(nb.clone(), follower.clone(), status.clone()));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while status.lock().unwrap().equivocations.is_empty() {
         assert!(
@@ -405,10 +385,10 @@ async fn a_writer_signing_two_histories_of_a_stream_is_caught() {
     assert!(ext.contradicts(&held));
 }
 
-/// Follows the streams under `patient` of `peer`, written by `key`.
-fn patients(peer: &Node, key: [u8; 32]) -> Follow {
-    Follow {
-        prefix: "patient".into(),
+/// Replicates bucket `vault` of writer `key` from `peer`.
+fn patients(peer: &Node, key: [u8; 32]) -> BucketFollow {
+    BucketFollow {
+        bucket: "vault".parse().unwrap(),
         ..follow(peer, key)
     }
 }
@@ -457,19 +437,16 @@ async fn a_blind_replica_keeps_and_serves_an_encrypted_stream_a_keyed_peer_reads
     // Two bundles and 188 events on the edge.
     write(0, 700);
     let listen = || vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let na = Node::start(a.clone(), Serving::streams(), listen())
-        .await
-        .unwrap();
-    let nb = Node::start(b.clone(), Serving::streams(), listen())
-        .await
-        .unwrap();
-    let nc = Node::start(c.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
+    let na = crate::serve_all(&a, listen()).await;
+    let nb = crate::serve_all(&b, listen()).await;
+    let nc = crate::serve_all(&c, Vec::new()).await;
     let writer = a.identity().public_key();
 
     // B has no key (and no bucket vault: it is made as the writer's).
-    assert_eq!(patients(&na, writer).round(&nb, &b).await.unwrap(), 700);
+    assert_eq!(
+        patients(&na, writer).streams_round(&nb, &b).await.unwrap(),
+        700
+    );
     let err = b
         .read(&s, ReadFrom::Edge, 1, hydra_eventlog::Direction::Forward)
         .err()
@@ -483,7 +460,10 @@ async fn a_blind_replica_keeps_and_serves_an_encrypted_stream_a_keyed_peer_reads
     assert_eq!(b.storage(&s).unwrap().stored, a.stored_head(&s).unwrap());
 
     // C holds the key and follows B alone.
-    assert_eq!(patients(&nb, writer).round(&nc, &c).await.unwrap(), 700);
+    assert_eq!(
+        patients(&nb, writer).streams_round(&nc, &c).await.unwrap(),
+        700
+    );
     let strip = |log: &EventLog| {
         log.read(
             &s,
@@ -517,8 +497,14 @@ async fn a_blind_replica_keeps_and_serves_an_encrypted_stream_a_keyed_peer_reads
 
     // More: bundle 2 seals on the writer; both follow.
     write(700, 100);
-    assert_eq!(patients(&na, writer).round(&nb, &b).await.unwrap(), 100);
-    assert_eq!(patients(&nb, writer).round(&nc, &c).await.unwrap(), 100);
+    assert_eq!(
+        patients(&na, writer).streams_round(&nb, &b).await.unwrap(),
+        100
+    );
+    assert_eq!(
+        patients(&nb, writer).streams_round(&nc, &c).await.unwrap(),
+        100
+    );
     assert_eq!(strip(&c), strip(&a));
     c.check_stored(&a.stored_head(&s).unwrap(), &writer)
         .unwrap();
@@ -535,13 +521,14 @@ async fn a_blind_replica_keeps_and_serves_an_encrypted_stream_a_keyed_peer_reads
     let b = open(dirs[1].path());
     b.unlock(&vault, &key).unwrap();
     assert_eq!(strip(&b), strip(&a));
-    assert!(b.blind_streams("").unwrap().is_empty());
+    assert!(b.blind_streams().unwrap().is_empty());
     b.check_stored(&a.stored_head(&s).unwrap(), &writer)
         .unwrap();
     write(800, 10);
-    let nb = Node::start(b.clone(), Serving::streams(), Vec::new())
-        .await
-        .unwrap();
-    assert_eq!(patients(&na, writer).round(&nb, &b).await.unwrap(), 10);
+    let nb = crate::serve_all(&b, Vec::new()).await;
+    assert_eq!(
+        patients(&na, writer).streams_round(&nb, &b).await.unwrap(),
+        10
+    );
     assert_eq!(strip(&b), strip(&a));
 }
