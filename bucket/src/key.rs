@@ -101,6 +101,14 @@ impl Key {
     pub fn check(&self) -> [u8; 32] {
         self.derive("hydra 2026-11 bucket key check v1")
     }
+
+    /// Whether this is the key of a bucket sealed with `transforms`.
+    pub fn opens(&self, transforms: &crate::Transforms) -> bool {
+        transforms
+            .encryption
+            .as_ref()
+            .is_some_and(|e| e.key_check == hydra_volume::hex::encode(&self.check()))
+    }
 }
 
 fn parse_hex(text: &str) -> Result<Key, String> {

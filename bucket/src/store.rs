@@ -332,7 +332,7 @@ impl Store {
         let config = self.bucket_config(name)?;
         match &config.transforms.encryption {
             None => return Err(BucketError::KeyNotNeeded(name.clone())),
-            Some(enc) if enc.key_check != hex::encode(&key.check()) => {
+            Some(_) if !key.opens(&config.transforms) => {
                 return Err(BucketError::WrongKey(name.clone()));
             }
             Some(_) => {}
@@ -344,14 +344,9 @@ impl Store {
     /// Unlocks every encrypted bucket that `key` is the key of; returns
     /// their names (none when it opens no bucket).
     pub fn unlock_with(&self, key: &Key) -> Result<Vec<BucketName>, BucketError> {
-        let check = hex::encode(&key.check());
         let mut opened = Vec::new();
         for c in self.buckets()? {
-            if c.transforms
-                .encryption
-                .as_ref()
-                .is_some_and(|e| e.key_check == check)
-            {
+            if key.opens(&c.transforms) {
                 lock(&self.shared.keys).insert(c.num, key.clone());
                 opened.push(c.id);
             }
@@ -390,8 +385,8 @@ impl Store {
         let config = self.bucket_config(name)?;
         let kept = lock(&self.shared.keys).get(&config.num).cloned();
         let key = match (&config.transforms.encryption, key.or(kept.as_ref())) {
-            (Some(enc), Some(k)) => {
-                if enc.key_check != hex::encode(&k.check()) {
+            (Some(_), Some(k)) => {
+                if !k.opens(&config.transforms) {
                     return Err(BucketError::WrongKey(name.clone()));
                 }
                 Some(k)

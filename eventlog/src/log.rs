@@ -170,6 +170,9 @@ pub(crate) struct Inner {
     /// Keys given for buckets that do not exist yet: a replicated
     /// stream that makes one is read with its key from the start.
     pub pending_keys: Mutex<std::collections::HashMap<BucketName, hydra_bucket::Key>>,
+    /// Keys offered for whichever buckets they open (see
+    /// [`EventLog::offer_key`]).
+    pub offered_keys: Mutex<Vec<hydra_bucket::Key>>,
 }
 
 /// An embedded event store: streams of events with optimistic
@@ -276,6 +279,7 @@ impl EventLog {
                 commits,
                 subscriptions: Default::default(),
                 pending_keys: Default::default(),
+                offered_keys: Default::default(),
             }),
         })
     }
@@ -312,6 +316,16 @@ impl EventLog {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// [`EventLog::unlock_with`], and `key` kept for the buckets that
+    /// streams imported or replicated later make or bring: they are read
+    /// with it from the start (so an import indexes their events in the
+    /// file's order, rather than holding them blind until a key comes).
+    pub fn offer_key(&self, key: &hydra_bucket::Key) -> Result<Vec<BucketName>, Error> {
+        let names = self.unlock_with(key)?;
+        lock(&self.inner.offered_keys).push(key.clone());
+        Ok(names)
     }
 
     /// [`EventLog::unlock`] for every encrypted bucket `key` is the key

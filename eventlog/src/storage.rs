@@ -497,7 +497,14 @@ impl EventLog {
                 let bucket = self.inner.buckets.named(&body.bucket)?;
                 let key = match bucket.readable() {
                     true => None,
-                    false => crate::log::lock(&self.inner.pending_keys).remove(&body.bucket),
+                    false => {
+                        let named = crate::log::lock(&self.inner.pending_keys).remove(&body.bucket);
+                        named.or_else(|| {
+                            let offered = crate::log::lock(&self.inner.offered_keys);
+                            let t = &bucket.config().transforms;
+                            offered.iter().find(|k| k.opens(t)).cloned()
+                        })
+                    }
                 };
                 match key {
                     Some(key) => {
@@ -548,7 +555,11 @@ impl EventLog {
         match checked {
             Checked::Held(_) => {}
             Checked::New(prepared) => {
-                self.request(|reply| Request::Replicate { prepared, reply })?;
+                self.request(|reply| Request::Replicate {
+                    prepared: vec![*prepared],
+                    order: None,
+                    reply,
+                })?;
             }
             Checked::Blind(blind) => {
                 let root = Ref::of(Codec::PlainNode, &blind.root);

@@ -10,14 +10,19 @@
 //! A whole store's export ([`EventLog::export_all`], a backup) has a
 //! part per bucket with objects before them: the bucket's signed
 //! manifest as a root, then each object's closure and blocks, as a
-//! bucket's own export lays them out.
+//! bucket's own export lays them out; and after them its `$all` order: a
+//! plain node of kind [`ALL_ORDER`] linking raw blocks of runs (the index
+//! of a stream among the file's streams, and how many of its events come
+//! next), so that a restore gives the events the same order.
 //!
 //! Import reads the file part by part, storing every block of a stream
 //! in its bucket as it comes, each checked against its CID and taken only
 //! if a block before it links it; then checks every stream whole
 //! (signature, trusted writer, tree, edge root, every new event against
 //! the signed Merkle root from the peaks held here) before it applies
-//! any, and then applies them, a commit each. A file with buckets is read
+//! any, and then applies them, a commit each, or, for a file with an
+//! `$all` order whose streams it all kept checked (up to 4M new events),
+//! all in one commit, in that order. A file with buckets is read
 //! twice: the first reading checks their parts and stores nothing of
 //! them, the second imports them. A stream imported this way is a
 //! replica: it serves its writer's head and storage, and local appends to
@@ -26,15 +31,26 @@
 //! a file that fails a check stay unreferenced until `hydra gc` frees
 //! them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Seek, Write};
 use std::path::Path;
 
-use hydra_block::{CarReader, CarWriter, Codec, Ref, links};
+use hydra_block::{CarReader, CarWriter, Codec, Kind, Node, Ref, links};
 use hydra_bucket::BucketImport;
 use serde::Serialize;
 
-use crate::{Error, EventLog, Received, StreamId};
+use crate::storage::{Checked, Prepared};
+use crate::writer::Request;
+use crate::{AllFilter, Direction, Error, EventLog, Received, StreamId};
+
+/// The node kind of a whole store's `$all` order in an export.
+pub const ALL_ORDER: Kind = Kind(0x0406);
+/// Runs an order's raw block holds at most (some 0.5 MiB).
+const ORDER_RUNS: usize = 1 << 16;
+
+/// Runs of `$all`: (index of a stream among an export's streams, how many
+/// of its events come next).
+type Runs = Vec<(u32, u64)>;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -58,6 +74,10 @@ pub struct ImportReport {
     pub events: u64,
     /// Events the store already had.
     pub skipped: u64,
+    /// Whether the new events took the file's `$all` order (a whole
+    /// store's backup, restored whole); else each stream's events came
+    /// together, a stream after another.
+    pub all_order: bool,
 }
 
 /// New events whose checked form an import keeps between checking a file
@@ -129,6 +149,7 @@ impl EventLog {
                 streams.push(info.stream);
             }
         }
+        let runs = self.all_order(&streams)?;
         streams.extend(self.blind_streams()?.into_iter().map(|h| h.stream));
         for stream in &streams {
             let storage = self.storage(stream)?;
@@ -138,6 +159,26 @@ impl EventLog {
             report.events += storage.stored.head.length;
             report.blocks += storage.blocks();
         }
+        let chunks: Vec<(Ref, Vec<u8>)> = runs
+            .chunks(ORDER_RUNS)
+            .map(|c| {
+                let bytes = postcard::to_allocvec(c).expect("runs encode");
+                (Ref::of(Codec::Raw, &bytes), bytes)
+            })
+            .collect();
+        let order = Node {
+            kind: ALL_ORDER,
+            links: chunks.iter().map(|(r, _)| *r).collect(),
+            body: runs.iter().map(|(_, n)| n).sum::<u64>(),
+        }
+        .encode();
+        let order_ref = Ref::of(Codec::PlainNode, &order);
+        w.write(&order_ref, &order).map_err(io)?;
+        for (r, bytes) in &chunks {
+            w.write(r, bytes).map_err(io)?;
+        }
+        roots.push(order_ref);
+        report.blocks += 1 + chunks.len() as u64;
         let mut spool = w
             .finish()
             .map_err(io)?
@@ -172,7 +213,11 @@ impl EventLog {
         if roots.iter().any(|r| r.codec() == Codec::Raw) {
             self.read_export(open()?, trusted, Part::Check)?;
         }
-        let (storages, buckets) = self.read_export(open()?, trusted, Part::Apply)?;
+        let ExportRead {
+            storages,
+            buckets,
+            order,
+        } = self.read_export(open()?, trusted, Part::Apply)?;
         // Every stream checked before any is applied: a file that fails
         // changes nothing. What was checked is kept for applying while it
         // fits in memory; the rest is checked again then.
@@ -188,6 +233,37 @@ impl EventLog {
             report.buckets += 1;
             report.objects += b.objects;
         }
+        // In the file's `$all` order, all in one commit, when it has one
+        // and every stream was kept checked.
+        let checked = match order {
+            Some(runs) if checked.iter().all(Option::is_some) => {
+                let checked: Vec<Checked> = checked.into_iter().flatten().collect();
+                match in_order(checked, &runs) {
+                    Ok(Ordered {
+                        prepared,
+                        runs,
+                        others,
+                    }) => {
+                        for c in others {
+                            let applied = self.apply_checked(c)?;
+                            report.streams += 1;
+                            report.events += applied.events;
+                            report.skipped += applied.held;
+                        }
+                        report.streams += prepared.len() as u64;
+                        report.events += self.request(|reply| Request::Replicate {
+                            prepared,
+                            order: Some(runs),
+                            reply,
+                        })?;
+                        report.all_order = true;
+                        return Ok(report);
+                    }
+                    Err(checked) => checked.into_iter().map(Some).collect(),
+                }
+            }
+            _ => checked,
+        };
         for (root_block, checked) in storages.iter().zip(checked) {
             let applied = match checked {
                 Some(c) => self.apply_checked(c)?,
@@ -198,6 +274,29 @@ impl EventLog {
             report.skipped += applied.held;
         }
         Ok(report)
+    }
+
+    /// `$all` as runs of `streams`' events (see [`Runs`]), for a restore
+    /// to give them the same order.
+    fn all_order(&self, streams: &[StreamId]) -> Result<Runs, Error> {
+        let index: HashMap<&StreamId, u32> = streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s, i as u32))
+            .collect();
+        let mut runs: Runs = Vec::new();
+        let all = self.read_all(None, u64::MAX, Direction::Forward, AllFilter::default());
+        for e in all {
+            let e = e?;
+            let Some(&i) = index.get(&e.stream) else {
+                continue;
+            };
+            match runs.last_mut() {
+                Some((j, n)) if *j == i => *n += 1,
+                _ => runs.push((i, 1)),
+            }
+        }
+        Ok(runs)
     }
 
     /// One reading of an export, part by part in the order of its roots:
@@ -211,13 +310,13 @@ impl EventLog {
         input: impl std::io::Read,
         trusted: &[[u8; 32]],
         part: Part,
-    ) -> Result<(Vec<Vec<u8>>, Vec<BucketImport>), Error> {
+    ) -> Result<ExportRead, Error> {
         let mut car = CarReader::new(input).map_err(car_error)?;
         let corrupt = |reason: String| Error::Corrupt {
             what: "import file".into(),
             reason,
         };
-        let (mut storages, mut buckets) = (Vec::new(), Vec::new());
+        let (mut storages, mut buckets, mut order) = (Vec::new(), Vec::new(), None);
         for root in car.roots().to_vec() {
             let Some((r, root_block)) = car.next_block().map_err(car_error)? else {
                 return Err(corrupt(
@@ -228,6 +327,28 @@ impl EventLog {
                 return Err(corrupt(format!(
                     "block {r} is not the next part's root {root}"
                 )));
+            }
+            if r.codec() == Codec::PlainNode
+                && let Ok(node) = Node::<u64>::decode(ALL_ORDER, &root_block)
+            {
+                let mut runs: Runs = Vec::new();
+                for want in node.links {
+                    let Some((r, bytes)) = car.next_block().map_err(car_error)? else {
+                        return Err(corrupt(format!(
+                            "block {want} of the $all order is missing"
+                        )));
+                    };
+                    if r != want {
+                        return Err(corrupt(format!(
+                            "block {r} is not the $all order's next block {want}"
+                        )));
+                    }
+                    let chunk: Runs =
+                        postcard::from_bytes(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                    runs.extend(chunk);
+                }
+                order = Some(runs);
+                continue;
             }
             if r.codec() == Codec::Raw {
                 match part {
@@ -276,8 +397,74 @@ impl EventLog {
         if let Some((r, _)) = car.next_block().map_err(car_error)? {
             return Err(corrupt(format!("block {r} follows the last part")));
         }
-        Ok((storages, buckets))
+        Ok(ExportRead {
+            storages,
+            buckets,
+            order,
+        })
     }
+}
+
+/// What a reading of an export found: the streams' storage blocks, what
+/// the buckets' imports did, and the `$all` order.
+struct ExportRead {
+    storages: Vec<Vec<u8>>,
+    buckets: Vec<BucketImport>,
+    order: Option<Runs>,
+}
+
+/// The streams of an import to apply in an `$all` order: those new here,
+/// with the order's runs numbering them among themselves, and the others.
+struct Ordered {
+    prepared: Vec<Prepared>,
+    runs: Runs,
+    others: Vec<Checked>,
+}
+
+/// The new streams of `checked` (the file's streams, in its order) with
+/// `runs` numbering them among themselves, when the runs give each
+/// exactly its new events (runs of streams that bring nothing new here,
+/// held already or blind, are left out); the other streams beside. Gives
+/// `checked` back when the runs do not fit them.
+fn in_order(checked: Vec<Checked>, runs: &Runs) -> Result<Ordered, Vec<Checked>> {
+    let mut new = vec![None; checked.len()];
+    let mut n = 0;
+    for (i, c) in checked.iter().enumerate() {
+        if let Checked::New(_) = c {
+            new[i] = Some(n);
+            n += 1;
+        }
+    }
+    let mut given = vec![0; checked.len()];
+    let mut numbered = Vec::with_capacity(runs.len());
+    for &(i, events) in runs {
+        let Some(g) = given.get_mut(i as usize) else {
+            return Err(checked);
+        };
+        *g += events;
+        if let Some(j) = new[i as usize] {
+            numbered.push((j, events));
+        }
+    }
+    let fits = checked.iter().zip(&given).all(|(c, &g)| match c {
+        Checked::New(p) => p.events.len() as u64 == g,
+        _ => true,
+    });
+    if !fits {
+        return Err(checked);
+    }
+    let (mut prepared, mut others) = (Vec::new(), Vec::new());
+    for c in checked {
+        match c {
+            Checked::New(p) => prepared.push(*p),
+            c => others.push(c),
+        }
+    }
+    Ok(Ordered {
+        prepared,
+        runs: numbered,
+        others,
+    })
 }
 
 /// Whether a reading of an export checks its buckets' parts or imports

@@ -29,6 +29,7 @@ use crate::log::Notify;
 use crate::merkle::{leaf_hash, push_leaf};
 use crate::partition;
 use crate::records::{self, SharedBuckets};
+use crate::storage::Prepared;
 use crate::tree;
 use crate::{
     AppendResult, Error, ExpectedVersion, MAX_EVENT_TYPE, NewEvent, StreamId, StreamMetadata,
@@ -120,10 +121,12 @@ pub(crate) enum Request {
     Reindex {
         reply: Reply<crate::reindex::ReindexReport>,
     },
-    /// Another writer's stream as its stored blocks, already checked
-    /// against this store (see `storage.rs`).
+    /// Other writers' streams as their stored blocks, already checked
+    /// against this store (see `storage.rs`), with the order their events
+    /// take in `$all` here, if given (see [`Writer::replicate`]).
     Replicate {
-        prepared: Box<crate::storage::Prepared>,
+        prepared: Vec<Prepared>,
+        order: Option<Vec<(u32, u64)>>,
         reply: Reply<u64>,
     },
 }
@@ -152,8 +155,8 @@ impl Request {
                 .sum(),
             Request::Remove { batch, .. } => batch.bytes(),
             Request::Replicate { prepared, .. } => prepared
-                .events
                 .iter()
+                .flat_map(|p| &p.events)
                 .map(|e| e.sealed.as_ref().map_or(64, |s| s.len() + 64))
                 .sum(),
             _ => 64,
@@ -323,8 +326,14 @@ impl Writer {
                     staged.removed |= r.is_ok();
                     answers.push(Answer::Unit(reply, r));
                 }
-                Request::Replicate { prepared, reply } => {
-                    let r = self.stage(&mut staged, |w, tx| w.replicate(tx, &prepared));
+                Request::Replicate {
+                    prepared,
+                    order,
+                    reply,
+                } => {
+                    let r = self.stage(&mut staged, |w, tx| {
+                        w.replicate(tx, &prepared, order.as_deref())
+                    });
                     answers.push(Answer::Count(reply, r));
                 }
                 Request::Reindex { reply } => {
@@ -1185,37 +1194,108 @@ impl Writer {
     /// Indexes the new events of another writer's stream whose blocks are
     /// in its bucket, takes its tree and its stored head (see
     /// `storage.rs`); returns the stream's length.
-    fn replicate(&self, tx: &mut Tx<'_>, p: &crate::storage::Prepared) -> Result<u64, Error> {
+    /// Applies other writers' streams, checked against this store (see
+    /// `storage.rs`): their events get positions here in the order of
+    /// `order`'s runs (index into `prepared`, events), which must take
+    /// every event of every stream (a backup's `$all` order), or without
+    /// one each stream's events in turn. Returns the events applied.
+    fn replicate(
+        &self,
+        tx: &mut Tx<'_>,
+        prepared: &[Prepared],
+        order: Option<&[(u32, u64)]>,
+    ) -> Result<u64, Error> {
+        let mut streams = std::collections::HashSet::new();
+        let mut open = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            if !streams.insert(&p.stored.head.stream) {
+                return Err(bad_order(format!(
+                    "stream {} comes twice",
+                    p.stored.head.stream
+                )));
+            }
+            open.push(self.replicating(tx, p)?);
+        }
+        let whole: Vec<(u32, u64)>;
+        let runs = match order {
+            Some(runs) => runs,
+            None => {
+                whole = (0..prepared.len())
+                    .map(|i| (i as u32, prepared[i].events.len() as u64))
+                    .collect();
+                &whole
+            }
+        };
+        for &(i, n) in runs {
+            let (Some(p), Some(o)) = (prepared.get(i as usize), open.get_mut(i as usize)) else {
+                return Err(bad_order(format!(
+                    "a run names stream #{i} of {}",
+                    prepared.len()
+                )));
+            };
+            self.replicate_events(tx, p, o, n)?;
+        }
+        let mut events = 0;
+        for (p, o) in prepared.iter().zip(open) {
+            events += self.replicated(tx, p, o)?;
+        }
+        Ok(events)
+    }
+
+    /// The state a stream's replication starts from, once checked that
+    /// the stream did not change since its storage was.
+    fn replicating(&self, tx: &mut Tx<'_>, p: &Prepared) -> Result<Replicating, Error> {
         let head = &p.stored.head;
         let stream = &head.stream;
-        let changed = || Error::StoredMismatch {
-            stream: stream.clone(),
-            reason: "the stream changed here while its storage was checked: apply it again".into(),
-        };
-        let mut st = match self.state(tx, stream)? {
+        let st = match self.state(tx, stream)? {
             Some(s) => {
                 let same_writer = s.replica.as_ref().is_some_and(|h| h.signer == head.signer)
                     || (s.replica.is_none() && s.length == 0 && s.deletion == Deletion::None);
                 if !same_writer || s.length != p.held || s.bucket != p.bucket {
-                    return Err(changed());
+                    return Err(changed(stream));
                 }
                 s
             }
             None if p.held == 0 => self.new_state_in(tx, stream, p.bucket, None),
-            None => return Err(changed()),
+            None => return Err(changed(stream)),
         };
-        let num = st.num;
-        let first_position = tx.meta.next_position;
         // Where each event of a new bundle lies in `$all` here.
-        let mut bundled: HashMap<u64, u64> = p.sealed_now.iter().copied().collect();
+        let bundled: HashMap<u64, u64> = p.sealed_now.iter().copied().collect();
         for &(version, position) in &p.sealed_now {
             tx.ops.put(
                 layout::log_key(position),
-                layout::LogEntry::bundled(num, version),
+                layout::LogEntry::bundled(st.num, version),
             );
-            tx.ops.delete(layout::version_key(num, version));
+            tx.ops.delete(layout::version_key(st.num, version));
         }
-        for e in &p.events {
+        Ok(Replicating {
+            st,
+            bundled,
+            next: 0,
+        })
+    }
+
+    /// Gives the next `n` events of a stream being replicated the next
+    /// positions here.
+    fn replicate_events(
+        &self,
+        tx: &mut Tx<'_>,
+        p: &Prepared,
+        o: &mut Replicating,
+        n: u64,
+    ) -> Result<(), Error> {
+        let stream = &p.stored.head.stream;
+        let Some(events) = p.events.get(o.next..o.next + n as usize) else {
+            return Err(bad_order(format!(
+                "it gives stream {stream} more than its {} events",
+                p.events.len()
+            )));
+        };
+        o.next += events.len();
+        let num = o.st.num;
+        let st = &mut o.st;
+        let first_position = tx.meta.next_position;
+        for e in events {
             let version = st.length;
             let position = tx.meta.next_position;
             tx.meta.next_position += 1;
@@ -1253,16 +1333,36 @@ impl Writer {
                         layout::log_key(position),
                         layout::LogEntry::bundled(num, version),
                     );
-                    bundled.insert(version, position);
+                    o.bundled.insert(version, position);
                 }
             }
         }
-        if !p.events.is_empty() {
-            self.sequence(tx, num, stream, first_position, p.events.len() as u64)?;
+        if !events.is_empty() {
+            self.sequence(tx, num, stream, first_position, events.len() as u64)?;
         }
+        Ok(())
+    }
+
+    /// Finishes a stream's replication: its new bundles' entries, its
+    /// tree, the writer's stored head and its state. Returns its events
+    /// applied.
+    fn replicated(&self, tx: &mut Tx<'_>, p: &Prepared, o: Replicating) -> Result<u64, Error> {
+        let head = &p.stored.head;
+        let stream = &head.stream;
+        if o.next != p.events.len() {
+            return Err(bad_order(format!(
+                "it gives stream {stream} {} of its {} events",
+                o.next,
+                p.events.len()
+            )));
+        }
+        let Replicating {
+            mut st, bundled, ..
+        } = o;
+        let num = st.num;
         for &(index, block) in &p.bundles {
             let positions = (index * BUNDLE..(index + 1) * BUNDLE)
-                .map(|v| bundled.get(&v).copied().ok_or_else(changed))
+                .map(|v| bundled.get(&v).copied().ok_or_else(|| changed(stream)))
                 .collect::<Result<Vec<u64>, Error>>()?;
             bundle::stage_entry(&mut tx.ops, (num, index), p.bucket, block, &positions);
         }
@@ -1279,9 +1379,8 @@ impl Writer {
         );
         st.replica = Some(head.clone());
         tx.ops.put(layout::state_key(stream), st.encode());
-        let length = st.length;
         tx.states.insert(stream.clone(), st);
-        Ok(length)
+        Ok(p.events.len() as u64)
     }
 
     fn scavenged(&self, tx: &mut Tx<'_>, stream: &StreamId, upto: u64) -> Result<(), Error> {
@@ -1336,6 +1435,30 @@ struct Tx<'a> {
     /// group, by position (for a retry within the group).
     sequences: HashMap<u64, (u16, u64)>,
     meta: Meta,
+}
+
+/// A stream being replicated: its state, where its new bundles' events
+/// lie in `$all` here, and how many of its events have positions.
+struct Replicating {
+    st: StreamState,
+    bundled: HashMap<u64, u64>,
+    next: usize,
+}
+
+/// A stream that changed here while its storage was checked.
+fn changed(stream: &StreamId) -> Error {
+    Error::StoredMismatch {
+        stream: stream.clone(),
+        reason: "the stream changed here while its storage was checked: apply it again".into(),
+    }
+}
+
+/// An `$all` order that does not fit the streams it orders.
+fn bad_order(reason: String) -> Error {
+    Error::Corrupt {
+        what: "$all order of an import".into(),
+        reason,
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -135,8 +135,12 @@ pub fn imported(r: &Value) -> String {
                 Some(0) | None => String::new(),
                 Some(n) => format!("{n} buckets ({} objects) and ", r["objects"]),
             };
+            let order = match r["all_order"].as_bool() {
+                Some(true) => ", in the file's $all order",
+                _ => "",
+            };
             format!(
-                "imported {buckets}{} streams: {} new events, {} already here",
+                "imported {buckets}{} streams: {} new events{order}, {} already here",
                 r["streams"], r["events"], r["skipped"]
             )
         }
@@ -154,11 +158,16 @@ pub fn import(ctx: &Ctx, args: ImportArgs) -> Result<ExitCode> {
                 .import(std::io::BufReader::new(f), &writers, ctx.key()?.as_ref())?
         )
     } else {
+        // The key reads the buckets the import makes as their streams
+        // come (so their events take the file's `$all` order), and those
+        // that brought only objects once it is done.
+        let key = ctx.key()?;
+        if let Some(key) = &key {
+            log.offer_key(key)?;
+        }
         let r = log.import(&args.file, &writers)?;
-        // Buckets the import made, and streams it held blind, open with
-        // the key given.
-        if let Some(key) = ctx.key()? {
-            log.unlock_with(&key)?;
+        if let Some(key) = &key {
+            log.unlock_with(key)?;
         }
         json!(r)
     };

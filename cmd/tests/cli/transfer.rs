@@ -455,7 +455,7 @@ fn a_whole_store_backs_up_to_one_file_and_restores_into_an_empty_directory() {
     );
     assert_eq!(
         ok(b.path(), &["import", file.to_str().unwrap()]),
-        "imported 1 buckets (1 objects) and 1 streams: 20 new events, 0 already here\n"
+        "imported 1 buckets (1 objects) and 1 streams: 20 new events, in the file's $all order, 0 already here\n"
     );
     assert_eq!(
         ok(b.path(), &["stream", "read", "ledger"]),

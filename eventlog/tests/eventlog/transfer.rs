@@ -1,5 +1,5 @@
 use hydra_bucket::Key;
-use hydra_eventlog::{Error, EventLog, ExpectedVersion, NewEvent, verify_event};
+use hydra_eventlog::{Direction, Error, EventLog, ExpectedVersion, NewEvent, verify_event};
 
 use crate::buckets::{disk_contains, in_bucket, open_with_vault};
 use crate::{ev, fill, open, read_all_of, sid};
@@ -504,15 +504,19 @@ fn a_whole_store_backup_restores_every_stream_object_and_proof_elsewhere() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = open_with_vault(da.path(), Some(&key), vec![]);
     let writer = a.identity().public_key();
-    fill(&a, &sid("orders-1"), 700);
-    fill(&a, &sid("orders-2"), 40);
-    for i in 0..300 {
-        a.write(in_bucket(
-            "patient-1",
-            "vault",
-            vec![ev("Visit", &i.to_string())],
-        ))
-        .unwrap();
+    // Three streams interleaved in `$all`, one of them encrypted.
+    for round in 0..140 {
+        let batch = |n: u64, t: &str| (0..n).map(|i| ev(t, &format!("{round}.{i}"))).collect();
+        a.append(&sid("orders-1"), ExpectedVersion::Any, batch(5, "Placed"))
+            .unwrap();
+        if round < 40 {
+            a.append(&sid("orders-2"), ExpectedVersion::Any, batch(1, "Placed"))
+                .unwrap();
+        }
+        if round < 100 {
+            a.write(in_bucket("patient-1", "vault", batch(3, "Visit")))
+                .unwrap();
+        }
     }
     let docs: hydra_bucket::BucketName = "docs".parse().unwrap();
     a.store()
@@ -530,11 +534,41 @@ fn a_whole_store_backup_restores_every_stream_object_and_proof_elsewhere() {
     let r = a.export_all(std::io::BufWriter::new(f)).unwrap();
     assert_eq!((r.buckets, r.objects, r.streams, r.events), (1, 1, 3, 1040));
 
-    // Into an empty directory, the key given afterwards.
+    // `$all` as it was, but for the deleted stream's events (the last).
+    let all = |log: &EventLog| -> Vec<hydra_eventlog::RecordedEvent> {
+        log.read_all(None, u64::MAX, Direction::Forward, Default::default())
+            .map(Result::unwrap)
+            .filter(|e| e.stream.as_str() != "gone")
+            .collect()
+    };
+    // Into an empty directory, the key offered first: every event in the
+    // same place in `$all`.
+    let keyed = tempfile::tempdir().unwrap();
+    let k = open(keyed.path());
+    k.offer_key(&key).unwrap();
+    let r = k.import(&file, &[writer]).unwrap();
+    assert_eq!((r.streams, r.events, r.all_order), (3, 1040, true));
+    assert_eq!(all(&k), all(&a));
+    // A second import brings nothing new.
+    let r = k.import(&file, &[writer]).unwrap();
+    assert_eq!((r.events, r.skipped), (0, 1040));
+    drop(k);
+
+    // Into an empty directory, the key given afterwards: the encrypted
+    // stream, held blind, comes after the others, which keep their order.
     let b = open(db.path());
     let r = b.import(&file, &[writer]).unwrap();
     assert_eq!((r.buckets, r.objects, r.streams, r.events), (1, 1, 3, 1040));
+    assert!(r.all_order);
     b.unlock_with(&key).unwrap();
+    let plain = |log: &EventLog| -> Vec<(String, u64)> {
+        all(log)
+            .into_iter()
+            .filter(|e| e.stream.as_str() != "patient-1")
+            .map(|e| (e.stream.to_string(), e.version))
+            .collect()
+    };
+    assert_eq!(plain(&b), plain(&a));
     for s in ["orders-1", "orders-2", "patient-1"] {
         let s = sid(s);
         assert_eq!(
