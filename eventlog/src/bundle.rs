@@ -243,6 +243,20 @@ pub(crate) fn remove(
     Ok(true)
 }
 
+/// The `$all` positions of a bundle's events, from its entry (`bnd-0/`
+/// value).
+pub(crate) fn positions(entry: &[u8]) -> Result<Vec<u64>, Error> {
+    let e = decode_entry(entry)?;
+    let mut at = e.first_position;
+    let mut out = Vec::with_capacity(e.gaps.len() + 1);
+    out.push(at);
+    for gap in e.gaps {
+        at += gap;
+        out.push(at);
+    }
+    Ok(out)
+}
+
 /// The bucket number and block ref in a bundle's entry (`bnd-0/` value).
 pub(crate) fn block_of(entry: &[u8]) -> Result<(u32, Ref), Error> {
     let e = decode_entry(entry)?;

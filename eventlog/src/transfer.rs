@@ -31,7 +31,7 @@
 //! a file that fails a check stay unreferenced until `hydra gc` frees
 //! them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{Seek, Write};
 use std::path::Path;
 
@@ -41,7 +41,11 @@ use serde::Serialize;
 
 use crate::storage::{Checked, Prepared};
 use crate::writer::Request;
-use crate::{AllFilter, Direction, Error, EventLog, Received, StreamId};
+use hydra_volume::{Direction as VolumeDirection, KeyRange};
+
+use crate::bundle;
+use crate::layout;
+use crate::{Error, EventLog, Received, StreamId};
 
 /// The node kind of a whole store's `$all` order in an export.
 pub const ALL_ORDER: Kind = Kind(0x0406);
@@ -84,6 +88,14 @@ pub struct ImportReport {
 /// and applying it (about 100 bytes each).
 const KEEP_CHECKED: u64 = 4 << 20;
 
+/// An export file that could not be written.
+fn export_io(e: std::io::Error) -> Error {
+    Error::Corrupt {
+        what: "export file".into(),
+        reason: e.to_string(),
+    }
+}
+
 fn car_error(e: hydra_block::CarError) -> Error {
     Error::Corrupt {
         what: "import file".into(),
@@ -100,19 +112,15 @@ impl EventLog {
             .map(|s| self.storage(s))
             .collect::<Result<Vec<_>, Error>>()?;
         let roots: Vec<Ref> = storages.iter().map(|s| s.root).collect();
-        let io = |e: std::io::Error| Error::Corrupt {
-            what: "export file".into(),
-            reason: e.to_string(),
-        };
-        let mut car = CarWriter::new(out, &roots).map_err(io)?;
+        let mut car = CarWriter::new(out, &roots).map_err(export_io)?;
         let mut report = ExportReport::default();
         for storage in &storages {
-            self.each_storage_block(storage, |r, bytes| car.write(r, bytes).map_err(io))?;
+            self.each_storage_block(storage, |r, bytes| car.write(r, bytes).map_err(export_io))?;
             report.streams += 1;
             report.events += storage.stored.head.length;
             report.blocks += storage.blocks();
         }
-        car.finish().map_err(io)?;
+        car.finish().map_err(export_io)?;
         Ok(report)
     }
 
@@ -122,11 +130,7 @@ impl EventLog {
     /// stored. A CAR names its roots before its blocks, so the blocks go to
     /// a spool file first: memory holds one stream's storage at a time.
     pub fn export_all(&self, out: impl Write) -> Result<ExportReport, Error> {
-        let io = |e: std::io::Error| Error::Corrupt {
-            what: "export file".into(),
-            reason: e.to_string(),
-        };
-        let spool = tempfile::tempfile().map_err(io)?;
+        let spool = tempfile::tempfile().map_err(export_io)?;
         let mut w = CarWriter::headless(std::io::BufWriter::new(spool));
         let mut roots = Vec::new();
         let mut report = ExportReport::default();
@@ -153,44 +157,28 @@ impl EventLog {
         streams.extend(self.blind_streams()?.into_iter().map(|h| h.stream));
         for stream in &streams {
             let storage = self.storage(stream)?;
-            self.each_storage_block(&storage, |r, bytes| w.write(r, bytes).map_err(io))?;
+            self.each_storage_block(&storage, |r, bytes| w.write(r, bytes).map_err(export_io))?;
             roots.push(storage.root);
             report.streams += 1;
             report.events += storage.stored.head.length;
             report.blocks += storage.blocks();
         }
-        let chunks: Vec<(Ref, Vec<u8>)> = runs
-            .chunks(ORDER_RUNS)
-            .map(|c| {
-                let bytes = postcard::to_allocvec(c).expect("runs encode");
-                (Ref::of(Codec::Raw, &bytes), bytes)
-            })
-            .collect();
-        let order = Node {
-            kind: ALL_ORDER,
-            links: chunks.iter().map(|(r, _)| *r).collect(),
-            body: runs.iter().map(|(_, n)| n).sum::<u64>(),
+        if let Some(runs) = runs {
+            roots.push(self.write_order(&runs, &mut w)?);
+            report.blocks += 1 + runs.len().div_ceil(ORDER_RUNS) as u64;
         }
-        .encode();
-        let order_ref = Ref::of(Codec::PlainNode, &order);
-        w.write(&order_ref, &order).map_err(io)?;
-        for (r, bytes) in &chunks {
-            w.write(r, bytes).map_err(io)?;
-        }
-        roots.push(order_ref);
-        report.blocks += 1 + chunks.len() as u64;
         let mut spool = w
             .finish()
-            .map_err(io)?
+            .map_err(export_io)?
             .into_inner()
-            .map_err(|e| io(e.into_error()))?;
-        spool.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+            .map_err(|e| export_io(e.into_error()))?;
+        spool.seek(std::io::SeekFrom::Start(0)).map_err(export_io)?;
         let mut out = CarWriter::new(out, &roots)
-            .map_err(io)?
+            .map_err(export_io)?
             .finish()
-            .map_err(io)?;
-        std::io::copy(&mut spool, &mut out).map_err(io)?;
-        out.flush().map_err(io)?;
+            .map_err(export_io)?;
+        std::io::copy(&mut spool, &mut out).map_err(export_io)?;
+        out.flush().map_err(export_io)?;
         Ok(report)
     }
 
@@ -277,26 +265,69 @@ impl EventLog {
     }
 
     /// `$all` as runs of `streams`' events (see [`Runs`]), for a restore
-    /// to give them the same order.
-    fn all_order(&self, streams: &[StreamId]) -> Result<Runs, Error> {
-        let index: HashMap<&StreamId, u32> = streams
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s, i as u32))
-            .collect();
-        let mut runs: Runs = Vec::new();
-        let all = self.read_all(None, u64::MAX, Direction::Forward, AllFilter::default());
-        for e in all {
-            let e = e?;
-            let Some(&i) = index.get(&e.stream) else {
+    /// to give them the same order: each stream's positions, from its
+    /// bundles' entries and its edge's index, merged. None for a store of
+    /// more events than an import keeps checked (which it needs to apply
+    /// them in one commit).
+    fn all_order(&self, streams: &[StreamId]) -> Result<Option<Runs>, Error> {
+        if self.next_position() > KEEP_CHECKED {
+            return Ok(None);
+        }
+        let volume = &self.inner.volume;
+        let mut at: Vec<(u64, u32)> = Vec::new();
+        for (i, stream) in streams.iter().enumerate() {
+            let Some(st) = self.state(stream)? else {
                 continue;
             };
+            let num = st.num.to_be_bytes();
+            let bundles = KeyRange::prefix(&[layout::BUNDLES, &num].concat());
+            for entry in volume.scan(bundles, VolumeDirection::Forward) {
+                let (_, v) = entry?;
+                at.extend(bundle::positions(&v)?.into_iter().map(|p| (p, i as u32)));
+            }
+            let edge = KeyRange::prefix(&[layout::STREAM_VERSION, &num].concat());
+            for entry in volume.scan(edge, VolumeDirection::Forward) {
+                let (_, v) = entry?;
+                let p = v.as_slice().try_into().map_err(|_| Error::Corrupt {
+                    what: format!("edge index of stream {stream}"),
+                    reason: format!("a position of {} bytes", v.len()),
+                })?;
+                at.push((u64::from_be_bytes(p), i as u32));
+            }
+        }
+        at.sort_unstable();
+        let mut runs: Runs = Vec::new();
+        for (_, i) in at {
             match runs.last_mut() {
                 Some((j, n)) if *j == i => *n += 1,
                 _ => runs.push((i, 1)),
             }
         }
-        Ok(runs)
+        Ok(Some(runs))
+    }
+
+    /// Writes an `$all` order: its node, then the raw blocks of its runs;
+    /// returns the node's ref, a root of the export.
+    fn write_order<W: Write>(&self, runs: &Runs, w: &mut CarWriter<W>) -> Result<Ref, Error> {
+        let chunks: Vec<(Ref, Vec<u8>)> = runs
+            .chunks(ORDER_RUNS)
+            .map(|c| {
+                let bytes = postcard::to_allocvec(c).expect("runs encode");
+                (Ref::of(Codec::Raw, &bytes), bytes)
+            })
+            .collect();
+        let order = Node {
+            kind: ALL_ORDER,
+            links: chunks.iter().map(|(r, _)| *r).collect(),
+            body: runs.iter().map(|(_, n)| n).sum::<u64>(),
+        }
+        .encode();
+        let root = Ref::of(Codec::PlainNode, &order);
+        w.write(&root, &order).map_err(export_io)?;
+        for (r, bytes) in &chunks {
+            w.write(r, bytes).map_err(export_io)?;
+        }
+        Ok(root)
     }
 
     /// One reading of an export, part by part in the order of its roots:

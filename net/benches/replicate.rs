@@ -15,6 +15,9 @@
 //! 1024), `HYDRA_BENCH_RATE` (lag appends per second, default 1000),
 //! `HYDRA_BENCH_SEALED=1` (the streams in a zstd + ChaCha20-Poly1305
 //! bucket; default a plain one).
+//!
+//! Built with mimalloc and without transparent huge pages, as the `hydra`
+//! binary runs.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,9 @@ use hydra_bucket::{BucketName, CreateOptions, Key};
 use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, Options, StreamId};
 use hydra_net::{BucketFollow, Node, Serving};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENT: usize = 256;
 const BATCH: u64 = 1000;
@@ -114,6 +120,7 @@ fn row(what: &str, d: Duration, bytes: u64, items: u64, tcp: Duration) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
     let writer = open_keyed(dirs[0].path());
     let store = writer.store().clone();
