@@ -153,6 +153,21 @@ struct Behind {
     writer: [u8; 32],
 }
 
+/// The next heads request of a live loop, sent as soon as the last one
+/// answered: it waits at the peer while this round fetches and applies,
+/// so appends made meanwhile are heard of without a round trip more.
+struct NextHeads {
+    from: Multiaddr,
+    after: u64,
+    answer: tokio::task::JoinHandle<Result<ResponseV1, NodeError>>,
+}
+
+impl Drop for NextHeads {
+    fn drop(&mut self) {
+        self.answer.abort();
+    }
+}
+
 /// A writer's peer id, as reports and errors name it.
 fn peer_id(writer: &[u8; 32]) -> String {
     hydra_volume::peer_id_of(writer)
@@ -181,13 +196,19 @@ impl BucketFollow {
     pub async fn streams_round(&self, node: &Node, log: &EventLog) -> Result<u64, NodeError> {
         let peers = Peers::new(&self.from)?;
         let status = self.streams_status();
-        Ok(self.sync_streams(node, log, &peers, None, &status).await?.0)
+        Ok(self
+            .sync_streams(node, log, &peers, None, &status, None)
+            .await?
+            .0)
     }
 
     /// A round against the best peer, then the others in turn while they
     /// fail. The heads request waits, at the peer, until the peer's log
-    /// holds position `after`. Returns the events imported, the peer's
-    /// next position (to wait past next time) and the peer.
+    /// holds position `after`. With `ahead`, a live loop's, the following
+    /// heads request goes out as soon as this one answers (see
+    /// [`NextHeads`]) and is taken up by the next round. Returns the
+    /// events imported, the peer's next position (to wait past next time)
+    /// and the peer.
     async fn sync_streams(
         &self,
         node: &Node,
@@ -195,12 +216,14 @@ impl BucketFollow {
         peers: &Peers,
         after: Option<u64>,
         status: &FollowStatus,
+        mut ahead: Option<&mut Option<NextHeads>>,
     ) -> Result<(u64, u64, Multiaddr), NodeError> {
         let mut tried = HashSet::new();
         let mut last = None;
         while let Some((peer, addr)) = peers.best(&tried) {
+            let ahead = ahead.as_deref_mut();
             match self
-                .sync_streams_with(node, log, (&addr, peers), after, status)
+                .sync_streams_with(node, log, (&addr, peers), after, status, ahead)
                 .await
             {
                 Ok((n, next)) => {
@@ -232,26 +255,53 @@ impl BucketFollow {
         (from, peers): (&Multiaddr, &Peers),
         after: Option<u64>,
         status: &FollowStatus,
+        ahead: Option<&mut Option<NextHeads>>,
     ) -> Result<(u64, u64), NodeError> {
+        let request = |after| RequestV1::Heads {
+            bucket: self.bucket.to_string(),
+            after,
+        };
+        // The request the last round sent ahead, if it is the one wanted.
+        let sent = match ahead {
+            Some(slot) => {
+                let sent = slot
+                    .take()
+                    .filter(|n| n.from == *from && Some(n.after) == after);
+                Some((slot, sent))
+            }
+            None => None,
+        };
+        let (slot, answer) = match sent {
+            Some((slot, Some(mut n))) => {
+                let answer = (&mut n.answer).await.unwrap_or_else(|_| {
+                    Err(NodeError::NoPeer(
+                        "the heads request ahead was dropped".into(),
+                    ))
+                });
+                (Some(slot), answer)
+            }
+            Some((slot, None)) => (Some(slot), node.request(from, request(after)).await),
+            None => (None, node.request(from, request(after)).await),
+        };
         let ResponseV1::Heads {
             heads,
             next,
             position,
-        } = node
-            .request(
-                from,
-                RequestV1::Heads {
-                    bucket: self.bucket.to_string(),
-                    after,
-                },
-            )
-            .await?
+        } = answer?
         else {
             return Err(NodeError::Unexpected {
                 peer: from.to_string(),
                 what: "a heads request",
             });
         };
+        if let Some(slot) = slot {
+            let (node, to, asked) = (node.clone(), from.clone(), request(Some(next)));
+            *slot = Some(NextHeads {
+                from: from.clone(),
+                after: next,
+                answer: tokio::spawn(async move { node.request(&to, asked).await }),
+            });
+        }
         update(status, |r| r.peer_next_position = Some(position));
         // Streams whose writer was caught signing two histories stay out.
         let forked = status
@@ -604,9 +654,11 @@ impl BucketFollow {
             Ok(p) => p,
             Err(e) => return update(&status, |r| r.rounds.last_error = Some(e.to_string())),
         };
-        let mut after = None;
+        let (mut after, mut ahead) = (None, None);
         loop {
-            let result = self.sync_streams(&node, &log, &peers, after, &status).await;
+            let result = self
+                .sync_streams(&node, &log, &peers, after, &status, Some(&mut ahead))
+                .await;
             update(&status, |r| r.rounds.record(&result, &peers));
             match result {
                 Ok((n, next, peer)) => {
