@@ -142,6 +142,6 @@ pub use storage::{
 };
 pub use stored::StoredHead;
 pub use subscribe::{Offered, PersistentSubscription, Subscription, Target};
-pub use transfer::{ExportReport, ImportReport};
+pub use transfer::{ALL_ORDER, ExportReport, ImportReport};
 pub use verify::EventsReport;
 pub use writer::StreamWrite;

@@ -239,11 +239,13 @@ impl EventLog {
                             report.skipped += applied.held;
                         }
                         report.streams += prepared.len() as u64;
-                        report.events += self.request(|reply| Request::Replicate {
-                            prepared,
-                            order: Some(runs),
-                            reply,
-                        })?;
+                        if !prepared.is_empty() {
+                            report.events += self.request(|reply| Request::Replicate {
+                                prepared,
+                                order: Some(runs),
+                                reply,
+                            })?;
+                        }
                         report.all_order = true;
                         return Ok(report);
                     }
@@ -466,13 +468,13 @@ fn in_order(checked: Vec<Checked>, runs: &Runs) -> Result<Ordered, Vec<Checked>>
             n += 1;
         }
     }
-    let mut given = vec![0; checked.len()];
+    let mut given = vec![0u64; checked.len()];
     let mut numbered = Vec::with_capacity(runs.len());
     for &(i, events) in runs {
         let Some(g) = given.get_mut(i as usize) else {
             return Err(checked);
         };
-        *g += events;
+        *g = g.saturating_add(events);
         if let Some(j) = new[i as usize] {
             numbered.push((j, events));
         }

@@ -1191,14 +1191,13 @@ impl Writer {
     /// timestamps; positions are this store's). Records the replica
     /// already has are skipped; a gap is refused; with `last`, the stream
     /// must now match the signed head exactly.
-    /// Indexes the new events of another writer's stream whose blocks are
-    /// in its bucket, takes its tree and its stored head (see
-    /// `storage.rs`); returns the stream's length.
     /// Applies other writers' streams, checked against this store (see
     /// `storage.rs`): their events get positions here in the order of
     /// `order`'s runs (index into `prepared`, events), which must take
     /// every event of every stream (a backup's `$all` order), or without
-    /// one each stream's events in turn. Returns the events applied.
+    /// one each stream's events in turn; each stream's new bundles, tree
+    /// and the writer's stored head are taken as its storage has them.
+    /// Returns the events applied.
     fn replicate(
         &self,
         tx: &mut Tx<'_>,

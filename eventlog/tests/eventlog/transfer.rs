@@ -618,3 +618,90 @@ fn a_whole_store_backup_restores_every_stream_object_and_proof_elsewhere() {
         assert!(c.store().bucket(&docs, None).is_err(), "no bucket made");
     }
 }
+
+/// `file`'s backup with its `$all` order replaced by `runs`.
+fn with_order(file: &std::path::Path, runs: &[(u32, u64)], out: &std::path::Path) {
+    use hydra_block::{CarReader, CarWriter, Codec, Node, Ref};
+    let mut car = CarReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let roots = car.roots().to_vec();
+    let chunk = postcard::to_allocvec(runs).unwrap();
+    let chunk_ref = Ref::of(Codec::Raw, &chunk);
+    let order = Node {
+        kind: hydra_eventlog::ALL_ORDER,
+        links: vec![chunk_ref],
+        body: runs.iter().map(|(_, n)| *n).fold(0u64, u64::saturating_add),
+    }
+    .encode();
+    let order_ref = Ref::of(Codec::PlainNode, &order);
+    let old = *roots.last().unwrap();
+    let mut new_roots = roots.clone();
+    *new_roots.last_mut().unwrap() = order_ref;
+    let mut w = CarWriter::new(std::fs::File::create(out).unwrap(), &new_roots).unwrap();
+    let mut skipping = false;
+    while let Some((r, bytes)) = car.next_block().unwrap() {
+        if r == old {
+            skipping = true;
+            continue;
+        }
+        // The old order's chunks follow it, and nothing else does.
+        if skipping && r.codec() == Codec::Raw {
+            continue;
+        }
+        w.write(&r, &bytes).unwrap();
+    }
+    w.write(&order_ref, &order).unwrap();
+    w.write(&chunk_ref, &chunk).unwrap();
+    w.finish().unwrap();
+}
+
+#[test]
+fn an_order_that_does_not_fit_its_streams_is_not_followed() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(da.path());
+    let writer = a.identity().public_key();
+    for round in 0..20 {
+        for s in ["orders-1", "orders-2"] {
+            a.append(
+                &sid(s),
+                ExpectedVersion::Any,
+                vec![ev("E", &round.to_string())],
+            )
+            .unwrap();
+        }
+    }
+    let file = da.path().join("backup.car");
+    a.export_all(std::fs::File::create(&file).unwrap()).unwrap();
+    let bad = da.path().join("bad.car");
+    // Too many events for a stream, a stream the file does not have, and
+    // counts that would overflow: each imported whole, a stream at a time.
+    for runs in [
+        vec![(0, 21), (1, 20)],
+        vec![(0, 20), (1, 20), (2, 1)],
+        vec![(0, u64::MAX), (0, 2), (1, 20)],
+    ] {
+        with_order(&file, &runs, &bad);
+        let dir = tempfile::tempdir().unwrap();
+        let b = open(dir.path());
+        let r = b.import(&bad, &[writer]).unwrap();
+        assert_eq!(
+            (r.streams, r.events, r.all_order),
+            (2, 40, false),
+            "{runs:?}"
+        );
+        for s in ["orders-1", "orders-2"] {
+            assert_eq!(b.stream_version(&sid(s)).unwrap(), Some(19));
+        }
+    }
+    // The true order, written the same way, is followed.
+    let runs: Vec<(u32, u64)> = (0..40).map(|i| (i % 2, 1)).collect();
+    with_order(&file, &runs, &bad);
+    let b = open(db.path());
+    let r = b.import(&bad, &[writer]).unwrap();
+    assert_eq!((r.events, r.all_order), (40, true));
+    let order = |log: &EventLog| -> Vec<String> {
+        log.read_all(None, u64::MAX, Direction::Forward, Default::default())
+            .map(|e| e.unwrap().stream.to_string())
+            .collect()
+    };
+    assert_eq!(order(&b), order(&a));
+}
