@@ -255,33 +255,24 @@ impl BucketFollow {
         (from, peers): (&Multiaddr, &Peers),
         after: Option<u64>,
         status: &FollowStatus,
-        ahead: Option<&mut Option<NextHeads>>,
+        mut ahead: Option<&mut Option<NextHeads>>,
     ) -> Result<(u64, u64), NodeError> {
         let request = |after| RequestV1::Heads {
             bucket: self.bucket.to_string(),
             after,
         };
         // The request the last round sent ahead, if it is the one wanted.
-        let sent = match ahead {
-            Some(slot) => {
-                let sent = slot
-                    .take()
-                    .filter(|n| n.from == *from && Some(n.after) == after);
-                Some((slot, sent))
-            }
-            None => None,
-        };
-        let (slot, answer) = match sent {
-            Some((slot, Some(mut n))) => {
-                let answer = (&mut n.answer).await.unwrap_or_else(|_| {
-                    Err(NodeError::NoPeer(
-                        "the heads request ahead was dropped".into(),
-                    ))
-                });
-                (Some(slot), answer)
-            }
-            Some((slot, None)) => (Some(slot), node.request(from, request(after)).await),
-            None => (None, node.request(from, request(after)).await),
+        let sent = ahead
+            .as_deref_mut()
+            .and_then(Option::take)
+            .filter(|n| n.from == *from && Some(n.after) == after);
+        let answer = match sent {
+            Some(mut n) => (&mut n.answer).await.unwrap_or_else(|_| {
+                Err(NodeError::NoPeer(
+                    "the heads request ahead was dropped".into(),
+                ))
+            }),
+            None => node.request(from, request(after)).await,
         };
         let ResponseV1::Heads {
             heads,
@@ -294,7 +285,7 @@ impl BucketFollow {
                 what: "a heads request",
             });
         };
-        if let Some(slot) = slot {
+        if let Some(slot) = ahead {
             let (node, to, asked) = (node.clone(), from.clone(), request(Some(next)));
             *slot = Some(NextHeads {
                 from: from.clone(),
