@@ -246,15 +246,7 @@ pub(crate) fn remove(
 /// The `$all` positions of a bundle's events, from its entry (`bnd-0/`
 /// value).
 pub(crate) fn positions(entry: &[u8]) -> Result<Vec<u64>, Error> {
-    let e = decode_entry(entry)?;
-    let mut at = e.first_position;
-    let mut out = Vec::with_capacity(e.gaps.len() + 1);
-    out.push(at);
-    for gap in e.gaps {
-        at += gap;
-        out.push(at);
-    }
-    Ok(out)
+    Ok(decode_entry(entry)?.positions())
 }
 
 /// The bucket number and block ref in a bundle's entry (`bnd-0/` value).

@@ -44,7 +44,7 @@ use crate::writer::Request;
 use hydra_volume::{Direction as VolumeDirection, KeyRange};
 
 use crate::bundle;
-use crate::layout;
+use crate::layout::{self, Deletion};
 use crate::{Error, EventLog, Received, StreamId};
 
 /// The node kind of a whole store's `$all` order in an export.
@@ -146,14 +146,16 @@ impl EventLog {
             report.objects += written.objects;
             report.blocks += written.blocks;
         }
-        let mut streams = Vec::new();
-        for info in self.list_streams("") {
-            let info = info?;
-            if info.version.is_some() && !info.deleted && !info.tombstoned {
-                streams.push(info.stream);
+        // The streams with events and not deleted, with their numbers.
+        let mut indexed = Vec::new();
+        for state in self.stream_states("") {
+            let (stream, st) = state?;
+            if st.exists() && st.deletion == Deletion::None {
+                indexed.push((stream, st.num));
             }
         }
-        let runs = self.all_order(&streams)?;
+        let runs = self.all_order(&indexed)?;
+        let mut streams: Vec<StreamId> = indexed.into_iter().map(|(s, _)| s).collect();
         streams.extend(self.blind_streams()?.into_iter().map(|h| h.stream));
         for stream in &streams {
             let storage = self.storage(stream)?;
@@ -266,22 +268,19 @@ impl EventLog {
         Ok(report)
     }
 
-    /// `$all` as runs of `streams`' events (see [`Runs`]), for a restore
-    /// to give them the same order: each stream's positions, from its
-    /// bundles' entries and its edge's index, merged. None for a store of
-    /// more events than an import keeps checked (which it needs to apply
-    /// them in one commit).
-    fn all_order(&self, streams: &[StreamId]) -> Result<Option<Runs>, Error> {
+    /// `$all` as runs of `streams`' events (each by id and number; see
+    /// [`Runs`]), for a restore to give them the same order: each
+    /// stream's positions, from its bundles' entries and its edge's index,
+    /// merged. None for a store of more events than an import keeps
+    /// checked (which it needs to apply them in one commit).
+    fn all_order(&self, streams: &[(StreamId, u64)]) -> Result<Option<Runs>, Error> {
         if self.next_position() > KEEP_CHECKED {
             return Ok(None);
         }
         let volume = &self.inner.volume;
         let mut at: Vec<(u64, u32)> = Vec::new();
-        for (i, stream) in streams.iter().enumerate() {
-            let Some(st) = self.state(stream)? else {
-                continue;
-            };
-            let num = st.num.to_be_bytes();
+        for (i, (stream, num)) in streams.iter().enumerate() {
+            let num = num.to_be_bytes();
             let bundles = KeyRange::prefix(&[layout::BUNDLES, &num].concat());
             for entry in volume.scan(bundles, VolumeDirection::Forward) {
                 let (_, v) = entry?;
