@@ -74,6 +74,13 @@ fn streams_of(a: &Node, key: [u8; 32]) -> BucketFollow {
     }
 }
 
+/// A node for `log` that serves every bucket (and so every stream) to
+/// every peer, listening on `listen`.
+async fn serve_all(log: &EventLog, listen: Vec<hydra_net::Multiaddr>) -> Node {
+    let serving = Serving::everything(log.store().clone());
+    Node::start(log.clone(), serving, listen).await.unwrap()
+}
+
 fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e6
 }
@@ -123,10 +130,7 @@ async fn main() {
     let _ = rustix::thread::disable_transparent_huge_pages(true);
     let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
     let writer = open_keyed(dirs[0].path());
-    let store = writer.store().clone();
-    let a = Node::start(writer.clone(), Serving::everything(store), listen())
-        .await
-        .unwrap();
+    let a = serve_all(&writer, listen()).await;
     streams(&writer, &a, &dirs).await;
     // Each part is timed on its own: what the last one wrote reaches the
     // disk first.
@@ -213,13 +217,7 @@ async fn streams(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
         } else {
             open(dirs[dir].path())
         };
-        let node = Node::start(
-            log.clone(),
-            Serving::everything(log.store().clone()),
-            Vec::new(),
-        )
-        .await
-        .unwrap();
+        let node = serve_all(&log, Vec::new()).await;
         let t = Instant::now();
         let mut got = 0;
         // A round asks for every stream it is behind on.
@@ -358,13 +356,7 @@ async fn object(writer: &EventLog, a: &Node, dirs: &[tempfile::TempDir]) {
     let blocks = bucket.stats().unwrap().blocks;
 
     let replica = open(dirs[3].path());
-    let b = Node::start(
-        replica.clone(),
-        Serving::everything(replica.store().clone()),
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let b = serve_all(&replica, Vec::new()).await;
     let follow = BucketFollow {
         bucket: name.clone(),
         from: vec![a.listening()[0].clone()],
