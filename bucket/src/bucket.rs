@@ -30,6 +30,7 @@ pub struct Bucket {
 
 /// Counts of one bucket's blocks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BucketStats {
     pub blocks: u64,
     pub stored_bytes: u64,

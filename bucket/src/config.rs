@@ -7,6 +7,7 @@ use crate::{BucketName, Transforms};
 /// A bucket's configuration, stored as JSON in the volume so that later
 /// fields (policies) can be added without a migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BucketConfig {
     pub id: BucketName,
     /// Raised by every update; an update must give a higher one, so that
@@ -34,6 +35,7 @@ impl BucketConfig {
 /// live in the daemon's config, since they name peers and addresses of one
 /// deployment rather than properties of the stored data.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Policies {}
 
 /// A change to a bucket's config, applied by

@@ -31,6 +31,7 @@ use crate::{Bucket, BucketError, Closure, layout};
 
 /// What a collection did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GcReport {
     /// Roots the mark started from.
     pub roots: u64,

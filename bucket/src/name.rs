@@ -17,6 +17,22 @@ pub const MAX_BUCKET_NAME: usize = 64;
 #[serde(try_from = "String", into = "String")]
 pub struct BucketName(String);
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for BucketName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^[a-z0-9][a-z0-9._-]{0,63}$"))
+            .description(Some(
+                "1 to 64 characters of a-z 0-9 . _ -, starting with a letter or digit",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for BucketName {}
+
 impl BucketName {
     /// The bucket that exists in every store, used when none is named.
     pub fn default_bucket() -> BucketName {

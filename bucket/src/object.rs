@@ -41,6 +41,7 @@ pub(crate) const ROOT_PREFIX: &str = "o/";
 
 /// An object's key, root and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectInfo {
     pub key: String,
     pub root: Ref,

@@ -30,6 +30,7 @@ pub struct BucketExport {
 
 /// What [`Store::import`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BucketImport {
     pub bucket: String,
     pub objects: u64,

@@ -26,6 +26,7 @@ const AAD: &[u8] = b"hydra-block-v1";
 
 /// The transforms a bucket applies, as recorded in its config.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transforms {
     /// zstd level, when blocks are compressed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +53,7 @@ impl Transforms {
 
 /// How an encrypted bucket's blocks are sealed. Holds no secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Encryption {
     /// Always `chacha20-poly1305`; named so that another cipher can come.
     pub cipher: String,

@@ -8,6 +8,7 @@ use crate::{BucketError, BucketName, BucketStats, Store, layout};
 
 /// A block whose stored bytes do not hash to its ref.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Corruption {
     /// The bucket it belongs to (`None` for a block of a removed bucket).
     pub bucket: Option<BucketName>,
@@ -18,6 +19,7 @@ pub struct Corruption {
 
 /// What [`Store::verify`] checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyReport {
     pub blocks: u64,
     pub stored_bytes: u64,

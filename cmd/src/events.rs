@@ -15,23 +15,35 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-/// An event as JSON output.
-#[derive(Serialize)]
+/// An event as JSON output: payloads that are JSON under `data` and
+/// `metadata` (exactly as stored), others base64 under `data_base64` and
+/// `metadata_base64`; empty ones absent.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Event)]
 pub struct EventOut<'a> {
+    #[schema(value_type = hydra_eventlog::StreamId)]
     pub stream: &'a str,
+    /// 0-based, gapless within the stream.
     pub version: u64,
+    /// 0-based, gapless across the store: the `$all` order.
     pub position: u64,
     pub id: Uuid,
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub event_type: &'a str,
+    /// Milliseconds since the Unix epoch.
     pub timestamp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub data: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Byte)]
     pub data_base64: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub metadata: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Byte)]
     pub metadata_base64: Option<String>,
 }
 
@@ -143,23 +155,87 @@ pub fn print_event(out: &mut impl Write, e: &RecordedEvent, json: bool) -> Resul
 /// An event as JSON input (HTTP bodies): `type`, and optionally `id`,
 /// `data` (any JSON, stored byte for byte) or `data_base64`, `metadata`
 /// or `metadata_base64`, `timestamp` (ms).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewEvent)]
 pub struct EventIn<'a> {
+    /// Chosen by the client so that a retried append is idempotent;
+    /// assigned when absent.
     #[serde(default)]
     pub id: Option<Uuid>,
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 256)]
     pub event_type: String,
+    /// Any JSON, stored byte for byte.
     #[serde(default, borrow)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub data: Option<&'a RawValue>,
+    /// Other bytes, base64 (instead of `data`).
     #[serde(default)]
+    #[schema(format = Byte)]
     pub data_base64: Option<String>,
     #[serde(default, borrow)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub metadata: Option<&'a RawValue>,
     #[serde(default)]
+    #[schema(format = Byte)]
     pub metadata_base64: Option<String>,
+    /// Milliseconds since the Unix epoch (default: now).
     #[serde(default)]
-    pub timestamp: Option<u64>,
+    #[schema(value_type = Option<u64>)]
+    pub timestamp: Option<serde_json::Number>,
+}
+
+/// A JSON number as JSON Schema reads it: an integer when it has no
+/// fraction, however it is written (`3`, `3.0`, `3e0`).
+pub fn integer(n: &serde_json::Number) -> Option<serde_json::Number> {
+    let f = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0)?;
+    // Exactly 2^64 and -2^63: the ranges that fit.
+    if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+        Some((f as u64).into())
+    } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+        Some((f as i64).into())
+    } else {
+        None
+    }
+}
+
+/// The body of an append: one event, or an array of them, appended
+/// together (what [`parse_events`] reads).
+pub struct Events;
+
+impl utoipa::PartialSchema for Events {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::ToSchema;
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Ref};
+        let event = || Ref::from_schema_name(EventIn::name());
+        OneOfBuilder::new()
+            .item(event())
+            .item(ArrayBuilder::new().items(event()).min_items(Some(1)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Events {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        let mut event = <EventIn as utoipa::PartialSchema>::schema();
+        // A payload comes as JSON or as base64, never both.
+        if let utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(o)) = &mut event {
+            o.extensions.get_or_insert_with(Default::default).insert(
+                "not".into(),
+                serde_json::json!({"anyOf": [
+                    {"required": ["data", "data_base64"]},
+                    {"required": ["metadata", "metadata_base64"]},
+                ]}),
+            );
+        }
+        schemas.push((EventIn::name().into(), event));
+    }
 }
 
 impl EventIn<'_> {
@@ -175,12 +251,20 @@ impl EventIn<'_> {
                     (None, None) => Ok(Vec::new()),
                 }
             };
+        let timestamp = match self.timestamp {
+            None => None,
+            Some(n) => Some(
+                n.as_u64()
+                    .or_else(|| integer(&n).and_then(|i| i.as_u64()))
+                    .ok_or_else(|| format!("timestamp {n} is not a whole number of ms"))?,
+            ),
+        };
         Ok(NewEvent {
             id: self.id,
             data: pick(self.data, self.data_base64, "data")?,
             metadata: pick(self.metadata, self.metadata_base64, "metadata")?,
             event_type: self.event_type,
-            timestamp: self.timestamp,
+            timestamp,
         })
     }
 }

@@ -101,6 +101,7 @@ impl std::str::FromStr for ExpectedVersion {
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppendResult {
     /// Version of the first event written.
     pub first_version: u64,
@@ -151,6 +152,7 @@ impl AllFilter {
 /// serialising: the stream state stores it with postcard, which is not
 /// self-describing.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamMetadata {
     /// Keep only the last N events visible.
     #[serde(default)]

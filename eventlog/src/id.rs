@@ -16,6 +16,29 @@ pub const MAX_STREAM_ID: usize = 256;
 #[serde(try_from = "String", into = "String")]
 pub struct StreamId(String);
 
+/// A stream id in the OpenAPI document: JSON Schema counts characters, so
+/// the 256-byte limit shows as 256 characters (ids of multi-byte
+/// characters are refused sooner).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for StreamId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_STREAM_ID))
+            .pattern(Some(
+                r"^[^$\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+            ))
+            .description(Some(
+                "1 to 256 bytes of UTF-8 without control characters, not starting with $",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for StreamId {}
+
 /// Why a string is not a stream id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("stream id {id:?} is invalid: {reason}")]

@@ -21,18 +21,22 @@ use crate::{Error, EventLog, RecordedEvent, StreamId, hex};
 
 /// A stream's signed checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Head {
     pub stream: StreamId,
     /// Number of events: the next version.
     pub length: u64,
     /// Merkle root over the stream's events.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     #[serde(with = "hex::fixed")]
     pub root: Hash,
     /// Global position of the stream's last event.
     pub position: Option<u64>,
     /// The signer's ed25519 public key.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     #[serde(with = "hex::fixed")]
     pub signer: [u8; 32],
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     #[serde(with = "hex::fixed")]
     pub signature: [u8; 64],
 }
@@ -70,11 +74,13 @@ impl Head {
 
 /// Proof that an event is a stream's event at `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     pub stream: StreamId,
     pub version: u64,
     /// The tree size (head length) the proof is against.
     pub length: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     #[serde(with = "hex::list")]
     pub path: Vec<Hash>,
 }
@@ -82,10 +88,12 @@ pub struct InclusionProof {
 /// Proof that the stream's first `old_length` events are a prefix of its
 /// first `new_length`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsistencyProof {
     pub stream: StreamId,
     pub old_length: u64,
     pub new_length: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     #[serde(with = "hex::list")]
     pub path: Vec<Hash>,
 }

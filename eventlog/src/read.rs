@@ -22,6 +22,7 @@ const PAGE: usize = 512;
 
 /// What a listing says of a stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamInfo {
     pub stream: StreamId,
     /// Version of the last event; `None` for a stream without events.

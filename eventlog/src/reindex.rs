@@ -24,6 +24,7 @@ use crate::{Error, StreamId};
 
 /// What a reindex rebuilt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReindexReport {
     pub streams: u64,
     pub events: u64,

@@ -22,6 +22,7 @@ use crate::{Error, EventLog, StreamId};
 
 /// What a scavenge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScavengeReport {
     pub streams: u64,
     pub events: u64,

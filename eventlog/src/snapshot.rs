@@ -29,6 +29,7 @@ pub struct Snapshot {
 
 /// A snapshot's version and block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SnapshotInfo {
     pub version: u64,
     pub reference: Ref,

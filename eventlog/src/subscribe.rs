@@ -32,6 +32,7 @@ const PAGE: u64 = 512;
 
 /// What a subscription follows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Target {
     /// One stream; the cursor is a version.
     Stream(StreamId),
@@ -257,6 +258,7 @@ impl Iterator for Subscription {
 
 /// A persistent subscription's stored state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersistentSubscription {
     pub name: String,
     pub target: Target,

@@ -69,6 +69,7 @@ pub struct ExportReport {
 
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     /// Buckets whose objects it imported, and those.
     pub buckets: u64,

@@ -19,6 +19,7 @@ use crate::{merkle, tree};
 
 /// What [`EventLog::verify`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventsReport {
     /// Edge records checked against their leaf.
     pub records: u64,

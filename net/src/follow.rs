@@ -27,6 +27,7 @@ use crate::wire::{RequestV1, ResponseV1, StreamHead};
 /// How a replication loop's rounds go: the part of its report that every
 /// kind of loop keeps.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rounds {
     /// Rounds answered so far.
     pub rounds: u64,
@@ -43,6 +44,7 @@ pub struct Rounds {
 /// How a replica bucket's streams loop is doing, for status pages and
 /// `hydra replicate status`: updated after every round.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FollowReport {
     /// The peer of the last round.
     pub peer: String,
@@ -78,6 +80,17 @@ pub struct Rate {
     #[serde(skip)]
     since: Option<(std::time::Instant, u64)>,
 }
+
+/// A rate in the OpenAPI document: what it serialises as.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Rate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        u64::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Rate {}
 
 impl Rate {
     /// Notes that the running total is now `total`.
@@ -121,6 +134,7 @@ impl Rounds {
 
 /// One stream a follower is behind on.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamLag {
     pub stream: String,
     pub local: u64,

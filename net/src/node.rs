@@ -108,6 +108,7 @@ enum Command {
 
 /// A connected peer, as `hydra peer ls` shows it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerInfo {
     pub peer_id: String,
     /// The remote addresses of its connections.

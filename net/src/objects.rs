@@ -37,6 +37,7 @@ pub struct BucketFollow {
 
 /// How a bucket replica is doing, updated as blocks arrive.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BucketReport {
     pub bucket: String,
     /// The peer of the last manifest.

@@ -20,6 +20,7 @@ pub(crate) const FAILED: i64 = 10;
 pub(crate) const LIED: i64 = 100;
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerScore {
     pub peer: String,
     pub score: i64,

@@ -21,6 +21,7 @@ pub struct Stats {
 
 /// The counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatsSnapshot {
     pub blocks_received: u64,
     pub bytes_received: u64,

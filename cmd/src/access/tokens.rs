@@ -31,7 +31,7 @@ pub struct Token {
 }
 
 /// A token as the API and the CLI show it: name, scopes, creation time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub name: String,
     pub scopes: Vec<String>,

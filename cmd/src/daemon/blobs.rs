@@ -5,66 +5,113 @@ use std::io::Read;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use hydra_block::{Codec, Ref};
-use serde::Deserialize;
-use serde_json::json;
+use hydra_bucket::{BucketConfig, BucketName, ObjectInfo};
+use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::{IntoParams, ToSchema};
 
+use super::api::Binary;
 use super::app::{Shared, blocking, committing};
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Path, Query};
 
 fn parse_ref(s: &str) -> ApiResult<Ref> {
     s.parse()
         .map_err(|e: hydra_block::RefParseError| ApiError::bad_request(e.to_string()))
 }
 
-/// `GET /buckets`.
-pub async fn list(State(app): State<Shared>) -> ApiResult<Response> {
+/// A bucket and the volume that holds it.
+#[derive(Serialize, ToSchema)]
+pub struct BucketEntry {
+    volume: String,
+    config: BucketConfig,
+}
+
+/// Every bucket of every volume.
+#[utoipa::path(get, path = "/buckets",
+    responses((status = 200, description = "The buckets", body = Vec<BucketEntry>)))]
+pub async fn list(State(app): State<Shared>) -> ApiResult<Json<Vec<BucketEntry>>> {
     let a = app.clone();
     let all = blocking(&app, move || {
         let mut out = Vec::new();
         for (volume, store) in &a.stores {
-            for c in store.buckets()? {
-                out.push(json!({"volume": volume, "config": c}));
+            for config in store.buckets()? {
+                out.push(BucketEntry {
+                    volume: volume.clone(),
+                    config,
+                });
             }
         }
         Ok(out)
     })
     .await?;
-    Ok(Json(all).into_response())
+    Ok(Json(all))
 }
 
-/// `GET /buckets/{b}`: config and size, and why writes are refused, if
-/// they are (a replica): a client can ask before it starts an upload the
-/// daemon would refuse before reading it.
-pub async fn show(State(app): State<Shared>, Path(b): Path<String>) -> ApiResult<Response> {
+/// A bucket's config and size.
+#[derive(Serialize, ToSchema)]
+pub struct BucketShown {
+    config: BucketConfig,
+    blocks: u64,
+    stored_bytes: u64,
+    /// Why writes are refused (a replica), when they are.
+    writes_refused: Option<String>,
+}
+
+/// A bucket's config and size, and why writes are refused, if they are
+/// (a replica): a client can ask before it starts an upload the daemon
+/// would refuse before reading it.
+#[utoipa::path(get, path = "/buckets/{b}", params(("b" = BucketName, Path)),
+    responses(
+        (status = 200, description = "The bucket", body = BucketShown),
+        (status = 404, description = "No such bucket", body = ErrorBody),
+    ))]
+pub async fn show(
+    State(app): State<Shared>,
+    Path(b): Path<String>,
+) -> ApiResult<Json<BucketShown>> {
     let a = app.clone();
     let v = blocking(&app, move || {
         let bucket = a.bucket(&b)?;
         let stats = bucket.stats()?;
-        let refused = a.p2p.refuse_writes(&b).err().map(|e| e.message);
-        Ok(json!({
-            "config": bucket.config(),
-            "blocks": stats.blocks,
-            "stored_bytes": stats.stored_bytes,
-            "writes_refused": refused,
-        }))
+        Ok(BucketShown {
+            config: bucket.config().clone(),
+            blocks: stats.blocks,
+            stored_bytes: stats.stored_bytes,
+            writes_refused: a.p2p.refuse_writes(&b).err().map(|e| e.message),
+        })
     })
     .await?;
-    Ok(Json(v).into_response())
+    Ok(Json(v))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PutBlockQuery {
     /// Keep the block through gc (a root named `pin/<ref>`).
     pin: Option<bool>,
 }
 
-/// `PUT /buckets/{b}/blocks`: the body is one raw block; 201 with its ref.
+/// A block's ref.
+#[derive(Serialize, ToSchema)]
+pub struct BlockStored {
+    reference: Ref,
+}
+
+/// Stores one raw block (the body); answers its ref.
+#[utoipa::path(put, path = "/buckets/{b}/blocks", params(("b" = BucketName, Path), PutBlockQuery),
+    request_body(content = Option<Binary>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored", body = BlockStored),
+        (status = 400, description = "Too large", body = ErrorBody),
+        (status = 404, description = "No such bucket", body = ErrorBody),
+        (status = 409, description = "A replica's bucket", body = ErrorBody),
+    ))]
 pub async fn put_block(
     State(app): State<Shared>,
     Path(b): Path<String>,
@@ -83,24 +130,51 @@ pub async fn put_block(
     })
     .await?;
     app.metrics.bytes_in.inc_by(n);
-    Ok((StatusCode::CREATED, Json(json!({"reference": r}))).into_response())
+    Ok((StatusCode::CREATED, Json(BlockStored { reference: r })).into_response())
 }
 
-/// `GET /buckets/{b}/blocks`: every block with its stored size.
-pub async fn list_blocks(State(app): State<Shared>, Path(b): Path<String>) -> ApiResult<Response> {
+/// A block and its size as stored (compressed, encrypted).
+#[derive(Serialize, ToSchema)]
+pub struct BlockEntry {
+    reference: Ref,
+    stored_bytes: u64,
+}
+
+/// Every block of a bucket with its stored size.
+#[utoipa::path(get, path = "/buckets/{b}/blocks", params(("b" = BucketName, Path)),
+    responses(
+        (status = 200, description = "The blocks", body = Vec<BlockEntry>),
+        (status = 404, description = "No such bucket", body = ErrorBody),
+    ))]
+pub async fn list_blocks(
+    State(app): State<Shared>,
+    Path(b): Path<String>,
+) -> ApiResult<Json<Vec<BlockEntry>>> {
     let a = app.clone();
     let all = blocking(&app, move || {
         let bucket = a.bucket(&b)?;
         Ok(bucket
             .blocks()
-            .map(|e| e.map(|(r, size)| json!({"reference": r, "stored_bytes": size})))
+            .map(|e| {
+                e.map(|(reference, stored_bytes)| BlockEntry {
+                    reference,
+                    stored_bytes,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?)
     })
     .await?;
-    Ok(Json(all).into_response())
+    Ok(Json(all))
 }
 
-/// `GET /buckets/{b}/blocks/{ref}`: the block's bytes, verified.
+/// A block's bytes, verified against its ref.
+#[utoipa::path(get, path = "/buckets/{b}/blocks/{ref}",
+    params(("b" = BucketName, Path), ("ref" = Ref, Path)),
+    responses(
+        (status = 200, description = "The block", content_type = "application/octet-stream", body = Binary),
+        (status = 400, description = "Not a ref", body = ErrorBody),
+        (status = 404, description = "No such bucket or block", body = ErrorBody),
+    ))]
 pub async fn get_block(
     State(app): State<Shared>,
     Path((b, r)): Path<(String, String)>,
@@ -112,7 +186,15 @@ pub async fn get_block(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
-/// `DELETE /buckets/{b}/blocks/{ref}` (and its pin).
+/// Deletes a block (and its pin).
+#[utoipa::path(delete, path = "/buckets/{b}/blocks/{ref}",
+    params(("b" = BucketName, Path), ("ref" = Ref, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Not a ref", body = ErrorBody),
+        (status = 404, description = "No such bucket or block", body = ErrorBody),
+        (status = 409, description = "A replica's bucket", body = ErrorBody),
+    ))]
 pub async fn delete_block(
     State(app): State<Shared>,
     Path((b, r)): Path<(String, String)>,
@@ -156,7 +238,16 @@ impl Read for ChannelReader {
     }
 }
 
-/// `PUT /buckets/{b}/objects/{key}`: streams the body into an object.
+/// Stores an object: the body, streamed, of any size.
+#[utoipa::path(put, path = "/buckets/{b}/objects/{key}",
+    params(("b" = BucketName, Path), ("key" = String, Path, min_length = 1, description = "1 to 256 bytes; may hold slashes")),
+    request_body(content = Option<Binary>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored", body = ObjectInfo),
+        (status = 400, description = "Bad key", body = ErrorBody),
+        (status = 404, description = "No such bucket", body = ErrorBody),
+        (status = 409, description = "A replica's bucket", body = ErrorBody),
+    ))]
 pub async fn put_object(
     State(app): State<Shared>,
     Path((b, key)): Path<(String, String)>,
@@ -241,7 +332,14 @@ pub(super) fn streamed(
     Body::from_stream(ReceiverStream::new(rx))
 }
 
-/// `GET /buckets/{b}/objects/{key}`: streams the object.
+/// An object's bytes, streamed.
+#[utoipa::path(get, path = "/buckets/{b}/objects/{key}",
+    params(("b" = BucketName, Path), ("key" = String, Path, min_length = 1)),
+    responses(
+        (status = 200, description = "The object", content_type = "application/octet-stream", body = Binary,
+            headers(("Object-Root" = Ref, description = "The ref of the object's root block"))),
+        (status = 404, description = "No such bucket or object", body = ErrorBody),
+    ))]
 pub async fn get_object(
     State(app): State<Shared>,
     Path((b, key)): Path<(String, String)>,
@@ -275,7 +373,14 @@ pub async fn get_object(
         .expect("a valid response"))
 }
 
-/// `DELETE /buckets/{b}/objects/{key}`.
+/// Removes an object (its blocks go at the next gc).
+#[utoipa::path(delete, path = "/buckets/{b}/objects/{key}",
+    params(("b" = BucketName, Path), ("key" = String, Path, min_length = 1)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such bucket or object", body = ErrorBody),
+        (status = 409, description = "A replica's bucket", body = ErrorBody),
+    ))]
 pub async fn delete_object(
     State(app): State<Shared>,
     Path((b, key)): Path<(String, String)>,
@@ -291,17 +396,24 @@ pub async fn delete_object(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only keys that start with this.
     prefix: Option<String>,
 }
 
-/// `GET /buckets/{b}/objects`.
+/// A bucket's objects.
+#[utoipa::path(get, path = "/buckets/{b}/objects", params(("b" = BucketName, Path), ListQuery),
+    responses(
+        (status = 200, description = "The objects", body = Vec<ObjectInfo>),
+        (status = 404, description = "No such bucket", body = ErrorBody),
+    ))]
 pub async fn list_objects(
     State(app): State<Shared>,
     Path(b): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<Vec<ObjectInfo>>> {
     let a = app.clone();
     let all = blocking(&app, move || {
         let bucket = a.bucket(&b)?;
@@ -310,5 +422,5 @@ pub async fn list_objects(
             .collect::<Result<Vec<_>, _>>()?)
     })
     .await?;
-    Ok(Json(all).into_response())
+    Ok(Json(all))
 }

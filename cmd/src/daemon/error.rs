@@ -6,15 +6,27 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hydra_bucket::BucketError;
 use hydra_eventlog::Error as LogError;
-use serde_json::json;
+use serde::Serialize;
 
-/// An HTTP error: a status and a JSON body `{"error": "...", ...}`.
+/// An HTTP error: a status and an [`ErrorBody`].
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    /// Extra fields for the body (e.g. the actual version of a conflict).
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The stream's version, when an append or delete expected another.
+    pub actual_version: Option<Option<u64>>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in one line.
+    pub error: String,
+    /// Only on a version conflict (409): the stream's last version, null
+    /// when it does not exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
+    pub actual_version: Option<Option<u64>>,
 }
 
 impl ApiError {
@@ -22,7 +34,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
-            extra: Default::default(),
+            actual_version: None,
         }
     }
 
@@ -41,9 +53,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = self.extra;
-        body.insert("error".into(), self.message.into());
-        (self.status, Json(serde_json::Value::Object(body))).into_response()
+        let body = ErrorBody {
+            error: self.message,
+            actual_version: self.actual_version,
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -82,7 +96,7 @@ impl From<LogError> for ApiError {
         };
         let mut err = ApiError::new(status, e.to_string());
         if let LogError::WrongExpectedVersion { actual, .. } = &e {
-            err.extra.insert("actual_version".into(), json!(actual));
+            err.actual_version = Some(*actual);
         }
         err
     }
@@ -100,15 +114,14 @@ fn bucket_status(e: &BucketError) -> StatusCode {
             BucketError::NotFound(_)
             | BucketError::BlockNotFound { .. }
             | BucketError::ObjectNotFound { .. } => StatusCode::NOT_FOUND,
-            BucketError::AlreadyExists(_) | BucketError::VersionNotNewer { .. } => {
-                StatusCode::CONFLICT
-            }
+            BucketError::AlreadyExists(_)
+            | BucketError::VersionNotNewer { .. }
+            | BucketError::TransformChange { .. } => StatusCode::CONFLICT,
             BucketError::BadName { .. }
             | BucketError::BadObjectKey { .. }
             | BucketError::BadRootName { .. }
             | BucketError::BlockTooLarge { .. }
-            | BucketError::BadLevel(_)
-            | BucketError::TransformChange { .. } => StatusCode::BAD_REQUEST,
+            | BucketError::BadLevel(_) => StatusCode::BAD_REQUEST,
             BucketError::KeyRequired(_) | BucketError::WrongKey(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }

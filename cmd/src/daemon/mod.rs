@@ -11,6 +11,7 @@ mod auth;
 mod blobs;
 pub mod config;
 mod error;
+mod extract;
 mod grpc;
 mod live;
 mod metrics;
@@ -28,11 +29,10 @@ use anyhow::{Context, Result, bail};
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, patch, post, put};
 use hydra_bucket::{BucketName, CreateOptions, Key, Store};
 use hydra_eventlog::{DurabilityMode, EventLog, Options};
 use hydra_volume::{Durability, OpenOptions, open_dir};
-use serde_json::json;
+use utoipa_axum::routes;
 
 use self::api::Api;
 use self::app::{App, Shared};
@@ -335,70 +335,81 @@ fn gate(config: &Config, log: &EventLog, metrics: &metrics::Metrics) -> Result<a
     Ok(gate)
 }
 
-/// Every route, documented.
+/// Every route: its handler documents it (`#[utoipa::path]`), the table
+/// says who may call it.
 fn routes() -> Api {
     Api::new()
-        .add("GET", "/health", "Liveness and identity", Rule::Open, get(health))
-        .add("GET", "/metrics", "Prometheus metrics", Rule::Metrics, get(metrics_text))
-        .add("GET", "/openapi.json", "This document", Rule::Open, get(openapi))
-        .add("GET", "/streams", "List streams (?prefix=)", Rule::Read(Of::Prefix), get(streams::list))
-        .add("POST", "/streams/{id}", "Append an event or an array of events (?expected_version= or Expected-Version: any|no_stream|exists|N)", Rule::Write(Of::Id), post(streams::append))
-        .add("GET", "/streams/{id}", "Read a stream (?from=&count=&direction=forwards|backwards&length= for time travel); NDJSON with Accept: application/x-ndjson", Rule::Read(Of::Id), get(streams::read))
-        .add("DELETE", "/streams/{id}", "Delete a stream (?hard=true for a tombstone)", Rule::Delete(Of::Id), delete(streams::delete))
-        .add("GET", "/streams/{id}/version", "Version of the stream's last event", Rule::Read(Of::Id), get(streams::version))
-        .add("GET", "/streams/{id}/metadata", "Stream metadata", Rule::Read(Of::Id), get(streams::get_metadata))
-        .add("PUT", "/streams/{id}/metadata", "Set stream metadata (max_count, max_age, truncate_before, custom)", Rule::Delete(Of::Id), put(streams::set_metadata))
-        .add("GET", "/streams/{id}/head", "The stream's signed head (?length= for an earlier one)", Rule::Read(Of::Id), get(streams::head))
-        .add("GET", "/streams/{id}/proof/{version}", "Inclusion proof of an event against the signed head", Rule::Read(Of::Id), get(streams::proof))
-        .add("GET", "/streams/{id}/consistency", "Consistency proof from ?from_length= to the current head", Rule::Read(Of::Id), get(streams::consistency))
-        .add("GET", "/streams/{id}/snapshot", "Latest snapshot (?at=VERSION); version in Snapshot-Version", Rule::Read(Of::Id), get(streams::load_snapshot))
-        .add("GET", "/streams/{id}/snapshots", "List snapshots", Rule::Read(Of::Id), get(streams::list_snapshots))
-        .add("DELETE", "/streams/{id}/snapshots", "Delete every snapshot", Rule::Delete(Of::Id), delete(streams::delete_snapshots))
-        .add("PUT", "/streams/{id}/snapshots/{version}", "Save a snapshot (the body)", Rule::Write(Of::Id), put(streams::save_snapshot))
-        .add("DELETE", "/streams/{id}/snapshots/{version}", "Delete a snapshot", Rule::Delete(Of::Id), delete(streams::delete_snapshot))
-        .add("GET", "/all", "Read $all (?from=&count=&direction=&type=&prefix=)", Rule::Read(Of::Prefix), get(streams::read_all))
-        .add("GET", "/events/{event_id}", "One event by id", Rule::Read(Of::All), get(streams::get_event))
-        .add("GET", "/subscribe/streams/{id}", "Server-Sent Events: catch up (?from=) then live; Last-Event-ID resumes", Rule::Read(Of::Id), get(subscriptions::stream))
-        .add("GET", "/subscribe/all", "Server-Sent Events over $all (?from=&type=&prefix=)", Rule::Read(Of::Prefix), get(subscriptions::all))
-        .add("GET", "/subscriptions", "List persistent subscriptions", Rule::Read(Of::All), get(subscriptions::list))
-        .add("PUT", "/subscriptions/{name}", "Create a persistent subscription", Rule::Read(Of::All), put(subscriptions::create))
-        .add("GET", "/subscriptions/{name}", "A persistent subscription", Rule::Read(Of::All), get(subscriptions::show))
-        .add("DELETE", "/subscriptions/{name}", "Delete a persistent subscription", Rule::Read(Of::All), delete(subscriptions::delete))
-        .add("GET", "/subscriptions/{name}/events", "Read the next events within the window (?max=&timeout_ms=)", Rule::Read(Of::All), get(subscriptions::read))
-        .add("POST", "/subscriptions/{name}/ack", "Acknowledge up to a position", Rule::Read(Of::All), post(subscriptions::ack))
-        .add("GET", "/buckets", "List buckets", Rule::BucketRead(Of::All), get(blobs::list))
-        .add("GET", "/buckets/{b}", "A bucket's config and size", Rule::BucketRead(Of::Bucket), get(blobs::show))
-        .add("PUT", "/buckets/{b}", "Create a bucket ({\"zstd_level\": N}); encrypted ones are declared in the config", Rule::Admin, put(admin::create_bucket))
-        .add("PATCH", "/buckets/{b}", "Update a bucket's config ({\"version\": N, \"zstd_level\": N})", Rule::Admin, patch(admin::update_bucket))
-        .add("DELETE", "/buckets/{b}", "Remove a bucket and its blocks", Rule::Admin, delete(admin::delete_bucket))
-        .add("GET", "/volume", "The event log's volume: backend, peer id, blocks, bytes", Rule::Admin, get(admin::volume))
-        .add("POST", "/volume/verify", "Re-hash every stored block", Rule::Admin, post(admin::verify))
-        .add("POST", "/gc", "Collect garbage (?bucket=)", Rule::Admin, post(admin::gc))
-        .add("POST", "/scavenge", "Remove events no read can return", Rule::Admin, post(admin::scavenge))
-        .add("POST", "/reindex", "Rebuild the event log's indexes", Rule::Admin, post(admin::reindex))
-        .add("GET", "/replication", "Replica buckets, their streams and objects: peers, progress, what is behind, last success and error; p2p counters", Rule::Admin, get(p2p::replication))
-        .add("GET", "/replication/lag", "How far each replica bucket's streams and objects are behind its best peer now (asked of the peers); caught_up when nothing is", Rule::Admin, get(p2p::lag))
-        .add("GET", "/peers", "This node's peer id and listen addresses, and the peers connected now (addresses, ping)", Rule::Admin, get(p2p::peers))
-        .add("POST", "/peers", "Connect to a peer ({\"addr\": MULTIADDR})", Rule::Admin, post(p2p::connect))
-        .add("GET", "/export", "Streams (?stream=S, repeatable), a bucket (?bucket=B) or everything (?all=true, a backup) as a CARv1 file", Rule::Export, get(admin::export))
-        .add("POST", "/import", "Verify a CARv1 export (streams or a bucket) completely, then apply it (?writer=PEER_ID|HEX to trust only that signer)", Rule::Admin, post(admin::import).layer(DefaultBodyLimit::disable()))
-        .add("GET", "/tokens", "API tokens: names, scopes, creation times (never secrets)", Rule::Admin, get(admin::list_tokens))
-        .add("POST", "/tokens", "Create a token ({\"name\": N, \"scopes\": [S]}); the answer holds its secret, shown once", Rule::Admin, post(admin::create_token))
-        .add("DELETE", "/tokens/{name}", "Revoke a token: its requests are refused and its subscriptions end", Rule::Admin, delete(admin::revoke_token))
-        .add("PUT", "/buckets/{b}/blocks", "Store a block (the body; ?pin=true keeps it through gc); returns its ref", Rule::BucketWrite(Of::Bucket), put(blobs::put_block))
-        .add("GET", "/buckets/{b}/blocks", "List a bucket's blocks", Rule::BucketRead(Of::Bucket), get(blobs::list_blocks))
-        .add("GET", "/buckets/{b}/blocks/{ref}", "A block's bytes", Rule::BucketRead(Of::Bucket), get(blobs::get_block))
-        .add("DELETE", "/buckets/{b}/blocks/{ref}", "Delete a block", Rule::BucketWrite(Of::Bucket), delete(blobs::delete_block))
-        .add("GET", "/buckets/{b}/objects", "List objects (?prefix=)", Rule::BucketRead(Of::Bucket), get(blobs::list_objects))
-        .add("PUT", "/buckets/{b}/objects/{*key}", "Store an object (streamed body, any size)", Rule::BucketWrite(Of::Bucket), put(blobs::put_object).layer(DefaultBodyLimit::disable()))
-        .add("GET", "/buckets/{b}/objects/{*key}", "An object's bytes (streamed)", Rule::BucketRead(Of::Bucket), get(blobs::get_object))
-        .add("DELETE", "/buckets/{b}/objects/{*key}", "Remove an object", Rule::BucketWrite(Of::Bucket), delete(blobs::delete_object))
+        .add(Rule::Open, routes!(health))
+        .add(Rule::Metrics, routes!(metrics_text))
+        .add(Rule::Open, routes!(openapi))
+        .add(Rule::Read(Of::Prefix), routes!(streams::list))
+        .add(Rule::Write(Of::Id), routes!(streams::append))
+        .add(Rule::Read(Of::Id), routes!(streams::read))
+        .add(Rule::Delete(Of::Id), routes!(streams::delete))
+        .add(Rule::Read(Of::Id), routes!(streams::version))
+        .add(Rule::Read(Of::Id), routes!(streams::get_metadata))
+        .add(Rule::Delete(Of::Id), routes!(streams::set_metadata))
+        .add(Rule::Read(Of::Id), routes!(streams::head))
+        .add(Rule::Read(Of::Id), routes!(streams::proof))
+        .add(Rule::Read(Of::Id), routes!(streams::consistency))
+        .add(Rule::Read(Of::Id), routes!(streams::load_snapshot))
+        .add(Rule::Read(Of::Id), routes!(streams::list_snapshots))
+        .add(Rule::Delete(Of::Id), routes!(streams::delete_snapshots))
+        .add(Rule::Write(Of::Id), routes!(streams::save_snapshot))
+        .add(Rule::Delete(Of::Id), routes!(streams::delete_snapshot))
+        .add(Rule::Read(Of::Prefix), routes!(streams::read_all))
+        .add(Rule::Read(Of::All), routes!(streams::get_event))
+        .add(Rule::Read(Of::Id), routes!(subscriptions::stream))
+        .add(Rule::Read(Of::Prefix), routes!(subscriptions::all))
+        .add(Rule::Read(Of::All), routes!(subscriptions::list))
+        .add(Rule::Read(Of::All), routes!(subscriptions::create))
+        .add(Rule::Read(Of::All), routes!(subscriptions::show))
+        .add(Rule::Read(Of::All), routes!(subscriptions::delete))
+        .add(Rule::Read(Of::All), routes!(subscriptions::read))
+        .add(Rule::Read(Of::All), routes!(subscriptions::ack))
+        .add(Rule::BucketRead(Of::All), routes!(blobs::list))
+        .add(Rule::BucketRead(Of::Bucket), routes!(blobs::show))
+        .add(Rule::Admin, routes!(admin::create_bucket))
+        .add(Rule::Admin, routes!(admin::update_bucket))
+        .add(Rule::Admin, routes!(admin::delete_bucket))
+        .add(Rule::Admin, routes!(admin::volume))
+        .add(Rule::Admin, routes!(admin::verify))
+        .add(Rule::Admin, routes!(admin::gc))
+        .add(Rule::Admin, routes!(admin::scavenge))
+        .add(Rule::Admin, routes!(admin::reindex))
+        .add(Rule::Admin, routes!(p2p::replication))
+        .add(Rule::Admin, routes!(p2p::lag))
+        .add(Rule::Admin, routes!(p2p::peers))
+        .add(Rule::Admin, routes!(p2p::connect))
+        .add(Rule::Export, routes!(admin::export))
+        .add(Rule::Admin, unlimited(routes!(admin::import)))
+        .add(Rule::Admin, routes!(admin::list_tokens))
+        .add(Rule::Admin, routes!(admin::create_token))
+        .add(Rule::Admin, routes!(admin::revoke_token))
+        .add(Rule::BucketWrite(Of::Bucket), routes!(blobs::put_block))
+        .add(Rule::BucketRead(Of::Bucket), routes!(blobs::list_blocks))
+        .add(Rule::BucketRead(Of::Bucket), routes!(blobs::get_block))
+        .add(Rule::BucketWrite(Of::Bucket), routes!(blobs::delete_block))
+        .add(Rule::BucketRead(Of::Bucket), routes!(blobs::list_objects))
+        .add(
+            Rule::BucketWrite(Of::Bucket),
+            unlimited(routes!(blobs::put_object)),
+        )
+        .add(Rule::BucketRead(Of::Bucket), routes!(blobs::get_object))
+        .add(Rule::BucketWrite(Of::Bucket), routes!(blobs::delete_object))
+}
+
+/// A route whose body may be any size (it is streamed, not held).
+fn unlimited(
+    (schemas, paths, handler): utoipa_axum::router::UtoipaMethodRouter<Shared>,
+) -> utoipa_axum::router::UtoipaMethodRouter<Shared> {
+    (schemas, paths, handler.layer(DefaultBodyLimit::disable()))
 }
 
 /// The router and its OpenAPI document.
 pub fn router(app: Shared, body_limit: usize) -> (axum::Router, serde_json::Value) {
     let api = routes();
-    let doc = Api::openapi(&api.routes);
+    let doc = api.document();
     let router = api
         .router
         .layer(DefaultBodyLimit::max(body_limit))
@@ -408,16 +419,36 @@ pub fn router(app: Shared, body_limit: usize) -> (axum::Router, serde_json::Valu
     (router, doc)
 }
 
-async fn health(State(app): State<Shared>) -> impl IntoResponse {
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "peer_id": app.log.identity().peer_id().to_string(),
-        "public_key": hydra_volume::hex::encode(&app.log.identity().public_key()),
-        "next_position": app.log.next_position(),
-    }))
+/// Who this daemon is.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok`: the daemon answers.
+    status: String,
+    version: String,
+    /// Its libp2p peer id, from the key that signs its heads.
+    peer_id: String,
+    /// That key, hex.
+    public_key: String,
+    /// The position the next event appended here takes.
+    next_position: u64,
 }
 
+/// Liveness and identity.
+#[utoipa::path(get, path = "/health",
+    responses((status = 200, description = "Up", body = Health)))]
+async fn health(State(app): State<Shared>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        peer_id: app.log.identity().peer_id().to_string(),
+        public_key: hydra_volume::hex::encode(&app.log.identity().public_key()),
+        next_position: app.log.next_position(),
+    })
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "The metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 async fn metrics_text(State(app): State<Shared>) -> impl IntoResponse {
     app.metrics.commits.set(app.log.commits() as i64);
     p2p::update_metrics(&app);
@@ -430,6 +461,9 @@ async fn metrics_text(State(app): State<Shared>) -> impl IntoResponse {
     )
 }
 
+/// This document: OpenAPI 3.1, generated from the handlers.
+#[utoipa::path(get, path = "/openapi.json",
+    responses((status = 200, description = "The document", body = Object)))]
 async fn openapi(
     axum::Extension(doc): axum::Extension<Arc<serde_json::Value>>,
 ) -> impl IntoResponse {

@@ -9,14 +9,14 @@ use anyhow::{Context, Result};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use hydra_bucket::{Bucket, Key, Store};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::app::{App, Shared};
 use super::config::Config;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::JsonBody;
 
 /// Replication state shared with the handlers.
 pub struct P2p {
@@ -191,20 +191,30 @@ fn serving(config: &Config, app: &App) -> Result<hydra_net::Serving> {
     })
 }
 
-/// `GET /replication`: each replica bucket's streams (`follows`) and
-/// objects (`buckets`), and counters.
-pub async fn replication(State(app): State<Shared>) -> impl IntoResponse {
-    let follows: Vec<hydra_net::FollowReport> =
-        app.p2p.buckets.iter().map(|r| report(&r.streams)).collect();
-    let buckets: Vec<hydra_net::BucketReport> =
-        app.p2p.buckets.iter().map(|r| report(&r.objects)).collect();
+/// What replication is doing.
+#[derive(Serialize, ToSchema)]
+pub struct Replication {
+    peer_id: String,
+    /// Each replica bucket's streams loop.
+    follows: Vec<hydra_net::FollowReport>,
+    /// Each replica bucket's objects loop.
+    buckets: Vec<hydra_net::BucketReport>,
+    /// What this node sent and received.
+    stats: hydra_net::StatsSnapshot,
+}
+
+/// Replica buckets, their streams and objects: peers, progress, what is
+/// behind, last success and error; p2p counters.
+#[utoipa::path(get, path = "/replication",
+    responses((status = 200, description = "Replication now", body = Replication)))]
+pub async fn replication(State(app): State<Shared>) -> Json<Replication> {
     let stats = app.p2p.node.get().map(|n| n.stats().snapshot());
-    Json(json!({
-        "peer_id": app.log.identity().peer_id().to_string(),
-        "follows": follows,
-        "buckets": buckets,
-        "stats": stats.unwrap_or_default(),
-    }))
+    Json(Replication {
+        peer_id: app.log.identity().peer_id().to_string(),
+        follows: app.p2p.buckets.iter().map(|r| report(&r.streams)).collect(),
+        buckets: app.p2p.buckets.iter().map(|r| report(&r.objects)).collect(),
+        stats: stats.unwrap_or_default(),
+    })
 }
 
 fn report<T: Clone>(s: &hydra_net::Status<T>) -> T {
@@ -216,9 +226,34 @@ fn peek<T, R>(s: &hydra_net::Status<T>, f: impl FnOnce(&T) -> R) -> R {
     f(&s.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// `GET /replication/lag`: how far each loop is behind its best peer now,
-/// asked of the peers (without waiting); `caught_up` when nothing is.
-pub async fn lag(State(app): State<Shared>) -> ApiResult<Response> {
+/// How far replication is behind.
+#[derive(Serialize, ToSchema)]
+pub struct Lag {
+    /// Whether every loop is caught up.
+    caught_up: bool,
+    /// Each replica bucket's streams loop: events behind.
+    follows: Vec<LoopLag>,
+    /// Each replica bucket's objects loop: blocks behind.
+    buckets: Vec<LoopLag>,
+}
+
+/// How far one loop is behind, or why its peers could not tell.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoopLag {
+    Behind { behind: u64 },
+    Failed { error: String },
+}
+
+/// How far each replica bucket's streams and objects are behind its best
+/// peer now (asked of the peers, without waiting); `caught_up` when
+/// nothing is.
+#[utoipa::path(get, path = "/replication/lag",
+    responses(
+        (status = 200, description = "The lag", body = Lag),
+        (status = 409, description = "This daemon runs no p2p node", body = ErrorBody),
+    ))]
+pub async fn lag(State(app): State<Shared>) -> ApiResult<Json<Lag>> {
     let node = app.p2p.node()?;
     let replicas = &app.p2p.buckets;
     let follows = futures_util::future::join_all(
@@ -231,25 +266,43 @@ pub async fn lag(State(app): State<Shared>) -> ApiResult<Response> {
     let (follows, buckets) = tokio::join!(follows, buckets);
     let mut caught_up = true;
     let mut show = |r: Result<u64, hydra_net::NodeError>| match r {
-        Ok(n) => {
-            caught_up &= n == 0;
-            json!({ "behind": n })
+        Ok(behind) => {
+            caught_up &= behind == 0;
+            LoopLag::Behind { behind }
         }
         Err(e) => {
             caught_up = false;
-            json!({ "error": e.to_string() })
+            LoopLag::Failed {
+                error: e.to_string(),
+            }
         }
     };
-    let follows: Vec<_> = follows.into_iter().map(&mut show).collect();
-    let buckets: Vec<_> = buckets.into_iter().map(&mut show).collect();
-    Ok(
-        Json(json!({ "caught_up": caught_up, "follows": follows, "buckets": buckets }))
-            .into_response(),
-    )
+    let follows = follows.into_iter().map(&mut show).collect();
+    let buckets = buckets.into_iter().map(&mut show).collect();
+    Ok(Json(Lag {
+        caught_up,
+        follows,
+        buckets,
+    }))
 }
 
-/// `GET /peers`: this node and the peers connected now.
-pub async fn peers(State(app): State<Shared>) -> ApiResult<Response> {
+/// This node and its peers.
+#[derive(Serialize, ToSchema)]
+pub struct Peers {
+    peer_id: String,
+    /// Whether a p2p node runs.
+    p2p: bool,
+    /// The addresses it listens on.
+    listening: Vec<String>,
+    /// The peers connected now.
+    peers: Vec<hydra_net::PeerInfo>,
+}
+
+/// This node's peer id and listen addresses, and the peers connected now
+/// (addresses, ping).
+#[utoipa::path(get, path = "/peers",
+    responses((status = 200, description = "The peers", body = Peers)))]
+pub async fn peers(State(app): State<Shared>) -> ApiResult<Json<Peers>> {
     let (listening, peers) = match app.p2p.node.get() {
         Some(n) => (
             n.listening().iter().map(|a| a.to_string()).collect(),
@@ -259,25 +312,39 @@ pub async fn peers(State(app): State<Shared>) -> ApiResult<Response> {
         ),
         None => (Vec::new(), Vec::new()),
     };
-    Ok(Json(json!({
-        "peer_id": app.log.identity().peer_id().to_string(),
-        "p2p": app.p2p.node.get().is_some(),
-        "listening": listening,
-        "peers": peers,
+    Ok(Json(Peers {
+        peer_id: app.log.identity().peer_id().to_string(),
+        p2p: app.p2p.node.get().is_some(),
+        listening,
+        peers,
     }))
-    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConnectBody {
+    /// A multiaddr, `/ip4/.../tcp/.../p2p/PEER_ID`.
     addr: String,
 }
 
-/// `POST /peers`: dial a peer.
+/// A peer connected to.
+#[derive(Serialize, ToSchema)]
+pub struct Connected {
+    peer_id: String,
+}
+
+/// Connects to a peer.
+#[utoipa::path(post, path = "/peers", request_body = ConnectBody,
+    responses(
+        (status = 200, description = "Connected", body = Connected),
+        (status = 400, description = "Not a multiaddr", body = ErrorBody),
+        (status = 409, description = "This daemon runs no p2p node", body = ErrorBody),
+        (status = 502, description = "The peer could not be reached", body = ErrorBody),
+    ))]
 pub async fn connect(
     State(app): State<Shared>,
-    Json(body): Json<ConnectBody>,
-) -> ApiResult<Response> {
+    JsonBody(body): JsonBody<ConnectBody>,
+) -> ApiResult<Json<Connected>> {
     let node = app.p2p.node()?;
     let addr = body
         .addr
@@ -287,7 +354,9 @@ pub async fn connect(
         .connect(addr)
         .await
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
-    Ok(Json(json!({"peer_id": peer.to_string()})).into_response())
+    Ok(Json(Connected {
+        peer_id: peer.to_string(),
+    }))
 }
 
 /// Sets the replication metrics from the node's counters and the loops.

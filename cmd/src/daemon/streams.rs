@@ -4,24 +4,26 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hydra_bucket::BucketName;
 use hydra_eventlog::{
-    AllFilter, Direction, ExpectedVersion, ReadFrom, RecordedEvent, StreamId, StreamMetadata,
-    StreamWrite,
+    AllFilter, AppendResult, ConsistencyProof, Direction, ExpectedVersion, Head, InclusionProof,
+    ReadFrom, RecordedEvent, SnapshotInfo, StreamId, StreamInfo, StreamMetadata, StreamWrite,
 };
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::api::Binary;
 use super::app::{Shared, blocking, committing};
-use super::error::{ApiError, ApiResult};
-use crate::events::{EventOut, event_json_exact, parse_events};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{JsonBody, Path, Query};
+use crate::events::{EventOut, Events, event_json_exact, parse_events};
 
 fn stream_id(id: String) -> ApiResult<StreamId> {
     Ok(StreamId::new(id)?)
@@ -37,14 +39,60 @@ fn expected(q: Option<&str>, headers: &HeaderMap) -> ApiResult<ExpectedVersion> 
     }
 }
 
-#[derive(Deserialize)]
+/// What an append or a delete expects of the stream, as a parameter:
+/// `any`, `no_stream`, `exists` or the version of its last event.
+pub struct Expected;
+
+impl utoipa::PartialSchema for Expected {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        pattern("^(any|no_stream|no-stream|empty|exists|stream_exists|stream-exists|[0-9]{1,19})$")
+    }
+}
+
+impl ToSchema for Expected {}
+
+/// The ways a read runs, as a parameter.
+pub struct ReadDirection;
+
+impl utoipa::PartialSchema for ReadDirection {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        pattern("^(forwards|forward|backwards|backward)$")
+    }
+}
+
+impl ToSchema for ReadDirection {}
+
+fn pattern(p: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(p))
+        .into()
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AppendQuery {
+    /// `any` (the default), `no_stream`, `exists` or the version the
+    /// stream's last event must have; or the `Expected-Version` header.
+    #[param(value_type = Option<Expected>, inline)]
     expected_version: Option<String>,
     /// The bucket of a new stream (an existing one must be in it).
+    #[param(value_type = Option<BucketName>)]
     bucket: Option<String>,
 }
 
-/// `POST /streams/{id}`: one event or an array; 201 with the result.
+/// Appends one event or an array of them, atomically. Retrying with the
+/// same event ids returns the first result.
+#[utoipa::path(post, path = "/streams/{id}",
+    params(("id" = StreamId, Path), AppendQuery,
+        ("Expected-Version" = inline(Option<Expected>), Header, nullable = false, description = "As ?expected_version=")),
+    request_body(content = Events, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Appended", body = AppendResult),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 409, description = "The stream is not at the expected version, or lives in another bucket", body = ErrorBody),
+        (status = 410, description = "The stream is tombstoned", body = ErrorBody),
+    ))]
 pub async fn append(
     State(app): State<Shared>,
     Path(id): Path<String>,
@@ -77,16 +125,38 @@ pub async fn append(
     Ok((StatusCode::CREATED, Json(r)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReadQuery {
+    /// The first version to read (inclusive); the first or last event
+    /// when absent.
     from: Option<u64>,
+    /// Most events to read.
     count: Option<u64>,
+    /// `forwards` (the default) or `backwards`.
+    #[param(value_type = Option<ReadDirection>, inline)]
     direction: Option<String>,
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-    prefix: Option<String>,
     /// Read the stream as it was at this many events.
     length: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadAllQuery {
+    /// The first position to read (inclusive); the first or last event
+    /// when absent.
+    from: Option<u64>,
+    /// Most events to read.
+    count: Option<u64>,
+    /// `forwards` (the default) or `backwards`.
+    #[param(value_type = Option<ReadDirection>, inline)]
+    direction: Option<String>,
+    /// Only events of these types (comma-separated).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    /// Only streams whose id starts with this.
+    prefix: Option<String>,
 }
 
 fn direction(d: Option<&str>) -> ApiResult<Direction> {
@@ -164,7 +234,17 @@ pub fn stream_events(
         .expect("a valid response")
 }
 
-/// `GET /streams/{id}`.
+/// Reads a stream, as JSON or NDJSON (`Accept: application/x-ndjson`),
+/// streamed as it is read.
+#[utoipa::path(get, path = "/streams/{id}", params(("id" = StreamId, Path), ReadQuery),
+    responses(
+        (status = 200, description = "The events", content(
+            (Vec<EventOut> = "application/json"),
+            (EventOut = "application/x-ndjson"))),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 404, description = "No such stream, or no such length", body = ErrorBody),
+        (status = 410, description = "The stream is deleted", body = ErrorBody),
+    ))]
 pub async fn read(
     State(app): State<Shared>,
     Path(id): Path<String>,
@@ -187,10 +267,18 @@ pub async fn read(
     Ok(stream_events(app, events, wants_ndjson(&headers)))
 }
 
-/// `GET /all`.
+/// Reads `$all`, every stream's events in one global order, as JSON or
+/// NDJSON (`Accept: application/x-ndjson`).
+#[utoipa::path(get, path = "/all", params(ReadAllQuery),
+    responses(
+        (status = 200, description = "The events", content(
+            (Vec<EventOut> = "application/json"),
+            (EventOut = "application/x-ndjson"))),
+        (status = 400, description = "Bad input", body = ErrorBody),
+    ))]
 pub async fn read_all(
     State(app): State<Shared>,
-    Query(q): Query<ReadQuery>,
+    Query(q): Query<ReadAllQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let dir = direction(q.direction.as_deref())?;
@@ -207,23 +295,36 @@ pub async fn read_all(
     Ok(stream_events(app, events, wants_ndjson(&headers)))
 }
 
-/// `GET /events/{event_id}`.
+/// One event, by its id.
+#[utoipa::path(get, path = "/events/{event_id}", params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The event", body = EventOut),
+        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+    ))]
 pub async fn get_event(State(app): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
     let id: Uuid = id
         .parse()
         .map_err(|e| ApiError::bad_request(format!("event id {id:?}: {e}")))?;
     let a = app.clone();
     let e = blocking(&app, move || Ok(a.log.get_event(id)?)).await?;
-    Ok(Json(serde_json::to_value(EventOut::new(&e, false)).expect("serialises")).into_response())
+    Ok(Json(EventOut::new(&e, false)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only streams whose id starts with this.
     prefix: Option<String>,
 }
 
-/// `GET /streams`.
-pub async fn list(State(app): State<Shared>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+/// Lists streams with their version, bucket and deletion.
+#[utoipa::path(get, path = "/streams", params(ListQuery),
+    responses((status = 200, description = "The streams", body = Vec<StreamInfo>)))]
+pub async fn list(
+    State(app): State<Shared>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<StreamInfo>>> {
     let a = app.clone();
     let all = blocking(&app, move || {
         Ok(a.log
@@ -231,27 +332,57 @@ pub async fn list(State(app): State<Shared>, Query(q): Query<ListQuery>) -> ApiR
             .collect::<Result<Vec<_>, _>>()?)
     })
     .await?;
-    Ok(Json(all).into_response())
+    Ok(Json(all))
 }
 
-/// `GET /streams/{id}/version`.
-pub async fn version(State(app): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
+/// A stream's version.
+#[derive(Serialize, ToSchema)]
+pub struct StreamVersion {
+    stream: StreamId,
+    /// The version of its last event.
+    version: u64,
+}
+
+/// The version of the stream's last event.
+#[utoipa::path(get, path = "/streams/{id}/version", params(("id" = StreamId, Path)),
+    responses(
+        (status = 200, description = "The version", body = StreamVersion),
+        (status = 404, description = "No such stream", body = ErrorBody),
+    ))]
+pub async fn version(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StreamVersion>> {
     let stream = stream_id(id)?;
     let a = app.clone();
     let s = stream.clone();
     match blocking(&app, move || Ok(a.log.stream_version(&s)?)).await? {
-        Some(v) => Ok(Json(json!({"stream": stream.as_str(), "version": v})).into_response()),
+        Some(version) => Ok(Json(StreamVersion { stream, version })),
         None => Err(hydra_eventlog::Error::StreamNotFound(stream).into()),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
+    /// A tombstone: the stream can never be written again.
     hard: Option<bool>,
+    /// As for an append.
+    #[param(value_type = Option<Expected>, inline)]
     expected_version: Option<String>,
 }
 
-/// `DELETE /streams/{id}`.
+/// Deletes a stream: soft (a later append starts it again, after its
+/// last version) or hard (`?hard=true`, a tombstone).
+#[utoipa::path(delete, path = "/streams/{id}",
+    params(("id" = StreamId, Path), DeleteQuery,
+        ("Expected-Version" = inline(Option<Expected>), Header, nullable = false, description = "As ?expected_version=")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such stream", body = ErrorBody),
+        (status = 409, description = "Not at the expected version", body = ErrorBody),
+        (status = 410, description = "Already tombstoned", body = ErrorBody),
+    ))]
 pub async fn delete(
     State(app): State<Shared>,
     Path(id): Path<String>,
@@ -266,33 +397,64 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /streams/{id}/metadata`.
+/// The stream's metadata: retention (`max_count`, `max_age`,
+/// `truncate_before`) and the application's own.
+#[utoipa::path(get, path = "/streams/{id}/metadata", params(("id" = StreamId, Path)),
+    responses(
+        (status = 200, description = "The metadata", body = StreamMetadata),
+        (status = 404, description = "No such stream", body = ErrorBody),
+    ))]
 pub async fn get_metadata(
     State(app): State<Shared>,
     Path(id): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<StreamMetadata>> {
     let stream = stream_id(id)?;
     let a = app.clone();
-    let m = blocking(&app, move || Ok(a.log.metadata(&stream)?)).await?;
-    Ok(Json(m).into_response())
+    Ok(Json(
+        blocking(&app, move || Ok(a.log.metadata(&stream)?)).await?,
+    ))
 }
 
-/// `PUT /streams/{id}/metadata`.
+/// Sets the stream's metadata.
+#[utoipa::path(put, path = "/streams/{id}/metadata", params(("id" = StreamId, Path)),
+    request_body = StreamMetadata,
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "Bad metadata", body = ErrorBody),
+        (status = 404, description = "No such stream", body = ErrorBody),
+    ))]
 pub async fn set_metadata(
     State(app): State<Shared>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(m): JsonBody<StreamMetadata>,
 ) -> ApiResult<Response> {
     let stream = stream_id(id)?;
-    let m: StreamMetadata = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("bad metadata: {e}")))?;
     let a = app.clone();
     committing(move || Ok(a.log.set_metadata(&stream, m)?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `PUT /streams/{id}/snapshots/{version}`: the body is the snapshot, its
-/// metadata (if any) base64 in the `Snapshot-Metadata` header.
+/// A saved snapshot.
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotSaved {
+    /// The version of the last event it folds in.
+    version: u64,
+    /// Its block in the snapshots bucket.
+    reference: hydra_block::Ref,
+}
+
+/// Saves a snapshot of the stream at a version: the body is the
+/// snapshot, its metadata (if any) base64 in the `Snapshot-Metadata`
+/// header.
+#[utoipa::path(put, path = "/streams/{id}/snapshots/{version}",
+    params(("id" = StreamId, Path), ("version" = u64, Path),
+        ("Snapshot-Metadata" = Option<String>, Header, nullable = false, format = Byte, description = "The snapshot's metadata, base64")),
+    request_body(content = Option<Binary>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Saved", body = SnapshotSaved),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 404, description = "No such stream or version", body = ErrorBody),
+    ))]
 pub async fn save_snapshot(
     State(app): State<Shared>,
     Path((id, version)): Path<(String, u64)>,
@@ -314,19 +476,33 @@ pub async fn save_snapshot(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"version": version, "reference": r})),
+        Json(SnapshotSaved {
+            version,
+            reference: r,
+        }),
     )
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SnapshotQuery {
+    /// The latest snapshot at or before this version (default: the latest).
     at: Option<u64>,
 }
 
-/// `GET /streams/{id}/snapshot`: the latest at or before `at`; the body
-/// is the snapshot, the version in the `Snapshot-Version` header, its
-/// metadata base64 in `Snapshot-Metadata` (when it has any).
+/// The latest snapshot: the body is the snapshot, its version in the
+/// `Snapshot-Version` header, its metadata base64 in `Snapshot-Metadata`
+/// (when it has any).
+#[utoipa::path(get, path = "/streams/{id}/snapshot", params(("id" = StreamId, Path), SnapshotQuery),
+    responses(
+        (status = 200, description = "The snapshot", content_type = "application/octet-stream", body = Binary,
+            headers(
+                ("Snapshot-Version" = u64, description = "The version of the last event it folds in"),
+                ("Snapshot-Timestamp" = u64, description = "When it was saved, ms since the Unix epoch"),
+                ("Snapshot-Metadata" = String, description = "Its metadata, base64, when it has any"))),
+        (status = 404, description = "No snapshot", body = ErrorBody),
+    ))]
 pub async fn load_snapshot(
     State(app): State<Shared>,
     Path(id): Path<String>,
@@ -336,6 +512,7 @@ pub async fn load_snapshot(
     let a = app.clone();
     let s = blocking(&app, move || Ok(a.log.load_snapshot(&stream, q.at)?)).await?;
     let mut r = Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
         .header("snapshot-version", s.version)
         .header("snapshot-timestamp", s.timestamp);
     if !s.metadata.is_empty() {
@@ -344,18 +521,30 @@ pub async fn load_snapshot(
     Ok(r.body(Body::from(s.data)).expect("a valid response"))
 }
 
-/// `GET /streams/{id}/snapshots`.
+/// The stream's snapshots.
+#[utoipa::path(get, path = "/streams/{id}/snapshots", params(("id" = StreamId, Path)),
+    responses(
+        (status = 200, description = "The snapshots", body = Vec<SnapshotInfo>),
+        (status = 404, description = "No such stream", body = ErrorBody),
+    ))]
 pub async fn list_snapshots(
     State(app): State<Shared>,
     Path(id): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<Vec<SnapshotInfo>>> {
     let stream = stream_id(id)?;
     let a = app.clone();
-    let all = blocking(&app, move || Ok(a.log.list_snapshots(&stream)?)).await?;
-    Ok(Json(all).into_response())
+    Ok(Json(
+        blocking(&app, move || Ok(a.log.list_snapshots(&stream)?)).await?,
+    ))
 }
 
-/// `DELETE /streams/{id}/snapshots/{version}`.
+/// Deletes one snapshot.
+#[utoipa::path(delete, path = "/streams/{id}/snapshots/{version}",
+    params(("id" = StreamId, Path), ("version" = u64, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such snapshot", body = ErrorBody),
+    ))]
 pub async fn delete_snapshot(
     State(app): State<Shared>,
     Path((id, version)): Path<(String, u64)>,
@@ -372,29 +561,47 @@ pub async fn delete_snapshot(
     }
 }
 
-/// `DELETE /streams/{id}/snapshots`.
+/// How many things a request removed.
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    deleted: u64,
+}
+
+/// Deletes every snapshot of the stream.
+#[utoipa::path(delete, path = "/streams/{id}/snapshots", params(("id" = StreamId, Path)),
+    responses(
+        (status = 200, description = "How many were deleted", body = Deleted),
+        (status = 404, description = "No such stream", body = ErrorBody),
+    ))]
 pub async fn delete_snapshots(
     State(app): State<Shared>,
     Path(id): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<Deleted>> {
     let stream = stream_id(id)?;
     let a = app.clone();
-    let n = committing(move || Ok(a.log.delete_snapshots(&stream)?)).await?;
-    Ok(Json(json!({"deleted": n})).into_response())
+    let deleted = committing(move || Ok(a.log.delete_snapshots(&stream)?)).await? as u64;
+    Ok(Json(Deleted { deleted }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HeadQuery {
+    /// The head the stream had at this many events (default: now).
     length: Option<u64>,
-    from_length: Option<u64>,
 }
 
-/// `GET /streams/{id}/head`: the signed head (at `length`, if given).
+/// The stream's signed head: its length and Merkle root, signed by this
+/// node's key.
+#[utoipa::path(get, path = "/streams/{id}/head", params(("id" = StreamId, Path), HeadQuery),
+    responses(
+        (status = 200, description = "The head", body = Head),
+        (status = 404, description = "No such stream, or no such length", body = ErrorBody),
+    ))]
 pub async fn head(
     State(app): State<Shared>,
     Path(id): Path<String>,
     Query(q): Query<HeadQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<Head>> {
     let stream = stream_id(id)?;
     let a = app.clone();
     let h = blocking(&app, move || {
@@ -404,15 +611,31 @@ pub async fn head(
         })
     })
     .await?;
-    Ok(Json(h).into_response())
+    Ok(Json(h))
 }
 
-/// `GET /streams/{id}/proof/{version}`: head, inclusion proof and the
-/// event (payloads as base64, exact bytes).
+/// An event with the proof that it is in the stream the head signs.
+#[derive(Serialize, ToSchema)]
+pub struct EventProof {
+    head: Head,
+    proof: InclusionProof,
+    /// The event, payloads as base64 (the proof covers exact bytes).
+    #[schema(value_type = EventOut)]
+    event: serde_json::Value,
+}
+
+/// An event, the head and the inclusion proof linking them; payloads as
+/// base64 (exact bytes). `hydra stream verify` checks it.
+#[utoipa::path(get, path = "/streams/{id}/proof/{version}",
+    params(("id" = StreamId, Path), ("version" = u64, Path)),
+    responses(
+        (status = 200, description = "The proof", body = EventProof),
+        (status = 404, description = "No such stream or version", body = ErrorBody),
+    ))]
 pub async fn proof(
     State(app): State<Shared>,
     Path((id, version)): Path<(String, u64)>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<EventProof>> {
     let stream = stream_id(id)?;
     let a = app.clone();
     let v = blocking(&app, move || {
@@ -427,30 +650,59 @@ pub async fn proof(
                 version,
                 length: head.length,
             })?;
-        Ok(json!({"head": head, "proof": proof, "event": event_json_exact(&event)}))
+        Ok(EventProof {
+            head,
+            proof,
+            event: event_json_exact(&event),
+        })
     })
     .await?;
-    Ok(Json(v).into_response())
+    Ok(Json(v))
 }
 
-/// `GET /streams/{id}/consistency?from_length=N`: proof that the head of
-/// length N is a prefix of the current head.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The length of the older head.
+    from_length: u64,
+}
+
+/// Two heads of a stream and the proof that the older is a prefix of the
+/// newer.
+#[derive(Serialize, ToSchema)]
+pub struct HeadConsistency {
+    old_head: Head,
+    head: Head,
+    consistency: ConsistencyProof,
+}
+
+/// Proof that the stream's head at `from_length` is a prefix of its
+/// head now.
+#[utoipa::path(get, path = "/streams/{id}/consistency", params(("id" = StreamId, Path), ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = HeadConsistency),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 404, description = "No such stream, or no such length", body = ErrorBody),
+    ))]
 pub async fn consistency(
     State(app): State<Shared>,
     Path(id): Path<String>,
-    Query(q): Query<HeadQuery>,
-) -> ApiResult<Response> {
+    Query(q): Query<ConsistencyQuery>,
+) -> ApiResult<Json<HeadConsistency>> {
     let stream = stream_id(id)?;
-    let old = q
-        .from_length
-        .ok_or_else(|| ApiError::bad_request("from_length is required"))?;
+    let old = q.from_length;
     let a = app.clone();
     let v = blocking(&app, move || {
+        // A length the stream never had is not found, as for a head.
+        let old_head = a.log.head_at(&stream, old)?;
         let head = a.log.head(&stream)?;
         let proof = a.log.prove_consistency(&stream, old, head.length)?;
-        let old_head = a.log.head_at(&stream, old)?;
-        Ok(json!({"old_head": old_head, "head": head, "consistency": proof}))
+        Ok(HeadConsistency {
+            old_head,
+            head,
+            consistency: proof,
+        })
     })
     .await?;
-    Ok(Json(v).into_response())
+    Ok(Json(v))
 }

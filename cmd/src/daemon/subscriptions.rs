@@ -3,28 +3,78 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::Stream;
-use hydra_eventlog::{StreamId, Target};
-use serde::Deserialize;
-use serde_json::json;
+use hydra_eventlog::{PersistentSubscription, StreamId, Target};
+use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::app::{Shared, blocking};
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{JsonBody, Path, Query};
 use crate::events::EventOut;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SubscribeQuery {
+    /// The first version to deliver (default: only events appended from
+    /// now on).
     from: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubscribeAllQuery {
+    /// The first position to deliver (default: only events appended from
+    /// now on).
+    from: Option<u64>,
+    /// Only events of these types (comma-separated).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
+    /// Only streams whose id starts with this.
     prefix: Option<String>,
+}
+
+/// One Server-Sent Events message: `id:` the event's version (a stream)
+/// or position (`$all`), `data:` the event as JSON.
+pub struct SseMessage;
+
+impl utoipa::PartialSchema for SseMessage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ObjectBuilder, Type};
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        ObjectBuilder::new()
+            .property(
+                "data",
+                text()
+                    .content_media_type("application/json")
+                    .content_schema(Some(utoipa::openapi::Ref::from_schema_name(
+                        EventOut::name(),
+                    ))),
+            )
+            .property("id", text().pattern(Some("^[0-9]+$")))
+            .property("event", text())
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for SseMessage {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((EventOut::name().into(), EventOut::schema()));
+    }
 }
 
 /// Where to start: after `Last-Event-ID` (a reconnect) if given, else
@@ -34,8 +84,15 @@ fn start(headers: &HeaderMap, from: Option<u64>) -> ApiResult<Option<u64>> {
         Some(Ok(id)) => id
             .trim()
             .parse::<u64>()
-            .map(|v| Some(v + 1))
-            .map_err(|_| ApiError::bad_request(format!("Last-Event-ID {id:?} is not a number"))),
+            .ok()
+            .and_then(|v| v.checked_add(1))
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Last-Event-ID {id:?} is not a number below {}",
+                    u64::MAX
+                ))
+            }),
         Some(Err(_)) => Err(ApiError::bad_request("Last-Event-ID is not text")),
         None => Ok(from),
     }
@@ -67,7 +124,16 @@ async fn sse(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// `GET /subscribe/streams/{id}`.
+/// Server-Sent Events of one stream: catch up from `?from=`, then live;
+/// each message's `id:` is the event's version and its `data:` the event
+/// (JSON), so `Last-Event-ID` resumes after a reconnect.
+#[utoipa::path(get, path = "/subscribe/streams/{id}",
+    params(("id" = StreamId, Path), SubscribeQuery,
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 18446744073709551614_u64, description = "Resume after this version")),
+    responses(
+        (status = 200, description = "Events as they come, until the client leaves", content_type = "text/event-stream", body = SseMessage),
+        (status = 400, description = "Bad input", body = ErrorBody),
+    ))]
 pub async fn stream(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
@@ -82,11 +148,19 @@ pub async fn stream(
         .into_response())
 }
 
-/// `GET /subscribe/all`.
+/// Server-Sent Events of `$all`, filtered: catch up from `?from=`, then
+/// live; each message's `id:` is the event's position.
+#[utoipa::path(get, path = "/subscribe/all",
+    params(SubscribeAllQuery,
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 18446744073709551614_u64, description = "Resume after this position")),
+    responses(
+        (status = 200, description = "Events as they come, until the client leaves", content_type = "text/event-stream", body = SseMessage),
+        (status = 400, description = "Bad input", body = ErrorBody),
+    ))]
 pub async fn all(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<SubscribeQuery>,
+    Query(q): Query<SubscribeAllQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let from = start(&headers, q.from)?;
@@ -101,19 +175,23 @@ pub async fn all(
 }
 
 /// Body of `PUT /subscriptions/{name}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
     /// Follow one stream...
+    #[schema(value_type = Option<StreamId>)]
     stream: Option<String>,
-    /// ...or `$all`, filtered.
+    /// ...or `$all`, filtered: streams whose id starts with this...
     #[serde(default)]
     prefix: Option<String>,
+    /// ...and events of these types (any, when empty).
     #[serde(default)]
     types: Vec<String>,
     /// Start (version or position); absent: from now.
     from: Option<u64>,
+    /// Most events delivered and not yet acknowledged.
     #[serde(default = "default_window")]
+    #[schema(default = 100)]
     window: u32,
 }
 
@@ -121,11 +199,19 @@ fn default_window() -> u32 {
     100
 }
 
-/// `PUT /subscriptions/{name}`.
+/// Creates a persistent subscription: the daemon keeps its place, and
+/// its readers acknowledge what they handled.
+#[utoipa::path(put, path = "/subscriptions/{name}", params(("name" = String, Path)),
+    request_body = CreateSubscription,
+    responses(
+        (status = 201, description = "Created", body = PersistentSubscription),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 409, description = "It exists", body = ErrorBody),
+    ))]
 pub async fn create(
     State(app): State<Shared>,
     Path(name): Path<String>,
-    Json(body): Json<CreateSubscription>,
+    JsonBody(body): JsonBody<CreateSubscription>,
 ) -> ApiResult<Response> {
     let target = match body.stream {
         Some(s) => Target::Stream(StreamId::new(s)?),
@@ -143,26 +229,49 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(sub)).into_response())
 }
 
-/// `GET /subscriptions`.
-pub async fn list(State(app): State<Shared>) -> ApiResult<Response> {
+/// The persistent subscriptions.
+#[utoipa::path(get, path = "/subscriptions",
+    responses((status = 200, description = "The subscriptions", body = Vec<PersistentSubscription>)))]
+pub async fn list(State(app): State<Shared>) -> ApiResult<Json<Vec<PersistentSubscription>>> {
     let a = app.clone();
-    Ok(Json(blocking(&app, move || Ok(a.log.subscriptions()?)).await?).into_response())
+    Ok(Json(
+        blocking(&app, move || Ok(a.log.subscriptions()?)).await?,
+    ))
 }
 
-/// `GET /subscriptions/{name}`.
-pub async fn show(State(app): State<Shared>, Path(name): Path<String>) -> ApiResult<Response> {
+/// One persistent subscription.
+#[utoipa::path(get, path = "/subscriptions/{name}", params(("name" = String, Path)),
+    responses(
+        (status = 200, description = "The subscription", body = PersistentSubscription),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    ))]
+pub async fn show(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PersistentSubscription>> {
     let a = app.clone();
-    Ok(Json(blocking(&app, move || Ok(a.log.subscription(&name)?)).await?).into_response())
+    Ok(Json(
+        blocking(&app, move || Ok(a.log.subscription(&name)?)).await?,
+    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReadQuery {
+    /// Most events to answer (default 100).
     max: Option<usize>,
+    /// How long to wait for a first event, in ms (default 0, at most half
+    /// the request timeout).
     timeout_ms: Option<u64>,
 }
 
-/// `GET /subscriptions/{name}/events`: up to `max` events within the
-/// window, waiting up to `timeout_ms` for the first.
+/// The subscription's next events within its window, waiting up to
+/// `timeout_ms` for the first.
+#[utoipa::path(get, path = "/subscriptions/{name}/events", params(("name" = String, Path), ReadQuery),
+    responses(
+        (status = 200, description = "The events (none when the window is full or nothing came)", body = Vec<EventOut>),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    ))]
 pub async fn read(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -176,28 +285,48 @@ pub async fn read(
     );
     let events = super::live::read_subscription(&app, &name, max, wait).await?;
     let out: Vec<_> = events.iter().map(|e| EventOut::new(e, false)).collect();
-    Ok(Json(serde_json::to_value(out).expect("serialises")).into_response())
+    Ok(Json(out).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ack {
     /// Version (stream) or position (`$all`) of the last event handled.
     position: u64,
 }
 
-/// `POST /subscriptions/{name}/ack`.
+/// How far a subscription is acknowledged.
+#[derive(Serialize, ToSchema)]
+pub struct Acked {
+    acked: u64,
+}
+
+/// Acknowledges the subscription's events up to a version or position.
+#[utoipa::path(post, path = "/subscriptions/{name}/ack", params(("name" = String, Path)),
+    request_body = Ack,
+    responses(
+        (status = 200, description = "Acknowledged", body = Acked),
+        (status = 400, description = "Beyond what was delivered", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    ))]
 pub async fn ack(
     State(app): State<Shared>,
     Path(name): Path<String>,
-    Json(body): Json<Ack>,
-) -> ApiResult<Response> {
+    JsonBody(body): JsonBody<Ack>,
+) -> ApiResult<Json<Acked>> {
     let a = app.clone();
     blocking(&app, move || Ok(a.log.ack(&name, body.position)?)).await?;
-    Ok(Json(json!({"acked": body.position})).into_response())
+    Ok(Json(Acked {
+        acked: body.position,
+    }))
 }
 
-/// `DELETE /subscriptions/{name}`.
+/// Deletes a persistent subscription.
+#[utoipa::path(delete, path = "/subscriptions/{name}", params(("name" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    ))]
 pub async fn delete(State(app): State<Shared>, Path(name): Path<String>) -> ApiResult<Response> {
     let a = app.clone();
     blocking(&app, move || Ok(a.log.delete_subscription(&name)?)).await?;

@@ -7,6 +7,7 @@ mod buckets;
 mod daemon;
 mod grpc;
 mod objects;
+mod openapi;
 mod readme;
 mod remote;
 mod replica;
