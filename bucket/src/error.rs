@@ -115,6 +115,49 @@ pub enum BucketError {
     BadConfig { bucket: String, reason: String },
 }
 
+/// What kind of failure an error is, for whoever acts on it (an API's
+/// status, a client's retry, an application's "not found"): the same kinds
+/// whether the store runs in this process or behind a daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Bad input: as it is, the request can never succeed.
+    Invalid,
+    /// What it names does not exist.
+    NotFound,
+    /// An append or a delete expected another version of the stream.
+    WrongExpectedVersion,
+    /// It conflicts with what is there (exists already, replicated, ...).
+    Conflict,
+    /// What it names was deleted for good.
+    Gone,
+    /// It needs a key that is missing here, or another one.
+    Forbidden,
+    /// The store is closing or busy: the same request may succeed later.
+    Unavailable,
+    /// Anything else: storage faults, corrupt data.
+    Other,
+}
+
+impl BucketError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            BucketError::NotFound(_)
+            | BucketError::BlockNotFound { .. }
+            | BucketError::ObjectNotFound { .. } => ErrorKind::NotFound,
+            BucketError::AlreadyExists(_)
+            | BucketError::VersionNotNewer { .. }
+            | BucketError::TransformChange { .. } => ErrorKind::Conflict,
+            BucketError::BadName { .. }
+            | BucketError::BadObjectKey { .. }
+            | BucketError::BadRootName { .. }
+            | BucketError::BlockTooLarge { .. }
+            | BucketError::BadLevel(_) => ErrorKind::Invalid,
+            BucketError::KeyRequired(_) | BucketError::WrongKey(_) => ErrorKind::Forbidden,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

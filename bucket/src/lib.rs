@@ -48,7 +48,7 @@ mod verify;
 pub use bucket::{BlockWriter, Bucket, BucketStats, MAX_BLOCK_SIZE, WriteStats};
 pub use config::{BucketConfig, BucketUpdate, Policies};
 pub use copy::CopyReport;
-pub use error::BucketError;
+pub use error::{BucketError, ErrorKind};
 pub use gc::GcReport;
 pub use key::{KEY_ENV, Key};
 pub use name::{BucketName, MAX_BUCKET_NAME};

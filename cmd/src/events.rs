@@ -52,7 +52,11 @@ fn payload(bytes: &[u8], exact: bool) -> (Option<&RawValue>, Option<String>) {
     if bytes.is_empty() {
         return (None, None);
     }
-    if !exact && let Ok(raw) = serde_json::from_slice::<&RawValue>(bytes) {
+    // JSON with whitespace around it would lose the whitespace as JSON.
+    if !exact
+        && let Ok(raw) = serde_json::from_slice::<&RawValue>(bytes)
+        && raw.get().len() == bytes.len()
+    {
         return (Some(raw), None);
     }
     (None, Some(STANDARD.encode(bytes)))
@@ -330,5 +334,11 @@ mod tests {
         let text = serde_json::to_string(&EventOut::new(&rec, false)).unwrap();
         assert!(text.contains(r#""data":{"b": 1,  "a":2}"#), "{text}");
         assert!(text.contains(r#""metadata_base64":"AAE=""#), "{text}");
+        let padded = RecordedEvent {
+            data: b" 42 ".to_vec(),
+            ..rec
+        };
+        let text = serde_json::to_string(&EventOut::new(&padded, false)).unwrap();
+        assert!(text.contains(r#""data_base64":"IDQyIA==""#), "{text}");
     }
 }

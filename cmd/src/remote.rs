@@ -1,26 +1,24 @@
-//! Every CLI command against a running daemon (`--api URL`): the same
-//! output as embedded mode, over the HTTP API.
+//! The CLI's commands on buckets, blocks, objects, the volume and
+//! replication against a running daemon (`--api URL`): the same output as
+//! embedded mode, over the HTTP API. (The commands on events go through
+//! `hydra-client`, one body for both modes: `cli::events`.)
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 
+use crate::cli::Command;
 use crate::cli::block::BlockCmd;
 use crate::cli::bucket::BucketCmd;
 use crate::cli::object::ObjectCmd;
 use crate::cli::peer::PeerCmd;
-use crate::cli::snapshot::SnapshotCmd;
-use crate::cli::stream::StreamCmd;
 use crate::cli::volume::VolumeCmd;
-use crate::cli::{Command, EventCmd};
-use crate::events::{event_from_json, input_bytes, print_event};
 use crate::output::{self, human};
+use hydra_client::path_segment as seg;
 
 /// A client of one daemon.
 pub struct Remote {
@@ -33,19 +31,6 @@ pub struct Remote {
 pub struct Access {
     pub token: Option<String>,
     pub cacert: Option<std::path::PathBuf>,
-}
-
-/// Percent-encodes one path segment (stream ids, keys may hold anything).
-fn seg(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// An object key: segments encoded, slashes kept.
@@ -185,12 +170,9 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Stream(cmd) => return stream(remote, cmd, &mut out),
-        Command::Event(EventCmd::Get { id }) => {
-            let v = remote.json(remote.get(&format!("/events/{id}")))?;
-            output::json(&v)?;
+        Command::Stream(_) | Command::Event(_) | Command::Snapshot(_) => {
+            unreachable!("event commands go through hydra-client (cli::events)")
         }
-        Command::Snapshot(cmd) => snapshot(remote, cmd, &mut out)?,
         Command::Export(args) => {
             let mut names: Vec<(&str, String)> = args
                 .streams
@@ -550,359 +532,6 @@ impl<R: Read> Read for Progress<R> {
         self.bar.set_position(self.read);
         Ok(n)
     }
-}
-
-/// Bytes as an event payload field: JSON as itself, else base64.
-/// Puts `bytes` into an event body as `NAME_base64`: the daemon stores
-/// exactly these bytes, as the embedded CLI does (JSON text re-serialised
-/// on the way would change them, and with them the event's Merkle leaf).
-fn payload(obj: &mut serde_json::Map<String, Value>, name: &str, bytes: Vec<u8>) {
-    if !bytes.is_empty() {
-        obj.insert(format!("{name}_base64"), STANDARD.encode(&bytes).into());
-    }
-}
-
-/// The query of a ranged read: direction, and from and count when given.
-fn range_query(from: Option<u64>, count: u64, backward: bool) -> Vec<(&'static str, String)> {
-    let direction = if backward { "backwards" } else { "forwards" };
-    let mut q = vec![("direction", direction.to_owned())];
-    if let Some(f) = from {
-        q.push(("from", f.to_string()));
-    }
-    if count != u64::MAX {
-        q.push(("count", count.to_string()));
-    }
-    q
-}
-
-/// Reads NDJSON events from a response, printing each.
-fn print_ndjson(r: Response, out: &mut impl Write, json: bool) -> Result<()> {
-    for line in BufReader::new(r).lines() {
-        let line = line?;
-        if line.is_empty() {
-            continue;
-        }
-        let e = event_from_json(&serde_json::from_str(&line)?)?;
-        print_event(out, &e, json)?;
-    }
-    Ok(())
-}
-
-fn stream(remote: &Remote, cmd: StreamCmd, out: &mut impl Write) -> Result<ExitCode> {
-    let ndjson = |path: String, query: Vec<(&str, String)>| -> Result<Response> {
-        remote.send(
-            remote
-                .get(&path)
-                .query(&query)
-                .header("Accept", "application/x-ndjson"),
-        )
-    };
-    match cmd {
-        StreamCmd::Append {
-            stream,
-            event_type,
-            expected,
-            data,
-            metadata,
-            id,
-            bucket,
-            json,
-        } => {
-            let mut e = serde_json::Map::new();
-            e.insert("type".into(), event_type.into());
-            if let Some(id) = id {
-                e.insert("id".into(), id.to_string().into());
-            }
-            payload(&mut e, "data", input_bytes(data.as_deref())?);
-            payload(&mut e, "metadata", input_bytes(metadata.as_deref())?);
-            let v = remote.json(
-                remote
-                    .client
-                    .post(remote.url(&format!("/streams/{}", seg(stream.as_str()))))
-                    .query(&[("bucket", bucket.as_ref().map(|b| b.as_str()))])
-                    .header("Expected-Version", expected.to_string())
-                    .json(&Value::Object(e)),
-            )?;
-            if json {
-                output::json(&json!({"version": v["version"], "position": v["position"]}))?;
-            } else {
-                writeln!(out, "version {} position {}", v["version"], v["position"])?;
-            }
-        }
-        StreamCmd::Read {
-            stream,
-            from,
-            count,
-            backward,
-            at_length,
-            json,
-        } => {
-            let mut q = range_query(from, count, backward);
-            if let Some(l) = at_length {
-                q.push(("length", l.to_string()));
-            }
-            print_ndjson(
-                ndjson(format!("/streams/{}", seg(stream.as_str())), q)?,
-                out,
-                json,
-            )?;
-        }
-        StreamCmd::All {
-            from,
-            count,
-            backward,
-            types,
-            prefix,
-            json,
-        } => {
-            let mut q = range_query(from, count, backward);
-            if !types.is_empty() {
-                q.push(("type", types.join(",")));
-            }
-            if let Some(p) = prefix {
-                q.push(("prefix", p));
-            }
-            print_ndjson(ndjson("/all".into(), q)?, out, json)?;
-        }
-        StreamCmd::Version { stream } => {
-            let v =
-                remote.json(remote.get(&format!("/streams/{}/version", seg(stream.as_str()))))?;
-            writeln!(out, "{}", v["version"])?;
-        }
-        StreamCmd::Ls { prefix, json } => {
-            let v = remote.json(remote.get("/streams").query(&[("prefix", prefix)]))?;
-            if json {
-                output::json(&v)?;
-            } else {
-                for s in v.as_array().into_iter().flatten() {
-                    let state = if s["tombstoned"] == true {
-                        "tombstoned"
-                    } else if s["deleted"] == true {
-                        "deleted"
-                    } else {
-                        ""
-                    };
-                    let version = s["version"].as_u64().map_or("-".into(), |v| v.to_string());
-                    writeln!(
-                        out,
-                        "{}\t{version}\t{}\t{state}",
-                        s["stream"].as_str().unwrap_or("?"),
-                        s["bucket"].as_str().unwrap_or("-")
-                    )?;
-                }
-            }
-        }
-        StreamCmd::Delete {
-            stream,
-            hard,
-            expected,
-        } => {
-            remote.send(
-                remote
-                    .client
-                    .delete(remote.url(&format!("/streams/{}", seg(stream.as_str()))))
-                    .query(&[("hard", hard)])
-                    .header("Expected-Version", expected.to_string()),
-            )?;
-            writeln!(
-                out,
-                "{} {stream}",
-                if hard { "tombstoned" } else { "deleted" }
-            )?;
-        }
-        StreamCmd::Meta {
-            stream,
-            max_count,
-            max_age,
-            truncate_before,
-        } => {
-            remote.send(remote.client.put(remote.url(&format!("/streams/{}/metadata", seg(stream.as_str())))).json(&json!({"max_count": max_count, "max_age": max_age, "truncate_before": truncate_before})))?;
-            writeln!(out, "metadata of {stream} set")?;
-        }
-        StreamCmd::Head { stream, at_length } => {
-            let mut req = remote.get(&format!("/streams/{}/head", seg(stream.as_str())));
-            if let Some(l) = at_length {
-                req = req.query(&[("length", l)]);
-            }
-            output::json(&remote.json(req)?)?;
-        }
-        StreamCmd::Prove {
-            stream,
-            version,
-            from_length,
-        } => {
-            let v = match (version, from_length) {
-                (Some(v), _) => remote
-                    .json(remote.get(&format!("/streams/{}/proof/{v}", seg(stream.as_str()))))?,
-                (None, Some(l)) => remote.json(
-                    remote
-                        .get(&format!("/streams/{}/consistency", seg(stream.as_str())))
-                        .query(&[("from_length", l)]),
-                )?,
-                (None, None) => bail!("give a VERSION or --from-length N"),
-            };
-            output::json(&v)?;
-        }
-        StreamCmd::Verify { signer } => {
-            let signer = match signer {
-                Some(s) => s,
-                None => remote.json(remote.get("/health"))?["public_key"]
-                    .as_str()
-                    .context("the daemon did not say its key")?
-                    .to_owned(),
-            };
-            return crate::cli::stream::verify_with(&signer);
-        }
-        StreamCmd::Scavenge => {
-            let r = remote.json(remote.client.post(remote.url("/scavenge")))?;
-            writeln!(
-                out,
-                "scavenged {} events ({}) from {} streams",
-                r["events"],
-                human(r["bytes"].as_u64().unwrap_or(0)),
-                r["streams"]
-            )?;
-        }
-        StreamCmd::Reindex => {
-            let r = remote.json(remote.client.post(remote.url("/reindex")))?;
-            writeln!(
-                out,
-                "reindexed {} events in {} streams",
-                r["events"], r["streams"]
-            )?;
-        }
-        StreamCmd::Subscribe {
-            stream,
-            all,
-            from,
-            json,
-            count,
-        } => {
-            let path = match (&stream, all) {
-                (Some(s), false) => format!("/subscribe/streams/{}", seg(s.as_str())),
-                (None, true) => "/subscribe/all".into(),
-                _ => bail!("give a STREAM or --all"),
-            };
-            let mut req = remote.get(&path);
-            if let Some(f) = from {
-                req = req.query(&[("from", f)]);
-            }
-            let r = remote.send(req)?;
-            let mut seen = 0u64;
-            for line in BufReader::new(r).lines() {
-                let line = line?;
-                if let Some(data) = line.strip_prefix("data:") {
-                    let e = event_from_json(&serde_json::from_str(data.trim())?)?;
-                    print_event(out, &e, json)?;
-                    out.flush()?;
-                    seen += 1;
-                    if count.is_some_and(|c| seen >= c) {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn snapshot(remote: &Remote, cmd: SnapshotCmd, out: &mut impl Write) -> Result<()> {
-    match cmd {
-        SnapshotCmd::Save {
-            stream,
-            version,
-            data,
-            metadata,
-        } => {
-            let metadata = STANDARD.encode(input_bytes(metadata.as_deref())?);
-            let v = remote.json(
-                remote
-                    .client
-                    .put(remote.url(&format!(
-                        "/streams/{}/snapshots/{version}",
-                        seg(stream.as_str())
-                    )))
-                    .header(crate::daemon::SNAPSHOT_METADATA, metadata)
-                    .body(input_bytes(Some(&data))?),
-            )?;
-            writeln!(
-                out,
-                "saved snapshot of {stream} at version {version}: {}",
-                v["reference"].as_str().unwrap_or("?")
-            )?;
-        }
-        SnapshotCmd::Load { stream, at, json } => {
-            let mut req = remote.get(&format!("/streams/{}/snapshot", seg(stream.as_str())));
-            if let Some(a) = at {
-                req = req.query(&[("at", a)]);
-            }
-            let r = remote.send(req)?;
-            let version = r
-                .headers()
-                .get("snapshot-version")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("?")
-                .to_owned();
-            let timestamp = r
-                .headers()
-                .get("snapshot-timestamp")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("0")
-                .to_owned();
-            let metadata = r
-                .headers()
-                .get(crate::daemon::SNAPSHOT_METADATA)
-                .map(|v| STANDARD.decode(v.as_bytes()))
-                .transpose()
-                .context("the daemon's snapshot metadata is not base64")?
-                .unwrap_or_default();
-            let data = r.bytes()?;
-            if json {
-                output::json(&crate::cli::snapshot::as_json(&hydra_eventlog::Snapshot {
-                    stream: stream.clone(),
-                    version: version.parse().unwrap_or_default(),
-                    timestamp: timestamp.parse().unwrap_or_default(),
-                    data: data.to_vec(),
-                    metadata,
-                }))?;
-            } else {
-                out.write_all(&data)?;
-            }
-        }
-        SnapshotCmd::Ls { stream } => {
-            let v =
-                remote.json(remote.get(&format!("/streams/{}/snapshots", seg(stream.as_str()))))?;
-            for s in v.as_array().into_iter().flatten() {
-                writeln!(
-                    out,
-                    "{}\t{}",
-                    s["version"],
-                    s["reference"].as_str().unwrap_or("?")
-                )?;
-            }
-        }
-        SnapshotCmd::Rm {
-            stream,
-            version,
-            all,
-        } => {
-            if all {
-                let v =
-                    remote.json(remote.client.delete(
-                        remote.url(&format!("/streams/{}/snapshots", seg(stream.as_str()))),
-                    ))?;
-                writeln!(out, "removed {} snapshots of {stream}", v["deleted"])?;
-            } else {
-                let v = version.expect("clap requires it");
-                remote.send(remote.client.delete(
-                    remote.url(&format!("/streams/{}/snapshots/{v}", seg(stream.as_str()))),
-                ))?;
-                writeln!(out, "removed snapshot of {stream} at version {v}")?;
-            }
-        }
-    }
-    Ok(())
 }
 
 impl crate::cli::token::TokenAdmin for Remote {

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use hydra_bucket::{BucketError, BucketName};
+use hydra_bucket::{BucketError, BucketName, ErrorKind};
 use hydra_volume::VolumeError;
 use uuid::Uuid;
 
@@ -170,6 +170,44 @@ impl From<VolumeError> for Error {
 impl From<BucketError> for Error {
     fn from(e: BucketError) -> Error {
         Error::Bucket(Arc::new(e))
+    }
+}
+
+impl Error {
+    /// What kind of failure this is (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::WrongExpectedVersion { .. } => ErrorKind::WrongExpectedVersion,
+            Error::DuplicateEventId { .. }
+            | Error::SubscriptionExists(_)
+            | Error::Replicated { .. }
+            | Error::NotAReplica { .. }
+            | Error::OtherWriter { .. }
+            | Error::Inconsistent { .. }
+            | Error::OtherBucket { .. }
+            | Error::OtherPartition { .. }
+            | Error::BucketHoldsStreams { .. } => ErrorKind::Conflict,
+            Error::StreamNotFound(_)
+            | Error::EventNotFound(_)
+            | Error::NoSuchPosition(_)
+            | Error::NoSuchVersion { .. }
+            | Error::SubscriptionNotFound(_)
+            | Error::SnapshotNotFound { .. } => ErrorKind::NotFound,
+            Error::StreamDeleted(_) | Error::Scavenged { .. } => ErrorKind::Gone,
+            Error::ImportGap { .. }
+            | Error::BadHeadSignature(_)
+            | Error::BadStreamId(_)
+            | Error::BadEventType(_)
+            | Error::DuplicateInAppend { .. }
+            | Error::EmptyAppend
+            | Error::DuplicateStreamInAppend { .. }
+            | Error::BadHeadOrder { .. }
+            | Error::HeadMismatch { .. }
+            | Error::AckBeyondDelivered { .. } => ErrorKind::Invalid,
+            Error::Closed => ErrorKind::Unavailable,
+            Error::Bucket(b) => b.kind(),
+            _ => ErrorKind::Other,
+        }
     }
 }
 

@@ -97,6 +97,7 @@ mod compact;
 mod error;
 mod event;
 mod event_id;
+mod event_store;
 mod hex;
 mod id;
 mod layout;
@@ -124,6 +125,8 @@ pub use event::{
     AllFilter, AppendResult, Direction, DurabilityMode, ExpectedVersion, MAX_EVENT_TYPE, NewEvent,
     ReadFrom, RecordedEvent, StreamMetadata,
 };
+pub use event_store::{AllRead, EventStore, ProvedEvent, ProvedPrefix, StoreError, StreamRead};
+pub use hydra_bucket::ErrorKind;
 pub use id::{MAX_STREAM_ID, StreamId, StreamIdError};
 pub use log::{EventLog, Options, SNAPSHOT_BUCKET};
 pub use merkle::Hash;

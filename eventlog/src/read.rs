@@ -21,7 +21,7 @@ use crate::{AllFilter, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
 const PAGE: usize = 512;
 
 /// What a listing says of a stream.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamInfo {
     pub stream: StreamId,

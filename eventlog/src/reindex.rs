@@ -23,7 +23,7 @@ use crate::writer::Writer;
 use crate::{Error, StreamId};
 
 /// What a reindex rebuilt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReindexReport {
     pub streams: u64,

@@ -21,7 +21,7 @@ use crate::writer::now_ms;
 use crate::{Error, EventLog, StreamId};
 
 /// What a scavenge removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScavengeReport {
     pub streams: u64,

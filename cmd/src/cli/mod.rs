@@ -16,9 +16,10 @@ pub(crate) mod volume;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use hydra_bucket::BucketName;
+use hydra_eventlog::EventStore;
 use hydra_volume::Backend;
 
 use crate::context::Ctx;
@@ -140,35 +141,113 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         token: cli.token,
         cacert: cli.cacert,
     };
-    if let Some(api) = &cli.api {
-        return crate::remote::run(&crate::remote::Remote::new(api, &access)?, cli.command);
-    }
     let ctx = Ctx {
         data: cli.data,
         backend: cli.backend,
         key_file: cli.key_file,
     };
-    match cli.command {
-        Command::Volume(c) => volume::run(&ctx, c),
-        Command::Bucket(c) => bucket::run(&ctx, c),
-        Command::Block(c) => block::run(&ctx, c),
-        Command::Object(c) => object::run(&ctx, c),
-        Command::Gc(a) => gc::run(&ctx, a),
-        Command::Stream(c) => stream::run(&ctx, c),
-        Command::Event(EventCmd::Get { id }) => stream::get_event(&ctx, id),
-        Command::Snapshot(c) => snapshot::run(&ctx, c),
-        Command::Export(a) => transfer::export(&ctx, a),
-        Command::Import(a) => transfer::import(&ctx, a),
-        Command::Peer(peer::PeerCmd::Id) => peer::id(&ctx).map(|()| ExitCode::SUCCESS),
+    let on_events = match cli.command {
+        Command::Stream(c) => OnEvents::Stream(c),
+        Command::Event(EventCmd::Get { id }) => OnEvents::Event(id),
+        Command::Snapshot(c) => OnEvents::Snapshot(c),
+        command => return run_other(cli.api.as_deref(), &access, &ctx, command),
+    };
+    events(cli.api.as_deref(), &access, &ctx, on_events)
+}
+
+/// The commands on events: one body each for the daemon at `--api`
+/// (through `hydra-client`) and the data directory's event log, since
+/// both are an [`EventStore`].
+enum OnEvents {
+    Stream(stream::StreamCmd),
+    Event(uuid::Uuid),
+    Snapshot(snapshot::SnapshotCmd),
+}
+
+fn events(
+    api: Option<&str>,
+    access: &crate::remote::Access,
+    ctx: &Ctx,
+    cmd: OnEvents,
+) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    if let OnEvents::Stream(stream::StreamCmd::Verify { signer }) = cmd {
+        // A proof needs no store, only whom to trust.
+        let signer = match (signer, api) {
+            (Some(s), _) => s,
+            (None, Some(url)) => runtime.block_on(client(url, access)?.public_key())?,
+            (None, None) => stream::own_key(ctx)?,
+        };
+        return stream::verify_with(&signer);
+    }
+    match api {
+        Some(url) => runtime.block_on(on_events(&client(url, access)?, cmd)),
+        None => {
+            let log = stream::open(ctx)?;
+            let done = runtime.block_on(on_events(&log, cmd))?;
+            log.close()?;
+            Ok(done)
+        }
+    }
+}
+
+async fn on_events<S: EventStore>(store: &S, cmd: OnEvents) -> Result<ExitCode> {
+    match cmd {
+        OnEvents::Stream(c) => stream::run(store, c).await,
+        OnEvents::Event(id) => stream::get_event(store, id).await,
+        OnEvents::Snapshot(c) => snapshot::run(store, c).await,
+    }
+}
+
+/// The daemon at `url`, with the token and CA the flags give.
+fn client(url: &str, access: &crate::remote::Access) -> Result<hydra_client::Client> {
+    let mut builder = hydra_client::Client::builder(url);
+    if let Some(token) = &access.token {
+        builder = builder.token(token);
+    }
+    if let Some(path) = &access.cacert {
+        let pem =
+            std::fs::read(path).with_context(|| format!("--cacert: reading {}", path.display()))?;
+        builder = builder
+            .root_certificates_pem(&pem)
+            .with_context(|| format!("--cacert: {}", path.display()))?;
+    }
+    Ok(builder.build()?)
+}
+
+/// Every other command: on the daemon at `--api`, or embedded.
+fn run_other(
+    api: Option<&str>,
+    access: &crate::remote::Access,
+    ctx: &Ctx,
+    command: Command,
+) -> Result<ExitCode> {
+    if let Some(api) = api {
+        return crate::remote::run(&crate::remote::Remote::new(api, access)?, command);
+    }
+    match command {
+        Command::Volume(c) => volume::run(ctx, c),
+        Command::Bucket(c) => bucket::run(ctx, c),
+        Command::Block(c) => block::run(ctx, c),
+        Command::Object(c) => object::run(ctx, c),
+        Command::Gc(a) => gc::run(ctx, a),
+        Command::Stream(_) | Command::Event(_) | Command::Snapshot(_) => {
+            unreachable!("run sends event commands to `events`")
+        }
+        Command::Export(a) => transfer::export(ctx, a),
+        Command::Import(a) => transfer::import(ctx, a),
+        Command::Peer(peer::PeerCmd::Id) => peer::id(ctx).map(|()| ExitCode::SUCCESS),
         Command::Token(c) => token::run(
             &crate::access::Tokens::new(ctx.store()?.volume().clone()),
             c,
         ),
         c @ (Command::Replicate(_) | Command::Peer(_)) => {
-            let remote = crate::remote::Remote::new(&replicate::daemon_url(&ctx)?, &access)?;
+            let remote = crate::remote::Remote::new(&replicate::daemon_url(ctx)?, access)?;
             crate::remote::run(&remote, c)
         }
-        Command::Daemon(a) => crate::daemon::run(&ctx, a),
+        Command::Daemon(a) => crate::daemon::run(ctx, a),
     }
 }
 

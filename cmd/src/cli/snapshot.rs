@@ -5,11 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use hydra_eventlog::StreamId;
+use hydra_eventlog::{EventStore, StreamId};
 use serde_json::json;
 
-use super::stream::open;
-use crate::context::Ctx;
 use crate::events::input_bytes;
 use crate::output;
 
@@ -46,8 +44,8 @@ pub enum SnapshotCmd {
     },
 }
 
-pub fn run(ctx: &Ctx, cmd: SnapshotCmd) -> Result<ExitCode> {
-    let log = open(ctx)?;
+/// One body for the data directory's event log and a daemon's.
+pub async fn run<S: EventStore>(store: &S, cmd: SnapshotCmd) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match cmd {
         SnapshotCmd::Save {
@@ -56,16 +54,18 @@ pub fn run(ctx: &Ctx, cmd: SnapshotCmd) -> Result<ExitCode> {
             data,
             metadata,
         } => {
-            let r = log.save_snapshot(
-                &stream,
-                version,
-                input_bytes(Some(&data))?,
-                input_bytes(metadata.as_deref())?,
-            )?;
+            let r = store
+                .save_snapshot(
+                    &stream,
+                    version,
+                    input_bytes(Some(&data))?,
+                    input_bytes(metadata.as_deref())?,
+                )
+                .await?;
             writeln!(out, "saved snapshot of {stream} at version {version}: {r}")?;
         }
         SnapshotCmd::Load { stream, at, json } => {
-            let s = log.load_snapshot(&stream, at)?;
+            let s = store.load_snapshot(&stream, at).await?;
             if json {
                 output::json(&as_json(&s))?;
             } else {
@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, cmd: SnapshotCmd) -> Result<ExitCode> {
             }
         }
         SnapshotCmd::Ls { stream } => {
-            for s in log.list_snapshots(&stream)? {
+            for s in store.list_snapshots(&stream).await? {
                 writeln!(out, "{}\t{}", s.version, s.reference)?;
             }
         }
@@ -83,11 +83,11 @@ pub fn run(ctx: &Ctx, cmd: SnapshotCmd) -> Result<ExitCode> {
             all,
         } => {
             if all {
-                let n = log.delete_snapshots(&stream)?;
+                let n = store.delete_snapshots(&stream).await?;
                 writeln!(out, "removed {n} snapshots of {stream}")?;
             } else {
                 let v = version.expect("clap requires it");
-                if !log.delete_snapshot(&stream, v)? {
+                if !store.delete_snapshot(&stream, v).await? {
                     anyhow::bail!("no snapshot of stream {stream} at version {v}");
                 }
                 writeln!(out, "removed snapshot of {stream} at version {v}")?;
@@ -95,12 +95,11 @@ pub fn run(ctx: &Ctx, cmd: SnapshotCmd) -> Result<ExitCode> {
         }
     }
     out.flush()?;
-    log.close()?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A snapshot as `snapshot load --json` prints it, embedded or remote.
-pub(crate) fn as_json(s: &hydra_eventlog::Snapshot) -> serde_json::Value {
+/// A snapshot as `snapshot load --json` prints it.
+fn as_json(s: &hydra_eventlog::Snapshot) -> serde_json::Value {
     json!({
         "stream": s.stream.as_str(),
         "version": s.version,

@@ -1,14 +1,18 @@
-//! `hydra stream ...` and `hydra event get`: the event log, embedded.
+//! `hydra stream ...` and `hydra event get`: one body for the data
+//! directory's event log and for a daemon's (`--api`), through
+//! [`EventStore`].
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use futures_util::{Stream, StreamExt};
 use hydra_bucket::BucketName;
 use hydra_eventlog::{
-    AllFilter, ConsistencyProof, Direction, EventLog, ExpectedVersion, Head, InclusionProof,
-    NewEvent, Options, ReadFrom, StreamId, StreamMetadata, StreamWrite,
+    AllFilter, AllRead, ConsistencyProof, Direction, EventLog, EventStore, ExpectedVersion, Head,
+    InclusionProof, NewEvent, Options, ReadFrom, RecordedEvent, StreamId, StreamMetadata,
+    StreamRead, StreamWrite,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -168,22 +172,21 @@ pub fn open(ctx: &Ctx) -> Result<EventLog> {
     Ok(EventLog::open(store, Options::default())?)
 }
 
-pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
-    if let StreamCmd::Verify { signer } = cmd {
-        // This volume's own key, from the file beside it when there is
-        // one: the directory may be open in the command writing the proof.
-        let signer = match signer {
-            Some(s) => s,
-            None => hydra_volume::hex::encode(&match hydra_volume::public_key_of_dir(&ctx.data)? {
-                Some(key) => key,
-                None => {
-                    hydra_volume::Identity::load_or_create(&**ctx.store()?.volume())?.public_key()
-                }
-            }),
-        };
-        return verify_with(&signer);
-    }
-    let log = open(ctx)?;
+/// Whose key a proof is checked against when `--signer` is not given:
+/// the data directory's, from the file beside it when there is one (the
+/// directory may be open in the command writing the proof).
+pub fn own_key(ctx: &Ctx) -> Result<String> {
+    Ok(hydra_volume::hex::encode(
+        &match hydra_volume::public_key_of_dir(&ctx.data)? {
+            Some(key) => key,
+            None => hydra_volume::Identity::load_or_create(&**ctx.store()?.volume())?.public_key(),
+        },
+    ))
+}
+
+/// Every `stream` command but `verify` (which needs no store), on any
+/// event store: the data directory's log or a daemon's.
+pub async fn run<S: EventStore>(store: &S, cmd: StreamCmd) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match cmd {
         StreamCmd::Append {
@@ -203,10 +206,12 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
                 metadata: input_bytes(metadata.as_deref())?,
                 timestamp: None,
             };
-            let r = log.write(StreamWrite {
-                bucket,
-                ..StreamWrite::new(stream, expected, vec![event])
-            })?;
+            let r = store
+                .write(StreamWrite {
+                    bucket,
+                    ..StreamWrite::new(stream, expected, vec![event])
+                })
+                .await?;
             if json {
                 output::json(&json!({"version": r.version, "position": r.position}))?;
             } else {
@@ -221,19 +226,13 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
             at_length,
             json,
         } => {
-            let from = from.map_or(ReadFrom::Edge, ReadFrom::Version);
-            let dir = if backward {
-                Direction::Backward
-            } else {
-                Direction::Forward
+            let read = StreamRead {
+                from: from.map_or(ReadFrom::Edge, ReadFrom::Version),
+                count,
+                direction: direction(backward),
+                at_length,
             };
-            let events = match at_length {
-                Some(l) => log.read_at(&stream, l, from, count, dir)?,
-                None => log.read(&stream, from, count, dir)?,
-            };
-            for e in events {
-                print_event(&mut out, &e?, json)?;
-            }
+            print_events(&mut out, store.read(&stream, read), json, false).await?;
         }
         StreamCmd::All {
             from,
@@ -243,25 +242,23 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
             prefix,
             json,
         } => {
-            let dir = if backward {
-                Direction::Backward
-            } else {
-                Direction::Forward
+            let read = AllRead {
+                from,
+                count,
+                direction: direction(backward),
+                filter: AllFilter {
+                    stream_prefix: prefix,
+                    event_types: types,
+                },
             };
-            let filter = AllFilter {
-                stream_prefix: prefix,
-                event_types: types,
-            };
-            for e in log.read_all(from, count, dir, filter) {
-                print_event(&mut out, &e?, json)?;
-            }
+            print_events(&mut out, store.read_all(read), json, false).await?;
         }
-        StreamCmd::Version { stream } => match log.stream_version(&stream)? {
+        StreamCmd::Version { stream } => match store.stream_version(&stream).await? {
             Some(v) => writeln!(out, "{v}")?,
             None => bail!("stream {stream} does not exist"),
         },
         StreamCmd::Ls { prefix, json } => {
-            let all = log.list_streams(&prefix).collect::<Result<Vec<_>, _>>()?;
+            let all = store.list_streams(&prefix).await?;
             if json {
                 output::json(&all)?;
             } else {
@@ -284,7 +281,7 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
             hard,
             expected,
         } => {
-            log.delete(&stream, expected, hard)?;
+            store.delete(&stream, expected, hard).await?;
             writeln!(
                 out,
                 "{} {stream}",
@@ -297,23 +294,21 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
             max_age,
             truncate_before,
         } => {
-            log.set_metadata(
-                &stream,
-                StreamMetadata {
-                    max_count,
-                    max_age,
-                    truncate_before,
-                    custom: None,
-                },
-            )?;
+            store
+                .set_metadata(
+                    &stream,
+                    StreamMetadata {
+                        max_count,
+                        max_age,
+                        truncate_before,
+                        custom: None,
+                    },
+                )
+                .await?;
             writeln!(out, "metadata of {stream} set")?;
         }
         StreamCmd::Head { stream, at_length } => {
-            let head = match at_length {
-                Some(l) => log.head_at(&stream, l)?,
-                None => log.head(&stream)?,
-            };
-            output::json(&head)?;
+            output::json(&store.head(&stream, at_length).await?)?;
         }
         StreamCmd::Prove {
             stream,
@@ -321,25 +316,21 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
             from_length,
         } => match (version, from_length) {
             (Some(v), _) => {
-                let (head, proof) = log.prove(&stream, v)?;
-                let event = log
-                    .read(&stream, ReadFrom::Version(v), 1, Direction::Forward)?
-                    .next()
-                    .context("the event is not readable")??;
+                let p = store.prove(&stream, v).await?;
                 output::json(
-                    &json!({"head": head, "proof": proof, "event": event_json_exact(&event)}),
+                    &json!({"head": p.head, "proof": p.proof, "event": event_json_exact(&p.event)}),
                 )?;
             }
             (None, Some(old)) => {
-                let new = log.head(&stream)?;
-                let proof = log.prove_consistency(&stream, old, new.length)?;
-                let old = log.head_at(&stream, old)?;
-                output::json(&json!({"old_head": old, "head": new, "consistency": proof}))?;
+                let p = store.prove_prefix(&stream, old).await?;
+                output::json(
+                    &json!({"old_head": p.old_head, "head": p.head, "consistency": p.proof}),
+                )?;
             }
             (None, None) => bail!("give a VERSION or --from-length N"),
         },
         StreamCmd::Scavenge => {
-            let r = log.scavenge()?;
+            let r = store.scavenge().await?;
             writeln!(
                 out,
                 "scavenged {} events ({}) from {} streams",
@@ -349,7 +340,7 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
             )?;
         }
         StreamCmd::Reindex => {
-            let r = log.reindex()?;
+            let r = store.reindex().await?;
             writeln!(
                 out,
                 "reindexed {} events in {} streams",
@@ -370,17 +361,41 @@ pub fn run(ctx: &Ctx, cmd: StreamCmd) -> Result<ExitCode> {
                     event_types: Vec::new(),
                 },
             };
-            let limit = count.unwrap_or(u64::MAX);
-            for e in log.subscribe(target, from)?.take(limit as usize) {
-                print_event(&mut out, &e?, json)?;
-                out.flush()?;
-            }
+            let events = store
+                .subscribe(target, from)
+                .take(count.map_or(usize::MAX, |c| c as usize));
+            print_events(&mut out, events, json, true).await?;
         }
-        StreamCmd::Verify { .. } => unreachable!("handled above"),
+        StreamCmd::Verify { .. } => bail!("stream verify needs no store"),
     }
     out.flush()?;
-    log.close()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn direction(backward: bool) -> Direction {
+    if backward {
+        Direction::Backward
+    } else {
+        Direction::Forward
+    }
+}
+
+/// Prints events as they come; `live`: each as soon as it comes (a
+/// subscription), not a buffer at a time.
+async fn print_events<E: Into<anyhow::Error>>(
+    out: &mut impl Write,
+    events: impl Stream<Item = Result<RecordedEvent, E>>,
+    json: bool,
+    live: bool,
+) -> Result<()> {
+    let mut events = std::pin::pin!(events);
+    while let Some(e) = events.next().await {
+        print_event(out, &e.map_err(Into::into)?, json)?;
+        if live {
+            out.flush()?;
+        }
+    }
+    Ok(())
 }
 
 /// Verifies the JSON that `stream prove` printed, read from stdin,
@@ -436,9 +451,7 @@ pub fn parse_key(hex: &str) -> Result<[u8; 32]> {
 }
 
 /// `hydra event get ID`.
-pub fn get_event(ctx: &Ctx, id: Uuid) -> Result<ExitCode> {
-    let log = open(ctx)?;
-    let e = log.get_event(id)?;
-    output::json(&event_json(&e))?;
+pub async fn get_event<S: EventStore>(store: &S, id: Uuid) -> Result<ExitCode> {
+    output::json(&event_json(&store.get_event(id).await?))?;
     Ok(ExitCode::SUCCESS)
 }

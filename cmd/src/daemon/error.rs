@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hydra_bucket::BucketError;
+use hydra_bucket::{BucketError, ErrorKind};
 use hydra_eventlog::Error as LogError;
 use serde::Serialize;
 
@@ -63,38 +63,7 @@ impl IntoResponse for ApiError {
 
 impl From<LogError> for ApiError {
     fn from(e: LogError) -> ApiError {
-        let status = match &e {
-            LogError::WrongExpectedVersion { .. }
-            | LogError::DuplicateEventId { .. }
-            | LogError::SubscriptionExists(_)
-            | LogError::Replicated { .. }
-            | LogError::NotAReplica { .. }
-            | LogError::OtherWriter { .. }
-            | LogError::Inconsistent { .. }
-            | LogError::OtherBucket { .. }
-            | LogError::OtherPartition { .. }
-            | LogError::BucketHoldsStreams { .. } => StatusCode::CONFLICT,
-            LogError::ImportGap { .. } | LogError::BadHeadSignature(_) => StatusCode::BAD_REQUEST,
-            LogError::StreamNotFound(_)
-            | LogError::EventNotFound(_)
-            | LogError::NoSuchPosition(_)
-            | LogError::NoSuchVersion { .. }
-            | LogError::SubscriptionNotFound(_)
-            | LogError::SnapshotNotFound { .. } => StatusCode::NOT_FOUND,
-            LogError::StreamDeleted(_) | LogError::Scavenged { .. } => StatusCode::GONE,
-            LogError::BadStreamId(_)
-            | LogError::BadEventType(_)
-            | LogError::DuplicateInAppend { .. }
-            | LogError::EmptyAppend
-            | LogError::DuplicateStreamInAppend { .. }
-            | LogError::BadHeadOrder { .. }
-            | LogError::HeadMismatch { .. }
-            | LogError::AckBeyondDelivered { .. } => StatusCode::BAD_REQUEST,
-            LogError::Closed => StatusCode::SERVICE_UNAVAILABLE,
-            LogError::Bucket(b) => bucket_status(b),
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let mut err = ApiError::new(status, e.to_string());
+        let mut err = ApiError::new(status(e.kind()), e.to_string());
         if let LogError::WrongExpectedVersion { actual, .. } = &e {
             err.actual_version = Some(*actual);
         }
@@ -104,27 +73,21 @@ impl From<LogError> for ApiError {
 
 impl From<BucketError> for ApiError {
     fn from(e: BucketError) -> ApiError {
-        ApiError::new(bucket_status(&e), e.to_string())
+        ApiError::new(status(e.kind()), e.to_string())
     }
 }
 
-fn bucket_status(e: &BucketError) -> StatusCode {
-    {
-        match e {
-            BucketError::NotFound(_)
-            | BucketError::BlockNotFound { .. }
-            | BucketError::ObjectNotFound { .. } => StatusCode::NOT_FOUND,
-            BucketError::AlreadyExists(_)
-            | BucketError::VersionNotNewer { .. }
-            | BucketError::TransformChange { .. } => StatusCode::CONFLICT,
-            BucketError::BadName { .. }
-            | BucketError::BadObjectKey { .. }
-            | BucketError::BadRootName { .. }
-            | BucketError::BlockTooLarge { .. }
-            | BucketError::BadLevel(_) => StatusCode::BAD_REQUEST,
-            BucketError::KeyRequired(_) | BucketError::WrongKey(_) => StatusCode::FORBIDDEN,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+/// The one mapping of kinds of failure to statuses (and `hydra-client`
+/// maps them back).
+fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::WrongExpectedVersion | ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Other => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -4,6 +4,7 @@
 mod auth;
 mod blocks;
 mod buckets;
+mod client;
 mod daemon;
 mod grpc;
 mod objects;

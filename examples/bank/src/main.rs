@@ -15,13 +15,17 @@
 //! the balance is saved, so that a balance replays only what came after.
 //!
 //! The same code runs embedded (the event log in this process, `--data`)
-//! or against a running `hydra daemon` (`--api`), through [`Ledger`].
+//! or against a running `hydra daemon` (`--api`, through `hydra-client`):
+//! it is written against [`EventStore`], which both are.
 
 mod ledger;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
+
+use hydra_client::Client;
+use hydra_eventlog::{EventLog, EventStore, Options};
 
 use crate::ledger::{Conflict, Ledger};
 
@@ -100,25 +104,25 @@ fn stream(account: &str) -> String {
 }
 
 /// Appends `decide(state)` at the state's version, retrying on a conflict.
-fn transact(
-    ledger: &dyn Ledger,
+async fn transact<S: EventStore>(
+    ledger: &Ledger<S>,
     account: &str,
     every: u64,
     decide: impl Fn(&Account) -> Result<Event>,
 ) -> Result<(Account, u64)> {
     let s = stream(account);
     loop {
-        let (state, version) = ledger.load(&s)?;
+        let (state, version) = ledger.load(&s).await?;
         if state.owner.is_none() {
             bail!("account {account} is not open");
         }
         let event = decide(&state)?;
-        match ledger.append(&s, version, &event)? {
+        match ledger.append(&s, version, &event).await? {
             Ok(v) => {
                 let mut next = state;
                 next.apply(&event);
                 if (v + 1) % every == 0 {
-                    ledger.save_snapshot(&s, v, &next)?;
+                    ledger.save_snapshot(&s, v, &next).await?;
                 }
                 return Ok((next, v));
             }
@@ -138,25 +142,37 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The same commands on the embedded log or a daemon.
 fn run(cli: Cli) -> Result<()> {
-    let ledger = ledger::connect(cli.api.as_deref(), &cli.data)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let every = cli.snapshot_every.max(1);
-    match cli.command {
+    match cli.api.as_deref() {
+        Some(url) => runtime.block_on(command(&Ledger(Client::new(url)?), every, cli.command)),
+        None => {
+            let log = EventLog::open_dir(&cli.data, Options::default())?;
+            runtime.block_on(command(&Ledger(log), every, cli.command))
+        }
+    }
+}
+
+async fn command<S: EventStore>(ledger: &Ledger<S>, every: u64, command: Command) -> Result<()> {
+    match command {
         Command::Open { account, owner } => {
             let s = stream(&account);
-            match ledger.append(&s, None, &Event::Opened { owner })? {
+            match ledger.append(&s, None, &Event::Opened { owner }).await? {
                 Ok(_) => println!("opened {account}"),
                 Err(Conflict) => bail!("account {account} is already open"),
             }
         }
         Command::Deposit { account, amount } => {
-            let (a, _) = transact(&*ledger, &account, every, |_| {
-                Ok(Event::Deposited { amount })
-            })?;
+            let (a, _) =
+                transact(ledger, &account, every, |_| Ok(Event::Deposited { amount })).await?;
             println!("balance {}", a.balance);
         }
         Command::Withdraw { account, amount } => {
-            let (a, _) = transact(&*ledger, &account, every, |a| {
+            let (a, _) = transact(ledger, &account, every, |a| {
                 if a.balance < amount {
                     bail!(
                         "insufficient funds: balance {}, withdrawal {amount}",
@@ -164,18 +180,19 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 Ok(Event::Withdrawn { amount })
-            })?;
+            })
+            .await?;
             println!("balance {}", a.balance);
         }
         Command::Balance { account } => {
-            let (a, _) = ledger.load(&stream(&account))?;
+            let (a, _) = ledger.load(&stream(&account)).await?;
             if a.owner.is_none() {
                 bail!("account {account} is not open");
             }
             println!("{}", a.balance);
         }
         Command::History { account } => {
-            for (v, e) in ledger.history(&stream(&account))? {
+            for (v, e) in ledger.history(&stream(&account)).await? {
                 println!("{v}\t{}", serde_json::to_string(&e)?);
             }
         }
