@@ -318,3 +318,80 @@ fn the_client_names_its_events_so_retries_are_idempotent() {
         );
     });
 }
+
+/// A proxy to `upstream` that forwards the first request whole, waits for
+/// the daemon to answer it, and then drops the connection without passing
+/// the answer on (an answer lost on the way back); later connections it
+/// passes through both ways.
+fn losing_first_answer(upstream: String) -> String {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(mut client) = client else { return };
+            let mut daemon = TcpStream::connect(&upstream).unwrap();
+            if n == 0 {
+                // The request: headers, then Content-Length bytes of body.
+                let mut req = Vec::new();
+                let mut byte = [0u8; 1];
+                while !req.ends_with(b"\r\n\r\n") {
+                    client.read_exact(&mut byte).unwrap();
+                    req.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&req).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                let mut body = vec![0u8; len];
+                client.read_exact(&mut body).unwrap();
+                daemon.write_all(&req).unwrap();
+                daemon.write_all(&body).unwrap();
+                // Wait for the answer (the append committed), then lose it.
+                let mut answer = [0u8; 12];
+                daemon.read_exact(&mut answer).unwrap();
+                assert!(answer.starts_with(b"HTTP/1.1 201"));
+                drop(client);
+                continue;
+            }
+            let (mut c2, mut d2) = (client.try_clone().unwrap(), daemon.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut c2, &mut d2));
+            std::thread::spawn(move || std::io::copy(&mut daemon, &mut client));
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// An append whose answer is lost after it committed is retried, with the
+/// same event ids, and the daemon answers the first result: one event.
+#[test]
+fn an_append_retried_after_a_lost_answer_is_written_once() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let upstream = d.url.trim_start_matches("http://").to_owned();
+    let client = Client::new(&losing_first_answer(upstream)).unwrap();
+    runtime.block_on(async {
+        let s = id("payments");
+        let r = client
+            .write(StreamWrite::new(
+                s.clone(),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new("Paid", br#"{"amount": 5}"#.to_vec())],
+            ))
+            .await
+            .unwrap();
+        assert_eq!((r.first_version, r.version), (0, 0));
+        let events: Vec<RecordedEvent> = client
+            .read(&s, StreamRead::forward())
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "written once");
+    });
+}
