@@ -30,6 +30,7 @@
 //! # Ok::<(), hydra_bucket::BucketError>(())
 //! ```
 
+mod blob_store;
 mod bucket;
 mod config;
 mod copy;
@@ -45,6 +46,7 @@ mod transfer;
 mod transform;
 mod verify;
 
+pub use blob_store::{BlobStore, StoreError, pin_root};
 pub use bucket::{BlockWriter, Bucket, BucketStats, MAX_BLOCK_SIZE, WriteStats};
 pub use config::{BucketConfig, BucketUpdate, Policies};
 pub use copy::CopyReport;

@@ -40,7 +40,7 @@ pub const MAX_OBJECT_KEY: usize = 256;
 pub(crate) const ROOT_PREFIX: &str = "o/";
 
 /// An object's key, root and size.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectInfo {
     pub key: String,

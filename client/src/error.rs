@@ -1,6 +1,6 @@
 //! The client's error: the daemon's one-line message and its kind.
 
-use hydra_eventlog::{ErrorKind, StoreError};
+use hydra_bucket::{ErrorKind, StoreError};
 use reqwest::{Response, StatusCode};
 
 /// A call that failed: refused by the daemon (its message, and a kind
@@ -45,8 +45,13 @@ impl Error {
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Error {
+        Error::refused(ErrorKind::Invalid, message)
+    }
+
+    /// A call refused here, before or without the daemon's answer.
+    pub(crate) fn refused(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
-            kind: ErrorKind::Invalid,
+            kind,
             status: None,
             message: message.into(),
             actual_version: None,
@@ -55,12 +60,10 @@ impl Error {
 
     /// An answer the client cannot read.
     pub(crate) fn garbled(what: &str, reason: impl std::fmt::Display) -> Error {
-        Error {
-            kind: ErrorKind::Other,
-            status: None,
-            message: format!("the daemon's {what} is unreadable: {reason}"),
-            actual_version: None,
-        }
+        Error::refused(
+            ErrorKind::Other,
+            format!("the daemon's {what} is unreadable: {reason}"),
+        )
     }
 
     pub(crate) fn transport(base: &str, e: reqwest::Error) -> Error {

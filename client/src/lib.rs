@@ -1,7 +1,8 @@
 //! An async client of a `hydra daemon`: the same [`EventStore`] as the
-//! embedded [`EventLog`](hydra_eventlog::EventLog), over the daemon's HTTP
-//! API, so that code written against the trait runs in-process or against
-//! a daemon unchanged.
+//! embedded [`EventLog`](hydra_eventlog::EventLog) and the same
+//! [`BlobStore`] as the embedded [`Store`](hydra_bucket::Store), over the
+//! daemon's HTTP API, so that code written against the traits runs
+//! in-process or against a daemon unchanged.
 //!
 //! ```no_run
 //! use futures_util::TryStreamExt;
@@ -31,12 +32,14 @@
 //!   result. Other calls are retried when they change nothing.
 //! - **Streaming**: reads come as NDJSON and subscriptions as Server-Sent
 //!   Events, each a [`Stream`](futures_core::Stream) that holds a few
-//!   events at a time, however long.
+//!   events at a time, however long; objects go up from a reader and come
+//!   down into a writer a chunk at a time, whatever their size.
 //! - **Exact bytes**: payloads go and come back byte for byte (JSON as
 //!   itself, anything else as base64), so a proof over them verifies.
 //! - **Errors** carry the daemon's one-line message and an
 //!   [`ErrorKind`](hydra_eventlog::ErrorKind), as the embedded log's do.
 
+mod blobs;
 mod error;
 mod events;
 mod store;
@@ -47,6 +50,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response};
 
 pub use crate::error::Error;
+pub use hydra_bucket::BlobStore;
 pub use hydra_eventlog::EventStore;
 
 /// A client of one daemon. Cheap to clone: clones share the connections.

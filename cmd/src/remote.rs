@@ -1,9 +1,10 @@
-//! The CLI's commands on buckets, blocks, objects, the volume and
+//! The CLI's commands on buckets, the volume, export, import and
 //! replication against a running daemon (`--api URL`): the same output as
-//! embedded mode, over the HTTP API. (The commands on events go through
-//! `hydra-client`, one body for both modes: `cli::events`.)
+//! embedded mode, over the HTTP API. (The commands on events, blocks and
+//! objects go through `hydra-client`, one body for both modes:
+//! `cli::events`, `cli::blobs`.)
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,9 +13,7 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 
 use crate::cli::Command;
-use crate::cli::block::BlockCmd;
 use crate::cli::bucket::BucketCmd;
-use crate::cli::object::ObjectCmd;
 use crate::cli::peer::PeerCmd;
 use crate::cli::volume::VolumeCmd;
 use crate::output::{self, human};
@@ -31,11 +30,6 @@ pub struct Remote {
 pub struct Access {
     pub token: Option<String>,
     pub cacert: Option<std::path::PathBuf>,
-}
-
-/// An object key: segments encoded, slashes kept.
-fn key_path(k: &str) -> String {
-    k.split('/').map(seg).collect::<Vec<_>>().join("/")
 }
 
 impl Remote {
@@ -145,8 +139,6 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
             return Ok(crate::cli::volume::verdict(&all, Some(&events)));
         }
         Command::Bucket(cmd) => bucket(remote, cmd, &mut out)?,
-        Command::Block(cmd) => return block(remote, cmd, &mut out),
-        Command::Object(cmd) => object(remote, cmd, &mut out)?,
         Command::Gc(args) => {
             let mut req = remote.client.post(remote.url("/gc"));
             if let Some(b) = &args.bucket {
@@ -170,8 +162,12 @@ pub fn run(remote: &Remote, command: Command) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Stream(_) | Command::Event(_) | Command::Snapshot(_) => {
-            unreachable!("event commands go through hydra-client (cli::events)")
+        Command::Stream(_)
+        | Command::Event(_)
+        | Command::Snapshot(_)
+        | Command::Block(_)
+        | Command::Object(_) => {
+            unreachable!("these go through hydra-client (cli::events, cli::blobs)")
         }
         Command::Export(args) => {
             let mut names: Vec<(&str, String)> = args
@@ -362,175 +358,6 @@ fn describe(c: &Value) -> String {
         "no transforms".into()
     } else {
         parts.join(", ")
-    }
-}
-
-fn block(remote: &Remote, cmd: BlockCmd, out: &mut impl Write) -> Result<ExitCode> {
-    match cmd {
-        BlockCmd::Put { bucket, pin, file } => {
-            let (mut reader, _) = crate::context::input(file.as_deref())?;
-            let mut data = Vec::new();
-            reader.read_to_end(&mut data)?;
-            let v = remote.json(
-                remote
-                    .client
-                    .put(remote.url(&format!("/buckets/{}/blocks", bucket.bucket)))
-                    .query(&[("pin", pin)])
-                    .body(data),
-            )?;
-            writeln!(out, "{}", v["reference"].as_str().unwrap_or("?"))?;
-        }
-        BlockCmd::Get { bucket, reference } => {
-            let mut r = remote
-                .send(remote.get(&format!("/buckets/{}/blocks/{reference}", bucket.bucket)))?;
-            std::io::copy(&mut r, out)?;
-        }
-        BlockCmd::Has { bucket, reference } => {
-            let r = remote
-                .client
-                .head(remote.url(&format!("/buckets/{}/blocks/{reference}", bucket.bucket)))
-                .send()
-                .with_context(|| format!("cannot reach the daemon at {}", remote.base))?;
-            if r.status().is_success() {
-                writeln!(out, "yes")?;
-            } else if r.status() == 404 {
-                writeln!(out, "no")?;
-                return Ok(ExitCode::from(1));
-            } else {
-                remote
-                    .send(remote.get(&format!("/buckets/{}/blocks/{reference}", bucket.bucket)))?;
-            }
-        }
-        BlockCmd::Rm { bucket, reference } => {
-            remote.send(
-                remote
-                    .client
-                    .delete(remote.url(&format!("/buckets/{}/blocks/{reference}", bucket.bucket))),
-            )?;
-            writeln!(out, "removed {reference}")?;
-        }
-        BlockCmd::Ls { bucket, json } => {
-            let v = remote.json(remote.get(&format!("/buckets/{}/blocks", bucket.bucket)))?;
-            if json {
-                output::json(&v)?;
-            } else {
-                for b in v.as_array().into_iter().flatten() {
-                    writeln!(
-                        out,
-                        "{}\t{}",
-                        b["reference"].as_str().unwrap_or("?"),
-                        b["stored_bytes"]
-                    )?;
-                }
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn object(remote: &Remote, cmd: ObjectCmd, out: &mut impl Write) -> Result<()> {
-    match cmd {
-        ObjectCmd::Put { bucket, key, file } => {
-            // Refusals before the upload: the daemon answers them without
-            // reading the body, which a large upload would see as a
-            // broken pipe instead of the reason.
-            let shown = remote.json(remote.get(&format!("/buckets/{}", bucket.bucket)))?;
-            if let Some(why) = shown["writes_refused"].as_str() {
-                bail!("{why}");
-            }
-            let (reader, len) = crate::context::input(file.as_deref())?;
-            let bar = output::bytes_bar(len);
-            let progress = Progress {
-                inner: reader,
-                bar: bar.clone(),
-                read: 0,
-            };
-            let body = reqwest::blocking::Body::new(progress);
-            let v = remote.json(
-                remote
-                    .client
-                    .put(remote.url(&format!(
-                        "/buckets/{}/objects/{}",
-                        bucket.bucket,
-                        key_path(&key)
-                    )))
-                    .body(body),
-            )?;
-            bar.finish_and_clear();
-            writeln!(
-                out,
-                "{}\t{}\t{}",
-                v["root"].as_str().unwrap_or("?"),
-                v["size"],
-                v["key"].as_str().unwrap_or("?")
-            )?;
-        }
-        ObjectCmd::Get { bucket, key } => {
-            let r = remote.send(remote.get(&format!(
-                "/buckets/{}/objects/{}",
-                bucket.bucket,
-                key_path(&key)
-            )))?;
-            let bar = output::bytes_bar(r.content_length());
-            let mut progress = Progress {
-                inner: r,
-                bar: bar.clone(),
-                read: 0,
-            };
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-            std::io::copy(&mut progress, &mut w)?;
-            w.flush()?;
-            bar.finish_and_clear();
-        }
-        ObjectCmd::Ls {
-            bucket,
-            prefix,
-            json,
-        } => {
-            let v = remote.json(
-                remote
-                    .get(&format!("/buckets/{}/objects", bucket.bucket))
-                    .query(&[("prefix", prefix)]),
-            )?;
-            if json {
-                output::json(&v)?;
-            } else {
-                for o in v.as_array().into_iter().flatten() {
-                    writeln!(
-                        out,
-                        "{}\t{}\t{}",
-                        o["key"].as_str().unwrap_or("?"),
-                        human(o["size"].as_u64().unwrap_or(0)),
-                        o["root"].as_str().unwrap_or("?")
-                    )?;
-                }
-            }
-        }
-        ObjectCmd::Rm { bucket, key } => {
-            remote.send(remote.client.delete(remote.url(&format!(
-                "/buckets/{}/objects/{}",
-                bucket.bucket,
-                key_path(&key)
-            ))))?;
-            writeln!(out, "removed {key}")?;
-        }
-    }
-    Ok(())
-}
-
-/// A reader that advances a progress bar.
-struct Progress<R> {
-    inner: R,
-    bar: indicatif::ProgressBar,
-    read: u64,
-}
-
-impl<R: Read> Read for Progress<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        self.bar.set_position(self.read);
-        Ok(n)
     }
 }
 

@@ -23,6 +23,7 @@ use std::future::Future;
 use futures_core::Stream;
 use futures_util::stream;
 use hydra_block::Ref;
+use hydra_bucket::StoreError;
 use uuid::Uuid;
 
 use crate::{
@@ -31,13 +32,9 @@ use crate::{
     Snapshot, SnapshotInfo, StreamId, StreamInfo, StreamMetadata, StreamWrite, Target,
 };
 
-/// An [`EventStore`]'s error: whatever it says, its [`ErrorKind`] is what
-/// callers act on (a conflict to retry from fresh state, a stream that is
-/// not there yet), the same for every store.
-pub trait StoreError: std::error::Error + Send + Sync + 'static {
-    fn kind(&self) -> ErrorKind;
-}
-
+/// An [`EventStore`]'s error (a [`StoreError`]): whatever it says, its
+/// [`ErrorKind`] is what callers act on (a conflict to retry from fresh
+/// state, a stream that is not there yet), the same for every store.
 impl StoreError for Error {
     fn kind(&self) -> ErrorKind {
         Error::kind(self)

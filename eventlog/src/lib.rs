@@ -125,8 +125,9 @@ pub use event::{
     AllFilter, AppendResult, Direction, DurabilityMode, ExpectedVersion, MAX_EVENT_TYPE, NewEvent,
     ReadFrom, RecordedEvent, StreamMetadata,
 };
-pub use event_store::{AllRead, EventStore, ProvedEvent, ProvedPrefix, StoreError, StreamRead};
+pub use event_store::{AllRead, EventStore, ProvedEvent, ProvedPrefix, StreamRead};
 pub use hydra_bucket::ErrorKind;
+pub use hydra_bucket::StoreError;
 pub use id::{MAX_STREAM_ID, StreamId, StreamIdError};
 pub use log::{EventLog, Options, SNAPSHOT_BUCKET};
 pub use merkle::Hash;

@@ -1,4 +1,5 @@
-//! `hydra block put|get|has|rm|ls`.
+//! `hydra block put|get|has|rm|ls`: one body for the data directory and
+//! a daemon (`--api`), through [`BlobStore`].
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -6,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use hydra_block::{Codec, Ref};
-use hydra_bucket::MAX_BLOCK_SIZE;
+use hydra_block::Ref;
+use hydra_bucket::{BlobStore, BucketName, MAX_BLOCK_SIZE};
 
 use super::BucketArg;
-use crate::context::{Ctx, input};
+use crate::context::input;
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -59,11 +60,6 @@ pub enum BlockCmd {
     },
 }
 
-/// The root that pins a block put with `--pin`.
-fn pin_name(r: &Ref) -> String {
-    format!("pin/{r}")
-}
-
 pub fn parse_ref(s: &str) -> Result<Ref, String> {
     s.parse()
         .map_err(|e: hydra_block::RefParseError| e.to_string())
@@ -75,11 +71,24 @@ struct Listed {
     stored_bytes: u64,
 }
 
-pub fn run(ctx: &Ctx, cmd: BlockCmd) -> Result<ExitCode> {
-    let store = ctx.store()?;
+impl BlockCmd {
+    /// The bucket it names.
+    pub fn bucket(&self) -> &BucketName {
+        match self {
+            BlockCmd::Put { bucket, .. }
+            | BlockCmd::Get { bucket, .. }
+            | BlockCmd::Has { bucket, .. }
+            | BlockCmd::Rm { bucket, .. }
+            | BlockCmd::Ls { bucket, .. } => &bucket.bucket,
+        }
+    }
+}
+
+/// One body for the data directory's buckets and a daemon's.
+pub async fn run<B: BlobStore>(store: &B, cmd: BlockCmd) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     match cmd {
         BlockCmd::Put { bucket, pin, file } => {
-            let bucket = ctx.bucket(&store, &bucket.bucket)?;
             let (reader, _) = input(file.as_deref())?;
             // Read one byte past the limit to tell "too large" from "fits".
             let mut data = Vec::new();
@@ -87,58 +96,45 @@ pub fn run(ctx: &Ctx, cmd: BlockCmd) -> Result<ExitCode> {
                 .take(MAX_BLOCK_SIZE as u64 + 1)
                 .read_to_end(&mut data)
                 .context("reading the block")?;
-            let r = bucket.put(Codec::Raw, &data)?;
-            if pin {
-                bucket.set_root(&pin_name(&r), r)?;
-            }
-            println!("{r}");
+            let r = store.put_block(&bucket.bucket, data, pin).await?;
+            writeln!(out, "{r}")?;
         }
         BlockCmd::Get { bucket, reference } => {
-            let bucket = ctx.bucket(&store, &bucket.bucket)?;
-            let data = bucket.get(&reference)?;
-            let mut out = std::io::stdout().lock();
-            out.write_all(&data)?;
-            out.flush()?;
+            out.write_all(&store.get_block(&bucket.bucket, &reference).await?)?;
         }
         BlockCmd::Has { bucket, reference } => {
-            let bucket = ctx.bucket(&store, &bucket.bucket)?;
-            if bucket.has(&reference)? {
-                println!("yes");
+            if store.has_block(&bucket.bucket, &reference).await? {
+                writeln!(out, "yes")?;
             } else {
-                println!("no");
+                writeln!(out, "no")?;
                 return Ok(ExitCode::from(1));
             }
         }
         BlockCmd::Rm { bucket, reference } => {
             let name = bucket.bucket;
-            let bucket = ctx.bucket(&store, &name)?;
-            bucket.remove_root(&pin_name(&reference))?;
-            if !bucket.delete(&reference)? {
+            if !store.delete_block(&name, &reference).await? {
                 anyhow::bail!("block {reference} not found in bucket {name}");
             }
-            println!("removed {reference}");
+            writeln!(out, "removed {reference}")?;
         }
         BlockCmd::Ls { bucket, json } => {
-            let bucket = ctx.bucket(&store, &bucket.bucket)?;
+            let all = store.list_blocks(&bucket.bucket).await?;
             if json {
-                let all = bucket
-                    .blocks()
-                    .map(|b| {
-                        b.map(|(reference, stored_bytes)| Listed {
-                            reference,
-                            stored_bytes,
-                        })
+                let all: Vec<Listed> = all
+                    .into_iter()
+                    .map(|(reference, stored_bytes)| Listed {
+                        reference,
+                        stored_bytes,
                     })
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .collect();
                 output::json(&all)?;
             } else {
-                let mut out = std::io::stdout().lock();
-                for b in bucket.blocks() {
-                    let (r, size) = b?;
+                for (r, size) in all {
                     writeln!(out, "{r}\t{size}")?;
                 }
             }
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use hydra_bucket::BucketName;
+use hydra_bucket::{BlobStore, BucketName};
 use hydra_eventlog::EventStore;
 use hydra_volume::Backend;
 
@@ -146,13 +146,58 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         backend: cli.backend,
         key_file: cli.key_file,
     };
+    let api = cli.api.as_deref();
     let on_events = match cli.command {
         Command::Stream(c) => OnEvents::Stream(c),
         Command::Event(EventCmd::Get { id }) => OnEvents::Event(id),
         Command::Snapshot(c) => OnEvents::Snapshot(c),
-        command => return run_other(cli.api.as_deref(), &access, &ctx, command),
+        Command::Block(c) => return blobs(api, &access, &ctx, OnBlobs::Block(c)),
+        Command::Object(c) => return blobs(api, &access, &ctx, OnBlobs::Object(c)),
+        command => return run_other(api, &access, &ctx, command),
     };
-    events(cli.api.as_deref(), &access, &ctx, on_events)
+    events(api, &access, &ctx, on_events)
+}
+
+/// The commands on blocks and objects: one body each for the daemon at
+/// `--api` and the data directory's buckets, since both are a
+/// [`BlobStore`].
+enum OnBlobs {
+    Block(block::BlockCmd),
+    Object(object::ObjectCmd),
+}
+
+fn blobs(
+    api: Option<&str>,
+    access: &crate::remote::Access,
+    ctx: &Ctx,
+    cmd: OnBlobs,
+) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    if let Some(url) = api {
+        return runtime.block_on(on_blobs(&client(url, access)?, cmd));
+    }
+    let store = ctx.store()?;
+    // The key given opens the bucket named, and must be its own.
+    let bucket = match &cmd {
+        OnBlobs::Block(c) => c.bucket(),
+        OnBlobs::Object(c) => c.bucket(),
+    };
+    if let Some(key) = ctx.key()? {
+        match store.unlock(bucket, &key) {
+            Ok(()) | Err(hydra_bucket::BucketError::KeyNotNeeded(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    runtime.block_on(on_blobs(&store, cmd))
+}
+
+async fn on_blobs<B: BlobStore>(store: &B, cmd: OnBlobs) -> Result<ExitCode> {
+    match cmd {
+        OnBlobs::Block(c) => block::run(store, c).await,
+        OnBlobs::Object(c) => object::run(store, c).await,
+    }
 }
 
 /// The commands on events: one body each for the daemon at `--api`
@@ -230,12 +275,12 @@ fn run_other(
     match command {
         Command::Volume(c) => volume::run(ctx, c),
         Command::Bucket(c) => bucket::run(ctx, c),
-        Command::Block(c) => block::run(ctx, c),
-        Command::Object(c) => object::run(ctx, c),
         Command::Gc(a) => gc::run(ctx, a),
-        Command::Stream(_) | Command::Event(_) | Command::Snapshot(_) => {
-            unreachable!("run sends event commands to `events`")
-        }
+        Command::Stream(_)
+        | Command::Event(_)
+        | Command::Snapshot(_)
+        | Command::Block(_)
+        | Command::Object(_) => unreachable!("run sends these through the stores' traits"),
         Command::Export(a) => transfer::export(ctx, a),
         Command::Import(a) => transfer::import(ctx, a),
         Command::Peer(peer::PeerCmd::Id) => peer::id(ctx).map(|()| ExitCode::SUCCESS),

@@ -1,4 +1,5 @@
-//! `hydra object put|get|ls|rm`.
+//! `hydra object put|get|ls|rm`: one body for the data directory and a
+//! daemon (`--api`), through [`BlobStore`].
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,9 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
+use hydra_bucket::{BlobStore, BucketName};
 
 use super::BucketArg;
-use crate::context::{Ctx, input};
+use crate::context::input;
 use crate::output::{self, bytes_bar, human};
 
 #[derive(Debug, Subcommand)]
@@ -45,23 +47,38 @@ pub enum ObjectCmd {
     },
 }
 
-pub fn run(ctx: &Ctx, cmd: ObjectCmd) -> Result<ExitCode> {
-    let store = ctx.store()?;
+impl ObjectCmd {
+    /// The bucket it names.
+    pub fn bucket(&self) -> &BucketName {
+        match self {
+            ObjectCmd::Put { bucket, .. }
+            | ObjectCmd::Get { bucket, .. }
+            | ObjectCmd::Ls { bucket, .. }
+            | ObjectCmd::Rm { bucket, .. } => &bucket.bucket,
+        }
+    }
+}
+
+/// One body for the data directory's buckets and a daemon's.
+pub async fn run<B: BlobStore>(store: &B, cmd: ObjectCmd) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     match cmd {
         ObjectCmd::Put { bucket, key, file } => {
-            let bucket = ctx.bucket(&store, &bucket.bucket)?;
             let (reader, len) = input(file.as_deref())?;
             let bar = bytes_bar(len);
-            let info = bucket.put_object(&key, reader, |n| bar.set_position(n))?;
+            let info = store
+                .put_object(&bucket.bucket, &key, bar.wrap_read(reader))
+                .await?;
             bar.finish_and_clear();
-            println!("{}\t{}\t{}", info.root, info.size, info.key);
+            writeln!(out, "{}\t{}\t{}", info.root, info.size, info.key)?;
         }
         ObjectCmd::Get { bucket, key } => {
-            let bucket = ctx.bucket(&store, &bucket.bucket)?;
-            let size = bucket.object(&key)?.map(|o| o.size);
+            let size = store.object(&bucket.bucket, &key).await?.map(|o| o.size);
             let bar = bytes_bar(size);
-            let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            bucket.get_object(&key, out, |n| bar.set_position(n))?;
+            let sink = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+            store
+                .get_object(&bucket.bucket, &key, bar.wrap_write(sink))
+                .await?;
             bar.finish_and_clear();
         }
         ObjectCmd::Ls {
@@ -69,26 +86,23 @@ pub fn run(ctx: &Ctx, cmd: ObjectCmd) -> Result<ExitCode> {
             prefix,
             json,
         } => {
-            let bucket = ctx.bucket(&store, &bucket.bucket)?;
-            let objects = bucket.objects(&prefix);
+            let objects = store.list_objects(&bucket.bucket, &prefix).await?;
             if json {
-                output::json(&objects.collect::<Result<Vec<_>, _>>()?)?;
+                output::json(&objects)?;
             } else {
-                let mut out = std::io::stdout().lock();
                 for o in objects {
-                    let o = o?;
                     writeln!(out, "{}\t{}\t{}", o.key, human(o.size), o.root)?;
                 }
             }
         }
         ObjectCmd::Rm { bucket, key } => {
             let name = bucket.bucket;
-            let bucket = ctx.bucket(&store, &name)?;
-            if !bucket.remove_object(&key)? {
+            if !store.delete_object(&name, &key).await? {
                 anyhow::bail!("object {key:?} not found in bucket {name}");
             }
-            println!("removed {key}");
+            writeln!(out, "removed {key}")?;
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

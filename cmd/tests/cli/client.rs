@@ -395,3 +395,79 @@ fn an_append_retried_after_a_lost_answer_is_written_once() {
         assert_eq!(events.len(), 1, "written once");
     });
 }
+
+/// What a blob store answers to one script of calls on blocks and objects.
+async fn blob_script<B: hydra_bucket::BlobStore>(store: &B) -> Vec<String> {
+    let mut seen = Vec::new();
+    let b: hydra_bucket::BucketName = "default".parse().unwrap();
+    let nowhere: hydra_bucket::BucketName = "nowhere".parse().unwrap();
+    let r = store.put_block(&b, b"hello".to_vec(), true).await.unwrap();
+    seen.push(format!("put {r}"));
+    seen.push(format!("has {}", store.has_block(&b, &r).await.unwrap()));
+    seen.push(format!("get {:?}", store.get_block(&b, &r).await.unwrap()));
+    seen.push(format!("ls {:?}", store.list_blocks(&b).await.unwrap()));
+    seen.push(format!(
+        "rm {} {}",
+        store.delete_block(&b, &r).await.unwrap(),
+        store.delete_block(&b, &r).await.unwrap()
+    ));
+    seen.push(format!("has {}", store.has_block(&b, &r).await.unwrap()));
+    seen.push(format!(
+        "absent {:?} {:?} {:?}",
+        kind(store.get_block(&b, &r).await),
+        kind(store.has_block(&nowhere, &r).await),
+        kind(store.list_objects(&nowhere, "").await)
+    ));
+    // An object of several chunks, a key with a slash and a space.
+    let data = crate::noise(9, 3_000_000);
+    let info = store
+        .put_object(&b, "docs/a b.bin", std::io::Cursor::new(data.clone()))
+        .await
+        .unwrap();
+    seen.push(format!("object {} {} {}", info.key, info.size, info.root));
+    assert_eq!(
+        store.object(&b, "docs/a b.bin").await.unwrap(),
+        Some(info.clone())
+    );
+    let mut back = Vec::new();
+    assert_eq!(
+        store
+            .get_object(&b, "docs/a b.bin", &mut back)
+            .await
+            .unwrap(),
+        info
+    );
+    assert!(back == data, "the object comes back byte for byte");
+    seen.push(format!(
+        "objects {:?}",
+        store.list_objects(&b, "docs/").await.unwrap()
+    ));
+    seen.push(format!(
+        "rm object {} {} {:?}",
+        store.delete_object(&b, "docs/a b.bin").await.unwrap(),
+        store.delete_object(&b, "docs/a b.bin").await.unwrap(),
+        store.object(&b, "docs/a b.bin").await.unwrap()
+    ));
+    seen.push(format!(
+        "get gone {:?}",
+        kind(store.get_object(&b, "docs/a b.bin", Vec::new()).await)
+    ));
+    seen
+}
+
+#[test]
+fn the_client_and_the_embedded_store_keep_the_same_blocks_and_objects() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let volume = hydra_volume::open_dir(here.path(), hydra_volume::OpenOptions::default()).unwrap();
+    let store = hydra_bucket::Store::open(volume).unwrap();
+    let embedded = runtime.block_on(blob_script(&store));
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let remote = runtime.block_on(blob_script(&Client::new(&d.url).unwrap()));
+    assert_eq!(embedded, remote);
+}
