@@ -172,9 +172,7 @@ fn blobs(
     ctx: &Ctx,
     cmd: OnBlobs,
 ) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = runtime()?;
     if let Some(url) = api {
         return runtime.block_on(on_blobs(&client(url, access)?, cmd));
     }
@@ -215,9 +213,7 @@ fn events(
     ctx: &Ctx,
     cmd: OnEvents,
 ) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = runtime()?;
     if let OnEvents::Stream(stream::StreamCmd::Verify { signer }) = cmd {
         // A proof needs no store, only whom to trust.
         let signer = match (signer, api) {
@@ -244,6 +240,14 @@ async fn on_events<S: EventStore>(store: &S, cmd: OnEvents) -> Result<ExitCode> 
         OnEvents::Event(id) => stream::get_event(store, id).await,
         OnEvents::Snapshot(c) => snapshot::run(store, c).await,
     }
+}
+
+/// Where a command's store calls run: this thread (the embedded stores
+/// answer on it; a client waits on it).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// The daemon at `url`, with the token and CA the flags give.

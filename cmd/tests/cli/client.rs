@@ -13,6 +13,13 @@ use uuid::Uuid;
 
 use crate::daemon::Daemon;
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn id(s: &str) -> StreamId {
     s.parse().unwrap()
 }
@@ -260,10 +267,7 @@ async fn script<S: EventStore>(store: &S) -> Vec<String> {
 
 #[test]
 fn the_client_and_the_embedded_log_answer_the_same() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let here = tempfile::tempdir().unwrap();
     let log = EventLog::open_dir(here.path(), Options::default()).unwrap();
     let embedded = runtime.block_on(script(&log));
@@ -281,10 +285,7 @@ fn the_client_and_the_embedded_log_answer_the_same() {
 /// attempt (so a retry cannot write twice); the log would otherwise choose.
 #[test]
 fn the_client_names_its_events_so_retries_are_idempotent() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     let client = Client::new(&d.url).unwrap();
@@ -368,10 +369,7 @@ fn losing_first_answer(upstream: String) -> String {
 /// same event ids, and the daemon answers the first result: one event.
 #[test]
 fn an_append_retried_after_a_lost_answer_is_written_once() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     let upstream = d.url.trim_start_matches("http://").to_owned();
@@ -457,10 +455,7 @@ async fn blob_script<B: hydra_bucket::BlobStore>(store: &B) -> Vec<String> {
 
 #[test]
 fn the_client_and_the_embedded_store_keep_the_same_blocks_and_objects() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let here = tempfile::tempdir().unwrap();
     let volume = hydra_volume::open_dir(here.path(), hydra_volume::OpenOptions::default()).unwrap();
     let store = hydra_bucket::Store::open(volume).unwrap();
