@@ -10,7 +10,7 @@ use hydra_bucket::{BlobStore, BucketName, ErrorKind, ObjectInfo};
 use reqwest::Response;
 use serde::Deserialize;
 
-use crate::{Client, Error, path_segment};
+use crate::{Client, Error, json, path_segment};
 
 /// Bytes of an upload read per chunk.
 const CHUNK: usize = 256 << 10;
@@ -49,11 +49,6 @@ fn object_of(key: &str, r: &Response) -> Result<ObjectInfo, Error> {
         root,
         size,
     })
-}
-
-async fn json<T: serde::de::DeserializeOwned>(r: Response, what: &str) -> Result<T, Error> {
-    let bytes = r.bytes().await.map_err(|e| Error::garbled(what, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::garbled(what, e))
 }
 
 impl Client {

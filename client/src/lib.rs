@@ -141,10 +141,7 @@ impl Client {
             public_key: String,
         }
         let r = self.send(|h| h.get(self.at("/health"))).await?;
-        let bytes = r.bytes().await.map_err(|e| Error::garbled("health", e))?;
-        serde_json::from_slice::<Health>(&bytes)
-            .map(|h| h.public_key)
-            .map_err(|e| Error::garbled("health", e))
+        Ok(json::<Health>(r, "health").await?.public_key)
     }
 
     fn at(&self, path: &str) -> String {
@@ -185,6 +182,13 @@ impl Client {
             Err(e) => Err(Error::transport(&self.base, e)),
         }
     }
+}
+
+/// An answer's JSON body; `what` names it in the error when it does not
+/// read.
+async fn json<T: serde::de::DeserializeOwned>(r: Response, what: &str) -> Result<T, Error> {
+    let bytes = r.bytes().await.map_err(|e| Error::garbled(what, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::garbled(what, e))
 }
 
 /// Percent-encodes one path segment: stream ids and keys may hold anything.

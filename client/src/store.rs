@@ -12,22 +12,16 @@ use hydra_eventlog::{
 };
 use reqwest::Response;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::events::{Outgoing, decode, ndjson, sse};
-use crate::{Client, Error, path_segment};
+use crate::{Client, Error, json, path_segment};
 
 /// The header that carries a snapshot's metadata, base64.
 const SNAPSHOT_METADATA: &str = "snapshot-metadata";
 
 fn stream_path(stream: &StreamId, rest: &str) -> String {
     format!("/streams/{}{rest}", path_segment(stream.as_str()))
-}
-
-async fn json<T: DeserializeOwned>(r: Response, what: &str) -> Result<T, Error> {
-    let bytes = r.bytes().await.map_err(|e| Error::garbled(what, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::garbled(what, e))
 }
 
 fn direction(d: Direction) -> &'static str {
