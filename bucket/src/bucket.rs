@@ -72,9 +72,15 @@ impl Bucket {
         self.config.transforms.encryption.is_some()
     }
 
+    /// Whether this handle can read and write plain bytes: the bucket is
+    /// not encrypted, or the handle has its key.
+    pub fn is_readable(&self) -> bool {
+        !self.is_encrypted() || self.keyed
+    }
+
     /// Fails unless this handle can read and write plain bytes.
     pub(crate) fn require_key(&self) -> Result<(), BucketError> {
-        if self.is_encrypted() && !self.keyed {
+        if !self.is_readable() {
             return Err(BucketError::KeyRequired(self.name().clone()));
         }
         Ok(())

@@ -24,13 +24,13 @@ use std::collections::HashSet;
 
 use hydra_block::{Codec, Ref, Visit, WalkError, Walker};
 use hydra_volume::{Direction, KeyRange, WriteBatch};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::Tracking;
 use crate::{Bucket, BucketError, Closure, layout};
 
 /// What a collection did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GcReport {
     /// Roots the mark started from.

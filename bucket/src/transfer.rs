@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 
 use hydra_block::{CarReader, CarWriter, Codec, Ref};
 use hydra_volume::Identity;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Bucket, BucketError, BucketName, Closure, Key, Manifest, Store};
 
@@ -29,7 +29,7 @@ pub struct BucketExport {
 }
 
 /// What [`Store::import`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BucketImport {
     pub bucket: String,

@@ -51,6 +51,33 @@ fn object_of(key: &str, r: &Response) -> Result<ObjectInfo, Error> {
     })
 }
 
+/// A request body read from `data` on a blocking thread, a chunk at a
+/// time, as it goes out.
+pub(crate) fn upload(mut data: impl Read + Send + 'static) -> reqwest::Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let chunk = match data.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Ok(Bytes::from(chunk))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            if tx.blocking_send(chunk).is_err() || failed {
+                return;
+            }
+        }
+    });
+    reqwest::Body::wrap_stream(stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    }))
+}
+
 impl Client {
     /// A HEAD request; refused, the same GET tells why (a HEAD answer
     /// has no body to say it in).
@@ -137,51 +164,22 @@ impl BlobStore for Client {
         &self,
         bucket: &BucketName,
         key: &str,
-        mut data: impl Read + Send + 'static,
+        data: impl Read + Send + 'static,
     ) -> Result<ObjectInfo, Error> {
         // Refusals come before the upload: the daemon answers them without
         // reading the body, which a large upload would see as a broken
         // pipe instead of the reason.
-        #[derive(Deserialize)]
-        struct Shown {
-            writes_refused: Option<String>,
-        }
-        let shown: Shown = json(
-            self.send(|h| h.get(self.at(&format!("/buckets/{bucket}"))))
-                .await?,
-            "bucket",
-        )
-        .await?;
-        if let Some(why) = shown.writes_refused {
+        if let Some(why) = hydra_eventlog::Admin::bucket(self, bucket)
+            .await?
+            .writes_refused
+        {
             return Err(Error::refused(ErrorKind::Conflict, why));
         }
-        // The reader is read on a blocking thread, a chunk at a time, as
-        // the body goes out.
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-        tokio::task::spawn_blocking(move || {
-            loop {
-                let mut chunk = vec![0u8; CHUNK];
-                let chunk = match data.read(&mut chunk) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        Ok(Bytes::from(chunk))
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => Err(e),
-                };
-                let failed = chunk.is_err();
-                if tx.blocking_send(chunk).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
         let request = self
             .http
             .put(self.at(&object_path(bucket, key)))
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(reqwest::Body::wrap_stream(body));
+            .body(upload(data));
         json(self.send_once(request).await?, "object").await
     }
 

@@ -1,8 +1,9 @@
-//! An async client of a `hydra daemon`: the same [`EventStore`] as the
-//! embedded [`EventLog`](hydra_eventlog::EventLog) and the same
-//! [`BlobStore`] as the embedded [`Store`](hydra_bucket::Store), over the
-//! daemon's HTTP API, so that code written against the traits runs
-//! in-process or against a daemon unchanged.
+//! An async client of a `hydra daemon`: the same [`EventStore`] and
+//! [`Admin`] as the embedded [`EventLog`](hydra_eventlog::EventLog) and the
+//! same [`BlobStore`] as the embedded [`Store`](hydra_bucket::Store), over
+//! the daemon's HTTP API, so that code written against the traits runs
+//! in-process or against a daemon unchanged. What only a daemon has (its
+//! replication, peers and API tokens) is on [`Client`] itself.
 //!
 //! ```no_run
 //! use futures_util::TryStreamExt;
@@ -32,14 +33,17 @@
 //!   result. Other calls are retried when they change nothing.
 //! - **Streaming**: reads come as NDJSON and subscriptions as Server-Sent
 //!   Events, each a [`Stream`](futures_core::Stream) that holds a few
-//!   events at a time, however long; objects go up from a reader and come
-//!   down into a writer a chunk at a time, whatever their size.
+//!   events at a time, however long; objects and imports go up from a
+//!   reader, and objects and exports come down into a writer, a chunk at a
+//!   time, whatever their size.
 //! - **Exact bytes**: payloads go and come back byte for byte (JSON as
 //!   itself, anything else as base64), so a proof over them verifies.
 //! - **Errors** carry the daemon's one-line message and an
 //!   [`ErrorKind`](hydra_eventlog::ErrorKind), as the embedded log's do.
 
+mod admin;
 mod blobs;
+mod daemon;
 mod error;
 mod events;
 mod store;
@@ -49,9 +53,10 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response};
 
+pub use crate::daemon::{Identity, TokenInfo};
 pub use crate::error::Error;
 pub use hydra_bucket::BlobStore;
-pub use hydra_eventlog::EventStore;
+pub use hydra_eventlog::{Admin, EventStore};
 
 /// A client of one daemon. Cheap to clone: clones share the connections.
 #[derive(Clone)]
@@ -131,17 +136,6 @@ impl Client {
     /// The daemon's URL.
     pub fn url(&self) -> &str {
         &self.base
-    }
-
-    /// The daemon's public key (64 hex digits): whom its heads and proofs
-    /// are signed by.
-    pub async fn public_key(&self) -> Result<String, Error> {
-        #[derive(serde::Deserialize)]
-        struct Health {
-            public_key: String,
-        }
-        let r = self.send(|h| h.get(self.at("/health"))).await?;
-        Ok(json::<Health>(r, "health").await?.public_key)
     }
 
     fn at(&self, path: &str) -> String {

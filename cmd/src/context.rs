@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use hydra_bucket::{Bucket, BucketName, Key, Store};
+use hydra_bucket::{Key, Store};
 use hydra_volume::{Backend, Durability, OpenOptions, VolumeError, open_dir};
 
 /// Where the data lives and how to unlock it, from the global flags.
@@ -52,13 +52,6 @@ impl Ctx {
             return Ok(Some(Key::from_file(path)?));
         }
         Ok(Key::from_env()?)
-    }
-
-    /// A handle on bucket `name`, unlocked with the given key when it is
-    /// encrypted.
-    pub fn bucket(&self, store: &Store, name: &BucketName) -> Result<Bucket> {
-        let key = self.key()?;
-        Ok(store.bucket(name, key.as_ref())?)
     }
 }
 

@@ -14,7 +14,6 @@ mod context;
 mod daemon;
 mod events;
 mod output;
-mod remote;
 
 use std::io::ErrorKind;
 use std::process::ExitCode;

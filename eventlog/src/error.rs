@@ -147,6 +147,10 @@ pub enum Error {
     },
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
+    /// A file given to import that is not an export (or not there): bad
+    /// input, where [`Error::Corrupt`] is stored data gone bad.
+    #[error("not an export hydra can import: {0}")]
+    BadImport(String),
     #[error("the event log is closed")]
     Closed,
     #[error(transparent)]
@@ -203,7 +207,8 @@ impl Error {
             | Error::DuplicateStreamInAppend { .. }
             | Error::BadHeadOrder { .. }
             | Error::HeadMismatch { .. }
-            | Error::AckBeyondDelivered { .. } => ErrorKind::Invalid,
+            | Error::AckBeyondDelivered { .. }
+            | Error::BadImport(_) => ErrorKind::Invalid,
             Error::Closed => ErrorKind::Unavailable,
             Error::Bucket(b) => b.kind(),
             _ => ErrorKind::Other,

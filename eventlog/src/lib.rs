@@ -92,6 +92,7 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+mod admin;
 mod bundle;
 mod compact;
 mod error;
@@ -119,6 +120,9 @@ mod tree;
 mod verify;
 mod writer;
 
+pub use admin::{
+    Admin, BucketCollected, BucketShown, Export, Imported, VolumeInfo, VolumeVerified, bucket_of,
+};
 pub use bundle::{BUNDLE, EVENT_BUNDLE};
 pub use error::Error;
 pub use event::{

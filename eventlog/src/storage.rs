@@ -1114,6 +1114,14 @@ pub fn storage_bucket(root_block: &[u8]) -> Result<(StreamId, BucketName), Error
     Ok((body.stored.head.stream, body.bucket))
 }
 
+/// The events under a storage block's signed head, if `bytes` is one
+/// (an export's report counts them).
+pub(crate) fn stored_length(bytes: &[u8]) -> Option<u64> {
+    decode_root(bytes)
+        .ok()
+        .map(|(body, _)| body.stored.head.length)
+}
+
 fn decode_root(bytes: &[u8]) -> Result<(Body, Vec<Ref>), Error> {
     let node = Node::<Body>::decode(STREAM_STORAGE, bytes).map_err(|e| Error::Corrupt {
         what: "storage block".into(),

@@ -37,7 +37,7 @@ use std::path::Path;
 
 use hydra_block::{CarReader, CarWriter, Codec, Kind, Node, Ref, links};
 use hydra_bucket::BucketImport;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::storage::{Checked, Prepared};
 use crate::writer::Request;
@@ -57,7 +57,8 @@ const ORDER_RUNS: usize = 1 << 16;
 type Runs = Vec<(u32, u64)>;
 
 /// What an export wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExportReport {
     /// Buckets whose objects it holds (a whole store's export), and those.
     pub buckets: u64,
@@ -68,7 +69,7 @@ pub struct ExportReport {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     /// Buckets whose objects it imported, and those.
@@ -98,10 +99,7 @@ fn export_io(e: std::io::Error) -> Error {
 }
 
 fn car_error(e: hydra_block::CarError) -> Error {
-    Error::Corrupt {
-        what: "import file".into(),
-        reason: e.to_string(),
-    }
+    Error::BadImport(e.to_string())
 }
 
 impl EventLog {
@@ -195,10 +193,7 @@ impl EventLog {
         let open = || {
             std::fs::File::open(path)
                 .map(std::io::BufReader::new)
-                .map_err(|e| Error::Corrupt {
-                    what: format!("import file {}", path.display()),
-                    reason: e.to_string(),
-                })
+                .map_err(|e| Error::BadImport(format!("{}: {e}", path.display())))
         };
         let roots = CarReader::new(open()?).map_err(car_error)?.roots().to_vec();
         if roots.iter().any(|r| r.codec() == Codec::Raw) {
@@ -345,10 +340,7 @@ impl EventLog {
         part: Part,
     ) -> Result<ExportRead, Error> {
         let mut car = CarReader::new(input).map_err(car_error)?;
-        let corrupt = |reason: String| Error::Corrupt {
-            what: "import file".into(),
-            reason,
-        };
+        let corrupt = Error::BadImport;
         let (mut storages, mut buckets, mut order) = (Vec::new(), Vec::new(), None);
         for root in car.roots().to_vec() {
             let Some((r, root_block)) = car.next_block().map_err(car_error)? else {

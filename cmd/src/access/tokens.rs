@@ -30,17 +30,9 @@ pub struct Token {
     pub created: u64,
 }
 
-/// A token as the API and the CLI show it: name, scopes, creation time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TokenInfo {
-    pub name: String,
-    pub scopes: Vec<String>,
-    /// Milliseconds since the Unix epoch.
-    pub created: u64,
-    /// The secret: only in the answer that creates the token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
+/// A token as the API and the CLI show it (the client's type, which the
+/// daemon answers with).
+pub use hydra_client::TokenInfo;
 
 impl Token {
     pub fn info(&self) -> TokenInfo {

@@ -1,10 +1,12 @@
 //! `hydra bucket create|ls|show|update|rm`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use hydra_bucket::{BucketConfig, BucketName, BucketUpdate, CreateOptions, Key};
+use hydra_bucket::{BucketConfig, BucketName, CreateOptions, Key};
+use hydra_eventlog::Admin;
 
 use super::parse_bucket;
 use crate::context::Ctx;
@@ -75,54 +77,60 @@ struct Shown<'a> {
     stored_bytes: u64,
 }
 
-pub fn run(ctx: &Ctx, cmd: BucketCmd) -> Result<ExitCode> {
-    let store = ctx.store()?;
+/// The bucket commands on any [`Admin`]; `key` gives the key of a new
+/// encrypted bucket.
+pub async fn run<A: Admin>(
+    admin: &A,
+    cmd: BucketCmd,
+    key: impl FnOnce() -> Result<Key>,
+) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     match cmd {
         BucketCmd::Create {
             name,
             compress,
             encrypt,
         } => {
-            let key = if encrypt {
-                Some(creation_key(ctx)?)
-            } else {
-                None
-            };
-            let c = store.create_bucket(
-                &name,
-                CreateOptions {
-                    zstd_level: compress,
-                    key: key.as_ref(),
-                },
-            )?;
-            println!("created bucket {} ({})", c.id, describe(&c));
+            let key = if encrypt { Some(key()?) } else { None };
+            let c = admin
+                .create_bucket(
+                    &name,
+                    CreateOptions {
+                        zstd_level: compress,
+                        key: key.as_ref(),
+                    },
+                )
+                .await?;
+            writeln!(out, "created bucket {} ({})", c.id, describe(&c))?;
         }
         BucketCmd::Ls { json } => {
-            let buckets = store.buckets()?;
+            let buckets = admin.buckets().await?;
             if json {
                 output::json(&buckets)?;
             } else {
                 for c in buckets {
-                    println!("{}\tv{}\t{}", c.id, c.version, describe(&c));
+                    writeln!(out, "{}\tv{}\t{}", c.id, c.version, describe(&c))?;
                 }
             }
         }
         BucketCmd::Show { name, json } => {
-            let config = store.bucket_config(&name)?;
-            let stats = store.bucket(&name, None)?.stats()?;
-            let shown = Shown {
-                config: &config,
-                blocks: stats.blocks,
-                stored_bytes: stats.stored_bytes,
-            };
+            let shown = admin.bucket(&name).await?;
+            let config = &shown.config;
             if json {
-                output::json(&shown)?;
+                output::json(&Shown {
+                    config,
+                    blocks: shown.blocks,
+                    stored_bytes: shown.stored_bytes,
+                })?;
             } else {
-                println!("bucket:      {}", config.id);
-                println!("version:     {}", config.version);
-                println!("transforms:  {}", describe(&config));
-                println!("blocks:      {}", stats.blocks);
-                println!("bytes:       {}", output::human(stats.stored_bytes));
+                writeln!(out, "bucket:      {}", config.id)?;
+                writeln!(out, "version:     {}", config.version)?;
+                writeln!(out, "transforms:  {}", describe(config))?;
+                writeln!(out, "blocks:      {}", shown.blocks)?;
+                writeln!(out, "bytes:       {}", output::human(shown.stored_bytes))?;
+                if let Some(why) = &shown.writes_refused {
+                    writeln!(out, "writes:      refused ({why})")?;
+                }
             }
         }
         BucketCmd::Update {
@@ -130,26 +138,18 @@ pub fn run(ctx: &Ctx, cmd: BucketCmd) -> Result<ExitCode> {
             compress,
             version,
         } => {
-            let current = store.bucket_config(&name)?.version;
-            let c = store.update_bucket(
-                &name,
-                BucketUpdate {
-                    version: version.unwrap_or(current + 1),
-                    zstd_level: compress,
-                    policies: None,
-                },
-            )?;
-            println!(
+            let c = admin.update_bucket(&name, version, compress).await?;
+            writeln!(
+                out,
                 "updated bucket {} to version {} ({})",
                 c.id,
                 c.version,
                 describe(&c)
-            );
+            )?;
         }
         BucketCmd::Rm { name } => {
-            drop(store);
-            let blocks = crate::cli::stream::open(ctx)?.remove_bucket(&name)?;
-            println!("removed bucket {name} and {blocks} blocks");
+            let blocks = admin.remove_bucket(&name).await?;
+            writeln!(out, "removed bucket {name} and {blocks} blocks")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -157,7 +157,7 @@ pub fn run(ctx: &Ctx, cmd: BucketCmd) -> Result<ExitCode> {
 
 /// The key for a new encrypted bucket: from --key-file (created when it
 /// does not exist) or HYDRA_KEY.
-fn creation_key(ctx: &Ctx) -> Result<Key> {
+pub fn creation_key(ctx: &Ctx) -> Result<Key> {
     if let Some(path) = &ctx.key_file {
         if !path.exists() {
             let key = Key::generate()?;

@@ -1,12 +1,13 @@
 //! `hydra gc`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use hydra_bucket::{BucketError, BucketName};
+use hydra_bucket::BucketName;
+use hydra_eventlog::Admin;
 
 use super::parse_bucket;
-use crate::context::Ctx;
 use crate::output::{self, human};
 
 #[derive(Debug, clap::Args)]
@@ -21,54 +22,37 @@ pub struct GcArgs {
     pub json: bool,
 }
 
-#[derive(serde::Serialize)]
-struct Collected {
-    bucket: BucketName,
-    #[serde(flatten)]
-    report: hydra_bucket::GcReport,
-}
-
-pub fn run(ctx: &Ctx, args: GcArgs) -> Result<ExitCode> {
-    let store = ctx.store()?;
-    let names = match args.bucket {
-        Some(b) => vec![b],
-        None => store.buckets()?.into_iter().map(|c| c.id).collect(),
-    };
-    let all = names.len() > 1;
-    let mut reports = Vec::new();
-    for name in names {
-        let bucket = match ctx.bucket(&store, &name) {
-            Ok(b) if all && b.is_encrypted() && ctx.key()?.is_none() => {
-                eprintln!("hydra: skipping encrypted bucket {name} (no key given)");
-                continue;
+/// `hydra gc` on any [`Admin`].
+pub async fn run<A: Admin>(admin: &A, args: GcArgs) -> Result<ExitCode> {
+    let collected = admin.gc(args.bucket.as_ref()).await?;
+    if args.bucket.is_none() {
+        for c in admin.buckets().await? {
+            if !collected.iter().any(|g| g.bucket == c.id.as_str()) {
+                eprintln!(
+                    "hydra: skipping encrypted bucket {} (no key for it here)",
+                    c.id
+                );
             }
-            Err(e) if all && matches!(e.downcast_ref(), Some(BucketError::WrongKey(_))) => {
-                eprintln!("hydra: skipping encrypted bucket {name} (the key given is not its key)");
-                continue;
-            }
-            b => b?,
-        };
-        let report = bucket.gc()?;
-        reports.push(Collected {
-            bucket: name,
-            report,
-        });
+        }
     }
     if args.json {
-        output::json(&reports)?;
-    } else {
-        for c in &reports {
-            println!(
-                "{}: freed {} blocks ({}), kept {}, from {} roots",
-                c.bucket,
-                c.report.freed,
-                human(c.report.freed_bytes),
-                c.report.kept,
-                c.report.roots
-            );
-            for m in &c.report.missing {
-                println!("{}: missing block {m} (reached from a root)", c.bucket);
-            }
+        output::json(&collected)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    for c in &collected {
+        let r = &c.report;
+        writeln!(
+            out,
+            "{}: freed {} blocks ({}), kept {}, from {} roots",
+            c.bucket,
+            r.freed,
+            human(r.freed_bytes),
+            r.kept,
+            r.roots
+        )?;
+        for m in &r.missing {
+            writeln!(out, "{}: missing block {m} (reached from a root)", c.bucket)?;
         }
     }
     Ok(ExitCode::SUCCESS)

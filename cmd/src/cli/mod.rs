@@ -16,10 +16,10 @@ pub(crate) mod volume;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use hydra_bucket::{BlobStore, BucketName};
-use hydra_eventlog::EventStore;
+use hydra_eventlog::{Admin, EventStore};
 use hydra_volume::Backend;
 
 use crate::context::Ctx;
@@ -136,8 +136,15 @@ pub fn parse_bucket(s: &str) -> Result<BucketName, String> {
         .map_err(|e: hydra_bucket::BucketError| e.to_string())
 }
 
+/// How the CLI proves itself to a daemon: its token, and the CA that
+/// signed the daemon's certificate when it is not a public one.
+pub struct Access {
+    pub token: Option<String>,
+    pub cacert: Option<PathBuf>,
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let access = crate::remote::Access {
+    let access = Access {
         token: cli.token,
         cacert: cli.cacert,
     };
@@ -147,15 +154,52 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         key_file: cli.key_file,
     };
     let api = cli.api.as_deref();
-    let on_events = match cli.command {
-        Command::Stream(c) => OnEvents::Stream(c),
-        Command::Event(EventCmd::Get { id }) => OnEvents::Event(id),
-        Command::Snapshot(c) => OnEvents::Snapshot(c),
-        Command::Block(c) => return blobs(api, &access, &ctx, OnBlobs::Block(c)),
-        Command::Object(c) => return blobs(api, &access, &ctx, OnBlobs::Object(c)),
-        command => return run_other(api, &access, &ctx, command),
-    };
-    events(api, &access, &ctx, on_events)
+    match cli.command {
+        Command::Stream(c) => events(api, &access, &ctx, OnEvents::Stream(c)),
+        Command::Event(EventCmd::Get { id }) => events(api, &access, &ctx, OnEvents::Event(id)),
+        Command::Snapshot(c) => events(api, &access, &ctx, OnEvents::Snapshot(c)),
+        Command::Block(c) => blobs(api, &access, &ctx, OnBlobs::Block(c)),
+        Command::Object(c) => blobs(api, &access, &ctx, OnBlobs::Object(c)),
+        Command::Volume(c) => admin(api, &access, &ctx, OnAdmin::Volume(c)),
+        Command::Bucket(c) => admin(api, &access, &ctx, OnAdmin::Bucket(c)),
+        Command::Gc(a) => admin(api, &access, &ctx, OnAdmin::Gc(a)),
+        Command::Export(a) => admin(api, &access, &ctx, OnAdmin::Export(a)),
+        Command::Import(a) => admin(api, &access, &ctx, OnAdmin::Import(a)),
+        Command::Token(c) => {
+            let runtime = runtime()?;
+            match api {
+                Some(url) => runtime.block_on(token::run(&client(url, &access)?, c)),
+                None => {
+                    let tokens = crate::access::Tokens::new(ctx.store()?.volume().clone());
+                    runtime.block_on(token::run(&tokens, c))
+                }
+            }
+        }
+        Command::Peer(peer::PeerCmd::Id) if api.is_none() => {
+            peer::id(&ctx).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Replicate(c) => {
+            let url = daemon(api, &ctx)?;
+            replicate::run(&runtime()?, &client(&url, &access)?, c)
+        }
+        Command::Peer(c) => {
+            let url = daemon(api, &ctx)?;
+            peer::run(&runtime()?, &client(&url, &access)?, c)
+        }
+        Command::Daemon(_) if api.is_some() => {
+            bail!("--api talks to a running daemon; start one without --api")
+        }
+        Command::Daemon(a) => crate::daemon::run(&ctx, a),
+    }
+}
+
+/// The daemon a command that only a daemon runs (replication, peers)
+/// asks: `--api`, or the one that holds the data directory.
+fn daemon(api: Option<&str>, ctx: &Ctx) -> Result<String> {
+    match api {
+        Some(url) => Ok(url.to_owned()),
+        None => replicate::daemon_url(ctx),
+    }
 }
 
 /// The commands on blocks and objects: one body each for the daemon at
@@ -166,12 +210,7 @@ enum OnBlobs {
     Object(object::ObjectCmd),
 }
 
-fn blobs(
-    api: Option<&str>,
-    access: &crate::remote::Access,
-    ctx: &Ctx,
-    cmd: OnBlobs,
-) -> Result<ExitCode> {
+fn blobs(api: Option<&str>, access: &Access, ctx: &Ctx, cmd: OnBlobs) -> Result<ExitCode> {
     let runtime = runtime()?;
     if let Some(url) = api {
         return runtime.block_on(on_blobs(&client(url, access)?, cmd));
@@ -198,6 +237,76 @@ async fn on_blobs<B: BlobStore>(store: &B, cmd: OnBlobs) -> Result<ExitCode> {
     }
 }
 
+/// The commands on the volume, buckets, gc, export and import: one body
+/// each for the daemon at `--api` and the data directory, since both are
+/// an [`Admin`].
+enum OnAdmin {
+    Volume(volume::VolumeCmd),
+    Bucket(bucket::BucketCmd),
+    Gc(gc::GcArgs),
+    Export(transfer::ExportArgs),
+    Import(transfer::ImportArgs),
+}
+
+fn admin(api: Option<&str>, access: &Access, ctx: &Ctx, cmd: OnAdmin) -> Result<ExitCode> {
+    let runtime = runtime()?;
+    if let Some(url) = api {
+        // A daemon refuses the key of a new encrypted bucket: its config
+        // keeps them. None is written for it.
+        let key = || Ok(hydra_bucket::Key::generate()?);
+        return runtime.block_on(on_admin(&client(url, access)?, url, cmd, key));
+    }
+    // A new encrypted bucket's key file may not exist yet (`creation_key`
+    // makes it).
+    let key = match &cmd {
+        OnAdmin::Bucket(bucket::BucketCmd::Create { .. }) => None,
+        _ => ctx.key()?,
+    };
+    let log = stream::open_with(ctx, key.as_ref())?;
+    match (&cmd, &key) {
+        // The key given opens the bucket named, and must be its own.
+        (
+            OnAdmin::Gc(gc::GcArgs {
+                bucket: Some(b), ..
+            }),
+            Some(k),
+        ) => match log.store().unlock(b, k) {
+            Ok(()) | Err(hydra_bucket::BucketError::KeyNotNeeded(_)) => {}
+            Err(e) => return Err(e.into()),
+        },
+        // It reads the buckets an import makes as their streams come (so
+        // their events take the file's `$all` order).
+        (OnAdmin::Import(_), Some(k)) => {
+            log.offer_key(k)?;
+        }
+        _ => {}
+    }
+    let import = matches!(cmd, OnAdmin::Import(_));
+    let at = ctx.data.display().to_string();
+    let done = runtime.block_on(on_admin(&log, &at, cmd, || bucket::creation_key(ctx)))?;
+    if let (true, Some(k)) = (import, &key) {
+        // And those that brought only objects, once it is done.
+        log.unlock_with(k)?;
+    }
+    log.close()?;
+    Ok(done)
+}
+
+async fn on_admin<A: Admin>(
+    admin: &A,
+    at: &str,
+    cmd: OnAdmin,
+    key: impl FnOnce() -> Result<hydra_bucket::Key>,
+) -> Result<ExitCode> {
+    match cmd {
+        OnAdmin::Volume(c) => volume::run(admin, at, c).await,
+        OnAdmin::Bucket(c) => bucket::run(admin, c, key).await,
+        OnAdmin::Gc(a) => gc::run(admin, a).await,
+        OnAdmin::Export(a) => transfer::export(admin, a).await,
+        OnAdmin::Import(a) => transfer::import(admin, a).await,
+    }
+}
+
 /// The commands on events: one body each for the daemon at `--api`
 /// (through `hydra-client`) and the data directory's event log, since
 /// both are an [`EventStore`].
@@ -207,18 +316,17 @@ enum OnEvents {
     Snapshot(snapshot::SnapshotCmd),
 }
 
-fn events(
-    api: Option<&str>,
-    access: &crate::remote::Access,
-    ctx: &Ctx,
-    cmd: OnEvents,
-) -> Result<ExitCode> {
+fn events(api: Option<&str>, access: &Access, ctx: &Ctx, cmd: OnEvents) -> Result<ExitCode> {
     let runtime = runtime()?;
     if let OnEvents::Stream(stream::StreamCmd::Verify { signer }) = cmd {
         // A proof needs no store, only whom to trust.
         let signer = match (signer, api) {
             (Some(s), _) => s,
-            (None, Some(url)) => runtime.block_on(client(url, access)?.public_key())?,
+            (None, Some(url)) => {
+                runtime
+                    .block_on(client(url, access)?.identity())?
+                    .public_key
+            }
             (None, None) => stream::own_key(ctx)?,
         };
         return stream::verify_with(&signer);
@@ -251,7 +359,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// The daemon at `url`, with the token and CA the flags give.
-fn client(url: &str, access: &crate::remote::Access) -> Result<hydra_client::Client> {
+fn client(url: &str, access: &Access) -> Result<hydra_client::Client> {
     let mut builder = hydra_client::Client::builder(url);
     if let Some(token) = &access.token {
         builder = builder.token(token);
@@ -264,40 +372,6 @@ fn client(url: &str, access: &crate::remote::Access) -> Result<hydra_client::Cli
             .with_context(|| format!("--cacert: {}", path.display()))?;
     }
     Ok(builder.build()?)
-}
-
-/// Every other command: on the daemon at `--api`, or embedded.
-fn run_other(
-    api: Option<&str>,
-    access: &crate::remote::Access,
-    ctx: &Ctx,
-    command: Command,
-) -> Result<ExitCode> {
-    if let Some(api) = api {
-        return crate::remote::run(&crate::remote::Remote::new(api, access)?, command);
-    }
-    match command {
-        Command::Volume(c) => volume::run(ctx, c),
-        Command::Bucket(c) => bucket::run(ctx, c),
-        Command::Gc(a) => gc::run(ctx, a),
-        Command::Stream(_)
-        | Command::Event(_)
-        | Command::Snapshot(_)
-        | Command::Block(_)
-        | Command::Object(_) => unreachable!("run sends these through the stores' traits"),
-        Command::Export(a) => transfer::export(ctx, a),
-        Command::Import(a) => transfer::import(ctx, a),
-        Command::Peer(peer::PeerCmd::Id) => peer::id(ctx).map(|()| ExitCode::SUCCESS),
-        Command::Token(c) => token::run(
-            &crate::access::Tokens::new(ctx.store()?.volume().clone()),
-            c,
-        ),
-        c @ (Command::Replicate(_) | Command::Peer(_)) => {
-            let remote = crate::remote::Remote::new(&replicate::daemon_url(ctx)?, access)?;
-            crate::remote::run(&remote, c)
-        }
-        Command::Daemon(a) => crate::daemon::run(ctx, a),
-    }
 }
 
 #[cfg(test)]

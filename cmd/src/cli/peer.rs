@@ -3,6 +3,7 @@
 //! `connect` ask the daemon, which runs the node.
 
 use std::io::Write;
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -35,14 +36,35 @@ pub fn id(ctx: &Ctx) -> Result<()> {
     )
 }
 
-pub fn print_id(out: &mut impl Write, peer_id: &str, public_key: &str) -> Result<()> {
+/// `peer` commands asked of the daemon `client` talks to.
+pub fn run(
+    runtime: &tokio::runtime::Runtime,
+    client: &hydra_client::Client,
+    cmd: PeerCmd,
+) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        PeerCmd::Id => {
+            let who = runtime.block_on(client.identity())?;
+            print_id(&mut out, &who.peer_id, &who.public_key)?;
+        }
+        PeerCmd::Ls { json } => print_peers(&mut out, &runtime.block_on(client.peers())?, json)?,
+        PeerCmd::Connect { addr } => {
+            let peer = runtime.block_on(client.connect(&addr))?;
+            writeln!(out, "connected to {peer}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_id(out: &mut impl Write, peer_id: &str, public_key: &str) -> Result<()> {
     writeln!(out, "{peer_id}")?;
     writeln!(out, "public key: {public_key}")?;
     Ok(())
 }
 
 /// Prints a `GET /peers` answer.
-pub fn print_peers(out: &mut impl Write, v: &Value, json: bool) -> Result<()> {
+fn print_peers(out: &mut impl Write, v: &Value, json: bool) -> Result<()> {
     if json {
         serde_json::to_writer_pretty(&mut *out, v)?;
         writeln!(out)?;

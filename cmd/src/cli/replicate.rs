@@ -31,6 +31,22 @@ pub enum ReplicateCmd {
     },
 }
 
+/// `replicate status` and `wait`, asked of the daemon `client` talks to.
+pub fn run(
+    runtime: &tokio::runtime::Runtime,
+    client: &hydra_client::Client,
+    cmd: ReplicateCmd,
+) -> Result<ExitCode> {
+    match cmd {
+        ReplicateCmd::Status { json } => print(&runtime.block_on(client.replication())?, json),
+        ReplicateCmd::Wait { timeout } => wait(
+            || Ok(runtime.block_on(client.replication_lag())?),
+            || Ok(runtime.block_on(client.replication())?),
+            Duration::from_secs(timeout),
+        ),
+    }
+}
+
 /// The daemon that holds the data directory, from the address file it
 /// writes there.
 pub fn daemon_url(ctx: &Ctx) -> Result<String> {
@@ -67,7 +83,7 @@ fn state(f: &Value) -> String {
 
 /// Prints a `GET /replication` answer; exits 1 if a loop's last round
 /// failed, so scripts can alert on it.
-pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
+fn print(v: &Value, json: bool) -> Result<ExitCode> {
     let failing = loops(v).filter(|f| !f["last_error"].is_null()).count();
     if json {
         output::json(v)?;
@@ -149,7 +165,7 @@ pub fn print(v: &Value, json: bool) -> Result<ExitCode> {
 /// Asks the daemon (`lag`: `GET /replication/lag`, which asks the peers)
 /// until nothing is behind; shows progress from `status` (`GET
 /// /replication`) meanwhile.
-pub fn wait(
+fn wait(
     lag: impl Fn() -> Result<Value>,
     status: impl Fn() -> Result<Value>,
     timeout: Duration,

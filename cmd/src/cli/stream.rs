@@ -165,9 +165,14 @@ pub enum StreamCmd {
 /// Opens the event log of the data directory; a key given with
 /// --key-file or HYDRA_KEY unlocks the encrypted buckets it belongs to.
 pub fn open(ctx: &Ctx) -> Result<EventLog> {
+    open_with(ctx, ctx.key()?.as_ref())
+}
+
+/// The data directory's event log, its buckets that `key` opens unlocked.
+pub fn open_with(ctx: &Ctx, key: Option<&hydra_bucket::Key>) -> Result<EventLog> {
     let store = ctx.store()?;
-    if let Some(key) = ctx.key()? {
-        store.unlock_with(&key)?;
+    if let Some(key) = key {
+        store.unlock_with(key)?;
     }
     Ok(EventLog::open(store, Options::default())?)
 }

@@ -44,13 +44,13 @@ pub enum TokenCmd {
 /// Where tokens are managed: the volume itself, or a daemon's API.
 pub trait TokenAdmin {
     /// The new token, its secret included.
-    fn create(&self, name: &str, scopes: &[String]) -> Result<TokenInfo>;
-    fn list(&self) -> Result<Vec<TokenInfo>>;
-    fn revoke(&self, name: &str) -> Result<()>;
+    fn create(&self, name: &str, scopes: &[String]) -> impl Future<Output = Result<TokenInfo>>;
+    fn list(&self) -> impl Future<Output = Result<Vec<TokenInfo>>>;
+    fn revoke(&self, name: &str) -> impl Future<Output = Result<()>>;
 }
 
 impl TokenAdmin for Tokens {
-    fn create(&self, name: &str, scopes: &[String]) -> Result<TokenInfo> {
+    async fn create(&self, name: &str, scopes: &[String]) -> Result<TokenInfo> {
         let (token, secret) = Tokens::create(self, name, scopes)?;
         Ok(TokenInfo {
             secret: Some(secret),
@@ -58,20 +58,34 @@ impl TokenAdmin for Tokens {
         })
     }
 
-    fn list(&self) -> Result<Vec<TokenInfo>> {
+    async fn list(&self) -> Result<Vec<TokenInfo>> {
         Ok(Tokens::list(self)?.iter().map(|t| t.info()).collect())
     }
 
-    fn revoke(&self, name: &str) -> Result<()> {
+    async fn revoke(&self, name: &str) -> Result<()> {
         Ok(Tokens::revoke(self, name)?)
     }
 }
 
-pub fn run(admin: &dyn TokenAdmin, cmd: TokenCmd) -> Result<ExitCode> {
+impl TokenAdmin for hydra_client::Client {
+    async fn create(&self, name: &str, scopes: &[String]) -> Result<TokenInfo> {
+        Ok(self.create_token(name, scopes).await?)
+    }
+
+    async fn list(&self) -> Result<Vec<TokenInfo>> {
+        Ok(self.tokens().await?)
+    }
+
+    async fn revoke(&self, name: &str) -> Result<()> {
+        Ok(self.revoke_token(name).await?)
+    }
+}
+
+pub async fn run(admin: &impl TokenAdmin, cmd: TokenCmd) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match cmd {
         TokenCmd::Create { name, scopes, json } => {
-            let t = admin.create(&name, &scopes)?;
+            let t = admin.create(&name, &scopes).await?;
             if json {
                 output::json(&t)?;
             } else {
@@ -84,7 +98,7 @@ pub fn run(admin: &dyn TokenAdmin, cmd: TokenCmd) -> Result<ExitCode> {
             }
         }
         TokenCmd::Ls { json } => {
-            let all = admin.list()?;
+            let all = admin.list().await?;
             if json {
                 output::json(&all)?;
             } else {
@@ -102,7 +116,7 @@ pub fn run(admin: &dyn TokenAdmin, cmd: TokenCmd) -> Result<ExitCode> {
             }
         }
         TokenCmd::Revoke { name } => {
-            admin.revoke(&name)?;
+            admin.revoke(&name).await?;
             eprintln!("token {name} revoked");
         }
     }

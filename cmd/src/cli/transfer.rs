@@ -1,16 +1,13 @@
-//! `hydra export` and `hydra import`: streams, or a bucket, as verifiable
-//! CARv1 files.
+//! `hydra export` and `hydra import`: streams, a bucket, or everything,
+//! as verifiable CARv1 files, on any [`Admin`] (the data directory's log
+//! or a daemon).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use hydra_bucket::BucketName;
-use hydra_eventlog::StreamId;
-use serde_json::{Value, json};
-
-use super::stream::open;
-use crate::context::Ctx;
+use hydra_eventlog::{Admin, Export, ExportReport, Imported, StreamId};
 
 /// `hydra export`.
 #[derive(Debug, clap::Args)]
@@ -44,24 +41,6 @@ pub struct ImportArgs {
     pub writers: Vec<String>,
 }
 
-/// The bucket an export file holds, or `None` for streams or a whole
-/// store: a bucket's manifest is a raw block, the file's one root and
-/// its first block (its name is read here only to choose where to
-/// import; the import checks everything).
-pub fn bucket_of(path: &Path) -> Result<Option<String>> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut car = hydra_block::CarReader::new(std::io::BufReader::new(f))
-        .with_context(|| format!("reading {}", path.display()))?;
-    if !matches!(car.roots(), [r] if r.codec() == hydra_block::Codec::Raw) {
-        return Ok(None);
-    }
-    let (_, signed) = car
-        .next_block()
-        .with_context(|| format!("reading {}", path.display()))?
-        .with_context(|| format!("{} holds no block", path.display()))?;
-    Ok(Some(hydra_bucket::Manifest::decode_stored(&signed)?.bucket))
-}
-
 /// The writers given, by peer id or public key.
 pub fn writers(given: &[String]) -> Result<Vec<[u8; 32]>> {
     given
@@ -70,108 +49,66 @@ pub fn writers(given: &[String]) -> Result<Vec<[u8; 32]>> {
         .collect()
 }
 
-/// Milliseconds since the epoch: the seq of a manifest signed now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<ExitCode> {
-    let log = open(ctx)?;
+pub async fn export<A: Admin>(admin: &A, args: ExportArgs) -> Result<ExitCode> {
+    let what = match (args.bucket, args.all) {
+        (Some(b), _) => Export::Bucket(b),
+        (None, true) => Export::All,
+        (None, false) => Export::Streams(args.streams),
+    };
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
-    let out = std::io::BufWriter::new(file);
-    if let Some(name) = &args.bucket {
-        let bucket = ctx.bucket(log.store(), name)?;
-        let r = bucket.export(log.identity(), now_ms(), out)?;
-        println!("{}", exported_bucket(&json!(r), &args.output));
-    } else {
-        let r = if args.all {
-            log.export_all(out)?
-        } else {
-            log.export(&args.streams, out)?
-        };
-        println!("{}", exported(&json!(r), &args.output));
-    }
-    log.close()?;
+    let report = admin.export(&what, std::io::BufWriter::new(file)).await?;
+    println!("{}", exported(&what, &report, &args.output));
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn exported_bucket(r: &Value, to: &Path) -> String {
+/// One line for an export.
+fn exported(what: &Export, r: &ExportReport, to: &Path) -> String {
+    let to = to.display();
+    if let Export::Bucket(b) = what {
+        return format!(
+            "exported bucket {b}: {} objects, {} blocks to {to}",
+            r.objects, r.blocks
+        );
+    }
+    let buckets = match r.buckets {
+        0 => String::new(),
+        n => format!("{n} buckets ({} objects), ", r.objects),
+    };
     format!(
-        "exported bucket {}: {} objects, {} blocks to {}",
-        r["bucket"].as_str().unwrap_or(""),
-        r["objects"],
-        r["blocks"],
-        to.display()
+        "exported {buckets}{} streams, {} events, {} blocks to {to}",
+        r.streams, r.events, r.blocks
     )
 }
 
-/// One line for an export of streams or of a whole store.
-pub fn exported(r: &Value, to: &Path) -> String {
-    let buckets = match r["buckets"].as_u64() {
-        Some(0) | None => String::new(),
-        Some(n) => format!("{n} buckets ({} objects), ", r["objects"]),
-    };
-    format!(
-        "exported {buckets}{} streams, {} events, {} blocks to {}",
-        r["streams"],
-        r["events"],
-        r["blocks"],
-        to.display()
-    )
+pub async fn import<A: Admin>(admin: &A, args: ImportArgs) -> Result<ExitCode> {
+    let writers = writers(&args.writers)?;
+    let r = admin.import(&args.file, &writers).await?;
+    println!("{}", imported(&r));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One line for an import's report, whichever kind it was.
-pub fn imported(r: &Value) -> String {
-    match r["bucket"].as_str() {
-        Some(b) => format!(
-            "imported bucket {b}: {} objects, {} new blocks, {} already here",
-            r["objects"], r["blocks"], r["skipped"]
+fn imported(r: &Imported) -> String {
+    match r {
+        Imported::Bucket(b) => format!(
+            "imported bucket {}: {} objects, {} new blocks, {} already here",
+            b.bucket, b.objects, b.blocks, b.skipped
         ),
-        None => {
-            let buckets = match r["buckets"].as_u64() {
-                Some(0) | None => String::new(),
-                Some(n) => format!("{n} buckets ({} objects) and ", r["objects"]),
+        Imported::Streams(r) => {
+            let buckets = match r.buckets {
+                0 => String::new(),
+                n => format!("{n} buckets ({} objects) and ", r.objects),
             };
-            let order = match r["all_order"].as_bool() {
-                Some(true) => ", in the file's $all order",
-                _ => "",
+            let order = if r.all_order {
+                ", in the file's $all order"
+            } else {
+                ""
             };
             format!(
                 "imported {buckets}{} streams: {} new events{order}, {} already here",
-                r["streams"], r["events"], r["skipped"]
+                r.streams, r.events, r.skipped
             )
         }
     }
-}
-
-pub fn import(ctx: &Ctx, args: ImportArgs) -> Result<ExitCode> {
-    let writers = writers(&args.writers)?;
-    let bucket = bucket_of(&args.file)?;
-    let log = open(ctx)?;
-    let r = if bucket.is_some() {
-        let f = std::fs::File::open(&args.file)?;
-        json!(
-            log.store()
-                .import(std::io::BufReader::new(f), &writers, ctx.key()?.as_ref())?
-        )
-    } else {
-        // The key reads the buckets the import makes as their streams
-        // come (so their events take the file's `$all` order), and those
-        // that brought only objects once it is done.
-        let key = ctx.key()?;
-        if let Some(key) = &key {
-            log.offer_key(key)?;
-        }
-        let r = log.import(&args.file, &writers)?;
-        if let Some(key) = &key {
-            log.unlock_with(key)?;
-        }
-        json!(r)
-    };
-    println!("{}", imported(&r));
-    log.close()?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,15 +1,14 @@
 //! `hydra volume info|verify`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde::Serialize;
 
 use hydra_bucket::VerifyReport;
-use hydra_eventlog::EventsReport;
+use hydra_eventlog::{Admin, EventsReport};
 
-use crate::context::Ctx;
 use crate::output::{self, human};
 
 #[derive(Debug, Subcommand)]
@@ -29,66 +28,52 @@ pub enum VolumeCmd {
     },
 }
 
-#[derive(Serialize)]
-struct Info {
-    backend: String,
-    path: String,
-    peer_id: String,
-    buckets: usize,
-    blocks: u64,
-    stored_bytes: u64,
-}
-
-pub fn run(ctx: &Ctx, cmd: VolumeCmd) -> Result<ExitCode> {
-    let store = ctx.store()?;
+/// `volume info` and `volume verify` on any [`Admin`]; `at` says where
+/// the volume is (its directory, or the daemon's URL).
+pub async fn run<A: Admin>(admin: &A, at: &str, cmd: VolumeCmd) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     match cmd {
         VolumeCmd::Info { json } => {
-            let identity = hydra_volume::Identity::load_or_create(&**store.volume())?;
-            let stats = store.block_stats()?;
-            let info = Info {
-                backend: store.volume().backend().to_string(),
-                path: ctx.data.display().to_string(),
-                peer_id: identity.peer_id().to_string(),
-                buckets: store.buckets()?.len(),
-                blocks: stats.blocks,
-                stored_bytes: stats.stored_bytes,
-            };
+            let info = admin.volume().await?;
             if json {
                 output::json(&info)?;
             } else {
-                println!("backend:  {}", info.backend);
-                println!("path:     {}", info.path);
-                println!("peer id:  {}", info.peer_id);
-                println!("buckets:  {}", info.buckets);
-                println!("blocks:   {}", info.blocks);
-                println!(
-                    "bytes:    {} ({})",
-                    info.stored_bytes,
-                    human(info.stored_bytes)
-                );
+                writeln!(out, "backend:  {}", info.backend)?;
+                writeln!(out, "at:       {at}")?;
+                writeln!(out, "peer id:  {}", info.peer_id)?;
+                writeln!(out, "buckets:  {}", info.buckets)?;
+                writeln!(out, "blocks:   {}", info.blocks)?;
+                let bytes = info.stored_bytes;
+                writeln!(out, "bytes:    {bytes} ({})", human(bytes))?;
             }
             Ok(ExitCode::SUCCESS)
         }
         VolumeCmd::Verify { json } => {
-            drop(store);
-            let log = crate::cli::stream::open(ctx)?;
-            let report = log.store().verify(|_| {})?;
-            let events = log.verify(|_| {})?;
+            let volumes = admin.verify().await?;
             if json {
-                let mut v = serde_json::to_value(&report)?;
-                v["events"] = serde_json::to_value(&events)?;
-                output::json(&v)?;
-                return Ok(verdict(&report, Some(&events)));
+                output::json(&volumes)?;
             }
-            print_verify(&mut std::io::stdout().lock(), None, &report, Some(&events))?;
-            Ok(verdict(&report, Some(&events)))
+            let mut all = VerifyReport::default();
+            let mut events = EventsReport::default();
+            for v in &volumes {
+                if !json {
+                    // A daemon's volumes are named; one volume needs no name.
+                    let name = (volumes.len() > 1).then_some(v.volume.as_str());
+                    print_verify(&mut out, name, &v.report, v.events.as_ref())?;
+                }
+                all.corrupt.extend(v.report.corrupt.iter().cloned());
+                if let Some(e) = &v.events {
+                    events.corrupt.extend(e.corrupt.iter().cloned());
+                }
+            }
+            Ok(verdict(&all, &events))
         }
     }
 }
 
 /// Prints what `volume verify` found on one volume (`name`, when the
 /// daemon serves several): each corrupt block and event, then the counts.
-pub(crate) fn print_verify(
+fn print_verify(
     out: &mut impl std::io::Write,
     name: Option<&str>,
     report: &VerifyReport,
@@ -131,8 +116,8 @@ pub(crate) fn print_verify(
 
 /// The exit code for what `volume verify` found: 1, with one line on
 /// stderr, if anything is corrupt.
-pub(crate) fn verdict(report: &VerifyReport, events: Option<&EventsReport>) -> ExitCode {
-    let events = events.map_or(0, |e| e.corrupt.len());
+fn verdict(report: &VerifyReport, events: &EventsReport) -> ExitCode {
+    let events = events.corrupt.len();
     if report.corrupt.is_empty() && events == 0 {
         return ExitCode::SUCCESS;
     }

@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hydra_bucket::{
-    BucketConfig, BucketImport, BucketName, BucketUpdate, CreateOptions, GcReport, VerifyReport,
+use hydra_bucket::{BucketConfig, BucketName, BucketUpdate, CreateOptions};
+use hydra_eventlog::{
+    BucketCollected, Imported, ReindexReport, ScavengeReport, VolumeInfo, VolumeVerified,
 };
-use hydra_eventlog::{EventsReport, ImportReport, ReindexReport, ScavengeReport};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -17,18 +17,6 @@ use super::app::{Shared, blocking, committing};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonBody, Path, Query};
 use crate::access::TokenInfo;
-
-/// The event log's volume.
-#[derive(Serialize, ToSchema)]
-pub struct VolumeInfo {
-    /// `redb`, `lmdb` or `memory`.
-    backend: String,
-    /// This node's libp2p peer id (its signing key).
-    peer_id: String,
-    buckets: u64,
-    blocks: u64,
-    stored_bytes: u64,
-}
 
 /// The event log's volume: backend, peer id, blocks, bytes.
 #[utoipa::path(get, path = "/volume",
@@ -48,17 +36,6 @@ pub async fn volume(State(app): State<Shared>) -> ApiResult<Json<VolumeInfo>> {
     })
     .await?;
     Ok(Json(v))
-}
-
-/// What a verify found in one volume.
-#[derive(Serialize, ToSchema)]
-pub struct VolumeVerified {
-    volume: String,
-    /// Every block re-hashed.
-    report: VerifyReport,
-    /// Every stored event checked (the event log's volume only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    events: Option<EventsReport>,
 }
 
 /// Re-hashes every block of every volume, and checks every stored event
@@ -224,13 +201,6 @@ pub struct GcQuery {
     bucket: Option<String>,
 }
 
-/// What a collection did in one bucket.
-#[derive(Serialize, ToSchema)]
-pub struct BucketCollected {
-    bucket: String,
-    report: GcReport,
-}
-
 /// Collects garbage: blocks no root reaches.
 #[utoipa::path(post, path = "/gc", params(GcQuery),
     responses(
@@ -368,7 +338,7 @@ pub async fn export(
             let log = app.log.clone();
             super::blobs::streamed(move |w| {
                 bucket
-                    .export(log.identity(), crate::cli::transfer::now_ms(), w)
+                    .export(log.identity(), now_ms(), w)
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             })
@@ -402,6 +372,13 @@ pub async fn export(
         .into_response())
 }
 
+/// Milliseconds since the epoch: the seq of a manifest signed now.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The values of `key` in a query string (repeated keys allowed).
 fn query_values(q: Option<&str>, key: &str) -> Vec<String> {
     form_urlencoded::parse(q.unwrap_or_default().as_bytes())
@@ -417,14 +394,6 @@ pub struct ImportQuery {
     /// Trust only these signers (peer ids or hex public keys; repeatable).
     #[param(value_type = Option<Vec<String>>, explode = true, style = Form)]
     writer: Vec<String>,
-}
-
-/// What an import did: streams (and a backup's buckets), or one bucket.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum Imported {
-    Streams(ImportReport),
-    Bucket(BucketImport),
 }
 
 /// Imports a CARv1 file from an export (streams, a bucket, or a whole
@@ -467,8 +436,7 @@ pub async fn import(
     drop(f);
     let a = app.clone();
     let r = committing(move || {
-        let bucket = crate::cli::transfer::bucket_of(file.path())
-            .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+        let bucket = hydra_eventlog::bucket_of(file.path())?;
         let Some(name) = bucket else {
             return Ok(Imported::Streams(a.log.import(file.path(), &writers)?));
         };

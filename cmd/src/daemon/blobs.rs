@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::ReceiverStream;
 use utoipa::{IntoParams, ToSchema};
 
+use hydra_eventlog::BucketShown;
+
 use super::api::Binary;
 use super::app::{Shared, blocking, committing};
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -51,16 +53,6 @@ pub async fn list(State(app): State<Shared>) -> ApiResult<Json<Vec<BucketEntry>>
     })
     .await?;
     Ok(Json(all))
-}
-
-/// A bucket's config and size.
-#[derive(Serialize, ToSchema)]
-pub struct BucketShown {
-    config: BucketConfig,
-    blocks: u64,
-    stored_bytes: u64,
-    /// Why writes are refused (a replica), when they are.
-    writes_refused: Option<String>,
 }
 
 /// A bucket's config and size, and why writes are refused, if they are

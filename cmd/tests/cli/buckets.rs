@@ -15,7 +15,8 @@ fn create_ls_show_update_rm() {
         .iter()
         .map(|b| b["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["default", "logs"]);
+    // `eventlog` holds the event log's snapshots.
+    assert_eq!(ids, ["default", "eventlog", "logs"]);
     let r =
         String::from_utf8(run(d, &["block", "put", "-b", "logs"], &[b'x'; 5000]).stdout).unwrap();
     let show: serde_json::Value =

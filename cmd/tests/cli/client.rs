@@ -466,3 +466,167 @@ fn the_client_and_the_embedded_store_keep_the_same_blocks_and_objects() {
     let remote = runtime.block_on(blob_script(&Client::new(&d.url).unwrap()));
     assert_eq!(embedded, remote);
 }
+
+/// What a store answers to one script of operator calls (buckets, gc,
+/// export, import into `fresh`, verify), with its streams and objects
+/// written through the other traits; what differs between two stores
+/// (peer ids, sizes that hold times and signatures) left out.
+async fn admin_script<A, B>(admin: &A, blobs: &B, fresh: &A) -> Vec<String>
+where
+    A: hydra_eventlog::Admin + EventStore,
+    B: hydra_bucket::BlobStore,
+{
+    use hydra_bucket::CreateOptions;
+    use hydra_eventlog::Export;
+    let mut seen = Vec::new();
+    let logs: hydra_bucket::BucketName = "logs".parse().unwrap();
+    let default = hydra_bucket::BucketName::default_bucket();
+    let nowhere: hydra_bucket::BucketName = "nowhere".parse().unwrap();
+    let zstd = CreateOptions {
+        zstd_level: Some(5),
+        key: None,
+    };
+    let c = admin.create_bucket(&logs, zstd.clone()).await.unwrap();
+    seen.push(format!(
+        "created {} v{} {:?}",
+        c.id, c.version, c.transforms
+    ));
+    seen.push(format!(
+        "refused {:?} {:?} {:?}",
+        kind(admin.create_bucket(&logs, zstd).await),
+        kind(admin.bucket(&nowhere).await),
+        kind(admin.remove_bucket(&default).await)
+    ));
+    let c = admin.update_bucket(&logs, None, Some(5)).await.unwrap();
+    seen.push(format!("updated {} v{}", c.id, c.version));
+    let names: Vec<String> = admin
+        .buckets()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} v{}", c.id, c.version))
+        .collect();
+    seen.push(format!("buckets {names:?}"));
+
+    // Streams in two buckets, an object, a block no root keeps.
+    for (stream, n) in [("orders-1", 300), ("orders-2", 5)] {
+        let events = (0..n)
+            .map(|i| NewEvent::new("Placed", format!(r#"{{"n": {i}}}"#).into_bytes()))
+            .collect();
+        let mut write = StreamWrite::new(id(stream), ExpectedVersion::NoStream, events);
+        if stream == "orders-2" {
+            write.bucket = Some(logs.clone());
+        }
+        admin.write(write).await.unwrap();
+    }
+    let data = crate::noise(3, 700_000);
+    blobs
+        .put_object(&default, "docs/a", std::io::Cursor::new(data))
+        .await
+        .unwrap();
+    blobs
+        .put_block(&default, b"loose".to_vec(), false)
+        .await
+        .unwrap();
+    let shown = admin.bucket(&default).await.unwrap();
+    seen.push(format!(
+        "shown {} {} {:?}",
+        shown.config.id, shown.blocks, shown.writes_refused
+    ));
+    for bucket in [Some(&logs), None] {
+        for c in admin.gc(bucket).await.unwrap() {
+            let r = c.report;
+            seen.push(format!(
+                "gc {} freed {} kept {} roots {} missing {:?}",
+                c.bucket, r.freed, r.kept, r.roots, r.missing
+            ));
+        }
+    }
+
+    // Exports: the client counts what the daemon streamed as the log
+    // counts what it writes.
+    let files = tempfile::tempdir().unwrap();
+    for (name, what) in [
+        (
+            "streams",
+            Export::Streams(vec![id("orders-1"), id("orders-2")]),
+        ),
+        ("bucket", Export::Bucket(default.clone())),
+        ("all", Export::All),
+    ] {
+        let mut car = Vec::new();
+        let r = admin.export(&what, &mut car).await.unwrap();
+        assert_eq!(
+            hydra_eventlog::ExportReport::scan(&car[..]).unwrap(),
+            r,
+            "{name}"
+        );
+        seen.push(format!("export {name} {r:?}"));
+        std::fs::write(files.path().join(name), car).unwrap();
+    }
+    seen.push(format!(
+        "export refused {:?}",
+        kind(
+            admin
+                .export(&Export::Streams(vec![id("nothing-here")]), Vec::new())
+                .await
+        )
+    ));
+    // A writer takes nothing back; another store takes the streams,
+    // then again only what is new, and the bucket.
+    seen.push(format!(
+        "import refused {:?} {:?}",
+        kind(admin.import(&files.path().join("streams"), &[]).await),
+        kind(fresh.import(&files.path().join("nothing"), &[]).await)
+    ));
+    std::fs::write(files.path().join("garbage"), b"not a CAR file").unwrap();
+    for name in ["streams", "streams", "bucket", "garbage"] {
+        let r = fresh.import(&files.path().join(name), &[]).await;
+        seen.push(format!("import {name} {:?}", r.map_err(|e| e.kind())));
+    }
+
+    for v in admin.verify().await.unwrap() {
+        let e = v.events.unwrap();
+        seen.push(format!(
+            "verify {} blocks, corrupt {:?}; {} records {} bundles {} tiles, corrupt {:?}",
+            v.report.blocks, v.report.corrupt, e.records, e.bundles, e.tiles, e.corrupt
+        ));
+    }
+    let info = admin.volume().await.unwrap();
+    seen.push(format!(
+        "volume {} buckets {} blocks {}",
+        info.backend, info.buckets, info.blocks
+    ));
+    // A bucket that holds streams stays; one that holds blocks goes.
+    let spare: hydra_bucket::BucketName = "spare".parse().unwrap();
+    admin
+        .create_bucket(&spare, CreateOptions::default())
+        .await
+        .unwrap();
+    blobs.put_block(&spare, b"x".to_vec(), true).await.unwrap();
+    seen.push(format!(
+        "removed {:?} {}",
+        kind(admin.remove_bucket(&logs).await),
+        admin.remove_bucket(&spare).await.unwrap()
+    ));
+    seen
+}
+
+#[test]
+fn the_client_and_the_embedded_log_administer_the_same() {
+    let runtime = runtime();
+    let here = tempfile::tempdir().unwrap();
+    let log = EventLog::open_dir(here.path(), Options::default()).unwrap();
+    let there = tempfile::tempdir().unwrap();
+    let fresh = EventLog::open_dir(there.path(), Options::default()).unwrap();
+    let embedded = runtime.block_on(admin_script(&log, log.store(), &fresh));
+    log.close().unwrap();
+    fresh.close().unwrap();
+
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let d = dirs.each_ref().map(|dir| Daemon::start(dir.path(), &[]));
+    let client = d.each_ref().map(|d| Client::new(&d.url).unwrap());
+    let remote = runtime.block_on(admin_script(&client[0], &client[0], &client[1]));
+    assert_eq!(embedded, remote);
+    assert!(embedded.len() > 15, "{embedded:#?}");
+}

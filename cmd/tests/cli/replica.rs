@@ -376,7 +376,11 @@ fn a_follower_killed_mid_sync_resumes_without_fetching_again() {
     assert!(got == data, "the object differs");
     assert!(b.stop().success());
     let report = json_of(dirs[1].path(), &["volume", "verify", "--json"]);
-    assert_eq!(report["corrupt"], serde_json::json!([]), "{report:#}");
+    assert_eq!(
+        report[0]["report"]["corrupt"],
+        serde_json::json!([]),
+        "{report:#}"
+    );
 }
 
 #[test]
