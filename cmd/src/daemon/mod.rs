@@ -13,6 +13,7 @@ pub mod config;
 mod error;
 mod extract;
 mod grpc;
+mod lanes;
 mod live;
 mod metrics;
 mod p2p;
@@ -165,11 +166,13 @@ pub fn run(ctx: &Ctx, args: DaemonArgs) -> Result<std::process::ExitCode> {
         .max_blocking_threads(1024)
         .build()
         .context("starting the async runtime")?;
-    let served = runtime.block_on(serve(config));
+    let subscribers = lanes::subscriber_runtime().context("starting the subscribers' runtime")?;
+    let served = runtime.block_on(serve(config, subscribers.handle().clone()));
     // Followers' heads requests wait on blocking threads (they end within
     // a slice once the p2p node stops); the log is closed by now, so
     // nothing they do matters any more.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    subscribers.shutdown_timeout(Duration::from_secs(1));
     served?;
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -470,7 +473,7 @@ async fn openapi(
     Json((*doc).clone())
 }
 
-async fn serve(config: Config) -> Result<()> {
+async fn serve(config: Config, subscribers: tokio::runtime::Handle) -> Result<()> {
     let app = Arc::new(open(&config)?);
     let tls = config.api.tls.as_ref().map(tls::load).transpose()?;
     let acceptor = |alpn| tls.as_ref().map(|t| tls::acceptor(t, alpn));
@@ -526,18 +529,16 @@ async fn serve(config: Config) -> Result<()> {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         a.live.close();
     };
-    // Served as a make-service: a bare `Router` rebuilds its route table
-    // for every connection (axum turns its routes into services then), 30
-    // KB a connection with ours, most of the daemon's memory with 10,000
-    // subscribers (heaptrack); this builds it once and shares it.
-    let router = router.into_make_service();
     match acceptor(tls::Alpn::Http) {
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await?
-        }
+        // Plain HTTP: subscriptions in their own lane (see lanes.rs).
+        None => lanes::serve(listener, router, subscribers, shutdown).await?,
         Some(acceptor) => {
+            // Served as a make-service: a bare `Router` rebuilds its route
+            // table for every connection (axum turns its routes into
+            // services then), 30 KB a connection with ours, most of the
+            // daemon's memory with 10,000 subscribers (heaptrack); this
+            // builds it once and shares it.
+            let router = router.into_make_service();
             let tls = tls::Listener {
                 incoming: tls::incoming(listener, acceptor),
                 local,
