@@ -213,6 +213,7 @@ pub async fn gc(
 ) -> ApiResult<Json<Vec<BucketCollected>>> {
     let a = app.clone();
     let reports = committing(move || {
+        let named = q.bucket.is_some();
         let names: Vec<String> = match q.bucket {
             Some(b) => vec![b],
             None => {
@@ -226,7 +227,10 @@ pub async fn gc(
         let mut out = Vec::new();
         for n in names {
             let bucket = a.bucket(&n)?;
-            if bucket.is_encrypted() && !a.keys.contains_key(&n) {
+            // As the embedded store does (`Admin::gc`): a bucket named is
+            // collected as it can be (a replica's blind); among all, those
+            // the daemon cannot read are passed over.
+            if !named && !bucket.is_readable() {
                 continue;
             }
             out.push(BucketCollected {
