@@ -224,6 +224,7 @@ impl Admin for EventLog {
 
     async fn verify(&self) -> Result<Vec<VolumeVerified>, Error> {
         Ok(vec![VolumeVerified {
+            // As a daemon names its first volume, where the log lives.
             volume: "main".into(),
             report: self.store().verify(|_| {})?,
             events: Some(EventLog::verify(self, |_| {})?),

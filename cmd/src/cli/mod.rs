@@ -216,18 +216,23 @@ fn blobs(api: Option<&str>, access: &Access, ctx: &Ctx, cmd: OnBlobs) -> Result<
         return runtime.block_on(on_blobs(&client(url, access)?, cmd));
     }
     let store = ctx.store()?;
-    // The key given opens the bucket named, and must be its own.
     let bucket = match &cmd {
         OnBlobs::Block(c) => c.bucket(),
         OnBlobs::Object(c) => c.bucket(),
     };
     if let Some(key) = ctx.key()? {
-        match store.unlock(bucket, &key) {
-            Ok(()) | Err(hydra_bucket::BucketError::KeyNotNeeded(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        unlock(&store, bucket, &key)?;
     }
     runtime.block_on(on_blobs(&store, cmd))
+}
+
+/// Unlocks the bucket a command names with the key given, which must be
+/// its own (a plain bucket needs none, and ignores it).
+fn unlock(store: &hydra_bucket::Store, bucket: &BucketName, key: &hydra_bucket::Key) -> Result<()> {
+    match store.unlock(bucket, key) {
+        Ok(()) | Err(hydra_bucket::BucketError::KeyNotNeeded(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn on_blobs<B: BlobStore>(store: &B, cmd: OnBlobs) -> Result<ExitCode> {
@@ -264,16 +269,12 @@ fn admin(api: Option<&str>, access: &Access, ctx: &Ctx, cmd: OnAdmin) -> Result<
     };
     let log = stream::open_with(ctx, key.as_ref())?;
     match (&cmd, &key) {
-        // The key given opens the bucket named, and must be its own.
         (
             OnAdmin::Gc(gc::GcArgs {
                 bucket: Some(b), ..
             }),
             Some(k),
-        ) => match log.store().unlock(b, k) {
-            Ok(()) | Err(hydra_bucket::BucketError::KeyNotNeeded(_)) => {}
-            Err(e) => return Err(e.into()),
-        },
+        ) => unlock(log.store(), b, k)?,
         // It reads the buckets an import makes as their streams come (so
         // their events take the file's `$all` order).
         (OnAdmin::Import(_), Some(k)) => {
