@@ -205,12 +205,10 @@ impl ExportReport {
     }
 }
 
-/// The event log's volume, whose buckets hold its streams and objects,
-/// with the keys the log was unlocked with.
-impl Admin for EventLog {
-    type Error = Error;
-
-    async fn volume(&self) -> Result<VolumeInfo, Error> {
+impl EventLog {
+    /// The volume the log lives on: what [`Admin::volume`] answers (a
+    /// daemon's too, for its first volume).
+    pub fn volume_info(&self) -> Result<VolumeInfo, Error> {
         let store = self.store();
         let stats = store.block_stats()?;
         Ok(VolumeInfo {
@@ -220,6 +218,32 @@ impl Admin for EventLog {
             blocks: stats.blocks,
             stored_bytes: stats.stored_bytes,
         })
+    }
+
+    /// Writes `bucket` (of any store) as a CARv1 file under a manifest
+    /// this log's identity signs now (a replica's: its writer's).
+    pub fn export_bucket(
+        &self,
+        bucket: &hydra_bucket::Bucket,
+        out: impl Write,
+    ) -> Result<ExportReport, Error> {
+        let r = bucket.export(self.identity(), crate::writer::now_ms(), out)?;
+        Ok(ExportReport {
+            buckets: 1,
+            objects: r.objects,
+            blocks: r.blocks,
+            ..ExportReport::default()
+        })
+    }
+}
+
+/// The event log's volume, whose buckets hold its streams and objects,
+/// with the keys the log was unlocked with.
+impl Admin for EventLog {
+    type Error = Error;
+
+    async fn volume(&self) -> Result<VolumeInfo, Error> {
+        self.volume_info()
     }
 
     async fn verify(&self) -> Result<Vec<VolumeVerified>, Error> {
@@ -301,19 +325,7 @@ impl Admin for EventLog {
         match what {
             Export::Streams(streams) => EventLog::export(self, streams, out),
             Export::All => self.export_all(out),
-            Export::Bucket(name) => {
-                let r = self.store().bucket(name, None)?.export(
-                    self.identity(),
-                    crate::writer::now_ms(),
-                    out,
-                )?;
-                Ok(ExportReport {
-                    buckets: 1,
-                    objects: r.objects,
-                    blocks: r.blocks,
-                    ..ExportReport::default()
-                })
-            }
+            Export::Bucket(name) => self.export_bucket(&self.store().bucket(name, None)?, out),
         }
     }
 

@@ -23,19 +23,10 @@ use crate::access::TokenInfo;
     responses((status = 200, description = "The volume", body = VolumeInfo)))]
 pub async fn volume(State(app): State<Shared>) -> ApiResult<Json<VolumeInfo>> {
     let a = app.clone();
-    let v = blocking(&app, move || {
-        let (_, store) = &a.stores[0];
-        let stats = store.block_stats()?;
-        Ok(VolumeInfo {
-            backend: store.volume().backend().to_string(),
-            peer_id: a.log.identity().peer_id().to_string(),
-            buckets: store.buckets()?.len() as u64,
-            blocks: stats.blocks,
-            stored_bytes: stats.stored_bytes,
-        })
-    })
-    .await?;
-    Ok(Json(v))
+    // The event log lives on the first volume.
+    Ok(Json(
+        blocking(&app, move || Ok(a.log.volume_info()?)).await?,
+    ))
 }
 
 /// Re-hashes every block of every volume, and checks every stored event
@@ -341,8 +332,7 @@ pub async fn export(
             let bucket = blocking(&app, move || a.bucket(&b)).await?;
             let log = app.log.clone();
             super::blobs::streamed(move |w| {
-                bucket
-                    .export(log.identity(), now_ms(), w)
+                log.export_bucket(&bucket, w)
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             })
@@ -374,13 +364,6 @@ pub async fn export(
         body,
     )
         .into_response())
-}
-
-/// Milliseconds since the epoch: the seq of a manifest signed now.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The values of `key` in a query string (repeated keys allowed).
