@@ -186,17 +186,22 @@ pub(crate) fn seal_edge(
     buckets: &crate::records::Buckets,
     bucket: &Bucket,
     (stream, num): (&str, u64),
-    length: u64,
+    st: &layout::StreamState,
 ) -> Result<u64, Error> {
+    let length = st.length;
     let mut sealed = 0;
     for index in 0..length / BUNDLE {
         if volume.get(&layout::bundle_key(num, index))?.is_some() {
             continue;
         }
         let first = index * BUNDLE;
-        let edge = crate::records::edge_of(volume, buckets, num, (first, first + BUNDLE), |n| {
-            layout::stream_name(volume, n)
-        })?;
+        let edge = crate::records::edge_of(
+            volume,
+            buckets,
+            (num, &st.open),
+            (first, first + BUNDLE),
+            |n| layout::stream_name(volume, n),
+        )?;
         if edge.len() as u64 != BUNDLE {
             // Some were scavenged: the rest stays on the edge.
             continue;

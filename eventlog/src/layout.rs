@@ -408,18 +408,148 @@ pub struct StreamState {
     /// The internal number of the bucket that holds the stream's events,
     /// fixed when the stream is created.
     pub bucket: u32,
+    /// Where the records of the open bundle sit in `$all` (stored after
+    /// the fields above; see [`OpenEdge`]).
+    #[serde(skip)]
+    pub open: OpenEdge,
+}
+
+/// The positions of a stream's edge records at versions `[from, from +
+/// len)`, kept in its state instead of one `sv-0/` entry each: an append
+/// rewrites the state anyway, and an index entry per event put a page of
+/// its own per stream into every commit (with 64 writers on 64 streams,
+/// most of what a commit wrote). Only the open bundle's records are here:
+/// when a bundle fills, they go into it, or, if it is not sealed then,
+/// into `sv-0/`, where every other edge record is indexed. Held as each
+/// position's distance from the one before, a LEB128 varint of a byte or
+/// two (a writer caches up to 100,000 states).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpenEdge {
+    pub from: u64,
+    len: u64,
+    last: u64,
+    deltas: Vec<u8>,
+}
+
+impl OpenEdge {
+    /// None yet, the next record at version `from`.
+    pub fn at(from: u64) -> OpenEdge {
+        OpenEdge {
+            from,
+            ..OpenEdge::default()
+        }
+    }
+
+    /// One past the last version it holds.
+    pub fn end(&self) -> u64 {
+        self.from + self.len
+    }
+
+    /// Adds the next version's position. Positions only grow; the
+    /// distances wrap, so that a corrupt state gives wrong positions,
+    /// which reads catch, rather than a panic.
+    pub fn push(&mut self, position: u64) {
+        let mut d = position.wrapping_sub(self.last);
+        loop {
+            let byte = (d & 0x7f) as u8;
+            d >>= 7;
+            if d == 0 {
+                self.deltas.push(byte);
+                break;
+            }
+            self.deltas.push(byte | 0x80);
+        }
+        self.last = position;
+        self.len += 1;
+    }
+
+    /// `(version, position)` of each.
+    pub fn entries(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mut bytes = self.deltas.iter();
+        let mut last = 0u64;
+        (self.from..self.end()).map_while(move |v| {
+            let (mut d, mut shift) = (0u64, 0);
+            for &b in bytes.by_ref() {
+                d |= u64::from(b & 0x7f) << shift;
+                shift += 7;
+                if b & 0x80 == 0 {
+                    break;
+                }
+            }
+            last = last.wrapping_add(d);
+            Some((v, last))
+        })
+    }
+
+    /// Postcard: `from`, the count, then the distances' bytes.
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        *out = postcard::to_extend(&(self.from, self.len, &self.deltas), std::mem::take(out))
+            .expect("open edges encode");
+    }
+
+    fn decode(bytes: &[u8]) -> Result<OpenEdge, String> {
+        let (from, len, deltas): (u64, u64, Vec<u8>) =
+            postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        // Each distance a whole varint of at most 10 bytes, `len` of them.
+        let (mut count, mut run, mut last) = (0u64, 0, 0u64);
+        let mut d = 0u64;
+        for &b in &deltas {
+            if run == 9 && b > 1 {
+                return Err("a distance past 2^64".into());
+            }
+            d |= u64::from(b & 0x7f) << (7 * run);
+            run += 1;
+            if b & 0x80 == 0 {
+                last = last.wrapping_add(d);
+                (count, run, d) = (count + 1, 0, 0);
+            }
+        }
+        if run != 0 || count != len {
+            return Err(format!("{count} whole positions of {len}"));
+        }
+        Ok(OpenEdge {
+            from,
+            len,
+            last,
+            deltas,
+        })
+    }
 }
 
 impl StreamState {
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("states encode")
+        let mut out = postcard::to_allocvec(self).expect("states encode");
+        self.open.encode_into(&mut out);
+        out
     }
 
+    /// A state written before [`OpenEdge`] has nothing after its fields:
+    /// all its edge records are in `sv-0/`.
     pub fn decode(bytes: &[u8]) -> Result<StreamState, Error> {
-        postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        let corrupt = |e: postcard::Error| Error::Corrupt {
             what: "stream state".into(),
             reason: e.to_string(),
-        })
+        };
+        let (mut st, rest): (StreamState, _) = postcard::take_from_bytes(bytes).map_err(corrupt)?;
+        st.open = if rest.is_empty() {
+            OpenEdge::at(st.length)
+        } else {
+            OpenEdge::decode(rest).map_err(|reason| Error::Corrupt {
+                what: "stream state's open edge".into(),
+                reason,
+            })?
+        };
+        if st.open.end() > st.length {
+            return Err(Error::Corrupt {
+                what: "stream state".into(),
+                reason: format!(
+                    "its open edge ends at version {}, past its length {}",
+                    st.open.end(),
+                    st.length
+                ),
+            });
+        }
+        Ok(st)
     }
 
     /// Does the stream exist for readers and expected-version checks?
@@ -482,4 +612,76 @@ pub struct Meta {
     /// from their entries when the log opens.
     #[serde(skip)]
     pub partitions: crate::partition::Next,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(length: u64, open: OpenEdge) -> StreamState {
+        StreamState {
+            num: 7,
+            length,
+            last_position: Some(1 << 40),
+            open,
+            ..StreamState::default()
+        }
+    }
+
+    #[test]
+    fn a_state_keeps_its_open_edge() {
+        let positions = [1 << 40, (1 << 40) + 1, (1 << 40) + 300, u64::MAX - 1];
+        let mut open = OpenEdge::at(512);
+        for p in positions {
+            open.push(p);
+        }
+        let st = state(516, open);
+        let back = StreamState::decode(&st.encode()).unwrap();
+        assert_eq!(back, st);
+        let entries: Vec<(u64, u64)> = back.open.entries().collect();
+        assert_eq!(entries, (512..).zip(positions).collect::<Vec<_>>());
+        let empty = state(516, OpenEdge::at(516));
+        assert_eq!(StreamState::decode(&empty.encode()).unwrap(), empty);
+    }
+
+    /// States written before open edges end after their fields: every
+    /// edge record of theirs is in `sv-0/`.
+    #[test]
+    fn a_state_without_an_open_edge_has_it_start_at_its_length() {
+        let st = state(300, OpenEdge::default());
+        let before = postcard::to_allocvec(&st).unwrap();
+        assert_eq!(
+            StreamState::decode(&before).unwrap().open,
+            OpenEdge::at(300)
+        );
+    }
+
+    #[test]
+    fn an_open_edge_past_the_length_is_corrupt() {
+        let mut open = OpenEdge::at(2);
+        open.push(5);
+        open.push(6);
+        let st = state(3, open);
+        let err = StreamState::decode(&st.encode()).unwrap_err();
+        assert!(err.to_string().contains("past its length 3"), "{err}");
+        // Cut inside a varint, or naming more positions than it holds.
+        let mut bytes = state(9, OpenEdge::at(2)).encode();
+        let at = bytes.len() - 3;
+        bytes.truncate(at);
+        bytes.extend([2, 2, 2, 0x05, 0x01]);
+        let entries: Vec<_> = StreamState::decode(&bytes)
+            .unwrap()
+            .open
+            .entries()
+            .collect();
+        assert_eq!(entries, [(2, 5), (3, 6)]);
+        bytes.truncate(at);
+        bytes.extend([2, 3, 2, 0x05, 0x01]);
+        let err = StreamState::decode(&bytes).unwrap_err();
+        assert!(err.to_string().contains("2 whole positions of 3"), "{err}");
+        bytes.truncate(at);
+        bytes.extend([2, 1, 1, 0x85]);
+        let err = StreamState::decode(&bytes).unwrap_err();
+        assert!(err.to_string().contains("0 whole positions of 1"), "{err}");
+    }
 }

@@ -66,6 +66,7 @@ impl OldState {
             metadata: self.metadata,
             replica: self.replica,
             bucket,
+            open: layout::OpenEdge::at(self.length),
         }
     }
 }
@@ -137,7 +138,7 @@ pub(crate) fn run(
         let (k, v) = e?;
         let st = StreamState::decode(&v)?;
         let stream = String::from_utf8_lossy(&k[layout::STREAM_STATE.len()..]);
-        crate::bundle::seal_edge(volume, buckets, &bucket, (&stream, st.num), st.length)?;
+        crate::bundle::seal_edge(volume, buckets, &bucket, (&stream, st.num), &st)?;
     }
     Ok(moved)
 }

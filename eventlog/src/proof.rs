@@ -268,6 +268,7 @@ struct StreamTree<'a> {
     log: &'a EventLog,
     stream: &'a StreamId,
     num: u64,
+    open: &'a layout::OpenEdge,
 }
 
 impl StreamTree<'_> {
@@ -276,19 +277,20 @@ impl StreamTree<'_> {
     /// scavenge.
     fn leaves(&self, start: u64, size: u64) -> Result<Vec<Hash>, Error> {
         let volume = &self.log.inner.volume;
-        let keys: Vec<Vec<u8>> = (start..start + size)
-            .map(|v| layout::version_key(self.num, v))
-            .collect();
-        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let positions = volume.get_many(&refs)?;
-        let logs: Vec<Vec<u8>> = positions
-            .iter()
-            .map(|p| {
-                p.as_ref().map_or(Ok(Vec::new()), |p| {
-                    layout::u64_of(p, "stream index entry").map(layout::log_key)
-                })
+        let mut on_edge = crate::records::edge_positions(
+            &**volume,
+            (self.num, self.open),
+            (start, start + size),
+        )?
+        .into_iter()
+        .peekable();
+        let logs: Vec<Vec<u8>> = (start..start + size)
+            .map(|v| {
+                on_edge
+                    .next_if(|(ev, _)| *ev == v)
+                    .map_or(Vec::new(), |(_, p)| layout::log_key(p))
             })
-            .collect::<Result<_, _>>()?;
+            .collect();
         let log_refs: Vec<&[u8]> = logs.iter().map(Vec::as_slice).collect();
         let entries = volume.get_many(&log_refs)?;
         let mut out = Vec::with_capacity(size as usize);
@@ -412,11 +414,17 @@ impl EventLog {
             log: self,
             stream,
             num: st.num,
+            open: &st.open,
         };
         let root = merkle::range_root(&mut tree, 0, length)?;
         let last = length - 1;
-        let position = match self.inner.volume.get(&layout::version_key(st.num, last))? {
-            Some(b) => Some(layout::u64_of(&b, "stream index entry")?),
+        let on_edge = crate::records::edge_positions(
+            &*self.inner.volume,
+            (st.num, &st.open),
+            (last, length),
+        )?;
+        let position = match on_edge.first() {
+            Some(&(_, p)) => Some(p),
             None => self
                 .bundle(st.num, last / BUNDLE)?
                 .map(|b| b.positions[(last % BUNDLE) as usize]),
@@ -454,6 +462,7 @@ impl EventLog {
             log: self,
             stream,
             num: st.num,
+            open: &st.open,
         };
         let path = merkle::inclusion_path(&mut tree, version, st.length)?;
         Ok((
@@ -483,6 +492,7 @@ impl EventLog {
             log: self,
             stream,
             num: st.num,
+            open: &st.open,
         };
         let old_root = merkle::range_root(&mut tree, 0, old_length)?;
         let proof = self.prove_consistency(stream, old_length, st.length)?;
@@ -512,6 +522,7 @@ impl EventLog {
             log: self,
             stream,
             num: st.num,
+            open: &st.open,
         };
         let path = merkle::consistency_path(&mut tree, old_length, new_length)?;
         Ok(ConsistencyProof {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use crate::bundle::{BUNDLE, Sealed};
-use crate::layout::{self, Deletion, EventLocation, StreamState};
+use crate::layout::{self, Deletion, EventLocation, OpenEdge, StreamState};
 use crate::records::{self, Found};
 use crate::writer::now_ms;
 use crate::{AllFilter, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
@@ -134,6 +134,7 @@ impl EventLog {
             log: self.clone(),
             stream: stream.clone(),
             num: st.num,
+            open: st.open.clone(),
             lo,
             end,
             cursor,
@@ -341,7 +342,7 @@ impl EventLog {
     /// span's versions from `c` on is stored.
     pub(crate) fn span_records(
         &self,
-        num: u64,
+        (num, open): (u64, &OpenEdge),
         c: u64,
         (lo, end): (u64, u64),
         max: usize,
@@ -369,19 +370,17 @@ impl EventLog {
             let Some((&first, &last)) = versions.first().zip(versions.last()) else {
                 return Ok(Vec::new());
             };
-            let index = self.inner.volume.scan_page(
-                &KeyRange {
-                    start: Bound::Included(layout::version_key(num, first.min(last))),
-                    end: Bound::Included(layout::version_key(num, first.max(last))),
-                },
-                direction,
-                PageLimit {
-                    entries: max,
-                    bytes: usize::MAX,
-                },
+            let mut at = records::edge_positions(
+                &*self.inner.volume,
+                (num, open),
+                (first.min(last), first.max(last) + 1),
             )?;
+            if direction == Direction::Backward {
+                at.reverse();
+            }
+            at.truncate(max);
             let page =
-                records::edge_entries(&*self.inner.volume, &self.inner.buckets, num, index, |n| {
+                records::edge_entries(&*self.inner.volume, &self.inner.buckets, num, at, |n| {
                     self.stream_name(n)
                 })?;
             if !page.is_empty() {
@@ -404,6 +403,8 @@ pub struct StreamEvents {
     log: EventLog,
     stream: StreamId,
     num: u64,
+    /// Where its open bundle's records were when the read began.
+    open: OpenEdge,
     /// First visible version, and one past the last readable.
     lo: u64,
     end: u64,
@@ -425,7 +426,7 @@ impl StreamEvents {
             return Ok(());
         };
         let page = self.log.span_records(
-            self.num,
+            (self.num, &self.open),
             c,
             (self.lo, self.end),
             self.remaining.min(PAGE as u64) as usize,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use hydra_bucket::{Bucket, BucketError, BucketName, Store};
 
-use crate::layout::{EventRecord, LogEntry};
+use crate::layout::{EventRecord, LogEntry, OpenEdge};
 use crate::merkle::leaf_hash;
 use crate::{Error, RecordedEvent, StreamId};
 
@@ -230,45 +230,70 @@ pub(crate) fn entry_record(
 
 /// The edge records of stream `num` at versions `[from, to)` that are
 /// stored, in version order: `(version, position, record)`, each checked.
-/// Reads the stream's index range, then the entries it names, in two read
-/// transactions: an entry sealed into a bundle meanwhile is left out.
+/// Reads where they are (see [`edge_positions`]), then the entries named,
+/// in two read transactions: an entry sealed into a bundle meanwhile is
+/// left out.
 pub(crate) fn edge_of(
     volume: &dyn hydra_volume::Volume,
     buckets: &Buckets,
-    num: u64,
+    (num, open): (u64, &OpenEdge),
     (from, to): (u64, u64),
     name: impl Fn(u64) -> String,
 ) -> Result<Vec<(u64, u64, Vec<u8>)>, Error> {
-    let index = volume.scan_page(
-        &hydra_volume::KeyRange::between(
-            &crate::layout::version_key(num, from),
-            &crate::layout::version_key(num, to),
-        ),
-        hydra_volume::Direction::Forward,
-        hydra_volume::PageLimit {
-            entries: (to - from) as usize,
-            bytes: usize::MAX,
-        },
-    )?;
-    edge_entries(volume, buckets, num, index, name)
+    let at = edge_positions(volume, (num, open), (from, to))?;
+    edge_entries(volume, buckets, num, at, name)
 }
 
-/// The edge records an `sv-0/` page names, in its order (see [`edge_of`]).
+/// Where the edge records of stream `num` at versions `[from, to)` sit in
+/// `$all`, in version order: `(version, position)`, from its state's open
+/// edge and its `sv-0/` entries (see [`OpenEdge`]). A version named may
+/// have been sealed or scavenged since; its entry says.
+pub(crate) fn edge_positions(
+    volume: &dyn hydra_volume::Volume,
+    (num, open): (u64, &OpenEdge),
+    (from, to): (u64, u64),
+) -> Result<Vec<(u64, u64)>, Error> {
+    let indexed = |(from, to): (u64, u64)| -> Result<Vec<(u64, u64)>, Error> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let page = volume.scan_page(
+            &hydra_volume::KeyRange::between(
+                &crate::layout::version_key(num, from),
+                &crate::layout::version_key(num, to),
+            ),
+            hydra_volume::Direction::Forward,
+            hydra_volume::PageLimit {
+                entries: usize::try_from(to - from).unwrap_or(usize::MAX),
+                bytes: usize::MAX,
+            },
+        )?;
+        page.iter()
+            .map(|(k, v)| {
+                let (_, version) =
+                    crate::layout::version_of_key(k).ok_or_else(|| Error::Corrupt {
+                        what: "stream index key".into(),
+                        reason: format!("{} bytes", k.len()),
+                    })?;
+                Ok((version, crate::layout::u64_of(v, "stream index entry")?))
+            })
+            .collect()
+    };
+    let mut at = indexed((from, to.min(open.from)))?;
+    at.extend(open.entries().filter(|(v, _)| (from..to).contains(v)));
+    at.extend(indexed((from.max(open.end()), to))?);
+    Ok(at)
+}
+
+/// The edge records at `(version, position)`, in that order (see
+/// [`edge_of`]).
 pub(crate) fn edge_entries(
     volume: &dyn hydra_volume::Volume,
     buckets: &Buckets,
     num: u64,
-    index: Vec<(Vec<u8>, Vec<u8>)>,
+    at: Vec<(u64, u64)>,
     name: impl Fn(u64) -> String,
 ) -> Result<Vec<(u64, u64, Vec<u8>)>, Error> {
-    let mut at = Vec::with_capacity(index.len());
-    for (k, v) in &index {
-        let (_, version) = crate::layout::version_of_key(k).ok_or_else(|| Error::Corrupt {
-            what: "stream index key".into(),
-            reason: format!("{} bytes", k.len()),
-        })?;
-        at.push((version, crate::layout::u64_of(v, "stream index entry")?));
-    }
     let keys: Vec<Vec<u8>> = at.iter().map(|(_, p)| crate::layout::log_key(*p)).collect();
     let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     let mut out = Vec::with_capacity(at.len());

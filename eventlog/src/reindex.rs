@@ -42,14 +42,16 @@ pub(crate) fn rebuild(w: &mut Writer) -> Result<ReindexReport, Error> {
         crate::log::drain(&*w.volume, prefix, |_, _, _| Ok(()))?;
     }
     let Rebuilt {
-        states,
+        mut states,
         mut batch,
         next_position,
         mut report,
         ..
     } = pass(w, true)?;
     let mut next_num = 0;
-    for (stream, st) in states.values() {
+    for (stream, st) in states.values_mut() {
+        // Every edge record was indexed in `sv-0/` above.
+        st.open = layout::OpenEdge::at(st.length);
         batch.put(layout::state_key(stream), st.encode());
         batch.put(
             layout::name_key(st.num),

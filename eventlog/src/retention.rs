@@ -73,8 +73,13 @@ impl EventLog {
             let from = upto.max(st.scavenged_before);
             let mut next = from;
             'scan: while next < st.length {
-                let span =
-                    self.span_records(st.num, next, (from, st.length), 256, Direction::Forward)?;
+                let span = self.span_records(
+                    (st.num, &st.open),
+                    next,
+                    (from, st.length),
+                    256,
+                    Direction::Forward,
+                )?;
                 next = span
                     .last()
                     .map_or((next / BUNDLE + 1) * BUNDLE, |(v, _, _)| v + 1);
@@ -99,7 +104,7 @@ impl EventLog {
             let edge = crate::records::edge_of(
                 &**volume,
                 &self.inner.buckets,
-                st.num,
+                (st.num, &st.open),
                 (next, upto.min(next.saturating_add(1024))),
                 |n| self.stream_name(n),
             )?;

@@ -325,7 +325,7 @@ impl EventLog {
                                  export it from its writer"
                             .into(),
                     })?;
-                let edge = self.edge_held(st.num, stored.head.length)?;
+                let edge = self.edge_held((st.num, &st.open), stored.head.length)?;
                 let read = read_tiles(stored.tree.as_ref())?;
                 (stored, edge, read)
             }
@@ -761,7 +761,7 @@ impl EventLog {
         // new bundle, or in the writer's edge as it is here.
         let held_edge: BTreeMap<u64, EdgeHeld> = match num {
             Some(num) => self
-                .edge_held(num, st.length)?
+                .edge_held((num, &st.open), st.length)?
                 .into_iter()
                 .map(|e| (e.version, e))
                 .collect(),

@@ -26,7 +26,6 @@
 //! storage of one moment; the head inside it is what proves history.
 
 use hydra_block::Ref;
-use hydra_volume::KeyRange;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{self, LogEntry};
@@ -99,23 +98,13 @@ impl EdgeHeld {
 impl EventLog {
     /// The edge records of stream number `num` below version `length`,
     /// in version order.
-    pub(crate) fn edge_held(&self, num: u64, length: u64) -> Result<Vec<EdgeHeld>, Error> {
+    pub(crate) fn edge_held(
+        &self,
+        (num, open): (u64, &layout::OpenEdge),
+        length: u64,
+    ) -> Result<Vec<EdgeHeld>, Error> {
         let volume = &self.inner.volume;
-        let versions = KeyRange::between(
-            &layout::version_key(num, 0),
-            &layout::version_key(num, length),
-        );
-        let index: Vec<(u64, u64)> = volume
-            .scan(versions, hydra_volume::Direction::Forward)
-            .map(|e| {
-                let (k, v) = e?;
-                let (_, version) = layout::version_of_key(&k).ok_or_else(|| Error::Corrupt {
-                    what: "stream index key".into(),
-                    reason: format!("{} bytes", k.len()),
-                })?;
-                Ok((version, layout::u64_of(&v, "stream index entry")?))
-            })
-            .collect::<Result<_, Error>>()?;
+        let index = crate::records::edge_positions(&**volume, (num, open), (0, length))?;
         let mut held = Vec::with_capacity(index.len());
         for chunk in index.chunks(512) {
             let keys: Vec<Vec<u8>> = chunk.iter().map(|(_, p)| layout::log_key(*p)).collect();
@@ -170,7 +159,7 @@ impl EventLog {
                 });
             }
             let tree = self.tree_top(st.bucket, st.num)?;
-            let edge = self.edge_held(st.num, st.length)?;
+            let edge = self.edge_held((st.num, &st.open), st.length)?;
             let read = match also(&st, tree.as_ref()) {
                 Ok(r) => r,
                 // A tile replaced meanwhile.
@@ -239,7 +228,7 @@ impl EventLog {
                 }
             }
         }
-        let edge = self.edge_held(st.num, stored.head.length)?;
+        let edge = self.edge_held((st.num, &st.open), stored.head.length)?;
         if edge.len() as u64 != stored.edge_records
             || merkle::root_of_leaves(edge.iter().map(EdgeHeld::stored_leaf)) != stored.edge_root
         {

@@ -44,7 +44,7 @@ use crate::writer::Request;
 use hydra_volume::{Direction as VolumeDirection, KeyRange};
 
 use crate::bundle;
-use crate::layout::{self, Deletion};
+use crate::layout::{self, Deletion, StreamState};
 use crate::{Error, EventLog, Received, StreamId};
 
 /// The node kind of a whole store's `$all` order in an export.
@@ -150,7 +150,7 @@ impl EventLog {
         for state in self.stream_states("") {
             let (stream, st) = state?;
             if st.exists() && st.deletion == Deletion::None {
-                indexed.push((stream, st.num));
+                indexed.push((stream, st));
             }
         }
         let runs = self.all_order(&indexed)?;
@@ -269,28 +269,22 @@ impl EventLog {
     /// stream's positions, from its bundles' entries and its edge's index,
     /// merged. None for a store of more events than an import keeps
     /// checked (which it needs to apply them in one commit).
-    fn all_order(&self, streams: &[(StreamId, u64)]) -> Result<Option<Runs>, Error> {
+    fn all_order(&self, streams: &[(StreamId, StreamState)]) -> Result<Option<Runs>, Error> {
         if self.next_position() > KEEP_CHECKED {
             return Ok(None);
         }
         let volume = &self.inner.volume;
         let mut at: Vec<(u64, u32)> = Vec::new();
-        for (i, (stream, num)) in streams.iter().enumerate() {
-            let num = num.to_be_bytes();
+        for (i, (_, st)) in streams.iter().enumerate() {
+            let num = st.num.to_be_bytes();
             let bundles = KeyRange::prefix(&[layout::BUNDLES, &num].concat());
             for entry in volume.scan(bundles, VolumeDirection::Forward) {
                 let (_, v) = entry?;
                 at.extend(bundle::positions(&v)?.into_iter().map(|p| (p, i as u32)));
             }
-            let edge = KeyRange::prefix(&[layout::STREAM_VERSION, &num].concat());
-            for entry in volume.scan(edge, VolumeDirection::Forward) {
-                let (_, v) = entry?;
-                let p = v.as_slice().try_into().map_err(|_| Error::Corrupt {
-                    what: format!("edge index of stream {stream}"),
-                    reason: format!("a position of {} bytes", v.len()),
-                })?;
-                at.push((u64::from_be_bytes(p), i as u32));
-            }
+            let edge =
+                crate::records::edge_positions(&**volume, (st.num, &st.open), (0, st.length))?;
+            at.extend(edge.into_iter().map(|(_, p)| (p, i as u32)));
         }
         at.sort_unstable();
         let mut runs: Runs = Vec::new();

@@ -417,13 +417,15 @@ impl Writer {
     fn seal_from_edge(&self, tx: &mut Tx<'_>, num: u64, index: u64) -> Result<(), Error> {
         tx.ops.delete(layout::seal_queue_key(num, index));
         let first = index * BUNDLE;
-        let Some(records) = self.edge_records(tx, num, first, first + BUNDLE)? else {
+        let (stream, bucket) = self.stream_and_bucket(tx, num)?;
+        let open = self.state(tx, &stream)?.map(|s| s.open).unwrap_or_default();
+        let Some(records) = self.edge_records(tx, (num, &open), first, first + BUNDLE)? else {
             tx.dropped.push((num, index));
             return Ok(());
         };
-        let (_, bucket) = self.stream_and_bucket(tx, num)?;
         let bundle = records.into_iter().map(|(p, r)| (p, r, true)).collect();
-        self.seal_bundle(tx, num, index, &bucket, bundle, false)?;
+        // A queued bundle left the open edge for `sv-0/` when it filled.
+        self.seal_bundle(tx, num, index, &bucket, bundle, (false, u64::MAX))?;
         if !tx.sealed.contains(&(num, index)) {
             // Not sealable (too large, too spread): it stays on the edge.
             tx.dropped.push((num, index));
@@ -876,10 +878,10 @@ impl Writer {
 
     /// Writes records at the end of a stream, each with its position:
     /// its Merkle leaf and either its edge entry (`ev-1/` sealed by the
-    /// stream's bucket, and `sv-0/`) or, for the records of a bundle these
-    /// complete, the bundle (see the `bundle` module) with a pointer at
-    /// each position, in place of the bundle's edge records. Advances the
-    /// stream's length.
+    /// stream's bucket, its position in the state's open edge) or, for
+    /// the records of a bundle these complete, the bundle (see the
+    /// `bundle` module) with a pointer at each position, in place of the
+    /// bundle's edge records. Advances the stream's length.
     fn put_records(
         &self,
         tx: &mut Tx<'_>,
@@ -888,9 +890,17 @@ impl Writer {
         records: Vec<(u64, Vec<u8>)>,
     ) -> Result<(), Error> {
         let num = st.num;
+        if st.open.end() != st.length {
+            // Its open edge must end where the new records begin.
+            self.index_open(tx, st, st.length)?;
+        }
+        // Edge records below this are indexed in `sv-0/`.
+        let indexed_below = st.open.from;
         let end = st.length + records.len() as u64;
         // Versions below this are in bundles these records complete.
         let sealing_below = end - end % BUNDLE;
+        // Positions of the records put on the new open edge.
+        let mut opened = Vec::new();
         // The bundle being completed: (position, record, already on the edge).
         let mut bundle: Vec<(u64, Vec<u8>, bool)> = Vec::new();
         // A bundle that lost edge records to a scavenge stays on the edge.
@@ -914,7 +924,7 @@ impl Writer {
                 // The bundle began in earlier requests: its first records
                 // are on the edge, unless some were scavenged.
                 let first = version - version % BUNDLE;
-                match self.edge_records(tx, num, first, version)? {
+                match self.edge_records(tx, (num, &st.open), first, version)? {
                     Some(earlier) => {
                         bundle = earlier.into_iter().map(|(p, r)| (p, r, true)).collect();
                     }
@@ -923,7 +933,11 @@ impl Writer {
             }
             let bundled = version < sealing_below && bundle.len() as u64 == version % BUNDLE;
             if !bundled {
-                self.put_edge(tx, bucket, (num, version), position, &leaf, record)?;
+                let open = version >= sealing_below;
+                self.put_edge(tx, bucket, (num, version), position, &leaf, record, !open)?;
+                if open {
+                    opened.push(position);
+                }
                 continue;
             }
             bundle.push((position, record, false));
@@ -939,15 +953,71 @@ impl Writer {
                     version / BUNDLE,
                     bucket,
                     std::mem::take(&mut bundle),
-                    defer,
+                    (defer, indexed_below),
                 )?;
             }
+        }
+        if sealing_below > st.open.from {
+            // The open bundle filled: what of it was not sealed now is
+            // indexed in `sv-0/`; the next one opens.
+            self.index_open(tx, st, sealing_below)?;
+        }
+        for p in opened {
+            st.open.push(p);
         }
         Ok(())
     }
 
-    /// Writes one record to its stream's open edge: its `ev-1/` entry
-    /// (sealed by the bucket) and its `sv-0/` index entry.
+    /// Moves the open edge's records below version `below` into `sv-0/`
+    /// (all but those sealed in this request, scavenged, or gone), so
+    /// that the open edge starts there.
+    fn index_open(&self, tx: &mut Tx<'_>, st: &mut StreamState, below: u64) -> Result<(), Error> {
+        let num = st.num;
+        let moving: Vec<(u64, u64)> = st
+            .open
+            .entries()
+            .filter(|&(v, _)| {
+                v < below && v >= st.scavenged_before && !tx.sealed.contains(&(num, v / BUNDLE))
+            })
+            .collect();
+        // Written in this group or held in the cache (neither after a
+        // scavenge), or else still stored: a scavenge may have removed
+        // some before its mark reached the state.
+        let unsure: Vec<Vec<u8>> = moving
+            .iter()
+            .filter(|(v, _)| {
+                !tx.edge.contains_key(&(num, *v))
+                    && !tx.staged.edge.contains_key(&(num, *v))
+                    && (tx.staged.removed || !self.open_edges.contains_key(&(num, *v)))
+            })
+            .map(|(_, p)| layout::log_key(*p))
+            .collect();
+        let keys: Vec<&[u8]> = unsure.iter().map(Vec::as_slice).collect();
+        let gone: std::collections::HashSet<&[u8]> = keys
+            .iter()
+            .zip(self.volume.get_many(&keys)?)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        for (v, p) in moving {
+            if !gone.contains(layout::log_key(p).as_slice()) {
+                tx.ops
+                    .put(layout::version_key(num, v), p.to_be_bytes().to_vec());
+            }
+        }
+        let from = below.max(st.open.from);
+        let mut open = layout::OpenEdge::at(from);
+        for (_, p) in st.open.entries().filter(|&(v, _)| v >= from) {
+            open.push(p);
+        }
+        st.open = open;
+        Ok(())
+    }
+
+    /// Writes one record to its stream's edge: its `ev-1/` entry (sealed
+    /// by the bucket) and, if `indexed`, its `sv-0/` index entry (else
+    /// the caller puts its position in the state's open edge).
+    #[allow(clippy::too_many_arguments)]
     fn put_edge(
         &self,
         tx: &mut Tx<'_>,
@@ -956,13 +1026,16 @@ impl Writer {
         position: u64,
         leaf: &crate::Hash,
         record: Vec<u8>,
+        indexed: bool,
     ) -> Result<(), Error> {
         let value = records::seal(bucket, (num, version), leaf, &record)?;
         tx.ops.put(layout::log_key(position), value);
-        tx.ops.put(
-            layout::version_key(num, version),
-            position.to_be_bytes().to_vec(),
-        );
+        if indexed {
+            tx.ops.put(
+                layout::version_key(num, version),
+                position.to_be_bytes().to_vec(),
+            );
+        }
         tx.edge.insert((num, version), (position, record));
         Ok(())
     }
@@ -970,7 +1043,9 @@ impl Writer {
     /// Seals a complete bundle, or, when it may not be (too large, or
     /// spread too wide in `$all`; see [`bundle::sealable`]), leaves its
     /// records on the edge; with `defer`, leaves them there and queues
-    /// the bundle for a later commit.
+    /// the bundle for a later commit. Its records on the edge below
+    /// `indexed_below` have `sv-0/` entries (the others are the state's
+    /// open edge).
     fn seal_bundle(
         &self,
         tx: &mut Tx<'_>,
@@ -978,7 +1053,7 @@ impl Writer {
         index: u64,
         bucket: &hydra_bucket::Bucket,
         bundle: Vec<(u64, Vec<u8>, bool)>,
-        defer: bool,
+        (defer, indexed_below): (bool, u64),
     ) -> Result<(), Error> {
         let first = index * BUNDLE;
         let sealable = bundle::sealable(bundle.iter().map(|(p, r, _)| (*p, r.as_slice())));
@@ -986,7 +1061,8 @@ impl Writer {
             for (i, (position, record, on_edge)) in bundle.into_iter().enumerate() {
                 if !on_edge {
                     let leaf = leaf_hash(&record);
-                    self.put_edge(tx, bucket, (num, first + i as u64), position, &leaf, record)?;
+                    let at = (num, first + i as u64);
+                    self.put_edge(tx, bucket, at, position, &leaf, record, true)?;
                 }
             }
             if sealable {
@@ -1014,7 +1090,7 @@ impl Writer {
                     },
                 ));
             }
-            if *on_edge {
+            if *on_edge && version < indexed_below {
                 tx.ops.delete(layout::version_key(num, version));
             }
         }
@@ -1051,7 +1127,7 @@ impl Writer {
     fn edge_records(
         &self,
         tx: &Tx<'_>,
-        num: u64,
+        (num, open): (u64, &layout::OpenEdge),
         from: u64,
         to: u64,
     ) -> Result<Option<Vec<Positioned>>, Error> {
@@ -1080,7 +1156,7 @@ impl Writer {
             let stored = records::edge_of(
                 &*self.volume,
                 &self.buckets,
-                num,
+                (num, open),
                 (wanted[0], wanted[wanted.len() - 1] + 1),
                 |n| layout::stream_name(&*self.volume, n),
             )?;

@@ -425,6 +425,24 @@ fn a_store_of_the_first_layout_is_migrated_and_answers_as_before() {
             .count(),
         all.len() + 1
     );
+    // ledger-1's last 188 events are on the edge, indexed in `sv-0/` as
+    // the layouts before open edges in stream states indexed them: an
+    // append fills that bundle (sealing it from both) and opens the next.
+    let ledger = sid("ledger-1");
+    let before = crate::read_all_of(&log, &ledger);
+    assert_eq!(before.len(), 700);
+    crate::fill(&log, &ledger, 100);
+    let after = crate::read_all_of(&log, &ledger);
+    assert_eq!(after.len(), 800);
+    assert_eq!(after[..700], before[..]);
+    let key = log.identity().public_key();
+    for e in [&after[600], &after[700], &after[799]] {
+        let (head, proof) = log.prove(&ledger, e.version).unwrap();
+        hydra_eventlog::verify_event(&head, &key, e, &proof).unwrap();
+    }
+    let report = log.verify(|_| {}).unwrap();
+    assert_eq!(report.bundles, 3);
+    assert!(report.corrupt.is_empty(), "{report:?}");
 }
 
 /// A bank-like event of about 230 bytes, as the bank example's ledger

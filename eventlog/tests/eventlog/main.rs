@@ -5,6 +5,7 @@ mod buckets;
 mod compaction;
 mod concurrency;
 mod crash;
+mod edge;
 mod model;
 mod partitions;
 mod proofs;
