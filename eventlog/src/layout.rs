@@ -417,12 +417,12 @@ pub struct StreamState {
 /// The positions of a stream's edge records at versions `[from, from +
 /// len)`, kept in its state instead of one `sv-0/` entry each: an append
 /// rewrites the state anyway, and an index entry per event put a page of
-/// its own per stream into every commit (with 64 writers on 64 streams,
-/// most of what a commit wrote). Only the open bundle's records are here:
-/// when a bundle fills, they go into it, or, if it is not sealed then,
-/// into `sv-0/`, where every other edge record is indexed. Held as each
-/// position's distance from the one before, a LEB128 varint of a byte or
-/// two (a writer caches up to 100,000 states).
+/// its own per stream into every commit. Here are the open bundle's
+/// records and those of full bundles waiting to be sealed; when a bundle
+/// is sealed its records leave, and the records of one that cannot be
+/// are indexed in `sv-0/` instead, as is any edge record below `from`.
+/// Held as each position's distance from the one before, a LEB128 varint
+/// of a byte or two (a writer caches up to 100,000 states).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OpenEdge {
     pub from: u64,

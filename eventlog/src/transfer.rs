@@ -266,7 +266,7 @@ impl EventLog {
 
     /// `$all` as runs of `streams`' events (each by id and number; see
     /// [`Runs`]), for a restore to give them the same order: each
-    /// stream's positions, from its bundles' entries and its edge's index,
+    /// stream's positions, from its bundles' entries and its edge records,
     /// merged. None for a store of more events than an import keeps
     /// checked (which it needs to apply them in one commit).
     fn all_order(&self, streams: &[(StreamId, StreamState)]) -> Result<Option<Runs>, Error> {
@@ -282,9 +282,10 @@ impl EventLog {
                 let (_, v) = entry?;
                 at.extend(bundle::positions(&v)?.into_iter().map(|p| (p, i as u32)));
             }
-            let edge =
-                crate::records::edge_positions(&**volume, (st.num, &st.open), (0, st.length))?;
-            at.extend(edge.into_iter().map(|(_, p)| (p, i as u32)));
+            // What is on the edge as the export takes it: not what a
+            // scavenge removed.
+            let edge = self.edge_held((st.num, &st.open), st.length)?;
+            at.extend(edge.into_iter().map(|e| (e.position, i as u32)));
         }
         at.sort_unstable();
         let mut runs: Runs = Vec::new();

@@ -413,22 +413,34 @@ impl Writer {
     }
 
     /// Seals queued bundle `index` of stream `num` from its edge records,
-    /// or drops it from the queue if some were scavenged meanwhile.
+    /// or drops it from the queue if some were scavenged meanwhile (it
+    /// stays on the edge, indexed in `sv-0/`).
     fn seal_from_edge(&self, tx: &mut Tx<'_>, num: u64, index: u64) -> Result<(), Error> {
         tx.ops.delete(layout::seal_queue_key(num, index));
         let first = index * BUNDLE;
         let (stream, bucket) = self.stream_and_bucket(tx, num)?;
-        let open = self.state(tx, &stream)?.map(|s| s.open).unwrap_or_default();
-        let Some(records) = self.edge_records(tx, (num, &open), first, first + BUNDLE)? else {
-            tx.dropped.push((num, index));
-            return Ok(());
+        let mut st = self.state(tx, &stream)?.ok_or_else(|| Error::Corrupt {
+            what: format!("state of stream {stream}"),
+            reason: "missing".into(),
+        })?;
+        let sealed = match self.edge_records(tx, (num, &st.open), first, first + BUNDLE)? {
+            Some(records) => {
+                let bundle = records.into_iter().map(|(p, r)| (p, r, true)).collect();
+                let indexed_below = st.open.from;
+                let filled =
+                    self.seal_bundle(tx, num, index, &bucket, bundle, (false, indexed_below))?;
+                matches!(filled, Filled::Sealed)
+            }
+            None => false,
         };
-        let bundle = records.into_iter().map(|(p, r)| (p, r, true)).collect();
-        // A queued bundle left the open edge for `sv-0/` when it filled.
-        self.seal_bundle(tx, num, index, &bucket, bundle, (false, u64::MAX))?;
-        if !tx.sealed.contains(&(num, index)) {
-            // Not sealable (too large, too spread): it stays on the edge.
+        if !sealed {
             tx.dropped.push((num, index));
+        }
+        if st.open.from < first + BUNDLE {
+            // It waited on the open edge: it leaves it.
+            self.cut_open(tx, &mut st, first + BUNDLE, Vec::new())?;
+            tx.ops.put(layout::state_key(&stream), st.encode());
+            tx.states.insert(stream, st);
         }
         Ok(())
     }
@@ -892,15 +904,19 @@ impl Writer {
         let num = st.num;
         if st.open.end() != st.length {
             // Its open edge must end where the new records begin.
-            self.index_open(tx, st, st.length)?;
+            self.cut_open(tx, st, st.length, Vec::new())?;
         }
         // Edge records below this are indexed in `sv-0/`.
         let indexed_below = st.open.from;
         let end = st.length + records.len() as u64;
         // Versions below this are in bundles these records complete.
         let sealing_below = end - end % BUNDLE;
-        // Positions of the records put on the new open edge.
-        let mut opened = Vec::new();
+        // The records these leave on the open edge, `(version, position)`:
+        // the open bundle's and a full one's that waits to be sealed.
+        let mut listed = Vec::new();
+        // The open edge starts at or after this: past every bundle these
+        // seal, and every one that cannot be sealed.
+        let mut cut = st.open.from;
         // The bundle being completed: (position, record, already on the edge).
         let mut bundle: Vec<(u64, Vec<u8>, bool)> = Vec::new();
         // A bundle that lost edge records to a scavenge stays on the edge.
@@ -933,10 +949,13 @@ impl Writer {
             }
             let bundled = version < sealing_below && bundle.len() as u64 == version % BUNDLE;
             if !bundled {
+                // Of the open bundle, or of one a scavenge left unsealable.
                 let open = version >= sealing_below;
                 self.put_edge(tx, bucket, (num, version), position, &leaf, record, !open)?;
                 if open {
-                    opened.push(position);
+                    listed.push((version, position));
+                } else {
+                    cut = cut.max(version - version % BUNDLE + BUNDLE);
                 }
                 continue;
             }
@@ -947,37 +966,56 @@ impl Writer {
                 // share; a bundle written whole by this request seals now.
                 let defer = bundle.iter().any(|(_, _, on_edge)| *on_edge)
                     && tx.staged.sealed.len() + tx.sealed.len() >= SEALS_PER_COMMIT;
-                self.seal_bundle(
+                let index = version / BUNDLE;
+                let first = index * BUNDLE;
+                let bundle = std::mem::take(&mut bundle);
+                let (left, waits) = match self.seal_bundle(
                     tx,
                     num,
-                    version / BUNDLE,
+                    index,
                     bucket,
-                    std::mem::take(&mut bundle),
+                    bundle,
                     (defer, indexed_below),
-                )?;
+                )? {
+                    Filled::Sealed => (Vec::new(), false),
+                    Filled::Waiting(left) => (left, true),
+                    Filled::Unsealable(left) => (left, false),
+                };
+                if !waits {
+                    cut = cut.max(first + BUNDLE);
+                }
+                for (v, (position, record, on_edge)) in (first..).zip(left) {
+                    if !on_edge {
+                        let leaf = leaf_hash(&record);
+                        self.put_edge(tx, bucket, (num, v), position, &leaf, record, !waits)?;
+                        if waits {
+                            listed.push((v, position));
+                        }
+                    }
+                }
             }
         }
-        if sealing_below > st.open.from {
-            // The open bundle filled: what of it was not sealed now is
-            // indexed in `sv-0/`; the next one opens.
-            self.index_open(tx, st, sealing_below)?;
-        }
-        for p in opened {
-            st.open.push(p);
-        }
-        Ok(())
+        self.cut_open(tx, st, cut, listed)
     }
 
-    /// Moves the open edge's records below version `below` into `sv-0/`
-    /// (all but those sealed in this request, scavenged, or gone), so
-    /// that the open edge starts there.
-    fn index_open(&self, tx: &mut Tx<'_>, st: &mut StreamState, below: u64) -> Result<(), Error> {
+    /// Makes the state's open edge start at version `cut` (if it starts
+    /// before) and go on with `listed`: the records it held below `cut`
+    /// are indexed in `sv-0/` instead, but for those sealed in this
+    /// request, scavenged, or gone.
+    fn cut_open(
+        &self,
+        tx: &mut Tx<'_>,
+        st: &mut StreamState,
+        cut: u64,
+        listed: Vec<(u64, u64)>,
+    ) -> Result<(), Error> {
         let num = st.num;
+        let from = cut.max(st.open.from);
         let moving: Vec<(u64, u64)> = st
             .open
             .entries()
             .filter(|&(v, _)| {
-                v < below && v >= st.scavenged_before && !tx.sealed.contains(&(num, v / BUNDLE))
+                v < from && v >= st.scavenged_before && !tx.sealed.contains(&(num, v / BUNDLE))
             })
             .collect();
         // Written in this group or held in the cache (neither after a
@@ -999,15 +1037,15 @@ impl Writer {
             .filter(|(_, v)| v.is_none())
             .map(|(k, _)| *k)
             .collect();
-        for (v, p) in moving {
+        let below = listed.iter().filter(|(v, _)| *v < from).copied();
+        for (v, p) in moving.into_iter().chain(below) {
             if !gone.contains(layout::log_key(p).as_slice()) {
                 tx.ops
                     .put(layout::version_key(num, v), p.to_be_bytes().to_vec());
             }
         }
-        let from = below.max(st.open.from);
         let mut open = layout::OpenEdge::at(from);
-        for (_, p) in st.open.entries().filter(|&(v, _)| v >= from) {
+        for (_, p) in st.open.entries().chain(listed).filter(|&(v, _)| v >= from) {
             open.push(p);
         }
         st.open = open;
@@ -1042,10 +1080,10 @@ impl Writer {
 
     /// Seals a complete bundle, or, when it may not be (too large, or
     /// spread too wide in `$all`; see [`bundle::sealable`]), leaves its
-    /// records on the edge; with `defer`, leaves them there and queues
+    /// records for the edge; with `defer`, leaves them there and queues
     /// the bundle for a later commit. Its records on the edge below
     /// `indexed_below` have `sv-0/` entries (the others are the state's
-    /// open edge).
+    /// open edge). The caller puts on the edge what it leaves there.
     fn seal_bundle(
         &self,
         tx: &mut Tx<'_>,
@@ -1054,22 +1092,16 @@ impl Writer {
         bucket: &hydra_bucket::Bucket,
         bundle: Vec<(u64, Vec<u8>, bool)>,
         (defer, indexed_below): (bool, u64),
-    ) -> Result<(), Error> {
+    ) -> Result<Filled, Error> {
         let first = index * BUNDLE;
         let sealable = bundle::sealable(bundle.iter().map(|(p, r, _)| (*p, r.as_slice())));
-        if !sealable || defer {
-            for (i, (position, record, on_edge)) in bundle.into_iter().enumerate() {
-                if !on_edge {
-                    let leaf = leaf_hash(&record);
-                    let at = (num, first + i as u64);
-                    self.put_edge(tx, bucket, at, position, &leaf, record, true)?;
-                }
-            }
-            if sealable {
-                tx.ops.put(layout::seal_queue_key(num, index), Vec::new());
-                tx.queued.push((num, index));
-            }
-            return Ok(());
+        if !sealable {
+            return Ok(Filled::Unsealable(bundle));
+        }
+        if defer {
+            tx.ops.put(layout::seal_queue_key(num, index), Vec::new());
+            tx.queued.push((num, index));
+            return Ok(Filled::Waiting(bundle));
         }
         for (i, (position, record, on_edge)) in bundle.iter().enumerate() {
             let version = first + i as u64;
@@ -1098,7 +1130,7 @@ impl Writer {
         let block = bundle::seal(bucket, &mut tx.ops, num, index, &parts)?;
         tx.bundles.push((num, index, Some(block)));
         tx.sealed.push((num, index));
-        Ok(())
+        Ok(Filled::Sealed)
     }
 
     /// Rewrites the bundle trees of the streams whose bundles `changes`
@@ -1521,6 +1553,16 @@ struct Replicating {
 }
 
 /// A stream that changed here while its storage was checked.
+/// What became of a full bundle (see [`Writer::seal_bundle`]): the
+/// records left for the edge, (position, record, already on the edge).
+enum Filled {
+    Sealed,
+    /// Queued to be sealed by a later commit.
+    Waiting(Vec<(u64, Vec<u8>, bool)>),
+    /// Too large or too spread: it stays on the edge.
+    Unsealable(Vec<(u64, Vec<u8>, bool)>),
+}
+
 fn changed(stream: &StreamId) -> Error {
     Error::StoredMismatch {
         stream: stream.clone(),

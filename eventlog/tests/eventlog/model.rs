@@ -16,6 +16,12 @@ enum Op {
         expected: Exp,
         n: usize,
     },
+    /// Appends to several streams (or one several times) in one group
+    /// commit (`write_each`), each `ExpectedVersion::Any`: full bundles
+    /// then wait for later commits to be sealed.
+    AppendEach {
+        appends: Vec<(usize, usize)>,
+    },
     Delete {
         stream: usize,
         hard: bool,
@@ -100,7 +106,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => 1..300usize,
     ];
     prop_oneof![
-        8 => (0..3usize, exp, n).prop_map(|(stream, expected, n)| Op::Append { stream, expected, n }),
+        8 => (0..3usize, exp, n.clone()).prop_map(|(stream, expected, n)| Op::Append { stream, expected, n }),
+        2 => prop::collection::vec((0..3usize, n), 2..5).prop_map(|appends| Op::AppendEach { appends }),
         1 => (0..3usize, prop::bool::weighted(0.2)).prop_map(|(stream, hard)| Op::Delete { stream, hard }),
         1 => (0..3usize, 0..800u64).prop_map(|(stream, before)| Op::Scavenge { stream, before }),
         1 => Just(Op::Reopen),
@@ -218,6 +225,28 @@ fn check(log: &EventLog, m: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The model after an append to `stream` of events carrying `data`, which
+/// the log answered with `r`.
+fn appended(
+    m: &mut Model,
+    stream: usize,
+    r: &hydra_eventlog::AppendResult,
+    data: impl Iterator<Item = String>,
+) -> Result<(), TestCaseError> {
+    let st = m.streams.entry(stream).or_default();
+    prop_assert_eq!(r.first_version, st.length);
+    st.del = Del::None;
+    for d in data {
+        let pos = m.positions.len() as u64;
+        st.events.push((st.length, pos, d));
+        m.positions.push((stream, st.length));
+        m.all.push((stream, st.length));
+        st.length += 1;
+    }
+    prop_assert_eq!(r.position, m.positions.len() as u64 - 1);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
@@ -249,18 +278,26 @@ proptest! {
                         prop_assert!(conflict, "expected a conflict");
                         continue;
                     }
-                    let r = got.unwrap();
-                    let st = m.streams.entry(stream).or_default();
-                    prop_assert_eq!(r.first_version, st.length);
-                    st.del = Del::None;
-                    for i in 0..n {
-                        let pos = m.positions.len() as u64;
-                        st.events.push((st.length, pos, format!("{step}.{i}")));
-                        m.positions.push((stream, st.length));
-                        m.all.push((stream, st.length));
-                        st.length += 1;
+                    appended(&mut m, stream, &got.unwrap(), (0..n).map(|i| format!("{step}.{i}")))?;
+                }
+                Op::AppendEach { appends } => {
+                    let writes = appends
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &(stream, n))| {
+                            let events = (0..n).map(|i| ev("E", &format!("{step}.{j}.{i}"))).collect();
+                            hydra_eventlog::StreamWrite::new(sid(&format!("s{stream}")), ExpectedVersion::Any, events)
+                        })
+                        .collect();
+                    let results = log.write_each(writes);
+                    for (j, (&(stream, n), got)) in appends.iter().zip(results).enumerate() {
+                        if m.streams.get(&stream).is_some_and(|st| st.del == Del::Hard) {
+                            prop_assert!(matches!(got, Err(Error::StreamDeleted(_))));
+                            continue;
+                        }
+                        let data = (0..n).map(|i| format!("{step}.{j}.{i}"));
+                        appended(&mut m, stream, &got.unwrap(), data)?;
                     }
-                    prop_assert_eq!(r.position, m.positions.len() as u64 - 1);
                 }
                 Op::Reopen => {
                     log.close().unwrap();
