@@ -2,7 +2,9 @@
 # Runs every fuzz target for SECONDS each (default 30) and fails on the
 # first crash, printing the fuzzer's report and the input that caused it
 # (saved under fuzz/artifacts/TARGET/: commit it to fuzz/regressions/TARGET/
-# with the fix). Inputs saved in fuzz/regressions/ run first, every time.
+# with the fix). Inputs saved in fuzz/regressions/ run first, every time,
+# and so do those in fuzz/seeds/ (valid inputs a target could not find on
+# its own, such as a signed storage block, for the fuzzer to mutate).
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain;
 # without one, the stable toolchain is told to allow nightly flags
@@ -20,7 +22,9 @@ fi
 for target in $("${fuzz[@]}" list); do
   mkdir -p "corpus/$target"
   seeds=()
-  [ -d "regressions/$target" ] && seeds=("regressions/$target")
+  for dir in regressions seeds; do
+    [ -d "$dir/$target" ] && seeds+=("$dir/$target")
+  done
   log=$(mktemp)
   if "${fuzz[@]}" run -O "$target" "corpus/$target" "${seeds[@]}" -- \
       -max_total_time="$seconds" -rss_limit_mb=2048 >"$log" 2>&1; then

@@ -14,6 +14,7 @@
 //! | `slh-0/` num(8) version(8) | leaf hash of a scavenged event | at scavenge |
 //! | `psub-0/` name | persistent subscription | at create and ack |
 //! | `rsh-0/` num(8) | a replica stream's writer [`StoredHead`](crate::StoredHead), which its storage matches (see `storage.rs`) | once per applied storage |
+//! | `rpp-0/` num(8) | the Merkle peaks over the versions before the first a replica stream took in, when its storage began past version 0 (see `storage.rs`); with `slh-0/`, what its tree and proofs start from | once, when the replica begins |
 //! | `el-meta-0` | next position, next stream number | once per commit |
 //! | `el-compacted-0` | position(8) up to which compaction has passed | once per commit |
 //! | `el-trees-0` | (empty): every stream's bundles hang from its tree (see `migrate.rs`) | once |
@@ -60,6 +61,9 @@ pub const SCAVENGED_LEAF: &[u8] = b"slh-0/";
 pub const SUBSCRIPTION: &[u8] = b"psub-0/";
 /// A replica stream's writer stored head, as its storage was applied.
 pub const REPLICA_STORED: &[u8] = b"rsh-0/";
+/// The Merkle peaks over the versions before a replica stream's first,
+/// when it began from a storage past version 0 (see `storage.rs`).
+pub const REPLICA_PREFIX: &[u8] = b"rpp-0/";
 pub const META: &[u8] = b"el-meta-0";
 /// Positions below this hold no edge copy of a sealed event (see
 /// `compact.rs`).
@@ -138,6 +142,45 @@ pub fn scavenged_leaf_key(num: u64, version: u64) -> Vec<u8> {
 
 pub fn replica_stored_key(num: u64) -> Vec<u8> {
     [REPLICA_STORED, &num.to_be_bytes()].concat()
+}
+
+pub fn replica_prefix_key(num: u64) -> Vec<u8> {
+    [REPLICA_PREFIX, &num.to_be_bytes()].concat()
+}
+
+/// The peaks over versions `[0, covered)` a replica stream began from:
+/// its `rpp-0/` entry, and the stored subtrees (`smt-0/`) proofs read,
+/// which a reindex derives again from the entry.
+pub(crate) fn stage_replica_prefix(
+    ops: &mut hydra_volume::WriteBatch,
+    num: u64,
+    (covered, peaks): (u64, &[Hash]),
+    entry: bool,
+) {
+    for ((level, first), peak) in crate::merkle::peak_ranges(covered).zip(peaks) {
+        ops.put(subtree_key(num, level, first >> level), peak.to_vec());
+    }
+    if entry {
+        let bytes = postcard::to_allocvec(&(covered, peaks)).expect("peaks encode");
+        ops.put(replica_prefix_key(num), bytes);
+    }
+}
+
+/// A `rpp-0/` entry: the versions its peaks cover, and the peaks.
+pub(crate) fn decode_replica_prefix(num: u64, bytes: &[u8]) -> Result<(u64, Vec<Hash>), Error> {
+    let corrupt = |reason: String| Error::Corrupt {
+        what: format!("the peaks stream #{num} began from"),
+        reason,
+    };
+    let (covered, peaks): (u64, Vec<Hash>) =
+        postcard::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if peaks.len() as u32 != covered.count_ones() {
+        return Err(corrupt(format!(
+            "{} peaks for {covered} versions",
+            peaks.len()
+        )));
+    }
+    Ok((covered, peaks))
 }
 
 pub fn subscription_key(name: &str) -> Vec<u8> {

@@ -146,7 +146,8 @@ pub use reindex::ReindexReport;
 pub use retention::ScavengeReport;
 pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
 pub use storage::{
-    Applied, HeldStream, Received, STREAM_EDGE, STREAM_STORAGE, Storage, storage_bucket,
+    Applied, HeldStream, Received, STREAM_EDGE, STREAM_STORAGE, STREAM_STORAGE_PAST, Storage,
+    storage_bucket,
 };
 pub use stored::StoredHead;
 pub use subscribe::{Offered, PersistentSubscription, Subscription, Target};

@@ -62,6 +62,19 @@ pub fn push_leaf(
     peaks.push(h);
 }
 
+/// The perfect subtrees whose roots are the peaks of a tree of `size`
+/// leaves, largest first: `(level, start)`, one per set bit of `size`.
+pub fn peak_ranges(size: u64) -> impl Iterator<Item = (u32, u64)> {
+    let mut start = 0;
+    (0..64u32).rev().filter_map(move |level| {
+        let n = 1u64 << level;
+        (size & n != 0).then(|| {
+            start += n;
+            (level, start - n)
+        })
+    })
+}
+
 /// The root of a tree over `leaves`, in order (the empty root for none).
 pub fn root_of_leaves(leaves: impl IntoIterator<Item = Hash>) -> Hash {
     let mut peaks = Vec::new();
@@ -284,6 +297,13 @@ mod tests {
             });
             assert_eq!(root_of_peaks(&peaks), mth(&all[..=i]), "size {}", i + 1);
             assert_eq!(peaks.len() as u32, (i as u64 + 1).count_ones());
+            // Each peak is the subtree `peak_ranges` names.
+            let ranges: Vec<(u32, u64)> = peak_ranges(i as u64 + 1).collect();
+            assert_eq!(ranges.len(), peaks.len());
+            for ((level, start), peak) in ranges.into_iter().zip(&peaks) {
+                let (start, size) = (start as usize, 1usize << level);
+                assert_eq!(*peak, mth(&all[start..start + size]), "size {}", i + 1);
+            }
         }
         for (level, index, h) in completed {
             let size = 1usize << level;

@@ -425,6 +425,8 @@ impl EventLog {
         )?;
         let position = match on_edge.first() {
             Some(&(_, p)) => Some(p),
+            // A scavenged event has no position.
+            None if last < st.scavenged_before => None,
             None => self
                 .bundle(st.num, last / BUNDLE)?
                 .map(|b| b.positions[(last % BUNDLE) as usize]),
@@ -440,6 +442,30 @@ impl EventLog {
         };
         head.signature = identity.sign(&head.signed_bytes());
         Ok(head)
+    }
+
+    /// What a stream's storage beginning at version `from` tells of the
+    /// versions before it (see `storage.rs`): the peaks over versions
+    /// `[0, from)` rounded down to a stored subtree, and the leaf hashes
+    /// from there to `from`. Here they are stored subtrees and the leaf
+    /// hashes kept at scavenge (or, on a replica, what it began from).
+    pub(crate) fn prefix_hashes(
+        &self,
+        stream: &StreamId,
+        st: &StreamState,
+        from: u64,
+    ) -> Result<(Vec<Hash>, Vec<Hash>), Error> {
+        let mut tree = StreamTree {
+            log: self,
+            stream,
+            num: st.num,
+            open: &st.open,
+        };
+        let aligned = from >> STORED_SUBTREE_LEVEL << STORED_SUBTREE_LEVEL;
+        let peaks = merkle::peak_ranges(aligned)
+            .map(|(level, start)| tree.subtree(start, 1 << level))
+            .collect::<Result<_, _>>()?;
+        Ok((peaks, tree.leaves(aligned, from - aligned)?))
     }
 
     /// Proves that the event at `version` is in the stream's current head.

@@ -102,6 +102,21 @@ fn pass(w: &Writer, write: bool) -> Result<Rebuilt, Error> {
         report: ReindexReport::default(),
         write,
     };
+    // A replica that began past version 0 starts from the peaks it kept.
+    for e in w
+        .volume
+        .scan(KeyRange::prefix(layout::REPLICA_PREFIX), Direction::Forward)
+    {
+        let (k, v) = e?;
+        let num = layout::u64_of(&k[layout::REPLICA_PREFIX.len()..], "replica prefix key")?;
+        let (covered, peaks) = layout::decode_replica_prefix(num, &v)?;
+        let Some((_, st)) = rebuilt.states.get_mut(&num) else {
+            continue;
+        };
+        layout::stage_replica_prefix(&mut rebuilt.batch, num, (covered, &peaks), false);
+        st.peaks = peaks;
+        st.length = covered;
+    }
     // One pass over `$all`, in position order: each stream's events come
     // in version order there, sealed (a pointer, or an edge copy that
     // compaction has not reached) or on the edge, whichever of its

@@ -53,13 +53,37 @@ impl EventLog {
             if upto <= st.scavenged_before {
                 continue;
             }
-            let (events, bytes) = self.remove_versions(&st, st.scavenged_before, upto)?;
-            self.mark_scavenged(&stream, upto)?;
+            let (events, bytes) = self.scavenge_to(&stream, &st, upto)?;
             report.streams += 1;
             report.events += events;
             report.bytes += bytes;
         }
         Ok(report)
+    }
+
+    /// Removes the stream's versions below `upto` (a replica following
+    /// its writer's scavenge); returns the events and bytes removed.
+    pub(crate) fn scavenge_stream(
+        &self,
+        stream: &StreamId,
+        upto: u64,
+    ) -> Result<(u64, u64), Error> {
+        let st = self.readable_or_deleted(stream)?;
+        if upto.min(st.length) <= st.scavenged_before {
+            return Ok((0, 0));
+        }
+        self.scavenge_to(stream, &st, upto.min(st.length))
+    }
+
+    fn scavenge_to(
+        &self,
+        stream: &StreamId,
+        st: &StreamState,
+        upto: u64,
+    ) -> Result<(u64, u64), Error> {
+        let removed = self.remove_versions(st, st.scavenged_before, upto)?;
+        self.mark_scavenged(stream, upto)?;
+        Ok(removed)
     }
 
     /// One past the last version of the stream that may be removed.

@@ -36,6 +36,14 @@
 //! serves and exports that storage as it holds it; given the key, it
 //! applies it as above.
 //!
+//! A stream its writer scavenged from the start has storage that begins
+//! past version 0: its storage block (of kind [`STREAM_STORAGE_PAST`])
+//! also carries the peaks of the Merkle tree over the versions before
+//! and the first version the writer shows (see [`Before`]), so that a
+//! store that holds none of the stream (a restore from a backup, a new
+//! replica) starts its tree there, shows what the writer shows, and
+//! proves every event it shows.
+//!
 //! The bucket name and sealing (zstd level, key check) in the storage
 //! block are not signed: they choose where the stream goes here (a stream
 //! stays in the bucket of its name, made as the writer's when missing,
@@ -53,9 +61,9 @@ use hydra_volume::{Direction, KeyRange};
 use serde::{Deserialize, Serialize};
 use serde_bytes::{ByteBuf, Bytes};
 
-use crate::layout::{self, Deletion, EventRecordView, StreamState};
+use crate::layout::{self, Deletion, EventRecordView, STORED_SUBTREE_LEVEL, StreamState};
 use crate::merkle::{Hash, leaf_hash, push_leaf, root_of_peaks};
-use crate::stored::{EdgeHeld, edge_leaf};
+use crate::stored::{EdgeHeld, Shown, edge_leaf};
 use crate::writer::Request;
 use crate::{BUNDLE, EVENT_BUNDLE, Error, EventLog, StoredHead, StreamId, bundle, tree};
 
@@ -65,6 +73,12 @@ pub const STREAM_STORAGE: Kind = Kind(0x0404);
 /// Kind of an edge block: body edge records, `(version, sealed bytes)`,
 /// in version order.
 pub const STREAM_EDGE: Kind = Kind(0x0405);
+/// Kind of the storage block of a stream whose storage begins past
+/// version 0 or whose writer shows it from a later version (scavenged):
+/// body a [`STREAM_STORAGE`] body, then what it tells of the versions
+/// before (see [`Before`]). Other streams' storage blocks keep their kind
+/// and bytes.
+pub const STREAM_STORAGE_PAST: Kind = Kind(0x0406);
 
 /// Most records per edge block, and bytes (a record larger than that
 /// goes in a block of its own).
@@ -78,6 +92,42 @@ struct Body {
     /// The stream's bucket at the writer, and how it seals blocks.
     bucket: BucketName,
     sealing: Sealing,
+    /// Encoded after the rest, in a [`STREAM_STORAGE_PAST`] block only.
+    #[serde(skip)]
+    before: Option<Before>,
+}
+
+/// What a storage that does not begin at version 0 tells of the versions
+/// before its first, so that a store holding none of the stream (a
+/// restore from a backup, a new replica) can start the stream's Merkle
+/// tree there: its writer scavenged them, and their records are in no
+/// block.
+///
+/// ```text
+///   versions  0 ............ 511 | 512 .. 515 | 516 ....... 767 | 768 ...
+///             peaks: one subtree   leaves        first bundle:    the rest
+///             per set bit of 512   of 512..515   (516 on shown)
+/// ```
+///
+/// The hashes are not signed: the Merkle root over them and every event
+/// the storage holds must be the signed head's, so wrong ones fail the
+/// import (a mismatch of the storage, not evidence against the writer).
+/// The first version shown is signed with the stored head (a replica
+/// keeps the writer's signature and hands it on), and hides no more than
+/// the first bundle's events: those its writer scavenged but keeps, in a
+/// bundle that stays until its last event goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Before {
+    /// The first version the storage holds a record of.
+    from: u64,
+    /// The peaks of the tree over versions `[0, from)` rounded down to
+    /// 256: the roots of its perfect subtrees, largest first.
+    peaks: Vec<Hash>,
+    /// The leaf hashes of the versions from there to `from`.
+    leaves: Vec<Hash>,
+    /// The first version the writer shows (`from` or later): those
+    /// between are in the storage, scavenged.
+    shown: Shown,
 }
 
 /// How a bucket seals blocks: its zstd level and its key's check value
@@ -260,6 +310,15 @@ pub(crate) struct Prepared {
     pub bucket: u32,
     /// The length this store held when it was checked.
     pub held: u64,
+    /// Where the stream starts, when it is new here and its storage
+    /// begins past version 0.
+    pub start: Option<Start>,
+    /// For a replica whose writer scavenged what it holds: the version
+    /// its own scavenge removes up to before the rest is applied.
+    pub scavenge: Option<u64>,
+    /// The first version the writer shows, signed, when it scavenged the
+    /// stream: kept beside its stored head, and handed on.
+    pub shown: Option<Shown>,
     /// The events from `held` on, in version order.
     pub events: Vec<Incoming>,
     /// Bundles new here: (index, block).
@@ -269,8 +328,131 @@ pub(crate) struct Prepared {
     pub sealed_now: Vec<(u64, u64)>,
 }
 
+/// Where a stream new here starts when its storage begins past version
+/// 0 (see [`Before`]): what the replica keeps as its writer did at
+/// scavenge, so that its tree and proofs go on from there.
+pub(crate) struct Start {
+    /// The versions the peaks cover, `[0, covered)`.
+    pub covered: u64,
+    pub peaks: Vec<Hash>,
+    /// The leaf hashes of the versions from `covered` up to the first
+    /// shown.
+    pub leaves: Vec<Hash>,
+}
+
+/// A storage's events taken onto a stream's tree, in version order:
+/// those before `shown` only as leaves.
+struct Taking {
+    peaks: Vec<Hash>,
+    length: u64,
+    shown: u64,
+    hidden: Vec<Hash>,
+    events: Vec<Incoming>,
+}
+
+impl Taking {
+    fn take(&mut self, leaf: Hash, id: [u8; 16], sealed: Option<Vec<u8>>) {
+        push_leaf(&mut self.peaks, self.length, leaf, |_, _, _| {});
+        if self.length < self.shown {
+            self.hidden.push(leaf);
+        } else {
+            self.events.push(Incoming { id, leaf, sealed });
+        }
+        self.length += 1;
+    }
+}
+
+impl Before {
+    /// Checks that it fits a storage of `length` events whose first
+    /// record is version `first` (of a bundle when `bundle_first`): it
+    /// begins there, with a peak per set bit of the versions below
+    /// rounded down to 256 and a leaf for each after, and hides no more
+    /// than that bundle's events.
+    fn check(&self, first: u64, bundle_first: bool, length: u64) -> Result<(), String> {
+        let covered = self.from >> STORED_SUBTREE_LEVEL << STORED_SUBTREE_LEVEL;
+        if self.from != first {
+            return Err(format!(
+                "it says it begins at version {}, its first record is {first}",
+                self.from
+            ));
+        }
+        if self.peaks.len() as u32 != covered.count_ones()
+            || self.leaves.len() as u64 != self.from - covered
+        {
+            return Err(format!(
+                "it gives {} peaks and {} leaf hashes for the {} versions before it",
+                self.peaks.len(),
+                self.leaves.len(),
+                self.from
+            ));
+        }
+        let last = match bundle_first {
+            true => (self.from + BUNDLE - 1).min(length),
+            false => self.from,
+        };
+        if !(self.from..=last).contains(&self.shown.version) {
+            return Err(format!(
+                "it shows the stream from version {}, outside {}..={last}",
+                self.shown.version, self.from
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A block and its stored bytes.
 type Block = (Ref, Vec<u8>);
+
+/// A stream's sealed bundles: index and block, in index order.
+type Bundles = Vec<(u64, Ref)>;
+
+/// Checks what a storage says of the versions before the first it holds
+/// (see [`Before`]), which needs no key: that it says it when there are
+/// any, fits the storage, and that its writer signed the first version
+/// shown. Returns that first version held.
+fn check_before(
+    stored: &StoredHead,
+    before: Option<&Before>,
+    bundles: &Bundles,
+    edge_first: Option<u64>,
+) -> Result<u64, Error> {
+    let mismatch = |reason: String| Error::StoredMismatch {
+        stream: stored.head.stream.clone(),
+        reason,
+    };
+    let length = stored.head.length;
+    let first = first_held(bundles.first().map(|(index, _)| *index), edge_first, length);
+    match before {
+        Some(b) => {
+            let bundle_first = first.is_multiple_of(BUNDLE)
+                && bundles
+                    .binary_search_by_key(&(first / BUNDLE), |(j, _)| *j)
+                    .is_ok();
+            b.check(first, bundle_first, length).map_err(mismatch)?;
+            if !b.shown.verify(stored) {
+                return Err(mismatch(format!(
+                    "its first version shown ({}) is not signed with its stored head",
+                    b.shown.version
+                )));
+            }
+        }
+        None if first > 0 => {
+            return Err(mismatch(format!(
+                "it begins at version {first} and says nothing of the versions before"
+            )));
+        }
+        None => {}
+    }
+    Ok(first)
+}
+
+/// The first version a storage of `length` events holds a record of,
+/// given the index of its first bundle and its first edge record's
+/// version: `length` when it holds none.
+fn first_held(bundle: Option<u64>, edge: Option<u64>, length: u64) -> u64 {
+    let bundle = bundle.map(|index| index * BUNDLE);
+    bundle.into_iter().chain(edge).min().unwrap_or(length)
+}
 
 fn edge_blocks(edge: &[EdgeHeld]) -> Vec<Block> {
     let mut blocks = Vec::new();
@@ -313,12 +495,15 @@ impl EventLog {
         let st = self.readable(stream)?;
         let bucket = self.inner.buckets.get(st.bucket)?;
         let read_tiles = |top: Option<&Ref>| read_tree(&bucket, stream, top);
-        let (stored, edge, (tiles, bundles)) = match &st.replica {
-            None => self.sign_stored(stream, |_, top| read_tiles(top))?,
+        let (stored, kept, edge, (tiles, bundles)) = match &st.replica {
+            None => {
+                let (stored, edge, read) = self.sign_stored(stream, |_, top| read_tiles(top))?;
+                (stored, None, edge, read)
+            }
             Some(head) => {
-                let stored = self
+                let (stored, kept) = self
                     .replica_stored(st.num)?
-                    .filter(|s| s.head == *head)
+                    .filter(|(s, _)| s.head == *head)
                     .ok_or_else(|| Error::StoredMismatch {
                         stream: stream.clone(),
                         reason: "this replica took it in event by event, not as blocks: \
@@ -327,26 +512,29 @@ impl EventLog {
                     })?;
                 let edge = self.edge_held((st.num, &st.open), stored.head.length)?;
                 let read = read_tiles(stored.tree.as_ref())?;
-                (stored, edge, read)
+                (stored, kept, edge, read)
             }
         };
         let edges = edge_blocks(&edge);
+        let from = first_held(
+            bundles.first().map(|(index, _)| *index),
+            edge.first().map(|e| e.version),
+            stored.head.length,
+        );
         let body = Body {
             stored: stored.clone(),
             bucket: bucket.name().clone(),
             sealing: Sealing::of(&bucket.config().transforms),
+            before: self.before(stream, &stored, from, kept)?,
         };
-        let node = Node {
-            kind: STREAM_STORAGE,
-            links: stored
-                .tree
-                .iter()
-                .chain(edges.iter().map(|(r, _)| r))
-                .copied()
-                .collect(),
-            body,
-        };
-        let root_block = node.encode();
+        let links = stored
+            .tree
+            .iter()
+            .chain(edges.iter().map(|(r, _)| r))
+            .copied()
+            .collect();
+        let root_block = encode_root(&body, links);
+        let bundles: Vec<Ref> = bundles.into_iter().map(|(_, r)| r).collect();
         Ok(Storage {
             stored,
             root: Ref::of(Codec::PlainNode, &root_block),
@@ -357,6 +545,42 @@ impl EventLog {
             edges,
             bucket,
         })
+    }
+
+    /// What a storage of `stream` under `stored` beginning at version
+    /// `from` tells of the versions before (see [`Before`]): `None` when
+    /// it begins at 0 and shows every version. The writer signs the first
+    /// version it shows; a replica hands on the one it `kept`.
+    fn before(
+        &self,
+        stream: &StreamId,
+        stored: &StoredHead,
+        from: u64,
+        kept: Option<Shown>,
+    ) -> Result<Option<Before>, Error> {
+        // The stream as it is now: a scavenge since the storage was read
+        // may have moved its mark past the storage's first bundle.
+        let st = self.readable_or_deleted(stream)?;
+        let shown = match kept {
+            Some(shown) => shown,
+            None => {
+                let length = stored.head.length;
+                let version = st
+                    .scavenged_before
+                    .clamp(from, (from + BUNDLE - 1).min(length));
+                if from == 0 && version == 0 {
+                    return Ok(None);
+                }
+                Shown::sign(&self.inner.identity, stored, version)
+            }
+        };
+        let (peaks, leaves) = self.prefix_hashes(stream, &st, from)?;
+        Ok(Some(Before {
+            from,
+            peaks,
+            leaves,
+            shown,
+        }))
     }
 
     /// The storage block of `stream` a bucket here holds blind (see
@@ -463,18 +687,23 @@ impl EventLog {
         Ok(())
     }
 
-    /// The writer's stored head a replica stream's storage matches.
-    fn replica_stored(&self, num: u64) -> Result<Option<StoredHead>, Error> {
-        self.inner
-            .volume
-            .get(&layout::replica_stored_key(num))?
-            .map(|b| {
-                postcard::from_bytes(&b).map_err(|e| Error::Corrupt {
-                    what: format!("stored head of replica stream #{num}"),
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
+    /// The writer's stored head a replica stream's storage matches, and
+    /// the first version the writer showed with it, signed, when it had
+    /// scavenged the stream.
+    fn replica_stored(&self, num: u64) -> Result<Option<(StoredHead, Option<Shown>)>, Error> {
+        let Some(bytes) = self.inner.volume.get(&layout::replica_stored_key(num))? else {
+            return Ok(None);
+        };
+        let corrupt = |e: postcard::Error| Error::Corrupt {
+            what: format!("stored head of replica stream #{num}"),
+            reason: e.to_string(),
+        };
+        let (stored, rest) = postcard::take_from_bytes::<StoredHead>(&bytes).map_err(corrupt)?;
+        let shown = match rest.is_empty() {
+            true => None,
+            false => Some(postcard::from_bytes(rest).map_err(corrupt)?),
+        };
+        Ok(Some((stored, shown)))
     }
 
     /// The stream a storage block is of, and the bucket here that its
@@ -555,6 +784,7 @@ impl EventLog {
         match checked {
             Checked::Held(_) => {}
             Checked::New(prepared) => {
+                self.follow_scavenge(&prepared)?;
                 self.request(|reply| Request::Replicate {
                     prepared: vec![*prepared],
                     order: None,
@@ -575,6 +805,17 @@ impl EventLog {
         Ok(applied)
     }
 
+    /// Removes what a replica holds of a stream that its writer
+    /// scavenged since (see [`Prepared::scavenge`]), as the writer did.
+    pub(crate) fn follow_scavenge(&self, p: &Prepared) -> Result<(), Error> {
+        match p.scavenge {
+            Some(upto) => self
+                .scavenge_stream(&p.stored.head.stream, upto)
+                .map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     /// Every check of [`EventLog::apply_storage`].
     pub(crate) fn check(
         &self,
@@ -582,7 +823,7 @@ impl EventLog {
         trusted: &[[u8; 32]],
     ) -> Result<Checked, Error> {
         let (body, links) = decode_root(received.root)?;
-        let stored = body.stored;
+        let (stored, before) = (body.stored, body.before);
         let head = &stored.head;
         if !trusted.is_empty() && !trusted.contains(&head.signer) {
             return Err(Error::UntrustedWriter {
@@ -595,13 +836,15 @@ impl EventLog {
             .map_err(|_| Error::BadHeadSignature(head.stream.clone()))?;
         let (stream, bucket) = self.storage_target(received.root)?;
         if !bucket.readable() && self.state(&stream)?.is_none() {
-            return self.check_blind(received, (stored, links), bucket);
+            return self.check_blind(received, (stored, links), before.as_ref(), bucket);
         }
         let length = head.length;
-        Ok(match self.prepare(received, (stored, links), &bucket)? {
-            Some(p) => Checked::New(Box::new(p)),
-            None => Checked::Held(length),
-        })
+        Ok(
+            match self.prepare(received, (stored, links), before, &bucket)? {
+                Some(p) => Checked::New(Box::new(p)),
+                None => Checked::Held(length),
+            },
+        )
     }
 
     /// [`EventLog::check`] for a bucket this store cannot read: every
@@ -613,6 +856,7 @@ impl EventLog {
         &self,
         received: Received<'_>,
         (stored, links): (StoredHead, Vec<Ref>),
+        before: Option<&Before>,
         bucket: Arc<Bucket>,
     ) -> Result<Checked, Error> {
         let head = &stored.head;
@@ -640,17 +884,20 @@ impl EventLog {
             }
         }
         let (top, edge_refs) = tree_and_edges(&stored, &links)?;
-        if let Some(top) = &top {
-            for (index, r) in tree::bundles(&bucket, stream.as_str(), top)?.bundles {
-                if !bucket.has(&r)? {
-                    return Err(Error::StoredMismatch {
-                        stream: stream.clone(),
-                        reason: format!("its bundle {index} ({r}) is missing"),
-                    });
-                }
+        let bundles = match &top {
+            Some(top) => tree::bundles(&bucket, stream.as_str(), top)?.bundles,
+            None => Vec::new(),
+        };
+        for (index, r) in &bundles {
+            if !bucket.has(r)? {
+                return Err(Error::StoredMismatch {
+                    stream: stream.clone(),
+                    reason: format!("its bundle {index} ({r}) is missing"),
+                });
             }
         }
-        edge_records(&stored, received, edge_refs, &bucket)?;
+        let edge = edge_records(&stored, received, edge_refs, &bucket)?;
+        check_before(&stored, before, &bundles, edge.first().map(|(v, _)| *v))?;
         let held = held.map_or(0, |h| h.head.length);
         Ok(Checked::Blind(Box::new(Blind {
             bucket,
@@ -670,6 +917,7 @@ impl EventLog {
         &self,
         received: Received<'_>,
         (stored, links): (StoredHead, Vec<Ref>),
+        before: Option<Before>,
         bucket: &Bucket,
     ) -> Result<Option<Prepared>, Error> {
         let head = &stored.head;
@@ -701,7 +949,7 @@ impl EventLog {
             None => StreamState::default(),
         };
         let held_stored = match &state {
-            Some(s) if s.replica.is_some() => self.replica_stored(s.num)?,
+            Some(s) if s.replica.is_some() => self.replica_stored(s.num)?.map(|(s, _)| s),
             _ => None,
         };
         // The same length as held but another storage: the writer sealed
@@ -734,6 +982,19 @@ impl EventLog {
             Some(num) => self.held_bundles(num)?,
             None => BTreeMap::new(),
         };
+        let edge = edge_records(&stored, received, edge_refs, bucket)?;
+        let first = check_before(
+            &stored,
+            before.as_ref(),
+            &walked,
+            edge.first().map(|(v, _)| *v),
+        )?;
+        let shown = before.as_ref().map(|b| b.shown);
+        // What a replica holds below the first version its writer shows,
+        // the writer scavenged (its signed storage and first shown say
+        // so): the replica removes it too, then applies the rest.
+        let upto = shown.map_or(0, |s| s.version).min(st.length);
+        let scavenge = (st.replica.is_some() && upto > st.scavenged_before).then_some(upto);
         let mut new_bundles = Vec::new();
         for (index, r) in &walked {
             match held_bundles.get(index) {
@@ -746,16 +1007,13 @@ impl EventLog {
                 None => new_bundles.push((*index, *r)),
             }
         }
-        if let Some(index) = held_bundles
-            .keys()
-            .find(|i| walked.binary_search_by_key(*i, |(j, _)| *j).is_err())
-        {
+        if let Some(index) = held_bundles.keys().find(|i| {
+            (*i + 1) * BUNDLE > first && walked.binary_search_by_key(*i, |(j, _)| *j).is_err()
+        }) {
             return Err(mismatch(format!(
-                "bundle {index} held here is not in its tree (scavenged by the writer?)"
+                "bundle {index} held here is not in its tree"
             )));
         }
-
-        let edge = edge_records(&stored, received, edge_refs, bucket)?;
 
         // What the replica holds on its edge: each either taken into a
         // new bundle, or in the writer's edge as it is here.
@@ -770,7 +1028,7 @@ impl EventLog {
         let new_bundle_of: HashMap<u64, Ref> = new_bundles.iter().copied().collect();
         let mut sealed_now = Vec::new();
         let mut their_edge = edge.iter().take_while(|(v, _)| *v < st.length).peekable();
-        for (version, held) in &held_edge {
+        for (version, held) in held_edge.range(first..) {
             if new_bundle_of.contains_key(&(version / BUNDLE)) {
                 sealed_now.push((*version, held.position));
                 continue;
@@ -792,10 +1050,25 @@ impl EventLog {
             )));
         }
 
+        // A stream new here starts where its storage does (see [`Before`]).
+        let start = before.filter(|_| st.length == 0);
         // Every new event, from a new bundle or the edge, in order.
-        let mut events = Vec::with_capacity((head.length - st.length) as usize);
-        let mut peaks = st.peaks.clone();
-        let mut length = st.length;
+        let mut t = Taking {
+            peaks: st.peaks.clone(),
+            length: st.length,
+            shown: 0,
+            hidden: Vec::new(),
+            events: Vec::with_capacity((head.length - st.length) as usize),
+        };
+        if let Some(b) = &start {
+            t.peaks = b.peaks.clone();
+            t.length = b.from - b.leaves.len() as u64;
+            for leaf in &b.leaves {
+                push_leaf(&mut t.peaks, t.length, *leaf, |_, _, _| {});
+                t.length += 1;
+            }
+            t.shown = b.shown.version;
+        }
         let mut edge = edge
             .into_iter()
             .skip_while(|(v, _)| *v < st.length)
@@ -844,8 +1117,8 @@ impl EventLog {
                 }
             }
         }
-        while length < head.length {
-            let index = length / BUNDLE;
+        while t.length < head.length {
+            let index = t.length / BUNDLE;
             if let Some(r) = new_bundle_of.get(&index) {
                 let plain = open_bundle(r)?;
                 let node = Node::<Vec<&Bytes>>::decode(EVENT_BUNDLE, &plain)
@@ -859,32 +1132,25 @@ impl EventLog {
                 let first = index * BUNDLE;
                 for (i, record) in node.body.iter().enumerate() {
                     let version = first + i as u64;
-                    if version < length {
+                    if version < t.length {
                         continue;
                     }
                     let leaf = leaf_hash(record);
-                    let id = check(record, version)?;
-                    push_leaf(&mut peaks, length, leaf, |_, _, _| {});
-                    length += 1;
-                    events.push(Incoming {
-                        id,
-                        leaf,
-                        sealed: None,
-                    });
+                    t.take(leaf, check(record, version)?, None);
                 }
                 continue;
             }
             let Some((version, sealed)) = edge.next() else {
                 return Err(Error::ImportGap {
                     stream: stream.clone(),
-                    expected: length,
+                    expected: t.length,
                     found: head.length,
                 });
             };
-            if version != length {
+            if version != t.length {
                 return Err(Error::ImportGap {
                     stream: stream.clone(),
-                    expected: length,
+                    expected: t.length,
                     found: version,
                 });
             }
@@ -892,14 +1158,7 @@ impl EventLog {
                 .unseal(sealed.clone())
                 .map_err(|e| open_error(e, &mismatch))?;
             let leaf = leaf_hash(&record);
-            let id = check(&record, version)?;
-            push_leaf(&mut peaks, length, leaf, |_, _, _| {});
-            length += 1;
-            events.push(Incoming {
-                id,
-                leaf,
-                sealed: Some(sealed),
-            });
+            t.take(leaf, check(&record, version)?, Some(sealed));
         }
         if let Some((v, _)) = edge.next() {
             return Err(mismatch(format!(
@@ -907,16 +1166,32 @@ impl EventLog {
                 head.length
             )));
         }
-        if root_of_peaks(&peaks) != head.root {
-            return Err(Error::Inconsistent {
-                stream: stream.clone(),
-                length: head.length,
+        if root_of_peaks(&t.peaks) != head.root {
+            return Err(match &start {
+                // Hashes a peer gave, not the writer's history.
+                Some(b) => mismatch(format!(
+                    "its hashes of the versions before {} and its events give another root \
+                     than the signed one",
+                    b.from
+                )),
+                None => Error::Inconsistent {
+                    stream: stream.clone(),
+                    length: head.length,
+                },
             });
         }
+        let start = start.map(|b| Start {
+            covered: b.from - b.leaves.len() as u64,
+            peaks: b.peaks,
+            leaves: b.leaves.into_iter().chain(t.hidden).collect(),
+        });
         Ok(Some(Prepared {
             bucket: bucket.config().num(),
             held: st.length,
-            events,
+            start,
+            scavenge,
+            shown,
+            events: t.events,
             bundles: new_bundles,
             sealed_now,
             stored,
@@ -1057,7 +1332,7 @@ fn read_tree(
     bucket: &Bucket,
     stream: &StreamId,
     top: Option<&Ref>,
-) -> Result<(Vec<Block>, Vec<Ref>), Error> {
+) -> Result<(Vec<Block>, Bundles), Error> {
     let Some(top) = top else {
         return Ok(Default::default());
     };
@@ -1070,7 +1345,7 @@ fn read_tree(
         })?;
         tiles.push((r, bytes));
     }
-    Ok((tiles, walked.bundles.into_iter().map(|(_, r)| r).collect()))
+    Ok((tiles, walked.bundles))
 }
 
 /// The storage of a stream a bucket holds blind: as it was received.
@@ -1085,6 +1360,7 @@ fn blind_storage(
     let (body, links) = decode_root(&root_block)?;
     let (top, edge_refs) = tree_and_edges(&body.stored, &links)?;
     let (tiles, bundles) = read_tree(&bucket, stream, top.as_ref())?;
+    let bundles: Vec<Ref> = bundles.into_iter().map(|(_, r)| r).collect();
     let mut edges = Vec::with_capacity(edge_refs.len());
     for r in edge_refs {
         let bytes = bucket.get_stored(r)?.ok_or_else(|| Error::StoredMismatch {
@@ -1123,11 +1399,37 @@ pub(crate) fn stored_length(bytes: &[u8]) -> Option<u64> {
 }
 
 fn decode_root(bytes: &[u8]) -> Result<(Body, Vec<Ref>), Error> {
-    let node = Node::<Body>::decode(STREAM_STORAGE, bytes).map_err(|e| Error::Corrupt {
+    let corrupt = |e: hydra_block::DecodeError| Error::Corrupt {
         what: "storage block".into(),
         reason: e.to_string(),
-    })?;
+    };
+    if hydra_block::links_of(bytes).map_err(corrupt)?.0 == STREAM_STORAGE_PAST {
+        let node = Node::<(Body, Before)>::decode(STREAM_STORAGE_PAST, bytes).map_err(corrupt)?;
+        let (mut body, before) = node.body;
+        body.before = Some(before);
+        return Ok((body, node.links));
+    }
+    let node = Node::<Body>::decode(STREAM_STORAGE, bytes).map_err(corrupt)?;
     Ok((node.body, node.links))
+}
+
+/// A storage block's bytes: of kind [`STREAM_STORAGE_PAST`] when the
+/// body tells of versions before the storage's first.
+fn encode_root(body: &Body, links: Vec<Ref>) -> Vec<u8> {
+    match &body.before {
+        None => Node {
+            kind: STREAM_STORAGE,
+            links,
+            body,
+        }
+        .encode(),
+        Some(before) => Node {
+            kind: STREAM_STORAGE_PAST,
+            links,
+            body: (body, before),
+        }
+        .encode(),
+    }
 }
 
 /// A block that did not open with this store's key: a missing key is

@@ -70,6 +70,39 @@ impl StoredHead {
     }
 }
 
+/// The first version a writer shows of a stream it scavenged, signed
+/// together with the stored head it comes with: a replica hides what
+/// the writer hides (events scavenged but still in a bundle the writer
+/// keeps) on the writer's word, never on a relay's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Shown {
+    pub version: u64,
+    #[serde(with = "hex::fixed")]
+    pub signature: [u8; 64],
+}
+
+impl Shown {
+    fn signed_bytes(stored: &StoredHead, version: u64) -> Vec<u8> {
+        postcard::to_allocvec(&("hydra-stream-shown-v1", stored.signed_bytes(), version))
+            .expect("shown versions encode")
+    }
+
+    /// `version`, signed by this store's key with `stored` (which this
+    /// store signed).
+    pub fn sign(identity: &hydra_volume::Identity, stored: &StoredHead, version: u64) -> Shown {
+        Shown {
+            version,
+            signature: identity.sign(&Shown::signed_bytes(stored, version)),
+        }
+    }
+
+    /// Whether the signer of `stored` signed this with it.
+    pub fn verify(&self, stored: &StoredHead) -> bool {
+        let bytes = Shown::signed_bytes(stored, self.version);
+        hydra_volume::verify(&stored.head.signer, &bytes, &self.signature).is_ok()
+    }
+}
+
 /// An edge record's leaf: its version and the hash of its sealed bytes.
 pub(crate) fn edge_leaf(version: u64, sealed: &[u8]) -> Hash {
     merkle::leaf_hash(

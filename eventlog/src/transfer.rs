@@ -43,7 +43,7 @@ use crate::storage::{Checked, Prepared};
 use crate::writer::Request;
 use hydra_volume::{Direction as VolumeDirection, KeyRange};
 
-use crate::bundle;
+use crate::bundle::{self, BUNDLE};
 use crate::layout::{self, Deletion, StreamState};
 use crate::{Error, EventLog, Received, StreamId};
 
@@ -237,6 +237,9 @@ impl EventLog {
                             report.skipped += applied.held;
                         }
                         report.streams += prepared.len() as u64;
+                        for p in &prepared {
+                            self.follow_scavenge(p)?;
+                        }
                         if !prepared.is_empty() {
                             report.events += self.request(|reply| Request::Replicate {
                                 prepared,
@@ -279,8 +282,14 @@ impl EventLog {
             let num = st.num.to_be_bytes();
             let bundles = KeyRange::prefix(&[layout::BUNDLES, &num].concat());
             for entry in volume.scan(bundles, VolumeDirection::Forward) {
-                let (_, v) = entry?;
-                at.extend(bundle::positions(&v)?.into_iter().map(|p| (p, i as u32)));
+                let (k, v) = entry?;
+                let first = layout::u64_of(&k[k.len() - 8..], "bundle key")? * BUNDLE;
+                // Not what a scavenge left in a bundle it did not remove.
+                let shown = bundle::positions(&v)?
+                    .into_iter()
+                    .zip(first..)
+                    .filter(|(_, version)| *version >= st.scavenged_before);
+                at.extend(shown.map(|(p, _)| (p, i as u32)));
             }
             // What is on the edge as the export takes it: not what a
             // scavenge removed.

@@ -35,6 +35,8 @@ use crate::{
     AppendResult, Error, ExpectedVersion, MAX_EVENT_TYPE, NewEvent, StreamId, StreamMetadata,
 };
 
+mod replicate;
+
 /// Most requests, and bytes, in one group commit.
 const GROUP_REQUESTS: usize = 4096;
 const GROUP_BYTES: usize = 32 << 20;
@@ -1295,201 +1297,6 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends another writer's records verbatim (their ids, versions and
-    /// timestamps; positions are this store's). Records the replica
-    /// already has are skipped; a gap is refused; with `last`, the stream
-    /// must now match the signed head exactly.
-    /// Applies other writers' streams, checked against this store (see
-    /// `storage.rs`): their events get positions here in the order of
-    /// `order`'s runs (index into `prepared`, events), which must take
-    /// every event of every stream (a backup's `$all` order), or without
-    /// one each stream's events in turn; each stream's new bundles, tree
-    /// and the writer's stored head are taken as its storage has them.
-    /// Returns the events applied.
-    fn replicate(
-        &self,
-        tx: &mut Tx<'_>,
-        prepared: &[Prepared],
-        order: Option<&[(u32, u64)]>,
-    ) -> Result<u64, Error> {
-        let mut streams = std::collections::HashSet::new();
-        let mut open = Vec::with_capacity(prepared.len());
-        for p in prepared {
-            if !streams.insert(&p.stored.head.stream) {
-                return Err(bad_order(format!(
-                    "stream {} comes twice",
-                    p.stored.head.stream
-                )));
-            }
-            open.push(self.replicating(tx, p)?);
-        }
-        let whole: Vec<(u32, u64)>;
-        let runs = match order {
-            Some(runs) => runs,
-            None => {
-                whole = (0..prepared.len())
-                    .map(|i| (i as u32, prepared[i].events.len() as u64))
-                    .collect();
-                &whole
-            }
-        };
-        for &(i, n) in runs {
-            let (Some(p), Some(o)) = (prepared.get(i as usize), open.get_mut(i as usize)) else {
-                return Err(bad_order(format!(
-                    "a run names stream #{i} of {}",
-                    prepared.len()
-                )));
-            };
-            self.replicate_events(tx, p, o, n)?;
-        }
-        let mut events = 0;
-        for (p, o) in prepared.iter().zip(open) {
-            events += self.replicated(tx, p, o)?;
-        }
-        Ok(events)
-    }
-
-    /// The state a stream's replication starts from, once checked that
-    /// the stream did not change since its storage was.
-    fn replicating(&self, tx: &mut Tx<'_>, p: &Prepared) -> Result<Replicating, Error> {
-        let head = &p.stored.head;
-        let stream = &head.stream;
-        let st = match self.state(tx, stream)? {
-            Some(s) => {
-                let same_writer = s.replica.as_ref().is_some_and(|h| h.signer == head.signer)
-                    || (s.replica.is_none() && s.length == 0 && s.deletion == Deletion::None);
-                if !same_writer || s.length != p.held || s.bucket != p.bucket {
-                    return Err(changed(stream));
-                }
-                s
-            }
-            None if p.held == 0 => self.new_state_in(tx, stream, p.bucket, None),
-            None => return Err(changed(stream)),
-        };
-        // Where each event of a new bundle lies in `$all` here.
-        let bundled: HashMap<u64, u64> = p.sealed_now.iter().copied().collect();
-        for &(version, position) in &p.sealed_now {
-            tx.ops.put(
-                layout::log_key(position),
-                layout::LogEntry::bundled(st.num, version),
-            );
-            tx.ops.delete(layout::version_key(st.num, version));
-        }
-        Ok(Replicating {
-            st,
-            bundled,
-            next: 0,
-        })
-    }
-
-    /// Gives the next `n` events of a stream being replicated the next
-    /// positions here.
-    fn replicate_events(
-        &self,
-        tx: &mut Tx<'_>,
-        p: &Prepared,
-        o: &mut Replicating,
-        n: u64,
-    ) -> Result<(), Error> {
-        let stream = &p.stored.head.stream;
-        let Some(events) = p.events.get(o.next..o.next + n as usize) else {
-            return Err(bad_order(format!(
-                "it gives stream {stream} more than its {} events",
-                p.events.len()
-            )));
-        };
-        o.next += events.len();
-        let num = o.st.num;
-        let st = &mut o.st;
-        let first_position = tx.meta.next_position;
-        for e in events {
-            let version = st.length;
-            let position = tx.meta.next_position;
-            tx.meta.next_position += 1;
-            let id = Uuid::from_bytes(e.id);
-            if crate::event_id::position_of(&id) != Some(position) {
-                let loc = EventLocation {
-                    num,
-                    version,
-                    position,
-                };
-                tx.ops.put(layout::event_id_key(&id), loc.encode());
-                tx.eids.insert(id, loc);
-            }
-            push_leaf(&mut st.peaks, version, e.leaf, |level, index, h| {
-                if level >= STORED_SUBTREE_LEVEL {
-                    tx.ops
-                        .put(layout::subtree_key(num, level, index), h.to_vec());
-                }
-            });
-            st.length += 1;
-            st.last_position = Some(position);
-            match &e.sealed {
-                Some(sealed) => {
-                    tx.ops.put(
-                        layout::log_key(position),
-                        layout::LogEntry::edge(num, version, p.bucket, &e.leaf, sealed),
-                    );
-                    tx.ops.put(
-                        layout::version_key(num, version),
-                        position.to_be_bytes().to_vec(),
-                    );
-                }
-                None => {
-                    tx.ops.put(
-                        layout::log_key(position),
-                        layout::LogEntry::bundled(num, version),
-                    );
-                    o.bundled.insert(version, position);
-                }
-            }
-        }
-        if !events.is_empty() {
-            self.sequence(tx, num, stream, first_position, events.len() as u64)?;
-        }
-        Ok(())
-    }
-
-    /// Finishes a stream's replication: its new bundles' entries, its
-    /// tree, the writer's stored head and its state. Returns its events
-    /// applied.
-    fn replicated(&self, tx: &mut Tx<'_>, p: &Prepared, o: Replicating) -> Result<u64, Error> {
-        let head = &p.stored.head;
-        let stream = &head.stream;
-        if o.next != p.events.len() {
-            return Err(bad_order(format!(
-                "it gives stream {stream} {} of its {} events",
-                o.next,
-                p.events.len()
-            )));
-        }
-        let Replicating {
-            mut st, bundled, ..
-        } = o;
-        let num = st.num;
-        for &(index, block) in &p.bundles {
-            let positions = (index * BUNDLE..(index + 1) * BUNDLE)
-                .map(|v| bundled.get(&v).copied().ok_or_else(|| changed(stream)))
-                .collect::<Result<Vec<u64>, Error>>()?;
-            bundle::stage_entry(&mut tx.ops, (num, index), p.bucket, block, &positions);
-        }
-        let bucket = self.buckets.get(p.bucket)?;
-        if let Some(top) = p.stored.tree {
-            bucket.stage_root(&mut tx.ops, &tree::root_name(num), top)?;
-            tx.roots.push((p.bucket, top));
-        }
-        // Held blind until the key came: indexed from now on.
-        bucket.stage_remove_root(&mut tx.ops, &crate::storage::blind_root(stream))?;
-        tx.ops.put(
-            layout::replica_stored_key(num),
-            postcard::to_allocvec(&p.stored).expect("stored heads encode"),
-        );
-        st.replica = Some(head.clone());
-        tx.ops.put(layout::state_key(stream), st.encode());
-        tx.states.insert(stream.clone(), st);
-        Ok(p.events.len() as u64)
-    }
-
     fn scavenged(&self, tx: &mut Tx<'_>, stream: &StreamId, upto: u64) -> Result<(), Error> {
         let Some(mut st) = self.state(tx, stream)? else {
             return Err(Error::StreamNotFound(stream.clone()));
@@ -1544,15 +1351,6 @@ struct Tx<'a> {
     meta: Meta,
 }
 
-/// A stream being replicated: its state, where its new bundles' events
-/// lie in `$all` here, and how many of its events have positions.
-struct Replicating {
-    st: StreamState,
-    bundled: HashMap<u64, u64>,
-    next: usize,
-}
-
-/// A stream that changed here while its storage was checked.
 /// What became of a full bundle (see [`Writer::seal_bundle`]): the
 /// records left for the edge, (position, record, already on the edge).
 enum Filled {
@@ -1561,21 +1359,6 @@ enum Filled {
     Waiting(Vec<(u64, Vec<u8>, bool)>),
     /// Too large or too spread: it stays on the edge.
     Unsealable(Vec<(u64, Vec<u8>, bool)>),
-}
-
-fn changed(stream: &StreamId) -> Error {
-    Error::StoredMismatch {
-        stream: stream.clone(),
-        reason: "the stream changed here while its storage was checked: apply it again".into(),
-    }
-}
-
-/// An `$all` order that does not fit the streams it orders.
-fn bad_order(reason: String) -> Error {
-    Error::Corrupt {
-        what: "$all order of an import".into(),
-        reason,
-    }
 }
 
 pub(crate) fn now_ms() -> u64 {

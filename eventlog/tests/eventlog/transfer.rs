@@ -423,17 +423,20 @@ fn all_events(log: &EventLog) -> Vec<(String, u64, uuid::Uuid)> {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
 
     /// A replica that imports the writer's storage now and then, while
     /// three streams grow in runs of any size (so bundles seal in the
     /// append that fills them, or, when one append fills several, later
-    /// from the queue), always ends with the writer's storage block for
-    /// block, every event readable in its stream and in `$all`.
+    /// from the queue) and the writer scavenges their oldest events (up
+    /// to a part of what the replica holds), always ends with the
+    /// writer's storage block for block, every event it shows readable
+    /// in its stream and in `$all`; so does a store that takes it all at
+    /// the end.
     #[test]
     fn a_replica_importing_at_any_moment_holds_the_writers_storage(
         steps in proptest::collection::vec(
-            (0usize..3, 1u64..400, proptest::bool::ANY, proptest::bool::ANY),
+            (0usize..3, 1u64..400, proptest::bool::ANY, proptest::bool::ANY, 0u64..4),
             1..12,
         ),
     ) {
@@ -442,7 +445,7 @@ proptest::proptest! {
         let writer = a.identity().public_key();
         let names = ["s0", "s1", "s2"];
         let file = da.path().join("export.car");
-        for (stream, n, import, together) in steps {
+        for (stream, n, import, together, cut) in steps {
             // Runs of 7 events, three streams in turn: interleaved appends.
             // Or all three in one append each time, which seals one
             // bundle and queues the others.
@@ -467,6 +470,17 @@ proptest::proptest! {
                     }
                 }
                 left = left.saturating_sub(7);
+            }
+            // The oldest events of one stream scavenged: at most what the
+            // replica holds, so that it can follow.
+            let s = sid(names[stream]);
+            let held = b.stream_version(&s).unwrap().map_or(0, |v| v + 1);
+            if cut > 0 && held > 0 {
+                let mut meta = a.metadata(&s).unwrap();
+                let upto = meta.truncate_before.unwrap_or(0).max(held * cut / 4);
+                meta.truncate_before = Some(upto);
+                a.set_metadata(&s, meta).unwrap();
+                a.scavenge().unwrap();
             }
             if import {
                 let have: Vec<&str> = names.iter().copied().filter(|s| a.exists(&sid(s)).unwrap()).collect();
@@ -495,6 +509,17 @@ proptest::proptest! {
         proptest::prop_assert_eq!(all_events(&b), all_events(&a));
         let verified = b.verify(|_| {}).unwrap();
         proptest::prop_assert!(verified.corrupt.is_empty(), "{:?}", verified.corrupt);
+        let dc = tempfile::tempdir().unwrap();
+        let c = open(dc.path());
+        c.import(&file, &[writer]).unwrap();
+        for s in &have {
+            proptest::prop_assert_eq!(
+                read_all_of(&c, &sid(s)).into_iter().map(|e| (e.id, e.data)).collect::<Vec<_>>(),
+                read_all_of(&a, &sid(s)).into_iter().map(|e| (e.id, e.data)).collect::<Vec<_>>()
+            );
+            proptest::prop_assert_eq!(c.head(&sid(s)).unwrap(), a.head(&sid(s)).unwrap());
+        }
+        proptest::prop_assert_eq!(all_events(&c), all_events(&a));
     }
 }
 
@@ -704,4 +729,308 @@ fn an_order_that_does_not_fit_its_streams_is_not_followed() {
             .collect()
     };
     assert_eq!(order(&b), order(&a));
+}
+
+/// Asserts two stores show the same (see [`shown`]), naming the first
+/// difference.
+fn same_shown(a: &[String], b: &[String]) {
+    let differ = a.iter().zip(b).find(|(x, y)| x != y);
+    assert_eq!(differ, None);
+    assert_eq!(a.len(), b.len());
+}
+
+/// What a store shows of `streams` and `$all`, positions left out (they
+/// are each store's own): every event in `$all` order, each stream read
+/// both ways, its head.
+fn shown(log: &EventLog, streams: &[&str]) -> Vec<String> {
+    let strip = |e: hydra_eventlog::RecordedEvent| {
+        format!(
+            "{} {} {} {} {:?}",
+            e.stream, e.version, e.id, e.event_type, e.data
+        )
+    };
+    let mut out: Vec<String> = log
+        .read_all(None, u64::MAX, Direction::Forward, Default::default())
+        .map(|e| strip(e.unwrap()))
+        .collect();
+    for s in streams {
+        let s = sid(s);
+        out.extend(read_all_of(log, &s).into_iter().map(strip));
+        let back = log
+            .read(
+                &s,
+                hydra_eventlog::ReadFrom::Edge,
+                u64::MAX,
+                Direction::Backward,
+            )
+            .unwrap();
+        out.extend(back.map(|e| strip(e.unwrap())));
+        out.push(format!("{:?}", log.head(&s).unwrap()));
+    }
+    out
+}
+
+/// Proves the first and last event `log` shows of each stream, and
+/// checks that the one before the first (scavenged) is refused.
+fn proves(log: &EventLog, writer: &[u8; 32], streams: &[(&str, u64)]) {
+    for &(s, first) in streams {
+        let s = sid(s);
+        let events = read_all_of(log, &s);
+        assert_eq!(events.first().map(|e| e.version), Some(first), "{s}");
+        for e in [events.first().unwrap(), events.last().unwrap()] {
+            let (head, proof) = log.prove(&s, e.version).unwrap();
+            verify_event(&head, writer, e, &proof).unwrap();
+        }
+        if first > 0 {
+            assert!(
+                matches!(log.prove(&s, first - 1), Err(Error::Scavenged { .. })),
+                "{s}"
+            );
+        }
+        // The stream at its first shown length is a prefix of it now.
+        let ext = log.extension(&s, first + 1).unwrap();
+        ext.verify(writer).unwrap();
+    }
+    let verified = log.verify(|_| {}).unwrap();
+    assert!(verified.corrupt.is_empty(), "{:?}", verified.corrupt);
+}
+
+#[test]
+fn scavenged_streams_restore_from_a_backup_where_they_begin() {
+    use hydra_eventlog::StreamMetadata;
+    let key = Key::from_bytes([4; 32]);
+    let da = tempfile::tempdir().unwrap();
+    let a = open_with_vault(da.path(), Some(&key), vec![]);
+    let writer = a.identity().public_key();
+    // Interleaved in `$all`, then scavenged: `counted` keeps its last 300
+    // (bundles 0 and 1 go, bundle 2 keeps 512..699 it no longer shows);
+    // `truncated` loses bundle 0 whole; `edge` its first 40 edge records;
+    // `patient-1`, encrypted, the first 10 of its bundle 0; `emptied`
+    // every event; `whole` nothing.
+    for round in 0..10 {
+        let batch = |n: u64, t: &str| (0..n).map(|i| ev(t, &format!("{round}.{i}"))).collect();
+        for (s, n) in [
+            ("counted", 100),
+            ("truncated", 60),
+            ("edge", 10),
+            ("emptied", 2),
+            ("whole", 30),
+        ] {
+            a.append(&sid(s), ExpectedVersion::Any, batch(n, "Placed"))
+                .unwrap();
+        }
+        a.write(in_bucket("patient-1", "vault", batch(30, "Visit")))
+            .unwrap();
+    }
+    let meta = |s: &str, m: StreamMetadata| a.set_metadata(&sid(s), m).unwrap();
+    let before = |v: u64| StreamMetadata {
+        truncate_before: Some(v),
+        ..Default::default()
+    };
+    meta(
+        "counted",
+        StreamMetadata {
+            max_count: Some(300),
+            ..Default::default()
+        },
+    );
+    meta("truncated", before(256));
+    meta("edge", before(40));
+    meta("patient-1", before(10));
+    meta("emptied", before(20));
+    let r = a.scavenge().unwrap();
+    assert_eq!(r.events, 700 + 256 + 40 + 10 + 20);
+    let streams = ["counted", "truncated", "edge", "patient-1", "whole"];
+    let firsts = [
+        ("counted", 700),
+        ("truncated", 256),
+        ("edge", 40),
+        ("patient-1", 10),
+        ("whole", 0),
+    ];
+    proves(&a, &writer, &firsts);
+
+    let file = da.path().join("backup.car");
+    let f = std::fs::File::create(&file).unwrap();
+    a.export_all(std::io::BufWriter::new(f)).unwrap();
+
+    // Into an empty directory, the key offered first.
+    let dk = tempfile::tempdir().unwrap();
+    let k = open(dk.path());
+    k.offer_key(&key).unwrap();
+    let r = k.import(&file, &[writer]).unwrap();
+    assert_eq!((r.events, r.all_order), (300 + 344 + 60 + 290 + 300, true));
+    same_shown(&shown(&k, &streams), &shown(&a, &streams));
+    assert!(read_all_of(&k, &sid("emptied")).is_empty());
+    proves(&k, &writer, &firsts);
+    for s in streams {
+        k.check_stored(&a.stored_head(&sid(s)).unwrap(), &writer)
+            .unwrap();
+    }
+    // Its indexes rebuilt: the same, and proofs start from the peaks it
+    // kept.
+    k.reindex().unwrap();
+    same_shown(&shown(&k, &streams), &shown(&a, &streams));
+    proves(&k, &writer, &firsts);
+    // The writer appends on: the replica takes the rest in.
+    fill(&a, &sid("truncated"), 100);
+    export(&a, &["truncated"], &file);
+    assert_eq!(k.import(&file, &[writer]).unwrap().events, 100);
+    same_shown(&shown(&k, &["truncated"]), &shown(&a, &["truncated"]));
+
+    // Relayed: the replica's backup restores a third store the same,
+    // the encrypted stream held blind until the key comes.
+    let relayed = dk.path().join("relayed.car");
+    let f = std::fs::File::create(&relayed).unwrap();
+    k.export_all(std::io::BufWriter::new(f)).unwrap();
+    let dc = tempfile::tempdir().unwrap();
+    let c = open(dc.path());
+    c.import(&relayed, &[writer]).unwrap();
+    assert!(!c.exists(&sid("patient-1")).unwrap());
+    c.unlock_with(&key).unwrap();
+    let plain: Vec<&str> = streams.to_vec();
+    let mut ours = shown(&a, &plain);
+    let mut theirs = shown(&c, &plain);
+    // The blind stream's events come after the others in `$all` there.
+    ours.sort();
+    theirs.sort();
+    same_shown(&theirs, &ours);
+    proves(&c, &writer, &firsts);
+}
+
+/// `file`'s backup with the scavenged-prefix part of `stream`'s storage
+/// block changed by `lie`.
+fn lie_before(
+    file: &std::path::Path,
+    stream: &str,
+    lie: impl Fn(&mut (u64, Vec<[u8; 32]>, Vec<[u8; 32]>, (u64, Vec<u8>))),
+    out: &std::path::Path,
+) {
+    use hydra_block::{CarReader, CarWriter, Codec, Node, Ref};
+    type Body = (
+        hydra_eventlog::StoredHead,
+        String,
+        (Option<i32>, Option<String>),
+    );
+    type Before = (u64, Vec<[u8; 32]>, Vec<[u8; 32]>, (u64, Vec<u8>));
+    let mut car = CarReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let mut roots = car.roots().to_vec();
+    let mut blocks = Vec::new();
+    while let Some((r, bytes)) = car.next_block().unwrap() {
+        let node = Node::<(Body, Before)>::decode(hydra_eventlog::STREAM_STORAGE_PAST, &bytes);
+        match node {
+            Ok(mut node) if node.body.0.0.head.stream.as_str() == stream => {
+                lie(&mut node.body.1);
+                let bytes = node.encode();
+                let new = Ref::of(Codec::PlainNode, &bytes);
+                for root in roots.iter_mut().filter(|root| **root == r) {
+                    *root = new;
+                }
+                blocks.push((new, bytes));
+            }
+            _ => blocks.push((r, bytes)),
+        }
+    }
+    let mut w = CarWriter::new(std::fs::File::create(out).unwrap(), &roots).unwrap();
+    for (r, bytes) in blocks {
+        w.write(&r, &bytes).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn a_lie_about_the_versions_before_a_storage_changes_nothing() {
+    use hydra_eventlog::StreamMetadata;
+    let da = tempfile::tempdir().unwrap();
+    let a = open(da.path());
+    let writer = a.identity().public_key();
+    fill(&a, &sid("s"), 800);
+    let tb = StreamMetadata {
+        truncate_before: Some(600),
+        ..Default::default()
+    };
+    a.set_metadata(&sid("s"), tb).unwrap();
+    a.scavenge().unwrap();
+    let file = da.path().join("s.car");
+    export(&a, &["s"], &file);
+    let bad = da.path().join("bad.car");
+    type Lie = fn(&mut (u64, Vec<[u8; 32]>, Vec<[u8; 32]>, (u64, Vec<u8>)));
+    let lies: [(Lie, &str); 6] = [
+        (|b| b.1[0][0] ^= 1, "give another root than the signed one"),
+        (|b| b.1.push([0; 32]), "peaks and 0 leaf hashes"),
+        (|b| b.0 = 256, "its first record is 512"),
+        (|b| b.3.0 = 768, "outside 512..=767"),
+        (|b| b.3.0 = 500, "outside 512..=767"),
+        (|b| b.3.0 = 601, "not signed with its stored head"),
+    ];
+    for (lie, says) in lies {
+        lie_before(&file, "s", lie, &bad);
+        let db = tempfile::tempdir().unwrap();
+        let b = open(db.path());
+        let err = b.import(&bad, &[writer]).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+        assert!(b.list_streams("").next().is_none(), "nothing taken");
+    }
+    // Told the truth, it takes the stream from 600 on.
+    let db = tempfile::tempdir().unwrap();
+    let b = open(db.path());
+    assert_eq!(b.import(&file, &[writer]).unwrap().events, 200);
+    assert_eq!(shown(&b, &["s"]), shown(&a, &["s"]));
+}
+
+#[test]
+fn a_replica_follows_its_writers_scavenge() {
+    use hydra_eventlog::StreamMetadata;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (open(da.path()), open(db.path()));
+    let writer = a.identity().public_key();
+    let file = da.path().join("s.car");
+    // `s` ends on the edge, `t` on a sealed bundle.
+    fill(&a, &sid("s"), 700);
+    fill(&a, &sid("t"), 800);
+    export(&a, &["s", "t"], &file);
+    assert_eq!(b.import(&file, &[writer]).unwrap().events, 1500);
+    for (s, v) in [("s", 600), ("t", 300)] {
+        let tb = StreamMetadata {
+            truncate_before: Some(v),
+            ..Default::default()
+        };
+        a.set_metadata(&sid(s), tb).unwrap();
+    }
+    a.scavenge().unwrap();
+    // Here too: `s` its bundles 0 and 1 and edge records 512..599, `t`
+    // its bundle 0, and 256..299 of bundle 1 no longer shown.
+    export(&a, &["s", "t"], &file);
+    assert_eq!(b.import(&file, &[writer]).unwrap().events, 0);
+    same_shown(&shown(&b, &["s", "t"]), &shown(&a, &["s", "t"]));
+    for s in ["s", "t"] {
+        b.check_stored(&a.stored_head(&sid(s)).unwrap(), &writer)
+            .unwrap();
+    }
+    fill(&a, &sid("s"), 200);
+    fill(&a, &sid("t"), 200);
+    export(&a, &["s", "t"], &file);
+    assert_eq!(b.import(&file, &[writer]).unwrap().events, 400);
+    same_shown(&shown(&b, &["s", "t"]), &shown(&a, &["s", "t"]));
+    proves(&b, &writer, &[("s", 600), ("t", 300)]);
+    b.reindex().unwrap();
+    same_shown(&shown(&b, &["s", "t"]), &shown(&a, &["s", "t"]));
+    proves(&b, &writer, &[("s", 600), ("t", 300)]);
+    // The scavenged bundles are unlinked here too.
+    let (ours, theirs) = (b.verify(|_| {}).unwrap(), a.verify(|_| {}).unwrap());
+    assert_eq!((ours.bundles, ours.tiles), (theirs.bundles, theirs.tiles));
+    assert!(ours.corrupt.is_empty(), "{:?}", ours.corrupt);
+    // Relayed from here to a store that holds nothing: the same, with
+    // the first version shown as the writer signed it.
+    let relayed = db.path().join("relayed.car");
+    export(&b, &["s", "t"], &relayed);
+    let dc = tempfile::tempdir().unwrap();
+    let c = open(dc.path());
+    assert_eq!(c.import(&relayed, &[writer]).unwrap().events, 300 + 700);
+    // A stream's events after another's in `$all` there.
+    let (mut ours, mut theirs) = (shown(&c, &["s", "t"]), shown(&a, &["s", "t"]));
+    ours.sort();
+    theirs.sort();
+    same_shown(&ours, &theirs);
+    proves(&c, &writer, &[("s", 600), ("t", 300)]);
 }
