@@ -532,3 +532,64 @@ async fn a_blind_replica_keeps_and_serves_an_encrypted_stream_a_keyed_peer_reads
     );
     assert_eq!(strip(&b), strip(&a));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_follows_its_writers_scavenge_and_relays_it() {
+    let (_dirs, [writer, relay, third], [a, b, c]) = three(0).await;
+    let key = writer.identity().public_key();
+    let s = StreamId::new("orders-1").unwrap();
+    let batch = |n: u64| -> Vec<NewEvent> {
+        (0..n)
+            .map(|i| NewEvent::new("E", format!("{i}").into_bytes()))
+            .collect()
+    };
+    writer.append(&s, ExpectedVersion::Any, batch(700)).unwrap();
+    let from_writer = follow(&a, key);
+    assert_eq!(from_writer.streams_round(&b, &relay).await.unwrap(), 700);
+    // The writer's retention removes its bundles 0 and 1 and 512..599;
+    // the replica does too in its next round.
+    let tb = hydra_eventlog::StreamMetadata {
+        truncate_before: Some(600),
+        ..Default::default()
+    };
+    writer.set_metadata(&s, tb).unwrap();
+    writer.scavenge().unwrap();
+    writer.append(&s, ExpectedVersion::Any, batch(50)).unwrap();
+    assert_eq!(from_writer.streams_round(&b, &relay).await.unwrap(), 50);
+    let read = |log: &EventLog| -> Vec<String> {
+        log.read(
+            &s,
+            ReadFrom::Edge,
+            u64::MAX,
+            hydra_eventlog::Direction::Forward,
+        )
+        .unwrap()
+        .map(|e| e.map(|e| format!("{} {}", e.version, e.id)))
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    assert_eq!(read(&relay), read(&writer));
+    assert!(read(&relay)[0].starts_with("600 "));
+    // A third peer that holds nothing takes it from the relay, from 600.
+    let from_relay = BucketFollow {
+        from: vec![b.listening()[0].clone()],
+        ..from_writer.clone()
+    };
+    assert_eq!(from_relay.streams_round(&c, &third).await.unwrap(), 150);
+    assert_eq!(read(&third), read(&writer));
+    let events: Vec<_> = third
+        .read(
+            &s,
+            ReadFrom::Edge,
+            u64::MAX,
+            hydra_eventlog::Direction::Forward,
+        )
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for e in [&events[0], &events[149]] {
+        let (head, proof) = third.prove(&s, e.version).unwrap();
+        verify_event(&head, &key, e, &proof).unwrap();
+    }
+    assert_eq!(third.head(&s).unwrap(), writer.head(&s).unwrap());
+}
