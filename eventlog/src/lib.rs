@@ -154,3 +154,24 @@ pub use subscribe::{Offered, PersistentSubscription, Subscription, Target};
 pub use transfer::{ALL_ORDER, ExportReport, ImportReport};
 pub use verify::EventsReport;
 pub use writer::StreamWrite;
+
+#[cfg(test)]
+mod tests {
+    /// Every kind of node the log writes is its own: a decoder that
+    /// checks the kind never takes one for another.
+    #[test]
+    fn node_kinds_are_distinct() {
+        let kinds = [
+            hydra_bucket::OBJECT_INDEX,
+            crate::SNAPSHOT,
+            crate::EVENT_BUNDLE,
+            crate::tree::STREAM_TILE,
+            crate::STREAM_STORAGE,
+            crate::STREAM_EDGE,
+            crate::STREAM_STORAGE_PAST,
+            crate::ALL_ORDER,
+        ];
+        let distinct: std::collections::HashSet<u16> = kinds.iter().map(|k| k.0).collect();
+        assert_eq!(distinct.len(), kinds.len());
+    }
+}

@@ -78,7 +78,7 @@ pub const STREAM_EDGE: Kind = Kind(0x0405);
 /// body a [`STREAM_STORAGE`] body, then what it tells of the versions
 /// before (see [`Before`]). Other streams' storage blocks keep their kind
 /// and bytes.
-pub const STREAM_STORAGE_PAST: Kind = Kind(0x0406);
+pub const STREAM_STORAGE_PAST: Kind = Kind(0x0407);
 
 /// Most records per edge block, and bytes (a record larger than that
 /// goes in a block of its own).

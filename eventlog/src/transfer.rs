@@ -13,7 +13,9 @@
 //! bucket's own export lays them out; and after them its `$all` order: a
 //! plain node of kind [`ALL_ORDER`] linking raw blocks of runs (the index
 //! of a stream among the file's streams, and how many of its events come
-//! next), so that a restore gives the events the same order.
+//! next, or how many positions no exported event holds), so that a
+//! restore into an empty store gives the events the same order and the
+//! same positions.
 //!
 //! Import reads the file part by part, storing every block of a stream
 //! in its bucket as it comes, each checked against its CID and taken only
@@ -53,8 +55,15 @@ pub const ALL_ORDER: Kind = Kind(0x0406);
 const ORDER_RUNS: usize = 1 << 16;
 
 /// Runs of `$all`: (index of a stream among an export's streams, how many
-/// of its events come next).
+/// of its events come next), or ([`GAP`], how many positions are empty).
 type Runs = Vec<(u32, u64)>;
+
+/// The stream index of a run of positions that no exported event holds
+/// (of events deleted or scavenged, or of streams the export leaves
+/// out): a restore into an empty store leaves them empty too, so that
+/// every event keeps its position, and an `$all` checkpoint taken
+/// before the backup holds after the restore.
+pub(crate) const GAP: u32 = u32::MAX;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,7 +233,9 @@ impl EventLog {
         let checked = match order {
             Some(runs) if checked.iter().all(Option::is_some) => {
                 let checked: Vec<Checked> = checked.into_iter().flatten().collect();
-                match in_order(checked, &runs) {
+                // Positions as the writer's when this store has none yet.
+                let gaps = self.next_position() == 0;
+                match in_order(checked, &runs, gaps) {
                     Ok(Ordered {
                         prepared,
                         runs,
@@ -298,7 +309,12 @@ impl EventLog {
         }
         at.sort_unstable();
         let mut runs: Runs = Vec::new();
-        for (_, i) in at {
+        let mut next = 0;
+        for (position, i) in at {
+            if position > next {
+                runs.push((GAP, position - next));
+            }
+            next = position + 1;
             match runs.last_mut() {
                 Some((j, n)) if *j == i => *n += 1,
                 _ => runs.push((i, 1)),
@@ -320,7 +336,12 @@ impl EventLog {
         let order = Node {
             kind: ALL_ORDER,
             links: chunks.iter().map(|(r, _)| *r).collect(),
-            body: runs.iter().map(|(_, n)| n).sum::<u64>(),
+            // The events it orders.
+            body: runs
+                .iter()
+                .filter(|(i, _)| *i != GAP)
+                .map(|(_, n)| n)
+                .sum::<u64>(),
         }
         .encode();
         let root = Ref::of(Codec::PlainNode, &order);
@@ -453,9 +474,10 @@ struct Ordered {
 /// The new streams of `checked` (the file's streams, in its order) with
 /// `runs` numbering them among themselves, when the runs give each
 /// exactly its new events (runs of streams that bring nothing new here,
-/// held already or blind, are left out); the other streams beside. Gives
-/// `checked` back when the runs do not fit them.
-fn in_order(checked: Vec<Checked>, runs: &Runs) -> Result<Ordered, Vec<Checked>> {
+/// held already or blind, are left out, or with `gaps` left as gaps, as
+/// are the order's own); the other streams beside. Gives `checked` back
+/// when the runs do not fit them.
+fn in_order(checked: Vec<Checked>, runs: &Runs, gaps: bool) -> Result<Ordered, Vec<Checked>> {
     let mut new = vec![None; checked.len()];
     let mut n = 0;
     for (i, c) in checked.iter().enumerate() {
@@ -467,19 +489,29 @@ fn in_order(checked: Vec<Checked>, runs: &Runs) -> Result<Ordered, Vec<Checked>>
     let mut given = vec![0u64; checked.len()];
     let mut numbered = Vec::with_capacity(runs.len());
     for &(i, events) in runs {
+        if i == GAP {
+            if gaps {
+                numbered.push((GAP, events));
+            }
+            continue;
+        }
         let Some(g) = given.get_mut(i as usize) else {
             return Err(checked);
         };
         *g = g.saturating_add(events);
-        if let Some(j) = new[i as usize] {
-            numbered.push((j, events));
+        match new[i as usize] {
+            Some(j) => numbered.push((j, events)),
+            None if gaps => numbered.push((GAP, events)),
+            None => {}
         }
     }
     let fits = checked.iter().zip(&given).all(|(c, &g)| match c {
         Checked::New(p) => p.events.len() as u64 == g,
         _ => true,
     });
-    if !fits {
+    // As many positions as an order is written for, at most.
+    let positions = numbered.iter().fold(0u64, |a, (_, n)| a.saturating_add(*n));
+    if !fits || positions > KEEP_CHECKED {
         return Err(checked);
     }
     let (mut prepared, mut others) = (Vec::new(), Vec::new());

@@ -51,6 +51,11 @@ impl Writer {
             }
         };
         for &(i, n) in runs {
+            if i == crate::transfer::GAP {
+                let next = tx.meta.next_position.checked_add(n);
+                tx.meta.next_position = next.ok_or_else(|| bad_order(format!("a gap of {n}")))?;
+                continue;
+            }
             let (Some(p), Some(o)) = (prepared.get(i as usize), open.get_mut(i as usize)) else {
                 return Err(bad_order(format!(
                     "a run names stream #{i} of {}",

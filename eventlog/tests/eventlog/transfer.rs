@@ -697,12 +697,16 @@ fn an_order_that_does_not_fit_its_streams_is_not_followed() {
     let file = da.path().join("backup.car");
     a.export_all(std::fs::File::create(&file).unwrap()).unwrap();
     let bad = da.path().join("bad.car");
-    // Too many events for a stream, a stream the file does not have, and
-    // counts that would overflow: each imported whole, a stream at a time.
+    // Too many events for a stream, a stream the file does not have,
+    // counts that would overflow, and gaps past any order's positions:
+    // each imported whole, a stream at a time.
+    let gap = u32::MAX;
     for runs in [
         vec![(0, 21), (1, 20)],
         vec![(0, 20), (1, 20), (2, 1)],
         vec![(0, u64::MAX), (0, 2), (1, 20)],
+        vec![(gap, 1 << 40), (0, 20), (1, 20)],
+        vec![(0, 20), (gap, u64::MAX), (gap, 2), (1, 20)],
     ] {
         with_order(&file, &runs, &bad);
         let dir = tempfile::tempdir().unwrap();
@@ -717,12 +721,19 @@ fn an_order_that_does_not_fit_its_streams_is_not_followed() {
             assert_eq!(b.stream_version(&sid(s)).unwrap(), Some(19));
         }
     }
-    // The true order, written the same way, is followed.
-    let runs: Vec<(u32, u64)> = (0..40).map(|i| (i % 2, 1)).collect();
+    // The true order, written the same way, is followed, and so are its
+    // gaps (positions whose events the writer no longer has).
+    let mut runs: Vec<(u32, u64)> = (0..40).map(|i| (i % 2, 1)).collect();
+    runs.insert(10, (gap, 5));
     with_order(&file, &runs, &bad);
     let b = open(db.path());
     let r = b.import(&bad, &[writer]).unwrap();
     assert_eq!((r.events, r.all_order), (40, true));
+    let at: Vec<u64> = b
+        .read_all(None, u64::MAX, Direction::Forward, Default::default())
+        .map(|e| e.unwrap().position)
+        .collect();
+    assert_eq!(at, (0..10).chain(15..45).collect::<Vec<_>>());
     let order = |log: &EventLog| -> Vec<String> {
         log.read_all(None, u64::MAX, Direction::Forward, Default::default())
             .map(|e| e.unwrap().stream.to_string())
@@ -861,6 +872,14 @@ fn scavenged_streams_restore_from_a_backup_where_they_begin() {
     let r = k.import(&file, &[writer]).unwrap();
     assert_eq!((r.events, r.all_order), (300 + 344 + 60 + 290 + 300, true));
     same_shown(&shown(&k, &streams), &shown(&a, &streams));
+    // Every event at its position: scavenged ones left theirs empty.
+    let positions = |log: &EventLog| -> Vec<(String, u64, u64)> {
+        log.read_all(None, u64::MAX, Direction::Forward, Default::default())
+            .map(|e| e.map(|e| (e.stream.to_string(), e.version, e.position)))
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(positions(&k), positions(&a));
     assert!(read_all_of(&k, &sid("emptied")).is_empty());
     proves(&k, &writer, &firsts);
     for s in streams {
