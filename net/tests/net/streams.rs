@@ -20,6 +20,19 @@ fn append(log: &EventLog, stream: &str, n: u64) {
     }
 }
 
+/// Every event of `stream` `log` shows, in order.
+fn events(log: &EventLog, stream: &StreamId) -> Vec<hydra_eventlog::RecordedEvent> {
+    log.read(
+        stream,
+        ReadFrom::Edge,
+        u64::MAX,
+        hydra_eventlog::Direction::Forward,
+    )
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
 fn len(log: &EventLog, stream: &str) -> u64 {
     log.stream_version(&StreamId::new(stream).unwrap())
         .unwrap()
@@ -465,18 +478,10 @@ async fn a_blind_replica_keeps_and_serves_an_encrypted_stream_a_keyed_peer_reads
         700
     );
     let strip = |log: &EventLog| {
-        log.read(
-            &s,
-            ReadFrom::Edge,
-            u64::MAX,
-            hydra_eventlog::Direction::Forward,
-        )
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.id, e.data)
-        })
-        .collect::<Vec<_>>()
+        events(log, &s)
+            .into_iter()
+            .map(|e| (e.id, e.data))
+            .collect::<Vec<_>>()
     };
     assert_eq!(strip(&c), strip(&a));
     c.check_stored(&a.stored_head(&s).unwrap(), &writer)
@@ -557,16 +562,10 @@ async fn a_replica_follows_its_writers_scavenge_and_relays_it() {
     writer.append(&s, ExpectedVersion::Any, batch(50)).unwrap();
     assert_eq!(from_writer.streams_round(&b, &relay).await.unwrap(), 50);
     let read = |log: &EventLog| -> Vec<String> {
-        log.read(
-            &s,
-            ReadFrom::Edge,
-            u64::MAX,
-            hydra_eventlog::Direction::Forward,
-        )
-        .unwrap()
-        .map(|e| e.map(|e| format!("{} {}", e.version, e.id)))
-        .collect::<Result<_, _>>()
-        .unwrap()
+        events(log, &s)
+            .into_iter()
+            .map(|e| format!("{} {}", e.version, e.id))
+            .collect()
     };
     assert_eq!(read(&relay), read(&writer));
     assert!(read(&relay)[0].starts_with("600 "));
@@ -577,16 +576,7 @@ async fn a_replica_follows_its_writers_scavenge_and_relays_it() {
     };
     assert_eq!(from_relay.streams_round(&c, &third).await.unwrap(), 150);
     assert_eq!(read(&third), read(&writer));
-    let events: Vec<_> = third
-        .read(
-            &s,
-            ReadFrom::Edge,
-            u64::MAX,
-            hydra_eventlog::Direction::Forward,
-        )
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let events = events(&third, &s);
     for e in [&events[0], &events[149]] {
         let (head, proof) = third.prove(&s, e.version).unwrap();
         verify_event(&head, &key, e, &proof).unwrap();
