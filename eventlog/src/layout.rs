@@ -13,7 +13,7 @@
 //! | `smt-0/` num(8) level(1) index(8) | subtree hash | once per 128 events on average |
 //! | `slh-0/` num(8) version(8) | leaf hash of a scavenged event | at scavenge |
 //! | `psub-0/` name | persistent subscription | at create and ack |
-//! | `rsh-0/` num(8) | a replica stream's writer [`StoredHead`](crate::StoredHead), which its storage matches (see `storage.rs`) | once per applied storage |
+//! | `rsh-0/` num(8) | a replica stream's writer [`StoredHead`](crate::StoredHead), which its storage matches (see `storage.rs`), then what the writer said beside it, signed, when it said anything (first version shown, stream metadata) | once per applied storage |
 //! | `rpp-0/` num(8) | the Merkle peaks over the versions before the first a replica stream took in, when its storage began past version 0 (see `storage.rs`); with `slh-0/`, what its tree and proofs start from | once, when the replica begins |
 //! | `el-meta-0` | next position, next stream number | once per commit |
 //! | `el-compacted-0` | position(8) up to which compaction has passed | once per commit |

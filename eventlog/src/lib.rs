@@ -146,7 +146,7 @@ pub use reindex::ReindexReport;
 pub use retention::ScavengeReport;
 pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
 pub use storage::{
-    Applied, HeldStream, Received, STREAM_EDGE, STREAM_STORAGE, STREAM_STORAGE_PAST, Storage,
+    Applied, HeldStream, Received, STREAM_EDGE, STREAM_STORAGE, STREAM_STORAGE_SAID, Storage,
     storage_bucket,
 };
 pub use stored::StoredHead;
@@ -168,7 +168,7 @@ mod tests {
             crate::tree::STREAM_TILE,
             crate::STREAM_STORAGE,
             crate::STREAM_EDGE,
-            crate::STREAM_STORAGE_PAST,
+            crate::STREAM_STORAGE_SAID,
             crate::ALL_ORDER,
         ];
         let distinct: std::collections::HashSet<u16> = kinds.iter().map(|k| k.0).collect();

@@ -91,6 +91,11 @@ impl EventLog {
         if st.deletion == Deletion::Hard {
             return Ok(st.length);
         }
+        // A replica's retention is its writer's: it follows the writer's
+        // scavenge (see `storage.rs`), never runs ahead of it.
+        if st.replica.is_some() {
+            return Ok(st.scavenged_before);
+        }
         let mut upto = st.first_visible();
         if let Some(max_age) = st.metadata.max_age {
             let cutoff = now_ms().saturating_sub(max_age.saturating_mul(1000));

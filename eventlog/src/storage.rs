@@ -36,13 +36,17 @@
 //! serves and exports that storage as it holds it; given the key, it
 //! applies it as above.
 //!
-//! A stream its writer scavenged from the start has storage that begins
-//! past version 0: its storage block (of kind [`STREAM_STORAGE_PAST`])
-//! also carries the peaks of the Merkle tree over the versions before
-//! and the first version the writer shows (see [`Before`]), so that a
-//! store that holds none of the stream (a restore from a backup, a new
-//! replica) starts its tree there, shows what the writer shows, and
-//! proves every event it shows.
+//! A storage block can tell more than its stored head (a block of kind
+//! [`STREAM_STORAGE_SAID`]): of a stream its writer scavenged from the
+//! start, whose storage begins past version 0, the peaks of the Merkle
+//! tree over the versions before (see [`Before`]), so that a store that
+//! holds none of the stream (a restore from a backup, a new replica)
+//! starts its tree there and proves every event; and what the writer
+//! says of the stream, signed with the stored head (see [`Said`]): the
+//! first version it shows and the stream's metadata. A replica shows
+//! what its writer shows, answers its metadata, and follows its
+//! scavenges (what the writer no longer stores or shows, the replica
+//! removes too, keeping the leaf hashes).
 //!
 //! The bucket name and sealing (zstd level, key check) in the storage
 //! block are not signed: they choose where the stream goes here (a stream
@@ -63,9 +67,11 @@ use serde_bytes::{ByteBuf, Bytes};
 
 use crate::layout::{self, Deletion, EventRecordView, STORED_SUBTREE_LEVEL, StreamState};
 use crate::merkle::{Hash, leaf_hash, push_leaf, root_of_peaks};
-use crate::stored::{EdgeHeld, Shown, edge_leaf};
+use crate::stored::{EdgeHeld, Said, edge_leaf};
 use crate::writer::Request;
-use crate::{BUNDLE, EVENT_BUNDLE, Error, EventLog, StoredHead, StreamId, bundle, tree};
+use crate::{
+    BUNDLE, EVENT_BUNDLE, Error, EventLog, StoredHead, StreamId, StreamMetadata, bundle, tree,
+};
 
 /// Kind of a storage block: body a [`StoredHead`] with its bucket, links
 /// the top of the bundle tree (when there is one), then the edge blocks.
@@ -73,12 +79,14 @@ pub const STREAM_STORAGE: Kind = Kind(0x0404);
 /// Kind of an edge block: body edge records, `(version, sealed bytes)`,
 /// in version order.
 pub const STREAM_EDGE: Kind = Kind(0x0405);
-/// Kind of the storage block of a stream whose storage begins past
-/// version 0 or whose writer shows it from a later version (scavenged):
-/// body a [`STREAM_STORAGE`] body, then what it tells of the versions
-/// before (see [`Before`]). Other streams' storage blocks keep their kind
-/// and bytes.
-pub const STREAM_STORAGE_PAST: Kind = Kind(0x0407);
+/// Kind of the storage block of a stream whose writer says more of it
+/// than its stored head: that its storage begins past version 0 (it
+/// scavenged the versions before), that it shows it from a later version,
+/// or its metadata. Body a [`STREAM_STORAGE`] body, then what it tells of
+/// the versions before, then what the writer says, signed (see the
+/// module docs). Other streams' storage blocks keep their kind and
+/// bytes.
+pub const STREAM_STORAGE_SAID: Kind = Kind(0x0407);
 
 /// Most records per edge block, and bytes (a record larger than that
 /// goes in a block of its own).
@@ -92,9 +100,12 @@ struct Body {
     /// The stream's bucket at the writer, and how it seals blocks.
     bucket: BucketName,
     sealing: Sealing,
-    /// Encoded after the rest, in a [`STREAM_STORAGE_PAST`] block only.
+    /// Encoded after the rest, in a [`STREAM_STORAGE_SAID`] block only.
     #[serde(skip)]
     before: Option<Before>,
+    /// Encoded after `before`, in a [`STREAM_STORAGE_SAID`] block only.
+    #[serde(skip)]
+    said: Option<Said>,
 }
 
 /// What a storage that does not begin at version 0 tells of the versions
@@ -112,10 +123,10 @@ struct Body {
 /// The hashes are not signed: the Merkle root over them and every event
 /// the storage holds must be the signed head's, so wrong ones fail the
 /// import (a mismatch of the storage, not evidence against the writer).
-/// The first version shown is signed with the stored head (a replica
-/// keeps the writer's signature and hands it on), and hides no more than
-/// the first bundle's events: those its writer scavenged but keeps, in a
-/// bundle that stays until its last event goes.
+/// The first version the writer shows is in what it says, signed
+/// ([`Said`]), and hides no more than the first bundle's events: those
+/// its writer scavenged but keeps, in a bundle that stays until its last
+/// event goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Before {
     /// The first version the storage holds a record of.
@@ -125,9 +136,6 @@ struct Before {
     peaks: Vec<Hash>,
     /// The leaf hashes of the versions from there to `from`.
     leaves: Vec<Hash>,
-    /// The first version the writer shows (`from` or later): those
-    /// between are in the storage, scavenged.
-    shown: Shown,
 }
 
 /// How a bucket seals blocks: its zstd level and its key's check value
@@ -316,9 +324,11 @@ pub(crate) struct Prepared {
     /// For a replica whose writer scavenged what it holds: the version
     /// its own scavenge removes up to before the rest is applied.
     pub scavenge: Option<u64>,
-    /// The first version the writer shows, signed, when it scavenged the
-    /// stream: kept beside its stored head, and handed on.
-    pub shown: Option<Shown>,
+    /// What the writer says beside its stored head, signed: kept beside
+    /// it, and handed on.
+    pub said: Option<Said>,
+    /// The stream's metadata, as the writer says it.
+    pub metadata: StreamMetadata,
     /// The events from `held` on, in version order.
     pub events: Vec<Incoming>,
     /// Bundles new here: (index, block).
@@ -364,11 +374,16 @@ impl Taking {
 
 impl Before {
     /// Checks that it fits a storage of `length` events whose first
-    /// record is version `first` (of a bundle when `bundle_first`): it
-    /// begins there, with a peak per set bit of the versions below
-    /// rounded down to 256 and a leaf for each after, and hides no more
-    /// than that bundle's events.
-    fn check(&self, first: u64, bundle_first: bool, length: u64) -> Result<(), String> {
+    /// record is version `first` (of a bundle when `bundle_first`),
+    /// shown from version `shown`: it begins there, with a peak per set
+    /// bit of the versions below rounded down to 256 and a leaf for each
+    /// after, and hides no more than that bundle's events.
+    fn check(
+        &self,
+        first: u64,
+        bundle_first: bool,
+        (shown, length): (u64, u64),
+    ) -> Result<(), String> {
         let covered = self.from >> STORED_SUBTREE_LEVEL << STORED_SUBTREE_LEVEL;
         if self.from != first {
             return Err(format!(
@@ -390,10 +405,10 @@ impl Before {
             true => (self.from + BUNDLE - 1).min(length),
             false => self.from,
         };
-        if !(self.from..=last).contains(&self.shown.version) {
+        if !(self.from..=last).contains(&shown) {
             return Err(format!(
-                "it shows the stream from version {}, outside {}..={last}",
-                self.shown.version, self.from
+                "it shows the stream from version {shown}, outside {}..={last}",
+                self.from
             ));
         }
         Ok(())
@@ -403,16 +418,21 @@ impl Before {
 /// A block and its stored bytes.
 type Block = (Ref, Vec<u8>);
 
+/// What a storage block tells beside its stored head: of the versions
+/// before its first, and what its writer says.
+type Told = (Option<Before>, Option<Said>);
+
 /// A stream's sealed bundles: index and block, in index order.
 type Bundles = Vec<(u64, Ref)>;
 
-/// Checks what a storage says of the versions before the first it holds
-/// (see [`Before`]), which needs no key: that it says it when there are
-/// any, fits the storage, and that its writer signed the first version
-/// shown. Returns that first version held.
-fn check_before(
+/// Checks what a storage block tells beside its stored head, which needs
+/// no key: what it says of the versions before the first it holds (see
+/// [`Before`]), when there are any, fitting the storage; and that the
+/// stored head's signer signed what it says beside ([`Said`]). Returns
+/// the first version the storage holds.
+fn check_told(
     stored: &StoredHead,
-    before: Option<&Before>,
+    (before, said): (Option<&Before>, Option<&Said>),
     bundles: &Bundles,
     edge_first: Option<u64>,
 ) -> Result<u64, Error> {
@@ -420,25 +440,29 @@ fn check_before(
         stream: stored.head.stream.clone(),
         reason,
     };
+    if let Some(said) = said
+        && !said.verify(stored)
+    {
+        return Err(mismatch(
+            "what it says beside its stored head is not signed with it".into(),
+        ));
+    }
     let length = stored.head.length;
     let first = first_held(bundles.first().map(|(index, _)| *index), edge_first, length);
+    let shown = said.map_or(0, |s| s.shown);
     match before {
         Some(b) => {
             let bundle_first = first.is_multiple_of(BUNDLE)
                 && bundles
                     .binary_search_by_key(&(first / BUNDLE), |(j, _)| *j)
                     .is_ok();
-            b.check(first, bundle_first, length).map_err(mismatch)?;
-            if !b.shown.verify(stored) {
-                return Err(mismatch(format!(
-                    "its first version shown ({}) is not signed with its stored head",
-                    b.shown.version
-                )));
-            }
+            b.check(first, bundle_first, (shown, length))
+                .map_err(mismatch)?;
         }
-        None if first > 0 => {
+        None if first > 0 || shown > 0 => {
             return Err(mismatch(format!(
-                "it begins at version {first} and says nothing of the versions before"
+                "it begins at version {first}, shows it from {shown}, and says nothing \
+                 of the versions before"
             )));
         }
         None => {}
@@ -521,11 +545,13 @@ impl EventLog {
             edge.first().map(|e| e.version),
             stored.head.length,
         );
+        let (before, said) = self.told(stream, (&stored, &bucket), from, kept)?;
         let body = Body {
             stored: stored.clone(),
             bucket: bucket.name().clone(),
             sealing: Sealing::of(&bucket.config().transforms),
-            before: self.before(stream, &stored, from, kept)?,
+            before,
+            said,
         };
         let links = stored
             .tree
@@ -547,40 +573,56 @@ impl EventLog {
         })
     }
 
-    /// What a storage of `stream` under `stored` beginning at version
-    /// `from` tells of the versions before (see [`Before`]): `None` when
-    /// it begins at 0 and shows every version. The writer signs the first
-    /// version it shows; a replica hands on the one it `kept`.
-    fn before(
+    /// What a storage of `stream` under `stored`, in `bucket`, beginning
+    /// at version `from` tells beside its stored head: of the versions
+    /// before (see [`Before`]; `None` when it begins at 0 and shows every
+    /// version), and what the writer says ([`Said`]; `None` when there is
+    /// nothing to say). The writer signs what it says now; a replica
+    /// hands on what its writer said, `kept`.
+    fn told(
         &self,
         stream: &StreamId,
-        stored: &StoredHead,
+        (stored, bucket): (&StoredHead, &Bucket),
         from: u64,
-        kept: Option<Shown>,
-    ) -> Result<Option<Before>, Error> {
+        kept: Option<Said>,
+    ) -> Result<(Option<Before>, Option<Said>), Error> {
         // The stream as it is now: a scavenge since the storage was read
         // may have moved its mark past the storage's first bundle.
         let st = self.readable_or_deleted(stream)?;
-        let shown = match kept {
-            Some(shown) => shown,
-            None => {
-                let length = stored.head.length;
-                let version = st
-                    .scavenged_before
-                    .clamp(from, (from + BUNDLE - 1).min(length));
-                if from == 0 && version == 0 {
-                    return Ok(None);
-                }
-                Shown::sign(&self.inner.identity, stored, version)
+        let said = match (kept, &st.replica) {
+            (Some(said), _) => Some(said),
+            (None, Some(_)) => None,
+            (None, None) => {
+                let m = &st.metadata;
+                let custom = match &m.custom {
+                    Some(c) => Some(ByteBuf::from(bucket.seal(c.as_bytes())?)),
+                    None => None,
+                };
+                let last = (from + BUNDLE - 1).min(stored.head.length);
+                let said = Said {
+                    shown: st.scavenged_before.clamp(from, last),
+                    max_count: m.max_count,
+                    max_age: m.max_age,
+                    truncate_before: m.truncate_before,
+                    custom,
+                    signature: [0; 64],
+                };
+                (!said.is_plain()).then(|| said.sign(&self.inner.identity, stored))
             }
         };
+        let shown = said.as_ref().map_or(0, |s| s.shown);
+        if from == 0 && shown == 0 {
+            return Ok((None, said));
+        }
         let (peaks, leaves) = self.prefix_hashes(stream, &st, from)?;
-        Ok(Some(Before {
-            from,
-            peaks,
-            leaves,
-            shown,
-        }))
+        Ok((
+            Some(Before {
+                from,
+                peaks,
+                leaves,
+            }),
+            said,
+        ))
     }
 
     /// The storage block of `stream` a bucket here holds blind (see
@@ -690,7 +732,7 @@ impl EventLog {
     /// The writer's stored head a replica stream's storage matches, and
     /// the first version the writer showed with it, signed, when it had
     /// scavenged the stream.
-    fn replica_stored(&self, num: u64) -> Result<Option<(StoredHead, Option<Shown>)>, Error> {
+    fn replica_stored(&self, num: u64) -> Result<Option<(StoredHead, Option<Said>)>, Error> {
         let Some(bytes) = self.inner.volume.get(&layout::replica_stored_key(num))? else {
             return Ok(None);
         };
@@ -699,11 +741,11 @@ impl EventLog {
             reason: e.to_string(),
         };
         let (stored, rest) = postcard::take_from_bytes::<StoredHead>(&bytes).map_err(corrupt)?;
-        let shown = match rest.is_empty() {
+        let said = match rest.is_empty() {
             true => None,
             false => Some(postcard::from_bytes(rest).map_err(corrupt)?),
         };
-        Ok(Some((stored, shown)))
+        Ok(Some((stored, said)))
     }
 
     /// The stream a storage block is of, and the bucket here that its
@@ -823,7 +865,7 @@ impl EventLog {
         trusted: &[[u8; 32]],
     ) -> Result<Checked, Error> {
         let (body, links) = decode_root(received.root)?;
-        let (stored, before) = (body.stored, body.before);
+        let (stored, told) = (body.stored, (body.before, body.said));
         let head = &stored.head;
         if !trusted.is_empty() && !trusted.contains(&head.signer) {
             return Err(Error::UntrustedWriter {
@@ -836,11 +878,11 @@ impl EventLog {
             .map_err(|_| Error::BadHeadSignature(head.stream.clone()))?;
         let (stream, bucket) = self.storage_target(received.root)?;
         if !bucket.readable() && self.state(&stream)?.is_none() {
-            return self.check_blind(received, (stored, links), before.as_ref(), bucket);
+            return self.check_blind(received, (stored, links), told, bucket);
         }
         let length = head.length;
         Ok(
-            match self.prepare(received, (stored, links), before, &bucket)? {
+            match self.prepare(received, (stored, links), told, &bucket)? {
                 Some(p) => Checked::New(Box::new(p)),
                 None => Checked::Held(length),
             },
@@ -856,7 +898,7 @@ impl EventLog {
         &self,
         received: Received<'_>,
         (stored, links): (StoredHead, Vec<Ref>),
-        before: Option<&Before>,
+        (before, said): Told,
         bucket: Arc<Bucket>,
     ) -> Result<Checked, Error> {
         let head = &stored.head;
@@ -897,7 +939,8 @@ impl EventLog {
             }
         }
         let edge = edge_records(&stored, received, edge_refs, &bucket)?;
-        check_before(&stored, before, &bundles, edge.first().map(|(v, _)| *v))?;
+        let told = (before.as_ref(), said.as_ref());
+        check_told(&stored, told, &bundles, edge.first().map(|(v, _)| *v))?;
         let held = held.map_or(0, |h| h.head.length);
         Ok(Checked::Blind(Box::new(Blind {
             bucket,
@@ -917,7 +960,7 @@ impl EventLog {
         &self,
         received: Received<'_>,
         (stored, links): (StoredHead, Vec<Ref>),
-        before: Option<Before>,
+        (before, said): Told,
         bucket: &Bucket,
     ) -> Result<Option<Prepared>, Error> {
         let head = &stored.head;
@@ -952,9 +995,19 @@ impl EventLog {
             Some(s) if s.replica.is_some() => self.replica_stored(s.num)?.map(|(s, _)| s),
             _ => None,
         };
-        // The same length as held but another storage: the writer sealed
-        // bundles since, which the replica takes in.
-        let resealed = head.length == st.length && held_stored.as_ref() != Some(&stored);
+        // The stream's metadata as the writer says it.
+        let metadata = match &said {
+            Some(said) => said_metadata(said, bucket, &mismatch)?,
+            None => StreamMetadata::default(),
+        };
+        // The same length as held but another storage (the writer sealed
+        // bundles since, which the replica takes in), or other words (it
+        // scavenged, or changed the stream's metadata).
+        let said_more = st.replica.is_some()
+            && (metadata != st.metadata
+                || said.as_ref().map_or(0, |s| s.shown) > st.scavenged_before);
+        let resealed =
+            head.length == st.length && (held_stored.as_ref() != Some(&stored) || said_more);
         if head.length <= st.length && !resealed {
             // Nothing new: it must be a prefix of what is held.
             let held_root = if head.length == st.length {
@@ -983,17 +1036,17 @@ impl EventLog {
             None => BTreeMap::new(),
         };
         let edge = edge_records(&stored, received, edge_refs, bucket)?;
-        let first = check_before(
+        let first = check_told(
             &stored,
-            before.as_ref(),
+            (before.as_ref(), said.as_ref()),
             &walked,
             edge.first().map(|(v, _)| *v),
         )?;
-        let shown = before.as_ref().map(|b| b.shown);
+        let shown = said.as_ref().map_or(0, |s| s.shown);
         // What a replica holds below the first version its writer shows,
-        // the writer scavenged (its signed storage and first shown say
+        // the writer scavenged (its signed storage and what it says say
         // so): the replica removes it too, then applies the rest.
-        let upto = shown.map_or(0, |s| s.version).min(st.length);
+        let upto = shown.min(st.length);
         let scavenge = (st.replica.is_some() && upto > st.scavenged_before).then_some(upto);
         let mut new_bundles = Vec::new();
         for (index, r) in &walked {
@@ -1067,7 +1120,7 @@ impl EventLog {
                 push_leaf(&mut t.peaks, t.length, *leaf, |_, _, _| {});
                 t.length += 1;
             }
-            t.shown = b.shown.version;
+            t.shown = shown;
         }
         let mut edge = edge
             .into_iter()
@@ -1190,7 +1243,8 @@ impl EventLog {
             held: st.length,
             start,
             scavenge,
-            shown,
+            said,
+            metadata,
             events: t.events,
             bundles: new_bundles,
             sealed_now,
@@ -1403,33 +1457,59 @@ fn decode_root(bytes: &[u8]) -> Result<(Body, Vec<Ref>), Error> {
         what: "storage block".into(),
         reason: e.to_string(),
     };
-    if hydra_block::links_of(bytes).map_err(corrupt)?.0 == STREAM_STORAGE_PAST {
-        let node = Node::<(Body, Before)>::decode(STREAM_STORAGE_PAST, bytes).map_err(corrupt)?;
-        let (mut body, before) = node.body;
-        body.before = Some(before);
+    if hydra_block::links_of(bytes).map_err(corrupt)?.0 == STREAM_STORAGE_SAID {
+        let node = Node::<(Body, Option<Before>, Said)>::decode(STREAM_STORAGE_SAID, bytes)
+            .map_err(corrupt)?;
+        let (mut body, before, said) = node.body;
+        (body.before, body.said) = (before, Some(said));
         return Ok((body, node.links));
     }
     let node = Node::<Body>::decode(STREAM_STORAGE, bytes).map_err(corrupt)?;
     Ok((node.body, node.links))
 }
 
-/// A storage block's bytes: of kind [`STREAM_STORAGE_PAST`] when the
-/// body tells of versions before the storage's first.
+/// A storage block's bytes: of kind [`STREAM_STORAGE_SAID`] when the
+/// writer says more than its stored head.
 fn encode_root(body: &Body, links: Vec<Ref>) -> Vec<u8> {
-    match &body.before {
+    match &body.said {
         None => Node {
             kind: STREAM_STORAGE,
             links,
             body,
         }
         .encode(),
-        Some(before) => Node {
-            kind: STREAM_STORAGE_PAST,
+        Some(said) => Node {
+            kind: STREAM_STORAGE_SAID,
             links,
-            body: (body, before),
+            body: (body, &body.before, said),
         }
         .encode(),
     }
+}
+
+/// The stream metadata `said` says, its custom part opened by `bucket`.
+fn said_metadata(
+    said: &Said,
+    bucket: &Bucket,
+    mismatch: &impl Fn(String) -> Error,
+) -> Result<StreamMetadata, Error> {
+    let custom = match &said.custom {
+        Some(sealed) => {
+            let plain = bucket
+                .unseal(sealed.to_vec())
+                .map_err(|e| open_error(e, mismatch))?;
+            let text = String::from_utf8(plain)
+                .map_err(|_| mismatch("its stream metadata is not UTF-8".into()))?;
+            Some(text)
+        }
+        None => None,
+    };
+    Ok(StreamMetadata {
+        max_count: said.max_count,
+        max_age: said.max_age,
+        truncate_before: said.truncate_before,
+        custom,
+    })
 }
 
 /// A block that did not open with this store's key: a missing key is

@@ -70,36 +70,59 @@ impl StoredHead {
     }
 }
 
-/// The first version a writer shows of a stream it scavenged, signed
-/// together with the stored head it comes with: a replica hides what
-/// the writer hides (events scavenged but still in a bundle the writer
-/// keeps) on the writer's word, never on a relay's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Shown {
-    pub version: u64,
+/// What a writer says of a stream beside its storage, signed together
+/// with the stored head it comes with: the first version it shows (its
+/// scavenged events can stay in a bundle it keeps until the bundle's
+/// last event goes) and the stream's metadata, its application part
+/// sealed by the stream's bucket (a blind replica keeps it unread). A
+/// replica takes both on the writer's word, never on a relay's, and
+/// hands the signature on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Said {
+    pub shown: u64,
+    pub max_count: Option<u64>,
+    pub max_age: Option<u64>,
+    pub truncate_before: Option<u64>,
+    /// The metadata's `custom` JSON, sealed by the stream's bucket.
+    pub custom: Option<serde_bytes::ByteBuf>,
     #[serde(with = "hex::fixed")]
     pub signature: [u8; 64],
 }
 
-impl Shown {
-    fn signed_bytes(stored: &StoredHead, version: u64) -> Vec<u8> {
-        postcard::to_allocvec(&("hydra-stream-shown-v1", stored.signed_bytes(), version))
-            .expect("shown versions encode")
+impl Said {
+    fn signed_bytes(&self, stored: &StoredHead) -> Vec<u8> {
+        let said = (
+            self.shown,
+            self.max_count,
+            self.max_age,
+            self.truncate_before,
+            &self.custom,
+        );
+        postcard::to_allocvec(&("hydra-stream-said-v1", stored.signed_bytes(), said))
+            .expect("what a writer says encodes")
     }
 
-    /// `version`, signed by this store's key with `stored` (which this
-    /// store signed).
-    pub fn sign(identity: &hydra_volume::Identity, stored: &StoredHead, version: u64) -> Shown {
-        Shown {
-            version,
-            signature: identity.sign(&Shown::signed_bytes(stored, version)),
-        }
+    /// Signs it by this store's key with `stored` (which this store
+    /// signed).
+    pub fn sign(mut self, identity: &hydra_volume::Identity, stored: &StoredHead) -> Said {
+        self.signature = identity.sign(&self.signed_bytes(stored));
+        self
     }
 
     /// Whether the signer of `stored` signed this with it.
     pub fn verify(&self, stored: &StoredHead) -> bool {
-        let bytes = Shown::signed_bytes(stored, self.version);
+        let bytes = self.signed_bytes(stored);
         hydra_volume::verify(&stored.head.signer, &bytes, &self.signature).is_ok()
+    }
+
+    /// Whether it says anything a replica would not assume: a stream
+    /// shown from version 0, without metadata.
+    pub fn is_plain(&self) -> bool {
+        self.shown == 0
+            && self.max_count.is_none()
+            && self.max_age.is_none()
+            && self.truncate_before.is_none()
+            && self.custom.is_none()
     }
 }
 

@@ -228,10 +228,11 @@ impl Writer {
         // Held blind until the key came: indexed from now on.
         bucket.stage_remove_root(&mut tx.ops, &crate::storage::blind_root(stream))?;
         let mut stored = postcard::to_allocvec(&p.stored).expect("stored heads encode");
-        if let Some(shown) = &p.shown {
-            stored.extend(postcard::to_allocvec(shown).expect("shown versions encode"));
+        if let Some(said) = &p.said {
+            stored.extend(postcard::to_allocvec(said).expect("what a writer says encodes"));
         }
         tx.ops.put(layout::replica_stored_key(num), stored);
+        st.metadata = p.metadata.clone();
         st.replica = Some(head.clone());
         tx.ops.put(layout::state_key(stream), st.encode());
         tx.states.insert(stream.clone(), st);

@@ -917,29 +917,41 @@ fn scavenged_streams_restore_from_a_backup_where_they_begin() {
     proves(&c, &writer, &firsts);
 }
 
-/// `file`'s backup with the scavenged-prefix part of `stream`'s storage
-/// block changed by `lie`.
-fn lie_before(
-    file: &std::path::Path,
-    stream: &str,
-    lie: impl Fn(&mut (u64, Vec<[u8; 32]>, Vec<[u8; 32]>, (u64, Vec<u8>))),
-    out: &std::path::Path,
-) {
+/// What a storage block tells beside its stored head, as postcard lays
+/// it out: of the versions before (from, peaks, leaves), and what its
+/// writer says (shown, max count, max age, truncate before, sealed custom
+/// metadata, signature).
+type Told = (Option<Before>, Said);
+type Before = (u64, Vec<[u8; 32]>, Vec<[u8; 32]>);
+type Said = (
+    u64,
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Option<Vec<u8>>,
+    Vec<u8>,
+);
+
+/// `file`'s backup with what `stream`'s storage block tells beside its
+/// stored head changed by `lie`.
+fn lie_told(file: &std::path::Path, stream: &str, lie: impl Fn(&mut Told), out: &std::path::Path) {
     use hydra_block::{CarReader, CarWriter, Codec, Node, Ref};
     type Body = (
         hydra_eventlog::StoredHead,
         String,
         (Option<i32>, Option<String>),
     );
-    type Before = (u64, Vec<[u8; 32]>, Vec<[u8; 32]>, (u64, Vec<u8>));
+    type Block = (Body, Option<Before>, Said);
     let mut car = CarReader::new(std::fs::File::open(file).unwrap()).unwrap();
     let mut roots = car.roots().to_vec();
     let mut blocks = Vec::new();
     while let Some((r, bytes)) = car.next_block().unwrap() {
-        let node = Node::<(Body, Before)>::decode(hydra_eventlog::STREAM_STORAGE_PAST, &bytes);
+        let node = Node::<Block>::decode(hydra_eventlog::STREAM_STORAGE_SAID, &bytes);
         match node {
             Ok(mut node) if node.body.0.0.head.stream.as_str() == stream => {
-                lie(&mut node.body.1);
+                let mut told = (node.body.1.clone(), node.body.2.clone());
+                lie(&mut told);
+                (node.body.1, node.body.2) = told;
                 let bytes = node.encode();
                 let new = Ref::of(Codec::PlainNode, &bytes);
                 for root in roots.iter_mut().filter(|root| **root == r) {
@@ -973,17 +985,23 @@ fn a_lie_about_the_versions_before_a_storage_changes_nothing() {
     let file = da.path().join("s.car");
     export(&a, &["s"], &file);
     let bad = da.path().join("bad.car");
-    type Lie = fn(&mut (u64, Vec<[u8; 32]>, Vec<[u8; 32]>, (u64, Vec<u8>)));
+    type Lie = fn(&mut Told);
     let lies: [(Lie, &str); 6] = [
-        (|b| b.1[0][0] ^= 1, "give another root than the signed one"),
-        (|b| b.1.push([0; 32]), "peaks and 0 leaf hashes"),
-        (|b| b.0 = 256, "its first record is 512"),
-        (|b| b.3.0 = 768, "outside 512..=767"),
-        (|b| b.3.0 = 500, "outside 512..=767"),
-        (|b| b.3.0 = 601, "not signed with its stored head"),
+        (
+            |t| t.0.as_mut().unwrap().1[0][0] ^= 1,
+            "give another root than the signed one",
+        ),
+        (
+            |t| t.0.as_mut().unwrap().1.push([0; 32]),
+            "peaks and 0 leaf hashes",
+        ),
+        (|t| t.0.as_mut().unwrap().0 = 256, "its first record is 512"),
+        (|t| t.0 = None, "says nothing of the versions before"),
+        (|t| t.1.0 = 601, "not signed with it"),
+        (|t| t.1.3 = Some(700), "not signed with it"),
     ];
     for (lie, says) in lies {
-        lie_before(&file, "s", lie, &bad);
+        lie_told(&file, "s", lie, &bad);
         let db = tempfile::tempdir().unwrap();
         let b = open(db.path());
         let err = b.import(&bad, &[writer]).unwrap_err();
@@ -1052,4 +1070,77 @@ fn a_replica_follows_its_writers_scavenge() {
     theirs.sort();
     same_shown(&ours, &theirs);
     proves(&c, &writer, &[("s", 600), ("t", 300)]);
+}
+
+#[test]
+fn a_streams_metadata_travels_with_its_storage_signed_and_sealed() {
+    use hydra_eventlog::StreamMetadata;
+    let key = Key::from_bytes([4; 32]);
+    let da = tempfile::tempdir().unwrap();
+    let a = open_with_vault(da.path(), Some(&key), vec![]);
+    let writer = a.identity().public_key();
+    fill(&a, &sid("ledger"), 600);
+    let batch = (0..600).map(|i| ev("Visit", &i.to_string())).collect();
+    a.write(in_bucket("patient-1", "vault", batch)).unwrap();
+    // Retention set and not yet scavenged, and application metadata; the
+    // encrypted stream's is secret.
+    let marker = "custom-metadata-marker-7f3a";
+    let ledger = StreamMetadata {
+        max_count: Some(100),
+        custom: Some("{\"owner\":\"ops\"}".into()),
+        ..Default::default()
+    };
+    let patient = StreamMetadata {
+        truncate_before: Some(50),
+        custom: Some(format!("{{\"note\":\"{marker}\"}}")),
+        ..Default::default()
+    };
+    a.set_metadata(&sid("ledger"), ledger.clone()).unwrap();
+    a.set_metadata(&sid("patient-1"), patient.clone()).unwrap();
+    let file = da.path().join("backup.car");
+    a.export_all(std::fs::File::create(&file).unwrap()).unwrap();
+
+    // A store without the key holds the encrypted stream blind: its
+    // metadata is nowhere readable on its disk.
+    let db = tempfile::tempdir().unwrap();
+    let b = open(db.path());
+    b.import(&file, &[writer]).unwrap();
+    b.close().unwrap();
+    drop(b);
+    assert!(!disk_contains(db.path(), marker.as_bytes()));
+    let b = open(db.path());
+    // Restored with the key: each stream's metadata is the writer's, and
+    // it shows what the writer shows before any scavenge.
+    b.unlock_with(&key).unwrap();
+    assert_eq!(b.metadata(&sid("ledger")).unwrap(), ledger);
+    assert_eq!(b.metadata(&sid("patient-1")).unwrap(), patient);
+    for s in ["ledger", "patient-1"] {
+        assert_eq!(read_all_of(&b, &sid(s)), read_all_of(&a, &sid(s)));
+    }
+    assert_eq!(read_all_of(&b, &sid("ledger"))[0].version, 500);
+    // A replica never scavenges ahead of its writer; it follows it.
+    assert_eq!(b.scavenge().unwrap().events, 0);
+    a.scavenge().unwrap();
+    a.set_metadata(
+        &sid("ledger"),
+        StreamMetadata {
+            max_count: Some(50),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // What changed reaches the replica with its next import, even with
+    // no new event.
+    export(&a, &["ledger", "patient-1"], &file);
+    assert_eq!(b.import(&file, &[writer]).unwrap().events, 0);
+    assert_eq!(b.metadata(&sid("ledger")).unwrap().max_count, Some(50));
+    for s in ["ledger", "patient-1"] {
+        assert_eq!(read_all_of(&b, &sid(s)), read_all_of(&a, &sid(s)));
+    }
+    // Forged metadata is refused (it is signed with the stored head).
+    let bad = da.path().join("bad.car");
+    lie_told(&file, "ledger", |t| t.1.1 = Some(1), &bad);
+    let dc = tempfile::tempdir().unwrap();
+    let err = open(dc.path()).import(&bad, &[writer]).unwrap_err();
+    assert!(err.to_string().contains("not signed with it"), "{err}");
 }
