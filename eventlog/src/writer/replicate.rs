@@ -247,19 +247,16 @@ impl Writer {
 fn start_replica(tx: &mut Tx<'_>, st: &mut StreamState, start: &Start) {
     let num = st.num;
     layout::stage_replica_prefix(&mut tx.ops, num, (start.covered, &start.peaks), true);
-    st.peaks = start.peaks.clone();
-    st.length = start.covered;
-    for leaf in &start.leaves {
+    for (version, leaf) in (start.covered..).zip(&start.leaves) {
         tx.ops
-            .put(layout::scavenged_leaf_key(num, st.length), leaf.to_vec());
-        push_leaf(&mut st.peaks, st.length, *leaf, |level, index, h| {
-            if level >= STORED_SUBTREE_LEVEL {
-                tx.ops
-                    .put(layout::subtree_key(num, level, index), h.to_vec());
-            }
-        });
-        st.length += 1;
+            .put(layout::scavenged_leaf_key(num, version), leaf.to_vec());
     }
+    (st.peaks, st.length) = start.grown(|level, index, h| {
+        if level >= STORED_SUBTREE_LEVEL {
+            tx.ops
+                .put(layout::subtree_key(num, level, index), h.to_vec());
+        }
+    });
     st.scavenged_before = st.length;
 }
 
