@@ -124,7 +124,7 @@ pub(crate) enum Request {
         reply: Reply<crate::reindex::ReindexReport>,
     },
     /// Other writers' streams as their stored blocks, already checked
-    /// against this store (see `storage.rs`), with the order their events
+    /// against this store (see `storage/apply.rs`), with the order their events
     /// take in `$all` here, if given (see [`Writer::replicate`]).
     Replicate {
         prepared: Vec<Prepared>,

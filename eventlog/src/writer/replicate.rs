@@ -1,5 +1,5 @@
 //! The writer's side of replication: other writers' streams, checked
-//! against this store (see `storage.rs`), applied in one commit with
+//! against this store (see `storage/apply.rs`), applied in one commit with
 //! positions here, their bundles, trees and stored heads as the writers'
 //! storage has them.
 
