@@ -99,6 +99,7 @@ mod error;
 mod event;
 mod event_id;
 mod event_store;
+mod flusher;
 mod hex;
 mod id;
 mod layout;

@@ -4,13 +4,14 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hydra_bucket::{Bucket, BucketName, CreateOptions, Store};
 use hydra_volume::{
     Direction, Durability, Identity, KeyRange, OpenOptions, PageLimit, Volume, WriteBatch, open_dir,
 };
 
+use crate::flusher::Flusher;
 use crate::layout::{self, META, Meta};
 use crate::records::{Buckets, SharedBuckets};
 use crate::writer::{Msg, Reply, Request, StreamWrite, Writer};
@@ -227,12 +228,8 @@ impl EventLog {
 
         let (flush_tx, flusher) = match options.durability {
             DurabilityMode::Async { interval, bytes } => {
-                let (tx, rx) = mpsc::channel::<u64>();
                 let vol = volume.clone();
-                let handle = std::thread::Builder::new()
-                    .name("hydra-flusher".into())
-                    .spawn(move || flush_loop(&*vol, &rx, interval, bytes))
-                    .expect("spawn the flusher thread");
+                let (tx, handle) = Flusher::start(interval, bytes, move || vol.flush());
                 (Some(tx), Some(handle))
             }
             _ => (None, None),
@@ -604,34 +601,5 @@ impl Drop for Inner {
             let _ = h.join();
         }
         let _ = self.volume.flush();
-    }
-}
-
-/// `async` mode: fsync when `bytes` have been committed since the last
-/// flush, or `interval` after the first unflushed commit.
-fn flush_loop(volume: &dyn Volume, rx: &mpsc::Receiver<u64>, interval: Duration, bytes: u64) {
-    let mut pending = 0u64;
-    let mut since: Option<Instant> = None;
-    loop {
-        let wait = since.map_or(Duration::from_secs(3600), |s| {
-            interval.saturating_sub(s.elapsed())
-        });
-        match rx.recv_timeout(wait) {
-            Ok(n) => {
-                pending += n;
-                since.get_or_insert_with(Instant::now);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        }
-        let due = since.is_some_and(|s| s.elapsed() >= interval) || pending >= bytes;
-        if due && pending > 0 {
-            // A failed flush is retried at the next tick; the data stays
-            // committed (and visible) meanwhile.
-            if volume.flush().is_ok() {
-                pending = 0;
-                since = None;
-            }
-        }
     }
 }

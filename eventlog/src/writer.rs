@@ -220,7 +220,7 @@ pub(crate) struct Writer {
     pub compaction: compact::Compaction,
     pub notify: Arc<Notify>,
     /// Told the bytes of each commit, in `async` mode.
-    pub flusher: Option<std::sync::mpsc::Sender<u64>>,
+    pub flusher: Option<crate::flusher::Flusher>,
     /// Volume commits so far (each one fsync in `sync` mode).
     pub commits: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -476,7 +476,7 @@ impl Writer {
             if r.is_ok()
                 && let Some(f) = &self.flusher
             {
-                let _ = f.send(bytes);
+                f.committed(bytes);
             }
             r.map_err(Error::from)
         };
