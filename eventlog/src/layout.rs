@@ -3,7 +3,7 @@
 //!
 //! | key | value | written |
 //! | --- | --- | --- |
-//! | `ev-1/` pos(8) | [`LogEntry`]: an edge event (stream, version, bucket, leaf hash, the record sealed by the bucket) or, once its bundle is sealed and compaction has passed, a pointer (stream, version) | once per event, rewritten in `$all` order by compaction |
+//! | `ev-1/` pos(8) | [`LogEntry`]: an edge event (stream, version, bucket, leaf hash, the record sealed by the bucket) or, once its bundle is sealed and compaction has passed, a pointer (stream, version); on a replica, one pointer for a run of consecutive positions of a sealed bundle (stream, first version, count), the positions after its first without an entry | once per event, rewritten in `$all` order by compaction; once per run on a replica |
 //! | `sv-0/` num(8) version(8) | pos(8), for events on the edge | once per event, deleted at sealing |
 //! | `bnd-0/` num(8) index(8) | a sealed bundle: bucket, block ref, positions (see `bundle.rs`) | once per 256 events of a stream |
 //! | `sq-0/` num(8) index(8) | (empty): a complete bundle waiting to be sealed | when a commit defers its sealing |
@@ -216,10 +216,17 @@ pub enum LogEntry {
     },
     /// In the stream's sealed bundle `version / 256`.
     Bundled { num: u64, version: u64 },
+    /// `count` events of the stream's sealed bundle `version / 256` from
+    /// `version` on, at this position and the `count - 1` after it, which
+    /// have no entry of their own: what a replica writes for the events
+    /// of the bundles it takes in, one entry a run instead of one an
+    /// event (see `records::log_page`, which readers see them through).
+    Run { num: u64, version: u64, count: u64 },
 }
 
 const EDGE: u8 = 0;
 const BUNDLED: u8 = 1;
+const RUN: u8 = 2;
 const EDGE_HEAD: usize = 1 + 8 + 8 + 4 + 32;
 
 impl LogEntry {
@@ -238,6 +245,36 @@ impl LogEntry {
     /// (a few bytes: there is one per sealed event).
     pub fn bundled(num: u64, version: u64) -> Vec<u8> {
         postcard::to_allocvec(&(BUNDLED, num, version)).expect("pointers encode")
+    }
+
+    /// A run of `count` events from `version` (a pointer when `count` is
+    /// 1): the tag, then stream number, version and count as varints.
+    pub fn run(num: u64, version: u64, count: u64) -> Vec<u8> {
+        match count {
+            1 => LogEntry::bundled(num, version),
+            _ => postcard::to_allocvec(&(RUN, num, version, count)).expect("runs encode"),
+        }
+    }
+
+    /// The stream number, first version and count of a run entry; `None`
+    /// for any other entry.
+    pub fn run_of(bytes: &[u8]) -> Result<Option<(u64, u64, u64)>, Error> {
+        if bytes.first() != Some(&RUN) {
+            return Ok(None);
+        }
+        let ((_, num, version, count), rest): ((u8, u64, u64, u64), _) =
+            postcard::take_from_bytes(bytes).map_err(|e| LogEntry::corrupt(format!("run: {e}")))?;
+        let last = version.checked_add(count.saturating_sub(1));
+        if !rest.is_empty()
+            || count < 2
+            || last.is_none_or(|l| l / crate::BUNDLE != version / crate::BUNDLE)
+        {
+            return Err(LogEntry::corrupt(format!(
+                "a run of {count} from version {version} with {} bytes after it",
+                rest.len()
+            )));
+        }
+        Ok(Some((num, version, count)))
     }
 
     fn corrupt(reason: String) -> Error {
@@ -272,6 +309,11 @@ impl LogEntry {
                 }
                 Ok((num, version, None))
             }
+            // A run: its first event.
+            Some(&RUN) => {
+                let (num, version, _) = LogEntry::run_of(bytes)?.expect("tagged a run");
+                Ok((num, version, None))
+            }
             _ => Err(LogEntry::corrupt(format!(
                 "{} bytes starting {:?}",
                 bytes.len(),
@@ -292,7 +334,14 @@ impl LogEntry {
                     sealed: bytes,
                 }
             }
-            (num, version, None) => LogEntry::Bundled { num, version },
+            (num, version, None) => match LogEntry::run_of(&bytes)? {
+                Some((num, version, count)) => LogEntry::Run {
+                    num,
+                    version,
+                    count,
+                },
+                None => LogEntry::Bundled { num, version },
+            },
         })
     }
 }

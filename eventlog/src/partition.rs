@@ -180,7 +180,8 @@ pub(crate) fn backfill(volume: &dyn Volume) -> Result<u64, Error> {
     // The run being gathered: stream number, first position, count.
     let mut open: Option<(u64, u64, u64)> = None;
     loop {
-        let page = volume.scan_page(&range, Direction::Forward, PageLimit::default())?;
+        let page =
+            crate::records::log_page(volume, &range, Direction::Forward, PageLimit::default())?;
         let Some((last, _)) = page.last() else {
             break;
         };

@@ -205,10 +205,7 @@ impl EventLog {
 
     /// The event at a global position.
     pub fn event_at(&self, position: u64) -> Result<RecordedEvent, Error> {
-        let value = self
-            .inner
-            .volume
-            .get(&layout::log_key(position))?
+        let value = records::log_entry(&*self.inner.volume, position)?
             .ok_or(Error::NoSuchPosition(position))?;
         let mut open = None;
         self.entry_event(position, value, &mut open)?
@@ -497,7 +494,8 @@ pub struct AllEvents {
 
 impl AllEvents {
     fn fill(&mut self) -> Result<(), Error> {
-        let page = self.log.inner.volume.scan_page(
+        let page = records::log_page(
+            &*self.log.inner.volume,
             &self.range,
             self.direction,
             PageLimit {

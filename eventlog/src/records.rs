@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use hydra_bucket::{Bucket, BucketError, BucketName, Store};
+use hydra_volume::{Direction, KeyRange, PageLimit, Volume};
 
 use crate::layout::{EventRecord, LogEntry, OpenEdge};
 use crate::merkle::leaf_hash;
@@ -208,7 +209,7 @@ pub(crate) fn entry_record(
             let plain = open_edge(buckets, (num, version), bucket, &leaf, sealed, name)?;
             Ok(Some(((num, version), Found::Edge(plain))))
         }
-        LogEntry::Bundled { num, version } => {
+        LogEntry::Bundled { num, version } | LogEntry::Run { num, version, .. } => {
             let Some(b) = bundle(num, version / crate::BUNDLE)? else {
                 return Ok(None);
             };
@@ -321,4 +322,111 @@ pub(crate) fn edge_entries(
         }
     }
     Ok(out)
+}
+
+/// A key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// A run entry's run: stream number, first version, count.
+type Run = (u64, u64, u64);
+
+/// A page of `$all` entries in `range`, as readers see them: one per
+/// position. A run entry ([`LogEntry::Run`]) stands for the pointers of
+/// its positions, and is given as them; a page that begins (in its
+/// direction) inside a run, whose entry lies before it, begins with the
+/// rest of the run. Otherwise as [`Volume::scan_page`].
+pub(crate) fn log_page(
+    volume: &dyn Volume,
+    range: &KeyRange,
+    direction: Direction,
+    limit: PageLimit,
+) -> Result<Vec<Entry>, Error> {
+    use std::ops::Bound;
+    let forward = direction == Direction::Forward;
+    let position = |b: &Bound<Vec<u8>>, step: fn(u64) -> Option<u64>| match b {
+        Bound::Included(k) => crate::layout::pos_of_log_key(k),
+        Bound::Excluded(k) => crate::layout::pos_of_log_key(k).and_then(step),
+        Bound::Unbounded => None,
+    };
+    let within = |p: u64| range.contains(&crate::layout::log_key(p));
+    let mut out = Vec::new();
+    let expand = |out: &mut Vec<_>, (num, version, count): Run, at: u64, from: u64| {
+        let positions: Box<dyn Iterator<Item = u64>> = match forward {
+            true => Box::new(from..at + count),
+            false => Box::new((at..=from).rev()),
+        };
+        for p in positions.filter(|p| within(*p)) {
+            out.push((
+                crate::layout::log_key(p),
+                LogEntry::bundled(num, version + (p - at)),
+            ));
+        }
+    };
+    let mut rest = range.clone();
+    let first = match forward {
+        true => position(&range.start, |p| p.checked_add(1)),
+        false => position(&range.end, |p| p.checked_sub(1)),
+    };
+    if let Some(p) = first
+        && let Some((at, run)) = covering(volume, p)?
+    {
+        expand(&mut out, run, at, p);
+        let past = match forward {
+            true => at + run.2 - 1,
+            false => at,
+        };
+        match forward {
+            true => rest.start = Bound::Excluded(crate::layout::log_key(past)),
+            false => rest.end = Bound::Excluded(crate::layout::log_key(past)),
+        }
+    }
+    for (k, v) in volume.scan_page(&rest, direction, limit)? {
+        match (LogEntry::run_of(&v)?, crate::layout::pos_of_log_key(&k)) {
+            (Some(run), Some(at)) => {
+                let from = match forward {
+                    true => at,
+                    false => at + run.2 - 1,
+                };
+                expand(&mut out, run, at, from);
+            }
+            _ => out.push((k, v)),
+        }
+    }
+    Ok(out)
+}
+
+/// The `$all` entry at `position` as readers see it (see [`log_page`]):
+/// its own, or a pointer of the run it lies in.
+pub(crate) fn log_entry(volume: &dyn Volume, position: u64) -> Result<Option<Vec<u8>>, Error> {
+    if let Some(v) = volume.get(&crate::layout::log_key(position))? {
+        return Ok(Some(match LogEntry::run_of(&v)? {
+            Some((num, version, _)) => LogEntry::bundled(num, version),
+            None => v,
+        }));
+    }
+    Ok(covering(volume, position)?
+        .map(|(at, (num, version, _))| LogEntry::bundled(num, version + (position - at))))
+}
+
+/// The run entry before `position` whose run holds it: its position and
+/// run.
+fn covering(volume: &dyn Volume, position: u64) -> Result<Option<(u64, Run)>, Error> {
+    let Some(before) = position.checked_sub(1) else {
+        return Ok(None);
+    };
+    let range = KeyRange {
+        start: std::ops::Bound::Included(crate::layout::LOG.to_vec()),
+        end: std::ops::Bound::Included(crate::layout::log_key(before)),
+    };
+    let limit = PageLimit {
+        entries: 1,
+        bytes: usize::MAX,
+    };
+    let Some((k, v)) = volume.scan_page(&range, Direction::Backward, limit)?.pop() else {
+        return Ok(None);
+    };
+    let (Some(at), Some(run)) = (crate::layout::pos_of_log_key(&k), LogEntry::run_of(&v)?) else {
+        return Ok(None);
+    };
+    Ok((at + run.2 > position).then_some((at, run)))
 }

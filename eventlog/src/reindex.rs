@@ -123,44 +123,17 @@ fn pass(w: &Writer, write: bool) -> Result<Rebuilt, Error> {
     // bundles are sealed (a later one may be, while an earlier one waits
     // in the sealing queue). Versions with no entry were scavenged.
     let mut bundles = Bundles::default();
-    for e in w
-        .volume
-        .scan(KeyRange::prefix(layout::LOG), Direction::Forward)
-    {
-        let (k, v) = e?;
-        let pos = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
-            what: "log key".into(),
-            reason: format!("{} bytes", k.len()),
-        })?;
-        let (num, version, edge) = layout::LogEntry::peek(&v)?;
-        let (index, i) = (version / BUNDLE, (version % BUNDLE) as usize);
-        if let Some((b, bucket)) = bundles.get(w, num, index)? {
-            if b.positions[i] != pos {
-                return Err(Error::Corrupt {
-                    what: format!("stream #{num} version {version}"),
-                    reason: format!(
-                        "position {pos} holds it, its bundle says {}",
-                        b.positions[i]
-                    ),
-                });
-            }
-            rebuilt.add(w, (num, version), bucket, pos, b.record(i), false)?;
-            continue;
+    let mut range = KeyRange::prefix(layout::LOG);
+    loop {
+        let page =
+            crate::records::log_page(&*w.volume, &range, Direction::Forward, Default::default())?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        range.start = std::ops::Bound::Excluded(last.clone());
+        for (k, v) in page {
+            entry(w, &mut rebuilt, &mut bundles, k, v)?;
         }
-        let Some((bucket, _)) = edge else {
-            return Err(Error::Corrupt {
-                what: format!("stream #{num} version {version}"),
-                reason: format!("position {pos} points into bundle {index}, which is not stored"),
-            });
-        };
-        let layout::LogEntry::Edge { leaf, sealed, .. } = layout::LogEntry::decode(v)? else {
-            unreachable!("peeked as an edge record");
-        };
-        let plain =
-            crate::records::open_edge(&w.buckets, (num, version), bucket, &leaf, sealed, |n| {
-                layout::stream_name(&*w.volume, n)
-            })?;
-        rebuilt.add(w, (num, version), bucket, pos, &plain, true)?;
     }
     for (stream, st) in rebuilt.states.values_mut() {
         // A stream whose tail was scavenged entirely.
@@ -170,6 +143,48 @@ fn pass(w: &Writer, write: bool) -> Result<Rebuilt, Error> {
         }
     }
     Ok(rebuilt)
+}
+
+/// Takes one `$all` entry (as readers see it) into what `pass` rebuilds.
+fn entry(
+    w: &Writer,
+    rebuilt: &mut Rebuilt,
+    bundles: &mut Bundles,
+    k: Vec<u8>,
+    v: Vec<u8>,
+) -> Result<(), Error> {
+    let pos = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
+        what: "log key".into(),
+        reason: format!("{} bytes", k.len()),
+    })?;
+    let (num, version, edge) = layout::LogEntry::peek(&v)?;
+    let (index, i) = (version / BUNDLE, (version % BUNDLE) as usize);
+    if let Some((b, bucket)) = bundles.get(w, num, index)? {
+        if b.positions[i] != pos {
+            return Err(Error::Corrupt {
+                what: format!("stream #{num} version {version}"),
+                reason: format!(
+                    "position {pos} holds it, its bundle says {}",
+                    b.positions[i]
+                ),
+            });
+        }
+        return rebuilt.add(w, (num, version), bucket, pos, b.record(i), false);
+    }
+    let Some((bucket, _)) = edge else {
+        return Err(Error::Corrupt {
+            what: format!("stream #{num} version {version}"),
+            reason: format!("position {pos} points into bundle {index}, which is not stored"),
+        });
+    };
+    let layout::LogEntry::Edge { leaf, sealed, .. } = layout::LogEntry::decode(v)? else {
+        unreachable!("peeked as an edge record");
+    };
+    let plain =
+        crate::records::open_edge(&w.buckets, (num, version), bucket, &leaf, sealed, |n| {
+            layout::stream_name(&*w.volume, n)
+        })?;
+    rebuilt.add(w, (num, version), bucket, pos, &plain, true)
 }
 
 /// Bundles a rebuild has looked up (`None`: not sealed), dropped past

@@ -123,6 +123,30 @@ impl EventLog {
         Ok(upto)
     }
 
+    /// Where versions `[from, upto)` of a bundle whose later versions
+    /// stay are removed (their entries deleted in `batch`), and a run
+    /// entry among them holds kept versions too, puts the run's kept part
+    /// at the first kept version's position (see `LogEntry::Run`).
+    fn rehead_run(
+        &self,
+        batch: &mut WriteBatch,
+        positions: &[u64],
+        (from, upto): (u64, u64),
+    ) -> Result<(), Error> {
+        let at = |version: u64| positions[(version % BUNDLE) as usize];
+        let keys: Vec<Vec<u8>> = (from..upto).map(|v| layout::log_key(at(v))).collect();
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        for value in self.inner.volume.get_many(&keys)?.into_iter().flatten() {
+            if let Some((num, version, count)) = layout::LogEntry::run_of(&value)?
+                && version + count > upto
+            {
+                let kept = layout::LogEntry::run(num, upto, version + count - upto);
+                batch.put(layout::log_key(at(upto)), kept);
+            }
+        }
+        Ok(())
+    }
+
     /// Removes versions `[from, upto)`, keeping their leaf hashes.
     fn remove_versions(&self, st: &StreamState, from: u64, upto: u64) -> Result<(u64, u64), Error> {
         let volume = &self.inner.volume;
@@ -177,6 +201,9 @@ impl EventLog {
                 batch.delete(layout::log_key(b.positions[i]));
                 bytes += b.record(i).len() as u64;
                 events += 1;
+            }
+            if upto < first + BUNDLE {
+                self.rehead_run(&mut batch, &b.positions, (from.max(first), upto))?;
             }
             let mut bundles = Vec::new();
             if first + BUNDLE <= upto && crate::bundle::remove(self, &mut batch, st.num, index)? {

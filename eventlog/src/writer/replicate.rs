@@ -132,6 +132,17 @@ impl Writer {
         let num = o.st.num;
         let st = &mut o.st;
         let first_position = tx.meta.next_position;
+        // The run of consecutive positions in one new bundle being
+        // gathered: one `$all` entry for all of it (see `LogEntry::Run`).
+        let mut run: Option<(u64, u64, u64)> = None;
+        let end_run = |tx: &mut Tx<'_>, run: &mut Option<(u64, u64, u64)>| {
+            if let Some((position, version, count)) = run.take() {
+                tx.ops.put(
+                    layout::log_key(position),
+                    layout::LogEntry::run(num, version, count),
+                );
+            }
+        };
         for e in events {
             let version = st.length;
             let position = tx.meta.next_position;
@@ -156,6 +167,7 @@ impl Writer {
             st.last_position = Some(position);
             match &e.sealed {
                 Some(sealed) => {
+                    end_run(tx, &mut run);
                     tx.ops.put(
                         layout::log_key(position),
                         layout::LogEntry::edge(num, version, p.bucket, &e.leaf, sealed),
@@ -166,14 +178,22 @@ impl Writer {
                     );
                 }
                 None => {
-                    tx.ops.put(
-                        layout::log_key(position),
-                        layout::LogEntry::bundled(num, version),
-                    );
+                    match &mut run {
+                        Some((at, first, count))
+                            if *at + *count == position && *first / BUNDLE == version / BUNDLE =>
+                        {
+                            *count += 1;
+                        }
+                        _ => {
+                            end_run(tx, &mut run);
+                            run = Some((position, version, 1));
+                        }
+                    }
                     o.bundled.insert(version, position);
                 }
             }
         }
+        end_run(tx, &mut run);
         if !events.is_empty() {
             self.sequence(tx, num, stream, first_position, events.len() as u64)?;
         }
