@@ -52,7 +52,16 @@ pub(crate) fn load_meta(volume: &dyn Volume) -> Result<Meta, Error> {
             },
         )?;
         Ok(match page.first() {
-            Some((k, _)) => layout::u64_of(&k[prefix.len()..], "log key")? + 1,
+            Some((k, v)) => {
+                let first = layout::u64_of(&k[prefix.len()..], "log key")?;
+                // A run entry (see `LogEntry::Run`) holds positions after
+                // its own.
+                let run = match prefix == layout::LOG {
+                    true => layout::LogEntry::run_of(v)?.map_or(1, |(_, _, count)| count),
+                    false => 1,
+                };
+                first + run
+            }
             None => 0,
         })
     };
