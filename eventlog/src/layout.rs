@@ -7,7 +7,7 @@
 //! | `sv-0/` num(8) version(8) | pos(8), for events on the edge | once per event, deleted at sealing |
 //! | `bnd-0/` num(8) index(8) | a sealed bundle: bucket, block ref, positions (see `bundle.rs`) | once per 256 events of a stream |
 //! | `sq-0/` num(8) index(8) | (empty): a complete bundle waiting to be sealed | when a commit defers its sealing |
-//! | `eid-0/` uuid(16) | num(8) version(8) pos(8) | once per client-chosen id |
+//! | `eid-0/` uuid(16) | num(8) version(8) pos(8), and on a replica count(8) for an [`IdRun`] | once per client-chosen id; on a replica, once per run of a writer's append |
 //! | `st-1/` stream id | [`StreamState`] | once per stream per commit |
 //! | `sn-0/` num(8) | stream id | once per stream |
 //! | `smt-0/` num(8) level(1) index(8) | subtree hash | once per 128 events on average |
@@ -667,6 +667,64 @@ pub struct EventLocation {
     pub num: u64,
     pub version: u64,
     pub position: u64,
+}
+
+/// An `eid-0/` entry of a replica for the ids its writer generated in one
+/// append: `count` events of one stream at consecutive versions and
+/// positions here, whose ids the writer generated at consecutive
+/// positions there in the same millisecond, so that they are consecutive
+/// in id order too (see `event_id.rs`). It is kept under the *last* id of
+/// the run, with that event's location: a retention removes a stream's
+/// first versions, so the entry goes with the run's last event, when the
+/// whole run goes. A run only names where an id would be: a reader checks
+/// that the event there carries it (see `records::locate_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRun {
+    pub last: EventLocation,
+    pub count: u64,
+}
+
+impl IdRun {
+    pub fn encode(&self) -> Vec<u8> {
+        if self.count == 1 {
+            return self.last.encode();
+        }
+        [self.last.encode(), self.count.to_be_bytes().to_vec()].concat()
+    }
+
+    /// An `eid-0/` value: a location of its own is a run of one.
+    pub fn decode(bytes: &[u8]) -> Result<IdRun, Error> {
+        let (location, count) = match bytes.len() {
+            24 => (bytes, 1),
+            32 => (
+                &bytes[..24],
+                u64::from_be_bytes(bytes[24..].try_into().expect("8 bytes")),
+            ),
+            n => {
+                return Err(Error::Corrupt {
+                    what: "event id entry".into(),
+                    reason: format!("{n} bytes, expected 24 or 32"),
+                });
+            }
+        };
+        let last = EventLocation::decode(location)?;
+        if count == 0 || count > last.version + 1 || count > last.position + 1 {
+            return Err(Error::Corrupt {
+                what: "event id entry".into(),
+                reason: format!("a run of {count} ending at version {}", last.version),
+            });
+        }
+        Ok(IdRun { last, count })
+    }
+
+    /// Where the event `back` places before the run's last is.
+    pub fn before_last(&self, back: u64) -> Option<EventLocation> {
+        (back < self.count).then(|| EventLocation {
+            num: self.last.num,
+            version: self.last.version - back,
+            position: self.last.position - back,
+        })
+    }
 }
 
 impl EventLocation {

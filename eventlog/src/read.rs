@@ -12,7 +12,7 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use crate::bundle::{BUNDLE, Sealed};
-use crate::layout::{self, Deletion, EventLocation, OpenEdge, StreamState};
+use crate::layout::{self, Deletion, OpenEdge, StreamState};
 use crate::records::{self, Found};
 use crate::writer::now_ms;
 use crate::{AllFilter, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
@@ -190,13 +190,22 @@ impl EventLog {
         {
             return Ok(e);
         }
-        let loc = self
-            .inner
-            .volume
-            .get(&layout::event_id_key(&id))?
-            .map(|b| EventLocation::decode(&b))
-            .transpose()?
-            .ok_or(Error::EventNotFound(id))?;
+        // Checked while found through a replica's id run (see `IdRun`).
+        let mut checked = None;
+        let loc = crate::event_id::locate(&*self.inner.volume, &id, |at| {
+            match self.event_at(at.position) {
+                Ok(e) if e.id == id => {
+                    checked = Some(e);
+                    Ok(true)
+                }
+                Ok(_) | Err(Error::NoSuchPosition(_)) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })?
+        .ok_or(Error::EventNotFound(id))?;
+        if let Some(e) = checked {
+            return Ok(e);
+        }
         match self.event_at(loc.position) {
             Err(Error::NoSuchPosition(_)) => Err(Error::EventNotFound(id)),
             r => r,

@@ -601,34 +601,45 @@ impl Writer {
             return Ok(Some(*l));
         }
         if let Some(position) = crate::event_id::position_of(id)
-            && let Some(value) = self.volume.get(&layout::log_key(position))?
+            && let Some((num, version)) = self.carrier(position, id)?
         {
-            let found = records::entry_record(
-                &self.buckets,
+            return Ok(Some(EventLocation {
+                num,
+                version,
                 position,
-                value,
-                |num, index| {
-                    let b = bundle::load(&*self.volume, &self.buckets, (num, index), |n| {
-                        layout::stream_name(&*self.volume, n)
-                    })?;
-                    Ok(b.map(|(b, _)| std::sync::Arc::new(b)))
-                },
-                |n| layout::stream_name(&*self.volume, n),
-            )?;
-            if let Some(((num, version), record)) = found
-                && layout::EventRecord::decode(record.bytes())?.id == *id.as_bytes()
+            }));
+        }
+        crate::event_id::locate(&*self.volume, id, |at| {
+            Ok(self.carrier(at.position, id)? == Some((at.num, at.version)))
+        })
+    }
+
+    /// The stream number and version of the event at `position`, if it
+    /// carries `id`.
+    fn carrier(&self, position: u64, id: &Uuid) -> Result<Option<(u64, u64)>, Error> {
+        let Some(value) = records::log_entry(&*self.volume, position)? else {
+            return Ok(None);
+        };
+        let found = records::entry_record(
+            &self.buckets,
+            position,
+            value,
+            |num, index| {
+                let b = bundle::load(&*self.volume, &self.buckets, (num, index), |n| {
+                    layout::stream_name(&*self.volume, n)
+                })?;
+                Ok(b.map(|(b, _)| std::sync::Arc::new(b)))
+            },
+            |n| layout::stream_name(&*self.volume, n),
+        )?;
+        Ok(match found {
+            Some((at, record))
+                if layout::EventRecord::decode(record.bytes())?.id == *id.as_bytes() =>
             {
-                return Ok(Some(EventLocation {
-                    num,
-                    version,
-                    position,
-                }));
+                Some(at)
             }
-        }
-        match self.volume.get(&layout::event_id_key(id))? {
-            Some(b) => EventLocation::decode(&b).map(Some),
-            None => Ok(None),
-        }
+            _ => None,
+        })
     }
 
     /// The partition key of stream number `num`, named `stream`.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Tx, Writer};
 use crate::bundle::{self, BUNDLE};
-use crate::layout::{self, Deletion, EventLocation, STORED_SUBTREE_LEVEL, StreamState};
+use crate::layout::{self, Deletion, EventLocation, IdRun, STORED_SUBTREE_LEVEL, StreamState};
 use crate::merkle::push_leaf;
 use crate::storage::{Prepared, Start};
 use crate::tree;
@@ -143,19 +143,44 @@ impl Writer {
                 );
             }
         };
+        // The ids of one writer's append being gathered: one `eid-0/`
+        // entry for all of them (see `IdRun`).
+        let mut ids: Option<(Uuid, IdRun)> = None;
+        let end_ids = |tx: &mut Tx<'_>, ids: &mut Option<(Uuid, IdRun)>| {
+            if let Some((last, run)) = ids.take() {
+                tx.ops.put(layout::event_id_key(&last), run.encode());
+            }
+        };
         for e in events {
             let version = st.length;
             let position = tx.meta.next_position;
             tx.meta.next_position += 1;
             let id = Uuid::from_bytes(e.id);
-            if crate::event_id::position_of(&id) != Some(position) {
+            if crate::event_id::position_of(&id) == Some(position) {
+                end_ids(tx, &mut ids);
+            } else {
                 let loc = EventLocation {
                     num,
                     version,
                     position,
                 };
-                tx.ops.put(layout::event_id_key(&id), loc.encode());
                 tx.eids.insert(id, loc);
+                match &mut ids {
+                    Some((last, run)) if crate::event_id::follows(last, &id) => {
+                        (*last, run.last) = (id, loc);
+                        run.count += 1;
+                    }
+                    _ => {
+                        end_ids(tx, &mut ids);
+                        ids = Some((
+                            id,
+                            IdRun {
+                                last: loc,
+                                count: 1,
+                            },
+                        ));
+                    }
+                }
             }
             push_leaf(&mut st.peaks, version, e.leaf, |level, index, h| {
                 if level >= STORED_SUBTREE_LEVEL {
@@ -194,6 +219,7 @@ impl Writer {
             }
         }
         end_run(tx, &mut run);
+        end_ids(tx, &mut ids);
         if !events.is_empty() {
             self.sequence(tx, num, stream, first_position, events.len() as u64)?;
         }

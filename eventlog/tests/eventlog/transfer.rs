@@ -1134,7 +1134,9 @@ fn a_replicas_all_reads_alike_from_every_position() {
     }
     export(&a, &["s", "t"], &file);
     assert_eq!(b.import(&file, &[writer]).unwrap().events, 1500);
-    assert_eq!(all_alike(&b).len(), 1500);
+    let first = all_alike(&b);
+    assert_eq!(first.len(), 1500);
+    found_by_id(&b, &first, &[]);
     same_sorted(&b, &a);
 
     // The writer scavenges `t` into a bundle (256..299 of bundle 1 go, the
@@ -1145,13 +1147,49 @@ fn a_replicas_all_reads_alike_from_every_position() {
     assert_eq!(b.import(&file, &[writer]).unwrap().events, 100);
     let before = all_alike(&b);
     assert_eq!(before.len(), 100 + 500 + 100);
+    let gone: Vec<_> = first.iter().filter(|e| !before.contains(e)).collect();
+    assert_eq!(gone.len(), 600 + 300);
+    found_by_id(&b, &before, &gone);
     same_sorted(&b, &a);
     proves(&b, &writer, &[("s", 600), ("t", 300)]);
 
     // Rebuilt from what is stored, the same.
     b.reindex().unwrap();
     assert_eq!(all_alike(&b), before);
+    found_by_id(&b, &before, &gone);
     same_sorted(&b, &a);
+}
+
+/// Every event of `shown` found by its id where it is (on a replica, the
+/// ids its writer generated are indexed by runs of an append), the ids
+/// of `gone` not found, and each id of `shown` refused to another stream
+/// as a duplicate of its own.
+fn found_by_id(log: &EventLog, shown: &[(u64, uuid::Uuid)], gone: &[&(u64, uuid::Uuid)]) {
+    for (position, id) in shown {
+        let e = log.get_event(*id).unwrap();
+        assert_eq!((e.position, e.id), (*position, *id));
+    }
+    for (_, id) in gone {
+        assert!(
+            matches!(log.get_event(*id), Err(Error::EventNotFound(_))),
+            "{id} is gone"
+        );
+    }
+    for (position, id) in shown.iter().step_by(97) {
+        let e = log.get_event(*id).unwrap();
+        let again = NewEvent {
+            id: Some(*id),
+            ..ev("Again", "{}")
+        };
+        let err = log
+            .append(&sid("elsewhere"), ExpectedVersion::Any, vec![again])
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::DuplicateEventId { stream, version, .. }
+                if *stream == e.stream && *version == e.version),
+            "{id} at {position}: {err}"
+        );
+    }
 }
 
 #[test]
