@@ -34,5 +34,5 @@ mod walk;
 
 pub use car::{CarError, CarReader, CarWriter, MAX_CAR_BLOCK};
 pub use node::{DecodeError, Kind, NODE_FORMAT, Node, links, links_of};
-pub use reference::{Codec, HASH_LEN, Ref, RefParseError};
+pub use reference::{Codec, HASH_LEN, Ref, RefParseError, Verified};
 pub use walk::{Visit, WalkError, Walker};

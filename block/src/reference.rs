@@ -123,10 +123,47 @@ impl Ref {
         blake3::hash(stored) == blake3::Hash::from_bytes(self.hash)
     }
 
+    /// `stored` as the bytes of this ref, if they hash to it; otherwise
+    /// the ref they do hash to.
+    pub fn verify(self, stored: Vec<u8>) -> Result<Verified, Ref> {
+        let hash = blake3::hash(&stored);
+        if hash == blake3::Hash::from_bytes(self.hash) {
+            Ok(Verified { r: self, stored })
+        } else {
+            Err(Ref {
+                codec: self.codec,
+                hash: *hash.as_bytes(),
+            })
+        }
+    }
+
     pub(crate) fn to_cid(self) -> Cid {
         let mh = Multihash::<64>::wrap(BLAKE3_CODE, &self.hash)
             .expect("a 32-byte digest fits a 64-byte multihash");
         Cid::new_v1(self.codec.code(), mh)
+    }
+}
+
+/// Stored bytes checked against their ref ([`Ref::verify`]): what a
+/// store keeps under the ref without hashing them again, so that a block
+/// fetched from a peer is hashed once, where it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    r: Ref,
+    stored: Vec<u8>,
+}
+
+impl Verified {
+    pub fn reference(&self) -> Ref {
+        self.r
+    }
+
+    pub fn stored(&self) -> &[u8] {
+        &self.stored
+    }
+
+    pub fn into_parts(self) -> (Ref, Vec<u8>) {
+        (self.r, self.stored)
     }
 }
 
@@ -362,6 +399,12 @@ mod tests {
         let r = Ref::raw(b"hello world");
         assert!(r.matches(b"hello world"));
         assert!(!r.matches(b"hello worle"));
+        let v = r.verify(b"hello world".to_vec()).unwrap();
+        assert_eq!(v.into_parts(), (r, b"hello world".to_vec()));
+        assert_eq!(
+            r.verify(b"hello worle".to_vec()),
+            Err(Ref::raw(b"hello worle"))
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use hydra_block::{Codec, Node, Ref};
+use hydra_block::{Codec, Node, Ref, Verified};
 use hydra_volume::{Direction, KeyRange, Volume, WriteBatch};
 use serde::Serialize;
 
@@ -251,15 +251,18 @@ impl Bucket {
         let Some(stored) = self.volume.get(&layout::block_key(self.num(), r))? else {
             return Ok(None);
         };
-        if !r.matches(&stored) {
-            return Err(BucketError::Corrupt {
-                bucket: self.name().clone(),
-                reference: *r,
-                backend: self.volume.backend(),
-                actual: Ref::of(r.codec(), &stored),
-            });
-        }
-        Ok(Some(stored))
+        Ok(Some(self.verified(*r, stored)?.into_parts().1))
+    }
+
+    /// `stored` as the bytes of `r`, or the error naming the ref they
+    /// hash to.
+    pub(crate) fn verified(&self, r: Ref, stored: Vec<u8>) -> Result<Verified, BucketError> {
+        r.verify(stored).map_err(|actual| BucketError::Corrupt {
+            bucket: self.name().clone(),
+            reference: r,
+            backend: self.volume.backend(),
+            actual,
+        })
     }
 
     /// Stores bytes received already transformed (from a peer or an
@@ -451,14 +454,14 @@ impl BlockWriter<'_> {
     /// Queues bytes received already transformed (from a peer or an
     /// import), after checking that they hash to `r`. Needs no key.
     pub fn put_stored(&mut self, r: Ref, stored: Vec<u8>) -> Result<(), BucketError> {
-        if !r.matches(&stored) {
-            return Err(BucketError::Corrupt {
-                bucket: self.bucket.name().clone(),
-                reference: r,
-                backend: self.bucket.volume.backend(),
-                actual: Ref::of(r.codec(), &stored),
-            });
-        }
+        let block = self.bucket.verified(r, stored)?;
+        self.put_verified(block)
+    }
+
+    /// Queues bytes checked against their ref where they arrived (a
+    /// block fetched from a peer). Needs no key.
+    pub fn put_verified(&mut self, block: Verified) -> Result<(), BucketError> {
+        let (r, stored) = block.into_parts();
         self.add_stored(r, stored)
     }
 

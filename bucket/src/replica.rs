@@ -18,7 +18,7 @@
 //! and serves it to third peers, who check the writer's signature exactly
 //! as if the writer had answered.
 
-use hydra_block::{Codec, Ref, Visit, Walker};
+use hydra_block::{Codec, Ref, Verified, Visit, Walker};
 use hydra_volume::Identity;
 use serde::{Deserialize, Serialize};
 
@@ -327,16 +327,13 @@ impl Receiver<'_> {
     /// Stores a block received for `r`; fails (storing nothing) unless
     /// the bytes hash to `r`.
     pub fn block(&mut self, r: Ref, stored: Vec<u8>) -> Result<(), BucketError> {
-        if !r.matches(&stored) {
-            let b = self.writer.bucket();
-            return Err(BucketError::Corrupt {
-                bucket: b.name().clone(),
-                reference: r,
-                backend: b.volume().backend(),
-                actual: Ref::of(r.codec(), &stored),
-            });
-        }
-        self.writer.add_stored(r, stored)
+        let block = self.writer.bucket().verified(r, stored)?;
+        self.writer.put_verified(block)
+    }
+
+    /// Stores a block checked where it arrived (fetched from a peer).
+    pub fn verified(&mut self, block: Verified) -> Result<(), BucketError> {
+        self.writer.put_verified(block)
     }
 
     /// Names `object` once every block its closure lists is stored;

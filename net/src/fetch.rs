@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use hydra_block::Ref;
+use hydra_block::{Ref, Verified};
 use libp2p::PeerId;
 
 use crate::node::{Node, NodeError};
@@ -64,7 +64,7 @@ pub(crate) struct Fetch<'a> {
 
 impl Fetch<'_> {
     /// The stored bytes of `refs`, each checked against its ref.
-    pub async fn fetch(&self, refs: Vec<Ref>) -> Result<Vec<(Ref, Vec<u8>)>, NodeError> {
+    pub async fn fetch(&self, refs: Vec<Ref>) -> Result<Vec<Verified>, NodeError> {
         let mut want = refs;
         let mut got = Vec::with_capacity(want.len());
         let mut tried: HashSet<PeerId> = HashSet::new();
@@ -99,7 +99,7 @@ impl Fetch<'_> {
                 .await
                 .map_err(|_| NodeError::Stopped)?;
             let stats = self.node.stats();
-            let bytes: u64 = checked.good.iter().map(|(_, b)| b.len() as u64).sum();
+            let bytes: u64 = checked.good.iter().map(|b| b.stored().len() as u64).sum();
             Stats::add(&stats.blocks_received, checked.good.len() as u64);
             Stats::add(&stats.bytes_received, bytes);
             (self.note)(checked.good.len() as u64, bytes, checked.bad);
@@ -124,7 +124,7 @@ impl Fetch<'_> {
 
 /// A want-list answer, sorted.
 struct Checked {
-    good: Vec<(Ref, Vec<u8>)>,
+    good: Vec<Verified>,
     /// Refs to ask again (of this peer or another).
     again: Vec<Ref>,
     bad: u64,
@@ -140,11 +140,13 @@ fn check(asked: Vec<Ref>, blocks: Vec<Block>) -> Checked {
     };
     for (r, b) in asked.into_iter().zip(blocks) {
         match b {
-            Block::Have(bytes) if r.matches(&bytes) => c.good.push((r, bytes.into_vec())),
-            Block::Have(_) => {
-                c.bad += 1;
-                c.again.push(r);
-            }
+            Block::Have(bytes) => match r.verify(bytes.into_vec()) {
+                Ok(block) => c.good.push(block),
+                Err(_) => {
+                    c.bad += 1;
+                    c.again.push(r);
+                }
+            },
             Block::DontHave => c.again.push(r),
             Block::Later => {
                 c.later += 1;

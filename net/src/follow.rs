@@ -466,11 +466,11 @@ impl BucketFollow {
                 let plain = blocking(move || {
                     let mut blocks = b.writer();
                     let mut plain = Vec::new();
-                    for (r, bytes) in batch {
-                        if r.codec().is_plain() {
-                            plain.push(bytes.clone());
+                    for block in batch {
+                        if block.reference().codec().is_plain() {
+                            plain.push(block.stored().to_vec());
                         }
-                        blocks.put_stored(r, bytes)?;
+                        blocks.put_verified(block)?;
                     }
                     blocks.flush()?;
                     Ok(plain)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use hydra_block::Ref;
+use hydra_block::{Ref, Verified};
 use hydra_bucket::{
     Bucket, BucketError, BucketName, Closure, Key, Manifest, ManifestObject, Store,
 };
@@ -313,12 +313,13 @@ impl Round<'_> {
     /// Fetches one object: its closure, then the blocks this replica
     /// lacks, stored (pinned) as they arrive; names it when complete.
     async fn object(&self, bucket: &Bucket, o: ManifestObject) -> Result<(), NodeError> {
-        let (closure_ref, bytes) = self
+        let closure_block = self
             .fetch(vec![o.closure])
             .await?
             .pop()
             .expect("one block asked, one got");
-        let closure = Closure::decode(&bytes).map_err(|e| bucket_error(self.bucket, e))?;
+        let closure =
+            Closure::decode(closure_block.stored()).map_err(|e| bucket_error(self.bucket, e))?;
         let b = bucket.clone();
         let listed = closure.blocks.clone();
         let lacking = blocking(self.bucket, move || b.lacking(&listed)).await?;
@@ -327,14 +328,14 @@ impl Round<'_> {
                 .blocks_behind
                 .saturating_sub(o.blocks - lacking.len() as u64)
         });
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(Ref, Vec<u8>)>>(IN_FLIGHT);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Verified>>(IN_FLIGHT);
         let (b, name) = (bucket.clone(), self.bucket.to_string());
         let store = tokio::task::spawn_blocking(move || {
             let mut receiver = b.receiver();
-            receiver.block(closure_ref, bytes)?;
+            receiver.verified(closure_block)?;
             while let Some(batch) = rx.blocking_recv() {
-                for (r, stored) in batch {
-                    receiver.block(r, stored)?;
+                for block in batch {
+                    receiver.verified(block)?;
                 }
             }
             receiver.finish(&o, &closure)
@@ -362,7 +363,7 @@ impl Round<'_> {
 
     /// The stored bytes of `refs`, each checked against its ref, from the
     /// best peers (see [`Fetch`]).
-    async fn fetch(&self, refs: Vec<Ref>) -> Result<Vec<(Ref, Vec<u8>)>, NodeError> {
+    async fn fetch(&self, refs: Vec<Ref>) -> Result<Vec<Verified>, NodeError> {
         let note = |blocks: u64, bytes: u64, bad: u64| {
             update(self.status, |r| {
                 r.blocks_received += blocks;
