@@ -677,7 +677,7 @@ pub struct EventLocation {
 /// the run, with that event's location: a retention removes a stream's
 /// first versions, so the entry goes with the run's last event, when the
 /// whole run goes. A run only names where an id would be: a reader checks
-/// that the event there carries it (see `records::locate_id`).
+/// that the event there carries it (see `event_id::locate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdRun {
     pub last: EventLocation,
