@@ -420,6 +420,17 @@ impl EventLog {
         })
     }
 
+    /// The top tile of `stream`'s bundle tree as this log holds it
+    /// (applied: every block under it is here), so that a follower
+    /// fetches nothing under the same top again; `None` for a stream not
+    /// in the log or without sealed bundles.
+    pub fn held_tree(&self, stream: &StreamId) -> Result<Option<Ref>, Error> {
+        match self.state(stream)? {
+            Some(st) => self.tree_top(st.bucket, st.num),
+            None => Ok(None),
+        }
+    }
+
     /// Indexes the streams bucket `name` held blind, now that its key is
     /// here (their blocks are all in it); returns how many events.
     pub(crate) fn index_blind(&self, name: &BucketName) -> Result<u64, Error> {

@@ -400,7 +400,7 @@ impl BucketFollow {
             });
         }
         let (l, r, want) = (log.clone(), root.clone(), self.bucket.clone());
-        let bucket = blocking(move || {
+        let (bucket, held_tree) = blocking(move || {
             let (stream, bucket) = l.storage_target(&r)?;
             if *bucket.name() != want {
                 return Err(hydra_eventlog::Error::OtherBucket {
@@ -409,7 +409,7 @@ impl BucketFollow {
                     asked: want.to_string(),
                 });
             }
-            Ok(bucket)
+            Ok((bucket, l.held_tree(&stream)?))
         })
         .await
         .map_err(judged)?;
@@ -435,8 +435,10 @@ impl BucketFollow {
             peer: from.to_string(),
             reason: format!("a block of stream {stream}'s storage: {e}"),
         };
+        // A tree with the top held here (a live stream whose new events
+        // are all on its edge) is held whole: not walked again.
         let mut level = hydra_block::links(Codec::PlainNode, &root).map_err(malformed)?;
-        level.retain(|r| !given.contains(r));
+        level.retain(|r| !given.contains(r) && Some(*r) != held_tree);
         while !level.is_empty() {
             let b = bucket.clone();
             let (mut next, lacking) = blocking(move || {

@@ -95,10 +95,24 @@ async fn a_follower_replicates_and_verifies() {
     let (head, proof) = follower.prove(&s, 299).unwrap();
     verify_event(&head, &writer.identity().public_key(), &e, &proof).unwrap();
 
-    // New appends arrive on the next round; nothing twice.
+    // New appends arrive on the next round; nothing twice. On the edge
+    // (the tree held here unchanged), then sealing a bundle (a new tree).
     append(&writer, "orders-1", 7);
     assert_eq!(follow.streams_round(&b, &follower).await.unwrap(), 7);
     assert_eq!(follow.streams_round(&b, &follower).await.unwrap(), 0);
+    let tree = follower.held_tree(&s).unwrap();
+    assert!(tree.is_some());
+    append(&writer, "orders-1", 250);
+    assert_eq!(follow.streams_round(&b, &follower).await.unwrap(), 250);
+    assert_ne!(follower.held_tree(&s).unwrap(), tree);
+    let shown = |log: &EventLog| -> Vec<_> {
+        let all = events(log, &s).into_iter();
+        all.map(|e| (e.version, e.id, e.data)).collect()
+    };
+    assert_eq!(shown(&follower), shown(&writer));
+    let (head, proof) = follower.prove(&s, 556).unwrap();
+    let e = events(&follower, &s).pop().unwrap();
+    verify_event(&head, &writer.identity().public_key(), &e, &proof).unwrap();
 
     // Live: the follow loop hears of new appends as they commit. With an
     // hour between retries, only the long poll can bring them in time.
