@@ -296,6 +296,30 @@ pub(crate) struct Walked {
 
 /// Every bundle the tree under `top` links, by index, and its tiles
 /// (each checked against its ref and its place; bundles are not read).
+/// The first bundle the tree at `top` links, its index and ref, read
+/// from the tiles on its way down only: what a tree held already tells
+/// of where its storage begins.
+pub(crate) fn first_bundle(
+    bucket: &Bucket,
+    stream: &str,
+    top: &Ref,
+) -> Result<Option<(u64, Ref)>, Error> {
+    let reader = Reader { bucket, stream };
+    let (mut level, mut tile) = reader.top(top)?;
+    let mut index = 0;
+    loop {
+        let Some((slot, child)) = tile.children.first_key_value() else {
+            return Ok(None);
+        };
+        let at = index * FANOUT + u64::from(*slot);
+        if level == 0 {
+            return Ok(Some((at, *child)));
+        }
+        tile = reader.tile(child, level - 1, at)?;
+        (level, index) = (level - 1, at);
+    }
+}
+
 pub(crate) fn bundles(bucket: &Bucket, stream: &str, top: &Ref) -> Result<Walked, Error> {
     let reader = Reader { bucket, stream };
     let (level, tile) = reader.top(top)?;

@@ -551,14 +551,25 @@ impl EventLog {
         }
         let num = state.as_ref().map(|s| s.num);
 
-        // The tree, and the bundles it links that are new here.
+        // The tree, and the bundles it links that are new here. A tree
+        // whose top is the one applied here last (a live stream whose new
+        // events are all on its edge) was checked then, and its bundles
+        // are the ones held: only where it begins is read again, so that a
+        // round costs the same on a stream of any length.
         let (top, edge_refs) = tree_and_edges(&stored, &links)?;
+        let held_tree =
+            top.is_some() && held_stored.as_ref().is_some_and(|h| h.tree == stored.tree);
         let walked = match &top {
+            Some(top) if held_tree => tree::first_bundle(bucket, stream.as_str(), top)?
+                .into_iter()
+                .collect(),
             Some(top) => tree::bundles(bucket, stream.as_str(), top)?.bundles,
             None => Vec::new(),
         };
         let held_bundles = match num {
-            Some(num) => self.held_bundles(num)?,
+            Some(num) if !held_tree => self.held_bundles(num)?,
+            // Those of the tree applied, of which only the first is read.
+            Some(_) => walked.iter().copied().collect(),
             None => BTreeMap::new(),
         };
         let edge = edge_records(&stored, received, edge_refs, bucket)?;
