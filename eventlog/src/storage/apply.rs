@@ -554,8 +554,8 @@ impl EventLog {
         // The tree, and the bundles it links that are new here. A tree
         // whose top is the one applied here last (a live stream whose new
         // events are all on its edge) was checked then, and its bundles
-        // are the ones held: only where it begins is read again, so that a
-        // round costs the same on a stream of any length.
+        // are the ones held: only where it begins is read again, not every
+        // tile and bundle entry of a long stream.
         let (top, edge_refs) = tree_and_edges(&stored, &links)?;
         let held_tree =
             top.is_some() && held_stored.as_ref().is_some_and(|h| h.tree == stored.tree);
