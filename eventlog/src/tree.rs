@@ -294,8 +294,6 @@ pub(crate) struct Walked {
     pub tiles: Vec<Ref>,
 }
 
-/// Every bundle the tree under `top` links, by index, and its tiles
-/// (each checked against its ref and its place; bundles are not read).
 /// The first bundle the tree at `top` links, its index and ref, read
 /// from the tiles on its way down only: what a tree held already tells
 /// of where its storage begins.
@@ -320,6 +318,8 @@ pub(crate) fn first_bundle(
     }
 }
 
+/// Every bundle the tree under `top` links, by index, and its tiles
+/// (each checked against its ref and its place; bundles are not read).
 pub(crate) fn bundles(bucket: &Bucket, stream: &str, top: &Ref) -> Result<Walked, Error> {
     let reader = Reader { bucket, stream };
     let (level, tile) = reader.top(top)?;
