@@ -147,8 +147,8 @@ pub use reindex::ReindexReport;
 pub use retention::ScavengeReport;
 pub use snapshot::{SNAPSHOT, Snapshot, SnapshotInfo};
 pub use storage::{
-    Applied, HeldStream, Received, STREAM_EDGE, STREAM_STORAGE, STREAM_STORAGE_SAID, Storage,
-    storage_bucket,
+    Applied, HeldStream, HeldTree, Received, STREAM_EDGE, STREAM_STORAGE, STREAM_STORAGE_SAID,
+    Storage, storage_bucket,
 };
 pub use stored::StoredHead;
 pub use subscribe::{Offered, PersistentSubscription, Subscription, Target};

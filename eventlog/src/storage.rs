@@ -169,8 +169,9 @@ pub struct Storage {
     /// The storage block's ref: a root of an export.
     pub root: Ref,
     root_block: Vec<u8>,
-    tiles: Vec<Block>,
-    bundles: Vec<Ref>,
+    /// Top first, each with the last bundle index its place reaches.
+    tiles: Vec<(Block, u64)>,
+    bundles: Bundles,
     bundle_set: HashSet<Ref>,
     edges: Vec<Block>,
     bucket: Arc<Bucket>,
@@ -202,7 +203,8 @@ impl Storage {
     /// that may read the stream may be given of it, and nothing else of
     /// its bucket.
     pub fn block(&self, r: &Ref) -> Result<Option<Vec<u8>>, Error> {
-        if let Some((_, bytes)) = self.tiles.iter().chain(&self.edges).find(|(b, _)| b == r) {
+        let tiles = self.tiles.iter().map(|(t, _)| t);
+        if let Some((_, bytes)) = tiles.chain(&self.edges).find(|(b, _)| b == r) {
             return Ok(Some(bytes.clone()));
         }
         if !self.bundle_set.contains(r) {
@@ -210,6 +212,49 @@ impl Storage {
         }
         Ok(self.bucket.get_stored(r)?)
     }
+
+    /// The stored bytes of the tree blocks a holder of this stream's tree
+    /// as far as bundle `after` lacks, for a storage answer to carry
+    /// along (a live follower then needs no want-list when a bundle is
+    /// sealed): the tiles that reach past it, top first, then the later
+    /// bundles, until `budget` bytes; every tile of the tree and every
+    /// bundle, for `None`. The holder checks each against the links it
+    /// follows, and asks for whatever else it lacks.
+    pub fn tree_since(&self, after: Option<u64>, budget: usize) -> Result<Vec<Vec<u8>>, Error> {
+        let later = |index: u64| after.is_none_or(|a| index > a);
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for ((_, tile), _) in self.tiles.iter().filter(|(_, reach)| later(*reach)) {
+            bytes += tile.len();
+            if bytes > budget {
+                return Ok(out);
+            }
+            out.push(tile.clone());
+        }
+        let first = self.bundles.partition_point(|(index, _)| !later(*index));
+        for (_, r) in &self.bundles[first..] {
+            // Scavenged since the storage was read: the holder asks.
+            let Some(bundle) = self.bucket.get_stored(r)? else {
+                continue;
+            };
+            bytes += bundle.len();
+            if bytes > budget {
+                break;
+            }
+            out.push(bundle);
+        }
+        Ok(out)
+    }
+}
+
+/// A stream's bundle tree as a log holds it, applied
+/// ([`EventLog::held_tree`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldTree {
+    /// The top tile.
+    pub top: Ref,
+    /// The index of the last bundle it links.
+    pub last_bundle: u64,
 }
 
 /// A stream a store holds, as a peer replicating its bucket is told.
@@ -327,13 +372,12 @@ impl EventLog {
             .copied()
             .collect();
         let root_block = encode_root(&body, links);
-        let bundles: Vec<Ref> = bundles.into_iter().map(|(_, r)| r).collect();
         Ok(Storage {
             stored,
             root: Ref::of(Codec::PlainNode, &root_block),
             root_block,
             tiles,
-            bundle_set: bundles.iter().copied().collect(),
+            bundle_set: bundles.iter().map(|(_, r)| *r).collect(),
             bundles,
             edges,
             bucket,
@@ -420,14 +464,53 @@ impl EventLog {
         })
     }
 
-    /// The top tile of `stream`'s bundle tree as this log holds it
-    /// (applied: every block under it is here), so that a follower
-    /// fetches nothing under the same top again; `None` for a stream not
-    /// in the log or without sealed bundles.
-    pub fn held_tree(&self, stream: &StreamId) -> Result<Option<Ref>, Error> {
-        match self.state(stream)? {
-            Some(st) => self.tree_top(st.bucket, st.num),
-            None => Ok(None),
+    /// `stream`'s bundle tree as this log holds it (applied: every block
+    /// under it is here), so that a follower fetches nothing under it
+    /// again and tells its peer where it ends; `None` for a stream not in
+    /// the log or without sealed bundles.
+    pub fn held_tree(&self, stream: &StreamId) -> Result<Option<HeldTree>, Error> {
+        let Some((bucket, top)) = self.held_top(stream)? else {
+            return Ok(None);
+        };
+        Ok(tree::last_bundle(&bucket, stream.as_str(), &top)?
+            .map(|(last_bundle, _)| HeldTree { top, last_bundle }))
+    }
+
+    /// The top of `stream`'s tree as this store holds it, in its log or
+    /// blind, and the bucket that holds it.
+    fn held_top(&self, stream: &StreamId) -> Result<Option<(Arc<Bucket>, Ref)>, Error> {
+        if let Some(st) = self.state(stream)? {
+            return Ok(match self.tree_top(st.bucket, st.num)? {
+                Some(top) => Some((self.inner.buckets.get(st.bucket)?, top)),
+                None => None,
+            });
+        }
+        let Some(held) = self.blind_held(stream)? else {
+            return Ok(None);
+        };
+        let (body, links) = decode_root(&held.block)?;
+        let (top, _) = tree_and_edges(&body.stored, &links)?;
+        Ok(top.map(|top| (held.bucket, top)))
+    }
+
+    /// The links that the tree `held` (see [`EventLog::held_tree`]) has
+    /// at the place the tile `stored` (a block of a newer tree of
+    /// `stream`, checked against its ref) states: subtrees and bundles
+    /// held whole here, which a follower walking the newer tree need not
+    /// look under, so that a round costs what changed, not the stream's
+    /// length.
+    pub fn held_under(
+        &self,
+        stream: &StreamId,
+        held: &HeldTree,
+        stored: &[u8],
+    ) -> Result<Vec<Ref>, Error> {
+        match self.held_top(stream)? {
+            Some((bucket, top)) if top == held.top => {
+                tree::held_at_place(&bucket, stream.as_str(), &held.top, stored)
+            }
+            // Another tree applied since: nothing is taken as held.
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -488,10 +571,10 @@ impl EventLog {
         mut f: impl FnMut(&Ref, &[u8]) -> Result<(), Error>,
     ) -> Result<(), Error> {
         f(&storage.root, &storage.root_block)?;
-        for (r, bytes) in &storage.tiles {
+        for ((r, bytes), _) in &storage.tiles {
             f(r, bytes)?;
         }
-        for r in &storage.bundles {
+        for (_, r) in &storage.bundles {
             let bytes = storage
                 .bucket
                 .get_stored(r)?
@@ -587,24 +670,24 @@ fn blind_in(bucket: &Bucket) -> Result<Vec<HeldStream>, Error> {
     Ok(out)
 }
 
-/// The tiles of a stream's tree under `top`, read with their bytes, and
-/// its bundles.
+/// The tiles of a stream's tree under `top`, read with their bytes (and
+/// the last bundle index each reaches), and its bundles.
 fn read_tree(
     bucket: &Bucket,
     stream: &StreamId,
     top: Option<&Ref>,
-) -> Result<(Vec<Block>, Bundles), Error> {
+) -> Result<(Vec<(Block, u64)>, Bundles), Error> {
     let Some(top) = top else {
         return Ok(Default::default());
     };
     let walked = tree::bundles(bucket, stream.as_str(), top)?;
     let mut tiles = Vec::with_capacity(walked.tiles.len());
-    for r in walked.tiles {
+    for (r, reach) in walked.tiles {
         let bytes = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
             what: format!("bundle tree of stream {stream}"),
             reason: format!("tile {r} is missing"),
         })?;
-        tiles.push((r, bytes));
+        tiles.push(((r, bytes), reach));
     }
     Ok((tiles, walked.bundles))
 }
@@ -621,7 +704,6 @@ fn blind_storage(
     let (body, links) = decode_root(&root_block)?;
     let (top, edge_refs) = tree_and_edges(&body.stored, &links)?;
     let (tiles, bundles) = read_tree(&bucket, stream, top.as_ref())?;
-    let bundles: Vec<Ref> = bundles.into_iter().map(|(_, r)| r).collect();
     let mut edges = Vec::with_capacity(edge_refs.len());
     for r in edge_refs {
         let bytes = bucket.get_stored(r)?.ok_or_else(|| Error::StoredMismatch {
@@ -635,7 +717,7 @@ fn blind_storage(
         root,
         root_block,
         tiles,
-        bundle_set: bundles.iter().copied().collect(),
+        bundle_set: bundles.iter().map(|(_, r)| *r).collect(),
         bundles,
         edges,
         bucket,

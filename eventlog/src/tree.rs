@@ -291,7 +291,9 @@ fn put(
 pub(crate) struct Walked {
     /// Every bundle linked, by index.
     pub bundles: Vec<(u64, Ref)>,
-    pub tiles: Vec<Ref>,
+    /// Every tile, top first, with the last bundle index its place
+    /// reaches (a tile holds no bundle after it).
+    pub tiles: Vec<(Ref, u64)>,
 }
 
 /// The first bundle the tree at `top` links, its index and ref, read
@@ -302,11 +304,36 @@ pub(crate) fn first_bundle(
     stream: &str,
     top: &Ref,
 ) -> Result<Option<(u64, Ref)>, Error> {
+    outer_bundle(bucket, stream, top, false)
+}
+
+/// The last bundle the tree at `top` links, read as [`first_bundle`]:
+/// where a tree held already ends, so that a peer can send what came
+/// after it.
+pub(crate) fn last_bundle(
+    bucket: &Bucket,
+    stream: &str,
+    top: &Ref,
+) -> Result<Option<(u64, Ref)>, Error> {
+    outer_bundle(bucket, stream, top, true)
+}
+
+/// The bundle down the tiles' first children from `top`, or their last.
+fn outer_bundle(
+    bucket: &Bucket,
+    stream: &str,
+    top: &Ref,
+    last: bool,
+) -> Result<Option<(u64, Ref)>, Error> {
     let reader = Reader { bucket, stream };
     let (mut level, mut tile) = reader.top(top)?;
     let mut index = 0;
     loop {
-        let Some((slot, child)) = tile.children.first_key_value() else {
+        let child = match last {
+            true => tile.children.last_key_value(),
+            false => tile.children.first_key_value(),
+        };
+        let Some((slot, child)) = child else {
             return Ok(None);
         };
         let at = index * FANOUT + u64::from(*slot);
@@ -316,6 +343,48 @@ pub(crate) fn first_bundle(
         tile = reader.tile(child, level - 1, at)?;
         (level, index) = (level - 1, at);
     }
+}
+
+/// The children, in the tree at `held`, of the tile at the place the
+/// tile `stored` states: the subtrees and bundles the two trees share
+/// there, which a holder of `held` need not look under again. Empty
+/// when `held` has no tile there, or `stored` is not a tile.
+pub(crate) fn held_at_place(
+    bucket: &Bucket,
+    stream: &str,
+    held: &Ref,
+    stored: &[u8],
+) -> Result<Vec<Ref>, Error> {
+    if !matches!(hydra_block::links_of(stored), Ok((kind, _)) if kind == STREAM_TILE) {
+        return Ok(Vec::new());
+    }
+    let place = Node::<Place>::decode(STREAM_TILE, stored)
+        .map_err(|e| corrupt(stream, format!("a tile: {e}")))?
+        .body;
+    let reader = Reader { bucket, stream };
+    let (top_level, top) = reader.top(held)?;
+    if place.level > top_level
+        || place.index >= FANOUT.saturating_pow(u32::from(top_level - place.level))
+    {
+        return Ok(Vec::new());
+    }
+    let (mut level, mut tile) = (top_level, top);
+    while level > place.level {
+        let below = place.index / FANOUT.pow(u32::from(level - 1 - place.level));
+        let Some(child) = tile.children.get(&((below % FANOUT) as u8)) else {
+            return Ok(Vec::new());
+        };
+        tile = reader.tile(child, level - 1, below)?;
+        level -= 1;
+    }
+    Ok(tile.children.into_values().collect())
+}
+
+/// The last bundle index under the tile at `level`, `index`.
+fn reach(level: u8, index: u64) -> u64 {
+    (index + 1)
+        .saturating_mul(FANOUT.saturating_pow(u32::from(level) + 1))
+        .saturating_sub(1)
 }
 
 /// Every bundle the tree under `top` links, by index, and its tiles
@@ -332,7 +401,7 @@ pub(crate) fn bundles(bucket: &Bucket, stream: &str, top: &Ref) -> Result<Walked
             Some(t) => t,
             None => reader.tile(&r, level, index)?,
         };
-        tiles.push(r);
+        tiles.push((r, reach(level, index)));
         for (slot, child) in tile.children.iter().rev() {
             let at = index * FANOUT + *slot as u64;
             if level == 0 {
@@ -419,14 +488,71 @@ mod tests {
                 };
                 let Walked { bundles: linked, tiles } = bundles(bucket, "s-1", &top).unwrap();
                 let expected: Vec<(u64, Ref)> = model.iter().map(|(i, r)| (*i, *r)).collect();
+                prop_assert_eq!(last_bundle(bucket, "s-1", &top).unwrap(), expected.last().copied());
+                prop_assert_eq!(first_bundle(bucket, "s-1", &top).unwrap(), expected.first().copied());
                 prop_assert_eq!(linked, expected);
                 // Every tile stored is linked (bundles here are stand-ins,
                 // never stored): replaced tiles went in the same commit.
                 prop_assert_eq!(bucket.stats().unwrap().blocks, tiles.len() as u64);
                 // Tiles are plain: a handle without the key walks them.
-                prop_assert!(tiles.iter().all(|t| t.codec() == Codec::PlainNode));
+                prop_assert!(tiles.iter().all(|(t, _)| t.codec() == Codec::PlainNode));
             }
         }
+    }
+
+    /// Each tile of `top` with its bytes, and the bundles under it.
+    fn tiles_of(bucket: &Bucket, top: &Ref) -> Vec<(Vec<u8>, Vec<Ref>)> {
+        let walked = bundles(bucket, "s-1", top).unwrap();
+        walked
+            .tiles
+            .iter()
+            .map(|(t, _)| {
+                let bytes = bucket.get_stored(t).unwrap().unwrap();
+                let node = Node::<Place>::decode(STREAM_TILE, &bytes).unwrap();
+                (bytes, node.links)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tile_finds_what_the_held_tree_has_at_its_place() {
+        // Held: bundles 0..300 (a top of level 1 over tiles 0 and 1).
+        let (held, grown) = (vault(), vault());
+        let seal = |range: std::ops::Range<u64>| -> Changes {
+            range.map(|i| (i, Some(block(i, 0)))).collect()
+        };
+        let held_top = apply(&held, &seal(0..300)).unwrap();
+        let held_tiles = tiles_of(&held.1, &held_top);
+        // Grown: the same bundles but 3 (scavenged), then up to 70,000
+        // (a top of level 2).
+        apply(&grown, &seal(0..300));
+        apply(&grown, &[(3, None)].into());
+        let top = apply(&grown, &seal(300..70_000)).unwrap();
+        let at = |bytes: &[u8]| held_at_place(&held.1, "s-1", &held_top, bytes).unwrap();
+        let place = |bytes: &[u8]| {
+            let p = Node::<Place>::decode(STREAM_TILE, bytes).unwrap().body;
+            (p.level, p.index)
+        };
+        let mut checked = 0;
+        for (bytes, _) in tiles_of(&grown.1, &top) {
+            let expected = match place(&bytes) {
+                // The held top is the grown tree's level-1 tile 0.
+                (1, 0) => held_tiles[0].1.clone(),
+                (0, 0) => (0..256).map(|i| block(i, 0)).collect(),
+                (0, 1) => (256..300).map(|i| block(i, 0)).collect(),
+                // Nothing held there: the top of level 2, later tiles.
+                _ => Vec::new(),
+            };
+            assert_eq!(at(&bytes), expected, "tile at {:?}", place(&bytes));
+            checked += 1;
+        }
+        // 274 level-0 tiles, 2 of level 1, the top.
+        assert_eq!(checked, 277);
+        // Every tile reaches the bundles under it, and none after.
+        let walked = bundles(&grown.1, "s-1", &top).unwrap();
+        assert_eq!(walked.tiles[0].1, u64::pow(256, 3) - 1);
+        let reaches: Vec<u64> = walked.tiles.iter().map(|(_, r)| *r).collect();
+        assert!(reaches.contains(&255) && reaches.contains(&(70_143)));
     }
 
     #[test]

@@ -147,6 +147,7 @@ mod tests {
     fn messages_round_trip() {
         let req = SyncRequest::V1(RequestV1::Storage {
             stream: "orders-1".into(),
+            after: Some(3),
         });
         let bytes = postcard::to_allocvec(&req).unwrap();
         assert_eq!(decode_request(&bytes).unwrap(), req);

@@ -7,12 +7,12 @@
 //! stream, checked whole, or hold it blind when its bucket is encrypted
 //! and this log has no key (see `hydra_eventlog::EventLog::apply_storage`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use hydra_block::{Codec, Ref};
+use hydra_block::{Codec, Ref, Verified};
 use hydra_eventlog::{EventLog, Received, StreamId};
 use libp2p::Multiaddr;
 use serde_bytes::ByteBuf;
@@ -372,19 +372,34 @@ impl BucketFollow {
         Behind { stream, have, .. }: Behind,
         status: &FollowStatus,
     ) -> Result<u64, NodeError> {
+        // The tree held here: the peer sends what came after it, and the
+        // walk below does not look under what the two trees share.
+        let (l, id) = (log.clone(), StreamId::new(stream.clone()));
+        let held = blocking(move || l.held_tree(&id?))
+            .await
+            .map_err(NodeError::Log)?;
         let request = RequestV1::Storage {
             stream: stream.clone(),
+            after: held.map(|h| h.last_bundle),
         };
-        let ResponseV1::Storage { root, edges } = node.request(from, request).await? else {
+        let ResponseV1::Storage { root, edges, tree } = node.request(from, request).await? else {
             return Err(NodeError::Unexpected {
                 peer: from.to_string(),
                 what: "a storage request",
             });
         };
         let edges: Vec<Vec<u8>> = edges.into_iter().map(ByteBuf::into_vec).collect();
-        let received = root.len() + edges.iter().map(Vec::len).sum::<usize>();
+        let received = root.len()
+            + edges.iter().map(Vec::len).sum::<usize>()
+            + tree.iter().map(|b| b.len()).sum::<usize>();
         Stats::add(&node.stats().bytes_received, received as u64);
         let given: HashSet<Ref> = edges.iter().map(|b| Ref::of(Codec::PlainNode, b)).collect();
+        // Tree blocks that came along, by hash: each is taken only where
+        // the walk finds a link to it.
+        let mut brought: HashMap<[u8; 32], Vec<u8>> = tree
+            .into_iter()
+            .map(|b| (*Ref::raw(&b).hash(), b.into_vec()))
+            .collect();
         let (root, edges) = (Arc::new(root.into_vec()), Arc::new(edges));
         let judged = |e: hydra_eventlog::Error| judged(e, from);
         // The storage must be of this bucket at its writer (the peer said
@@ -400,7 +415,7 @@ impl BucketFollow {
             });
         }
         let (l, r, want) = (log.clone(), root.clone(), self.bucket.clone());
-        let (bucket, held_tree) = blocking(move || {
+        let bucket = blocking(move || {
             let (stream, bucket) = l.storage_target(&r)?;
             if *bucket.name() != want {
                 return Err(hydra_eventlog::Error::OtherBucket {
@@ -409,7 +424,7 @@ impl BucketFollow {
                     asked: want.to_string(),
                 });
             }
-            Ok((bucket, l.held_tree(&stream)?))
+            Ok(bucket)
         })
         .await
         .map_err(judged)?;
@@ -435,10 +450,27 @@ impl BucketFollow {
             peer: from.to_string(),
             reason: format!("a block of stream {stream}'s storage: {e}"),
         };
-        // A tree with the top held here (a live stream whose new events
-        // are all on its edge) is held whole: not walked again.
+        // Stores verified blocks; returns the plain ones' bytes (tiles),
+        // to be walked.
+        let store = |batch: Vec<Verified>| {
+            let b = bucket.clone();
+            blocking(move || {
+                let mut blocks = b.writer();
+                let mut plain = Vec::new();
+                for block in batch {
+                    if block.reference().codec().is_plain() {
+                        plain.push(block.stored().to_vec());
+                    }
+                    blocks.put_verified(block)?;
+                }
+                blocks.flush()?;
+                Ok(plain)
+            })
+        };
+        // The held tree's top (a live stream whose new events are all on
+        // its edge) is held whole: not walked again.
         let mut level = hydra_block::links(Codec::PlainNode, &root).map_err(malformed)?;
-        level.retain(|r| !given.contains(r) && Some(*r) != held_tree);
+        level.retain(|r| !given.contains(r) && Some(*r) != held.map(|h| h.top));
         while !level.is_empty() {
             let b = bucket.clone();
             let (mut next, lacking) = blocking(move || {
@@ -459,31 +491,55 @@ impl BucketFollow {
             })
             .await
             .map_err(NodeError::Log)?;
+            let (came, lacking): (Vec<Ref>, Vec<Ref>) = lacking
+                .into_iter()
+                .partition(|r| brought.contains_key(r.hash()));
+            let came = came
+                .into_iter()
+                .filter_map(|r| r.verify(brought.remove(r.hash())?).ok())
+                .collect();
+            next.extend(store(came).await.map_err(NodeError::Log)?);
             let mut batches =
                 futures::stream::iter(lacking.chunks(WANT_BATCH).map(<[Ref]>::to_vec))
                     .map(|refs| fetch.fetch(refs))
                     .buffered(IN_FLIGHT);
             while let Some(batch) = batches.next().await {
-                let (b, batch) = (bucket.clone(), batch?);
-                let plain = blocking(move || {
-                    let mut blocks = b.writer();
-                    let mut plain = Vec::new();
-                    for block in batch {
-                        if block.reference().codec().is_plain() {
-                            plain.push(block.stored().to_vec());
-                        }
-                        blocks.put_verified(block)?;
+                next.extend(store(batch?).await.map_err(NodeError::Log)?);
+            }
+            level = match held {
+                None => {
+                    let mut level = Vec::new();
+                    for bytes in next {
+                        level.extend(
+                            hydra_block::links(Codec::PlainNode, &bytes).map_err(malformed)?,
+                        );
                     }
-                    blocks.flush()?;
-                    Ok(plain)
-                })
-                .await;
-                next.extend(plain.map_err(NodeError::Log)?);
-            }
-            level = Vec::new();
-            for bytes in next {
-                level.extend(hydra_block::links(Codec::PlainNode, &bytes).map_err(malformed)?);
-            }
+                    level
+                }
+                // What the held tree has at a tile's place is not looked
+                // under: a round costs what changed, not the stream.
+                Some(held) => {
+                    let (l, s) = (log.clone(), id.clone());
+                    blocking(move || {
+                        let mut level = Vec::new();
+                        for bytes in next {
+                            let shared: HashSet<Ref> =
+                                l.held_under(&s, &held, &bytes)?.into_iter().collect();
+                            let links =
+                                hydra_block::links(Codec::PlainNode, &bytes).map_err(|e| {
+                                    hydra_eventlog::Error::Corrupt {
+                                        what: format!("a block of stream {s}'s storage"),
+                                        reason: e.to_string(),
+                                    }
+                                })?;
+                            level.extend(links.into_iter().filter(|r| !shared.contains(r)));
+                        }
+                        Ok(level)
+                    })
+                    .await
+                    .map_err(judged)?
+                }
+            };
         }
 
         let (l, writers) = (log.clone(), self.writers.clone());

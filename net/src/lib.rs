@@ -10,7 +10,7 @@
 //! encrypted as they are), fetched by want-lists from the best peers and
 //! checked against their refs before they are stored.
 //!
-//! Streams (`/hydra/sync/3`): a follower asks a peer for the heads of the
+//! Streams (`/hydra/sync/4`): a follower asks a peer for the heads of the
 //! bucket's streams (each with its writer), and for each stream of a
 //! trusted writer it is behind on, the stream's storage block (the
 //! writer's signed stored head); it walks the storage down, fetches the

@@ -231,7 +231,7 @@ impl Node {
         &self.stats
     }
 
-    /// Sends a `/hydra/sync/3` request to the peer at `addr`.
+    /// Sends a `/hydra/sync/4` request to the peer at `addr`.
     pub async fn request(
         &self,
         addr: &Multiaddr,

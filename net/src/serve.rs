@@ -21,8 +21,8 @@ use serde_bytes::ByteBuf;
 use crate::stats::Stats;
 use crate::wire::{
     Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1, HEADS_WAIT,
-    MAX_BLOCKS_BYTES, MAX_WANT, RequestV1, ResponseV1, STORAGE_EDGE_BYTES, StreamHead, SyncRequest,
-    SyncResponse,
+    MAX_BLOCKS_BYTES, MAX_WANT, RequestV1, ResponseV1, STORAGE_EDGE_BYTES, STORAGE_TREE_BYTES,
+    StreamHead, SyncRequest, SyncResponse,
 };
 
 /// Finds a bucket this node serves, by name, and whether it is public:
@@ -159,7 +159,7 @@ impl Served {
                     Err(e) => ResponseV1::Error(e.to_string()),
                 }
             }
-            RequestV1::Storage { stream } => self.storage(peer, stream),
+            RequestV1::Storage { stream, after } => self.storage(peer, stream, after),
             RequestV1::Extension {
                 stream,
                 from_length,
@@ -175,26 +175,31 @@ impl Served {
         })
     }
 
-    /// A stream's storage block, with its first edge blocks; the blocks
-    /// it links go by want-lists.
-    fn storage(&self, peer: PeerId, stream: String) -> ResponseV1 {
-        match self.served_storage(peer, &stream, true) {
-            Ok(storage) => {
-                let mut bytes = storage.root_block().len();
-                let edges = storage
-                    .edge_blocks()
-                    .map_while(|(_, b)| {
-                        bytes += b.len();
-                        (bytes <= STORAGE_EDGE_BYTES).then(|| ByteBuf::from(b.to_vec()))
-                    })
-                    .collect();
-                Stats::add(&self.stats.bytes_sent, bytes as u64);
-                ResponseV1::Storage {
-                    root: ByteBuf::from(storage.root_block().to_vec()),
-                    edges,
-                }
-            }
-            Err(e) => ResponseV1::Error(e),
+    /// A stream's storage block, with its first edge blocks and the tree
+    /// blocks past bundle `after`; the rest goes by want-lists.
+    fn storage(&self, peer: PeerId, stream: String, after: Option<u64>) -> ResponseV1 {
+        let storage = match self.served_storage(peer, &stream, true) {
+            Ok(s) => s,
+            Err(e) => return ResponseV1::Error(e),
+        };
+        let tree = match storage.tree_since(after, STORAGE_TREE_BYTES) {
+            Ok(t) => t,
+            Err(e) => return ResponseV1::Error(e.to_string()),
+        };
+        let mut bytes = storage.root_block().len();
+        let edges = storage
+            .edge_blocks()
+            .map_while(|(_, b)| {
+                bytes += b.len();
+                (bytes <= STORAGE_EDGE_BYTES).then(|| ByteBuf::from(b.to_vec()))
+            })
+            .collect();
+        bytes += tree.iter().map(Vec::len).sum::<usize>();
+        Stats::add(&self.stats.bytes_sent, bytes as u64);
+        ResponseV1::Storage {
+            root: ByteBuf::from(storage.root_block().to_vec()),
+            edges,
+            tree: tree.into_iter().map(ByteBuf::from).collect(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The wire messages: `/hydra/sync/3` (a bucket's stream heads, streams'
+//! The wire messages: `/hydra/sync/4` (a bucket's stream heads, streams'
 //! storage) and
 //! `/hydra/blocks/1` (bucket manifests, and blocks of buckets and streams
 //! by ref). Each enum is versioned (`V1`) so that a later version can be
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// The stream protocol's name.
-pub const PROTOCOL: &str = "/hydra/sync/3";
+pub const PROTOCOL: &str = "/hydra/sync/4";
 /// The block exchange protocol's name.
 pub const BLOCKS_PROTOCOL: &str = "/hydra/blocks/1";
 /// Largest response a node accepts (a want-list's blocks).
@@ -21,6 +21,10 @@ pub const HEADS_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Edge block bytes a storage answer carries along (a stream's open
 /// edge is usually a few KiB: a live follower then needs one answer).
 pub const STORAGE_EDGE_BYTES: usize = 1 << 20;
+/// Tree block bytes (tiles, then bundles) a storage answer carries along
+/// past the asker's tree: a few bundles, so that a live follower needs
+/// no want-list when bundles are sealed.
+pub const STORAGE_TREE_BYTES: usize = 4 << 20;
 /// Most refs one want-list may name.
 pub const MAX_WANT: usize = 1024;
 /// Block bytes a node puts in one answer; the rest are answered
@@ -43,10 +47,11 @@ pub enum RequestV1 {
     Heads { bucket: String, after: Option<u64> },
     /// The stream's storage block (`hydra_eventlog::Storage`): the
     /// writer's signed stored head, linking the stream's tree and edge
-    /// blocks. Edge blocks come along up to [`STORAGE_EDGE_BYTES`]; the
-    /// rest, tiles and bundles are asked by want-lists
-    /// ([`BlocksRequestV1::StreamBlocks`]).
-    Storage { stream: String },
+    /// blocks. Edge blocks come along up to [`STORAGE_EDGE_BYTES`], and
+    /// the tree blocks past bundle `after` (the last one the asker's tree
+    /// links; `None`: it holds none) up to [`STORAGE_TREE_BYTES`]; the
+    /// rest is asked by want-lists ([`BlocksRequestV1::StreamBlocks`]).
+    Storage { stream: String, after: Option<u64> },
     /// The stream's head, its root at `from_length` and the proof between
     /// them (`hydra_eventlog::Extension`): asked when a stream's storage
     /// does not extend the asker's copy, to tell a peer's lie from a
@@ -69,9 +74,12 @@ pub enum ResponseV1 {
         next: u64,
         position: u64,
     },
+    /// Blocks as stored: the storage block, edge blocks in its link
+    /// order, tree blocks (tiles top first, then bundles).
     Storage {
         root: ByteBuf,
         edges: Vec<ByteBuf>,
+        tree: Vec<ByteBuf>,
     },
     Extension(Box<hydra_eventlog::Extension>),
     Error(String),

@@ -356,7 +356,8 @@ async fn a_writer_signing_two_manifests_of_one_seq_is_caught() {
 /// How a stream liar lies.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum StreamLie {
-    /// Bundles with a byte flipped: they no longer match their refs.
+    /// Bundles with a byte flipped, in the storage answer and by
+    /// want-lists: they no longer match their refs.
     CorruptBundles,
     /// The writer's storage block with a byte of its signature flipped.
     BadSignature,
@@ -373,7 +374,7 @@ struct BothProtocols {
     blocks: request_response::Behaviour<Codec<BlocksRequest, BlocksResponse>>,
 }
 
-/// A peer speaking `/hydra/sync/2` and `/hydra/blocks/1` that serves the
+/// A peer speaking `/hydra/sync/4` and `/hydra/blocks/1` that serves the
 /// stream `s` of `writer` (which it holds a copy of) telling `lie`.
 async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str) -> Multiaddr {
     use hydra_eventlog::StreamId;
@@ -445,6 +446,15 @@ async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str)
         }
     };
     let s = s.to_owned();
+    let carried: Vec<serde_bytes::ByteBuf> = blocks
+        .iter()
+        .filter(|(r, _)| lie == StreamLie::CorruptBundles && r.codec() == hydra_block::Codec::Raw)
+        .map(|(_, b)| {
+            let mut b = b.clone();
+            b[0] ^= 0xff;
+            b.into()
+        })
+        .collect();
     tokio::spawn(async move {
         loop {
             match swarm.select_next_some().await {
@@ -468,9 +478,12 @@ async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str)
                             next: length,
                             position: length,
                         },
+                        // The bundles come along too, corrupted alike
+                        // (they match no link: they are asked for).
                         RequestV1::Storage { .. } => ResponseV1::Storage {
                             root: root.clone().into(),
                             edges: Vec::new(),
+                            tree: carried.clone(),
                         },
                         _ => ResponseV1::Error("no".into()),
                     };

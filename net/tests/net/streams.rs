@@ -102,9 +102,13 @@ async fn a_follower_replicates_and_verifies() {
     assert_eq!(follow.streams_round(&b, &follower).await.unwrap(), 0);
     let tree = follower.held_tree(&s).unwrap();
     assert!(tree.is_some());
+    // The bundle sealed and the tiles above it come with the storage: no
+    // want-list is answered.
+    let sent = a.stats().snapshot().blocks_sent;
     append(&writer, "orders-1", 250);
     assert_eq!(follow.streams_round(&b, &follower).await.unwrap(), 250);
     assert_ne!(follower.held_tree(&s).unwrap(), tree);
+    assert_eq!(a.stats().snapshot().blocks_sent, sent);
     let shown = |log: &EventLog| -> Vec<_> {
         let all = events(log, &s).into_iter();
         all.map(|e| (e.version, e.id, e.data)).collect()
