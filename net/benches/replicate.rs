@@ -14,7 +14,9 @@
 //! 100 x 10,000 events of 256 bytes), `HYDRA_BENCH_OBJECT_MB` (default
 //! 1024), `HYDRA_BENCH_RATE` (lag appends per second, default 1000),
 //! `HYDRA_BENCH_SEALED=1` (the streams in a zstd + ChaCha20-Poly1305
-//! bucket; default a plain one).
+//! bucket; default a plain one), `HYDRA_BENCH_LAG_STREAM` (the stream the
+//! lag part appends to: default `lag`, a new one; `bench-0` is the first
+//! caught-up stream, as long as `HYDRA_BENCH_EVENTS`).
 //!
 //! Built with mimalloc and without transparent huge pages, as the `hydra`
 //! binary runs.
@@ -288,7 +290,12 @@ async fn lag(writer: &EventLog, a: &Node, follower: &EventLog, b: &Node, key: [u
         live.streams_status(),
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let stream = StreamId::new("lag").unwrap();
+    let stream =
+        StreamId::new(std::env::var("HYDRA_BENCH_LAG_STREAM").unwrap_or("lag".into())).unwrap();
+    let before = follower
+        .stream_version(&stream)
+        .unwrap()
+        .map_or(0, |v| v + 1);
     let (w, s) = (writer.clone(), stream.clone());
     // Paced appends on their own thread; each ack time by version.
     let appender = std::thread::spawn(move || {
@@ -317,7 +324,8 @@ async fn lag(writer: &EventLog, a: &Node, follower: &EventLog, b: &Node, key: [u
         let visible = follower
             .stream_version(&stream)
             .unwrap()
-            .map_or(0, |v| v + 1);
+            .map_or(0, |v| v + 1)
+            - before;
         while (seen.len() as u64) < visible {
             seen.push(Instant::now());
         }

@@ -159,6 +159,11 @@ mod tests {
             }],
             next: 42,
             position: 40,
+            storages: vec![crate::wire::StreamStorage {
+                root: vec![1, 2].into(),
+                edges: vec![vec![3].into()],
+                tree: vec![vec![4, 5].into()],
+            }],
         });
         let bytes = postcard::to_allocvec(&res).unwrap();
         assert_eq!(decode_response(&bytes).unwrap(), res);

@@ -22,7 +22,7 @@ use crate::node::{Node, NodeError};
 use crate::objects::BucketFollow;
 use crate::peers::{FAILED, PeerScore, Peers};
 use crate::stats::Stats;
-use crate::wire::{RequestV1, ResponseV1, StreamHead};
+use crate::wire::{FOLLOWING, Following, RequestV1, ResponseV1, StreamHead, StreamStorage};
 
 /// How a replication loop's rounds go: the part of its report that every
 /// kind of loop keeps.
@@ -173,6 +173,8 @@ struct Behind {
 struct NextHeads {
     from: Multiaddr,
     after: u64,
+    /// The streams whose storage it asks to have carried.
+    following: Vec<Following>,
     answer: tokio::task::JoinHandle<Result<ResponseV1, NodeError>>,
 }
 
@@ -271,27 +273,30 @@ impl BucketFollow {
         status: &FollowStatus,
         mut ahead: Option<&mut Option<NextHeads>>,
     ) -> Result<(u64, u64), NodeError> {
-        let request = |after| RequestV1::Heads {
+        let request = |after, following| RequestV1::Heads {
             bucket: self.bucket.to_string(),
             after,
+            following,
         };
         // The request the last round sent ahead, if it is the one wanted.
         let sent = ahead
             .as_deref_mut()
             .and_then(Option::take)
             .filter(|n| n.from == *from && Some(n.after) == after);
+        let followed = sent.as_ref().map(|n| n.following.clone());
         let answer = match sent {
             Some(mut n) => (&mut n.answer).await.unwrap_or_else(|_| {
                 Err(NodeError::NoPeer(
                     "the heads request ahead was dropped".into(),
                 ))
             }),
-            None => node.request(from, request(after)).await,
+            None => node.request(from, request(after, Vec::new())).await,
         };
         let ResponseV1::Heads {
             heads,
             next,
             position,
+            storages,
         } = answer?
         else {
             return Err(NodeError::Unexpected {
@@ -299,14 +304,6 @@ impl BucketFollow {
                 what: "a heads request",
             });
         };
-        if let Some(slot) = ahead {
-            let (node, to, asked) = (node.clone(), from.clone(), request(Some(next)));
-            *slot = Some(NextHeads {
-                from: from.clone(),
-                after: next,
-                answer: tokio::spawn(async move { node.request(&to, asked).await }),
-            });
-        }
         update(status, |r| r.peer_next_position = Some(position));
         // Streams whose writer was caught signing two histories stay out.
         let forked = status
@@ -318,6 +315,38 @@ impl BucketFollow {
             .behind(log, heads)
             .into_iter()
             .partition(|b| forked.contains(&b.stream));
+        if let Some(slot) = ahead {
+            // The streams this round brings in are the ones likely to
+            // grow next (or, when none is behind, those followed so far).
+            let following = match behind.is_empty() {
+                true => followed.unwrap_or_default(),
+                false => behind
+                    .iter()
+                    .take(FOLLOWING)
+                    .map(|b| Following {
+                        stream: b.stream.clone(),
+                        length: b.length,
+                    })
+                    .collect(),
+            };
+            let (node, to) = (node.clone(), from.clone());
+            let asked = request(Some(next), following.clone());
+            *slot = Some(NextHeads {
+                from: from.clone(),
+                after: next,
+                following,
+                answer: tokio::spawn(async move { node.request(&to, asked).await }),
+            });
+        }
+        // The storages that came along, by stream (one that does not
+        // decode is asked for as any other).
+        let mut carried: HashMap<String, StreamStorage> = storages
+            .into_iter()
+            .filter_map(|s| {
+                let (id, _) = hydra_eventlog::storage_bucket(&s.root).ok()?;
+                Some((id.to_string(), s))
+            })
+            .collect();
         update(status, |r| {
             r.rounds.caught_up &= behind.is_empty();
             r.behind = behind
@@ -335,7 +364,10 @@ impl BucketFollow {
         // and one refused stream (forked, wrongly signed) does not hold
         // back the others.
         let mut streams = futures::stream::iter(behind)
-            .map(|behind| self.catch_up(node, log, (from, peers), behind, status))
+            .map(|behind| {
+                let storage = carried.remove(&behind.stream);
+                self.catch_up(node, log, (from, peers), (behind, storage), status)
+            })
             .buffer_unordered(4);
         let (mut imported, mut refused) = (0, None);
         while let Some(result) = streams.next().await {
@@ -361,15 +393,16 @@ impl BucketFollow {
     }
 
     /// Brings one stream from `have` events to the peer's storage (at
-    /// least `length` events): its storage block from `from`, the blocks
-    /// this log lacks from the best peers, then the stream applied,
-    /// checked whole. Returns the new events.
+    /// least `length` events): its storage block from `from` (unless it
+    /// came with the heads), the blocks this log lacks from the best
+    /// peers, then the stream applied, checked whole. Returns the new
+    /// events.
     async fn catch_up(
         &self,
         node: &Node,
         log: &EventLog,
         (from, peers): (&Multiaddr, &Peers),
-        Behind { stream, have, .. }: Behind,
+        (Behind { stream, have, .. }, carried): (Behind, Option<StreamStorage>),
         status: &FollowStatus,
     ) -> Result<u64, NodeError> {
         // The tree held here: the peer sends what came after it, and the
@@ -378,15 +411,21 @@ impl BucketFollow {
         let held = blocking(move || l.held_tree(&id?))
             .await
             .map_err(NodeError::Log)?;
-        let request = RequestV1::Storage {
-            stream: stream.clone(),
-            after: held.map(|h| h.last_bundle),
-        };
-        let ResponseV1::Storage { root, edges, tree } = node.request(from, request).await? else {
-            return Err(NodeError::Unexpected {
-                peer: from.to_string(),
-                what: "a storage request",
-            });
+        let StreamStorage { root, edges, tree } = match carried {
+            Some(storage) => storage,
+            None => {
+                let request = RequestV1::Storage {
+                    stream: stream.clone(),
+                    after: held.map(|h| h.last_bundle),
+                };
+                let ResponseV1::Storage(storage) = node.request(from, request).await? else {
+                    return Err(NodeError::Unexpected {
+                        peer: from.to_string(),
+                        what: "a storage request",
+                    });
+                };
+                storage
+            }
         };
         let edges: Vec<Vec<u8>> = edges.into_iter().map(ByteBuf::into_vec).collect();
         let received = root.len()
@@ -398,7 +437,7 @@ impl BucketFollow {
         // the walk finds a link to it.
         let mut brought: HashMap<[u8; 32], Vec<u8>> = tree
             .into_iter()
-            .map(|b| (*Ref::raw(&b).hash(), b.into_vec()))
+            .map(|b| (*Ref::raw(b.as_slice()).hash(), b.into_vec()))
             .collect();
         let (root, edges) = (Arc::new(root.into_vec()), Arc::new(edges));
         let judged = |e: hydra_eventlog::Error| judged(e, from);
@@ -587,6 +626,7 @@ impl BucketFollow {
             let request = RequestV1::Heads {
                 bucket: self.bucket.to_string(),
                 after: None,
+                following: Vec::new(),
             };
             match node.request(&addr, request).await {
                 Ok(ResponseV1::Heads { heads, .. }) => {

@@ -63,6 +63,6 @@ pub use peers::{BAN, PeerScore};
 pub use serve::{ServedBuckets, Serving};
 pub use stats::{Stats, StatsSnapshot};
 pub use wire::{
-    BLOCKS_PROTOCOL, HEADS_WAIT, MAX_RESPONSE, MAX_WANT, PROTOCOL, RequestV1, ResponseV1,
-    StreamHead, SyncRequest, SyncResponse,
+    BLOCKS_PROTOCOL, Following, HEADS_WAIT, MAX_RESPONSE, MAX_WANT, PROTOCOL, RequestV1,
+    ResponseV1, StreamHead, StreamStorage, SyncRequest, SyncResponse,
 };

@@ -20,9 +20,9 @@ use serde_bytes::ByteBuf;
 
 use crate::stats::Stats;
 use crate::wire::{
-    Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1, HEADS_WAIT,
+    Block, BlocksRequest, BlocksRequestV1, BlocksResponse, BlocksResponseV1, FOLLOWING, HEADS_WAIT,
     MAX_BLOCKS_BYTES, MAX_WANT, RequestV1, ResponseV1, STORAGE_EDGE_BYTES, STORAGE_TREE_BYTES,
-    StreamHead, SyncRequest, SyncResponse,
+    StreamHead, StreamStorage, SyncRequest, SyncResponse,
 };
 
 /// Finds a bucket this node serves, by name, and whether it is public:
@@ -127,7 +127,11 @@ impl Served {
     pub fn sync(&self, peer: PeerId, request: SyncRequest) -> SyncResponse {
         let SyncRequest::V1(request) = request;
         SyncResponse::V1(match request {
-            RequestV1::Heads { bucket, after } => {
+            RequestV1::Heads {
+                bucket,
+                after,
+                following,
+            } => {
                 let name = match self.serving.serves(&bucket, &peer) {
                     Ok(b) => b.name().clone(),
                     Err(e) => return SyncResponse::V1(ResponseV1::Error(e)),
@@ -144,22 +148,42 @@ impl Served {
                 }
                 let next = cursor();
                 match self.log.held_streams(&name) {
-                    Ok(held) => ResponseV1::Heads {
-                        heads: held
-                            .into_iter()
-                            .map(|h| StreamHead {
-                                stream: h.stream.to_string(),
-                                length: h.length,
-                                writer: h.writer,
+                    Ok(held) => {
+                        // The followed streams that grew, with their
+                        // storage (one that fails is asked for again).
+                        let storages = following
+                            .iter()
+                            .take(FOLLOWING)
+                            .filter(|f| {
+                                held.iter()
+                                    .any(|h| h.stream.as_str() == f.stream && h.length > f.length)
                             })
-                            .collect(),
-                        next,
-                        position: self.log.next_position(),
-                    },
+                            .filter_map(|f| {
+                                let after = (f.length / hydra_eventlog::BUNDLE).checked_sub(1);
+                                self.storage(peer, &f.stream, after).ok()
+                            })
+                            .collect();
+                        ResponseV1::Heads {
+                            heads: held
+                                .into_iter()
+                                .map(|h| StreamHead {
+                                    stream: h.stream.to_string(),
+                                    length: h.length,
+                                    writer: h.writer,
+                                })
+                                .collect(),
+                            next,
+                            position: self.log.next_position(),
+                            storages,
+                        }
+                    }
                     Err(e) => ResponseV1::Error(e.to_string()),
                 }
             }
-            RequestV1::Storage { stream, after } => self.storage(peer, stream, after),
+            RequestV1::Storage { stream, after } => match self.storage(peer, &stream, after) {
+                Ok(storage) => ResponseV1::Storage(storage),
+                Err(e) => ResponseV1::Error(e),
+            },
             RequestV1::Extension {
                 stream,
                 from_length,
@@ -177,15 +201,16 @@ impl Served {
 
     /// A stream's storage block, with its first edge blocks and the tree
     /// blocks past bundle `after`; the rest goes by want-lists.
-    fn storage(&self, peer: PeerId, stream: String, after: Option<u64>) -> ResponseV1 {
-        let storage = match self.served_storage(peer, &stream, true) {
-            Ok(s) => s,
-            Err(e) => return ResponseV1::Error(e),
-        };
-        let tree = match storage.tree_since(after, STORAGE_TREE_BYTES) {
-            Ok(t) => t,
-            Err(e) => return ResponseV1::Error(e.to_string()),
-        };
+    fn storage(
+        &self,
+        peer: PeerId,
+        stream: &str,
+        after: Option<u64>,
+    ) -> Result<StreamStorage, String> {
+        let storage = self.served_storage(peer, stream, true)?;
+        let tree = storage
+            .tree_since(after, STORAGE_TREE_BYTES)
+            .map_err(|e| e.to_string())?;
         let mut bytes = storage.root_block().len();
         let edges = storage
             .edge_blocks()
@@ -196,11 +221,11 @@ impl Served {
             .collect();
         bytes += tree.iter().map(Vec::len).sum::<usize>();
         Stats::add(&self.stats.bytes_sent, bytes as u64);
-        ResponseV1::Storage {
+        Ok(StreamStorage {
             root: ByteBuf::from(storage.root_block().to_vec()),
             edges,
             tree: tree.into_iter().map(ByteBuf::from).collect(),
-        }
+        })
     }
 
     /// The stream's storage (see [`Served::stream_storage`]), when its

@@ -21,6 +21,8 @@ pub const HEADS_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Edge block bytes a storage answer carries along (a stream's open
 /// edge is usually a few KiB: a live follower then needs one answer).
 pub const STORAGE_EDGE_BYTES: usize = 1 << 20;
+/// Streams a heads request may ask to have their storage carried.
+pub const FOLLOWING: usize = 4;
 /// Tree block bytes (tiles, then bundles) a storage answer carries along
 /// past the asker's tree: a few bundles, so that a live follower needs
 /// no want-list when bundles are sealed.
@@ -43,8 +45,15 @@ pub enum RequestV1 {
     /// their lengths and writers. With `after`, the answer waits (up to
     /// [`HEADS_WAIT`]) until the cursor passes `after`: a follower passes
     /// the `next` of its last answer and hears of new appends as they
-    /// commit, without polling.
-    Heads { bucket: String, after: Option<u64> },
+    /// commit, without polling. The answer carries the storage of each
+    /// stream `following` names (at most [`FOLLOWING`]) that is longer
+    /// than the length named, so that a live round needs no storage
+    /// request.
+    Heads {
+        bucket: String,
+        after: Option<u64>,
+        following: Vec<Following>,
+    },
     /// The stream's storage block (`hydra_eventlog::Storage`): the
     /// writer's signed stored head, linking the stream's tree and edge
     /// blocks. Edge blocks come along up to [`STORAGE_EDGE_BYTES`], and
@@ -69,20 +78,36 @@ pub enum ResponseV1 {
     /// The bucket's streams; a cursor to pass as the next request's
     /// `after` (it moves with every append and every stream taken in
     /// blind), and the log position the next append will get.
+    /// `storages`: those of the streams followed that grew (see
+    /// [`RequestV1::Heads`]).
     Heads {
         heads: Vec<StreamHead>,
         next: u64,
         position: u64,
+        storages: Vec<StreamStorage>,
     },
-    /// Blocks as stored: the storage block, edge blocks in its link
-    /// order, tree blocks (tiles top first, then bundles).
-    Storage {
-        root: ByteBuf,
-        edges: Vec<ByteBuf>,
-        tree: Vec<ByteBuf>,
-    },
+    Storage(StreamStorage),
     Extension(Box<hydra_eventlog::Extension>),
     Error(String),
+}
+
+/// A stream a follower is following, and the length it holds (or will
+/// have when its round ends): its storage is carried with the tree
+/// blocks of the bundles that hold later events (those before, it holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Following {
+    pub stream: String,
+    pub length: u64,
+}
+
+/// A stream's storage, as stored: the storage block, edge blocks in its
+/// link order (up to [`STORAGE_EDGE_BYTES`]), tree blocks (tiles top
+/// first, then bundles; up to [`STORAGE_TREE_BYTES`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamStorage {
+    pub root: ByteBuf,
+    pub edges: Vec<ByteBuf>,
+    pub tree: Vec<ByteBuf>,
 }
 
 /// A stream as a heads answer names it: a follower asks for the storage

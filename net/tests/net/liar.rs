@@ -375,8 +375,14 @@ struct BothProtocols {
 }
 
 /// A peer speaking `/hydra/sync/4` and `/hydra/blocks/1` that serves the
-/// stream `s` of `writer` (which it holds a copy of) telling `lie`.
-async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str) -> Multiaddr {
+/// stream `s` of `writer` (which it holds a copy of) telling `lie`: its
+/// storage only in heads answers `with_heads`, else only when asked.
+async fn stream_liar(
+    lie: StreamLie,
+    writer: &hydra_eventlog::EventLog,
+    s: &str,
+    with_heads: bool,
+) -> Multiaddr {
     use hydra_eventlog::StreamId;
     use hydra_net::{RequestV1, ResponseV1, SyncRequest, SyncResponse};
     let id = StreamId::new(s).unwrap();
@@ -468,7 +474,18 @@ async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str)
                     },
                 )) => {
                     let SyncRequest::V1(request) = request;
+                    // The storage (bundles corrupted alike, which match
+                    // no link: they are asked for), either with the heads
+                    // (unasked: it is checked the same) or when asked.
+                    let storage = hydra_net::StreamStorage {
+                        root: root.clone().into(),
+                        edges: Vec::new(),
+                        tree: carried.clone(),
+                    };
                     let answer = match request {
+                        RequestV1::Storage { .. } if with_heads => {
+                            ResponseV1::Error("ask the heads".into())
+                        }
                         RequestV1::Heads { .. } => ResponseV1::Heads {
                             heads: vec![hydra_net::StreamHead {
                                 stream: s.clone(),
@@ -477,14 +494,9 @@ async fn stream_liar(lie: StreamLie, writer: &hydra_eventlog::EventLog, s: &str)
                             }],
                             next: length,
                             position: length,
+                            storages: with_heads.then_some(storage.clone()).into_iter().collect(),
                         },
-                        // The bundles come along too, corrupted alike
-                        // (they match no link: they are asked for).
-                        RequestV1::Storage { .. } => ResponseV1::Storage {
-                            root: root.clone().into(),
-                            edges: Vec::new(),
-                            tree: carried.clone(),
-                        },
+                        RequestV1::Storage { .. } => ResponseV1::Storage(storage),
                         _ => ResponseV1::Error("no".into()),
                     };
                     let _ = swarm
@@ -556,7 +568,7 @@ async fn a_peer_lying_about_a_stream_is_banned_and_the_honest_one_completes_it()
     .into_iter()
     .enumerate()
     {
-        let liar = stream_liar(lie, &a, "orders-1").await;
+        let liar = stream_liar(lie, &a, "orders-1", i % 2 == 0).await;
         let r = open(dirs[i + 1].path());
         let node = crate::serve_all(&r, Vec::new()).await;
         let follow = BucketFollow {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hydra_eventlog::{EventLog, ExpectedVersion, NewEvent, ReadFrom, StreamId, verify_event};
-use hydra_net::{BucketFollow, Node};
+use hydra_net::{BucketFollow, Following, Node, RequestV1, ResponseV1};
 
 use crate::open;
 
@@ -146,6 +146,36 @@ async fn a_follower_replicates_and_verifies() {
     );
     // The heads answer may predate the last of the three appends.
     assert!(report.peer_next_position.unwrap() > before, "{report:?}");
+
+    // A heads answer carries the storage of each followed stream that
+    // grew past the length named, with the tree blocks of the bundles
+    // holding later events (the tile above them and bundle 1), and of no
+    // other stream.
+    let heads = RequestV1::Heads {
+        bucket: "default".into(),
+        after: None,
+        following: vec![
+            Following {
+                stream: "orders-1".into(),
+                length: 300,
+            },
+            Following {
+                stream: "orders-2".into(),
+                length: 8,
+            },
+        ],
+    };
+    let Ok(ResponseV1::Heads { storages, .. }) = b.request(&a.listening()[0], heads).await else {
+        panic!("no heads");
+    };
+    let carried: Vec<_> = storages
+        .iter()
+        .map(|s| {
+            let (id, _) = hydra_eventlog::storage_bucket(&s.root).unwrap();
+            (id.to_string(), s.tree.len())
+        })
+        .collect();
+    assert_eq!(carried, [("orders-1".to_string(), 2)]);
 
     // A follower that trusts another key takes none of the writer's
     // streams (the heads name their writer: it does not even ask).
