@@ -162,8 +162,10 @@ impl Sealing {
 
 /// A stream's storage as blocks, read at one moment (see the module
 /// docs): the storage block, the tiles, the bundles' refs and the edge
-/// blocks. Bundles are immutable, so they are read when they are handed
-/// over; tiles are replaced as bundles are sealed, so they are read here.
+/// blocks (of the tree, only the part past a bundle, when read by
+/// [`EventLog::storage_past`]). Bundles are immutable, so they are read
+/// when they are handed over; tiles are replaced as bundles are sealed,
+/// so they are read here.
 pub struct Storage {
     pub stored: StoredHead,
     /// The storage block's ref: a root of an export.
@@ -323,15 +325,24 @@ impl EventLog {
     /// signs it now; a replica hands over its writer's, which its storage
     /// matches.
     pub fn storage(&self, stream: &StreamId) -> Result<Storage, Error> {
+        self.storage_past(stream, None)
+    }
+
+    /// [`EventLog::storage`] holding only the part of the tree past bundle
+    /// `after` (the tiles that reach past it, the bundles after it): what
+    /// a live follower that holds the tree up to `after` lacks, read
+    /// without reading the whole tree of a long stream. Its
+    /// [`Storage::block`] knows only those blocks and the edge.
+    pub fn storage_past(&self, stream: &StreamId, after: Option<u64>) -> Result<Storage, Error> {
         if self.state(stream)?.is_none()
             && let Some(held) = self.blind_held(stream)?
         {
-            return blind_storage(stream, held);
+            return blind_storage(stream, held, after);
         }
         let st = self.readable(stream)?;
         let bucket = self.inner.buckets.get(st.bucket)?;
-        let read_tiles = |top: Option<&Ref>| read_tree(&bucket, stream, top);
-        let (stored, kept, edge, (tiles, bundles)) = match &st.replica {
+        let read_tiles = |top: Option<&Ref>| read_tree(&bucket, stream, top, after);
+        let (stored, kept, edge, (tiles, bundles, first_bundle)) = match &st.replica {
             None => {
                 let (stored, edge, read) = self.sign_stored(stream, |_, top| read_tiles(top))?;
                 (stored, None, edge, read)
@@ -353,7 +364,7 @@ impl EventLog {
         };
         let edges = edge_blocks(&edge);
         let from = first_held(
-            bundles.first().map(|(index, _)| *index),
+            first_bundle,
             edge.first().map(|e| e.version),
             stored.head.length,
         );
@@ -670,17 +681,24 @@ fn blind_in(bucket: &Bucket) -> Result<Vec<HeldStream>, Error> {
     Ok(out)
 }
 
-/// The tiles of a stream's tree under `top`, read with their bytes (and
-/// the last bundle index each reaches), and its bundles.
+/// The tiles of a stream's tree under `top` past bundle `after` (see
+/// [`EventLog::storage_past`]), read with their bytes (and the last
+/// bundle index each reaches), its bundles after `after`, and the index
+/// of its first bundle.
 fn read_tree(
     bucket: &Bucket,
     stream: &StreamId,
     top: Option<&Ref>,
-) -> Result<(Vec<(Block, u64)>, Bundles), Error> {
+    after: Option<u64>,
+) -> Result<(Vec<(Block, u64)>, Bundles, Option<u64>), Error> {
     let Some(top) = top else {
         return Ok(Default::default());
     };
-    let walked = tree::bundles(bucket, stream.as_str(), top)?;
+    let walked = tree::bundles_past(bucket, stream.as_str(), top, after)?;
+    let first = match after {
+        None => walked.bundles.first().map(|(index, _)| *index),
+        Some(_) => tree::first_bundle(bucket, stream.as_str(), top)?.map(|(index, _)| index),
+    };
     let mut tiles = Vec::with_capacity(walked.tiles.len());
     for (r, reach) in walked.tiles {
         let bytes = bucket.get_stored(&r)?.ok_or_else(|| Error::Corrupt {
@@ -689,7 +707,7 @@ fn read_tree(
         })?;
         tiles.push(((r, bytes), reach));
     }
-    Ok((tiles, walked.bundles))
+    Ok((tiles, walked.bundles, first))
 }
 
 /// The storage of a stream a bucket holds blind: as it was received.
@@ -700,10 +718,11 @@ fn blind_storage(
         root,
         block: root_block,
     }: BlindHeld,
+    after: Option<u64>,
 ) -> Result<Storage, Error> {
     let (body, links) = decode_root(&root_block)?;
     let (top, edge_refs) = tree_and_edges(&body.stored, &links)?;
-    let (tiles, bundles) = read_tree(&bucket, stream, top.as_ref())?;
+    let (tiles, bundles, _) = read_tree(&bucket, stream, top.as_ref(), after)?;
     let mut edges = Vec::with_capacity(edge_refs.len());
     for r in edge_refs {
         let bytes = bucket.get_stored(r)?.ok_or_else(|| Error::StoredMismatch {

@@ -390,6 +390,20 @@ fn reach(level: u8, index: u64) -> u64 {
 /// Every bundle the tree under `top` links, by index, and its tiles
 /// (each checked against its ref and its place; bundles are not read).
 pub(crate) fn bundles(bucket: &Bucket, stream: &str, top: &Ref) -> Result<Walked, Error> {
+    bundles_past(bucket, stream, top, None)
+}
+
+/// [`bundles`], of the part of the tree past bundle `after` only: the
+/// tiles that reach past it and the bundles after it (all, for `None`),
+/// read without looking under the tiles before it, so that what a live
+/// follower lacks costs what it is, not the stream's length.
+pub(crate) fn bundles_past(
+    bucket: &Bucket,
+    stream: &str,
+    top: &Ref,
+    after: Option<u64>,
+) -> Result<Walked, Error> {
+    let later = |index: u64| after.is_none_or(|a| index > a);
     let reader = Reader { bucket, stream };
     let (level, tile) = reader.top(top)?;
     let mut bundles = Vec::new();
@@ -405,8 +419,10 @@ pub(crate) fn bundles(bucket: &Bucket, stream: &str, top: &Ref) -> Result<Walked
         for (slot, child) in tile.children.iter().rev() {
             let at = index * FANOUT + *slot as u64;
             if level == 0 {
-                bundles.push((at, *child));
-            } else {
+                if later(at) {
+                    bundles.push((at, *child));
+                }
+            } else if later(reach(level - 1, at)) {
                 stack.push((*child, level - 1, at, None));
             }
         }
@@ -490,6 +506,14 @@ mod tests {
                 let expected: Vec<(u64, Ref)> = model.iter().map(|(i, r)| (*i, *r)).collect();
                 prop_assert_eq!(last_bundle(bucket, "s-1", &top).unwrap(), expected.last().copied());
                 prop_assert_eq!(first_bundle(bucket, "s-1", &top).unwrap(), expected.first().copied());
+                // The part past a bundle: the later bundles, and the
+                // tiles that reach past it.
+                let after = expected[expected.len() / 2].0;
+                let past = bundles_past(bucket, "s-1", &top, Some(after)).unwrap();
+                let later: Vec<(u64, Ref)> = model.range(after + 1..).map(|(i, r)| (*i, *r)).collect();
+                prop_assert_eq!(past.bundles, later);
+                let reaching: Vec<_> = tiles.iter().filter(|(_, reach)| *reach > after).collect();
+                prop_assert_eq!(past.tiles.iter().collect::<Vec<_>>(), reaching);
                 prop_assert_eq!(linked, expected);
                 // Every tile stored is linked (bundles here are stand-ins,
                 // never stored): replaced tiles went in the same commit.

@@ -81,6 +81,20 @@ struct Own {
 /// request (each holds its tiles and edge blocks).
 const STORAGES_KEPT: usize = 4;
 
+/// Which storage of a stream to serve from.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    /// The one read last, if still kept (else read now, whole).
+    Kept,
+    /// Read now, whole: every block of it known.
+    Whole,
+    /// Read now, the tree past bundle `after` only (see
+    /// `EventLog::storage_past`): what a storage answer carries, without
+    /// reading a long stream's whole tree each live round. A want-list
+    /// for a block it does not know reads the whole.
+    Past(Option<u64>),
+}
+
 pub(crate) struct Served {
     log: EventLog,
     storages: Mutex<VecDeque<(String, Arc<Storage>)>>,
@@ -141,9 +155,13 @@ impl Served {
                 let store = self.log.store();
                 let cursor = || self.log.next_position() + store.roots_generation();
                 if let Some(after) = after {
+                    // Past already: at once; else at the next commit.
                     self.wait(|until| {
-                        self.log.wait_past(self.log.next_position(), until);
-                        cursor() > after
+                        let seen = self.log.next_position();
+                        cursor() > after || {
+                            self.log.wait_past(seen, until);
+                            cursor() > after
+                        }
                     });
                 }
                 let next = cursor();
@@ -187,12 +205,14 @@ impl Served {
             RequestV1::Extension {
                 stream,
                 from_length,
-            } => match self.served_storage(peer, &stream, false).and_then(|_| {
-                let s = StreamId::new(stream).map_err(|e| e.to_string())?;
-                self.log
-                    .extension(&s, from_length)
-                    .map_err(|e| e.to_string())
-            }) {
+            } => match self
+                .served_storage(peer, &stream, Read::Kept)
+                .and_then(|_| {
+                    let s = StreamId::new(stream).map_err(|e| e.to_string())?;
+                    self.log
+                        .extension(&s, from_length)
+                        .map_err(|e| e.to_string())
+                }) {
                 Ok(e) => ResponseV1::Extension(Box::new(e)),
                 Err(e) => ResponseV1::Error(e),
             },
@@ -207,7 +227,7 @@ impl Served {
         stream: &str,
         after: Option<u64>,
     ) -> Result<StreamStorage, String> {
-        let storage = self.served_storage(peer, stream, true)?;
+        let storage = self.served_storage(peer, stream, Read::Past(after))?;
         let tree = storage
             .tree_since(after, STORAGE_TREE_BYTES)
             .map_err(|e| e.to_string())?;
@@ -234,10 +254,10 @@ impl Served {
         &self,
         peer: PeerId,
         stream: &str,
-        fresh: bool,
+        read: Read,
     ) -> Result<Arc<Storage>, String> {
         let storage = self
-            .stream_storage(stream, fresh)
+            .stream_storage(stream, read)
             .map_err(|e| e.to_string())?;
         self.serving
             .serves(storage.bucket().as_str(), &peer)
@@ -245,20 +265,25 @@ impl Served {
         Ok(storage)
     }
 
-    /// The stream's storage: read now when `fresh`, else the one read
-    /// last for it, if still kept. Its blocks are content-addressed, so
-    /// one read a moment ago serves a want-list as well as a new one.
+    /// The stream's storage, as `read` says. Its blocks are
+    /// content-addressed, so one read a moment ago serves a want-list as
+    /// well as a new one.
     fn stream_storage(
         &self,
         stream: &str,
-        fresh: bool,
+        read: Read,
     ) -> Result<Arc<Storage>, hydra_eventlog::Error> {
         let mut kept = self.storages.lock().unwrap_or_else(|e| e.into_inner());
-        if !fresh && let Some((_, s)) = kept.iter().find(|(name, _)| name == stream) {
-            return Ok(s.clone());
-        }
+        let after = match read {
+            Read::Kept => match kept.iter().find(|(name, _)| name == stream) {
+                Some((_, s)) => return Ok(s.clone()),
+                None => None,
+            },
+            Read::Whole => None,
+            Read::Past(after) => after,
+        };
         drop(kept);
-        let storage = Arc::new(self.log.storage(&StreamId::new(stream)?)?);
+        let storage = Arc::new(self.log.storage_past(&StreamId::new(stream)?, after)?);
         kept = self.storages.lock().unwrap_or_else(|e| e.into_inner());
         kept.retain(|(name, _)| name != stream);
         kept.push_front((stream.to_owned(), storage.clone()));
@@ -310,16 +335,17 @@ impl Served {
         stream: &str,
         refs: Vec<hydra_block::Ref>,
     ) -> BlocksResponseV1 {
-        let mut storage = match self.served_storage(peer, stream, false) {
+        let mut storage = match self.served_storage(peer, stream, Read::Kept) {
             Ok(s) => s,
             Err(e) => return BlocksResponseV1::Error(e),
         };
-        // Blocks of a newer storage than the one kept: read it again.
+        // Blocks of a newer storage than the one kept, or outside the part
+        // of the tree it holds: read it again, whole.
         if refs
             .iter()
             .any(|r| storage.block(r).ok().flatten().is_none())
         {
-            match self.stream_storage(stream, true) {
+            match self.stream_storage(stream, Read::Whole) {
                 Ok(s) => storage = s,
                 Err(e) => return BlocksResponseV1::Error(e.to_string()),
             }
