@@ -171,8 +171,7 @@ pub struct Storage {
     /// The storage block's ref: a root of an export.
     pub root: Ref,
     root_block: Vec<u8>,
-    /// Top first, each with the last bundle index its place reaches.
-    tiles: Vec<(Block, u64)>,
+    tiles: Tiles,
     bundles: Bundles,
     bundle_set: HashSet<Ref>,
     edges: Vec<Block>,
@@ -280,6 +279,10 @@ pub(crate) struct BlindHeld {
 
 /// A block and its stored bytes.
 type Block = (Ref, Vec<u8>);
+
+/// Tiles of a stream's tree, top first, each with the last bundle index
+/// its place reaches.
+type Tiles = Vec<(Block, u64)>;
 
 /// A stream's sealed bundles: index and block, in index order.
 type Bundles = Vec<(u64, Ref)>;
@@ -690,7 +693,7 @@ fn read_tree(
     stream: &StreamId,
     top: Option<&Ref>,
     after: Option<u64>,
-) -> Result<(Vec<(Block, u64)>, Bundles, Option<u64>), Error> {
+) -> Result<(Tiles, Bundles, Option<u64>), Error> {
     let Some(top) = top else {
         return Ok(Default::default());
     };
