@@ -403,33 +403,147 @@ pub(crate) fn bundles_past(
     top: &Ref,
     after: Option<u64>,
 ) -> Result<Walked, Error> {
-    let later = |index: u64| after.is_none_or(|a| index > a);
     let reader = Reader { bucket, stream };
     let (level, tile) = reader.top(top)?;
-    let mut bundles = Vec::new();
-    let mut tiles = Vec::new();
-    // Depth first from the top, already read.
-    let mut stack = vec![(*top, level, 0u64, Some(tile))];
-    while let Some((r, level, index, read)) = stack.pop() {
-        let tile = match read {
-            Some(t) => t,
-            None => reader.tile(&r, level, index)?,
-        };
-        tiles.push((r, reach(level, index)));
-        for (slot, child) in tile.children.iter().rev() {
-            let at = index * FANOUT + *slot as u64;
-            if level == 0 {
-                if later(at) {
-                    bundles.push((at, *child));
+    let mut walked = Walked::default();
+    reader.walk((*top, level, 0), Some(tile), after, &mut walked)?;
+    walked.bundles.sort_unstable_by_key(|(i, _)| *i);
+    Ok(walked)
+}
+
+impl Reader<'_> {
+    /// Adds the tiles and bundles under the tile `r` at `level`, `index`
+    /// (its tile when read already) that reach past bundle `after` to
+    /// `out`, depth first; bundles unsorted.
+    fn walk(
+        &self,
+        (r, level, index): (Ref, u8, u64),
+        tile: Option<Tile>,
+        after: Option<u64>,
+        out: &mut Walked,
+    ) -> Result<(), Error> {
+        let later = |index: u64| after.is_none_or(|a| index > a);
+        let mut stack = vec![(r, level, index, tile)];
+        while let Some((r, level, index, read)) = stack.pop() {
+            let tile = match read {
+                Some(t) => t,
+                None => self.tile(&r, level, index)?,
+            };
+            out.tiles.push((r, reach(level, index)));
+            for (slot, child) in tile.children.iter().rev() {
+                let at = index * FANOUT + *slot as u64;
+                if level == 0 {
+                    if later(at) {
+                        out.bundles.push((at, *child));
+                    }
+                } else if later(reach(level - 1, at)) {
+                    stack.push((*child, level - 1, at, None));
                 }
-            } else if later(reach(level - 1, at)) {
-                stack.push((*child, level - 1, at, None));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a stream's tree at `new` differs from the one at `held` (both in
+/// `bucket`): by index, the bundles `new` links where `held` links none
+/// or another, and those `held` links where `new` links none or another.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Diff {
+    pub linked: Vec<(u64, Ref)>,
+    pub unlinked: Vec<(u64, Ref)>,
+}
+
+/// What the held tree has at a place of the new one.
+#[derive(Clone, Copy)]
+enum Held {
+    Nothing,
+    /// A tile or bundle.
+    Block(Ref),
+    /// A level above the held tree's top (the new tree grew): its tile
+    /// at index 0 leads, through slot 0, down to the held top.
+    Above,
+}
+
+/// [`Diff`] of two trees of `stream`, read only where their tiles
+/// differ (tiles name their place, so a tile both trees link is the
+/// same subtree): what a replica checks of a new tree costs what changed
+/// since the tree it applied, not the stream's length.
+pub(crate) fn diff(bucket: &Bucket, stream: &str, held: &Ref, new: &Ref) -> Result<Diff, Error> {
+    let reader = Reader { bucket, stream };
+    let (held_level, held_top) = reader.top(held)?;
+    let (new_level, new_top) = reader.top(new)?;
+    let mut diff = Diff::default();
+    if new_level < held_level {
+        // Trees do not shrink in height: compare them whole.
+        diff.linked = bundles(bucket, stream, new)?.bundles;
+        diff.unlinked = bundles(bucket, stream, held)?.bundles;
+        return Ok(diff);
+    }
+    let start = match new_level == held_level {
+        true => Held::Block(*held),
+        false => Held::Above,
+    };
+    // (level, index, the new tile, what the held tree has there)
+    let mut stack = vec![(new_level, 0u64, new_top, start)];
+    while let Some((level, index, tile, there)) = stack.pop() {
+        let held_children: BTreeMap<u8, Held> = match there {
+            Held::Nothing => BTreeMap::new(),
+            Held::Block(r) if r == *held => held_top
+                .children
+                .iter()
+                .map(|(s, c)| (*s, Held::Block(*c)))
+                .collect(),
+            Held::Block(r) => {
+                let t = reader.tile(&r, level, index)?;
+                t.children
+                    .iter()
+                    .map(|(s, c)| (*s, Held::Block(*c)))
+                    .collect()
+            }
+            Held::Above => {
+                let below = match level - 1 == held_level {
+                    true => Held::Block(*held),
+                    false => Held::Above,
+                };
+                [(0, below)].into()
+            }
+        };
+        // What the held tree links here and the new one does not.
+        for (slot, h) in &held_children {
+            let (Held::Block(r), false) = (h, tile.children.contains_key(slot)) else {
+                continue;
+            };
+            let at = index * FANOUT + u64::from(*slot);
+            if level == 0 {
+                diff.unlinked.push((at, *r));
+            } else {
+                let mut gone = Walked::default();
+                reader.walk((*r, level - 1, at), None, None, &mut gone)?;
+                diff.unlinked.extend(gone.bundles);
+            }
+        }
+        for (slot, child) in &tile.children {
+            let at = index * FANOUT + u64::from(*slot);
+            let h = held_children.get(slot).copied().unwrap_or(Held::Nothing);
+            if let Held::Block(r) = h
+                && r == *child
+            {
+                continue;
+            }
+            if level == 0 {
+                diff.linked.push((at, *child));
+                if let Held::Block(r) = h {
+                    diff.unlinked.push((at, r));
+                }
+            } else {
+                stack.push((level - 1, at, reader.tile(child, level - 1, at)?, h));
             }
         }
     }
-    // Each tile gave its bundles backwards.
-    bundles.sort_unstable_by_key(|(i, _)| *i);
-    Ok(Walked { bundles, tiles })
+    diff.linked.sort_unstable_by_key(|(i, _)| *i);
+    diff.unlinked.sort_unstable_by_key(|(i, _)| *i);
+    Ok(diff)
 }
 
 #[cfg(test)]
@@ -485,6 +599,9 @@ mod tests {
             let vault = vault();
             let bucket = &vault.1;
             let mut model: BTreeMap<u64, Ref> = BTreeMap::new();
+            // A replica's bucket: every tree's tiles, none deleted.
+            let replica = self::vault();
+            let mut held: Option<(Ref, BTreeMap<u64, Ref>)> = None;
             for (round, step) in rounds.iter().enumerate() {
                 let mut changes = Changes::new();
                 for (index, seal) in step {
@@ -515,6 +632,24 @@ mod tests {
                 let reaching: Vec<_> = tiles.iter().filter(|(_, reach)| *reach > after).collect();
                 prop_assert_eq!(past.tiles.iter().collect::<Vec<_>>(), reaching);
                 prop_assert_eq!(linked, expected);
+                // A replica holding the last tree finds what changed.
+                let mut ops = WriteBatch::new();
+                for (t, _) in &tiles {
+                    let bytes = bucket.get_stored(t).unwrap().unwrap();
+                    replica.1.stage_put(&mut ops, Codec::PlainNode, &bytes).unwrap();
+                }
+                replica.0.commit(ops, &[]).unwrap();
+                if let Some((held_top, held_model)) = &held {
+                    let changed = |a: &BTreeMap<u64, Ref>, b: &BTreeMap<u64, Ref>| -> Vec<(u64, Ref)> {
+                        a.iter().filter(|(i, r)| b.get(i) != Some(r)).map(|(i, r)| (*i, *r)).collect()
+                    };
+                    let expected = Diff {
+                        linked: changed(&model, held_model),
+                        unlinked: changed(held_model, &model),
+                    };
+                    prop_assert_eq!(diff(&replica.1, "s-1", held_top, &top).unwrap(), expected);
+                }
+                held = Some((top, model.clone()));
                 // Every tile stored is linked (bundles here are stand-ins,
                 // never stored): replaced tiles went in the same commit.
                 prop_assert_eq!(bucket.stats().unwrap().blocks, tiles.len() as u64);

@@ -15,8 +15,7 @@ use serde::Serialize;
 use serde_bytes::{ByteBuf, Bytes};
 
 use super::{
-    Before, Bundles, STREAM_EDGE, Sealing, blind_root, decode_root, first_held, held_block,
-    tree_and_edges,
+    Before, STREAM_EDGE, Sealing, blind_root, decode_root, first_held, held_block, tree_and_edges,
 };
 use crate::layout::{self, Deletion, EventRecordView, STORED_SUBTREE_LEVEL, StreamState};
 use crate::merkle::{Hash, leaf_hash, push_leaf, root_of_peaks};
@@ -230,13 +229,14 @@ type Told = (Option<Before>, Option<Said>);
 
 /// Checks what a storage block tells beside its stored head, which needs
 /// no key: what it says of the versions before the first it holds (see
-/// [`Before`]), when there are any, fitting the storage; and that the
+/// [`Before`]), when there are any, fitting the storage (whose first
+/// bundle and first edge record are at the indexes given); and that the
 /// stored head's signer signed what it says beside ([`Said`]). Returns
 /// the first version the storage holds.
 fn check_told(
     stored: &StoredHead,
     (before, said): (Option<&Before>, Option<&Said>),
-    bundles: &Bundles,
+    first_bundle: Option<u64>,
     edge_first: Option<u64>,
 ) -> Result<u64, Error> {
     let mismatch = |reason: String| Error::StoredMismatch {
@@ -251,14 +251,11 @@ fn check_told(
         ));
     }
     let length = stored.head.length;
-    let first = first_held(bundles.first().map(|(index, _)| *index), edge_first, length);
+    let first = first_held(first_bundle, edge_first, length);
     let shown = said.map_or(0, |s| s.shown);
     match before {
         Some(b) => {
-            let bundle_first = first.is_multiple_of(BUNDLE)
-                && bundles
-                    .binary_search_by_key(&(first / BUNDLE), |(j, _)| *j)
-                    .is_ok();
+            let bundle_first = first.is_multiple_of(BUNDLE) && first_bundle == Some(first / BUNDLE);
             b.check(first, bundle_first, (shown, length))
                 .map_err(mismatch)?;
         }
@@ -466,7 +463,8 @@ impl EventLog {
         }
         let edge = edge_records(&stored, received, edge_refs, &bucket)?;
         let told = (before.as_ref(), said.as_ref());
-        check_told(&stored, told, &bundles, edge.first().map(|(v, _)| *v))?;
+        let first_bundle = bundles.first().map(|(index, _)| *index);
+        check_told(&stored, told, first_bundle, edge.first().map(|(v, _)| *v))?;
         let held = held.map_or(0, |h| h.head.length);
         Ok(Checked::Blind(Box::new(Blind {
             bucket,
@@ -551,32 +549,40 @@ impl EventLog {
         }
         let num = state.as_ref().map(|s| s.num);
 
-        // The tree, and the bundles it links that are new here. A tree
-        // whose top is the one applied here last (a live stream whose new
-        // events are all on its edge) was checked then, and its bundles
-        // are the ones held: only where it begins is read again, not every
-        // tile and bundle entry of a long stream.
+        // The tree's bundles against those held here: read whole for a
+        // stream new here, else only where the tree differs from the one
+        // applied last (not at all when it is the same: a live stream
+        // whose new events are all on its edge), so that a round costs
+        // what changed, not the stream's length. `linked` are the tree's
+        // bundles to compare, `held` the ones held here to compare them
+        // with (a tree applied links exactly the bundles held).
         let (top, edge_refs) = tree_and_edges(&stored, &links)?;
-        let held_tree =
-            top.is_some() && held_stored.as_ref().is_some_and(|h| h.tree == stored.tree);
-        let walked = match &top {
-            Some(top) if held_tree => tree::first_bundle(bucket, stream.as_str(), top)?
-                .into_iter()
-                .collect(),
-            Some(top) => tree::bundles(bucket, stream.as_str(), top)?.bundles,
-            None => Vec::new(),
-        };
-        let held_bundles = match num {
-            Some(num) if !held_tree => self.held_bundles(num)?,
-            // Those of the tree applied, of which only the first is read.
-            Some(_) => walked.iter().copied().collect(),
-            None => BTreeMap::new(),
+        let first_bundle = |top: &Ref| tree::first_bundle(bucket, stream.as_str(), top);
+        let held_top = held_stored.as_ref().and_then(|h| h.tree);
+        let (first_bundle, linked, held_bundles) = match (&top, held_top) {
+            (Some(top), Some(h)) if *top == h => (first_bundle(top)?, Vec::new(), BTreeMap::new()),
+            (Some(top), Some(h)) => {
+                let diff = tree::diff(bucket, stream.as_str(), &h, top)?;
+                let held = diff.unlinked.into_iter().collect();
+                (first_bundle(top)?, diff.linked, held)
+            }
+            (top, _) => {
+                let linked = match top {
+                    Some(top) => tree::bundles(bucket, stream.as_str(), top)?.bundles,
+                    None => Vec::new(),
+                };
+                let held = match num {
+                    Some(num) => self.held_bundles(num)?,
+                    None => BTreeMap::new(),
+                };
+                (linked.first().copied(), linked, held)
+            }
         };
         let edge = edge_records(&stored, received, edge_refs, bucket)?;
         let first = check_told(
             &stored,
             (before.as_ref(), said.as_ref()),
-            &walked,
+            first_bundle.map(|(index, _)| index),
             edge.first().map(|(v, _)| *v),
         )?;
         let shown = said.as_ref().map_or(0, |s| s.shown);
@@ -586,19 +592,23 @@ impl EventLog {
         let upto = shown.min(st.length);
         let scavenge = (st.replica.is_some() && upto > st.scavenged_before).then_some(upto);
         let mut new_bundles = Vec::new();
-        for (index, r) in &walked {
+        for (index, r) in &linked {
             match held_bundles.get(index) {
                 Some(held) if held == r => {}
-                Some(held) => {
-                    return Err(mismatch(format!(
-                        "its bundle {index} is {r}, the one held here {held}"
-                    )));
+                // The writer signed another block of events held here:
+                // another history than the one held (which the follower
+                // tells from a peer's lie by the writer's own proof).
+                Some(_) => {
+                    return Err(Error::Inconsistent {
+                        stream: stream.clone(),
+                        length: head.length,
+                    });
                 }
                 None => new_bundles.push((*index, *r)),
             }
         }
         if let Some(index) = held_bundles.keys().find(|i| {
-            (*i + 1) * BUNDLE > first && walked.binary_search_by_key(*i, |(j, _)| *j).is_err()
+            (*i + 1) * BUNDLE > first && linked.binary_search_by_key(*i, |(j, _)| *j).is_err()
         }) {
             return Err(mismatch(format!(
                 "bundle {index} held here is not in its tree"
