@@ -1,11 +1,13 @@
 //! Following a replica bucket's streams: learn the bucket's stream heads
 //! from a peer; for each stream of a trusted writer this log is behind
-//! on, take the peer's storage
-//! block (the writer's signed stored head) with its first edge blocks,
-//! fetch the blocks this log lacks (tiles, bundles, the rest of the edge)
-//! by want-lists from any peer, stored as they are, then apply the
-//! stream, checked whole, or hold it blind when its bucket is encrypted
-//! and this log has no key (see `hydra_eventlog::EventLog::apply_storage`).
+//! on, take the peer's storage block (the writer's signed stored head)
+//! with its first edge blocks and the tree blocks past the tree this log
+//! holds (carried in the heads answer for the streams a live loop
+//! follows, else asked for), fetch the blocks this log still lacks
+//! (tiles, bundles, the rest of the edge) by want-lists from any peer,
+//! stored as they are, then apply the stream, checked whole, or hold it
+//! blind when its bucket is encrypted and this log has no key (see
+//! `hydra_eventlog::EventLog::apply_storage`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -13,8 +13,11 @@
 //! Streams (`/hydra/sync/4`): a follower asks a peer for the heads of the
 //! bucket's streams (each with its writer), and for each stream of a
 //! trusted writer it is behind on, the stream's storage block (the
-//! writer's signed stored head); it walks the storage down, fetches the
-//! tiles, bundles and edge blocks it lacks (`/hydra/blocks/1`), and
+//! writer's signed stored head, with the open edge and the tree blocks
+//! past the follower's tree; a live follower's heads answer carries the
+//! storage of the streams it follows); it walks the storage down where
+//! it differs from what it holds, fetches the tiles, bundles and edge
+//! blocks it lacks and did not get along (`/hydra/blocks/1`), and
 //! applies the stream through `hydra_eventlog::EventLog::apply_storage`,
 //! which checks the signature against the trusted writers and every
 //! block and record against what the signed head commits to before
