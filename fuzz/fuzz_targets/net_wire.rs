@@ -1,4 +1,4 @@
-//! The `/hydra/sync/1` and `/hydra/blocks/1` decoders on arbitrary bytes,
+//! The `/hydra/sync/4` and `/hydra/blocks/1` decoders on arbitrary bytes,
 //! as a peer may send them: never panic, and what decodes encodes back to
 //! a message that decodes to itself.
 #![no_main]

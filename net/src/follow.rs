@@ -307,6 +307,19 @@ impl BucketFollow {
             });
         };
         update(status, |r| r.peer_next_position = Some(position));
+        // The streams followed so far, at the lengths the peer holds now
+        // (so that only their next appends bring their storage along).
+        let followed: Vec<Following> = followed
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|f| {
+                let head = heads.iter().find(|h| h.stream == f.stream)?;
+                Some(Following {
+                    length: head.length,
+                    ..f
+                })
+            })
+            .collect();
         // Streams whose writer was caught signing two histories stay out.
         let forked = status
             .lock()
@@ -321,7 +334,7 @@ impl BucketFollow {
             // The streams this round brings in are the ones likely to
             // grow next (or, when none is behind, those followed so far).
             let following = match behind.is_empty() {
-                true => followed.unwrap_or_default(),
+                true => followed,
                 false => behind
                     .iter()
                     .take(FOLLOWING)
