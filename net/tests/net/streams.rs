@@ -177,6 +177,41 @@ async fn a_follower_replicates_and_verifies() {
         .collect();
     assert_eq!(carried, [("orders-1".to_string(), 2)]);
 
+    // A storage asked past bundle 1 carries only the tile above it (no
+    // bundle is later), and the serving peer reads the rest of the tree
+    // when a want-list names it: bundle 0 is still served.
+    let asked = RequestV1::Storage {
+        stream: "orders-1".into(),
+        after: Some(1),
+    };
+    let Ok(ResponseV1::Storage(storage)) = b.request(&a.listening()[0], asked).await else {
+        panic!("no storage");
+    };
+    assert_eq!(storage.tree.len(), 1);
+    let mut first_bundle = None;
+    writer
+        .each_storage_block(&writer.storage(&s).unwrap(), |r, _| {
+            if r.codec() == hydra_block::Codec::Raw {
+                first_bundle.get_or_insert(*r);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let bundle = first_bundle.unwrap();
+    let want = hydra_net::wire::BlocksRequestV1::StreamBlocks {
+        stream: "orders-1".into(),
+        refs: vec![bundle],
+    };
+    let Ok(hydra_net::wire::BlocksResponseV1::Blocks(blocks)) =
+        b.blocks(&a.listening()[0], want).await
+    else {
+        panic!("no blocks");
+    };
+    let [hydra_net::wire::Block::Have(bytes)] = &blocks[..] else {
+        panic!("{blocks:?}");
+    };
+    assert!(bundle.matches(bytes));
+
     // A heads request whose cursor the log has passed already is answered
     // at once, not at the next commit (nor after a wait of 25 ms).
     let t = std::time::Instant::now();
