@@ -219,10 +219,15 @@ impl Storage {
     /// along (a live follower then needs no want-list when a bundle is
     /// sealed): the tiles that reach past it, top first, then the later
     /// bundles, until `budget` bytes; every tile of the tree and every
-    /// bundle, for `None`. The holder checks each against the links it
-    /// follows, and asks for whatever else it lacks.
+    /// bundle, for `None`. Nothing when no bundle is later: the tiles are
+    /// then the holder's. The holder checks each block against the links
+    /// it follows, and asks for whatever else it lacks.
     pub fn tree_since(&self, after: Option<u64>, budget: usize) -> Result<Vec<Vec<u8>>, Error> {
         let later = |index: u64| after.is_none_or(|a| index > a);
+        let first = self.bundles.partition_point(|(index, _)| !later(*index));
+        if first == self.bundles.len() {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
         let mut bytes = 0;
         for ((_, tile), _) in self.tiles.iter().filter(|(_, reach)| later(*reach)) {
@@ -232,7 +237,6 @@ impl Storage {
             }
             out.push(tile.clone());
         }
-        let first = self.bundles.partition_point(|(index, _)| !later(*index));
         for (_, r) in &self.bundles[first..] {
             // Scavenged since the storage was read: the holder asks.
             let Some(bundle) = self.bucket.get_stored(r)? else {
