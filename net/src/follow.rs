@@ -560,40 +560,33 @@ impl BucketFollow {
             while let Some(batch) = batches.next().await {
                 next.extend(store(batch?).await.map_err(NodeError::Log)?);
             }
-            level = match held {
-                None => {
-                    let mut level = Vec::new();
-                    for bytes in next {
-                        level.extend(
-                            hydra_block::links(Codec::PlainNode, &bytes).map_err(malformed)?,
-                        );
-                    }
-                    level
-                }
-                // What the held tree has at a tile's place is not looked
-                // under: a round costs what changed, not the stream.
+            // What the held tree has at a tile's place is not looked
+            // under: a round costs what changed, not the stream.
+            let (next, shared): (Vec<Vec<u8>>, Vec<HashSet<Ref>>) = match held {
+                None => (next, Vec::new()),
                 Some(held) => {
                     let (l, s) = (log.clone(), id.clone());
                     blocking(move || {
-                        let mut level = Vec::new();
-                        for bytes in next {
-                            let shared: HashSet<Ref> =
-                                l.held_under(&s, &held, &bytes)?.into_iter().collect();
-                            let links =
-                                hydra_block::links(Codec::PlainNode, &bytes).map_err(|e| {
-                                    hydra_eventlog::Error::Corrupt {
-                                        what: format!("a block of stream {s}'s storage"),
-                                        reason: e.to_string(),
-                                    }
-                                })?;
-                            level.extend(links.into_iter().filter(|r| !shared.contains(r)));
-                        }
-                        Ok(level)
+                        let shared = next
+                            .iter()
+                            .map(|b| Ok(l.held_under(&s, &held, b)?.into_iter().collect()))
+                            .collect::<Result<_, hydra_eventlog::Error>>()?;
+                        Ok((next, shared))
                     })
                     .await
                     .map_err(judged)?
                 }
             };
+            level = Vec::new();
+            for (i, bytes) in next.iter().enumerate() {
+                let links = hydra_block::links(Codec::PlainNode, bytes).map_err(malformed)?;
+                let held_here = shared.get(i);
+                level.extend(
+                    links
+                        .into_iter()
+                        .filter(|r| held_here.is_none_or(|h| !h.contains(r))),
+                );
+            }
         }
 
         let (l, writers) = (log.clone(), self.writers.clone());

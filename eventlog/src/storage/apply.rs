@@ -557,14 +557,16 @@ impl EventLog {
         // bundles to compare, `held` the ones held here to compare them
         // with (a tree applied links exactly the bundles held).
         let (top, edge_refs) = tree_and_edges(&stored, &links)?;
-        let first_bundle = |top: &Ref| tree::first_bundle(bucket, stream.as_str(), top);
+        let first_of = |top: &Ref| -> Result<Option<u64>, Error> {
+            Ok(tree::first_bundle(bucket, stream.as_str(), top)?.map(|(index, _)| index))
+        };
         let held_top = held_stored.as_ref().and_then(|h| h.tree);
         let (first_bundle, linked, held_bundles) = match (&top, held_top) {
-            (Some(top), Some(h)) if *top == h => (first_bundle(top)?, Vec::new(), BTreeMap::new()),
+            (Some(top), Some(h)) if *top == h => (first_of(top)?, Vec::new(), BTreeMap::new()),
             (Some(top), Some(h)) => {
                 let diff = tree::diff(bucket, stream.as_str(), &h, top)?;
                 let held = diff.unlinked.into_iter().collect();
-                (first_bundle(top)?, diff.linked, held)
+                (first_of(top)?, diff.linked, held)
             }
             (top, _) => {
                 let linked = match top {
@@ -575,14 +577,14 @@ impl EventLog {
                     Some(num) => self.held_bundles(num)?,
                     None => BTreeMap::new(),
                 };
-                (linked.first().copied(), linked, held)
+                (linked.first().map(|(index, _)| *index), linked, held)
             }
         };
         let edge = edge_records(&stored, received, edge_refs, bucket)?;
         let first = check_told(
             &stored,
             (before.as_ref(), said.as_ref()),
-            first_bundle.map(|(index, _)| index),
+            first_bundle,
             edge.first().map(|(v, _)| *v),
         )?;
         let shown = said.as_ref().map_or(0, |s| s.shown);
