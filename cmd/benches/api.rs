@@ -3,8 +3,9 @@
 //! not), against one real daemon (release build) on loopback; then
 //! Server-Sent Events fan-out to 100 subscribers; then the load an
 //! operator would run: 8 appending clients for some seconds with 0, 1,000
-//! and 10,000 SSE subscribers (`HYDRA_BENCH_SUBSCRIBERS`, comma-separated;
-//! `HYDRA_BENCH_SECONDS`, default 10), each on a fresh daemon. With
+//! and 10,000 subscribers (`HYDRA_BENCH_SUBSCRIBERS`, comma-separated;
+//! `HYDRA_BENCH_SECONDS`, default 10) over SSE, gRPC and RESP3
+//! (`HYDRA_BENCH_SUBSCRIBE_WITH=sse,grpc,resp`), each on a fresh daemon. With
 //! `SIERRADB=<path to the sierradb-server binary>`, the same
 //! `redis-benchmark` load runs against SierraDB in the same run, for the
 //! ratio. `HYDRA_BENCH_ONLY=load` runs only the last part (`apis`,
@@ -281,10 +282,130 @@ struct Load {
     rss_mib: u64,
 }
 
+/// How the load's subscribers subscribe.
+#[derive(Clone, Copy)]
+enum Via {
+    Sse,
+    Grpc,
+    Resp,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Sse => "SSE",
+            Via::Grpc => "gRPC",
+            Via::Resp => "RESP3",
+        }
+    }
+}
+
+/// One subscriber, each on its own connection: subscriber `k` follows
+/// stream `load-{k % 100}`, or for odd `k` `$all` filtered to that
+/// stream's prefix (RESP3 has no `$all` subscription: a stream there
+/// too). Counts each event it receives until `done`.
+async fn subscriber(
+    via: Via,
+    d: (String, String, String),
+    k: usize,
+    delivered: &std::sync::atomic::AtomicUsize,
+    connected: &std::sync::atomic::AtomicUsize,
+    done: &std::sync::atomic::AtomicBool,
+) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (url, grpc, resp) = d;
+    let stream = format!("load-{:04}", k % 100);
+    let all = k % 2 == 1;
+    match via {
+        Via::Sse => {
+            let url = if all {
+                format!("{url}/subscribe/all?prefix={stream}")
+            } else {
+                format!("{url}/subscribe/streams/{stream}")
+            };
+            let mut r = reqwest::Client::new()
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            connected.fetch_add(1, Ordering::Relaxed);
+            while !done.load(Ordering::Relaxed) {
+                match r.chunk().await.map_err(|e| e.to_string())? {
+                    Some(c) => {
+                        let n = c.windows(5).filter(|w| w == b"data:").count();
+                        delivered.fetch_add(n, Ordering::Relaxed);
+                    }
+                    None => break,
+                }
+            }
+        }
+        Via::Grpc => {
+            let mut c = pb::event_store_client::EventStoreClient::connect(format!("http://{grpc}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut sub = if all {
+                c.subscribe_to_all(pb::SubscribeToAllRequest {
+                    stream_prefix: stream,
+                    ..Default::default()
+                })
+                .await
+            } else {
+                c.subscribe_to_stream(pb::SubscribeToStreamRequest { stream, from: None })
+                    .await
+            }
+            .map_err(|e| e.to_string())?
+            .into_inner();
+            connected.fetch_add(1, Ordering::Relaxed);
+            while !done.load(Ordering::Relaxed) {
+                match sub.message().await.map_err(|e| e.to_string())? {
+                    Some(_) => {
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => break,
+                }
+            }
+        }
+        Via::Resp => {
+            let mut s = tokio::net::TcpStream::connect(&resp)
+                .await
+                .map_err(|e| e.to_string())?;
+            let esub = format!(
+                "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n*2\r\n$4\r\nESUB\r\n${}\r\n{stream}\r\n",
+                stream.len()
+            );
+            s.write_all(esub.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            connected.fetch_add(1, Ordering::Relaxed);
+            // Each event is a push `[message, id, version, event]`; the
+            // marker may straddle two reads.
+            const MARKER: &[u8] = b"+message\r\n";
+            let mut buf = vec![0u8; 64 << 10];
+            let mut carry = 0;
+            while !done.load(Ordering::Relaxed) {
+                let n = s.read(&mut buf[carry..]).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                let end = carry + n;
+                let got = buf[..end]
+                    .windows(MARKER.len())
+                    .filter(|w| *w == MARKER)
+                    .count();
+                delivered.fetch_add(got, Ordering::Relaxed);
+                carry = (MARKER.len() - 1).min(end);
+                buf.copy_within(end - carry..end, 0);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `appenders` clients appending single events to 100 streams for
-/// `seconds`, while `subscribers` SSE subscribers (half on one of the
-/// streams, half on `$all` filtered to one) count what they receive.
-fn load(subscribers: usize, appenders: usize, seconds: u64) -> Load {
+/// `seconds`, while `subscribers` subscribers (see [`subscriber`]) count
+/// what they receive.
+fn load(via: Via, subscribers: usize, appenders: usize, seconds: u64) -> Load {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
@@ -296,11 +417,7 @@ fn load(subscribers: usize, appenders: usize, seconds: u64) -> Load {
     let done = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Runtime::new().unwrap();
     for k in 0..subscribers {
-        let url = if k % 2 == 0 {
-            format!("{}/subscribe/streams/load-{:04}", d.url, k % streams)
-        } else {
-            format!("{}/subscribe/all?prefix=load-{:04}", d.url, k % streams)
-        };
+        let addresses = (d.url.clone(), d.grpc.clone(), d.resp.clone());
         let (delivered, errors, connected, done) = (
             delivered.clone(),
             errors.clone(),
@@ -308,23 +425,12 @@ fn load(subscribers: usize, appenders: usize, seconds: u64) -> Load {
             done.clone(),
         );
         rt.spawn(async move {
-            let Ok(mut r) = reqwest::Client::new().get(url).send().await else {
+            if subscriber(via, addresses, k, &delivered, &connected, &done)
+                .await
+                .is_err()
+                && !done.load(Ordering::Relaxed)
+            {
                 errors.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            connected.fetch_add(1, Ordering::Relaxed);
-            while !done.load(Ordering::Relaxed) {
-                match r.chunk().await {
-                    Ok(Some(c)) => {
-                        let n = c.windows(5).filter(|w| w == b"data:").count();
-                        delivered.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Ok(None) => break,
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                }
             }
         });
     }
@@ -489,16 +595,35 @@ fn loads() {
         "| load: 8 appenders, {seconds} s | appends/s | p50 ms | p99 ms | deliveries/s | errors | daemon peak RSS MiB |"
     );
     println!("|---|---|---|---|---|---|---|");
+    let vias: Vec<Via> = std::env::var("HYDRA_BENCH_SUBSCRIBE_WITH")
+        .unwrap_or_else(|_| "sse,grpc,resp".into())
+        .split(',')
+        .filter_map(|v| match v.trim() {
+            "sse" => Some(Via::Sse),
+            "grpc" => Some(Via::Grpc),
+            "resp" => Some(Via::Resp),
+            _ => None,
+        })
+        .collect();
     for m in counts {
-        let l = load(m, 8, seconds);
-        println!(
-            "| {m} SSE subscribers | {:.0} | {} | {} | {:.0} | {} | {} |",
-            l.appends.0,
-            ms(l.appends.1),
-            ms(l.appends.2),
-            l.deliveries,
-            l.errors,
-            l.rss_mib
-        );
+        // Without subscribers, how they would subscribe makes no odds.
+        let vias = if m == 0 { &vias[..1] } else { &vias[..] };
+        for &via in vias {
+            let l = load(via, m, 8, seconds);
+            let who = if m == 0 {
+                "0 subscribers".to_owned()
+            } else {
+                format!("{m} {} subscribers", via.name())
+            };
+            println!(
+                "| {who} | {:.0} | {} | {} | {:.0} | {} | {} |",
+                l.appends.0,
+                ms(l.appends.1),
+                ms(l.appends.2),
+                l.deliveries,
+                l.errors,
+                l.rss_mib
+            );
+        }
     }
 }

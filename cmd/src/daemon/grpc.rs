@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use futures_util::Stream;
 use hydra_eventlog::{
     AllFilter, Direction, Error as LogError, ExpectedVersion, NewEvent, ReadFrom, RecordedEvent,
     StreamId, StreamWrite, Target,
 };
-use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -361,6 +361,7 @@ impl EventStore for Service {
         req: Request<pb::SubscribeToStreamRequest>,
     ) -> Result<Response<LiveStream>, Status> {
         let caller = self.admit(&req, &Need::Read(req.get_ref().stream.clone()))?;
+        super::lanes::Lane::subscribe_from(req.extensions());
         let r = req.into_inner();
         let stream = stream_id(&r.stream)?;
         let follower = self
@@ -379,6 +380,7 @@ impl EventStore for Service {
         req: Request<pb::SubscribeToAllRequest>,
     ) -> Result<Response<LiveStream>, Status> {
         let caller = self.admit(&req, &Need::Read(req.get_ref().stream_prefix.clone()))?;
+        super::lanes::Lane::subscribe_from(req.extensions());
         let r = req.into_inner();
         let target = Target::All {
             stream_prefix: (!r.stream_prefix.is_empty()).then_some(r.stream_prefix),
@@ -612,6 +614,7 @@ pub async fn serve(
     app: Shared,
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    lanes: super::lanes::Lanes,
 ) -> anyhow::Result<()> {
     // Both reflection versions: grpcurl asks v1, older clients v1alpha.
     let reflection = tonic_reflection::server::Builder::configure()
@@ -626,25 +629,27 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    let router = tonic::transport::Server::builder()
-        .add_service(EventStoreServer::new(Service { app }))
+    // Served by the lanes' loop rather than tonic's own, so that a
+    // connection whose request subscribes moves to the subscribers' lane.
+    let router = tonic::service::Routes::new(EventStoreServer::new(Service { app }))
         .add_service(reflection)
-        .add_service(reflection_alpha);
+        .add_service(reflection_alpha)
+        .into_axum_router();
+    let two = super::lanes::Http::Two;
     match tls {
         None => {
-            router
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener),
-                    shutdown,
-                )
-                .await?
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            super::lanes::serve(listener, router, two, lanes, shutdown).await
         }
         Some(acceptor) => {
-            let incoming = ReceiverStream::new(super::tls::incoming(listener, acceptor))
-                .map(|(tls, _)| Ok::<_, std::io::Error>(tls));
-            router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await?
+            let local = listener.local_addr()?;
+            let tls = super::tls::Listener {
+                incoming: super::tls::incoming(listener, acceptor),
+                local,
+            };
+            super::lanes::serve(tls, router, two, lanes, shutdown).await
         }
     }
     Ok(())

@@ -68,6 +68,10 @@ pub enum Batch {
 pub struct LiveEvent {
     pub event: RecordedEvent,
     json: std::sync::OnceLock<String>,
+    /// Its sequence in its partition (RESP3 pushes carry it), looked up
+    /// by the first follower that needs it: a read of the log, which the
+    /// others are spared.
+    pub partition_sequence: std::sync::OnceLock<u64>,
 }
 
 impl LiveEvent {
@@ -75,6 +79,7 @@ impl LiveEvent {
         Arc::new(LiveEvent {
             event,
             json: std::sync::OnceLock::new(),
+            partition_sequence: std::sync::OnceLock::new(),
         })
     }
 

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub bytes_in: Counter,
     pub bytes_out: Counter,
     pub subscriptions: Gauge,
+    /// Connections served in the subscribers' lane (see `lanes.rs`).
+    pub subscriber_lane: Gauge,
     pub append_seconds: Histogram,
     pub commits: Gauge,
     p2p: P2pCounters,
@@ -102,6 +104,7 @@ impl Metrics {
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
             subscriptions: Gauge::default(),
+            subscriber_lane: Gauge::default(),
             append_seconds: Histogram::new([
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
             ]),
@@ -148,8 +151,13 @@ impl Metrics {
         registry.register("bytes_out", "Payload bytes served", m.bytes_out.clone());
         registry.register(
             "subscriptions",
-            "Open live subscriptions (SSE)",
+            "Open live subscriptions (SSE, gRPC, RESP3)",
             m.subscriptions.clone(),
+        );
+        registry.register(
+            "subscriber_lane_connections",
+            "Connections moved to the subscribers' lane (a request on them subscribed)",
+            m.subscriber_lane.clone(),
         );
         registry.register(
             "append_duration_seconds",

@@ -487,14 +487,15 @@ async fn serve(config: Config, subscribers: tokio::runtime::Handle) -> Result<()
     let address_file = data_dir.join(ADDRESS_FILE);
     let _ = std::fs::write(&address_file, format!("{scheme}://{local}\n"));
     let (router, _) = router(app.clone(), config.limits.body_bytes);
+    let lanes = lanes::Lanes::new(subscribers, app.metrics.subscriber_lane.clone());
     if let Some(addr) = &config.api.grpc {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("api.grpc: cannot listen on {addr}"))?;
         println!("grpc listening on {}", listener.local_addr()?);
-        let (a, tls) = (app.clone(), acceptor(tls::Alpn::Grpc));
+        let (a, tls, lanes) = (app.clone(), acceptor(tls::Alpn::Grpc), lanes.clone());
         tokio::spawn(async move {
-            if let Err(e) = grpc::serve(a, listener, tls).await {
+            if let Err(e) = grpc::serve(a, listener, tls, lanes).await {
                 tracing::error!("grpc server: {e}");
             }
         });
@@ -508,6 +509,7 @@ async fn serve(config: Config, subscribers: tokio::runtime::Handle) -> Result<()
             app.clone(),
             listener,
             acceptor(tls::Alpn::None),
+            lanes.clone(),
         ));
     }
     p2p::start(&config, &app).await?;
@@ -529,23 +531,15 @@ async fn serve(config: Config, subscribers: tokio::runtime::Handle) -> Result<()
             .store(true, std::sync::atomic::Ordering::SeqCst);
         a.live.close();
     };
+    // Subscriptions move to their own lane (see lanes.rs).
     match acceptor(tls::Alpn::Http) {
-        // Plain HTTP: subscriptions in their own lane (see lanes.rs).
-        None => lanes::serve(listener, router, subscribers, shutdown).await?,
+        None => lanes::serve(listener, router, lanes::Http::Any, lanes, shutdown).await,
         Some(acceptor) => {
-            // Served as a make-service: a bare `Router` rebuilds its route
-            // table for every connection (axum turns its routes into
-            // services then), 30 KB a connection with ours, most of the
-            // daemon's memory with 10,000 subscribers (heaptrack); this
-            // builds it once and shares it.
-            let router = router.into_make_service();
             let tls = tls::Listener {
                 incoming: tls::incoming(listener, acceptor),
                 local,
             };
-            axum::serve(tls, router)
-                .with_graceful_shutdown(shutdown)
-                .await?
+            lanes::serve(tls, router, lanes::Http::Any, lanes, shutdown).await
         }
     }
     let log = app.log.clone();

@@ -18,6 +18,7 @@ use super::app::{Shared, blocking};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonBody, Path, Query};
+use super::lanes::Lane;
 use crate::events::EventOut;
 
 #[derive(Deserialize, IntoParams)]
@@ -106,9 +107,13 @@ fn start(headers: &HeaderMap, from: Option<u64>) -> ApiResult<Option<u64>> {
 async fn sse(
     app: Shared,
     caller: Caller,
+    lane: Option<Extension<Lane>>,
     target: Target,
     from: Option<u64>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    if let Some(Extension(lane)) = lane {
+        lane.subscribe();
+    }
     let by_version = matches!(target, Target::Stream(_));
     let follower = app.live.follow(&app, target, from).await?;
     let stream = super::live::stream(&app, follower, &caller, move |e| {
@@ -137,13 +142,14 @@ async fn sse(
 pub async fn stream(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
+    lane: Option<Extension<Lane>>,
     Path(id): Path<String>,
     Query(q): Query<SubscribeQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let stream = StreamId::new(id)?;
     let from = start(&headers, q.from)?;
-    Ok(sse(app, caller, Target::Stream(stream), from)
+    Ok(sse(app, caller, lane, Target::Stream(stream), from)
         .await?
         .into_response())
 }
@@ -160,6 +166,7 @@ pub async fn stream(
 pub async fn all(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
+    lane: Option<Extension<Lane>>,
     Query(q): Query<SubscribeAllQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -171,7 +178,7 @@ pub async fn all(
             .map(|t| t.split(',').map(str::to_owned).collect())
             .unwrap_or_default(),
     };
-    Ok(sse(app, caller, target, from).await?.into_response())
+    Ok(sse(app, caller, lane, target, from).await?.into_response())
 }
 
 /// Body of `PUT /subscriptions/{name}`.

@@ -117,7 +117,8 @@ fn send(s: &mut TcpStream, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn cmd(words: &[&str]) -> Vec<u8> {
+/// A command as clients send it: an array of bulk strings.
+pub fn cmd(words: &[&str]) -> Vec<u8> {
     let mut f = format!("*{}\r\n", words.len()).into_bytes();
     for w in words {
         f.extend_from_slice(format!("${}\r\n{w}\r\n", w.len()).as_bytes());

@@ -26,6 +26,19 @@ fn quantile(mut v: Vec<Duration>, q: f64) -> Duration {
     v[((v.len() as f64 * q) as usize).min(v.len() - 1)]
 }
 
+/// Appends a `Tick` event with data `i` over HTTP; how long it took.
+async fn tick(c: reqwest::Client, url: String, i: u64) -> Duration {
+    let t = Instant::now();
+    let r = c
+        .post(url)
+        .body(format!(r#"{{"type":"Tick","data":{i}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    t.elapsed()
+}
+
 /// Reads SSE messages from `r` until `n` have come; returns each one's
 /// (stream, version).
 async fn sse(mut r: reqwest::Response, n: usize) -> Vec<(String, u64)> {
@@ -68,21 +81,7 @@ fn thousands_of_subscribers_each_get_every_event_once_while_appends_go_on() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let c = reqwest::Client::new();
-        let append = |s: usize, i: u64| {
-            let c = c.clone();
-            let url = d.at(&format!("/streams/feed-{s:04}"));
-            async move {
-                let t = Instant::now();
-                let r = c
-                    .post(url)
-                    .body(format!(r#"{{"type":"Tick","data":{i}}}"#))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 201);
-                t.elapsed()
-            }
-        };
+        let append = |s: usize, i: u64| tick(c.clone(), d.at(&format!("/streams/feed-{s:04}")), i);
         // Appends with nobody subscribed, for comparison.
         let mut quiet = Vec::new();
         for i in 0..10 * streams {
@@ -202,4 +201,149 @@ fn a_subscriber_that_stops_reading_holds_up_nobody_and_misses_nothing() {
         }
     }
     assert_eq!(positions, (0..20_000).collect::<Vec<_>>());
+}
+
+/// Waits until the daemon's `hydra_subscriber_lane_connections` gauge
+/// reads `n`.
+async fn lane_reads(d: &Daemon, n: u64) {
+    let t = Instant::now();
+    loop {
+        let text = reqwest::get(d.at("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let now: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("hydra_subscriber_lane_connections "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        if now == n {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{now} connections in the subscribers' lane, not {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads RESP from `socket` until `marker` has come `n` times.
+async fn resp_until(socket: &mut tokio::net::TcpStream, marker: &str, n: usize) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while String::from_utf8_lossy(&got).matches(marker).count() < n {
+        let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .expect("the daemon answers")
+            .unwrap();
+        assert!(
+            read > 0,
+            "the daemon closed: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..read]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A subscription of any API moves its connection to the subscribers'
+/// lane, where it still gets every event live and can still ask; appends
+/// and reads leave theirs in the daemon's lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_of_any_api_moves_its_connection_to_the_subscribers_lane() {
+    use crate::grpc::pb;
+    use crate::resp::cmd;
+    use pb::event_store_client::EventStoreClient;
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &["--grpc", "127.0.0.1:0", "--resp", "127.0.0.1:0"],
+    );
+    let (grpc, resp) = (
+        format!("http://{}", d.grpc.clone().unwrap()),
+        d.resp.clone().unwrap(),
+    );
+    let grpc_tick = |i: u64| pb::AppendRequest {
+        stream: "feed".into(),
+        events: vec![pb::NewEvent {
+            r#type: "Tick".into(),
+            data: i.to_string().into_bytes(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let http = reqwest::Client::new();
+    let append = |i: u64| tick(http.clone(), d.at("/streams/feed"), i);
+    // Appends and reads of every API: no connection moves.
+    append(0).await;
+    let mut appender = EventStoreClient::connect(grpc.clone()).await.unwrap();
+    appender.append(grpc_tick(1)).await.unwrap();
+    let mut plain = tokio::net::TcpStream::connect(&resp).await.unwrap();
+    let mut asked = cmd(&["EAPPEND", "feed", "Tick", "PAYLOAD", "2"]);
+    asked.extend(cmd(&["ESCAN", "feed", "-", "+"]));
+    asked.extend(cmd(&["PING"]));
+    plain.write_all(&asked).await.unwrap();
+    resp_until(&mut plain, "PONG", 1).await;
+    let r = http.get(d.at("/streams/feed")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    lane_reads(&d, 0).await;
+
+    // An SSE subscriber, a gRPC one and a RESP one: three connections move.
+    let sse_sub = http
+        .get(d.at("/subscribe/streams/feed?from=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse_sub.status(), 200);
+    let mut watcher = EventStoreClient::connect(grpc.clone()).await.unwrap();
+    let mut grpc_sub = watcher
+        .subscribe_to_stream(pb::SubscribeToStreamRequest {
+            stream: "feed".into(),
+            from: Some(0),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut resp_sub = tokio::net::TcpStream::connect(&resp).await.unwrap();
+    let mut asked = cmd(&["HELLO", "3"]);
+    asked.extend(cmd(&["ESUB", "feed", "FROM", "0"]));
+    resp_sub.write_all(&asked).await.unwrap();
+    resp_until(&mut resp_sub, "message", 3).await;
+    lane_reads(&d, 3).await;
+
+    // Live events reach each moved connection, and the moved gRPC
+    // connection still answers requests multiplexed beside its stream.
+    for i in 3..6 {
+        append(i).await;
+    }
+    watcher.append(grpc_tick(6)).await.unwrap();
+    for v in 0..7 {
+        let e = tokio::time::timeout(Duration::from_secs(10), grpc_sub.message())
+            .await
+            .expect("live over gRPC")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.version, v);
+    }
+    let sse_events = tokio::time::timeout(Duration::from_secs(10), sse(sse_sub, 7))
+        .await
+        .expect("live over SSE");
+    let want: Vec<(String, u64)> = (0..7).map(|v| ("feed".to_owned(), v)).collect();
+    assert_eq!(sse_events, want);
+    resp_until(&mut resp_sub, "message", 4).await;
+    // The SSE subscriber has left; the appenders' connections never moved.
+    lane_reads(&d, 2).await;
+
+    // Subscribers gone: none left in the lane.
+    drop((grpc_sub, watcher, resp_sub));
+    lane_reads(&d, 0).await;
+    drop((appender, plain));
 }

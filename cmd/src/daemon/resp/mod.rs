@@ -23,9 +23,14 @@ use self::reply::Reply;
 use self::subscribe::Subscriptions;
 use super::app::Shared;
 use super::auth::Caller;
+use super::lanes::{Lane, Lanes};
 
 /// Largest frame (and unread input) a connection may send.
 pub const MAX_FRAME: usize = 64 << 20;
+
+/// Pushes queued for a subscribed connection are written together, up to
+/// about this many bytes a write.
+const PUSH_BYTES: usize = 64 << 10;
 
 /// Most pipelined EAPPENDs that go to the log together.
 const PIPELINED_APPENDS: usize = 256;
@@ -41,7 +46,12 @@ trait Socket: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> Socket for T {}
 
 /// Accepts connections (over TLS with `tls`) until the daemon shuts down.
-pub async fn serve(app: Shared, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+pub async fn serve(
+    app: Shared,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    lanes: Lanes,
+) {
     let mut source = match tls {
         Some(a) => Source::Tls(super::tls::incoming(listener, a)),
         None => Source::Tcp(listener),
@@ -52,12 +62,13 @@ pub async fn serve(app: Shared, listener: TcpListener, tls: Option<tokio_rustls:
             _ = wait_shutdown(&app) => return,
         };
         let Some((socket, peer)) = next else { continue };
-        let app = app.clone();
-        tokio::spawn(async move {
-            if let Err(e) = Connection::new(app, socket).run().await {
+        let (app, lane) = (app.clone(), lanes.connection());
+        let connection = Connection::new(app, socket, lane.clone());
+        tokio::spawn(lane.serve(async move {
+            if let Err(e) = connection.run().await {
                 tracing::debug!(%peer, "resp connection ended: {e}");
             }
-        });
+        }));
     }
 }
 
@@ -130,9 +141,9 @@ enum Outcome {
 }
 
 impl Connection {
-    fn new(app: Shared, socket: Box<dyn Socket>) -> Connection {
+    fn new(app: Shared, socket: Box<dyn Socket>, lane: Lane) -> Connection {
         Connection {
-            subs: Subscriptions::new(app.clone()),
+            subs: Subscriptions::new(app.clone(), lane),
             app,
             socket,
             version: 2,
@@ -210,7 +221,13 @@ impl Connection {
                     self.input.extend_from_slice(&buf[..n]);
                 }
                 Some(push) = self.subs.next() => {
+                    // Every push already queued goes in the same write.
                     push.encode(self.version, &mut self.output);
+                    while self.output.len() < PUSH_BYTES
+                        && let Some(push) = self.subs.try_next()
+                    {
+                        push.encode(self.version, &mut self.output);
+                    }
                 }
                 _ = wait_shutdown(&self.app) => return Ok(()),
                 () = revoked => {

@@ -22,6 +22,7 @@ use super::reply::Reply;
 use crate::access::Need;
 use crate::daemon::app::Shared;
 use crate::daemon::auth::Caller;
+use crate::daemon::lanes::Lane;
 
 /// What a subscription's cursors count.
 enum Cursor {
@@ -85,18 +86,28 @@ impl Window {
     }
 }
 
+/// Pushes a connection's subscriptions queue at most while its client
+/// reads: a follower that finds the queue full waits, falls behind the
+/// live feed and reads the log when there is room, so a slow client holds
+/// this much of the daemon's memory, not what it has yet to read.
+const PUSHES: usize = 64;
+
 pub struct Subscriptions {
     app: Shared,
+    /// The connection's lane switch: its first subscription moves it, and
+    /// every follower task runs in the subscribers' lane (see `lanes.rs`).
+    lane: Lane,
     tx: mpsc::Sender<Reply>,
     rx: mpsc::Receiver<Reply>,
     windows: HashMap<Uuid, Arc<Window>>,
 }
 
 impl Subscriptions {
-    pub fn new(app: Shared) -> Subscriptions {
-        let (tx, rx) = mpsc::channel(1024);
+    pub fn new(app: Shared, lane: Lane) -> Subscriptions {
+        let (tx, rx) = mpsc::channel(PUSHES);
         Subscriptions {
             app,
+            lane,
             tx,
             rx,
             windows: HashMap::new(),
@@ -106,6 +117,11 @@ impl Subscriptions {
     /// The next push to send.
     pub async fn next(&mut self) -> Option<Reply> {
         self.rx.recv().await
+    }
+
+    /// The next push if one is queued.
+    pub fn try_next(&mut self) -> Option<Reply> {
+        self.rx.try_recv().ok()
     }
 
     async fn start(
@@ -120,6 +136,7 @@ impl Subscriptions {
             size: window,
             ..Window::default()
         });
+        self.lane.subscribe();
         let mut followers = Vec::new();
         for (target, from) in feeds {
             match self.app.live.follow(&self.app, target, from).await {
@@ -138,19 +155,22 @@ impl Subscriptions {
             let (app, tx, w) = (self.app.clone(), self.tx.clone(), w.clone());
             let kinds = cursor.clone();
             app.metrics.subscriptions.inc();
-            tokio::spawn(async move {
+            self.lane.spawn(async move {
                 let mut numbering = Numbering::default();
                 while w.reserve(&tx).await {
                     let next = tokio::select! {
                         e = follower.next() => e,
                         () = tx.closed() => break,
                     };
-                    let Some(Ok(e)) = next else { break };
-                    let e = &e.event;
-                    let Ok(n) = numbering.number(&app.log, std::slice::from_ref(e), &[]) else {
+                    let Some(Ok(live)) = next else { break };
+                    let e = &live.event;
+                    let known = live.partition_sequence.get().copied();
+                    let Ok(n) = numbering.number(&app.log, std::slice::from_ref(e), &[known])
+                    else {
                         break;
                     };
                     let n = n[0];
+                    let _ = live.partition_sequence.set(n.sequence);
                     let cursor = match &*kinds {
                         Cursor::Version => e.version,
                         Cursor::Partitions(kept) => match kept.get(&n.partition) {
