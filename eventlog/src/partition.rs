@@ -224,10 +224,18 @@ fn run_at(volume: &dyn Volume, position: u64) -> Result<Option<(u64, Run)>, Erro
         start: std::ops::Bound::Included(RUN.to_vec()),
         end: std::ops::Bound::Included(run_key(position)),
     };
-    let Some(e) = volume.scan(range, Direction::Backward).next() else {
+    // One entry: a scan would read a page of them for it.
+    let one = PageLimit {
+        entries: 1,
+        bytes: 1,
+    };
+    let Some((k, v)) = volume
+        .scan_page(&range, Direction::Backward, one)?
+        .into_iter()
+        .next()
+    else {
         return Ok(None);
     };
-    let (k, v) = e?;
     let (first, run) = decode_run(&k, &v)?;
     Ok((position < first + run.count).then_some((first, run)))
 }

@@ -72,6 +72,8 @@ pub struct LiveEvent {
     /// by the first follower that needs it: a read of the log, which the
     /// others are spared.
     pub partition_sequence: std::sync::OnceLock<u64>,
+    /// The event as RESP3 pushes carry it, encoded once.
+    pub resp: std::sync::OnceLock<Arc<super::resp::SharedReply>>,
 }
 
 impl LiveEvent {
@@ -80,6 +82,7 @@ impl LiveEvent {
             event,
             json: std::sync::OnceLock::new(),
             partition_sequence: std::sync::OnceLock::new(),
+            resp: std::sync::OnceLock::new(),
         })
     }
 
@@ -325,6 +328,12 @@ impl Follower {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// The events already read and waiting (the rest of a catch-up page,
+    /// of a batch), without waiting for more.
+    pub fn ready(&mut self) -> impl Iterator<Item = Arc<LiveEvent>> + '_ {
+        self.buf.drain(..)
     }
 
     /// Reads a page after the cursor from the log; an empty page means

@@ -274,7 +274,7 @@ pub fn eget(app: &App, caller: &Caller, mut args: Args) -> ArgResult<Reply> {
     match app.log.get_event(id) {
         Ok(e) => {
             let n = Numbering::default()
-                .number(&app.log, std::slice::from_ref(&e), &[])
+                .number(&app.log, &[&e], &[])
                 .map_err(error)?;
             Ok(event(&e, &n[0]))
         }
@@ -419,7 +419,7 @@ fn scan_page(
     }
     has_more |= page.len() == count;
     let numbered = Numbering::default()
-        .number(&app.log, &page, &sequences)
+        .number(&app.log, &page.iter().collect::<Vec<_>>(), &sequences)
         .map_err(error)?;
     app.metrics.events_read.inc_by(page.len() as u64);
     Ok(Reply::map([

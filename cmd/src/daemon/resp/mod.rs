@@ -15,11 +15,13 @@ mod numbering;
 mod reply;
 mod subscribe;
 
+use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use self::args::Args;
 use self::reply::Reply;
+pub use self::reply::SharedReply;
 use self::subscribe::Subscriptions;
 use super::app::Shared;
 use super::auth::Caller;
@@ -34,6 +36,25 @@ const PUSH_BYTES: usize = 64 << 10;
 
 /// Most pipelined EAPPENDs that go to the log together.
 const PIPELINED_APPENDS: usize = 256;
+
+/// What a connection's input and output buffers keep between commands:
+/// a large frame or reply grows them for a moment, and thousands of idle
+/// subscribers' connections hold this much each, not the most they ever
+/// took.
+const IDLE_BUFFER: usize = 4 << 10;
+
+/// Reads what the socket has onto the end of `input`, at most 64 KiB at
+/// a time; the bytes read (0 at the end).
+async fn read(socket: &mut Box<dyn Socket>, input: &mut Vec<u8>) -> std::io::Result<usize> {
+    if input.is_empty() && input.capacity() > IDLE_BUFFER {
+        *input = Vec::new();
+    }
+    input.reserve(IDLE_BUFFER);
+    let room = input.capacity() - input.len();
+    socket
+        .read_buf(&mut (&mut *input).limit(room.min(64 << 10)))
+        .await
+}
 
 fn is_eappend(words: &[Vec<u8>]) -> bool {
     words
@@ -150,13 +171,12 @@ impl Connection {
             name: None,
             caller: None,
             subscribed_as: None,
-            input: Vec::with_capacity(16 << 10),
-            output: Vec::with_capacity(16 << 10),
+            input: Vec::new(),
+            output: Vec::new(),
         }
     }
 
     async fn run(mut self) -> std::io::Result<()> {
-        let mut buf = vec![0u8; 64 << 10];
         loop {
             // Answer every complete frame already read (pipelining); a run
             // of EAPPENDs goes to the log together.
@@ -199,6 +219,9 @@ impl Connection {
             if !self.output.is_empty() {
                 self.socket.write_all(&self.output).await?;
                 self.output.clear();
+                if self.output.capacity() > IDLE_BUFFER {
+                    self.output = Vec::new();
+                }
             }
             let caller = self.caller.clone().or_else(|| self.subscribed_as.clone());
             let revoked = async move {
@@ -208,17 +231,16 @@ impl Connection {
                 }
             };
             tokio::select! {
-                n = self.socket.read(&mut buf) => {
+                n = read(&mut self.socket, &mut self.input) => {
                     let n = n?;
                     if n == 0 {
                         return Ok(()); // closed, or half-closed: nothing more will come
                     }
-                    if self.input.len() + n > MAX_FRAME {
+                    if self.input.len() > MAX_FRAME {
                         Reply::err("ERR", format!("Protocol error: a frame exceeds {MAX_FRAME} bytes")).encode(self.version, &mut self.output);
                         self.socket.write_all(&self.output).await?;
                         return Ok(());
                     }
-                    self.input.extend_from_slice(&buf[..n]);
                 }
                 Some(push) = self.subs.next() => {
                     // Every push already queued goes in the same write.

@@ -46,7 +46,7 @@ impl Numbering {
     pub fn number(
         &mut self,
         log: &EventLog,
-        events: &[RecordedEvent],
+        events: &[&RecordedEvent],
         known: &[Option<u64>],
     ) -> Result<Vec<Numbered>, LogError> {
         let mut out = Vec::with_capacity(events.len());

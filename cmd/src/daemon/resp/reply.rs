@@ -3,6 +3,7 @@
 //! itself does).
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use redis_protocol::resp2::types::{OwnedFrame as Frame2, Resp2Frame};
 use redis_protocol::resp3::types::{OwnedFrame as Frame3, Resp3Frame};
@@ -20,6 +21,34 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     Push(Vec<Reply>),
     Bool(bool),
+    /// A reply many connections send: see [`SharedReply`].
+    Shared(Arc<SharedReply>),
+}
+
+/// A reply sent on many connections (an event pushed to each of its
+/// subscribers), encoded once for each protocol rather than once per
+/// connection: with thousands of subscribers, encoding each push was most
+/// of what delivering it cost.
+#[derive(Debug)]
+pub struct SharedReply {
+    reply: Reply,
+    /// RESP2, RESP3.
+    encoded: [OnceLock<Vec<u8>>; 2],
+}
+
+impl SharedReply {
+    pub fn new(reply: Reply) -> Arc<SharedReply> {
+        Arc::new(SharedReply {
+            reply,
+            encoded: Default::default(),
+        })
+    }
+}
+
+impl PartialEq for SharedReply {
+    fn eq(&self, other: &SharedReply) -> bool {
+        self.reply == other.reply
+    }
 }
 
 impl Reply {
@@ -89,6 +118,7 @@ impl Reply {
                     attributes: None,
                 }
             }
+            Reply::Shared(shared) => shared.reply.to_resp3(),
         }
     }
 
@@ -109,11 +139,36 @@ impl Reply {
                     .flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()])
                     .collect(),
             ),
+            Reply::Shared(shared) => shared.reply.to_resp2(),
         }
     }
 
     /// Appends the encoding for protocol `version` (2 or 3) to `out`.
     pub fn encode(&self, version: u8, out: &mut Vec<u8>) {
+        match self {
+            // A push is its header, then its items, so that a shared item
+            // keeps its encoding (RESP2 has no pushes: an array).
+            Reply::Push(items) => {
+                let kind = if version >= 3 { '>' } else { '*' };
+                out.extend_from_slice(format!("{kind}{}\r\n", items.len()).as_bytes());
+                for item in items {
+                    item.encode(version, out);
+                }
+            }
+            Reply::Shared(shared) => {
+                let encoded = shared.encoded[usize::from(version >= 3)].get_or_init(|| {
+                    let mut bytes = Vec::new();
+                    shared.reply.encode(version, &mut bytes);
+                    bytes
+                });
+                out.extend_from_slice(encoded);
+            }
+            _ => self.encode_frame(version, out),
+        }
+    }
+
+    /// Encodes through `redis-protocol`'s frames.
+    fn encode_frame(&self, version: u8, out: &mut Vec<u8>) {
         let start = out.len();
         if version >= 3 {
             let f = self.to_resp3();
@@ -150,5 +205,49 @@ mod tests {
         let mut n = Vec::new();
         Reply::Null.encode(3, &mut n);
         assert_eq!(n, b"_\r\n");
+    }
+
+    /// The RESP3 frame `bytes` hold, whole (maps encode their keys in any
+    /// order: frames compare as maps).
+    fn frame3(bytes: &[u8]) -> Frame3 {
+        let (f, n) = redis_protocol::resp3::decode::complete::decode(bytes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, bytes.len());
+        f
+    }
+
+    /// A push holding a shared reply encodes as the same push with the
+    /// reply in place, in both protocols, each time.
+    #[test]
+    fn a_shared_reply_encodes_as_itself() {
+        let event = Reply::map([
+            ("stream", Reply::bulk("s")),
+            ("data", Reply::bulk(&b"\x00\xff"[..])),
+            ("version", Reply::Int(7)),
+            ("nested", Reply::Array(vec![Reply::Null, Reply::Bool(true)])),
+        ]);
+        let head = [Reply::str("message"), Reply::str("id"), Reply::Int(7)];
+        let plain = Reply::Push(head.iter().cloned().chain([event.clone()]).collect());
+        let shared = SharedReply::new(event);
+        for version in [2, 3] {
+            let mut want = Vec::new();
+            plain.encode_frame(version, &mut want);
+            for _ in 0..2 {
+                let push = Reply::Push(
+                    head.iter()
+                        .cloned()
+                        .chain([Reply::Shared(shared.clone())])
+                        .collect(),
+                );
+                let mut got = Vec::new();
+                push.encode(version, &mut got);
+                if version == 3 {
+                    assert_eq!(frame3(&got), frame3(&want));
+                } else {
+                    assert_eq!(got, want);
+                }
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::args::{Args, invalid};
 use super::commands;
 use super::numbering::Numbering;
-use super::reply::Reply;
+use super::reply::{Reply, SharedReply};
 use crate::access::Need;
 use crate::daemon::app::Shared;
 use crate::daemon::auth::Caller;
@@ -157,20 +157,34 @@ impl Subscriptions {
             app.metrics.subscriptions.inc();
             self.lane.spawn(async move {
                 let mut numbering = Numbering::default();
-                while w.reserve(&tx).await {
-                    let next = tokio::select! {
-                        e = follower.next() => e,
-                        () = tx.closed() => break,
-                    };
-                    let Some(Ok(live)) = next else { break };
+                let mut numbered = VecDeque::new();
+                loop {
+                    if numbered.is_empty() {
+                        let next = tokio::select! {
+                            e = follower.next() => e,
+                            () = tx.closed() => break,
+                        };
+                        let Some(Ok(first)) = next else { break };
+                        // Events already read with it (a catch-up page)
+                        // are numbered together: one read of the log.
+                        let events: Vec<_> =
+                            std::iter::once(first).chain(follower.ready()).collect();
+                        let records: Vec<_> = events.iter().map(|l| &l.event).collect();
+                        let known: Vec<_> = events
+                            .iter()
+                            .map(|l| l.partition_sequence.get().copied())
+                            .collect();
+                        let Ok(numbers) = numbering.number(&app.log, &records, &known) else {
+                            break;
+                        };
+                        for (live, n) in events.iter().zip(&numbers) {
+                            // Shared with the event's other followers.
+                            let _ = live.partition_sequence.set(n.sequence);
+                        }
+                        numbered.extend(events.into_iter().zip(numbers));
+                    }
+                    let (live, n) = numbered.pop_front().expect("filled above");
                     let e = &live.event;
-                    let known = live.partition_sequence.get().copied();
-                    let Ok(n) = numbering.number(&app.log, std::slice::from_ref(e), &[known])
-                    else {
-                        break;
-                    };
-                    let n = n[0];
-                    let _ = live.partition_sequence.set(n.sequence);
                     let cursor = match &*kinds {
                         Cursor::Version => e.version,
                         Cursor::Partitions(kept) => match kept.get(&n.partition) {
@@ -178,13 +192,21 @@ impl Subscriptions {
                             _ => continue,
                         },
                     };
+                    if !w.reserve(&tx).await {
+                        break;
+                    }
                     w.delivered(cursor);
                     app.metrics.events_read.inc();
+                    // Encoded once for all the event's subscribers.
+                    let event = live
+                        .resp
+                        .get_or_init(|| SharedReply::new(commands::event(e, &n)))
+                        .clone();
                     let push = Reply::Push(vec![
                         Reply::str("message"),
                         Reply::str(id.to_string()),
                         Reply::Int(cursor as i64),
-                        commands::event(e, &n),
+                        Reply::Shared(event),
                     ]);
                     if tx.send(push).await.is_err() {
                         break;
