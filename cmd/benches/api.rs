@@ -425,12 +425,11 @@ fn load(via: Via, subscribers: usize, appenders: usize, seconds: u64) -> Load {
             done.clone(),
         );
         rt.spawn(async move {
-            if subscriber(via, addresses, k, &delivered, &connected, &done)
-                .await
-                .is_err()
+            if let Err(e) = subscriber(via, addresses, k, &delivered, &connected, &done).await
                 && !done.load(Ordering::Relaxed)
+                && errors.fetch_add(1, Ordering::Relaxed) < 3
             {
-                errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("subscriber {k}: {e}");
             }
         });
     }

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::layout;
 use crate::{AllFilter, Direction, Error, EventLog, ReadFrom, RecordedEvent, StreamId};
 
-/// Events read per catch-up page.
+/// Events read per catch-up page, unless [`Subscription::page_size`]
+/// says otherwise.
 const PAGE: u64 = 512;
 
 /// What a subscription follows.
@@ -72,6 +73,8 @@ pub struct Subscription {
     filter: AllFilter,
     /// Next version (stream) or position ($all) to deliver.
     next: u64,
+    /// Events (stream) or positions (`$all`) read per catch-up page.
+    page: u64,
     buf: VecDeque<RecordedEvent>,
 }
 
@@ -102,6 +105,7 @@ impl EventLog {
             filter: target.filter(),
             target,
             next,
+            page: PAGE,
             buf: VecDeque::new(),
         })
     }
@@ -113,14 +117,24 @@ impl Subscription {
         self.next
     }
 
+    /// Reads at most `events` per catch-up page (at least 1; 512 unless
+    /// set): what a subscriber that falls behind holds while its client
+    /// is slow is one page, so a server with thousands of them wants
+    /// small ones.
+    pub fn page_size(&mut self, events: u64) {
+        self.page = events.max(1);
+    }
+
     /// Reads what is committed after the cursor into the buffer.
     fn catch_up(&mut self) -> Result<(), Error> {
         let events: Vec<RecordedEvent> = match &self.target {
             Target::Stream(s) => {
-                match self
-                    .log
-                    .read(s, ReadFrom::Version(self.next), PAGE, Direction::Forward)
-                {
+                match self.log.read(
+                    s,
+                    ReadFrom::Version(self.next),
+                    self.page,
+                    Direction::Forward,
+                ) {
                     Ok(it) => it.collect::<Result<_, _>>()?,
                     // Not there yet: a live subscription waits for it.
                     Err(Error::StreamNotFound(_)) => Vec::new(),
@@ -135,7 +149,7 @@ impl Subscription {
                     .log
                     .read_all(
                         Some(self.next),
-                        PAGE,
+                        self.page,
                         Direction::Forward,
                         AllFilter::default(),
                     )

@@ -189,6 +189,9 @@ impl Drop for InLane {
     }
 }
 
+/// Bytes an HTTP/2 stream's answer may queue for its socket.
+const SEND_BUFFER: usize = 64 << 10;
+
 /// Which HTTP a listener speaks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Http {
@@ -231,6 +234,10 @@ pub async fn serve<L: Listener>(
         if http == Http::Two {
             builder = builder.http2_only();
         }
+        // What an HTTP/2 stream may hold that its socket has not taken
+        // yet (hyper's default is 400 KiB): a subscriber whose client
+        // grants a large window and stops reading holds this much.
+        builder.http2().max_send_buf_size(SEND_BUFFER);
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();

@@ -46,6 +46,11 @@ const RING: usize = 1024;
 /// Most events read from the log for one batch.
 const BATCH: u64 = 1024;
 
+/// Events a follower reads from the log at a time: all it holds while
+/// its client is slow (with thousands of followers, the log's own page of
+/// 512 was most of the daemon's memory).
+const PAGE: u64 = 64;
+
 /// Catch-up reads running at once.
 const READERS: usize = 8;
 
@@ -202,7 +207,10 @@ impl Live {
             .await
             .expect("never closed");
         let sub = tokio::task::spawn_blocking(move || {
-            let sub = log.subscribe(target, from);
+            let sub = log.subscribe(target, from).map(|mut sub| {
+                sub.page_size(PAGE);
+                sub
+            });
             drop(permit);
             sub
         })
