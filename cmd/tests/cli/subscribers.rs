@@ -424,19 +424,20 @@ async fn grpc_subscriptions_that_stop_reading_hold_a_bounded_buffer() {
             .connect()
             .await
             .unwrap();
-    let mut c = EventStoreClient::new(channel);
-    let mut stalled = Vec::new();
-    for _ in 0..100 {
-        let sub = c
-            .subscribe_to_stream(pb::SubscribeToStreamRequest {
+    let c = EventStoreClient::new(channel);
+    // 100 subscriptions of `bulk` from its start, none read.
+    let subscribe = |mut c: EventStoreClient<tonic::transport::Channel>| async move {
+        let mut subs = Vec::new();
+        for _ in 0..100 {
+            let request = pb::SubscribeToStreamRequest {
                 stream: "bulk".into(),
                 from: Some(0),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        stalled.push(sub);
-    }
+            };
+            subs.push(c.subscribe_to_stream(request).await.unwrap().into_inner());
+        }
+        subs
+    };
+    let mut stalled = subscribe(c.clone()).await;
     let idle = rss_kib(d.pid());
     // 4 MiB: 40 appends of 100 events of 1 KiB.
     let http = reqwest::Client::new();
@@ -464,18 +465,7 @@ async fn grpc_subscriptions_that_stop_reading_hold_a_bounded_buffer() {
     assert!(held < 100 << 10, "{held} KiB held");
     // 100 more from the start, catching up from the log, stalled too:
     // each holds a page of the log as well.
-    let mut c = c.clone();
-    for _ in 0..100 {
-        let sub = c
-            .subscribe_to_stream(pb::SubscribeToStreamRequest {
-                stream: "bulk".into(),
-                from: Some(0),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        stalled.push(sub);
-    }
+    stalled.extend(subscribe(c).await);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let held = rss_kib(d.pid()) - live;
     println!("{held} KiB held for 100 stalled gRPC subscriptions catching up");
