@@ -423,7 +423,12 @@ impl Reader<'_> {
         out: &mut Walked,
     ) -> Result<(), Error> {
         let later = |index: u64| after.is_none_or(|a| index > a);
-        let mut stack = vec![(r, level, index, tile)];
+        // A tile that reaches no further than `after` holds nothing past
+        // it, the first as much as any other.
+        let mut stack = Vec::new();
+        if later(reach(level, index)) {
+            stack.push((r, level, index, tile));
+        }
         while let Some((r, level, index, read)) = stack.pop() {
             let tile = match read {
                 Some(t) => t,
