@@ -43,27 +43,21 @@ pub(crate) fn load_meta(volume: &dyn Volume) -> Result<Meta, Error> {
         None => Meta::default(),
     };
     let last = |prefix: &[u8]| -> Result<u64, Error> {
-        let page = volume.scan_page(
-            &KeyRange::prefix(prefix),
-            Direction::Backward,
-            PageLimit {
-                entries: 1,
-                bytes: 1,
+        Ok(
+            match volume.first(&KeyRange::prefix(prefix), Direction::Backward)? {
+                Some((k, v)) => {
+                    let first = layout::u64_of(&k[prefix.len()..], "log key")?;
+                    // A run entry (see `LogEntry::Run`) holds positions after
+                    // its own.
+                    let run = match prefix == layout::LOG {
+                        true => layout::LogEntry::run_of(&v)?.map_or(1, |(_, _, count)| count),
+                        false => 1,
+                    };
+                    first + run
+                }
+                None => 0,
             },
-        )?;
-        Ok(match page.first() {
-            Some((k, v)) => {
-                let first = layout::u64_of(&k[prefix.len()..], "log key")?;
-                // A run entry (see `LogEntry::Run`) holds positions after
-                // its own.
-                let run = match prefix == layout::LOG {
-                    true => layout::LogEntry::run_of(v)?.map_or(1, |(_, _, count)| count),
-                    false => 1,
-                };
-                first + run
-            }
-            None => 0,
-        })
+        )
     };
     Ok(Meta {
         next_position: stored.next_position.max(last(layout::LOG)?),

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use hydra_bucket::{BucketName, Store};
-use hydra_volume::{Direction, KeyRange, PageLimit, Volume};
+use hydra_volume::{Direction, KeyRange, Volume};
 use serde::Deserialize;
 
 use crate::layout::{self, Deletion, EventRecord, StreamState};
@@ -73,15 +73,9 @@ impl OldState {
 
 /// Whether anything is stored under `prefix`.
 fn any(volume: &dyn Volume, prefix: &[u8]) -> Result<bool, Error> {
-    let page = volume.scan_page(
-        &KeyRange::prefix(prefix),
-        Direction::Forward,
-        PageLimit {
-            entries: 1,
-            bytes: usize::MAX,
-        },
-    )?;
-    Ok(!page.is_empty())
+    Ok(volume
+        .first(&KeyRange::prefix(prefix), Direction::Forward)?
+        .is_some())
 }
 
 /// Migrates the first layout, if any of it is there; returns how many

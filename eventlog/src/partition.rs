@@ -224,16 +224,7 @@ fn run_at(volume: &dyn Volume, position: u64) -> Result<Option<(u64, Run)>, Erro
         start: std::ops::Bound::Included(RUN.to_vec()),
         end: std::ops::Bound::Included(run_key(position)),
     };
-    // One entry: a scan would read a page of them for it.
-    let one = PageLimit {
-        entries: 1,
-        bytes: 1,
-    };
-    let Some((k, v)) = volume
-        .scan_page(&range, Direction::Backward, one)?
-        .into_iter()
-        .next()
-    else {
+    let Some((k, v)) = volume.first(&range, Direction::Backward)? else {
         return Ok(None);
     };
     let (first, run) = decode_run(&k, &v)?;

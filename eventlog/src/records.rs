@@ -418,11 +418,7 @@ fn covering(volume: &dyn Volume, position: u64) -> Result<Option<(u64, Run)>, Er
         start: std::ops::Bound::Included(crate::layout::LOG.to_vec()),
         end: std::ops::Bound::Included(crate::layout::log_key(before)),
     };
-    let limit = PageLimit {
-        entries: 1,
-        bytes: usize::MAX,
-    };
-    let Some((k, v)) = volume.scan_page(&range, Direction::Backward, limit)?.pop() else {
+    let Some((k, v)) = volume.first(&range, Direction::Backward)? else {
         return Ok(None);
     };
     let (Some(at), Some(run)) = (crate::layout::pos_of_log_key(&k), LogEntry::run_of(&v)?) else {

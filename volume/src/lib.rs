@@ -183,4 +183,18 @@ impl dyn Volume {
     pub fn scan(&self, range: KeyRange, direction: Direction) -> Scan<'_> {
         Scan::new(self, range, direction)
     }
+
+    /// The first entry of `range` in `direction`, if any: a page of one
+    /// (`scan(..).next()` would read a whole page to use its first).
+    pub fn first(
+        &self,
+        range: &KeyRange,
+        direction: Direction,
+    ) -> Result<Option<Entry>, VolumeError> {
+        let one = PageLimit {
+            entries: 1,
+            bytes: 1,
+        };
+        Ok(self.scan_page(range, direction, one)?.into_iter().next())
+    }
 }

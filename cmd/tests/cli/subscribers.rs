@@ -232,6 +232,19 @@ async fn lane_reads(d: &Daemon, n: u64) {
     }
 }
 
+/// Takes the next `n` events of a gRPC stream subscription, checking they
+/// are versions 0 to `n - 1` in order.
+async fn grpc_versions(sub: &mut tonic::Streaming<crate::grpc::pb::Event>, n: u64) {
+    for v in 0..n {
+        let e = tokio::time::timeout(Duration::from_secs(10), sub.message())
+            .await
+            .unwrap_or_else(|_| panic!("version {v} delivered"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.version, v);
+    }
+}
+
 /// Reads RESP from `socket` until `marker` has come `n` times.
 async fn resp_until(socket: &mut tokio::net::TcpStream, marker: &str, n: usize) -> String {
     use tokio::io::AsyncReadExt;
@@ -325,14 +338,7 @@ async fn a_subscription_of_any_api_moves_its_connection_to_the_subscribers_lane(
         append(i).await;
     }
     watcher.append(grpc_tick(6)).await.unwrap();
-    for v in 0..7 {
-        let e = tokio::time::timeout(Duration::from_secs(10), grpc_sub.message())
-            .await
-            .expect("live over gRPC")
-            .unwrap()
-            .unwrap();
-        assert_eq!(e.version, v);
-    }
+    grpc_versions(&mut grpc_sub, 7).await;
     let sse_events = tokio::time::timeout(Duration::from_secs(10), sse(sse_sub, 7))
         .await
         .expect("live over SSE");
@@ -473,13 +479,6 @@ async fn grpc_subscriptions_that_stop_reading_hold_a_bounded_buffer() {
     // own page of 512 made it 560.
     assert!(held < 40 << 10, "{held} KiB held");
     for sub in &mut stalled {
-        for v in 0..4000 {
-            let e = tokio::time::timeout(Duration::from_secs(10), sub.message())
-                .await
-                .expect("delivered")
-                .unwrap()
-                .unwrap();
-            assert_eq!(e.version, v);
-        }
+        grpc_versions(sub, 4000).await;
     }
 }

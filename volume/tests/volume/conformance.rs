@@ -118,6 +118,25 @@ fn scans_in_order(vol: &dyn Volume) {
     let mut rev = fwd.clone();
     rev.reverse();
     assert_eq!(paged, rev);
+    // The first entry of a range, either way; none of an empty one.
+    let first = |range: KeyRange, direction| vol.first(&range, direction).unwrap().map(|e| e.0);
+    assert_eq!(
+        first(KeyRange::prefix(b"a"), Direction::Forward),
+        Some(b"a".to_vec())
+    );
+    assert_eq!(
+        first(KeyRange::prefix(b"a"), Direction::Backward),
+        Some(b"a\xff".to_vec())
+    );
+    assert_eq!(
+        first(KeyRange::between(b"ab", b"c"), Direction::Backward),
+        Some(b"b".to_vec())
+    );
+    assert_eq!(
+        first(KeyRange::between(b"c", b"a"), Direction::Forward),
+        None
+    );
+    assert_eq!(first(KeyRange::prefix(b"q"), Direction::Backward), None);
 }
 
 fn failed_batches_leave_nothing(vol: &dyn Volume) {
