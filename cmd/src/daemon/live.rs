@@ -206,13 +206,21 @@ impl Live {
             .acquire_owned()
             .await
             .expect("never closed");
-        let sub = tokio::task::spawn_blocking(move || {
+        let (sub, seen) = tokio::task::spawn_blocking(move || {
+            // From now, the follower has every event before the position
+            // it starts at, read before the subscription so that an event
+            // committed in between is offered (and passed), not missed:
+            // it goes straight to the feed. 10,000 subscribers arriving
+            // at once each read the log first, through the readers,
+            // while appends went on; they fell behind the feed and read
+            // the log for good.
+            let seen = from.is_none().then(|| log.next_position());
             let sub = log.subscribe(target, from).map(|mut sub| {
                 sub.page_size(PAGE);
                 sub
             });
             drop(permit);
-            sub
+            sub.map(|sub| (sub, seen))
         })
         .await
         .map_err(|_| LogError::Closed)??;
@@ -220,7 +228,7 @@ impl Live {
             app: app.clone(),
             sub: Some(sub),
             feed,
-            seen: None,
+            seen,
             buf: VecDeque::new(),
         })
     }
@@ -450,5 +458,48 @@ pub async fn read_subscription(
             Ok(Ok(())) => {}
             _ => return Ok(events),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hydra_eventlog::{ExpectedVersion, NewEvent};
+
+    use super::*;
+    use crate::daemon::config::Config;
+
+    /// A subscription from now goes straight to the feed: with every
+    /// catch-up reader taken, it still gets the next event, so thousands
+    /// of subscribers arriving while appends go on do not queue to read
+    /// the log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscription_from_now_reads_nothing_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let app: Shared =
+            Arc::new(super::super::open(&Config::embedded(dir.path().into())).unwrap());
+        let tail = tokio::spawn(super::tail(app.clone()));
+        let stream: StreamId = "orders".parse().unwrap();
+        let first = vec![NewEvent::new("Placed", b"1".to_vec())];
+        app.log
+            .append(&stream, ExpectedVersion::Any, first)
+            .unwrap();
+        let target = Target::Stream(stream.clone());
+        let mut follower = app.live.follow(&app, target, None).await.unwrap();
+        let readers = app.live.readers.clone();
+        let _all = readers.acquire_many(READERS as u32).await.unwrap();
+        let next = vec![NewEvent::new("Paid", b"2".to_vec())];
+        app.log.append(&stream, ExpectedVersion::Any, next).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), follower.next())
+            .await
+            .expect("delivered from the feed, not waiting for a reader")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (got.event.event_type.as_str(), got.event.version),
+            ("Paid", 1)
+        );
+        app.live.close();
+        app.log.close().unwrap();
+        tail.abort();
     }
 }
