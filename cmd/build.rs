@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .file_descriptor_set_path(out.join("hydra_descriptor.bin"))
+        // Smaller buffers per call than tonic's (see `Codec` there).
+        .codec_path("crate::daemon::grpc::Codec")
         .compile_protos(&["proto/hydra/v1/hydra.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto/hydra/v1/hydra.proto");
     Ok(())

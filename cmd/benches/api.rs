@@ -1,15 +1,17 @@
 //! API load: durable single-event appends from 1, 8 and 64 concurrent
 //! clients over HTTP, gRPC and RESP3 (with `redis-benchmark`, pipelined and
 //! not), against one real daemon (release build) on loopback; then
-//! Server-Sent Events fan-out to 100 subscribers; then the load an
-//! operator would run: 8 appending clients for some seconds with 0, 1,000
-//! and 10,000 subscribers (`HYDRA_BENCH_SUBSCRIBERS`, comma-separated;
-//! `HYDRA_BENCH_SECONDS`, default 10) over SSE, gRPC and RESP3
-//! (`HYDRA_BENCH_SUBSCRIBE_WITH=sse,grpc,resp`), each on a fresh daemon. With
-//! `SIERRADB=<path to the sierradb-server binary>`, the same
-//! `redis-benchmark` load runs against SierraDB in the same run, for the
-//! ratio. `HYDRA_BENCH_ONLY=load` runs only the last part (`apis`,
-//! `fanout`, `load`, comma-separated).
+//! Server-Sent Events fan-out to 100 subscribers; then a subscription
+//! catching up on a stream of 200,000 events over each API; then the load
+//! an operator would run: 8 appending clients for some seconds with 0,
+//! 1,000 and 10,000 subscribers (`HYDRA_BENCH_SUBSCRIBERS`,
+//! comma-separated; `HYDRA_BENCH_SECONDS`, default 10) over SSE, gRPC (a
+//! connection each, or 100 connections shared) and RESP3
+//! (`HYDRA_BENCH_SUBSCRIBE_WITH=sse,grpc,grpc-shared,resp`), each on a
+//! fresh daemon. With `SIERRADB=<path to the sierradb-server binary>`,
+//! the same `redis-benchmark` load runs against SierraDB in the same run,
+//! for the ratio. `HYDRA_BENCH_ONLY=load` runs only the last part (`apis`,
+//! `fanout`, `catchup`, `load`, comma-separated).
 //!
 //! Run: `cargo bench -p hydra --bench api` (prints Markdown).
 
@@ -17,9 +19,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub mod pb {
-    tonic::include_proto!("hydra.v1");
-}
+pub use hydra::proto as pb;
 
 struct Server(Child);
 
@@ -286,28 +286,44 @@ struct Load {
 #[derive(Clone, Copy)]
 enum Via {
     Sse,
+    /// Each subscriber on a connection of its own.
     Grpc,
+    /// Subscribers multiplexed on [`SHARED_CHANNELS`] connections, as a
+    /// gRPC client's channel carries them.
+    GrpcShared,
     Resp,
 }
+
+/// The connections [`Via::GrpcShared`] subscribers share.
+const SHARED_CHANNELS: usize = 100;
 
 impl Via {
     fn name(self) -> &'static str {
         match self {
             Via::Sse => "SSE",
             Via::Grpc => "gRPC",
+            Via::GrpcShared => "gRPC (100 connections)",
             Via::Resp => "RESP3",
         }
     }
 }
 
-/// One subscriber, each on its own connection: subscriber `k` follows
-/// stream `load-{k % 100}`, or for odd `k` `$all` filtered to that
-/// stream's prefix (RESP3 has no `$all` subscription: a stream there
-/// too). Counts each event it receives until `done`.
+/// What a subscriber follows: a stream, or `$all` filtered to a stream
+/// prefix; from a version or position (`None`: from now).
+struct Follow {
+    stream: String,
+    all: bool,
+    from: Option<u64>,
+}
+
+/// One subscriber on its own connection (RESP3 has no `$all`
+/// subscription: a stream there too). Counts each event it receives until
+/// `done`.
 async fn subscriber(
     via: Via,
     d: (String, String, String),
-    k: usize,
+    channel: Option<tonic::transport::Channel>,
+    follow: Follow,
     delivered: &std::sync::atomic::AtomicUsize,
     connected: &std::sync::atomic::AtomicUsize,
     done: &std::sync::atomic::AtomicBool,
@@ -315,14 +331,14 @@ async fn subscriber(
     use std::sync::atomic::Ordering;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (url, grpc, resp) = d;
-    let stream = format!("load-{:04}", k % 100);
-    let all = k % 2 == 1;
+    let Follow { stream, all, from } = follow;
     match via {
         Via::Sse => {
-            let url = if all {
-                format!("{url}/subscribe/all?prefix={stream}")
-            } else {
-                format!("{url}/subscribe/streams/{stream}")
+            let url = match (all, from) {
+                (true, None) => format!("{url}/subscribe/all?prefix={stream}"),
+                (true, Some(f)) => format!("{url}/subscribe/all?prefix={stream}&from={f}"),
+                (false, None) => format!("{url}/subscribe/streams/{stream}"),
+                (false, Some(f)) => format!("{url}/subscribe/streams/{stream}?from={f}"),
             };
             let mut r = reqwest::Client::new()
                 .get(url)
@@ -340,18 +356,25 @@ async fn subscriber(
                 }
             }
         }
-        Via::Grpc => {
-            let mut c = pb::event_store_client::EventStoreClient::connect(format!("http://{grpc}"))
-                .await
-                .map_err(|e| e.to_string())?;
+        Via::Grpc | Via::GrpcShared => {
+            let channel = match channel {
+                Some(c) => c,
+                None => tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
+                    .map_err(|e| e.to_string())?
+                    .connect()
+                    .await
+                    .map_err(|e| e.to_string())?,
+            };
+            let mut c = pb::event_store_client::EventStoreClient::new(channel);
             let mut sub = if all {
                 c.subscribe_to_all(pb::SubscribeToAllRequest {
                     stream_prefix: stream,
+                    from,
                     ..Default::default()
                 })
                 .await
             } else {
-                c.subscribe_to_stream(pb::SubscribeToStreamRequest { stream, from: None })
+                c.subscribe_to_stream(pb::SubscribeToStreamRequest { stream, from })
                     .await
             }
             .map_err(|e| e.to_string())?
@@ -370,30 +393,48 @@ async fn subscriber(
             let mut s = tokio::net::TcpStream::connect(&resp)
                 .await
                 .map_err(|e| e.to_string())?;
-            let esub = format!(
-                "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n*2\r\n$4\r\nESUB\r\n${}\r\n{stream}\r\n",
-                stream.len()
-            );
+            let mut words = vec!["ESUB".to_owned(), stream];
+            if let Some(f) = from {
+                words.extend(["FROM".to_owned(), f.to_string()]);
+            }
+            let mut esub = "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n".to_owned();
+            esub.push_str(&format!("*{}\r\n", words.len()));
+            for w in &words {
+                esub.push_str(&format!("${}\r\n{w}\r\n", w.len()));
+            }
             s.write_all(esub.as_bytes())
                 .await
                 .map_err(|e| e.to_string())?;
-            connected.fetch_add(1, Ordering::Relaxed);
             // Each event is a push `[message, id, version, event]`; the
             // marker may straddle two reads.
             const MARKER: &[u8] = b"+message\r\n";
+            let count = |b: &[u8]| b.windows(MARKER.len()).filter(|w| *w == MARKER).count();
+            // Subscribed once the confirmation push `[subscribe, id, n]`
+            // has come, as an SSE or gRPC subscriber is once its answer
+            // has: counted before it, 10,000 subscribers connecting at
+            // once had the appends start while the daemon still set up
+            // their subscriptions.
+            let mut head = Vec::new();
+            let at = loop {
+                if s.read_buf(&mut head).await.map_err(|e| e.to_string())? == 0 {
+                    return Err("closed before subscribing".into());
+                }
+                if let Some(i) = head.windows(12).position(|w| w == b"+subscribe\r\n") {
+                    break i;
+                }
+            };
+            connected.fetch_add(1, Ordering::Relaxed);
+            delivered.fetch_add(count(&head[at..]), Ordering::Relaxed);
             let mut buf = vec![0u8; 64 << 10];
-            let mut carry = 0;
+            let mut carry = (MARKER.len() - 1).min(head.len() - at);
+            buf[..carry].copy_from_slice(&head[head.len() - carry..]);
             while !done.load(Ordering::Relaxed) {
                 let n = s.read(&mut buf[carry..]).await.map_err(|e| e.to_string())?;
                 if n == 0 {
                     break;
                 }
                 let end = carry + n;
-                let got = buf[..end]
-                    .windows(MARKER.len())
-                    .filter(|w| *w == MARKER)
-                    .count();
-                delivered.fetch_add(got, Ordering::Relaxed);
+                delivered.fetch_add(count(&buf[..end]), Ordering::Relaxed);
                 carry = (MARKER.len() - 1).min(end);
                 buf.copy_within(end - carry..end, 0);
             }
@@ -416,7 +457,17 @@ fn load(via: Via, subscribers: usize, appenders: usize, seconds: u64) -> Load {
     let connected = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let channels: Vec<_> = match via {
+        Via::GrpcShared => rt.block_on(async {
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", d.grpc)).unwrap();
+            let connects = (0..SHARED_CHANNELS).map(|_| endpoint.connect());
+            futures_util::future::try_join_all(connects).await.unwrap()
+        }),
+        _ => Vec::new(),
+    };
     for k in 0..subscribers {
+        let channel = (!channels.is_empty()).then(|| channels[k % channels.len()].clone());
         let addresses = (d.url.clone(), d.grpc.clone(), d.resp.clone());
         let (delivered, errors, connected, done) = (
             delivered.clone(),
@@ -424,8 +475,18 @@ fn load(via: Via, subscribers: usize, appenders: usize, seconds: u64) -> Load {
             connected.clone(),
             done.clone(),
         );
+        // Subscriber `k` follows stream `load-{k % 100}`, or for odd `k`
+        // `$all` filtered to that stream's prefix.
+        let follow = Follow {
+            stream: format!("load-{:04}", k % streams),
+            all: k % 2 == 1,
+            from: None,
+        };
         rt.spawn(async move {
-            if let Err(e) = subscriber(via, addresses, k, &delivered, &connected, &done).await
+            if let Err(e) = subscriber(
+                via, addresses, channel, follow, &delivered, &connected, &done,
+            )
+            .await
                 && !done.load(Ordering::Relaxed)
                 && errors.fetch_add(1, Ordering::Relaxed) < 3
             {
@@ -515,6 +576,9 @@ fn main() {
             ms(took)
         );
     }
+    if runs("catchup") {
+        catch_ups();
+    }
     if runs("load") {
         loads();
     }
@@ -579,6 +643,62 @@ fn apis() {
 }
 
 /// The operator's load at each number of subscribers.
+/// A subscription from the start of a stream of 200,000 events (of about
+/// 256 bytes) over each API: events/s until the last has come.
+fn catch_ups() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (events, batch) = (200_000, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path());
+    let client = reqwest::blocking::Client::new();
+    let event = format!(
+        r#"{{"type":"Load","data":{{"pad":"{}"}}}}"#,
+        "x".repeat(200)
+    );
+    let body = format!("[{}]", vec![event; batch].join(","));
+    for _ in 0..events / batch {
+        let r = client
+            .post(format!("{}/streams/history", d.url))
+            .body(body.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    println!();
+    println!("| catch-up of a stream of {events} events | events/s |");
+    println!("|---|---|");
+    for via in [Via::Sse, Via::Grpc, Via::Resp] {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let (connected, done) = (AtomicUsize::new(0), AtomicBool::new(false));
+        let follow = Follow {
+            stream: "history".into(),
+            all: false,
+            from: Some(0),
+        };
+        let addresses = (d.url.clone(), d.grpc.clone(), d.resp.clone());
+        let started = Instant::now();
+        let count = delivered.clone();
+        rt.spawn(async move {
+            if let Err(e) =
+                subscriber(via, addresses, None, follow, &count, &connected, &done).await
+            {
+                eprintln!("{} catch-up: {e}", via.name());
+            }
+        });
+        while delivered.load(Ordering::Relaxed) < events {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "catch-up stalled"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rate = events as f64 / started.elapsed().as_secs_f64();
+        println!("| {} | {rate:.0} |", via.name());
+    }
+}
+
 fn loads() {
     let seconds = std::env::var("HYDRA_BENCH_SECONDS")
         .ok()
@@ -595,11 +715,12 @@ fn loads() {
     );
     println!("|---|---|---|---|---|---|---|");
     let vias: Vec<Via> = std::env::var("HYDRA_BENCH_SUBSCRIBE_WITH")
-        .unwrap_or_else(|_| "sse,grpc,resp".into())
+        .unwrap_or_else(|_| "sse,grpc,grpc-shared,resp".into())
         .split(',')
         .filter_map(|v| match v.trim() {
             "sse" => Some(Via::Sse),
             "grpc" => Some(Via::Grpc),
+            "grpc-shared" => Some(Via::GrpcShared),
             "resp" => Some(Via::Resp),
             _ => None,
         })

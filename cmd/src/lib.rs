@@ -22,6 +22,9 @@ use clap::Parser;
 
 use crate::cli::Cli;
 pub use crate::daemon::config::Config;
+/// The gRPC API's messages, client and server (`proto/hydra/v1`), for
+/// Rust clients of the daemon.
+pub use crate::daemon::grpc::pb as proto;
 pub use crate::events::parse_events;
 
 /// Runs the command line: what the `hydra` binary does.

@@ -190,7 +190,7 @@ impl Drop for InLane {
 }
 
 /// Bytes an HTTP/2 stream's answer may queue for its socket.
-const SEND_BUFFER: usize = 64 << 10;
+const SEND_BUFFER: usize = 16 << 10;
 
 /// Which HTTP a listener speaks.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ mod blobs;
 pub mod config;
 mod error;
 mod extract;
-mod grpc;
+pub(crate) mod grpc;
 mod lanes;
 mod live;
 mod metrics;
@@ -473,13 +473,35 @@ async fn openapi(
     Json((*doc).clone())
 }
 
+/// Connections the kernel queues for a listener before the daemon accepts
+/// them (it caps this at `net.core.somaxconn`). tokio's default, 128,
+/// made a burst of thousands of subscribers connecting at once lose SYNs
+/// and wait a second or more to retry.
+const BACKLOG: u32 = 8192;
+
+/// A listener on `addr` (`host:port`, the first address it resolves to)
+/// with the daemon's [`BACKLOG`].
+async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let at = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "resolves to no address")
+    })?;
+    let socket = if at.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(at)?;
+    socket.listen(BACKLOG)
+}
+
 async fn serve(config: Config, subscribers: tokio::runtime::Handle) -> Result<()> {
     let app = Arc::new(open(&config)?);
     let tls = config.api.tls.as_ref().map(tls::load).transpose()?;
     let acceptor = |alpn| tls.as_ref().map(|t| tls::acceptor(t, alpn));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let addr = config.api.http.clone().expect("validated: http is set");
-    let listener = tokio::net::TcpListener::bind(&addr)
+    let listener = listen(&addr)
         .await
         .with_context(|| format!("api.http: cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
@@ -489,7 +511,7 @@ async fn serve(config: Config, subscribers: tokio::runtime::Handle) -> Result<()
     let (router, _) = router(app.clone(), config.limits.body_bytes);
     let lanes = lanes::Lanes::new(subscribers, app.metrics.subscriber_lane.clone());
     if let Some(addr) = &config.api.grpc {
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = listen(addr)
             .await
             .with_context(|| format!("api.grpc: cannot listen on {addr}"))?;
         println!("grpc listening on {}", listener.local_addr()?);
@@ -501,10 +523,10 @@ async fn serve(config: Config, subscribers: tokio::runtime::Handle) -> Result<()
         });
     }
     if let Some(addr) = &config.api.resp {
-        let (listener, local) = resp::bind(addr)
+        let listener = listen(addr)
             .await
             .with_context(|| format!("api.resp: cannot listen on {addr}"))?;
-        println!("resp listening on {local}");
+        println!("resp listening on {}", listener.local_addr()?);
         tokio::spawn(resp::serve(
             app.clone(),
             listener,

@@ -5,9 +5,7 @@ use std::process::Command;
 
 use crate::daemon::Daemon;
 
-pub mod pb {
-    tonic::include_proto!("hydra.v1");
-}
+pub use hydra::proto as pb;
 
 use pb::event_store_client::EventStoreClient;
 

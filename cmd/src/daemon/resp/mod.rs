@@ -482,13 +482,6 @@ pub fn take_command(input: &mut Vec<u8>) -> Result<Option<Vec<Vec<u8>>>, Reply> 
     frame::take(input).map_err(|e| Reply::err("ERR", format!("Protocol error: {e}")))
 }
 
-/// Binds the RESP listener; returns it with its address.
-pub async fn bind(addr: &str) -> anyhow::Result<(TcpListener, std::net::SocketAddr)> {
-    let l = TcpListener::bind(addr).await?;
-    let a = l.local_addr()?;
-    Ok((l, a))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
