@@ -308,6 +308,39 @@ impl Via {
     }
 }
 
+/// Counts a marker in bytes read in chunks, one of which may straddle
+/// two of them.
+struct Markers {
+    marker: &'static [u8],
+    /// The end of the bytes so far, too short to hold a marker.
+    tail: Vec<u8>,
+}
+
+impl Markers {
+    fn new(marker: &'static [u8]) -> Markers {
+        Markers {
+            marker,
+            tail: Vec::new(),
+        }
+    }
+
+    /// The markers that end in `chunk`.
+    fn count(&mut self, chunk: &[u8]) -> usize {
+        let m = self.marker.len();
+        let mut edge = std::mem::take(&mut self.tail);
+        edge.extend_from_slice(&chunk[..chunk.len().min(m - 1)]);
+        let matches = |b: &[u8]| b.windows(m).filter(|w| *w == self.marker).count();
+        let n = matches(&edge) + matches(chunk);
+        let end = if chunk.len() >= m - 1 {
+            chunk
+        } else {
+            &edge[..]
+        };
+        self.tail = end[end.len().saturating_sub(m - 1)..].to_vec();
+        n
+    }
+}
+
 /// What a subscriber follows: a stream, or `$all` filtered to a stream
 /// prefix; from a version or position (`None`: from now).
 struct Follow {
@@ -346,11 +379,11 @@ async fn subscriber(
                 .await
                 .map_err(|e| e.to_string())?;
             connected.fetch_add(1, Ordering::Relaxed);
+            let mut messages = Markers::new(b"data:");
             while !done.load(Ordering::Relaxed) {
                 match r.chunk().await.map_err(|e| e.to_string())? {
                     Some(c) => {
-                        let n = c.windows(5).filter(|w| w == b"data:").count();
-                        delivered.fetch_add(n, Ordering::Relaxed);
+                        delivered.fetch_add(messages.count(&c), Ordering::Relaxed);
                     }
                     None => break,
                 }
@@ -405,10 +438,6 @@ async fn subscriber(
             s.write_all(esub.as_bytes())
                 .await
                 .map_err(|e| e.to_string())?;
-            // Each event is a push `[message, id, version, event]`; the
-            // marker may straddle two reads.
-            const MARKER: &[u8] = b"+message\r\n";
-            let count = |b: &[u8]| b.windows(MARKER.len()).filter(|w| *w == MARKER).count();
             // Subscribed once the confirmation push `[subscribe, id, n]`
             // has come, as an SSE or gRPC subscriber is once its answer
             // has: counted before it, 10,000 subscribers connecting at
@@ -424,19 +453,16 @@ async fn subscriber(
                 }
             };
             connected.fetch_add(1, Ordering::Relaxed);
-            delivered.fetch_add(count(&head[at..]), Ordering::Relaxed);
+            // Each event is a push `[message, id, version, event]`.
+            let mut messages = Markers::new(b"+message\r\n");
+            delivered.fetch_add(messages.count(&head[at..]), Ordering::Relaxed);
             let mut buf = vec![0u8; 64 << 10];
-            let mut carry = (MARKER.len() - 1).min(head.len() - at);
-            buf[..carry].copy_from_slice(&head[head.len() - carry..]);
             while !done.load(Ordering::Relaxed) {
-                let n = s.read(&mut buf[carry..]).await.map_err(|e| e.to_string())?;
+                let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
                 if n == 0 {
                     break;
                 }
-                let end = carry + n;
-                delivered.fetch_add(count(&buf[..end]), Ordering::Relaxed);
-                carry = (MARKER.len() - 1).min(end);
-                buf.copy_within(end - carry..end, 0);
+                delivered.fetch_add(messages.count(&buf[..n]), Ordering::Relaxed);
             }
         }
     }
