@@ -327,16 +327,19 @@ impl Markers {
     /// The markers that end in `chunk`.
     fn count(&mut self, chunk: &[u8]) -> usize {
         let m = self.marker.len();
-        let mut edge = std::mem::take(&mut self.tail);
-        edge.extend_from_slice(&chunk[..chunk.len().min(m - 1)]);
         let matches = |b: &[u8]| b.windows(m).filter(|w| *w == self.marker).count();
-        let n = matches(&edge) + matches(chunk);
-        let end = if chunk.len() >= m - 1 {
-            chunk
+        // The tail and the start of `chunk` hold only the markers that
+        // straddle the two.
+        self.tail
+            .extend_from_slice(&chunk[..chunk.len().min(m - 1)]);
+        let n = matches(&self.tail) + matches(chunk);
+        if chunk.len() >= m - 1 {
+            self.tail.clear();
+            self.tail.extend_from_slice(&chunk[chunk.len() - (m - 1)..]);
         } else {
-            &edge[..]
-        };
-        self.tail = end[end.len().saturating_sub(m - 1)..].to_vec();
+            let cut = self.tail.len().saturating_sub(m - 1);
+            self.tail.drain(..cut);
+        }
         n
     }
 }
@@ -367,14 +370,17 @@ async fn subscriber(
     let Follow { stream, all, from } = follow;
     match via {
         Via::Sse => {
-            let url = match (all, from) {
-                (true, None) => format!("{url}/subscribe/all?prefix={stream}"),
-                (true, Some(f)) => format!("{url}/subscribe/all?prefix={stream}&from={f}"),
-                (false, None) => format!("{url}/subscribe/streams/{stream}"),
-                (false, Some(f)) => format!("{url}/subscribe/streams/{stream}?from={f}"),
+            let mut query: Vec<(&str, String)> =
+                from.map(|f| ("from", f.to_string())).into_iter().collect();
+            let url = if all {
+                query.push(("prefix", stream));
+                format!("{url}/subscribe/all")
+            } else {
+                format!("{url}/subscribe/streams/{stream}")
             };
             let mut r = reqwest::Client::new()
                 .get(url)
+                .query(&query)
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
@@ -443,12 +449,13 @@ async fn subscriber(
             // has: counted before it, 10,000 subscribers connecting at
             // once had the appends start while the daemon still set up
             // their subscriptions.
+            const SUBSCRIBED: &[u8] = b"+subscribe\r\n";
             let mut head = Vec::new();
             let at = loop {
                 if s.read_buf(&mut head).await.map_err(|e| e.to_string())? == 0 {
                     return Err("closed before subscribing".into());
                 }
-                if let Some(i) = head.windows(12).position(|w| w == b"+subscribe\r\n") {
+                if let Some(i) = head.windows(SUBSCRIBED.len()).position(|w| w == SUBSCRIBED) {
                     break i;
                 }
             };
@@ -668,7 +675,6 @@ fn apis() {
     }
 }
 
-/// The operator's load at each number of subscribers.
 /// A subscription from the start of a stream of 200,000 events (of about
 /// 256 bytes) over each API: events/s until the last has come.
 fn catch_ups() {
@@ -725,6 +731,7 @@ fn catch_ups() {
     }
 }
 
+/// The operator's load at each number of subscribers.
 fn loads() {
     let seconds = std::env::var("HYDRA_BENCH_SECONDS")
         .ok()
