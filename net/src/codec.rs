@@ -5,6 +5,7 @@
 
 use std::io;
 use std::marker::PhantomData;
+use std::sync::Mutex;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -12,8 +13,10 @@ use libp2p::request_response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::fetch::IN_FLIGHT;
 use crate::wire::{
-    BlocksRequest, BlocksResponse, MAX_REQUEST, MAX_RESPONSE, SyncRequest, SyncResponse,
+    BlocksRequest, BlocksResponse, MAX_BLOCKS_BYTES, MAX_REQUEST, MAX_RESPONSE, SyncRequest,
+    SyncResponse,
 };
 
 /// Reads and writes `Req` and `Resp` as bounded postcard messages.
@@ -51,31 +54,83 @@ pub fn decode_blocks_response(bytes: &[u8]) -> Result<BlocksResponse, postcard::
     postcard::from_bytes(bytes)
 }
 
+/// Receive buffers kept between messages: a catch-up reads answers of up
+/// to [`MAX_BLOCKS_BYTES`] one after another, [`IN_FLIGHT`] at a time, and
+/// a buffer grown afresh for each (doubling from nothing, every page new
+/// memory to fault in and every doubling a copy) was most of the copying
+/// and page faults of fetching a large object. An idle node keeps at most
+/// [`KEPT`] of them, each no larger than [`KEPT_BYTES`].
+static BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+const KEPT: usize = IN_FLIGHT;
+const KEPT_BYTES: usize = MAX_BLOCKS_BYTES + (1 << 20);
+/// The first read's size, and the least a buffer grows by.
+const CHUNK: usize = 64 << 10;
+
+/// A buffer from [`BUFFERS`], given back when dropped. Its bytes are all
+/// initialised (zeroed once when it grew), so reads go straight into it.
+struct Buffer(Vec<u8>);
+
+impl Buffer {
+    fn take() -> Buffer {
+        Buffer(lock_buffers().pop().unwrap_or_default())
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        let mut kept = lock_buffers();
+        if kept.len() < KEPT && buf.len() <= KEPT_BYTES {
+            kept.push(buf);
+        }
+    }
+}
+
+fn lock_buffers() -> std::sync::MutexGuard<'static, Vec<Vec<u8>>> {
+    // A buffer list is valid whatever a panic interrupted.
+    BUFFERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 async fn read<T, M>(io: &mut T, max: u64, what: &str) -> io::Result<M>
 where
     T: AsyncRead + Unpin + Send,
     M: DeserializeOwned,
 {
-    // Read in chunks rather than with `read_to_end`, which zeroes every
-    // stretch of the buffer it grows into: answers run to 16 MiB, and a
-    // catch-up reads one after another.
-    let mut io = io.take(max + 1);
-    let mut bytes = Vec::new();
-    let mut chunk = vec![0; 64 << 10];
+    read_into(&mut Buffer::take().0, io, max, what).await
+}
+
+/// Reads a message of at most `max` bytes into `buf` (whose bytes past
+/// what this message fills are left as they were) and decodes it.
+async fn read_into<T, M>(buf: &mut Vec<u8>, io: &mut T, max: u64, what: &str) -> io::Result<M>
+where
+    T: AsyncRead + Unpin + Send,
+    M: DeserializeOwned,
+{
+    // Read to the end, one byte past the bound at most: a message that
+    // reaches it is refused.
+    let limit = usize::try_from(max).unwrap_or(usize::MAX - 1) + 1;
+    let mut io = io.take(limit as u64);
+    let mut filled = 0;
     loop {
-        let n = io.read(&mut chunk).await?;
+        if filled == buf.len() {
+            if filled == limit {
+                break;
+            }
+            buf.resize((filled * 2).max(CHUNK).min(limit), 0);
+        }
+        let n = io.read(&mut buf[filled..]).await?;
         if n == 0 {
             break;
         }
-        bytes.extend_from_slice(&chunk[..n]);
+        filled += n;
     }
-    if bytes.len() as u64 > max {
+    if filled as u64 > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{what} is larger than {max} bytes"),
         ));
     }
-    postcard::from_bytes(&bytes)
+    postcard::from_bytes(&buf[..filled])
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}")))
 }
 
@@ -208,6 +263,49 @@ mod tests {
             "a request",
         ))
         .unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    /// One buffer, as the kept ones are used: a large answer grows it, a
+    /// smaller message after it decodes from its own bytes only, and the
+    /// bound holds however large the buffer already is.
+    #[test]
+    fn a_kept_buffer_reads_each_message_alone_and_within_its_bound() {
+        let read_blocks = |buf: &mut Vec<u8>, bytes: Vec<u8>, max: u64| {
+            futures::executor::block_on(read_into::<_, BlocksResponse>(
+                buf,
+                &mut futures::io::Cursor::new(bytes),
+                max,
+                "a response",
+            ))
+        };
+        let blocks = |sizes: &[usize]| {
+            BlocksResponse::V1(BlocksResponseV1::Blocks(
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| Block::Have(vec![i as u8 + 1; *n].into()))
+                    .collect(),
+            ))
+        };
+        let mut buf = Vec::new();
+        let large = blocks(&[1 << 20, 700_000, 1 << 20, 5]);
+        let bytes = postcard::to_allocvec(&large).unwrap();
+        assert_eq!(
+            read_blocks(&mut buf, bytes.clone(), MAX_RESPONSE).unwrap(),
+            large
+        );
+        assert!(buf.len() >= bytes.len());
+        let small = blocks(&[3]);
+        let bytes = postcard::to_allocvec(&small).unwrap();
+        assert_eq!(read_blocks(&mut buf, bytes, MAX_RESPONSE).unwrap(), small);
+        // Exactly at the bound is read; one byte past it is not, with a
+        // buffer already far larger than the bound.
+        let at = postcard::to_allocvec(&blocks(&[100])).unwrap();
+        let max = at.len() as u64;
+        assert_eq!(read_blocks(&mut buf, at, max).unwrap(), blocks(&[100]));
+        let past = postcard::to_allocvec(&blocks(&[101])).unwrap();
+        let err = read_blocks(&mut buf, past, max).unwrap_err();
         assert!(err.to_string().contains("larger than"), "{err}");
     }
 }
