@@ -84,21 +84,119 @@ impl RedbVolume {
         }
         {
             let mut table = txn.open_table(KV).map_err(err)?;
-            for op in batch.ops() {
-                match op {
-                    Op::Put { key, value } => {
-                        table
-                            .insert(key.as_slice(), value.as_slice())
-                            .map_err(err)?;
-                    }
-                    Op::Delete { key } => {
-                        table.remove(key.as_slice()).map_err(err)?;
-                    }
-                }
-            }
+            apply(&mut table, batch)?;
         }
         txn.commit().map_err(err)
     }
+}
+
+/// New keys of a batch that fall into one gap between stored keys go in
+/// through one cursor once together they hold this many bytes: half of
+/// redb's 4 KiB page (a shorter run packs no page fuller).
+const RUN_BYTES: usize = 2048;
+
+/// Applies `batch` in key order, each key's last op only (the same
+/// result as applying it in order). New keys that fall into one gap
+/// between stored keys and fill at least [`RUN_BYTES`] go in through one
+/// cursor, which packs them into full pages; every other op is a plain
+/// insert or remove.
+///
+/// Why: redb splits a full leaf in two halves, so keys appended in
+/// ascending order (the log's positions, one commit after another) leave
+/// every leaf half empty, and a reader of them pulls twice the pages from
+/// disk. A run spliced through a cursor is packed greedily instead.
+fn apply(
+    table: &mut redb::Table<&'static [u8], &'static [u8]>,
+    batch: &WriteBatch,
+) -> Result<(), VolumeError> {
+    let mut ops: Vec<&Op> = batch.ops().iter().collect();
+    // Stable: of the ops on one key, the last stays last.
+    ops.sort_by(|a, b| a.key().cmp(b.key()));
+    let mut last: Vec<&Op> = Vec::with_capacity(ops.len());
+    for op in ops {
+        match last.last_mut() {
+            Some(prev) if prev.key() == op.key() => *prev = op,
+            _ => last.push(op),
+        }
+    }
+    let mut i = 0;
+    while i < last.len() {
+        let (key, value) = match last[i] {
+            Op::Delete { key } => {
+                table.remove(key.as_slice()).map_err(err)?;
+                i += 1;
+                continue;
+            }
+            Op::Put { key, value } => (key, value),
+        };
+        let run = put_new_keys(table, &last[i..])?;
+        if run == 0 {
+            table
+                .insert(key.as_slice(), value.as_slice())
+                .map_err(err)?;
+            i += 1;
+        } else {
+            i += run;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the puts at the head of `ops` that are new keys, each smaller
+/// than [`RUN_BYTES`], falling into one gap (before the first stored key
+/// at or after the first of them): through one cursor when together they
+/// fill at least [`RUN_BYTES`], plainly otherwise. Returns how many it
+/// wrote; 0 when the first is large or overwrites a stored key (the
+/// caller writes it).
+fn put_new_keys(
+    table: &mut redb::Table<&'static [u8], &'static [u8]>,
+    ops: &[&Op],
+) -> Result<usize, VolumeError> {
+    // A pair of half a page or more gains nothing from packing: it ends
+    // a run, as a delete does.
+    let puts = ops.iter().map_while(|op| match op {
+        Op::Put { key, value } if key.len() + value.len() < RUN_BYTES => Some((key, value)),
+        _ => None,
+    });
+    // Without enough bytes before the run must end, skip the lookup of
+    // the gap.
+    if puts.clone().map(|(k, v)| k.len() + v.len()).sum::<usize>() < RUN_BYTES {
+        return Ok(0);
+    }
+    let Some((first, _)) = puts.clone().next() else {
+        return Ok(0);
+    };
+    let mut cursor = table
+        .lower_bound_mut(std::ops::Bound::Included(first.as_slice()))
+        .map_err(err)?;
+    let next: Option<Vec<u8>> = cursor
+        .peek_next()
+        .map_err(err)?
+        .map(|(k, _)| k.value().to_vec());
+    let in_gap = || {
+        puts.clone()
+            .take_while(|(k, _)| next.as_ref().is_none_or(|n| *k < n))
+    };
+    let bytes: usize = in_gap().map(|(k, v)| k.len() + v.len()).sum();
+    let mut n = 0;
+    if bytes >= RUN_BYTES {
+        for (key, value) in in_gap() {
+            cursor
+                .insert_before(key.as_slice(), value.as_slice())
+                .map_err(err)?;
+            n += 1;
+        }
+        cursor.close().map_err(err)?;
+    } else {
+        cursor.close().map_err(err)?;
+        for (key, value) in in_gap() {
+            table
+                .insert(key.as_slice(), value.as_slice())
+                .map_err(err)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 impl Volume for RedbVolume {
@@ -183,5 +281,44 @@ impl Volume for RedbVolume {
         // An empty commit with Immediate durability persists every earlier
         // Durability::None commit.
         self.write(&WriteBatch::new(), Durability::Immediate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+
+    /// Stored bytes over the bytes of the table's leaf pages (4 KiB each).
+    fn leaf_fill(volume: &RedbVolume) -> f64 {
+        let txn = volume.db.begin_read().unwrap();
+        let stats = txn.open_table(KV).unwrap().stats().unwrap();
+        stats.stored_bytes() as f64 / (stats.leaf_pages() * 4096) as f64
+    }
+
+    /// The log's shape: each commit appends a run of ascending keys (its
+    /// positions) and overwrites a few others (its streams' states). Plain
+    /// inserts leave every leaf of the run half empty (0.5 measured).
+    #[test]
+    fn keys_appended_in_runs_fill_their_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = RedbVolume::open(&dir.path().join("v.redb"), Durability::Eventual).unwrap();
+        for commit in 0..400u64 {
+            let mut batch = WriteBatch::new();
+            for i in 0..16u64 {
+                let mut key = b"ev/".to_vec();
+                key.extend((commit * 16 + i).to_be_bytes());
+                batch.put(format!("st/{i:02}"), commit.to_be_bytes());
+                batch.put(key, vec![7u8; 300]);
+            }
+            volume.commit(batch).unwrap();
+        }
+        let fill = leaf_fill(&volume);
+        assert!(fill > 0.75, "leaves {:.0}% full", fill * 100.0);
+        assert_eq!(
+            volume.get(b"st/15").unwrap(),
+            Some(399u64.to_be_bytes().to_vec())
+        );
     }
 }

@@ -239,6 +239,22 @@ fn op_strategy() -> impl Strategy<Value = ModelOp> {
     ]
 }
 
+/// Batches large enough to hold runs of new keys that fill half a page
+/// or more (which a redb volume writes through a cursor), among
+/// overwrites, deletes, repeated keys and values of a page or more.
+fn run_op_strategy() -> impl Strategy<Value = ModelOp> {
+    let key = (prop::sample::select(vec![1u8, 2]), 0u16..400)
+        .prop_map(|(p, n)| [&[p][..], &n.to_be_bytes()].concat());
+    let value = prop_oneof![
+        8 => prop::collection::vec(any::<u8>(), 0..400),
+        1 => prop::collection::vec(any::<u8>(), 2000..6000),
+    ];
+    prop_oneof![
+        6 => (key.clone(), value).prop_map(|(k, v)| ModelOp::Put(k, v)),
+        1 => key.prop_map(ModelOp::Delete),
+    ]
+}
+
 /// Random batches against a `BTreeMap` model, compared after each batch.
 fn matches_a_btreemap_model(
     vol: &dyn Volume,
@@ -375,6 +391,13 @@ macro_rules! conformance {
                     page in 1usize..5,
                 ) {
                     super::matches_a_btreemap_model(&*fresh().1, batches, page)?;
+                }
+
+                #[test]
+                fn matches_a_btreemap_model_with_runs(
+                    batches in prop::collection::vec(prop::collection::vec(run_op_strategy(), 0..60), 1..8),
+                ) {
+                    super::matches_a_btreemap_model(&*fresh().1, batches, 64)?;
                 }
             }
         }
