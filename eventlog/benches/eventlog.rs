@@ -6,8 +6,8 @@
 //! `HYDRA_BENCH_OPEN_EVENTS` sets the size of the store whose open time is
 //! measured (default 10,000,000; it takes a few minutes to build).
 //! `HYDRA_BENCH_ONLY` (a comma-separated list of `writers`, `batches`,
-//! `async`, `size` (with the reads of its store), `vault`, `interleaved`,
-//! `open`) runs only those sections, to iterate on one.
+//! `async`, `size` (with the reads of its store), `vault`, `interleaved`
+//! (with the bytes on disk of 64 streams appended in turn), `open`) runs only those sections, to iterate on one.
 
 use std::cell::OnceCell;
 use std::path::Path;
@@ -328,6 +328,7 @@ fn main() {
     }
     if section("interleaved") {
         interleaved(raw_scan());
+        turns_on_disk();
     }
     if section("open") {
         open_time();
@@ -577,6 +578,36 @@ fn interleaved(raw_scan: &Figure) {
         );
     }
     log.close().unwrap();
+}
+
+/// Bytes on disk of the shape most event-sourced applications write: 64
+/// streams appended in turn, one event each per commit, so that every
+/// bundle is sealed and compaction rewrites its events' `$all` entries.
+fn turns_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), DurabilityMode::None);
+    let ids: Vec<StreamId> = (0..64).map(|i| sid(format!("turn-{i}"))).collect();
+    let rounds = 1_000_000 / 64;
+    for r in 0..rounds {
+        let writes = ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                hydra_eventlog::StreamWrite::new(
+                    s.clone(),
+                    ExpectedVersion::Any,
+                    vec![event(r * 64 + i as u64)],
+                )
+            })
+            .collect();
+        log.append_multi(writes).unwrap();
+    }
+    let events = log.next_position();
+    log.close().unwrap();
+    println!(
+        "| bytes on disk per event, 64 streams appended in turn ({events} events, plain bucket) | {:.0} | | | | | the volume's file, closed |",
+        file_bytes_per_event(dir.path(), events)
+    );
 }
 
 /// Open time of a large store.

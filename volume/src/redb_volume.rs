@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::batch::check_key;
 use crate::{
@@ -90,21 +90,29 @@ impl RedbVolume {
     }
 }
 
-/// New keys of a batch that fall into one gap between stored keys go in
+/// A batch's small puts that fall into one gap between stored keys go in
 /// through one cursor once together they hold this many bytes: half of
-/// redb's 4 KiB page (a shorter run packs no page fuller).
+/// redb's 4 KiB page (a shorter run packs no page fuller). A pair this
+/// large or larger gains nothing from packing and is written plainly.
 const RUN_BYTES: usize = 2048;
 
+/// The fewest small puts in a row that are looked at as a run of
+/// overwrites.
+const OVERWRITE_RUN: usize = 8;
+
 /// Applies `batch` in key order, each key's last op only (the same
-/// result as applying it in order). New keys that fall into one gap
-/// between stored keys and fill at least [`RUN_BYTES`] go in through one
-/// cursor, which packs them into full pages; every other op is a plain
-/// insert or remove.
+/// result as applying it in order), packing runs of small puts into full
+/// pages: new keys that fall into one gap between stored keys, and
+/// overwrites of adjacent stored keys, once either holds [`RUN_BYTES`].
+/// Every other op is a plain insert or remove.
 ///
-/// Why: redb splits a full leaf in two halves, so keys appended in
-/// ascending order (the log's positions, one commit after another) leave
-/// every leaf half empty, and a reader of them pulls twice the pages from
-/// disk. A run spliced through a cursor is packed greedily instead.
+/// Why: redb splits a full leaf in two halves and never merges a leaf
+/// that an overwrite shrank. Keys appended in ascending order (the log's
+/// positions, one commit after another) left every leaf half empty, and
+/// the log's compaction, which overwrites its records with pointers a
+/// tenth their size, left leaves a tenth full: a reader pulled from disk
+/// and cached twice to ten times the pages. A run spliced through a
+/// cursor is packed greedily instead.
 fn apply(
     table: &mut redb::Table<&'static [u8], &'static [u8]>,
     batch: &WriteBatch,
@@ -121,53 +129,66 @@ fn apply(
     }
     let mut i = 0;
     while i < last.len() {
-        let (key, value) = match last[i] {
+        match last[i] {
             Op::Delete { key } => {
                 table.remove(key.as_slice()).map_err(err)?;
                 i += 1;
-                continue;
             }
-            Op::Put { key, value } => (key, value),
-        };
-        let run = put_new_keys(table, &last[i..])?;
-        if run == 0 {
-            table
-                .insert(key.as_slice(), value.as_slice())
-                .map_err(err)?;
-            i += 1;
-        } else {
-            i += run;
+            Op::Put { key, value } => {
+                let mut n = put_new_keys(table, &last[i..], RUN_BYTES)?;
+                if n == 0 && remove_overwritten_run(table, &last[i..])? {
+                    // However short: it packs the leaves the removal merged.
+                    n = put_new_keys(table, &last[i..], 0)?;
+                }
+                if n == 0 {
+                    table
+                        .insert(key.as_slice(), value.as_slice())
+                        .map_err(err)?;
+                    n = 1;
+                }
+                i += n;
+            }
         }
     }
     Ok(())
 }
 
-/// Writes the puts at the head of `ops` that are new keys, each smaller
-/// than [`RUN_BYTES`], falling into one gap (before the first stored key
-/// at or after the first of them): through one cursor when together they
-/// fill at least [`RUN_BYTES`], plainly otherwise. Returns how many it
-/// wrote; 0 when the first is large or overwrites a stored key (the
-/// caller writes it).
+/// The puts at the head of `ops` that may join a run: up to the first
+/// delete or large pair.
+fn small_puts<'a>(ops: &'a [&'a Op]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone {
+    ops.iter().map_while(|op| match op {
+        Op::Put { key, value } if key.len() + value.len() < RUN_BYTES => {
+            Some((key.as_slice(), value.as_slice()))
+        }
+        _ => None,
+    })
+}
+
+fn pair_bytes<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> usize {
+    pairs.map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// Writes the small puts at the head of `ops` that are new keys falling
+/// into one gap (before the first stored key at or after the first of
+/// them): through one cursor when together they hold at least
+/// `run_bytes`, plainly otherwise. Returns how many it wrote; 0 when the
+/// first is large or overwrites a stored key.
 fn put_new_keys(
     table: &mut redb::Table<&'static [u8], &'static [u8]>,
     ops: &[&Op],
+    run_bytes: usize,
 ) -> Result<usize, VolumeError> {
-    // A pair of half a page or more gains nothing from packing: it ends
-    // a run, as a delete does.
-    let puts = ops.iter().map_while(|op| match op {
-        Op::Put { key, value } if key.len() + value.len() < RUN_BYTES => Some((key, value)),
-        _ => None,
-    });
-    // Without enough bytes before the run must end, skip the lookup of
-    // the gap.
-    if puts.clone().map(|(k, v)| k.len() + v.len()).sum::<usize>() < RUN_BYTES {
-        return Ok(0);
-    }
+    let puts = small_puts(ops);
     let Some((first, _)) = puts.clone().next() else {
         return Ok(0);
     };
+    // Without enough bytes before the run must end, skip the lookup of
+    // the gap.
+    if pair_bytes(puts.clone()) < run_bytes {
+        return Ok(0);
+    }
     let mut cursor = table
-        .lower_bound_mut(std::ops::Bound::Included(first.as_slice()))
+        .lower_bound_mut(std::ops::Bound::Included(first))
         .map_err(err)?;
     let next: Option<Vec<u8>> = cursor
         .peek_next()
@@ -175,28 +196,63 @@ fn put_new_keys(
         .map(|(k, _)| k.value().to_vec());
     let in_gap = || {
         puts.clone()
-            .take_while(|(k, _)| next.as_ref().is_none_or(|n| *k < n))
+            .take_while(|(k, _)| next.as_deref().is_none_or(|n| *k < n))
     };
-    let bytes: usize = in_gap().map(|(k, v)| k.len() + v.len()).sum();
     let mut n = 0;
-    if bytes >= RUN_BYTES {
+    if pair_bytes(in_gap()) >= run_bytes {
         for (key, value) in in_gap() {
-            cursor
-                .insert_before(key.as_slice(), value.as_slice())
-                .map_err(err)?;
+            cursor.insert_before(key, value).map_err(err)?;
             n += 1;
         }
         cursor.close().map_err(err)?;
     } else {
         cursor.close().map_err(err)?;
         for (key, value) in in_gap() {
-            table
-                .insert(key.as_slice(), value.as_slice())
-                .map_err(err)?;
+            table.insert(key, value).map_err(err)?;
             n += 1;
         }
     }
     Ok(n)
+}
+
+/// When at least [`OVERWRITE_RUN`] small puts at the head of `ops`
+/// overwrite adjacent stored keys (none stored between them) whose
+/// entries hold at least [`RUN_BYTES`], removes those entries (redb
+/// merges the leaves the removal leaves sparse), so that the puts become
+/// new keys in one gap. Returns whether it did.
+fn remove_overwritten_run(
+    table: &mut redb::Table<&'static [u8], &'static [u8]>,
+    ops: &[&Op],
+) -> Result<bool, VolumeError> {
+    let puts = small_puts(ops);
+    let Some((first, _)) = puts.clone().next() else {
+        return Ok(false);
+    };
+    // Fewer overwrites are not worth the lookup of their neighbours.
+    if puts.clone().nth(OVERWRITE_RUN - 1).is_none() {
+        return Ok(false);
+    }
+    let (mut last, mut count, mut bytes) = (first, 0, 0);
+    {
+        let mut stored = table.range::<&[u8]>(first..).map_err(err)?;
+        for (key, _) in puts {
+            match stored.next().transpose().map_err(err)? {
+                Some((k, v)) if k.value() == key => {
+                    last = key;
+                    count += 1;
+                    bytes += key.len() + v.value().len();
+                }
+                _ => break,
+            }
+        }
+    }
+    if count < OVERWRITE_RUN || bytes < RUN_BYTES {
+        return Ok(false);
+    }
+    table
+        .retain_in::<&[u8], _>(first..=last, |_, _| false)
+        .map_err(err)?;
+    Ok(true)
 }
 
 impl Volume for RedbVolume {
@@ -299,7 +355,8 @@ mod tests {
 
     /// The log's shape: each commit appends a run of ascending keys (its
     /// positions) and overwrites a few others (its streams' states). Plain
-    /// inserts leave every leaf of the run half empty (0.5 measured).
+    /// inserts leave every leaf of the run half empty (0.53 measured;
+    /// packed, 0.81).
     #[test]
     fn keys_appended_in_runs_fill_their_pages() {
         let dir = tempfile::tempdir().unwrap();
@@ -319,6 +376,38 @@ mod tests {
         assert_eq!(
             volume.get(b"st/15").unwrap(),
             Some(399u64.to_be_bytes().to_vec())
+        );
+    }
+
+    /// The log's compaction: runs of adjacent entries overwritten with
+    /// values a tenth their size. Plain inserts keep every leaf they
+    /// shrank (0.09 full measured; packed, 0.75).
+    #[test]
+    fn entries_shrunk_in_runs_fill_their_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = RedbVolume::open(&dir.path().join("v.redb"), Durability::Eventual).unwrap();
+        let key = |n: u64| [&b"ev/"[..], &n.to_be_bytes()].concat();
+        for commit in 0..100u64 {
+            let mut batch = WriteBatch::new();
+            for i in 0..64 {
+                batch.put(key(commit * 64 + i), vec![7u8; 300]);
+            }
+            volume.commit(batch).unwrap();
+        }
+        for commit in 0..16u64 {
+            let mut batch = WriteBatch::new();
+            for i in 0..400 {
+                batch.put(key(commit * 400 + i), vec![1u8; 20]);
+            }
+            volume.commit(batch).unwrap();
+        }
+        let fill = leaf_fill(&volume);
+        assert!(fill > 0.6, "leaves {:.0}% full", fill * 100.0);
+        assert_eq!(volume.get(&key(6399)).unwrap(), Some(vec![1u8; 20]));
+        let volume: &dyn Volume = &volume;
+        assert_eq!(
+            volume.scan(KeyRange::all(), Direction::Forward).count(),
+            6400
         );
     }
 }
