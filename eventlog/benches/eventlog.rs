@@ -535,6 +535,18 @@ fn vault(raw1: &Figure, raw_batch: &Figure, raw_scan: &Figure) {
     );
 }
 
+/// One event to each of `streams` in one commit, numbered from `first`.
+fn one_each(log: &EventLog, streams: &[StreamId], first: u64) {
+    let writes = streams
+        .iter()
+        .zip(first..)
+        .map(|(s, n)| {
+            hydra_eventlog::StreamWrite::new(s.clone(), ExpectedVersion::Any, vec![event(n)])
+        })
+        .collect();
+    log.append_multi(writes).unwrap();
+}
+
 /// A projection catching up on `$all` over 10,000 interleaved streams.
 fn interleaved(raw_scan: &Figure) {
     let dir = tempfile::tempdir().unwrap();
@@ -545,18 +557,7 @@ fn interleaved(raw_scan: &Figure) {
     // across all 10,000 streams, round after round.
     for r in 0..rounds {
         for (c, chunk) in ids.chunks(100).enumerate() {
-            let writes = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    hydra_eventlog::StreamWrite::new(
-                        s.clone(),
-                        ExpectedVersion::Any,
-                        vec![event(r * streams + (c * 100 + i) as u64)],
-                    )
-                })
-                .collect();
-            log.append_multi(writes).unwrap();
+            one_each(&log, chunk, r * streams + c as u64 * 100);
         }
     }
     // The first 500,000 events (each stream's first 50, all on the edge:
@@ -589,18 +590,7 @@ fn turns_on_disk() {
     let ids: Vec<StreamId> = (0..64).map(|i| sid(format!("turn-{i}"))).collect();
     let rounds = 1_000_000 / 64;
     for r in 0..rounds {
-        let writes = ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                hydra_eventlog::StreamWrite::new(
-                    s.clone(),
-                    ExpectedVersion::Any,
-                    vec![event(r * 64 + i as u64)],
-                )
-            })
-            .collect();
-        log.append_multi(writes).unwrap();
+        one_each(&log, &ids, r * 64);
     }
     let events = log.next_position();
     log.close().unwrap();
