@@ -7,7 +7,8 @@
 //! measured (default 10,000,000; it takes a few minutes to build).
 //! `HYDRA_BENCH_ONLY` (a comma-separated list of `writers`, `batches`,
 //! `async`, `size` (with the reads of its store), `vault`, `interleaved`
-//! (with the bytes on disk of 64 streams appended in turn), `open`) runs only those sections, to iterate on one.
+//! (with the bytes on disk of 64 streams appended in turn), `open`) runs
+//! only those sections, to iterate on one.
 
 use std::cell::OnceCell;
 use std::path::Path;

@@ -380,7 +380,7 @@ mod tests {
     }
 
     /// The log's compaction: runs of adjacent entries overwritten with
-    /// values a tenth their size. Plain inserts keep every leaf they
+    /// values a fifteenth their size. Plain inserts keep every leaf they
     /// shrank (0.09 full measured; packed, 0.75).
     #[test]
     fn entries_shrunk_in_runs_fill_their_pages() {
