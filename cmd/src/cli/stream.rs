@@ -168,13 +168,19 @@ pub fn open(ctx: &Ctx) -> Result<EventLog> {
     open_with(ctx, ctx.key()?.as_ref())
 }
 
-/// The data directory's event log, its buckets that `key` opens unlocked.
+/// The data directory's event log, its buckets that `key` opens unlocked
+/// before the log opens (so that opening reads them), and what those
+/// buckets held blind indexed (so that it reads as any other stream).
 pub fn open_with(ctx: &Ctx, key: Option<&hydra_bucket::Key>) -> Result<EventLog> {
     let store = ctx.store()?;
     if let Some(key) = key {
         store.unlock_with(key)?;
     }
-    Ok(EventLog::open(store, Options::default())?)
+    let log = EventLog::open(store, Options::default())?;
+    if let Some(key) = key {
+        log.unlock_with(key)?;
+    }
+    Ok(log)
 }
 
 /// Whose key a proof is checked against when `--signer` is not given:

@@ -486,3 +486,65 @@ fn a_whole_store_backs_up_to_one_file_and_restores_into_an_empty_directory() {
         "{err}"
     );
 }
+
+/// A backup of an encrypted bucket's stream restored without its key is
+/// held blind (no marker on disk, reads refused naming the bucket); the
+/// key given to any later command (`--key-file`) indexes it, and it reads
+/// as on the writer.
+#[test]
+fn a_blind_restore_reads_once_a_command_is_given_the_key() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = a.path().join("vault.key");
+    let key = key.to_str().unwrap();
+    ok(
+        a.path(),
+        &[
+            "bucket",
+            "create",
+            "vault",
+            "--compress",
+            "zstd",
+            "--encrypt",
+            "--key-file",
+            key,
+        ],
+    );
+    for i in 0..3 {
+        ok(
+            a.path(),
+            &[
+                "stream",
+                "append",
+                "patient-1",
+                "--bucket",
+                "vault",
+                "--key-file",
+                key,
+                "-t",
+                "Admitted",
+                "-d",
+                &format!("{{\"ward\":\"MARKER-{i}\"}}"),
+            ],
+        );
+    }
+    let file = a.path().join("backup.car");
+    ok(a.path(), &["export", "--all", "-o", file.to_str().unwrap()]);
+    ok(b.path(), &["import", file.to_str().unwrap()]);
+    for f in crate::walk(b.path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(7).any(|w| w == b"MARKER-"),
+            "{} holds a marker",
+            f.display()
+        );
+    }
+    let err = fails(b.path(), &["stream", "read", "patient-1"]);
+    assert!(
+        err.contains("bucket vault is encrypted and this peer has no key"),
+        "{err}"
+    );
+    let read = ["stream", "read", "patient-1", "--key-file", key];
+    assert_eq!(ok(b.path(), &read), ok(a.path(), &read));
+    // Indexed now: it reads without the key being given again to open it.
+    assert!(ok(b.path(), &["stream", "ls"]).starts_with("patient-1\t2\tvault"));
+}
