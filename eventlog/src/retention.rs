@@ -21,12 +21,17 @@ use crate::writer::now_ms;
 use crate::{Error, EventLog, StreamId};
 
 /// What a scavenge removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScavengeReport {
     pub streams: u64,
     pub events: u64,
     pub bytes: u64,
+    /// Encrypted buckets whose streams it passed over, having no key for
+    /// them (it reads what it removes: ids to unindex, timestamps for
+    /// `max_age`); the streams of every other bucket are scavenged.
+    #[serde(default)]
+    pub locked: Vec<String>,
 }
 
 impl EventLog {
@@ -49,6 +54,14 @@ impl EventLog {
             })
             .collect::<Result<_, Error>>()?;
         for (stream, st) in states {
+            let bucket = self.inner.buckets.get(st.bucket)?;
+            if !bucket.readable() {
+                let name = bucket.config().id.to_string();
+                if self.may_remove(&st) && !report.locked.contains(&name) {
+                    report.locked.push(name);
+                }
+                continue;
+            }
             let upto = self.removable(&st)?;
             if upto <= st.scavenged_before {
                 continue;
@@ -84,6 +97,15 @@ impl EventLog {
         let removed = self.remove_versions(st, st.scavenged_before, upto)?;
         self.mark_scavenged(stream, upto)?;
         Ok(removed)
+    }
+
+    /// Whether the stream may have events to remove, as far as its state
+    /// tells without reading them.
+    fn may_remove(&self, st: &StreamState) -> bool {
+        st.replica.is_none()
+            && (st.deletion == Deletion::Hard && st.length > st.scavenged_before
+                || st.first_visible() > st.scavenged_before
+                || st.metadata.max_age.is_some())
     }
 
     /// One past the last version of the stream that may be removed.

@@ -349,6 +349,11 @@ pub async fn run<S: EventStore>(store: &S, cmd: StreamCmd) -> Result<ExitCode> {
                 output::human(r.bytes),
                 r.streams
             )?;
+            for bucket in &r.locked {
+                eprintln!(
+                    "hydra: skipping the streams of encrypted bucket {bucket} (no key for it here)"
+                );
+            }
         }
         StreamCmd::Reindex => {
             let r = store.reindex().await?;

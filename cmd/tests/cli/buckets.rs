@@ -142,6 +142,38 @@ fn encrypted_buckets_need_their_key_and_keep_plaintext_off_disk() {
     let gc = run(d, &["gc"], b"");
     assert!(gc.status.success());
     assert!(String::from_utf8_lossy(&gc.stderr).contains("skipping encrypted bucket vault"));
+    // So does a scavenge, which still does the other buckets' streams.
+    for (stream, bucket) in [("chart", "vault"), ("notes", "default")] {
+        ok(
+            d,
+            &[
+                "stream",
+                "append",
+                stream,
+                "-t",
+                "Note",
+                "-d",
+                "{}",
+                "--bucket",
+                bucket,
+                "--key-file",
+                key_s,
+            ],
+        );
+        ok(d, &["stream", "delete", stream, "--hard"]);
+    }
+    let scavenge = run(d, &["stream", "scavenge"], b"");
+    assert!(scavenge.status.success());
+    let out = String::from_utf8_lossy(&scavenge.stdout);
+    assert!(
+        out.starts_with("scavenged 1 events (") && out.ends_with(" from 1 streams\n"),
+        "{out}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&scavenge.stderr),
+        "hydra: skipping the streams of encrypted bucket vault (no key for it here)\n"
+    );
+    assert!(ok(d, &["stream", "scavenge", "--key-file", key_s]).starts_with("scavenged 1 events"));
 }
 
 #[test]

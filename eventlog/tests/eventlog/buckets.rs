@@ -1015,3 +1015,49 @@ fn volume_verify_reports_a_bundle_tree_that_is_missing_or_out_of_place() {
         vec!["stream tree-1 has 1 sealed bundles and no bundle tree links them".to_string()]
     );
 }
+
+/// A scavenge without an encrypted bucket's key passes over that
+/// bucket's streams, names the bucket, and scavenges every other one;
+/// given the key, it scavenges those too.
+#[test]
+fn a_scavenge_without_a_key_passes_over_its_bucket_and_does_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::from_bytes([3; 32]);
+    let log = open_with_vault(dir.path(), Some(&key), vec![]);
+    let events = |n: u64| (0..n).map(|i| ev("Note", &format!("{i}"))).collect();
+    log.write(in_bucket("patient-1", "vault", events(5)))
+        .unwrap();
+    log.append(&sid("public-1"), ExpectedVersion::Any, events(4))
+        .unwrap();
+    let truncate = StreamMetadata {
+        truncate_before: Some(2),
+        ..StreamMetadata::default()
+    };
+    for s in ["patient-1", "public-1"] {
+        log.set_metadata(&sid(s), truncate.clone()).unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+
+    let blind = open_with_vault(dir.path(), None, vec![]);
+    let r = blind.scavenge().unwrap();
+    assert_eq!((r.streams, r.events), (1, 2), "{r:?}");
+    assert_eq!(r.locked, ["vault"]);
+    blind.close().unwrap();
+    drop(blind);
+
+    let log = open_with_vault(dir.path(), Some(&key), vec![]);
+    let r = log.scavenge().unwrap();
+    assert_eq!((r.streams, r.events), (1, 2), "{r:?}");
+    assert!(r.locked.is_empty());
+    let read = read_all_of(&log, &sid("patient-1"));
+    assert_eq!(
+        read.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [2, 3, 4]
+    );
+    log.close().unwrap();
+    drop(log);
+    // Nothing left to remove: a scavenge without the key names no bucket.
+    let blind = open_with_vault(dir.path(), None, vec![]);
+    assert!(blind.scavenge().unwrap().locked.is_empty());
+}
