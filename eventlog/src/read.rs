@@ -32,6 +32,11 @@ pub struct StreamInfo {
     /// The bucket that holds the stream's events; `None` once it was
     /// removed (possible only for a stream deleted and scavenged to its end).
     pub bucket: Option<hydra_bucket::BucketName>,
+    /// Held blind: its bucket is encrypted and this store has no key, so
+    /// it keeps, verifies and serves the stream but cannot read it (its
+    /// version is the writer's signed one).
+    #[serde(default)]
+    pub blind: bool,
 }
 
 impl EventLog {
@@ -278,27 +283,58 @@ impl EventLog {
     }
 
     /// Streams whose id starts with `prefix`, ordered by id, deleted ones
-    /// included (and marked).
+    /// and those held blind included (and marked).
     pub fn list_streams(
         &self,
         prefix: &str,
     ) -> impl Iterator<Item = Result<StreamInfo, Error>> + use<> {
         let log = self.clone();
-        self.stream_states(prefix).map(move |state| {
-            let (stream, st) = state?;
-            Ok(StreamInfo {
-                stream,
-                version: st.exists().then(|| st.length - 1),
-                deleted: st.deletion != Deletion::None,
-                tombstoned: st.deletion == Deletion::Hard,
-                bucket: log
-                    .inner
-                    .buckets
-                    .get(st.bucket)
-                    .ok()
-                    .map(|b| b.name().clone()),
+        let mut indexed = self
+            .stream_states(prefix)
+            .map(move |state| {
+                let (stream, st) = state?;
+                Ok(StreamInfo {
+                    stream,
+                    version: st.exists().then(|| st.length - 1),
+                    deleted: st.deletion != Deletion::None,
+                    tombstoned: st.deletion == Deletion::Hard,
+                    bucket: log
+                        .inner
+                        .buckets
+                        .get(st.bucket)
+                        .ok()
+                        .map(|b| b.name().clone()),
+                    blind: false,
+                })
             })
-        })
+            .peekable();
+        let (blind, failed) = match self.blind_listing(prefix) {
+            Ok(held) => (held, None),
+            Err(e) => (Vec::new(), Some(Err(e))),
+        };
+        let mut blind = blind.into_iter().peekable();
+        // The two lists, each by id, merged.
+        let merged = std::iter::from_fn(move || {
+            let blind_first = match (indexed.peek(), blind.peek()) {
+                (Some(Ok(i)), Some((_, b))) => b.stream < i.stream,
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if !blind_first {
+                return indexed.next();
+            }
+            blind.next().map(|(bucket, held)| {
+                Ok(StreamInfo {
+                    stream: held.stream,
+                    version: held.length.checked_sub(1),
+                    deleted: false,
+                    tombstoned: false,
+                    bucket: Some(bucket),
+                    blind: true,
+                })
+            })
+        });
+        failed.into_iter().chain(merged)
     }
 
     /// The states of the streams whose id starts with `prefix`, ordered

@@ -552,10 +552,26 @@ impl EventLog {
     /// The streams that buckets here hold blind, with their lengths (the
     /// signed ones held).
     pub fn blind_streams(&self) -> Result<Vec<HeldStream>, Error> {
+        Ok(self
+            .blind_listing("")?
+            .into_iter()
+            .map(|(_, h)| h)
+            .collect())
+    }
+
+    /// The streams whose id starts with `prefix` that buckets here hold
+    /// blind, by id, each with its bucket.
+    pub(crate) fn blind_listing(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(BucketName, HeldStream)>, Error> {
         let mut out = Vec::new();
         for config in self.inner.buckets.store().buckets()? {
-            out.extend(blind_in(&*self.inner.buckets.get(config.num())?)?);
+            let bucket = self.inner.buckets.get(config.num())?;
+            let held = blind_in(&bucket, prefix)?;
+            out.extend(held.into_iter().map(|h| (config.id.clone(), h)));
         }
+        out.sort_by(|a, b| a.1.stream.cmp(&b.1.stream));
         Ok(out)
     }
 
@@ -577,7 +593,7 @@ impl EventLog {
                 });
             }
         }
-        out.extend(blind_in(&bucket)?);
+        out.extend(blind_in(&bucket, "")?);
         Ok(out)
     }
 
@@ -671,10 +687,10 @@ fn blind_root_prefix(prefix: &str) -> String {
     format!("stream/{prefix}")
 }
 
-/// The streams `bucket` holds blind.
-fn blind_in(bucket: &Bucket) -> Result<Vec<HeldStream>, Error> {
+/// The streams whose id starts with `prefix` that `bucket` holds blind.
+fn blind_in(bucket: &Bucket, prefix: &str) -> Result<Vec<HeldStream>, Error> {
     let mut out = Vec::new();
-    for root in bucket.roots(&blind_root_prefix("")) {
+    for root in bucket.roots(&blind_root_prefix(prefix)) {
         let (_, r) = root?;
         if let Some(block) = bucket.get_stored(&r)? {
             let head = decode_root(&block)?.0.stored.head;

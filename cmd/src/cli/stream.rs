@@ -274,7 +274,9 @@ pub async fn run<S: EventStore>(store: &S, cmd: StreamCmd) -> Result<ExitCode> {
                 output::json(&all)?;
             } else {
                 for s in all {
-                    let state = if s.tombstoned {
+                    let state = if s.blind {
+                        "blind (no key)"
+                    } else if s.tombstoned {
                         "tombstoned"
                     } else if s.deleted {
                         "deleted"
