@@ -558,11 +558,32 @@ impl AllEvents {
         let mut covered: Option<u64> = None;
         let mut open = None;
         let mut scavenged = std::collections::HashMap::new();
+        // Whether each stream met on this page is one the filter's prefix
+        // takes, by number.
+        let mut taken = std::collections::HashMap::new();
         for (k, v) in page {
             let position = layout::pos_of_log_key(&k).ok_or_else(|| Error::Corrupt {
                 what: "log key".into(),
                 reason: format!("{} bytes", k.len()),
             })?;
+            // Another stream's event is passed over before it is read: it
+            // may be in a bucket this store has no key for.
+            if let Some(prefix) = &self.filter.stream_prefix {
+                let (num, _, _) = layout::LogEntry::peek(&v)?;
+                let take = match taken.get(&num) {
+                    Some(take) => *take,
+                    None => {
+                        let name = self.log.inner.volume.get(&layout::name_key(num))?;
+                        // A stream without a name is read, to say what is wrong.
+                        let take = name.is_none_or(|n| n.starts_with(prefix.as_bytes()));
+                        taken.insert(num, take);
+                        take
+                    }
+                };
+                if !take {
+                    continue;
+                }
+            }
             if covered.is_some_and(|c| {
                 if forward {
                     position <= c

@@ -1061,3 +1061,48 @@ fn a_scavenge_without_a_key_passes_over_its_bucket_and_does_the_rest() {
     let blind = open_with_vault(dir.path(), None, vec![]);
     assert!(blind.scavenge().unwrap().locked.is_empty());
 }
+
+/// `$all` filtered to a prefix reads without the key of a bucket whose
+/// streams the prefix leaves out (their events are passed over unread),
+/// sealed bundles and the open edge alike, both ways; what takes them in
+/// needs the key.
+#[test]
+fn all_filtered_to_other_streams_reads_without_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::from_bytes([4; 32]);
+    let log = open_with_vault(dir.path(), Some(&key), vec![]);
+    for i in 0..300 {
+        log.write(in_bucket("patient-1", "vault", vec![ev("Secret", "{}")]))
+            .unwrap();
+        let batch = (0..2)
+            .map(|j| ev("Plain", &format!("{}", 2 * i + j)))
+            .collect();
+        log.append(&sid("public-1"), ExpectedVersion::Any, batch)
+            .unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+
+    let blind = open_with_vault(dir.path(), None, vec![]);
+    let filter = |prefix: &str| AllFilter {
+        stream_prefix: Some(prefix.into()),
+        event_types: vec![],
+    };
+    let read = |prefix: &str, direction| {
+        blind
+            .read_all(None, u64::MAX, direction, filter(prefix))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let forward = read("public-", Direction::Forward).unwrap();
+    let versions: Vec<u64> = forward.iter().map(|e| e.version).collect();
+    assert_eq!(versions, (0..600).collect::<Vec<_>>());
+    let backward = read("public-", Direction::Backward).unwrap();
+    assert!(backward.iter().rev().map(|e| e.version).eq(0..600));
+    for prefix in ["patient-", ""] {
+        let err = read(prefix, Direction::Forward).unwrap_err();
+        assert!(
+            matches!(&err, Error::Bucket(e) if matches!(**e, hydra_bucket::BucketError::KeyRequired(_))),
+            "{prefix:?}: {err}"
+        );
+    }
+}
