@@ -19,7 +19,8 @@ use crate::{
     AppendResult, DurabilityMode, Error, ExpectedVersion, NewEvent, StreamId, StreamMetadata,
 };
 
-/// The bucket that holds snapshots.
+/// The bucket that held snapshots before they moved into their stream's
+/// bucket (see the `snapshot` module), read for those still there.
 pub const SNAPSHOT_BUCKET: &str = "eventlog";
 
 /// How to open an event log.

@@ -1,14 +1,25 @@
 //! Snapshots: a stream's folded state at a version, stored as a block so
 //! that a reader can start there instead of at version 0.
 //!
-//! Each snapshot is a node block in the `eventlog` bucket, named by the
-//! root `snap/<stream number>/<version>`: the root keeps it through GC,
-//! and deleting the stream removes its roots, so the next `gc` frees the
-//! blocks (a snapshot never outlives its stream).
+//! Each snapshot is a node block in the stream's own bucket, under its
+//! transforms (a snapshot folds the stream's events: in an encrypted
+//! bucket it is as secret as they are, and needs the same key), named by
+//! the root `snap/<stream number>/<version>`: the root keeps it through
+//! GC, and deleting the stream removes its roots, so the next `gc` frees
+//! the blocks (a snapshot never outlives its stream).
+//!
+//! Snapshots saved before they moved into the stream's bucket are in the
+//! `eventlog` bucket, plain, under the same roots: they are listed, loaded
+//! and deleted as before, and saving one at the same version replaces it
+//! in the stream's bucket.
+
+use std::collections::BTreeMap;
 
 use hydra_block::{Kind, Node, Ref};
+use hydra_bucket::Bucket;
 use serde::{Deserialize, Serialize};
 
+use crate::layout::StreamState;
 use crate::writer::now_ms;
 use crate::{Error, EventLog, StreamId};
 
@@ -68,29 +79,31 @@ impl EventLog {
             metadata,
             timestamp: now_ms(),
         };
-        let bucket = &self.inner.snapshots;
+        let bucket = self.inner.buckets.get(st.bucket)?;
         let r = bucket.put_node(&Node {
             kind: SNAPSHOT,
             links: Vec::new(),
             body: snapshot,
         })?;
-        bucket.set_root(&root_name(st.num, version), r)?;
+        let name = root_name(st.num, version);
+        bucket.set_root(&name, r)?;
+        self.inner.snapshots.remove_root(&name)?;
         Ok(r)
     }
 
     /// The latest snapshot at or before version `at` (any, when `None`).
     pub fn load_snapshot(&self, stream: &StreamId, at: Option<u64>) -> Result<Snapshot, Error> {
         let st = self.readable(stream)?;
-        let found = self
-            .snapshots(st.num)?
+        let (found, bucket) = self
+            .stored_snapshots(&st)?
             .into_iter()
             .rev()
-            .find(|s| at.is_none_or(|a| s.version <= a))
+            .find(|(s, _)| at.is_none_or(|a| s.version <= a))
             .ok_or_else(|| Error::SnapshotNotFound {
                 stream: stream.clone(),
                 at,
             })?;
-        let bytes = self.inner.snapshots.get(&found.reference)?;
+        let bytes = bucket.get(&found.reference)?;
         Ok(Node::<Snapshot>::decode(SNAPSHOT, &bytes)
             .map_err(|e| Error::Corrupt {
                 what: format!("snapshot {}", found.reference),
@@ -102,16 +115,22 @@ impl EventLog {
     /// A stream's snapshots, oldest first.
     pub fn list_snapshots(&self, stream: &StreamId) -> Result<Vec<SnapshotInfo>, Error> {
         let st = self.readable(stream)?;
-        self.snapshots(st.num)
+        Ok(self
+            .stored_snapshots(&st)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect())
     }
 
     /// Deletes the snapshot at `version`; returns whether there was one.
     pub fn delete_snapshot(&self, stream: &StreamId, version: u64) -> Result<bool, Error> {
         let st = self.readable(stream)?;
-        Ok(self
-            .inner
-            .snapshots
-            .remove_root(&root_name(st.num, version))?)
+        let name = root_name(st.num, version);
+        let mut deleted = false;
+        for bucket in self.snapshot_buckets(&st)? {
+            deleted |= bucket.remove_root(&name)?;
+        }
+        Ok(deleted)
     }
 
     /// Deletes every snapshot of the stream; returns how many.
@@ -119,28 +138,42 @@ impl EventLog {
         let Some(st) = self.state(stream)? else {
             return Ok(0);
         };
-        let all = self.snapshots(st.num)?;
-        for s in &all {
-            self.inner
-                .snapshots
-                .remove_root(&root_name(st.num, s.version))?;
+        let all = self.stored_snapshots(&st)?;
+        for (s, bucket) in &all {
+            bucket.remove_root(&root_name(st.num, s.version))?;
         }
         Ok(all.len())
     }
 
-    fn snapshots(&self, num: u64) -> Result<Vec<SnapshotInfo>, Error> {
-        let p = prefix(num);
-        self.inner
-            .snapshots
-            .roots(&p)
-            .map(|r| {
+    /// The buckets a stream's snapshots may be in: its own (when it
+    /// still exists: a stream deleted and scavenged to its end may
+    /// outlive it), then the `eventlog` bucket.
+    fn snapshot_buckets(&self, st: &StreamState) -> Result<Vec<Bucket>, Error> {
+        let own = self.inner.store.bucket_by_num(st.bucket)?;
+        Ok(own
+            .into_iter()
+            .chain([self.inner.snapshots.clone()])
+            .collect())
+    }
+
+    /// A stream's snapshots, oldest first, each with the bucket that holds
+    /// it (the stream's own, where a version is in both).
+    fn stored_snapshots(&self, st: &StreamState) -> Result<Vec<(SnapshotInfo, Bucket)>, Error> {
+        let p = prefix(st.num);
+        let mut found = BTreeMap::new();
+        for bucket in self.snapshot_buckets(st)?.into_iter().rev() {
+            for r in bucket.roots(&p) {
                 let (name, reference) = r?;
                 let version = name[p.len()..].parse().map_err(|_| Error::Corrupt {
                     what: format!("snapshot root {name:?}"),
                     reason: "no version".into(),
                 })?;
-                Ok(SnapshotInfo { version, reference })
-            })
-            .collect()
+                found.insert(
+                    version,
+                    (SnapshotInfo { version, reference }, bucket.clone()),
+                );
+            }
+        }
+        Ok(found.into_values().collect())
     }
 }
