@@ -37,7 +37,8 @@
 //! when the bucket is. What stays readable without the key is what the
 //! keys and the fixed fields show: stream ids and numbers, versions,
 //! positions, the bucket, each record's sealed size and its Merkle leaf
-//! hash (a BLAKE3 hash of the record, which reveals nothing of it).
+//! hash (a BLAKE3 hash of the record, which reveals nothing of it), and
+//! the ids clients chose for their events (`eid-0/` keys).
 //!
 //! The first layout (`log-0/` plain records by position, `st-0/` states
 //! without a bucket; `sv-0/` as now) is migrated when a log is opened
