@@ -1,7 +1,8 @@
 //! Snapshots: a stream's folded state at a version, stored as a block so
 //! that a reader can start there instead of at version 0.
 //!
-//! Each snapshot is a node block in the stream's own bucket, under its
+//! Each snapshot is a block in the stream's own bucket (a node's bytes,
+//! stored as a raw block since it links nothing), under its
 //! transforms (a snapshot folds the stream's events: in an encrypted
 //! bucket it is as secret as they are, and needs the same key), named by
 //! the root `snap/<stream number>/<version>`: the root keeps it through
@@ -15,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use hydra_block::{Kind, Node, Ref};
+use hydra_block::{Codec, Kind, Node, Ref};
 use hydra_bucket::Bucket;
 use serde::{Deserialize, Serialize};
 
@@ -80,11 +81,15 @@ impl EventLog {
             timestamp: now_ms(),
         };
         let bucket = self.inner.buckets.get(st.bucket)?;
-        let r = bucket.put_node(&Node {
+        // A node's bytes in a raw block: it links nothing, and a collection
+        // without the key keeps a raw root as it is, where it would refuse
+        // a sealed node it cannot follow.
+        let node = Node {
             kind: SNAPSHOT,
             links: Vec::new(),
             body: snapshot,
-        })?;
+        };
+        let r = bucket.put(Codec::Raw, &node.encode())?;
         let name = root_name(st.num, version);
         bucket.set_root(&name, r)?;
         self.inner.snapshots.remove_root(&name)?;

@@ -85,6 +85,14 @@ fn a_snapshot_is_as_secret_as_its_stream() {
         err.to_string().contains("bucket vault is encrypted"),
         "{err}"
     );
+    // A collection without the key keeps it.
+    let collected = blind
+        .store()
+        .bucket(&crate::buckets::bucket("vault"), None)
+        .unwrap()
+        .gc()
+        .unwrap();
+    assert_eq!((collected.freed, collected.kept), (0, 1));
     blind.close().unwrap();
     drop(blind);
 
