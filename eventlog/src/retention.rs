@@ -54,10 +54,14 @@ impl EventLog {
             })
             .collect::<Result<_, Error>>()?;
         for (stream, st) in states {
+            // Its bucket may be gone (a stream scavenged to its end).
+            if !self.may_remove(&st) {
+                continue;
+            }
             let bucket = self.inner.buckets.get(st.bucket)?;
             if !bucket.readable() {
                 let name = bucket.config().id.to_string();
-                if self.may_remove(&st) && !report.locked.contains(&name) {
+                if !report.locked.contains(&name) {
                     report.locked.push(name);
                 }
                 continue;
@@ -103,7 +107,8 @@ impl EventLog {
     /// tells without reading them.
     fn may_remove(&self, st: &StreamState) -> bool {
         st.replica.is_none()
-            && (st.deletion == Deletion::Hard && st.length > st.scavenged_before
+            && st.scavenged_before < st.length
+            && (st.deletion == Deletion::Hard
                 || st.first_visible() > st.scavenged_before
                 || st.metadata.max_age.is_some())
     }

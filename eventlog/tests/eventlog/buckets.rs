@@ -752,6 +752,8 @@ fn a_bucket_holding_events_is_not_removed() {
     let info = log.list_streams("").next().unwrap().unwrap();
     assert!(info.tombstoned);
     assert_eq!(info.bucket, None);
+    // A scavenge passes over the stream its bucket went with.
+    assert_eq!(log.scavenge().unwrap().events, 0);
     // The default bucket, and any other, still take new streams.
     log.append(&sid("order-1"), ExpectedVersion::Any, vec![ev("T", "{}")])
         .unwrap();
